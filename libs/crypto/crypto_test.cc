@@ -1,0 +1,89 @@
+#include <gtest/gtest.h>
+
+#include "base/encoding.h"
+#include "crypto/aead.h"
+#include "crypto/digest.h"
+#include "crypto/kdf.h"
+#include "crypto/keys.h"
+#include "crypto/random.h"
+#include "crypto/signature.h"
+#include "crypto/x509.h"
+
+namespace vouch::crypto {
+namespace {
+
+TEST(Digest, Sha256KnownAnswer) {
+  EXPECT_EQ(HexEncode(Sha256(std::string_view("abc"))),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  Sha256Hasher h;
+  h.Update(std::string_view("a"));
+  h.Update(std::string_view("bc"));
+  EXPECT_EQ(h.Finish(), Sha256(std::string_view("abc")));
+}
+
+TEST(Aead, RoundTripAndTamperDetection) {
+  auto key = RandomSecret(32);
+  auto sealed = Aes256GcmSeal(key.span(), AsBytes("secret key material"), AsBytes("zone:1"));
+  ASSERT_TRUE(sealed.ok());
+  auto opened = Aes256GcmOpen(key.span(), *sealed, AsBytes("zone:1"));
+  ASSERT_TRUE(opened.ok());
+  EXPECT_EQ(opened->view(), "secret key material");
+  EXPECT_FALSE(Aes256GcmOpen(key.span(), *sealed, AsBytes("zone:2")).ok());
+  auto flipped = *sealed;
+  flipped[14] ^= 1;
+  EXPECT_EQ(Aes256GcmOpen(key.span(), flipped, AsBytes("zone:1")).status().reason(), "decrypt_failed");
+  EXPECT_FALSE(Aes256GcmOpen(key.span(), std::vector<uint8_t>(10), {}).ok());
+}
+
+TEST(Kdf, PasswordHashVerifies) {
+  ScryptParams fast{1 << 10, 8, 1};
+  auto h = HashPassword("correct horse", fast);
+  ASSERT_TRUE(h.ok());
+  EXPECT_TRUE(VerifyPassword("correct horse", *h));
+  EXPECT_FALSE(VerifyPassword("correct horsf", *h));
+  EXPECT_FALSE(VerifyPassword("correct horse", "scrypt$1$1$1$x$y"));
+  EXPECT_FALSE(VerifyPassword("x", "garbage"));
+}
+
+TEST(Keys, P256SignVerifyAndRawPoints) {
+  auto key = GenerateP256();
+  ASSERT_TRUE(key.ok());
+  EXPECT_EQ(DescribeKey(key->get()), "EC P-256");
+  auto sig = Sign(key->get(), AsBytes("hello"));
+  ASSERT_TRUE(sig.ok());
+  EXPECT_TRUE(Verify(key->get(), AsBytes("hello"), *sig));
+  EXPECT_FALSE(Verify(key->get(), AsBytes("hellp"), *sig));
+  auto raw = EcdsaDerToRaw(*sig, 32);
+  ASSERT_TRUE(raw.ok());
+  auto point = EcPublicPointEncoded(key->get());
+  ASSERT_TRUE(point.ok());
+  ASSERT_EQ(point->size(), 65u);
+  auto pub = EcPublicKeyFromRaw(std::span<const uint8_t>(*point).subspan(1), NID_X9_62_prime256v1);
+  ASSERT_TRUE(pub.ok());
+  EXPECT_TRUE(VerifyEcdsaRaw(pub->get(), AsBytes("hello"), *raw));
+  auto bad_point = *point;
+  bad_point[10] ^= 1;
+  EXPECT_FALSE(EcPublicKeyFromRaw(std::span<const uint8_t>(bad_point).subspan(1), NID_X9_62_prime256v1).ok());
+  auto pem = PrivateKeyToPem(key->get());
+  ASSERT_TRUE(pem.ok());
+  auto back = PrivateKeyFromPem(pem->view());
+  ASSERT_TRUE(back.ok());
+  EXPECT_TRUE(Verify(back->get(), AsBytes("hello"), *sig));
+  EXPECT_FALSE(PrivateKeyFromPem("-----BEGIN PRIVATE KEY-----\ngarbage\n-----END PRIVATE KEY-----\n").ok());
+}
+
+TEST(X509, ParsesIntelRootAndRejectsGarbage) {
+  auto pem = ReadFile(std::string(VOUCH_SHARED_DIR) +
+                      "/testdata/attestation/roots/intel/Intel_SGX_Provisioning_Certification_RootCA.pem");
+  ASSERT_TRUE(pem.ok()) << pem.status().ToString();
+  auto certs = CertsFromPem(*pem);
+  ASSERT_TRUE(certs.ok());
+  ASSERT_EQ(certs->size(), 1u);
+  EXPECT_EQ(SubjectCommonName((*certs)[0].get()), "Intel SGX Root CA");
+  EXPECT_EQ(SerialHex((*certs)[0].get()), "22650cd65a9d3489f383b49552bf501b392706ac");
+  EXPECT_FALSE(CertsFromPem("nothing here").ok());
+  EXPECT_FALSE(CertFromDer(std::vector<uint8_t>{0x30, 0x03, 0x01}).ok());
+}
+
+}  // namespace
+}  // namespace vouch::crypto
