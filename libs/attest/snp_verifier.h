@@ -1,0 +1,83 @@
+#pragma once
+
+// AMD SEV-SNP attestation report verification (ATTESTATION-FORMATS.md §6).
+//
+// Answers "is this report genuine, signed by a VCEK/VLEK that chains to a pinned AMD root,
+// and does the key's TCB match the report?". Whether the measurements and TCB are
+// acceptable is the policy library's job (docs/policy.md).
+//
+// SNP has no Intel-style TCB Info collateral: AMD signs a VCEK per (chip, reported_tcb), so a
+// genuine report's tcb_status is always "UpToDate" and a zone that wants a minimum TCB states it
+// as minimum reported_tcb components in its MeasurementRule (policy/).
+//
+// Failure behaviour: never throws; a non-genuine Verdict carries error->reason() from the
+// stable set below. Thread-safe: no shared mutable state (the built-in roots are parsed
+// once, thread-safely).
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "attest/verdict.h"
+#include "base/clock.h"
+#include "base/result.h"
+#include "crypto/ossl.h"
+
+namespace vouch::attest {
+
+// Stable error codes of a non-genuine SNP verdict (Verdict::error->reason()).
+inline constexpr std::string_view kSnpMalformedReport = "snp_malformed_report";
+inline constexpr std::string_view kSnpMissingCollateral = "snp_missing_collateral";
+inline constexpr std::string_view kSnpMalformedCertificate = "snp_malformed_certificate";
+inline constexpr std::string_view kSnpChainUntrusted = "snp_chain_untrusted";
+inline constexpr std::string_view kSnpCertExpired = "snp_cert_expired";
+inline constexpr std::string_view kSnpInvalidSignature = "snp_invalid_signature";
+inline constexpr std::string_view kSnpTcbMismatch = "snp_tcb_mismatch";
+inline constexpr std::string_view kSnpHwidMismatch = "snp_hwid_mismatch";
+inline constexpr std::string_view kSnpSigningKeyMismatch = "snp_signing_key_mismatch";
+inline constexpr std::string_view kSnpUnsupportedAlgo = "snp_unsupported_algo";
+inline constexpr std::string_view kSnpProductMismatch = "snp_product_mismatch";
+
+// Verifies one SNP report (the raw 1184 bytes).
+//  - collateral_dir: a folder holding the VCEK or VLEK (DER, *.der / *.cer / *.crt) and
+//    optionally the AMD chain (PEM bundles of ASK/ASVK + ARK). Without it, the verdict is
+//    not genuine with kSnpMissingCollateral: vouch does not fetch from AMD KDS itself.
+//    A folder with several leaf certificates is searched for the one that matches the report
+//    (signing key kind, hwID/chip_id, TCB SPLs); see LoadSnpCollateralDir.
+//  - at: the verification time (certificate validity is checked at this instant).
+// The ARK must equal (DER) one of the built-in AMD roots (amd_roots.h); ASK/ASVK missing from
+// the folder are taken from the built-in set.
+vouch::attest::Verdict VerifySnpReport(std::span<const uint8_t> report,
+                                       const std::optional<std::string>& collateral_dir,
+                                       vouch::TimePoint at);
+
+// ---- Lower-level API ---------------------------------------------------------------------
+
+// Certificates for one report. `leaf` is the VCEK or VLEK. `ask` is the ASK (VCEK) or ASVK
+// (VLEK); `ark` the AMD root. Null ask/ark mean "use the built-in one for the product".
+// Owns its certificates.
+struct SnpCertChain {
+  crypto::X509Ptr leaf;
+  crypto::X509Ptr ask;
+  crypto::X509Ptr ark;
+};
+
+// Verifies `report` against already-loaded certificates. Borrowed pointers; `leaf` required,
+// `ask`/`ark` may be null (built-in). Same checks and error codes as VerifySnpReport.
+vouch::attest::Verdict VerifySnpReportWithCerts(std::span<const uint8_t> report, X509* leaf, X509* ask,
+                                                X509* ark, vouch::TimePoint at);
+
+// Loads a leaf certificate (DER or PEM) and an optional chain file (PEM bundle holding the
+// ASK/ASVK and/or ARK, in any order; the right intermediate is chosen by the leaf's issuer
+// signature, never by name) from explicit paths.
+Result<SnpCertChain> LoadSnpCertChainFiles(const std::string& leaf_path,
+                                           const std::optional<std::string>& chain_pem_path);
+
+// Verifies `report` against certificates read from explicit file paths.
+vouch::attest::Verdict VerifySnpReportWithFiles(std::span<const uint8_t> report, const std::string& leaf_path,
+                                                const std::optional<std::string>& chain_pem_path,
+                                                vouch::TimePoint at);
+
+}  // namespace vouch::attest
