@@ -1,0 +1,53 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "base/clock.h"
+#include "base/result.h"
+#include "store/database.h"
+
+namespace vouch::store {
+
+struct AuditEntry {
+  int64_t seq = 0;
+  int64_t at = 0;  // unix seconds
+  std::string actor;    // "user:alice", "apikey:ci", "node:node_ab12", "system"
+  std::string action;   // "zone.create", "task.approve", ...
+  std::string target;   // the resource id or name
+  std::string outcome;  // "ok" or "denied:<reason>"
+  std::string detail;   // compact JSON with non-secret facts
+  std::string prev_hash;
+  std::string hash;
+};
+
+// The genesis prev_hash of the first entry.
+inline constexpr char kAuditGenesis[] =
+    "0000000000000000000000000000000000000000000000000000000000000000";
+
+// hash = hex(SHA-256(prev_hash || "\n" || seq || "\n" || at || "\n" || actor || ... || detail)),
+// each field length-prefixed so that no two different entries hash alike.
+std::string AuditHash(const AuditEntry& e);
+
+// Appends an entry inside `tx` (the same transaction as the change it records), chaining it to
+// the previous one. Writers are serialised by the Database, so the chain never forks.
+Status AppendAudit(Transaction& tx, TimePoint now, std::string actor, std::string action, std::string target,
+                   std::string outcome, const nlohmann::json& detail = nlohmann::json::object());
+
+struct AuditVerification {
+  bool ok = true;
+  int64_t entries = 0;
+  int64_t first_bad_seq = 0;
+  std::string message;
+};
+
+// Recomputes the whole chain; reports the first entry whose hash or link does not match, and a
+// gap in sequence numbers (a deleted row).
+Result<AuditVerification> VerifyAuditChain(Transaction& tx);
+
+nlohmann::json AuditEntryToJson(const AuditEntry& e);
+AuditEntry AuditEntryFromRow(const Row& row);
+
+}  // namespace vouch::store

@@ -1,0 +1,80 @@
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "base/result.h"
+
+namespace vouch::store {
+
+using Blob = std::vector<uint8_t>;
+// A bound parameter or a column value. Integers are 64-bit; times are unix seconds.
+using Value = std::variant<std::nullptr_t, int64_t, std::string, Blob>;
+
+// One result row; columns by index or by name. Accessors are lenient (a NULL reads as 0/""),
+// callers that care test IsNull().
+class Row {
+ public:
+  Row(std::shared_ptr<const std::vector<std::string>> names, std::vector<Value> values)
+      : names_(std::move(names)), values_(std::move(values)) {}
+  size_t size() const { return values_.size(); }
+  bool IsNull(size_t i) const;
+  int64_t Int(size_t i) const;
+  std::string Str(size_t i) const;
+  Blob Bytes(size_t i) const;
+  bool IsNull(std::string_view col) const { return IsNull(Index(col)); }
+  int64_t Int(std::string_view col) const { return Int(Index(col)); }
+  std::string Str(std::string_view col) const { return Str(Index(col)); }
+  Blob Bytes(std::string_view col) const { return Bytes(Index(col)); }
+
+ private:
+  size_t Index(std::string_view col) const;
+  std::shared_ptr<const std::vector<std::string>> names_;
+  std::vector<Value> values_;
+};
+
+using Rows = std::vector<Row>;
+
+// SQL executed inside one transaction. Not thread-safe; valid only inside the callback that
+// received it. Placeholders are `?`.
+class Transaction {
+ public:
+  virtual ~Transaction() = default;
+  // Returns the number of rows changed.
+  virtual Result<int64_t> Exec(std::string_view sql, const std::vector<Value>& params = {}) = 0;
+  virtual Result<Rows> Query(std::string_view sql, const std::vector<Value>& params = {}) = 0;
+  // Convenience: at most one row expected; NotFound when none.
+  Result<Row> QueryOne(std::string_view sql, const std::vector<Value>& params, std::string_view what);
+};
+
+// A database. Thread-safe: any number of threads may call Read/Write concurrently.
+class Database {
+ public:
+  virtual ~Database() = default;
+
+  // Runs `fn` in a read-write transaction and commits if it returns ok; rolls back otherwise
+  // (the Status of `fn` is returned). Writers are serialised. A commit is durable when this
+  // returns ok (SQLite: synchronous=FULL in WAL mode).
+  virtual Status Write(const std::function<Status(Transaction&)>& fn) = 0;
+  // Runs `fn` in a read-only snapshot transaction.
+  virtual Status Read(const std::function<Status(Transaction&)>& fn) = 0;
+
+  // "sqlite" or "postgres".
+  virtual std::string_view backend() const = 0;
+  // Cheap liveness check for /readyz.
+  virtual Status Ping() = 0;
+
+  // Applies pending schema migrations (idempotent). Returns the resulting version.
+  Result<int> Migrate();
+};
+
+// Opens "sqlite:/path/to/file.db" or a plain path (SQLite), creating the file with mode 0600.
+Result<std::unique_ptr<Database>> OpenDatabase(const std::string& url);
+Result<std::unique_ptr<Database>> OpenSqlite(const std::string& path, size_t readers = 4);
+
+}  // namespace vouch::store

@@ -1,0 +1,267 @@
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <condition_variable>
+#include <map>
+#include <mutex>
+
+#include "store/database.h"
+
+namespace vouch::store {
+namespace {
+
+// One SQLite connection with a prepared-statement cache. Used by one thread at a time.
+class Connection {
+ public:
+  static Result<std::unique_ptr<Connection>> Open(const std::string& path, bool read_only) {
+    sqlite3* db = nullptr;
+    int flags = (read_only ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)) |
+                SQLITE_OPEN_NOMUTEX;
+    int rc = sqlite3_open_v2(path.c_str(), &db, flags, nullptr);
+    auto conn = std::unique_ptr<Connection>(new Connection(db));
+    if (rc != SQLITE_OK) {
+      return Unavailable("cannot open database '" + path + "': " + (db ? sqlite3_errmsg(db) : sqlite3_errstr(rc)),
+                         "store_unavailable");
+    }
+    sqlite3_busy_timeout(db, 10000);
+    sqlite3_extended_result_codes(db, 1);
+    const char* pragmas = read_only ? "PRAGMA foreign_keys=ON;"
+                                    : "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;";
+    VOUCH_RETURN_IF_ERROR(conn->ExecScript(pragmas));
+    return conn;
+  }
+
+  ~Connection() {
+    for (auto& [sql, stmt] : cache_) sqlite3_finalize(stmt);
+    sqlite3_close_v2(db_);
+  }
+
+  Status ExecScript(const char* sql) {
+    char* err = nullptr;
+    if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+      std::string msg = err ? err : "unknown error";
+      sqlite3_free(err);
+      return ErrorFor(sqlite3_extended_errcode(db_), msg);
+    }
+    return Status::Ok();
+  }
+
+  Result<sqlite3_stmt*> Prepare(std::string_view sql) {
+    std::string key(sql);
+    auto it = cache_.find(key);
+    if (it != cache_.end()) {
+      sqlite3_reset(it->second);
+      sqlite3_clear_bindings(it->second);
+      return it->second;
+    }
+    sqlite3_stmt* stmt = nullptr;
+    if (sqlite3_prepare_v3(db_, sql.data(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT, &stmt,
+                           nullptr) != SQLITE_OK) {
+      return Internal("prepare failed: " + std::string(sqlite3_errmsg(db_)) + " in: " + key.substr(0, 120),
+                      "store_error");
+    }
+    cache_.emplace(std::move(key), stmt);
+    return stmt;
+  }
+
+  Status Bind(sqlite3_stmt* stmt, const std::vector<Value>& params) {
+    if (static_cast<int>(params.size()) != sqlite3_bind_parameter_count(stmt)) {
+      return Internal("SQL has " + std::to_string(sqlite3_bind_parameter_count(stmt)) + " parameters, got " +
+                          std::to_string(params.size()),
+                      "store_error");
+    }
+    for (size_t i = 0; i < params.size(); ++i) {
+      int idx = static_cast<int>(i + 1);
+      int rc = std::visit(
+          [&](const auto& v) -> int {
+            using T = std::decay_t<decltype(v)>;
+            if constexpr (std::is_same_v<T, std::nullptr_t>) {
+              return sqlite3_bind_null(stmt, idx);
+            } else if constexpr (std::is_same_v<T, int64_t>) {
+              return sqlite3_bind_int64(stmt, idx, v);
+            } else if constexpr (std::is_same_v<T, std::string>) {
+              return sqlite3_bind_text64(stmt, idx, v.data(), v.size(), SQLITE_TRANSIENT, SQLITE_UTF8);
+            } else {
+              return sqlite3_bind_blob64(stmt, idx, v.data(), v.size(), SQLITE_TRANSIENT);
+            }
+          },
+          params[i]);
+      if (rc != SQLITE_OK) return Internal("bind failed: " + std::string(sqlite3_errmsg(db_)), "store_error");
+    }
+    return Status::Ok();
+  }
+
+  Result<int64_t> Exec(std::string_view sql, const std::vector<Value>& params) {
+    VOUCH_ASSIGN_OR_RETURN(sqlite3_stmt * stmt, Prepare(sql));
+    VOUCH_RETURN_IF_ERROR(Bind(stmt, params));
+    int rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+    }
+    sqlite3_reset(stmt);
+    if (rc != SQLITE_DONE) return ErrorFor(sqlite3_extended_errcode(db_), sqlite3_errmsg(db_));
+    return static_cast<int64_t>(sqlite3_changes64(db_));
+  }
+
+  Result<Rows> Query(std::string_view sql, const std::vector<Value>& params) {
+    VOUCH_ASSIGN_OR_RETURN(sqlite3_stmt * stmt, Prepare(sql));
+    VOUCH_RETURN_IF_ERROR(Bind(stmt, params));
+    int ncol = sqlite3_column_count(stmt);
+    auto names = std::make_shared<std::vector<std::string>>();
+    for (int i = 0; i < ncol; ++i) names->push_back(sqlite3_column_name(stmt, i));
+    Rows rows;
+    int rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+      std::vector<Value> values;
+      values.reserve(static_cast<size_t>(ncol));
+      for (int i = 0; i < ncol; ++i) {
+        switch (sqlite3_column_type(stmt, i)) {
+          case SQLITE_NULL: values.emplace_back(nullptr); break;
+          case SQLITE_INTEGER: values.emplace_back(static_cast<int64_t>(sqlite3_column_int64(stmt, i))); break;
+          case SQLITE_BLOB: {
+            const auto* p = static_cast<const uint8_t*>(sqlite3_column_blob(stmt, i));
+            values.emplace_back(Blob(p, p + sqlite3_column_bytes(stmt, i)));
+            break;
+          }
+          default: {
+            const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt, i));
+            values.emplace_back(std::string(p ? p : "", static_cast<size_t>(sqlite3_column_bytes(stmt, i))));
+          }
+        }
+      }
+      rows.emplace_back(names, std::move(values));
+    }
+    sqlite3_reset(stmt);
+    if (rc != SQLITE_DONE) return ErrorFor(sqlite3_extended_errcode(db_), sqlite3_errmsg(db_));
+    return rows;
+  }
+
+  static Status ErrorFor(int code, const std::string& msg) {
+    switch (code & 0xff) {
+      case SQLITE_CONSTRAINT:
+        if (code == SQLITE_CONSTRAINT_UNIQUE || code == SQLITE_CONSTRAINT_PRIMARYKEY) {
+          return AlreadyExists("already exists (" + msg + ")", "already_exists");
+        }
+        return FailedPrecondition("constraint failed (" + msg + ")", "constraint_failed");
+      case SQLITE_BUSY:
+      case SQLITE_LOCKED: return Aborted("database busy: " + msg, "store_busy");
+      case SQLITE_CORRUPT:
+      case SQLITE_NOTADB: return DataLoss("database corrupt: " + msg, "store_corrupt");
+      case SQLITE_FULL:
+      case SQLITE_IOERR:
+      case SQLITE_CANTOPEN: return Unavailable("database I/O error: " + msg, "store_unavailable");
+      default: return Internal("database error: " + msg, "store_error");
+    }
+  }
+
+ private:
+  explicit Connection(sqlite3* db) : db_(db) {}
+  sqlite3* db_;
+  std::map<std::string, sqlite3_stmt*, std::less<>> cache_;
+};
+
+class SqliteTransaction final : public Transaction {
+ public:
+  explicit SqliteTransaction(Connection* conn) : conn_(conn) {}
+  Result<int64_t> Exec(std::string_view sql, const std::vector<Value>& params) override {
+    return conn_->Exec(sql, params);
+  }
+  Result<Rows> Query(std::string_view sql, const std::vector<Value>& params) override {
+    return conn_->Query(sql, params);
+  }
+
+ private:
+  Connection* conn_;
+};
+
+class SqliteDatabase final : public Database {
+ public:
+  SqliteDatabase(std::unique_ptr<Connection> writer, std::vector<std::unique_ptr<Connection>> readers)
+      : writer_(std::move(writer)), readers_(std::move(readers)) {
+    for (auto& r : readers_) free_readers_.push_back(r.get());
+  }
+
+  Status Write(const std::function<Status(Transaction&)>& fn) override {
+    std::lock_guard<std::mutex> lock(write_mu_);
+    VOUCH_RETURN_IF_ERROR(writer_->ExecScript("BEGIN IMMEDIATE"));
+    SqliteTransaction tx(writer_.get());
+    Status st = fn(tx);
+    if (!st.ok()) {
+      (void)writer_->ExecScript("ROLLBACK");
+      return st;
+    }
+    Status commit = writer_->ExecScript("COMMIT");
+    if (!commit.ok()) (void)writer_->ExecScript("ROLLBACK");
+    return commit;
+  }
+
+  Status Read(const std::function<Status(Transaction&)>& fn) override {
+    Connection* conn = AcquireReader();
+    Status st = writer_ ? conn->ExecScript("BEGIN") : Status::Ok();
+    if (st.ok()) {
+      SqliteTransaction tx(conn);
+      st = fn(tx);
+      (void)conn->ExecScript("COMMIT");
+    }
+    ReleaseReader(conn);
+    return st;
+  }
+
+  std::string_view backend() const override { return "sqlite"; }
+
+  Status Ping() override {
+    return Read([](Transaction& tx) { return tx.Query("SELECT 1").status(); });
+  }
+
+ private:
+  Connection* AcquireReader() {
+    std::unique_lock<std::mutex> lock(read_mu_);
+    read_cv_.wait(lock, [&] { return !free_readers_.empty(); });
+    Connection* c = free_readers_.back();
+    free_readers_.pop_back();
+    return c;
+  }
+  void ReleaseReader(Connection* c) {
+    {
+      std::lock_guard<std::mutex> lock(read_mu_);
+      free_readers_.push_back(c);
+    }
+    read_cv_.notify_one();
+  }
+
+  std::mutex write_mu_;
+  std::unique_ptr<Connection> writer_;
+  std::vector<std::unique_ptr<Connection>> readers_;
+  std::mutex read_mu_;
+  std::condition_variable read_cv_;
+  std::vector<Connection*> free_readers_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Database>> OpenSqlite(const std::string& path, size_t readers) {
+  // Create the file ourselves so that it is never world-readable, even for a moment.
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return Unavailable("cannot create database file '" + path + "'", "store_unavailable");
+  ::close(fd);
+  VOUCH_ASSIGN_OR_RETURN(auto writer, Connection::Open(path, false));
+  std::vector<std::unique_ptr<Connection>> pool;
+  for (size_t i = 0; i < std::max<size_t>(readers, 1); ++i) {
+    VOUCH_ASSIGN_OR_RETURN(auto r, Connection::Open(path, false));
+    pool.push_back(std::move(r));
+  }
+  return std::unique_ptr<Database>(new SqliteDatabase(std::move(writer), std::move(pool)));
+}
+
+Result<std::unique_ptr<Database>> OpenDatabase(const std::string& url) {
+  if (url.rfind("postgres://", 0) == 0 || url.rfind("postgresql://", 0) == 0) {
+    return Unimplemented("the PostgreSQL store is not built into this version", "store_backend_unavailable");
+  }
+  std::string path = url;
+  if (path.rfind("sqlite:", 0) == 0) path = path.substr(7);
+  if (path.empty()) return InvalidArgument("empty database path", "invalid_store_url");
+  return OpenSqlite(path);
+}
+
+}  // namespace vouch::store
