@@ -1,0 +1,19 @@
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "base/result.h"
+
+namespace vouch {
+
+// Writes `data` to `path` atomically (temp file in the same directory, fsync, rename, fsync of
+// the directory) with permission bits `mode`. A crash leaves either the old or the new file.
+Status WriteFileAtomic(const std::string& path, std::string_view data, unsigned mode = 0644);
+// Creates a directory (and parents) with `mode` if missing.
+Status MakeDirs(const std::string& path, unsigned mode = 0755);
+// Reads a whole file up to `max_bytes`.
+Result<std::string> ReadWholeFile(const std::string& path, size_t max_bytes = 64 << 20);
+bool FileExists(const std::string& path);
+
+}  // namespace vouch
