@@ -1,0 +1,325 @@
+#include "client/api_client.h"
+
+#include <curl/curl.h>
+#include <unistd.h>
+
+#include <mutex>
+#include <utility>
+
+namespace vouch::client {
+namespace {
+
+CURL* H(void* p) { return static_cast<CURL*>(p); }
+
+struct SlistDeleter {
+  void operator()(curl_slist* l) const { curl_slist_free_all(l); }
+};
+using SlistPtr = std::unique_ptr<curl_slist, SlistDeleter>;
+
+struct Sink {
+  std::string* out;
+  size_t max;
+  bool overflow = false;
+};
+
+size_t WriteCallback(char* data, size_t size, size_t nmemb, void* user) {
+  auto* sink = static_cast<Sink*>(user);
+  const size_t n = size * nmemb;
+  if (sink->out->size() + n > sink->max) {
+    sink->overflow = true;
+    return 0;  // makes curl fail with CURLE_WRITE_ERROR
+  }
+  sink->out->append(data, n);
+  return n;
+}
+
+// The request certainly never reached a server: safe to try the next URL for any method.
+bool NotDelivered(CURLcode rc) {
+  switch (rc) {
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_CERTPROBLEM:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// The connection broke or timed out; the server may have acted on the request.
+bool MaybeDelivered(CURLcode rc) {
+  switch (rc) {
+    case CURLE_OPERATION_TIMEDOUT:
+    case CURLE_SEND_ERROR:
+    case CURLE_RECV_ERROR:
+    case CURLE_GOT_NOTHING:
+    case CURLE_PARTIAL_FILE:
+      return true;
+    default:
+      return false;
+  }
+}
+
+Status TransportStatus(CURLcode rc, const std::string& detail) {
+  switch (rc) {
+    case CURLE_OPERATION_TIMEDOUT:
+      return Status(StatusCode::kDeadlineExceeded, detail, "timeout");
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_CERTPROBLEM:
+      return Status(StatusCode::kUnavailable, detail, "tls_error");
+    default:
+      return Status(StatusCode::kUnavailable, detail, "connection_failed");
+  }
+}
+
+std::once_flag g_curl_init;
+
+}  // namespace
+
+StatusCode HttpStatusToCode(long http_status, std::string_view reason) {
+  switch (http_status) {
+    case 400: return StatusCode::kInvalidArgument;
+    case 401: return StatusCode::kUnauthenticated;
+    case 403: return StatusCode::kPermissionDenied;
+    case 404: return StatusCode::kNotFound;
+    case 409:
+      return (reason.find("exists") != std::string_view::npos ||
+              reason.find("duplicate") != std::string_view::npos)
+                 ? StatusCode::kAlreadyExists
+                 : StatusCode::kFailedPrecondition;
+    case 413:
+    case 429: return StatusCode::kResourceExhausted;
+    case 422: return StatusCode::kFailedPrecondition;
+    case 501: return StatusCode::kUnimplemented;
+    case 503: return StatusCode::kUnavailable;
+    case 504: return StatusCode::kDeadlineExceeded;
+    default: break;
+  }
+  if (http_status >= 400 && http_status < 500) return StatusCode::kInvalidArgument;
+  return StatusCode::kInternal;
+}
+
+std::string PercentEncode(std::string_view s) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(s.size());
+  for (unsigned char c : s) {
+    const bool unreserved = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                            c == '-' || c == '.' || c == '_' || c == '~';
+    if (unreserved) {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 0xF]);
+    }
+  }
+  return out;
+}
+
+Status ErrorFromResponse(long http_status, std::string_view body) {
+  json j = json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (j.is_object() && j.contains("error") && j["error"].is_object()) {
+    const json& e = j["error"];
+    std::string code = e.contains("code") && e["code"].is_string() ? e["code"].get<std::string>() : "";
+    std::string message =
+        e.contains("message") && e["message"].is_string() ? e["message"].get<std::string>() : "";
+    if (code.empty()) code = "http_" + std::to_string(http_status);
+    if (message.empty()) message = code;
+    const StatusCode status_code = HttpStatusToCode(http_status, code);
+    return Status(status_code, std::move(message), std::move(code));
+  }
+  // Not our error shape (a proxy, a plain-text 503): keep a short, printable excerpt.
+  std::string excerpt;
+  for (char c : body.substr(0, 200)) excerpt.push_back(c >= 0x20 && c < 0x7f ? c : ' ');
+  std::string message = "HTTP " + std::to_string(http_status);
+  if (!excerpt.empty()) message += ": " + excerpt;
+  return Status(HttpStatusToCode(http_status), std::move(message), "http_" + std::to_string(http_status));
+}
+
+Result<std::unique_ptr<ApiClient>> ApiClient::Create(ClientOptions options) {
+  if (options.base_urls.empty()) return InvalidArgument("no server URL given", "no_server");
+  for (auto& url : options.base_urls) {
+    if (url.rfind("https://", 0) != 0) {
+      return InvalidArgument("server URL \"" + url + "\" must start with https://", "invalid_url");
+    }
+    while (!url.empty() && url.back() == '/') url.pop_back();
+    if (url.size() <= 8) return InvalidArgument("server URL has no host", "invalid_url");
+  }
+  auto readable = [](const std::string& path, const char* what) -> Status {
+    if (!path.empty() && ::access(path.c_str(), R_OK) != 0) {
+      return InvalidArgument(std::string(what) + " \"" + path + "\" is not readable", "file_not_readable");
+    }
+    return Status::Ok();
+  };
+  VOUCH_RETURN_IF_ERROR(readable(options.ca_file, "CA file"));
+  VOUCH_RETURN_IF_ERROR(readable(options.client_cert_file, "client certificate"));
+  VOUCH_RETURN_IF_ERROR(readable(options.client_key_file, "client key"));
+  if (options.client_cert_file.empty() != options.client_key_file.empty()) {
+    return InvalidArgument("a client certificate needs its key and vice versa", "invalid_argument");
+  }
+  std::call_once(g_curl_init, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+  std::unique_ptr<ApiClient> client(new ApiClient(std::move(options)));
+  if (client->curl_ == nullptr) return Internal("curl_easy_init failed");
+  return client;
+}
+
+ApiClient::ApiClient(ClientOptions options) : options_(std::move(options)), curl_(curl_easy_init()) {}
+
+ApiClient::~ApiClient() {
+  if (curl_ != nullptr) curl_easy_cleanup(H(curl_));
+}
+
+Result<ApiClient::Response> ApiClient::Perform(std::string_view method, std::string_view path,
+                                               const std::string* body) {
+  if (path.empty() || path.front() != '/') return InvalidArgument("request path must start with '/'");
+  std::string failures;
+  Status last;
+  const size_t n = options_.base_urls.size();
+  for (size_t attempt = 0; attempt < n; ++attempt) {
+    const size_t index = (current_ + attempt) % n;
+    const std::string url = options_.base_urls[index] + std::string(path);
+    CURL* h = H(curl_);
+    curl_easy_reset(h);  // keeps the connection cache: keep-alive across calls
+
+    Response response;
+    Sink sink{&response.body, options_.max_response_bytes};
+    char errbuf[CURL_ERROR_SIZE] = {0};
+    SlistPtr headers;
+    auto add_header = [&headers](const std::string& line) {
+      headers.reset(curl_slist_append(headers.release(), line.c_str()));
+    };
+    add_header("Accept: application/json");
+    if (body != nullptr) add_header("Content-Type: application/json");
+    if (!options_.token.empty()) add_header("Authorization: Bearer " + options_.token);
+    add_header("Expect:");  // no 100-continue round trip
+
+    curl_easy_setopt(h, CURLOPT_URL, url.c_str());
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "https");
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+    if (!options_.ca_file.empty()) curl_easy_setopt(h, CURLOPT_CAINFO, options_.ca_file.c_str());
+    if (!options_.client_cert_file.empty()) {
+      curl_easy_setopt(h, CURLOPT_SSLCERT, options_.client_cert_file.c_str());
+      curl_easy_setopt(h, CURLOPT_SSLCERTTYPE, "PEM");
+      curl_easy_setopt(h, CURLOPT_SSLKEY, options_.client_key_file.c_str());
+      curl_easy_setopt(h, CURLOPT_SSLKEYTYPE, "PEM");
+    }
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(options_.connect_timeout.count()));
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(options_.request_timeout.count()));
+    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(h, CURLOPT_USERAGENT, options_.user_agent.c_str());
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &WriteCallback);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers.get());
+    if (method == "GET") {
+      curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+    } else if (method == "POST") {
+      curl_easy_setopt(h, CURLOPT_POST, 1L);
+    } else {
+      curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, std::string(method).c_str());
+    }
+    if (body != nullptr) {
+      curl_easy_setopt(h, CURLOPT_POSTFIELDS, body->data());
+      curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body->size()));
+    } else if (method != "GET") {
+      // Without POSTFIELDS curl would read a body from stdin.
+      curl_easy_setopt(h, CURLOPT_POSTFIELDS, "");
+      curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(0));
+    }
+
+    const CURLcode rc = curl_easy_perform(h);
+    if (rc == CURLE_OK) {
+      curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &response.status);
+      const char* ct = nullptr;
+      if (curl_easy_getinfo(h, CURLINFO_CONTENT_TYPE, &ct) == CURLE_OK && ct != nullptr) {
+        response.content_type = ct;
+      }
+      current_ = index;
+      return response;
+    }
+    if (sink.overflow) {
+      return ResourceExhausted("response from " + options_.base_urls[index] + " exceeds " +
+                                   std::to_string(options_.max_response_bytes) + " bytes",
+                               "response_too_large");
+    }
+    std::string detail = errbuf[0] != '\0' ? std::string(errbuf) : std::string(curl_easy_strerror(rc));
+    detail = options_.base_urls[index] + ": " + detail;
+    last = TransportStatus(rc, detail);
+    failures += failures.empty() ? detail : "; " + detail;
+    const bool retry = NotDelivered(rc) || (method == "GET" && MaybeDelivered(rc));
+    if (!retry) return last;
+  }
+  return Status(last.code(), failures, last.reason());
+}
+
+Result<json> ApiClient::JsonCall(std::string_view method, std::string_view path, const json& body) {
+  std::string encoded;
+  const std::string* body_ptr = nullptr;
+  if (!body.is_null()) {
+    encoded = body.dump();
+    body_ptr = &encoded;
+  }
+  VOUCH_ASSIGN_OR_RETURN(Response r, Perform(method, path, body_ptr));
+  if (r.status < 200 || r.status >= 300) return ErrorFromResponse(r.status, r.body);
+  if (r.body.empty()) return json(nullptr);
+  json j = json::parse(r.body, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) {
+    return Internal("server sent a response that is not JSON (HTTP " + std::to_string(r.status) + ")",
+                    "invalid_response");
+  }
+  return j;
+}
+
+Result<json> ApiClient::Get(std::string_view path, const json& body) { return JsonCall("GET", path, body); }
+Result<json> ApiClient::Post(std::string_view path, const json& body) { return JsonCall("POST", path, body); }
+Result<json> ApiClient::Patch(std::string_view path, const json& body) {
+  return JsonCall("PATCH", path, body);
+}
+Result<json> ApiClient::Delete(std::string_view path, const json& body) {
+  return JsonCall("DELETE", path, body);
+}
+
+Result<std::string> ApiClient::GetRaw(std::string_view path) {
+  VOUCH_ASSIGN_OR_RETURN(Response r, Perform("GET", path, nullptr));
+  if (r.status < 200 || r.status >= 300) return ErrorFromResponse(r.status, r.body);
+  return std::move(r.body);
+}
+
+Result<json> ApiClient::ListAll(std::string_view path, size_t max_items, size_t page_size) {
+  if (page_size == 0) page_size = 100;
+  json items = json::array();
+  std::string cursor;
+  const char sep = path.find('?') == std::string_view::npos ? '?' : '&';
+  for (size_t pages = 0;; ++pages) {
+    size_t want = page_size;
+    if (max_items > 0) want = std::min(want, max_items - items.size());
+    std::string url = std::string(path) + sep + "limit=" + std::to_string(want);
+    if (!cursor.empty()) url += "&cursor=" + PercentEncode(cursor);
+    VOUCH_ASSIGN_OR_RETURN(json page, Get(url));
+    if (!page.is_object() || !page.contains("items") || !page["items"].is_array()) {
+      return Internal("list response from " + std::string(path) + " has no \"items\" array",
+                      "invalid_response");
+    }
+    for (auto& item : page["items"]) {
+      items.push_back(std::move(item));
+      if (max_items > 0 && items.size() >= max_items) return items;
+    }
+    const json next = page.value("next_cursor", json(nullptr));
+    if (!next.is_string() || next.get<std::string>().empty()) return items;
+    if (next.get<std::string>() == cursor) {
+      return Internal("server returned the same cursor twice for " + std::string(path), "invalid_response");
+    }
+    cursor = next.get<std::string>();
+    if (pages > 1000000) return Internal("too many pages", "invalid_response");
+  }
+}
+
+}  // namespace vouch::client
