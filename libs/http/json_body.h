@@ -1,0 +1,77 @@
+#pragma once
+
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "base/result.h"
+
+namespace vouch::http {
+
+// Strict, uniform validation of JSON request bodies, so every handler rejects bad input the
+// same way (docs/api.md): every error is InvalidArgument (400) with reason
+//   invalid_json   the body is not JSON, or not a JSON object, or nested deeper than 64 levels
+//   missing_field  a required key is absent (or null)
+//   invalid_type   a key has the wrong JSON type
+//   out_of_range   a number or array/string length is outside the allowed range
+//   unknown_field  Finish() found a key that no accessor read
+// Messages name the field and what was expected. Never throws. A JSON null counts as absent for
+// the Optional* accessors. Not thread-safe.
+//
+//   VOUCH_ASSIGN_OR_RETURN(auto body, JsonBody::Parse(req.body));
+//   VOUCH_ASSIGN_OR_RETURN(std::string name, body.RequiredString("name"));
+//   VOUCH_ASSIGN_OR_RETURN(auto ttl, body.OptionalInt("ttl_seconds", 60, 86400));
+//   VOUCH_RETURN_IF_ERROR(body.Finish());
+class JsonBody {
+ public:
+  static constexpr int64_t kMinInt = std::numeric_limits<int64_t>::min();
+  static constexpr int64_t kMaxInt = std::numeric_limits<int64_t>::max();
+  static constexpr size_t kNoLimit = std::numeric_limits<size_t>::max();
+
+  static Result<JsonBody> Parse(std::string_view body);
+  // Wraps an already parsed value (e.g. a nested object); fails unless it is an object.
+  // `path` prefixes field names in messages ("policy.min_tcb").
+  static Result<JsonBody> FromJson(nlohmann::json value, std::string path = {});
+
+  Result<std::string> RequiredString(std::string_view key, size_t max_len = kNoLimit);
+  Result<std::optional<std::string>> OptionalString(std::string_view key,
+                                                    size_t max_len = kNoLimit);
+  Result<int64_t> RequiredInt(std::string_view key, int64_t min = kMinInt, int64_t max = kMaxInt);
+  Result<std::optional<int64_t>> OptionalInt(std::string_view key, int64_t min = kMinInt,
+                                             int64_t max = kMaxInt);
+  Result<bool> RequiredBool(std::string_view key);
+  Result<std::optional<bool>> OptionalBool(std::string_view key);
+  Result<std::vector<std::string>> RequiredStringArray(std::string_view key,
+                                                       size_t max_items = kNoLimit,
+                                                       size_t max_len = kNoLimit);
+  Result<std::optional<std::vector<std::string>>> OptionalStringArray(
+      std::string_view key, size_t max_items = kNoLimit, size_t max_len = kNoLimit);
+  // A nested object, validated with its own JsonBody (call Finish() on it too).
+  Result<std::optional<JsonBody>> OptionalObject(std::string_view key);
+  // Marks `key` as read without validating it and returns it (nullptr if absent).
+  const nlohmann::json* Raw(std::string_view key);
+
+  bool Has(std::string_view key) const;  // present and not null
+  // InvalidArgument "unknown_field" naming the first key (in sorted order) no accessor read.
+  Status Finish() const;
+
+  const nlohmann::json& json() const { return json_; }
+
+ private:
+  JsonBody(nlohmann::json json, std::string path) : json_(std::move(json)), path_(std::move(path)) {}
+  // The value for key (nullptr if absent or null), marking it as read.
+  const nlohmann::json* Lookup(std::string_view key);
+  std::string FieldName(std::string_view key) const;
+
+  nlohmann::json json_;
+  std::string path_;
+  std::set<std::string, std::less<>> read_;
+};
+
+}  // namespace vouch::http
