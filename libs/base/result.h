@@ -64,4 +64,4 @@ class [[nodiscard]] Result {
   if (!tmp.ok()) return tmp.status();                \
   lhs = std::move(tmp).value()
 #define VOUCH_ASSIGN_OR_RETURN(lhs, expr) \
-  VOUCH_ASSIGN_OR_RETURN_IMPL_(VOUCH_CONCAT_(vouch_result_, __LINE__), lhs, expr)
+  VOUCH_ASSIGN_OR_RETURN_IMPL_(VOUCH_CONCAT_(vouch_result_, __COUNTER__), lhs, expr)

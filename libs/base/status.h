@@ -102,8 +102,10 @@ inline Status Internal(std::string msg, std::string reason = "internal") {
 #define VOUCH_CONCAT_(a, b) VOUCH_CONCAT_INNER_(a, b)
 
 // Returns the Status of `expr` from the enclosing function if it is not ok.
-#define VOUCH_RETURN_IF_ERROR(expr)              \
-  do {                                           \
-    ::vouch::Status vouch_status_ = (expr);      \
-    if (!vouch_status_.ok()) return vouch_status_; \
+// The variable name is unique per use, so the macro nests (e.g. inside a lambda passed to it).
+#define VOUCH_RETURN_IF_ERROR_IMPL_(var, expr) \
+  do {                                         \
+    ::vouch::Status var = (expr);              \
+    if (!var.ok()) return var;                 \
   } while (0)
+#define VOUCH_RETURN_IF_ERROR(expr) VOUCH_RETURN_IF_ERROR_IMPL_(VOUCH_CONCAT_(vouch_status_, __COUNTER__), expr)
