@@ -25,6 +25,9 @@ int main(int argc, char** argv) {
   using vouch::cli::CliExit;
   CLI::App app{"vouch: command-line client for the vouch confidential-computing manager"};
   app.require_subcommand(1);
+  // Global options (--server, -o json, ...) are also accepted after a subcommand; subcommands
+  // inherit this when they are added below.
+  app.fallthrough();
   app.set_version_flag("--version", "vouch 0.1.0");
   vouch::cli::GlobalOptions global;
   app.add_option("--server", global.server, "Manager URL, e.g. https://127.0.0.1:8443")->envname("VOUCH_SERVER");
@@ -37,7 +40,10 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // --help and --version print and exit 0; usage errors are one line and exit 2 (docs/cli.md).
+    if (e.get_exit_code() == static_cast<int>(CLI::ExitCodes::Success)) return app.exit(e);
+    std::fprintf(stderr, "vouch: %s (see --help)\n", e.what());
+    return 2;
   } catch (const CliExit& e) {
     return e.code();
   } catch (const CliError& e) {

@@ -176,7 +176,7 @@ ApiClient::~ApiClient() {
 }
 
 Result<ApiClient::Response> ApiClient::Perform(std::string_view method, std::string_view path,
-                                               const std::string* body) {
+                                               const std::string* body, std::string_view accept) {
   if (path.empty() || path.front() != '/') return InvalidArgument("request path must start with '/'");
   std::string failures;
   Status last;
@@ -194,7 +194,7 @@ Result<ApiClient::Response> ApiClient::Perform(std::string_view method, std::str
     auto add_header = [&headers](const std::string& line) {
       headers.reset(curl_slist_append(headers.release(), line.c_str()));
     };
-    add_header("Accept: application/json");
+    add_header("Accept: " + std::string(accept));
     if (body != nullptr) add_header("Content-Type: application/json");
     if (!options_.token.empty()) add_header("Authorization: Bearer " + options_.token);
     add_header("Expect:");  // no 100-continue round trip
@@ -288,7 +288,7 @@ Result<json> ApiClient::Delete(std::string_view path, const json& body) {
 }
 
 Result<std::string> ApiClient::GetRaw(std::string_view path) {
-  VOUCH_ASSIGN_OR_RETURN(Response r, Perform("GET", path, nullptr));
+  VOUCH_ASSIGN_OR_RETURN(Response r, Perform("GET", path, nullptr, "*/*"));
   if (r.status < 200 || r.status >= 300) return ErrorFromResponse(r.status, r.body);
   return std::move(r.body);
 }

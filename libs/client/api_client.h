@@ -91,7 +91,8 @@ class ApiClient {
     std::string content_type;
   };
   explicit ApiClient(ClientOptions options);
-  Result<Response> Perform(std::string_view method, std::string_view path, const std::string* body);
+  Result<Response> Perform(std::string_view method, std::string_view path, const std::string* body,
+                           std::string_view accept = "application/json");
   Result<json> JsonCall(std::string_view method, std::string_view path, const json& body);
 
   ClientOptions options_;
