@@ -66,9 +66,11 @@ std::string_view AmdLeafKindName(AmdLeafKind kind) { return kind == AmdLeafKind:
 
 const std::vector<AmdRootSet>& BuiltinAmdRoots() { return Get().sets; }
 
-const AmdRootSet* FindPinnedArk(X509* ark) {
+const AmdRootSet* FindPinnedArk(X509* ark) { return FindPinnedArk(ark, BuiltinAmdRoots()); }
+
+const AmdRootSet* FindPinnedArk(X509* ark, std::span<const AmdRootSet> roots) {
   if (ark == nullptr) return nullptr;
-  for (const AmdRootSet& set : BuiltinAmdRoots()) {
+  for (const AmdRootSet& set : roots) {
     if (SameDer(set.ark, ark)) return &set;
   }
   return nullptr;

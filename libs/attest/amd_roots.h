@@ -8,6 +8,7 @@
 // these ARKs; names are never compared. Parsed once on first use (thread-safe); the returned
 // objects are immutable and live for the whole process.
 
+#include <span>
 #include <string_view>
 #include <vector>
 
@@ -34,6 +35,8 @@ const std::vector<AmdRootSet>& BuiltinAmdRoots();
 
 // The built-in set whose ARK has exactly the DER of `ark`, or nullptr.
 const AmdRootSet* FindPinnedArk(X509* ark);
+// The set of `roots` whose ARK has exactly the DER of `ark`, or nullptr.
+const AmdRootSet* FindPinnedArk(X509* ark, std::span<const AmdRootSet> roots);
 
 // The embedded PEM bundle (intermediate then ARK) for a product and leaf kind; "" for kUnknown.
 std::string_view BuiltinAmdCertChainPem(evidence::SnpProduct product, AmdLeafKind kind);

@@ -249,6 +249,7 @@ bool IsEcKey(X509* c) {
 }
 
 bool SameDer(X509* a, X509* b) {
+  if (a == nullptr || b == nullptr) return false;
   auto da = crypto::CertToDer(a);
   auto db = crypto::CertToDer(b);
   return da.ok() && db.ok() && *da == *db;
@@ -276,7 +277,8 @@ struct ChainResult {
 // X509_V_FLAG_X509_STRICT only for lacking an Authority Key Identifier, which carries no
 // security weight here because every link is checked by signature above, and the root is
 // pinned by DER; so strict mode is left off for these chains alone.
-Result<ChainResult> VerifyChain(X509* leaf, X509* ask, X509* ark, TimePoint at, AmdLeafKind leaf_kind_hint) {
+Result<ChainResult> VerifyChain(X509* leaf, X509* ask, X509* ark, TimePoint at, AmdLeafKind leaf_kind_hint,
+                                std::span<const AmdRootSet> roots) {
   auto untrusted = [](std::string msg) {
     return Status(StatusCode::kPermissionDenied, std::move(msg), std::string(kSnpChainUntrusted));
   };
@@ -284,7 +286,7 @@ Result<ChainResult> VerifyChain(X509* leaf, X509* ask, X509* ark, TimePoint at, 
   if (ask == nullptr) return untrusted("no ASK/ASVK signs the " + leaf_name);
   if (ark == nullptr) return untrusted("no AMD root (ARK) signs the " + leaf_name + "'s issuer");
   ChainResult out;
-  out.pinned = FindPinnedArk(ark);
+  out.pinned = FindPinnedArk(ark, roots);
   if (out.pinned == nullptr) {
     return untrusted("ARK " + DescribeCert(ark) + " is not one of the pinned AMD roots (compared by DER)");
   }
@@ -364,7 +366,8 @@ Result<ChainResult> VerifyChain(X509* leaf, X509* ask, X509* ark, TimePoint at, 
 // algorithm, signing key present, chain, key kind, product, TCB, hwID, report signature. The
 // binding checks run before the (costlier) signature so that a wrong certificate for a report
 // is named as such; all of them must pass either way.
-Verdict VerifyResolved(std::span<const uint8_t> bytes, X509* leaf, X509* ask, X509* ark, TimePoint at) {
+Verdict VerifyResolved(std::span<const uint8_t> bytes, X509* leaf, X509* ask, X509* ark, TimePoint at,
+                       std::span<const AmdRootSet> roots) {
   Verdict v = NewVerdict();
   auto parsed = evidence::ParseSnpReport(bytes);
   if (!parsed.ok()) {
@@ -387,7 +390,7 @@ Verdict VerifyResolved(std::span<const uint8_t> bytes, X509* leaf, X509* ask, X5
   if (!facts.ok()) return Fail(std::move(v), kSnpMalformedCertificate, facts.status().message());
   const AmdLeafKind hint = facts->csp_id.has_value() ? AmdLeafKind::kVlek : AmdLeafKind::kVcek;
 
-  auto chain = VerifyChain(leaf, ask, ark, at, hint);
+  auto chain = VerifyChain(leaf, ask, ark, at, hint, roots);
   if (!chain.ok()) return Fail(std::move(v), chain.status().reason(), chain.status().message());
   const AmdLeafKind kind = chain->kind;
   const std::string who = Who(kind);
@@ -499,15 +502,15 @@ struct Pools {
   std::vector<X509*> arks;           // in preference order
 };
 
-void AddBuiltins(Pools& p) {
-  for (const AmdRootSet& s : BuiltinAmdRoots()) {
+void AddBuiltins(Pools& p, std::span<const AmdRootSet> roots) {
+  for (const AmdRootSet& s : roots) {
     p.intermediates.push_back(s.ask);
     p.intermediates.push_back(s.asvk);
   }
 }
 
-void AddBuiltinArks(Pools& p) {
-  for (const AmdRootSet& s : BuiltinAmdRoots()) p.arks.push_back(s.ark);
+void AddBuiltinArks(Pools& p, std::span<const AmdRootSet> roots) {
+  for (const AmdRootSet& s : roots) p.arks.push_back(s.ark);
 }
 
 // The intermediate that signed `leaf` (first by preference), else the pool's only member (an
@@ -580,23 +583,28 @@ int MatchScore(X509* leaf, const SnpAttestationReport& r) {
 }  // namespace
 
 Verdict VerifySnpReportWithCerts(std::span<const uint8_t> report, X509* leaf, X509* ask, X509* ark, TimePoint at) {
+  return VerifySnpReportWithRoots(report, leaf, ask, ark, at, BuiltinAmdRoots());
+}
+
+Verdict VerifySnpReportWithRoots(std::span<const uint8_t> report, X509* leaf, X509* ask, X509* ark, TimePoint at,
+                                 std::span<const AmdRootSet> roots) {
   if (leaf != nullptr && (ask == nullptr || ark == nullptr)) {
     Pools p;
     if (ask != nullptr) {
       p.intermediates.push_back(ask);
     } else {
-      AddBuiltins(p);
+      AddBuiltins(p, roots);
     }
     if (ark != nullptr) {
       p.arks.push_back(ark);
     } else {
-      AddBuiltinArks(p);
+      AddBuiltinArks(p, roots);
     }
     auto [a, k] = Resolve(leaf, p);
     ask = a;
     ark = k;
   }
-  return VerifyResolved(report, leaf, ask, ark, at);
+  return VerifyResolved(report, leaf, ask, ark, at, roots);
 }
 
 Result<SnpCertChain> LoadSnpCertChainFiles(const std::string& leaf_path, const std::optional<std::string>& chain_pem_path) {
@@ -615,7 +623,7 @@ Result<SnpCertChain> LoadSnpCertChainFiles(const std::string& leaf_path, const s
   Classify(*chain, leaves, intermediates, arks);
   Pools p;
   p.intermediates = intermediates;
-  AddBuiltinArks(p);
+  AddBuiltinArks(p, BuiltinAmdRoots());
   p.arks.insert(p.arks.end(), arks.begin(), arks.end());
   auto [ask, ark] = Resolve(out.leaf.get(), p);
   for (auto& c : *chain) {
@@ -646,7 +654,7 @@ Verdict VerifySnpReportWithFiles(std::span<const uint8_t> report, const std::str
 Verdict VerifySnpReport(std::span<const uint8_t> report, const std::optional<std::string>& collateral_dir,
                         TimePoint at) {
   auto parsed = evidence::ParseSnpReport(report);
-  if (!parsed.ok()) return VerifyResolved(report, nullptr, nullptr, nullptr, at);
+  if (!parsed.ok()) return VerifyResolved(report, nullptr, nullptr, nullptr, at, BuiltinAmdRoots());
   if (!collateral_dir.has_value()) {
     Verdict v = NewVerdict();
     Describe(v, *parsed, parsed->ProductFromCpuid());
@@ -689,8 +697,8 @@ Verdict VerifySnpReport(std::span<const uint8_t> report, const std::optional<std
   std::stable_sort(ranked.begin(), ranked.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
   Pools p;
   p.intermediates = intermediates;
-  AddBuiltins(p);
-  AddBuiltinArks(p);
+  AddBuiltins(p, BuiltinAmdRoots());
+  AddBuiltinArks(p, BuiltinAmdRoots());
   p.arks.insert(p.arks.end(), arks.begin(), arks.end());
   // A failure from an AMD-issued leaf (its chain held, even if expired) says more about the
   // report than one from a stray or forged certificate: report the best-fitting such failure,
@@ -702,7 +710,7 @@ Verdict VerifySnpReport(std::span<const uint8_t> report, const std::optional<std
   std::optional<Verdict> best_failure;
   for (const auto& [score, leaf] : ranked) {
     auto [ask, ark] = Resolve(leaf, p);
-    Verdict v = VerifyResolved(report, leaf, ask, ark, at);
+    Verdict v = VerifyResolved(report, leaf, ask, ark, at, BuiltinAmdRoots());
     if (v.genuine) return v;
     if (!best_failure.has_value() || stage(v) > stage(*best_failure)) best_failure = std::move(v);
   }

@@ -20,6 +20,7 @@
 #include <string>
 #include <string_view>
 
+#include "attest/amd_roots.h"
 #include "attest/verdict.h"
 #include "base/clock.h"
 #include "base/result.h"
@@ -68,6 +69,12 @@ struct SnpCertChain {
 // `ask`/`ark` may be null (built-in). Same checks and error codes as VerifySnpReport.
 vouch::attest::Verdict VerifySnpReportWithCerts(std::span<const uint8_t> report, X509* leaf, X509* ask,
                                                 X509* ark, vouch::TimePoint at);
+
+// As VerifySnpReportWithCerts, but trusting `roots` instead of the built-in AMD roots (an AMD
+// root rotation configured by an operator; tests with their own chain). Null `ask`/`ark` are
+// resolved from `roots` by signature. `roots` entries need ark, ask and asvk.
+vouch::attest::Verdict VerifySnpReportWithRoots(std::span<const uint8_t> report, X509* leaf, X509* ask, X509* ark,
+                                                vouch::TimePoint at, std::span<const AmdRootSet> roots);
 
 // Loads a leaf certificate (DER or PEM) and an optional chain file (PEM bundle holding the
 // ASK/ASVK and/or ARK, in any order; the right intermediate is chosen by the leaf's issuer
