@@ -1,0 +1,571 @@
+#include "attest/sim_vendor.h"
+
+#include <openssl/core_names.h>
+#include <openssl/objects.h>
+
+#include <filesystem>
+#include <fstream>
+#include <system_error>
+
+#include <nlohmann/json.hpp>
+
+#include "attest/dcap_collateral.h"
+#include "attest/pck_extension.h"
+#include "base/encoding.h"
+#include "crypto/digest.h"
+#include "crypto/keys.h"
+#include "crypto/random.h"
+#include "crypto/signature.h"
+#include "crypto/x509.h"
+#include "evidence/dcap_quote.h"
+
+namespace vouch::attest {
+namespace {
+
+using crypto::EvpPkeyPtr;
+using crypto::X509Ptr;
+using ojson = nlohmann::ordered_json;
+
+constexpr char kReportKeyLabel[] = "vouch-sim-report-key-v1";
+constexpr uint16_t kSimPcesvn = 13;
+constexpr std::array<uint8_t, 6> kSimFmspc = {0x00, 0x90, 0x6E, 0xD5, 0x00, 0x00};  // sim-only value
+constexpr std::array<uint8_t, 2> kSimPceId = {0x00, 0x00};
+
+// ---- a minimal DER writer for the SGX extension ----
+void PutLen(std::vector<uint8_t>* out, size_t n) {
+  if (n < 0x80) {
+    out->push_back(static_cast<uint8_t>(n));
+    return;
+  }
+  std::vector<uint8_t> b;
+  for (size_t v = n; v > 0; v >>= 8) b.insert(b.begin(), static_cast<uint8_t>(v));
+  out->push_back(static_cast<uint8_t>(0x80 | b.size()));
+  out->insert(out->end(), b.begin(), b.end());
+}
+std::vector<uint8_t> Tlv(uint8_t tag, std::span<const uint8_t> content) {
+  std::vector<uint8_t> out{tag};
+  PutLen(&out, content.size());
+  out.insert(out.end(), content.begin(), content.end());
+  return out;
+}
+std::vector<uint8_t> Oid(const std::string& dotted) {
+  std::vector<uint64_t> arcs;
+  size_t pos = 0;
+  while (pos <= dotted.size()) {
+    size_t dot = dotted.find('.', pos);
+    if (dot == std::string::npos) dot = dotted.size();
+    arcs.push_back(std::stoull(dotted.substr(pos, dot - pos)));
+    pos = dot + 1;
+  }
+  std::vector<uint8_t> body;
+  auto put = [&body](uint64_t v) {
+    std::vector<uint8_t> b{static_cast<uint8_t>(v & 0x7F)};
+    for (v >>= 7; v > 0; v >>= 7) b.insert(b.begin(), static_cast<uint8_t>(0x80 | (v & 0x7F)));
+    body.insert(body.end(), b.begin(), b.end());
+  };
+  put(arcs[0] * 40 + arcs[1]);
+  for (size_t i = 2; i < arcs.size(); ++i) put(arcs[i]);
+  return Tlv(0x06, body);
+}
+std::vector<uint8_t> UInt(uint8_t tag, uint64_t v) {
+  std::vector<uint8_t> b;
+  do {
+    b.insert(b.begin(), static_cast<uint8_t>(v & 0xFF));
+    v >>= 8;
+  } while (v > 0);
+  if (b[0] & 0x80) b.insert(b.begin(), 0);
+  return Tlv(tag, b);
+}
+std::vector<uint8_t> Seq(const std::vector<std::vector<uint8_t>>& items) {
+  std::vector<uint8_t> content;
+  for (const auto& i : items) content.insert(content.end(), i.begin(), i.end());
+  return Tlv(0x30, content);
+}
+std::vector<uint8_t> Pair(const std::string& oid, std::vector<uint8_t> value) { return Seq({Oid(oid), std::move(value)}); }
+
+std::vector<uint8_t> SgxExtensionDer(const SimPlatform& p, std::span<const uint8_t> ppid, std::span<const uint8_t> cpusvn) {
+  const std::string r = kSgxExtensionOid;
+  std::vector<std::vector<uint8_t>> tcb;
+  for (size_t i = 0; i < 16; ++i) tcb.push_back(Pair(r + ".2." + std::to_string(i + 1), UInt(0x02, p.comp_svns()[i])));
+  tcb.push_back(Pair(r + ".2.17", UInt(0x02, p.pcesvn())));
+  tcb.push_back(Pair(r + ".2.18", Tlv(0x04, cpusvn)));
+  return Seq({Pair(r + ".1", Tlv(0x04, ppid)), Pair(r + ".2", Seq(tcb)), Pair(r + ".3", Tlv(0x04, kSimPceId)),
+              Pair(r + ".4", Tlv(0x04, p.fmspc())), Pair(r + ".5", UInt(0x0A, 0))});
+}
+
+// ---- certificates and CRLs ----
+Status AddExt(X509* cert, X509* issuer, int nid, const char* value) {
+  X509V3_CTX ctx;
+  X509V3_set_ctx_nodb(&ctx);
+  X509V3_set_ctx(&ctx, issuer, cert, nullptr, nullptr, 0);
+  crypto::X509ExtensionPtr ext(X509V3_EXT_conf_nid(nullptr, &ctx, nid, value));
+  if (!ext || X509_add_ext(cert, ext.get(), -1) != 1) return crypto::OpensslError("add certificate extension");
+  return Status::Ok();
+}
+
+crypto::X509NamePtr SimName(const std::string& cn) {
+  crypto::X509NamePtr name(X509_NAME_new());
+  X509_NAME_add_entry_by_txt(name.get(), "CN", MBSTRING_UTF8, reinterpret_cast<const unsigned char*>(cn.c_str()), -1,
+                             -1, 0);
+  X509_NAME_add_entry_by_txt(name.get(), "O", MBSTRING_UTF8,
+                             reinterpret_cast<const unsigned char*>("vouch sim (INSECURE, not Intel)"), -1, -1, 0);
+  return name;
+}
+
+Status SetTime(ASN1_TIME* field, TimePoint t) {
+  if (ASN1_TIME_set(field, static_cast<time_t>(ToUnixSeconds(t))) == nullptr) return crypto::OpensslError("set time");
+  return Status::Ok();
+}
+
+struct CertSpec {
+  std::string cn;
+  EVP_PKEY* subject_key = nullptr;
+  X509* issuer = nullptr;  // null: self-signed
+  EVP_PKEY* issuer_key = nullptr;
+  uint64_t serial = 1;
+  TimePoint not_before;
+  TimePoint not_after;
+  bool ca = false;
+  int pathlen = -1;
+  std::vector<uint8_t> sgx_extension;  // DER content, optional
+};
+
+Result<X509Ptr> MakeCert(const CertSpec& s) {
+  X509Ptr cert(X509_new());
+  if (!cert) return crypto::OpensslError("X509_new");
+  X509_set_version(cert.get(), 2);
+  crypto::Asn1IntegerPtr serial(ASN1_INTEGER_new());
+  ASN1_INTEGER_set_uint64(serial.get(), s.serial);
+  X509_set_serialNumber(cert.get(), serial.get());
+  auto name = SimName(s.cn);
+  X509_set_subject_name(cert.get(), name.get());
+  X509_set_issuer_name(cert.get(), s.issuer ? X509_get_subject_name(s.issuer) : name.get());
+  VOUCH_RETURN_IF_ERROR(SetTime(X509_getm_notBefore(cert.get()), s.not_before));
+  VOUCH_RETURN_IF_ERROR(SetTime(X509_getm_notAfter(cert.get()), s.not_after));
+  if (X509_set_pubkey(cert.get(), s.subject_key) != 1) return crypto::OpensslError("X509_set_pubkey");
+  X509* issuer = s.issuer ? s.issuer : cert.get();
+  VOUCH_RETURN_IF_ERROR(AddExt(cert.get(), issuer, NID_subject_key_identifier, "hash"));
+  VOUCH_RETURN_IF_ERROR(AddExt(cert.get(), issuer, NID_authority_key_identifier, "keyid:always"));
+  if (s.ca) {
+    std::string bc = "critical,CA:TRUE" + (s.pathlen >= 0 ? ",pathlen:" + std::to_string(s.pathlen) : std::string());
+    VOUCH_RETURN_IF_ERROR(AddExt(cert.get(), issuer, NID_basic_constraints, bc.c_str()));
+    VOUCH_RETURN_IF_ERROR(AddExt(cert.get(), issuer, NID_key_usage, "critical,keyCertSign,cRLSign"));
+  } else {
+    VOUCH_RETURN_IF_ERROR(AddExt(cert.get(), issuer, NID_basic_constraints, "critical,CA:FALSE"));
+    VOUCH_RETURN_IF_ERROR(AddExt(cert.get(), issuer, NID_key_usage, "critical,digitalSignature,nonRepudiation"));
+  }
+  if (!s.sgx_extension.empty()) {
+    crypto::Asn1ObjectPtr oid(OBJ_txt2obj(kSgxExtensionOid, 1));
+    crypto::Asn1OctetStringPtr data(ASN1_OCTET_STRING_new());
+    if (!oid || !data ||
+        ASN1_OCTET_STRING_set(data.get(), s.sgx_extension.data(), static_cast<int>(s.sgx_extension.size())) != 1) {
+      return crypto::OpensslError("SGX extension");
+    }
+    crypto::X509ExtensionPtr ext(X509_EXTENSION_create_by_OBJ(nullptr, oid.get(), 0, data.get()));
+    if (!ext || X509_add_ext(cert.get(), ext.get(), -1) != 1) return crypto::OpensslError("add SGX extension");
+  }
+  if (X509_sign(cert.get(), s.issuer_key, EVP_sha256()) <= 0) return crypto::OpensslError("X509_sign");
+  return cert;
+}
+
+Result<std::vector<uint8_t>> MakeCrl(X509* issuer, EVP_PKEY* key, TimePoint this_update, TimePoint next_update,
+                                     const std::vector<X509*>& revoked) {
+  crypto::X509CrlPtr crl(X509_CRL_new());
+  if (!crl) return crypto::OpensslError("X509_CRL_new");
+  X509_CRL_set_version(crl.get(), 1);
+  X509_CRL_set_issuer_name(crl.get(), X509_get_subject_name(issuer));
+  crypto::Asn1TimePtr t1(ASN1_TIME_new()), t2(ASN1_TIME_new());
+  VOUCH_RETURN_IF_ERROR(SetTime(t1.get(), this_update));
+  VOUCH_RETURN_IF_ERROR(SetTime(t2.get(), next_update));
+  X509_CRL_set1_lastUpdate(crl.get(), t1.get());
+  X509_CRL_set1_nextUpdate(crl.get(), t2.get());
+  for (X509* c : revoked) {
+    X509_REVOKED* r = X509_REVOKED_new();
+    crypto::Asn1IntegerPtr serial(ASN1_INTEGER_dup(X509_get0_serialNumber(c)));
+    X509_REVOKED_set_serialNumber(r, serial.get());
+    X509_REVOKED_set_revocationDate(r, t1.get());
+    X509_CRL_add0_revoked(crl.get(), r);
+  }
+  X509_CRL_sort(crl.get());
+  if (X509_CRL_sign(crl.get(), key, EVP_sha256()) <= 0) return crypto::OpensslError("X509_CRL_sign");
+  return crypto::CrlToDer(crl.get());
+}
+
+// `{"<key>":<body>,"signature":"<hex r||s>"}` with the body signed as written.
+Result<std::string> SignedJson(const char* key, const ojson& body, EVP_PKEY* signer) {
+  std::string text = body.dump();
+  VOUCH_ASSIGN_OR_RETURN(auto der, crypto::Sign(signer, AsBytes(text)));
+  VOUCH_ASSIGN_OR_RETURN(auto raw, crypto::EcdsaDerToRaw(der, 32));
+  return std::string("{\"") + key + "\":" + text + ",\"signature\":\"" + HexEncode(raw) + "\"}";
+}
+
+ojson SgxLevel(uint8_t comp, const char* date, const char* status, std::vector<std::string> advisories) {
+  ojson comps = ojson::array();
+  std::array<uint8_t, 16> svns{comp, comp, 3, 3, 255, 255, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+  for (uint8_t s : svns) comps.push_back({{"svn", s}});
+  ojson level = {{"tcb", {{"sgxtcbcomponents", comps}, {"pcesvn", kSimPcesvn}}}, {"tcbDate", date}, {"tcbStatus", status}};
+  if (!advisories.empty()) level["advisoryIDs"] = advisories;
+  return level;
+}
+
+uint8_t CompSvnFor(SimTcb tcb) {
+  switch (tcb) {
+    case SimTcb::kUpToDate: return 12;
+    case SimTcb::kSwHardeningNeeded: return 11;
+    case SimTcb::kOutOfDate: return 10;
+  }
+  return 10;
+}
+
+Status WriteFile(const std::string& path, std::string_view data, bool secret) {
+  std::error_code ec;
+  std::filesystem::remove(path, ec);
+  {
+    std::ofstream f(path, std::ios::binary | std::ios::trunc);
+    if (!f) return Internal("cannot write " + path, "io_error");
+    if (secret) {
+      std::filesystem::permissions(path, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write,
+                                   std::filesystem::perm_options::replace, ec);
+      if (ec) return Internal("cannot restrict permissions of " + path, "io_error");
+    }
+    f.write(data.data(), static_cast<std::streamsize>(data.size()));
+    if (!f) return Internal("cannot write " + path, "io_error");
+  }
+  return Status::Ok();
+}
+
+Result<std::string> Pem(X509* c) { return crypto::CertToPem(c); }
+
+std::array<uint8_t, 32> SimQeMrSigner() { return crypto::Sha256(std::string_view("vouch INSECURE SIM quoting enclave signer")); }
+std::array<uint8_t, 32> SimQeMrEnclave() { return crypto::Sha256(std::string_view("vouch INSECURE SIM quoting enclave")); }
+
+Result<std::array<uint8_t, 64>> RawPoint(EVP_PKEY* key) {
+  VOUCH_ASSIGN_OR_RETURN(auto enc, crypto::EcPublicPointEncoded(key));
+  if (enc.size() != 65 || enc[0] != 0x04) return Internal("unexpected EC point encoding");
+  std::array<uint8_t, 64> out{};
+  std::copy(enc.begin() + 1, enc.end(), out.begin());
+  return out;
+}
+
+Result<std::vector<uint8_t>> Hex(const nlohmann::json& j, const char* key, size_t n) {
+  auto it = j.find(key);
+  if (it == j.end() || !it->is_string()) return InvalidArgument(std::string("sim secrets: missing ") + key, "malformed_sim");
+  VOUCH_ASSIGN_OR_RETURN(auto b, HexDecode(it->get<std::string>()));
+  if (b.size() != n) return InvalidArgument(std::string("sim secrets: bad ") + key, "malformed_sim");
+  return b;
+}
+
+Result<EvpPkeyPtr> Key(const nlohmann::json& j, const char* key) {
+  auto it = j.find(key);
+  if (it == j.end() || !it->is_string()) return InvalidArgument(std::string("sim secrets: missing ") + key, "malformed_sim");
+  return crypto::PrivateKeyFromPem(it->get<std::string>());
+}
+
+}  // namespace
+
+bool IsSimRootCa(X509* cert) {
+  if (cert == nullptr) return false;
+  if (X509_NAME_cmp(X509_get_subject_name(cert), X509_get_issuer_name(cert)) != 0) return false;
+  return crypto::SubjectCommonName(cert).rfind(kSimNamePrefix, 0) == 0;
+}
+
+std::string_view SimTcbName(SimTcb tcb) {
+  switch (tcb) {
+    case SimTcb::kUpToDate: return "up-to-date";
+    case SimTcb::kSwHardeningNeeded: return "sw-hardening-needed";
+    case SimTcb::kOutOfDate: return "out-of-date";
+  }
+  return "up-to-date";
+}
+
+std::string_view SimTcbStatus(SimTcb tcb) {
+  switch (tcb) {
+    case SimTcb::kUpToDate: return "UpToDate";
+    case SimTcb::kSwHardeningNeeded: return "SWHardeningNeeded";
+    case SimTcb::kOutOfDate: return "OutOfDate";
+  }
+  return "UpToDate";
+}
+
+Result<SimTcb> ParseSimTcb(std::string_view name) {
+  for (SimTcb t : {SimTcb::kUpToDate, SimTcb::kSwHardeningNeeded, SimTcb::kOutOfDate}) {
+    if (name == SimTcbName(t)) return t;
+  }
+  return InvalidArgument("sim TCB \"" + std::string(name) + "\", expected up-to-date, out-of-date or sw-hardening-needed",
+                         "invalid_sim_tcb");
+}
+
+SimPlatform::~SimPlatform() = default;
+SimVendor::~SimVendor() = default;
+
+Result<std::unique_ptr<SimVendor>> SimVendor::Create(const std::string& dir, const SimVendorOptions& options) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return Internal("cannot create " + dir + ": " + ec.message(), "io_error");
+  if (std::filesystem::exists(dir + "/" + kSimSecretsFile, ec)) {
+    return AlreadyExists(dir + " already holds a sim vendor", "already_exists");
+  }
+  const TimePoint now = options.now.value_or(std::chrono::system_clock::now() - std::chrono::hours(1));
+  const TimePoint certs_end = now + std::chrono::hours(24 * 365 * 10);
+  const TimePoint coll_end = now + options.collateral_validity;
+
+  VOUCH_ASSIGN_OR_RETURN(EvpPkeyPtr root_key, crypto::GenerateP256());
+  VOUCH_ASSIGN_OR_RETURN(EvpPkeyPtr ca_key, crypto::GenerateP256());
+  VOUCH_ASSIGN_OR_RETURN(EvpPkeyPtr tcb_key, crypto::GenerateP256());
+  VOUCH_ASSIGN_OR_RETURN(EvpPkeyPtr pck_key, crypto::GenerateP256());
+  VOUCH_ASSIGN_OR_RETURN(EvpPkeyPtr att_key, crypto::GenerateP256());
+
+  auto platform = std::unique_ptr<SimPlatform>(new SimPlatform());
+  platform->fmspc_ = kSimFmspc;
+  uint8_t c = CompSvnFor(options.tcb);
+  platform->comp_svns_ = {c, c, 3, 3, 255, 255, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+  platform->cpusvn_ = platform->comp_svns_;
+  platform->pcesvn_ = kSimPcesvn;
+  auto qe_id = crypto::RandomBytes(16);
+  std::copy(qe_id.begin(), qe_id.end(), platform->qe_id_.begin());
+  platform->secret_ = crypto::RandomSecret(32);
+  auto ppid = crypto::RandomBytes(16);
+  uint64_t serial_base = 0;
+  for (uint8_t b : crypto::RandomBytes(6)) serial_base = (serial_base << 8) | b;
+
+  CertSpec root_spec{kSimRootCommonName, root_key.get(), nullptr, root_key.get(), serial_base + 1, now, certs_end, true, 1, {}};
+  VOUCH_ASSIGN_OR_RETURN(X509Ptr root, MakeCert(root_spec));
+  CertSpec ca_spec{"vouch INSECURE SIM SGX PCK Platform CA", ca_key.get(), root.get(), root_key.get(), serial_base + 2,
+                   now, certs_end, true, 0, {}};
+  VOUCH_ASSIGN_OR_RETURN(X509Ptr ca, MakeCert(ca_spec));
+  CertSpec tcb_spec{"vouch INSECURE SIM SGX TCB Signing", tcb_key.get(), root.get(), root_key.get(), serial_base + 3,
+                    now, certs_end, false, -1, {}};
+  VOUCH_ASSIGN_OR_RETURN(X509Ptr tcb_cert, MakeCert(tcb_spec));
+  CertSpec pck_spec{"vouch INSECURE SIM SGX PCK Certificate", pck_key.get(), ca.get(), ca_key.get(), serial_base + 4,
+                    now, certs_end, false, -1, SgxExtensionDer(*platform, ppid, platform->cpusvn_)};
+  VOUCH_ASSIGN_OR_RETURN(X509Ptr pck, MakeCert(pck_spec));
+
+  VOUCH_ASSIGN_OR_RETURN(auto root_crl, MakeCrl(root.get(), root_key.get(), now, coll_end, {}));
+  std::vector<X509*> revoked;
+  if (options.revoked) revoked.push_back(pck.get());
+  VOUCH_ASSIGN_OR_RETURN(auto pck_crl, MakeCrl(ca.get(), ca_key.get(), now, coll_end, revoked));
+
+  // TCB Info v3 (SGX), levels newest first.
+  ojson tcb_info = {{"id", "SGX"},
+                    {"version", 3},
+                    {"issueDate", FormatRfc3339(now)},
+                    {"nextUpdate", FormatRfc3339(coll_end)},
+                    {"fmspc", HexEncode(kSimFmspc)},
+                    {"pceId", HexEncode(kSimPceId)},
+                    {"tcbType", 0},
+                    {"tcbEvaluationDataNumber", 1},
+                    {"tcbLevels",
+                     {SgxLevel(12, "2025-01-01T00:00:00Z", "UpToDate", {}),
+                      SgxLevel(11, "2024-06-01T00:00:00Z", "SWHardeningNeeded", {kSimAdvisoryId}),
+                      SgxLevel(10, "2023-01-01T00:00:00Z", "OutOfDate", {kSimAdvisoryId, "INTEL-SA-00828"})}}};
+  VOUCH_ASSIGN_OR_RETURN(std::string tcb_info_text, SignedJson("tcbInfo", tcb_info, tcb_key.get()));
+  ojson qe_identity = {{"id", "QE"},
+                       {"version", 2},
+                       {"issueDate", FormatRfc3339(now)},
+                       {"nextUpdate", FormatRfc3339(coll_end)},
+                       {"tcbEvaluationDataNumber", 1},
+                       {"miscselect", "00000000"},
+                       {"miscselectMask", "FFFFFFFF"},
+                       {"attributes", "11000000000000000000000000000000"},
+                       {"attributesMask", "FBFFFFFFFFFFFFFF0000000000000000"},
+                       {"mrsigner", HexEncode(SimQeMrSigner())},
+                       {"isvprodid", kSimQeIsvProdId},
+                       {"tcbLevels",
+                        {{{"tcb", {{"isvsvn", kSimQeIsvSvn}}}, {"tcbDate", "2025-01-01T00:00:00Z"}, {"tcbStatus", "UpToDate"}},
+                         {{"tcb", {{"isvsvn", 6}}}, {"tcbDate", "2023-01-01T00:00:00Z"}, {"tcbStatus", "OutOfDate"}}}}};
+  VOUCH_ASSIGN_OR_RETURN(std::string qe_identity_text, SignedJson("enclaveIdentity", qe_identity, tcb_key.get()));
+
+  VOUCH_ASSIGN_OR_RETURN(std::string root_pem, Pem(root.get()));
+  VOUCH_ASSIGN_OR_RETURN(std::string ca_pem, Pem(ca.get()));
+  VOUCH_ASSIGN_OR_RETURN(std::string tcb_pem, Pem(tcb_cert.get()));
+  VOUCH_ASSIGN_OR_RETURN(std::string pck_pem, Pem(pck.get()));
+
+  auto pem_key = [](EVP_PKEY* k) -> Result<std::string> {
+    VOUCH_ASSIGN_OR_RETURN(crypto::SecretBytes s, crypto::PrivateKeyToPem(k));
+    return std::string(s.view());
+  };
+  nlohmann::json secrets = {{"version", 1},
+                            {"warning", "INSECURE sim TEE vendor: test keys, not Intel"},
+                            {"tcb", SimTcbName(options.tcb)},
+                            {"revoked", options.revoked},
+                            {"platform_secret", HexEncode(platform->secret_.span())},
+                            {"qe_id", HexEncode(platform->qe_id_)}};
+  for (auto [name, key] : {std::pair{"root_key", root_key.get()}, std::pair{"pck_ca_key", ca_key.get()},
+                           std::pair{"tcb_signing_key", tcb_key.get()}, std::pair{"pck_key", pck_key.get()},
+                           std::pair{"attestation_key", att_key.get()}}) {
+    VOUCH_ASSIGN_OR_RETURN(std::string pem, pem_key(key));
+    secrets[name] = pem;
+  }
+
+  const std::string d = dir + "/";
+  VOUCH_RETURN_IF_ERROR(WriteFile(d + kSimSecretsFile, secrets.dump(2), true));
+  VOUCH_RETURN_IF_ERROR(WriteFile(d + kTrustedRootFile, root_pem, false));
+  VOUCH_RETURN_IF_ERROR(WriteFile(d + kRootCaCrlFile, ToString(root_crl), false));
+  VOUCH_RETURN_IF_ERROR(WriteFile(d + kPckCrlFile, ToString(pck_crl), false));
+  VOUCH_RETURN_IF_ERROR(WriteFile(d + kTcbSignChainFile, tcb_pem + root_pem, false));
+  VOUCH_RETURN_IF_ERROR(WriteFile(d + kTcbInfoFile, tcb_info_text, false));
+  VOUCH_RETURN_IF_ERROR(WriteFile(d + kQeIdentityFile, qe_identity_text, false));
+  VOUCH_RETURN_IF_ERROR(WriteFile(d + kPckCertFile, pck_pem, false));
+  VOUCH_RETURN_IF_ERROR(WriteFile(d + kPckSignChainFile, ca_pem + root_pem, false));
+  VOUCH_RETURN_IF_ERROR(WriteFile(d + "README-INSECURE-SIM.txt",
+                                  "This folder is a vouch sim TEE vendor: INSECURE test keys, NOT Intel.\n"
+                                  "Verify its quotes with: vouch evidence verify --evidence QUOTE --collateral " +
+                                      dir + " --allow-sim\n",
+                                  false));
+  return Load(dir);
+}
+
+Result<std::unique_ptr<SimVendor>> SimVendor::Load(const std::string& dir) {
+  const std::string d = dir + "/";
+  auto text = crypto::ReadFile(d + kSimSecretsFile, 1 << 20);
+  if (!text.ok()) return NotFound(dir + " holds no sim vendor (" + text.status().message() + ")", "not_found");
+  nlohmann::json j = nlohmann::json::parse(*text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return InvalidArgument(d + kSimSecretsFile + " is not JSON", "malformed_sim");
+  auto v = std::unique_ptr<SimVendor>(new SimVendor());
+  v->dir_ = dir;
+  auto tcb = ParseSimTcb(j.value("tcb", std::string()));
+  if (!tcb.ok()) return tcb.status();
+  v->tcb_ = *tcb;
+  v->revoked_ = j.value("revoked", false);
+  VOUCH_ASSIGN_OR_RETURN(std::string root_pem, crypto::ReadFile(d + kTrustedRootFile));
+  VOUCH_ASSIGN_OR_RETURN(v->root_, crypto::CertFromPem(root_pem));
+  if (!IsSimRootCa(v->root_.get())) return InvalidArgument(d + kTrustedRootFile + " is not a sim root", "malformed_sim");
+  VOUCH_ASSIGN_OR_RETURN(std::string pck_pem, crypto::ReadFile(d + kPckCertFile));
+  VOUCH_ASSIGN_OR_RETURN(std::string chain_pem, crypto::ReadFile(d + kPckSignChainFile));
+  VOUCH_ASSIGN_OR_RETURN(X509Ptr pck, crypto::CertFromPem(pck_pem));
+  VOUCH_ASSIGN_OR_RETURN(PckSgxExtension ext, ParsePckSgxExtension(pck.get()));
+
+  auto p = std::unique_ptr<SimPlatform>(new SimPlatform());
+  VOUCH_ASSIGN_OR_RETURN(p->pck_key_, Key(j, "pck_key"));
+  VOUCH_ASSIGN_OR_RETURN(p->attestation_key_, Key(j, "attestation_key"));
+  VOUCH_ASSIGN_OR_RETURN(auto secret, Hex(j, "platform_secret", 32));
+  p->secret_ = crypto::SecretBytes(std::span<const uint8_t>(secret));
+  VOUCH_ASSIGN_OR_RETURN(auto qe_id, Hex(j, "qe_id", 16));
+  std::copy(qe_id.begin(), qe_id.end(), p->qe_id_.begin());
+  p->chain_pem_ = pck_pem + chain_pem;
+  p->fmspc_ = ext.fmspc;
+  p->comp_svns_ = ext.comp_svns;
+  p->cpusvn_ = ext.cpusvn;
+  p->pcesvn_ = ext.pcesvn;
+  VOUCH_ASSIGN_OR_RETURN(p->attestation_key_raw_, RawPoint(p->attestation_key_.get()));
+  v->platform_ = std::move(p);
+  return v;
+}
+
+Result<std::vector<uint8_t>> SimPlatform::Quote(std::span<const uint8_t> report_body,
+                                                std::span<const uint8_t> report_data) const {
+  VOUCH_ASSIGN_OR_RETURN(evidence::SgxReportBody body, evidence::ParseSgxReportBody(report_body));
+  return Quote(body, report_data);
+}
+
+Result<std::vector<uint8_t>> SimPlatform::Quote(const evidence::SgxReportBody& body_in,
+                                                std::span<const uint8_t> report_data) const {
+  if (report_data.size() > 64) return InvalidArgument("report data is longer than 64 bytes", "invalid_report_data");
+  evidence::SgxReportBody body = body_in;
+  body.report_data.fill(0);
+  std::copy(report_data.begin(), report_data.end(), body.report_data.begin());
+
+  std::vector<uint8_t> q;
+  auto u16 = [&q](uint16_t x) {
+    q.push_back(static_cast<uint8_t>(x));
+    q.push_back(static_cast<uint8_t>(x >> 8));
+  };
+  auto u32 = [&q](uint32_t x) {
+    for (int i = 0; i < 4; ++i) q.push_back(static_cast<uint8_t>(x >> (8 * i)));
+  };
+  auto bytes = [&q](std::span<const uint8_t> b) { q.insert(q.end(), b.begin(), b.end()); };
+  // Header (48 bytes).
+  u16(3);
+  u16(evidence::kAttKeyTypeEcdsaP256);
+  u32(0);
+  u16(kSimQeIsvSvn);
+  u16(pcesvn_);
+  bytes(evidence::kIntelQeVendorId);
+  bytes(qe_id_);
+  u32(0);
+  auto enc = evidence::EncodeSgxReportBody(body);
+  bytes(enc);
+  // Quote signature over header ‖ body.
+  VOUCH_ASSIGN_OR_RETURN(auto qsig_der, crypto::Sign(attestation_key_.get(), q));
+  VOUCH_ASSIGN_OR_RETURN(auto qsig, crypto::EcdsaDerToRaw(qsig_der, 32));
+  // QE report binding the attestation key and the auth data.
+  std::array<uint8_t, 32> auth{};
+  for (size_t i = 0; i < auth.size(); ++i) auth[i] = static_cast<uint8_t>(i);
+  std::vector<uint8_t> bound(attestation_key_raw_.begin(), attestation_key_raw_.end());
+  bound.insert(bound.end(), auth.begin(), auth.end());
+  evidence::SgxReportBody qe;
+  qe.cpu_svn = cpusvn_;
+  qe.attribute_flags = evidence::kSgxFlagInit | evidence::kSgxFlagMode64Bit | evidence::kSgxFlagProvisionKey;
+  qe.attribute_xfrm = 0xE7;
+  qe.mr_enclave = SimQeMrEnclave();
+  qe.mr_signer = SimQeMrSigner();
+  qe.isv_prod_id = kSimQeIsvProdId;
+  qe.isv_svn = kSimQeIsvSvn;
+  auto h = crypto::Sha256(bound);
+  std::copy(h.begin(), h.end(), qe.report_data.begin());
+  auto qe_bytes = evidence::EncodeSgxReportBody(qe);
+  VOUCH_ASSIGN_OR_RETURN(auto qe_sig_der, crypto::Sign(pck_key_.get(), qe_bytes));
+  VOUCH_ASSIGN_OR_RETURN(auto qe_sig, crypto::EcdsaDerToRaw(qe_sig_der, 32));
+  // Certification data type 5: the PEM chain with a trailing NUL, as real QEs emit it.
+  std::string cert = chain_pem_;
+  cert.push_back('\0');
+  const size_t sig_len = 64 + 64 + 384 + 64 + 2 + auth.size() + 2 + 4 + cert.size();
+  u32(static_cast<uint32_t>(sig_len));
+  bytes(qsig);
+  bytes(attestation_key_raw_);
+  bytes(qe_bytes);
+  bytes(qe_sig);
+  u16(static_cast<uint16_t>(auth.size()));
+  bytes(auth);
+  u16(static_cast<uint16_t>(evidence::CertDataType::kPckChain));
+  u32(static_cast<uint32_t>(cert.size()));
+  bytes(AsBytes(cert));
+  return q;
+}
+
+crypto::SecretBytes SimPlatform::ReportKey(std::span<const uint8_t, 32> target_mrenclave) const {
+  std::vector<uint8_t> msg(kReportKeyLabel, kReportKeyLabel + sizeof(kReportKeyLabel) - 1);
+  msg.insert(msg.end(), target_mrenclave.begin(), target_mrenclave.end());
+  auto mac = crypto::HmacSha256(secret_.span(), msg);
+  crypto::SecretBytes key(std::span<const uint8_t>(mac.data(), 16));
+  OPENSSL_cleanse(mac.data(), mac.size());
+  return key;
+}
+
+namespace {
+Result<std::array<uint8_t, 16>> AesCmac(const crypto::SecretBytes& key, std::span<const uint8_t> data) {
+  crypto::EvpMacPtr mac(EVP_MAC_fetch(nullptr, "CMAC", nullptr));
+  if (!mac) return crypto::OpensslError("EVP_MAC_fetch(CMAC)");
+  crypto::EvpMacCtxPtr ctx(EVP_MAC_CTX_new(mac.get()));
+  char cipher[] = "AES-128-CBC";
+  OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_CIPHER, cipher, 0), OSSL_PARAM_construct_end()};
+  std::array<uint8_t, 16> out{};
+  size_t len = 0;
+  if (!ctx || EVP_MAC_init(ctx.get(), key.data(), key.size(), params) != 1 ||
+      EVP_MAC_update(ctx.get(), data.data(), data.size()) != 1 ||
+      EVP_MAC_final(ctx.get(), out.data(), &len, out.size()) != 1 || len != out.size()) {
+    return crypto::OpensslError("AES-CMAC");
+  }
+  return out;
+}
+}  // namespace
+
+Result<std::array<uint8_t, evidence::kSgxReportSize>> SimPlatform::MakeReport(
+    const evidence::SgxReportBody& body, std::span<const uint8_t, 32> target_mrenclave) const {
+  evidence::SgxReport report;
+  report.body = body;
+  report.body.raw = evidence::EncodeSgxReportBody(body);
+  auto key_id = crypto::RandomBytes(evidence::kSgxReportKeyIdSize);
+  std::copy(key_id.begin(), key_id.end(), report.key_id.begin());
+  VOUCH_ASSIGN_OR_RETURN(report.mac, AesCmac(ReportKey(target_mrenclave), report.body.raw));
+  return evidence::EncodeSgxReport(report);
+}
+
+bool SimPlatform::VerifyReport(std::span<const uint8_t> report, std::span<const uint8_t, 32> my_mrenclave) const {
+  if (report.size() != evidence::kSgxReportSize) return false;
+  auto mac = AesCmac(ReportKey(my_mrenclave), report.first(evidence::kSgxReportBodySize));
+  if (!mac.ok()) return false;
+  return crypto::ConstantTimeEquals(*mac, report.subspan(evidence::sgx_report_offsets::kMac, evidence::kSgxReportMacSize));
+}
+
+}  // namespace vouch::attest
