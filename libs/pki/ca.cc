@@ -7,6 +7,7 @@
 #include "crypto/random.h"
 #include "crypto/x509.h"
 #include "pki/der.h"
+#include "pki/oids.h"
 #include "pki/pki_internal.h"
 
 namespace vouch::pki {
@@ -15,6 +16,17 @@ namespace {
 using crypto::OpensslError;
 
 constexpr size_t kMaxCommonName = 64;  // RFC 5280 ub-common-name
+
+// AlgorithmIdentifier ::= SEQUENCE { OID, NULL for RSA / absent for ECDSA (RFC 5758 §3.2) }
+template <size_t N>
+std::vector<uint8_t> AlgorithmIdentifier(const uint8_t (&oid)[N], bool null_params) {
+  der::Writer inner;
+  inner.AddElement(der::kTagOid, oid);
+  if (null_params) inner.AddElement(der::kTagNull, {});
+  der::Writer seq;
+  seq.AddElement(der::kTagSequence, inner.bytes());
+  return seq.Take();
+}
 
 Status SetTime(ASN1_TIME* field, TimePoint t) {
   if (ASN1_TIME_set(field, static_cast<time_t>(ToUnixSeconds(t))) == nullptr) {
@@ -171,14 +183,17 @@ Result<std::unique_ptr<CaSigner>> CaSigner::Create(X509* cert, EVP_PKEY* key) {
     std::string_view g(group);
     if (g == "prime256v1") {
       signer->md_ = EVP_sha256();
+      signer->signature_algorithm_der_ = AlgorithmIdentifier(oid::kEcdsaWithSha256, false);
     } else if (g == "secp384r1") {
       signer->md_ = EVP_sha384();
+      signer->signature_algorithm_der_ = AlgorithmIdentifier(oid::kEcdsaWithSha384, false);
     } else {
       return InvalidArgument("CA key is EC on " + std::string(g) + ", expected P-256 or P-384",
                              "ca_key_type_not_supported");
     }
   } else if (id == EVP_PKEY_RSA && EVP_PKEY_get_bits(key) >= 2048) {
     signer->md_ = EVP_sha256();
+    signer->signature_algorithm_der_ = AlgorithmIdentifier(oid::kSha256WithRsa, true);
   } else {
     return InvalidArgument("CA key is " + crypto::DescribeKey(key) + ", expected EC P-256/P-384 or RSA >= 2048",
                            "ca_key_type_not_supported");
@@ -188,6 +203,11 @@ Result<std::unique_ptr<CaSigner>> CaSigner::Create(X509* cert, EVP_PKEY* key) {
 
   signer->subject_.reset(X509_NAME_dup(X509_get_subject_name(own.get())));
   if (!signer->subject_) return OpensslError("copy CA subject");
+  unsigned char* name_der = nullptr;
+  int name_len = i2d_X509_NAME(signer->subject_.get(), &name_der);
+  if (name_len <= 0) return OpensslError("encode CA subject");
+  signer->subject_der_.assign(name_der, name_der + name_len);
+  OPENSSL_free(name_der);
 
   if (const ASN1_OCTET_STRING* ski = X509_get0_subject_key_id(own.get()); ski != nullptr) {
     signer->key_id_.assign(ski->data, ski->data + ski->length);
@@ -209,6 +229,8 @@ Result<std::unique_ptr<CaSigner>> CaSigner::Create(X509* cert, EVP_PKEY* key) {
   }
   signer->aki_.reset(X509V3_EXT_i2d(NID_authority_key_identifier, 0, akid.get()));
   if (!signer->aki_) return OpensslError("encode authorityKeyIdentifier");
+  const ASN1_OCTET_STRING* aki_value = X509_EXTENSION_get_data(signer->aki_.get());
+  signer->aki_der_.assign(ASN1_STRING_get0_data(aki_value), ASN1_STRING_get0_data(aki_value) + ASN1_STRING_length(aki_value));
 
   signer->not_after_ = crypto::NotAfter(own.get());
   VOUCH_ASSIGN_OR_RETURN(signer->cert_pem_, crypto::CertToPem(own.get()));
@@ -225,6 +247,19 @@ Result<std::unique_ptr<CaSigner>> CaSigner::CreateFromPem(std::string_view cert_
 Status CaSigner::Sign(X509* cert) const {
   if (X509_sign(cert, key_.get(), md_) <= 0) return OpensslError("sign certificate");
   return Status::Ok();
+}
+
+Result<std::vector<uint8_t>> CaSigner::SignData(std::span<const uint8_t> data) const {
+  crypto::EvpMdCtxPtr ctx(EVP_MD_CTX_new());
+  size_t len = 0;
+  if (!ctx || EVP_DigestSignInit(ctx.get(), nullptr, md_, nullptr, key_.get()) != 1 ||
+      EVP_DigestSign(ctx.get(), nullptr, &len, data.data(), data.size()) != 1) {
+    return OpensslError("sign");
+  }
+  std::vector<uint8_t> sig(len);
+  if (EVP_DigestSign(ctx.get(), sig.data(), &len, data.data(), data.size()) != 1) return OpensslError("sign");
+  sig.resize(len);
+  return sig;
 }
 
 Status CaSigner::Sign(X509_CRL* crl) const {

@@ -70,10 +70,19 @@ class CaSigner {
   // The authorityKeyIdentifier extension (keyIdentifier only), ready to add.
   const X509_EXTENSION* authority_key_id_extension() const { return aki_.get(); }
   TimePoint not_after() const { return not_after_; }
+  // DER encodings used to build certificates without OpenSSL's object model: the CA subject
+  // Name (the issuer of what it signs), the AlgorithmIdentifier of its signatures, and the
+  // value of the authorityKeyIdentifier extension.
+  std::span<const uint8_t> subject_der() const { return subject_der_; }
+  std::span<const uint8_t> signature_algorithm_der() const { return signature_algorithm_der_; }
+  std::span<const uint8_t> authority_key_id_der() const { return aki_der_; }
 
   // Sets the signature algorithm and signs. Thread-safe.
   Status Sign(X509* cert) const;
   Status Sign(X509_CRL* crl) const;
+  // Signs `data` (a DER TBSCertificate) with the algorithm of signature_algorithm_der():
+  // returns the signature value (DER ECDSA-Sig-Value or PKCS#1 v1.5). Thread-safe.
+  Result<std::vector<uint8_t>> SignData(std::span<const uint8_t> data) const;
 
  private:
   CaSigner() = default;
@@ -83,6 +92,9 @@ class CaSigner {
   crypto::X509NamePtr subject_;
   crypto::X509ExtensionPtr aki_;
   std::vector<uint8_t> key_id_;
+  std::vector<uint8_t> subject_der_;
+  std::vector<uint8_t> signature_algorithm_der_;
+  std::vector<uint8_t> aki_der_;
   std::string cert_pem_;
   const EVP_MD* md_ = nullptr;
   TimePoint not_after_;

@@ -3,7 +3,9 @@
 #include <openssl/objects.h>
 
 #include <algorithm>
-#include <mutex>
+#include <array>
+#include <cstdio>
+#include <ctime>
 
 #include "base/encoding.h"
 #include "crypto/x509.h"
@@ -92,25 +94,80 @@ bool IsValidUri(std::string_view uri) {
   return std::all_of(uri.begin(), uri.end(), [](char c) { return c > 0x20 && c < 0x7f; });
 }
 
+bool IsValidUtf8(std::string_view s);
+
 bool IsValidCommonName(std::string_view cn) {
   size_t chars = 0;
   for (unsigned char c : cn) {
     if (c < 0x20 || c == 0x7f) return false;  // no control characters
     if ((c & 0xc0) != 0x80) ++chars;          // count UTF-8 lead bytes
   }
-  return chars >= 1 && chars <= kMaxCommonName;
+  return chars >= 1 && chars <= kMaxCommonName && IsValidUtf8(cn);
 }
 
-Status SetTime(ASN1_TIME* field, TimePoint t) {
-  if (ASN1_TIME_set(field, static_cast<time_t>(ToUnixSeconds(t))) == nullptr) {
-    return OpensslError("set certificate time");
+bool IsValidUtf8(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    auto c = static_cast<unsigned char>(s[i]);
+    size_t n;
+    if (c < 0x80) {
+      n = 0;
+    } else if ((c & 0xe0) == 0xc0 && c >= 0xc2) {
+      n = 1;
+    } else if ((c & 0xf0) == 0xe0) {
+      n = 2;
+    } else if ((c & 0xf8) == 0xf0 && c <= 0xf4) {
+      n = 3;
+    } else {
+      return false;
+    }
+    if (s.size() - i - 1 < n) return false;
+    for (size_t k = 1; k <= n; ++k) {
+      if ((static_cast<unsigned char>(s[i + k]) & 0xc0) != 0x80) return false;
+    }
+    i += n + 1;
   }
+  return true;
+}
+
+// Time ::= UTCTime for 1950..2049, GeneralizedTime otherwise (RFC 5280 §4.1.2.5).
+Status AddTime(der::Writer& w, TimePoint t) {
+  time_t secs = static_cast<time_t>(ToUnixSeconds(t));
+  struct tm tm {};
+  if (gmtime_r(&secs, &tm) == nullptr) return InvalidArgument("time out of range");
+  int year = tm.tm_year + 1900;
+  if (year < 0 || year > 9999) return InvalidArgument("time out of range");
+  char buf[64];
+  int n;
+  uint8_t tag;
+  if (year >= 1950 && year < 2050) {
+    tag = der::kTagUtcTime;
+    n = std::snprintf(buf, sizeof(buf), "%02d%02d%02d%02d%02d%02dZ", year % 100, tm.tm_mon + 1, tm.tm_mday,
+                      tm.tm_hour, tm.tm_min, tm.tm_sec);
+  } else {
+    tag = der::kTagGeneralizedTime;
+    n = std::snprintf(buf, sizeof(buf), "%04d%02d%02d%02d%02d%02dZ", year, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                      tm.tm_min, tm.tm_sec);
+  }
+  if (n <= 0) return Internal("format time");
+  w.AddElement(tag, {reinterpret_cast<const uint8_t*>(buf), static_cast<size_t>(n)});
   return Status::Ok();
+}
+
+// Extension ::= SEQUENCE { extnID OID, critical BOOLEAN DEFAULT FALSE, extnValue OCTET STRING }
+void AddExtension(der::Writer& exts, std::span<const uint8_t> oid, bool critical, std::span<const uint8_t> value) {
+  der::Writer e;
+  e.AddElement(der::kTagOid, oid);
+  if (critical) {
+    static constexpr uint8_t kTrue[] = {0xff};
+    e.AddElement(der::kTagBoolean, kTrue);  // DER: encoded only when TRUE
+  }
+  e.AddOctets(value);
+  exts.AddElement(der::kTagSequence, e.bytes());
 }
 
 struct SpkiView {
   bool rsa = false;
-  int curve_nid = NID_undef;
   std::span<const uint8_t> key_bits;
 };
 
@@ -131,11 +188,7 @@ Result<SpkiView> ReadSpki(std::span<const uint8_t> spki_der) {
   SpkiView view;
   view.key_bits = bits.contents.subspan(1);
   if (oid::Equals(alg_oid.contents, oid::kEcPublicKey) && has_params && params.tag == der::kTagOid) {
-    if (oid::Equals(params.contents, oid::kPrime256v1)) {
-      view.curve_nid = NID_X9_62_prime256v1;
-    } else if (oid::Equals(params.contents, oid::kSecp384r1)) {
-      view.curve_nid = NID_secp384r1;
-    } else {
+    if (!oid::Equals(params.contents, oid::kPrime256v1) && !oid::Equals(params.contents, oid::kSecp384r1)) {
       return InvalidArgument("subject key curve is not P-256 or P-384", "invalid_key");
     }
     return view;
@@ -145,25 +198,6 @@ Result<SpkiView> ReadSpki(std::span<const uint8_t> spki_der) {
     return view;
   }
   return InvalidArgument("subject key is neither EC P-256/P-384 nor RSA", "invalid_key");
-}
-
-// The fast path: set the certificate's SubjectPublicKeyInfo from bytes. The algorithm objects
-// are OpenSSL's static ones; only the key bits are copied. No EVP_PKEY is created, so
-// OpenSSL 3.0's encoder/decoder round trip inside X509_set_pubkey is avoided.
-Status SetPublicKey(X509* cert, const SpkiView& spki) {
-  X509_PUBKEY* pub = X509_get_X509_PUBKEY(cert);
-  auto* bits = static_cast<unsigned char*>(OPENSSL_memdup(spki.key_bits.data(), spki.key_bits.size()));
-  if (pub == nullptr || bits == nullptr) return OpensslError("copy public key");
-  int ok = spki.rsa ? X509_PUBKEY_set0_param(pub, OBJ_nid2obj(NID_rsaEncryption), V_ASN1_NULL, nullptr, bits,
-                                             static_cast<int>(spki.key_bits.size()))
-                    : X509_PUBKEY_set0_param(pub, OBJ_nid2obj(NID_X9_62_id_ecPublicKey), V_ASN1_OBJECT,
-                                             OBJ_nid2obj(spki.curve_nid), bits,
-                                             static_cast<int>(spki.key_bits.size()));
-  if (ok != 1) {
-    OPENSSL_free(bits);
-    return OpensslError("set public key");
-  }
-  return Status::Ok();
 }
 
 // GeneralNames (RFC 5280 §4.2.1.6): dNSName [2] IA5String, URI [6] IA5String, iPAddress [7].
@@ -203,16 +237,6 @@ std::string DerToPem(std::string_view label, std::span<const uint8_t> der) {
   }
   out.append("-----END ").append(label).append("-----\n");
   return out;
-}
-
-Status AddExtension(X509* cert, const ASN1_OBJECT* obj, bool critical, std::span<const uint8_t> value) {
-  crypto::Asn1OctetStringPtr os(ASN1_OCTET_STRING_new());
-  if (!os || ASN1_OCTET_STRING_set(os.get(), value.data(), static_cast<int>(value.size())) != 1) {
-    return OpensslError("extension value");
-  }
-  crypto::X509ExtensionPtr ext(X509_EXTENSION_create_by_OBJ(nullptr, obj, critical ? 1 : 0, os.get()));
-  if (!ext || X509_add_ext(cert, ext.get(), -1) != 1) return OpensslError("add extension");
-  return Status::Ok();
 }
 
 std::vector<uint8_t> EncodeMeasurement(const Measurement& m) {
@@ -298,53 +322,76 @@ Result<IssuedCertificate> IssueCertificate(const CaSigner& ca, const IssueReques
                               "ca_expired");
   }
 
-  crypto::X509Ptr x(X509_new());
-  if (!x || X509_set_version(x.get(), X509_VERSION_3) != 1) return OpensslError("new certificate");
+  // TBSCertificate (RFC 5280 §4.1), encoded directly: the subject public key and the issuer
+  // name are copied as bytes, so no EVP_PKEY, X509 or X509_NAME object is built.
+  der::Writer fields;
+  fields.Reserve(1024);
+  static constexpr uint8_t kVersion3[] = {0xa0, 0x03, 0x02, 0x01, 0x02};  // [0] EXPLICIT INTEGER 2
+  fields.AddRaw(kVersion3);
   std::array<uint8_t, 16> serial = RandomSerial();
-  if (ASN1_STRING_set(X509_get_serialNumber(x.get()), serial.data(), static_cast<int>(serial.size())) != 1) {
-    return OpensslError("set serial");
-  }
   out.serial_hex = HexEncode(serial);
-  if (X509_set_issuer_name(x.get(), ca.subject()) != 1) return OpensslError("set issuer");
-  if (X509_NAME_add_entry_by_NID(X509_get_subject_name(x.get()), NID_commonName, MBSTRING_UTF8,
-                                 reinterpret_cast<const unsigned char*>(cn.data()), static_cast<int>(cn.size()),
-                                 -1, 0) != 1) {
-    return OpensslError("set subject", StatusCode::kInvalidArgument, "invalid_common_name");
+  if (serial[0] & 0x80) {  // keep the INTEGER positive: 17 content bytes
+    uint8_t padded[17] = {0};
+    std::copy(serial.begin(), serial.end(), padded + 1);
+    fields.AddElement(der::kTagInteger, padded);
+  } else {
+    fields.AddElement(der::kTagInteger, serial);
   }
-  VOUCH_RETURN_IF_ERROR(SetTime(X509_getm_notBefore(x.get()), out.not_before));
-  VOUCH_RETURN_IF_ERROR(SetTime(X509_getm_notAfter(x.get()), out.not_after));
-  VOUCH_RETURN_IF_ERROR(SetPublicKey(x.get(), spki));
+  fields.AddRaw(ca.signature_algorithm_der());
+  fields.AddRaw(ca.subject_der());
+  der::Writer validity;
+  VOUCH_RETURN_IF_ERROR(AddTime(validity, out.not_before));
+  VOUCH_RETURN_IF_ERROR(AddTime(validity, out.not_after));
+  fields.AddElement(der::kTagSequence, validity.bytes());
+  {  // Name ::= SEQUENCE { SET { SEQUENCE { id-at-commonName, UTF8String } } }
+    der::Writer atv, rdn, name;
+    atv.AddElement(der::kTagOid, oid::kCommonName);
+    atv.AddUtf8(cn);
+    rdn.AddElement(der::kTagSequence, atv.bytes());
+    name.AddElement(der::kTagSet, rdn.bytes());
+    fields.AddElement(der::kTagSequence, name.bytes());
+  }
+  fields.AddRaw(req.spki_der);
 
-  // Extensions, in the order the profile document lists them.
-  VOUCH_RETURN_IF_ERROR(AddExtension(x.get(), OBJ_nid2obj(NID_basic_constraints), true, fixed.basic_constraints_leaf));
-  VOUCH_RETURN_IF_ERROR(AddExtension(x.get(), OBJ_nid2obj(NID_key_usage), true,
-                                     spki.rsa ? fixed.key_usage_rsa : fixed.key_usage_ec));
+  // Extensions, in the order docs/formats/certificate-profile.md lists them.
+  der::Writer exts;
+  AddExtension(exts, oid::kBasicConstraints, true, fixed.basic_constraints_leaf);
+  AddExtension(exts, oid::kKeyUsage, true, spki.rsa ? fixed.key_usage_rsa : fixed.key_usage_ec);
   const std::vector<uint8_t>& eku = req.profile == CertificateProfile::kWorkload ? fixed.eku_server_client
                                     : req.profile == CertificateProfile::kServer ? fixed.eku_server
                                                                                  : fixed.eku_client;
-  VOUCH_RETURN_IF_ERROR(AddExtension(x.get(), OBJ_nid2obj(NID_ext_key_usage), false, eku));
-  uint8_t key_id[20];
+  AddExtension(exts, oid::kExtKeyUsage, false, eku);
+  uint8_t key_id[EVP_MAX_MD_SIZE];
   unsigned int key_id_len = 0;
   if (EVP_Digest(spki.key_bits.data(), spki.key_bits.size(), key_id, &key_id_len, EVP_sha1(), nullptr) != 1) {
     return OpensslError("SHA-1 key identifier");
   }
   der::Writer ski;
   ski.AddOctets({key_id, key_id_len});
-  VOUCH_RETURN_IF_ERROR(AddExtension(x.get(), OBJ_nid2obj(NID_subject_key_identifier), false, ski.bytes()));
-  if (X509_add_ext(x.get(), const_cast<X509_EXTENSION*>(ca.authority_key_id_extension()), -1) != 1) {
-    return OpensslError("add authorityKeyIdentifier");
-  }
-  VOUCH_RETURN_IF_ERROR(AddExtension(x.get(), OBJ_nid2obj(NID_subject_alt_name), false, san));
+  AddExtension(exts, oid::kSubjectKeyIdentifier, false, ski.bytes());
+  AddExtension(exts, oid::kAuthorityKeyIdentifier, false, ca.authority_key_id_der());
+  AddExtension(exts, oid::kSubjectAltName, false, san);
   if (req.measurement) {
-    VOUCH_RETURN_IF_ERROR(AddExtension(x.get(), fixed.measurement_oid.get(), false, EncodeMeasurement(*req.measurement)));
+    const ASN1_OBJECT* m = fixed.measurement_oid.get();
+    AddExtension(exts, {OBJ_get0_data(m), OBJ_length(m)}, false, EncodeMeasurement(*req.measurement));
   }
+  der::Writer ext_seq;
+  ext_seq.AddElement(der::kTagSequence, exts.bytes());
+  fields.AddElement(der::kTagContext3Constructed, ext_seq.bytes());
+  der::Writer tbs;
+  tbs.AddElement(der::kTagSequence, fields.bytes());
 
-  VOUCH_RETURN_IF_ERROR(ca.Sign(x.get()));
-  unsigned char* der = nullptr;
-  int len = i2d_X509(x.get(), &der);
-  if (len <= 0) return OpensslError("encode certificate");
-  out.der.assign(der, der + len);
-  OPENSSL_free(der);
+  // Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm, signatureValue BIT STRING }
+  VOUCH_ASSIGN_OR_RETURN(std::vector<uint8_t> signature, ca.SignData(tbs.bytes()));
+  signature.insert(signature.begin(), 0x00);  // no unused bits
+  der::Writer cert_fields;
+  cert_fields.Reserve(tbs.bytes().size() + signature.size() + 32);
+  cert_fields.AddRaw(tbs.bytes());
+  cert_fields.AddRaw(ca.signature_algorithm_der());
+  cert_fields.AddElement(der::kTagBitString, signature);
+  der::Writer cert;
+  cert.AddElement(der::kTagSequence, cert_fields.bytes());
+  out.der = cert.Take();
   out.pem = DerToPem("CERTIFICATE", out.der);
   return out;
 }

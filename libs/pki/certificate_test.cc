@@ -371,6 +371,27 @@ TEST(IssueCertificate, ClampsValidityToTheCa) {
   EXPECT_EQ(late.status().reason(), "ca_expired");
 }
 
+TEST(IssueCertificate, UsesGeneralizedTimeFrom2050AndUtf8CommonNames) {
+  Ca ca = MakeCa(CaKeyAlgorithm::kEcP256, 30 * 8766h);
+  auto key = Key(crypto::KeyType::kEcP256);
+  IssueRequest req = WorkloadRequest(ParseOk(key.get()));
+  auto start = ParseRfc3339("2049-12-31T23:00:00Z");
+  ASSERT_TRUE(start.ok());
+  req.not_before = *start;
+  req.validity = 2h;
+  req.common_name = "caf\xc3\xa9";
+  auto issued = IssueCertificate(*ca.signer, req);
+  ASSERT_TRUE(issued.ok()) << issued.status().ToString();
+  auto cert = Parse(*issued);
+  EXPECT_EQ(ASN1_STRING_type(X509_get0_notBefore(cert.get())), V_ASN1_UTCTIME);
+  EXPECT_EQ(ASN1_STRING_type(X509_get0_notAfter(cert.get())), V_ASN1_GENERALIZEDTIME);
+  EXPECT_EQ(crypto::NotBefore(cert.get()), *start);
+  EXPECT_EQ(crypto::NotAfter(cert.get()), *start + 2h);
+  EXPECT_EQ(crypto::SubjectCommonName(cert.get()), "caf\xc3\xa9");
+  req.common_name = "bad\xff";
+  EXPECT_EQ(IssueCertificate(*ca.signer, req).status().reason(), "invalid_common_name");
+}
+
 TEST(IssueCertificate, RejectsBadRequests) {
   Ca ca = MakeCa();
   auto key = Key(crypto::KeyType::kEcP256);

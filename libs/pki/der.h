@@ -11,15 +11,19 @@
 // Parsing is bounds-checked; every failing read returns false and leaves the cursor unchanged.
 namespace vouch::pki::der {
 
+inline constexpr uint8_t kTagBoolean = 0x01;
 inline constexpr uint8_t kTagInteger = 0x02;
 inline constexpr uint8_t kTagBitString = 0x03;
 inline constexpr uint8_t kTagOctetString = 0x04;
 inline constexpr uint8_t kTagNull = 0x05;
 inline constexpr uint8_t kTagOid = 0x06;
 inline constexpr uint8_t kTagUtf8String = 0x0c;
+inline constexpr uint8_t kTagUtcTime = 0x17;
+inline constexpr uint8_t kTagGeneralizedTime = 0x18;
 inline constexpr uint8_t kTagSequence = 0x30;
 inline constexpr uint8_t kTagSet = 0x31;
 inline constexpr uint8_t kTagContext0Constructed = 0xa0;
+inline constexpr uint8_t kTagContext3Constructed = 0xa3;
 
 struct Element {
   uint8_t tag = 0;
@@ -57,6 +61,9 @@ class Writer {
     AddElement(kTagUtf8String, {reinterpret_cast<const uint8_t*>(text.data()), text.size()});
   }
   void AddOctets(std::span<const uint8_t> octets) { AddElement(kTagOctetString, octets); }
+  // Appends bytes that already are a DER encoding.
+  void AddRaw(std::span<const uint8_t> encoded) { out_.insert(out_.end(), encoded.begin(), encoded.end()); }
+  void Reserve(size_t n) { out_.reserve(n); }
   const std::vector<uint8_t>& bytes() const { return out_; }
   std::vector<uint8_t> Take() { return std::move(out_); }
 

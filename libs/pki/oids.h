@@ -18,6 +18,14 @@ inline constexpr uint8_t kSha384WithRsa[] = {0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d,
 inline constexpr uint8_t kSha512WithRsa[] = {0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0d};
 inline constexpr uint8_t kExtensionRequest[] = {0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x0e};  // PKCS#9
 
+inline constexpr uint8_t kCommonName[] = {0x55, 0x04, 0x03};              // 2.5.4.3
+inline constexpr uint8_t kSubjectKeyIdentifier[] = {0x55, 0x1d, 0x0e};   // 2.5.29.14
+inline constexpr uint8_t kKeyUsage[] = {0x55, 0x1d, 0x0f};               // 2.5.29.15
+inline constexpr uint8_t kSubjectAltName[] = {0x55, 0x1d, 0x11};         // 2.5.29.17
+inline constexpr uint8_t kBasicConstraints[] = {0x55, 0x1d, 0x13};       // 2.5.29.19
+inline constexpr uint8_t kAuthorityKeyIdentifier[] = {0x55, 0x1d, 0x23}; // 2.5.29.35
+inline constexpr uint8_t kExtKeyUsage[] = {0x55, 0x1d, 0x25};            // 2.5.29.37
+
 template <size_t N>
 bool Equals(std::span<const uint8_t> contents, const uint8_t (&oid)[N]) {
   if (contents.size() != N) return false;

@@ -30,7 +30,4 @@ namespace vouch::pki {
 // "-----BEGIN <label>-----\n<base64, 64 columns>\n-----END <label>-----\n".
 std::string DerToPem(std::string_view label, std::span<const uint8_t> der);
 
-// Adds a non-dup'ed extension with a DER value to `cert` (or to a CRL via the generic form).
-Status AddExtension(X509* cert, const ASN1_OBJECT* obj, bool critical, std::span<const uint8_t> value);
-
 }  // namespace vouch::pki
