@@ -54,7 +54,11 @@ constexpr char kTls13Suites[] =
     "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
 constexpr char kGroups[] = "X25519:P-256:P-384";
 constexpr char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
-constexpr std::chrono::seconds kCloseTimeout{2};
+// How long a closing connection waits for the peer's TLS close_notify (or, for plain HTTP, EOF
+// while draining unread input): long enough to avoid resetting a response the peer has not read
+// yet, short enough not to hold up a stopping server.
+constexpr std::chrono::milliseconds kCloseTimeout{1000};
+constexpr std::chrono::milliseconds kCloseTimeoutWhenStopping{100};
 
 std::string MethodLabel(std::string_view m) {
   static constexpr std::string_view kKnown[] = {"GET",   "HEAD",   "POST",   "PUT",
@@ -376,6 +380,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   void SendError(unsigned status, std::string_view code, std::string message) {
     spdlog::debug("http: {} from {}: {}", status, remote_, message);
     close_after_ = true;
+    linger_ = true;  // the rest of the request may still be on its way
     server_->Record({}, parser_ ? std::string(parser_->get().method_string()) : std::string("OTHER"),
                     status, std::chrono::steady_clock::duration::zero());
     Send(Response::Error(status, code, message), /*head_only=*/false, 11);
@@ -482,12 +487,14 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   }
 
   // Ends the connection politely: TLS close_notify (waiting briefly for the peer's), or for
-  // plain HTTP a half-close and a short drain, so unread request bytes do not turn the close
-  // into a reset that could destroy the response we just sent.
+  // plain HTTP a half-close and a short drain. After an error response (linger_) the rest of the
+  // request is read and discarded first (bounded by kCloseTimeout), so unread request bytes do
+  // not turn the close into a TCP reset that destroys the response before the peer reads it.
   void GracefulClose() {
     state_ = State::kClosing;
-    Lowest().expires_after(kCloseTimeout);
+    Lowest().expires_after(server_->stopping.load() ? kCloseTimeoutWhenStopping : kCloseTimeout);
     if constexpr (kTls) {
+      if (linger_) return Drain();  // close_notify now would make unread input reset the TCP
       stream_.async_shutdown([self = this->shared_from_this()](const error_code&) { self->Close(); });
     } else {
       error_code ec;
@@ -522,6 +529,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   bhttp::response<bhttp::string_body> res_;
   std::vector<std::vector<uint8_t>> peer_chain_;
   bool close_after_ = false;
+  bool linger_ = false;
   size_t requests_ = 0;
   std::chrono::steady_clock::time_point request_start_;
 };
