@@ -28,8 +28,11 @@ void RunLogin(const GlobalOptions& global, const LoginArgs& args) {
   options.ca_file = ca_file;
   auto api = client::ApiClient::Create(std::move(options));
   if (!api.ok()) UsageError(api.status().message());
-  json response = Check((*api)->Post(ApiPath({"sys", "auth"}), {{"username", args.user}, {"password", password}}),
-                        "login failed");
+  auto answer = (*api)->Post(ApiPath({"sys", "auth"}), {{"username", args.user}, {"password", password}});
+  if (!answer.ok() && answer.status().code() == StatusCode::kUnauthenticated) {
+    throw CliError("login failed: " + answer.status().message() + " (" + answer.status().reason() + ")");
+  }
+  json response = Check(std::move(answer), "login failed");
   if (!response.is_object() || !response.value("token", json()).is_string()) {
     throw CliError("login failed: the server's answer has no token");
   }

@@ -12,6 +12,7 @@ const std::vector<client::Column> kNodeColumns = {
 
 struct NodeArgs {
   std::string id;
+  std::string zone;
   size_t limit = 0;
 };
 
@@ -20,10 +21,11 @@ void Register(CLI::App& root, GlobalOptions& global) {
   CLI::App* node = AddGroup(root, "node", "Nodes: machines provisioned by vouch-agent");
 
   CLI::App* list = node->add_subcommand("list", "List nodes");
+  list->add_option("--zone", a->zone, "Only nodes of this zone");
   AddLimitOption(list, a->limit);
   list->callback([&global, a] {
     Session s = Connect(global);
-    PrintList(global, FetchList(s, ApiPath({"nodes"}), a->limit), kNodeColumns);
+    PrintList(global, FetchList(s, WithQuery(ApiPath({"nodes"}), {{"zone", a->zone}}), a->limit), kNodeColumns);
   });
 
   CLI::App* get = node->add_subcommand("get", "Show a node");

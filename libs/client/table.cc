@@ -123,7 +123,27 @@ void Flatten(const json& v, const std::string& prefix, std::vector<std::pair<std
 
 std::string RenderObject(const json& object) {
   std::vector<std::pair<std::string, std::string>> kv;
-  Flatten(object, "", kv);
+  if (object.is_object()) {
+    // Identity first (id, name, serial), then plain fields, then nested objects and lists of
+    // objects, each group in key order.
+    static const char* const kFirst[] = {"id", "name", "serial"};
+    for (const char* key : kFirst) {
+      if (object.contains(key)) Flatten(object[key], key, kv);
+    }
+    auto nested = [](const json& v) {
+      return (v.is_object() && !v.empty()) ||
+             (v.is_array() && std::any_of(v.begin(), v.end(), [](const json& e) { return e.is_structured(); }));
+    };
+    auto is_first = [](const std::string& k) { return k == "id" || k == "name" || k == "serial"; };
+    for (auto it = object.begin(); it != object.end(); ++it) {
+      if (!is_first(it.key()) && !nested(it.value())) Flatten(it.value(), it.key(), kv);
+    }
+    for (auto it = object.begin(); it != object.end(); ++it) {
+      if (!is_first(it.key()) && nested(it.value())) Flatten(it.value(), it.key(), kv);
+    }
+  } else {
+    Flatten(object, "", kv);
+  }
   size_t width = 0;
   for (const auto& [k, v] : kv) width = std::max(width, DisplayWidth(k));
   std::string out;

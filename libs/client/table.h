@@ -55,7 +55,7 @@ std::string RenderTable(const nlohmann::json& items, const std::vector<Column>& 
 
 // Renders one object as aligned "key  value" lines; nested objects flatten to dotted keys
 // ("policy.min_tcb"); arrays of objects print one line per element ("approvals[0].user").
-// Keys are printed in the object's order (nlohmann::json sorts them).
+// Order: id, name and serial first, then plain fields, then nested ones, each group sorted by key.
 std::string RenderObject(const nlohmann::json& object);
 
 }  // namespace vouch::client

@@ -82,11 +82,16 @@ TEST(RenderObject, FlattensNestedObjectsToAlignedDottedKeys) {
             "name                         blue\n"
             "policy.allow_sim             true\n"
             "policy.tolerated_advisories  INTEL-SA-1\n");
-  json build = {{"approvals", json::array({{{"user", "amy"}, {"at", "t1"}}})}, {"status", "pending"}};
+  json build = {{"approvals", json::array({{{"user", "amy"}, {"at", "t1"}}})},
+                {"status", "pending"},
+                {"id", "build_1"},
+                {"app", "web"}};
   EXPECT_EQ(RenderObject(build),
+            "id                 build_1\n"
+            "app                web\n"
+            "status             pending\n"
             "approvals[0].at    t1\n"
-            "approvals[0].user  amy\n"
-            "status             pending\n");
+            "approvals[0].user  amy\n");
 }
 
 }  // namespace
