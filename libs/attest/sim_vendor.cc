@@ -11,6 +11,7 @@
 
 #include "attest/dcap_collateral.h"
 #include "attest/pck_extension.h"
+#include "attest/sim_pki.h"
 #include "base/encoding.h"
 #include "crypto/digest.h"
 #include "crypto/keys.h"
@@ -31,173 +32,10 @@ constexpr uint16_t kSimPcesvn = 13;
 constexpr std::array<uint8_t, 6> kSimFmspc = {0x00, 0x90, 0x6E, 0xD5, 0x00, 0x00};  // sim-only value
 constexpr std::array<uint8_t, 2> kSimPceId = {0x00, 0x00};
 
-// ---- a minimal DER writer for the SGX extension ----
-void PutLen(std::vector<uint8_t>* out, size_t n) {
-  if (n < 0x80) {
-    out->push_back(static_cast<uint8_t>(n));
-    return;
-  }
-  std::vector<uint8_t> b;
-  for (size_t v = n; v > 0; v >>= 8) b.insert(b.begin(), static_cast<uint8_t>(v));
-  out->push_back(static_cast<uint8_t>(0x80 | b.size()));
-  out->insert(out->end(), b.begin(), b.end());
-}
-std::vector<uint8_t> Tlv(uint8_t tag, std::span<const uint8_t> content) {
-  std::vector<uint8_t> out{tag};
-  PutLen(&out, content.size());
-  out.insert(out.end(), content.begin(), content.end());
-  return out;
-}
-std::vector<uint8_t> Oid(const std::string& dotted) {
-  std::vector<uint64_t> arcs;
-  size_t pos = 0;
-  while (pos <= dotted.size()) {
-    size_t dot = dotted.find('.', pos);
-    if (dot == std::string::npos) dot = dotted.size();
-    arcs.push_back(std::stoull(dotted.substr(pos, dot - pos)));
-    pos = dot + 1;
-  }
-  std::vector<uint8_t> body;
-  auto put = [&body](uint64_t v) {
-    std::vector<uint8_t> b{static_cast<uint8_t>(v & 0x7F)};
-    for (v >>= 7; v > 0; v >>= 7) b.insert(b.begin(), static_cast<uint8_t>(0x80 | (v & 0x7F)));
-    body.insert(body.end(), b.begin(), b.end());
-  };
-  put(arcs[0] * 40 + arcs[1]);
-  for (size_t i = 2; i < arcs.size(); ++i) put(arcs[i]);
-  return Tlv(0x06, body);
-}
-std::vector<uint8_t> UInt(uint8_t tag, uint64_t v) {
-  std::vector<uint8_t> b;
-  do {
-    b.insert(b.begin(), static_cast<uint8_t>(v & 0xFF));
-    v >>= 8;
-  } while (v > 0);
-  if (b[0] & 0x80) b.insert(b.begin(), 0);
-  return Tlv(tag, b);
-}
-std::vector<uint8_t> Seq(const std::vector<std::vector<uint8_t>>& items) {
-  std::vector<uint8_t> content;
-  for (const auto& i : items) content.insert(content.end(), i.begin(), i.end());
-  return Tlv(0x30, content);
-}
-std::vector<uint8_t> Pair(const std::string& oid, std::vector<uint8_t> value) { return Seq({Oid(oid), std::move(value)}); }
-
-std::vector<uint8_t> SgxExtensionDer(const SimPlatform& p, std::span<const uint8_t> ppid, std::span<const uint8_t> cpusvn) {
-  const std::string r = kSgxExtensionOid;
-  std::vector<std::vector<uint8_t>> tcb;
-  for (size_t i = 0; i < 16; ++i) tcb.push_back(Pair(r + ".2." + std::to_string(i + 1), UInt(0x02, p.comp_svns()[i])));
-  tcb.push_back(Pair(r + ".2.17", UInt(0x02, p.pcesvn())));
-  tcb.push_back(Pair(r + ".2.18", Tlv(0x04, cpusvn)));
-  return Seq({Pair(r + ".1", Tlv(0x04, ppid)), Pair(r + ".2", Seq(tcb)), Pair(r + ".3", Tlv(0x04, kSimPceId)),
-              Pair(r + ".4", Tlv(0x04, p.fmspc())), Pair(r + ".5", UInt(0x0A, 0))});
-}
-
-// ---- certificates and CRLs ----
-Status AddExt(X509* cert, X509* issuer, int nid, const char* value) {
-  X509V3_CTX ctx;
-  X509V3_set_ctx_nodb(&ctx);
-  X509V3_set_ctx(&ctx, issuer, cert, nullptr, nullptr, 0);
-  crypto::X509ExtensionPtr ext(X509V3_EXT_conf_nid(nullptr, &ctx, nid, value));
-  if (!ext || X509_add_ext(cert, ext.get(), -1) != 1) return crypto::OpensslError("add certificate extension");
-  return Status::Ok();
-}
-
-crypto::X509NamePtr SimName(const std::string& cn) {
-  crypto::X509NamePtr name(X509_NAME_new());
-  X509_NAME_add_entry_by_txt(name.get(), "CN", MBSTRING_UTF8, reinterpret_cast<const unsigned char*>(cn.c_str()), -1,
-                             -1, 0);
-  X509_NAME_add_entry_by_txt(name.get(), "O", MBSTRING_UTF8,
-                             reinterpret_cast<const unsigned char*>("vouch sim (INSECURE, not Intel)"), -1, -1, 0);
-  return name;
-}
-
-Status SetTime(ASN1_TIME* field, TimePoint t) {
-  if (ASN1_TIME_set(field, static_cast<time_t>(ToUnixSeconds(t))) == nullptr) return crypto::OpensslError("set time");
-  return Status::Ok();
-}
-
-struct CertSpec {
-  std::string cn;
-  EVP_PKEY* subject_key = nullptr;
-  X509* issuer = nullptr;  // null: self-signed
-  EVP_PKEY* issuer_key = nullptr;
-  uint64_t serial = 1;
-  TimePoint not_before;
-  TimePoint not_after;
-  bool ca = false;
-  int pathlen = -1;
-  std::vector<uint8_t> sgx_extension;  // DER content, optional
-};
-
-Result<X509Ptr> MakeCert(const CertSpec& s) {
-  X509Ptr cert(X509_new());
-  if (!cert) return crypto::OpensslError("X509_new");
-  X509_set_version(cert.get(), 2);
-  crypto::Asn1IntegerPtr serial(ASN1_INTEGER_new());
-  ASN1_INTEGER_set_uint64(serial.get(), s.serial);
-  X509_set_serialNumber(cert.get(), serial.get());
-  auto name = SimName(s.cn);
-  X509_set_subject_name(cert.get(), name.get());
-  X509_set_issuer_name(cert.get(), s.issuer ? X509_get_subject_name(s.issuer) : name.get());
-  VOUCH_RETURN_IF_ERROR(SetTime(X509_getm_notBefore(cert.get()), s.not_before));
-  VOUCH_RETURN_IF_ERROR(SetTime(X509_getm_notAfter(cert.get()), s.not_after));
-  if (X509_set_pubkey(cert.get(), s.subject_key) != 1) return crypto::OpensslError("X509_set_pubkey");
-  X509* issuer = s.issuer ? s.issuer : cert.get();
-  VOUCH_RETURN_IF_ERROR(AddExt(cert.get(), issuer, NID_subject_key_identifier, "hash"));
-  VOUCH_RETURN_IF_ERROR(AddExt(cert.get(), issuer, NID_authority_key_identifier, "keyid:always"));
-  if (s.ca) {
-    std::string bc = "critical,CA:TRUE" + (s.pathlen >= 0 ? ",pathlen:" + std::to_string(s.pathlen) : std::string());
-    VOUCH_RETURN_IF_ERROR(AddExt(cert.get(), issuer, NID_basic_constraints, bc.c_str()));
-    VOUCH_RETURN_IF_ERROR(AddExt(cert.get(), issuer, NID_key_usage, "critical,keyCertSign,cRLSign"));
-  } else {
-    VOUCH_RETURN_IF_ERROR(AddExt(cert.get(), issuer, NID_basic_constraints, "critical,CA:FALSE"));
-    VOUCH_RETURN_IF_ERROR(AddExt(cert.get(), issuer, NID_key_usage, "critical,digitalSignature,nonRepudiation"));
-  }
-  if (!s.sgx_extension.empty()) {
-    crypto::Asn1ObjectPtr oid(OBJ_txt2obj(kSgxExtensionOid, 1));
-    crypto::Asn1OctetStringPtr data(ASN1_OCTET_STRING_new());
-    if (!oid || !data ||
-        ASN1_OCTET_STRING_set(data.get(), s.sgx_extension.data(), static_cast<int>(s.sgx_extension.size())) != 1) {
-      return crypto::OpensslError("SGX extension");
-    }
-    crypto::X509ExtensionPtr ext(X509_EXTENSION_create_by_OBJ(nullptr, oid.get(), 0, data.get()));
-    if (!ext || X509_add_ext(cert.get(), ext.get(), -1) != 1) return crypto::OpensslError("add SGX extension");
-  }
-  if (X509_sign(cert.get(), s.issuer_key, EVP_sha256()) <= 0) return crypto::OpensslError("X509_sign");
-  return cert;
-}
-
-Result<std::vector<uint8_t>> MakeCrl(X509* issuer, EVP_PKEY* key, TimePoint this_update, TimePoint next_update,
-                                     const std::vector<X509*>& revoked) {
-  crypto::X509CrlPtr crl(X509_CRL_new());
-  if (!crl) return crypto::OpensslError("X509_CRL_new");
-  X509_CRL_set_version(crl.get(), 1);
-  X509_CRL_set_issuer_name(crl.get(), X509_get_subject_name(issuer));
-  crypto::Asn1TimePtr t1(ASN1_TIME_new()), t2(ASN1_TIME_new());
-  VOUCH_RETURN_IF_ERROR(SetTime(t1.get(), this_update));
-  VOUCH_RETURN_IF_ERROR(SetTime(t2.get(), next_update));
-  X509_CRL_set1_lastUpdate(crl.get(), t1.get());
-  X509_CRL_set1_nextUpdate(crl.get(), t2.get());
-  for (X509* c : revoked) {
-    X509_REVOKED* r = X509_REVOKED_new();
-    crypto::Asn1IntegerPtr serial(ASN1_INTEGER_dup(X509_get0_serialNumber(c)));
-    X509_REVOKED_set_serialNumber(r, serial.get());
-    X509_REVOKED_set_revocationDate(r, t1.get());
-    X509_CRL_add0_revoked(crl.get(), r);
-  }
-  X509_CRL_sort(crl.get());
-  if (X509_CRL_sign(crl.get(), key, EVP_sha256()) <= 0) return crypto::OpensslError("X509_CRL_sign");
-  return crypto::CrlToDer(crl.get());
-}
-
-// `{"<key>":<body>,"signature":"<hex r||s>"}` with the body signed as written.
-Result<std::string> SignedJson(const char* key, const ojson& body, EVP_PKEY* signer) {
-  std::string text = body.dump();
-  VOUCH_ASSIGN_OR_RETURN(auto der, crypto::Sign(signer, AsBytes(text)));
-  VOUCH_ASSIGN_OR_RETURN(auto raw, crypto::EcdsaDerToRaw(der, 32));
-  return std::string("{\"") + key + "\":" + text + ",\"signature\":\"" + HexEncode(raw) + "\"}";
-}
+using sim::CertSpec;
+using sim::MakeCert;
+using sim::MakeCrl;
+using sim::SgxExtensionDer;
 
 ojson SgxLevel(uint8_t comp, const char* date, const char* status, std::vector<std::string> advisories) {
   ojson comps = ojson::array();
@@ -337,7 +175,7 @@ Result<std::unique_ptr<SimVendor>> SimVendor::Create(const std::string& dir, con
                     now, certs_end, false, -1, {}};
   VOUCH_ASSIGN_OR_RETURN(X509Ptr tcb_cert, MakeCert(tcb_spec));
   CertSpec pck_spec{"vouch INSECURE SIM SGX PCK Certificate", pck_key.get(), ca.get(), ca_key.get(), serial_base + 4,
-                    now, certs_end, false, -1, SgxExtensionDer(*platform, ppid, platform->cpusvn_)};
+                    now, certs_end, false, -1, SgxExtensionDer(platform->comp_svns_, platform->pcesvn_, platform->cpusvn_, ppid, kSimPceId, platform->fmspc_)};
   VOUCH_ASSIGN_OR_RETURN(X509Ptr pck, MakeCert(pck_spec));
 
   VOUCH_ASSIGN_OR_RETURN(auto root_crl, MakeCrl(root.get(), root_key.get(), now, coll_end, {}));
@@ -358,7 +196,7 @@ Result<std::unique_ptr<SimVendor>> SimVendor::Create(const std::string& dir, con
                      {SgxLevel(12, "2025-01-01T00:00:00Z", "UpToDate", {}),
                       SgxLevel(11, "2024-06-01T00:00:00Z", "SWHardeningNeeded", {kSimAdvisoryId}),
                       SgxLevel(10, "2023-01-01T00:00:00Z", "OutOfDate", {kSimAdvisoryId, "INTEL-SA-00828"})}}};
-  VOUCH_ASSIGN_OR_RETURN(std::string tcb_info_text, SignedJson("tcbInfo", tcb_info, tcb_key.get()));
+  VOUCH_ASSIGN_OR_RETURN(std::string tcb_info_text, sim::SignedJson("tcbInfo", tcb_info.dump(), tcb_key.get()));
   ojson qe_identity = {{"id", "QE"},
                        {"version", 2},
                        {"issueDate", FormatRfc3339(now)},
@@ -373,7 +211,7 @@ Result<std::unique_ptr<SimVendor>> SimVendor::Create(const std::string& dir, con
                        {"tcbLevels",
                         {{{"tcb", {{"isvsvn", kSimQeIsvSvn}}}, {"tcbDate", "2025-01-01T00:00:00Z"}, {"tcbStatus", "UpToDate"}},
                          {{"tcb", {{"isvsvn", 6}}}, {"tcbDate", "2023-01-01T00:00:00Z"}, {"tcbStatus", "OutOfDate"}}}}};
-  VOUCH_ASSIGN_OR_RETURN(std::string qe_identity_text, SignedJson("enclaveIdentity", qe_identity, tcb_key.get()));
+  VOUCH_ASSIGN_OR_RETURN(std::string qe_identity_text, sim::SignedJson("enclaveIdentity", qe_identity.dump(), tcb_key.get()));
 
   VOUCH_ASSIGN_OR_RETURN(std::string root_pem, Pem(root.get()));
   VOUCH_ASSIGN_OR_RETURN(std::string ca_pem, Pem(ca.get()));
@@ -532,8 +370,8 @@ crypto::SecretBytes SimPlatform::ReportKey(std::span<const uint8_t, 32> target_m
   return key;
 }
 
-namespace {
-Result<std::array<uint8_t, 16>> AesCmac(const crypto::SecretBytes& key, std::span<const uint8_t> data) {
+Result<std::array<uint8_t, 16>> SimAesCmac128(const crypto::SecretBytes& key, std::span<const uint8_t> data) {
+  if (key.size() != 16) return InvalidArgument("AES-128-CMAC needs a 16-byte key", "invalid_key");
   crypto::EvpMacPtr mac(EVP_MAC_fetch(nullptr, "CMAC", nullptr));
   if (!mac) return crypto::OpensslError("EVP_MAC_fetch(CMAC)");
   crypto::EvpMacCtxPtr ctx(EVP_MAC_CTX_new(mac.get()));
@@ -548,7 +386,6 @@ Result<std::array<uint8_t, 16>> AesCmac(const crypto::SecretBytes& key, std::spa
   }
   return out;
 }
-}  // namespace
 
 Result<std::array<uint8_t, evidence::kSgxReportSize>> SimPlatform::MakeReport(
     const evidence::SgxReportBody& body, std::span<const uint8_t, 32> target_mrenclave) const {
@@ -557,13 +394,13 @@ Result<std::array<uint8_t, evidence::kSgxReportSize>> SimPlatform::MakeReport(
   report.body.raw = evidence::EncodeSgxReportBody(body);
   auto key_id = crypto::RandomBytes(evidence::kSgxReportKeyIdSize);
   std::copy(key_id.begin(), key_id.end(), report.key_id.begin());
-  VOUCH_ASSIGN_OR_RETURN(report.mac, AesCmac(ReportKey(target_mrenclave), report.body.raw));
+  VOUCH_ASSIGN_OR_RETURN(report.mac, SimAesCmac128(ReportKey(target_mrenclave), report.body.raw));
   return evidence::EncodeSgxReport(report);
 }
 
 bool SimPlatform::VerifyReport(std::span<const uint8_t> report, std::span<const uint8_t, 32> my_mrenclave) const {
   if (report.size() != evidence::kSgxReportSize) return false;
-  auto mac = AesCmac(ReportKey(my_mrenclave), report.first(evidence::kSgxReportBodySize));
+  auto mac = SimAesCmac128(ReportKey(my_mrenclave), report.first(evidence::kSgxReportBodySize));
   if (!mac.ok()) return false;
   return crypto::ConstantTimeEquals(*mac, report.subspan(evidence::sgx_report_offsets::kMac, evidence::kSgxReportMacSize));
 }

@@ -138,6 +138,9 @@ class SimVendor {
   bool revoked_ = false;
 };
 
+// AES-128-CMAC (NIST SP 800-38B) through OpenSSL EVP_MAC "CMAC": the MAC of sim SGX REPORTs.
+Result<std::array<uint8_t, 16>> SimAesCmac128(const crypto::SecretBytes& key, std::span<const uint8_t> data);
+
 // The QE enclave identity the sim quoting enclave reports (and its QE Identity describes).
 inline constexpr uint16_t kSimQeIsvProdId = 1;
 inline constexpr uint16_t kSimQeIsvSvn = 8;
