@@ -239,26 +239,35 @@ std::string_view PublicKeyTypeName(PublicKeyType type) {
   return "unknown";
 }
 
+namespace {
+
+// One parameters-only template per curve, made once. Copying its domain parameters (an
+// EC_GROUP_dup) and then setting the point costs about a fifth of EVP_PKEY_fromdata, which
+// rebuilds the group (Montgomery contexts, generator) from the curve name on every call.
+EVP_PKEY* CurveTemplate(const char* group) {
+  static EVP_PKEY* const p256 = EVP_EC_gen("P-256");
+  static EVP_PKEY* const p384 = EVP_EC_gen("P-384");
+  return std::string_view(group) == "P-384" ? p384 : p256;
+}
+
+}  // namespace
+
 Result<EvpPkeyPtr> EcKeyFromPoint(const char* group, std::span<const uint8_t> point) {
   if (point.empty() || point[0] != 0x04) {
     // Compressed points are legal in X9.62 but no CSR producer we know emits them, and the
     // certificate must carry the same bytes; keep one encoding.
     return BadCsr("EC public key is not an uncompressed point", "invalid_csr_key");
   }
-  OSSL_PARAM params[] = {
-      OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, const_cast<char*>(group), 0),
-      OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, const_cast<uint8_t*>(point.data()),
-                                        point.size()),
-      OSSL_PARAM_construct_end(),
-  };
-  crypto::EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_name(nullptr, "EC", nullptr));
-  EVP_PKEY* key = nullptr;
-  // EC_POINT_oct2point, under fromdata, rejects points that are not on the curve.
-  if (!ctx || EVP_PKEY_fromdata_init(ctx.get()) != 1 ||
-      EVP_PKEY_fromdata(ctx.get(), &key, EVP_PKEY_PUBLIC_KEY, params) != 1) {
+  EVP_PKEY* tmpl = CurveTemplate(group);
+  EvpPkeyPtr key(EVP_PKEY_new());
+  if (tmpl == nullptr || !key || EVP_PKEY_copy_parameters(key.get(), tmpl) != 1) {
+    return crypto::OpensslError("EC key parameters");
+  }
+  // EC_KEY_oct2key, under set1_encoded_public_key, rejects points that are not on the curve.
+  if (EVP_PKEY_set1_encoded_public_key(key.get(), point.data(), point.size()) != 1) {
     return BadCsr(std::string("EC public key is not a valid ") + group + " point", "invalid_csr_key");
   }
-  return EvpPkeyPtr(key);
+  return key;
 }
 
 Result<Csr> ParseCsr(std::string_view input, const CsrPolicy& policy) {
