@@ -20,6 +20,7 @@ using Value = std::variant<std::nullptr_t, int64_t, std::string, Blob>;
 // callers that care test IsNull().
 class Row {
  public:
+  Row() : names_(std::make_shared<std::vector<std::string>>()) {}
   Row(std::shared_ptr<const std::vector<std::string>> names, std::vector<Value> values)
       : names_(std::move(names)), values_(std::move(values)) {}
   size_t size() const { return values_.size(); }

@@ -18,7 +18,8 @@ const std::vector<std::vector<std::string>>& Migrations() {
                ca_cert_pem TEXT NOT NULL,
                ca_key_sealed BLOB NOT NULL,
                crl_number INTEGER NOT NULL DEFAULT 0,
-               crl_der BLOB))",
+               crl_der BLOB,
+               crl_updated_at INTEGER))",
           R"(CREATE TABLE users (
                id TEXT PRIMARY KEY,
                name TEXT NOT NULL UNIQUE,

@@ -1,0 +1,127 @@
+// vouchd: the vouch manager. `init` creates a data directory; `serve` runs the HTTPS API.
+#include <signal.h>
+
+#include <cstdio>
+#include <string>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include "api/bootstrap.h"
+#include "api/manager.h"
+#include "api/routes.h"
+#include "base/file.h"
+#include "http/server.h"
+#include "store/database.h"
+
+namespace {
+
+int Fail(const std::string& message) {
+  std::fprintf(stderr, "vouchd: %s\n", message.c_str());
+  return 1;
+}
+
+std::string TrimNewline(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
+  return s;
+}
+
+int RunInit(const vouch::api::InitOptions& base, const std::string& password_file) {
+  vouch::api::InitOptions o = base;
+  auto password = vouch::ReadWholeFile(password_file, 4096);
+  if (!password.ok()) return Fail(password.status().message());
+  o.admin_password = TrimNewline(*password);
+  auto r = vouch::api::InitDataDir(o, vouch::SystemClock::Get());
+  if (!r.ok()) return Fail(r.status().message());
+  std::printf("initialised %s\n", o.data_dir.c_str());
+  if (!r->service_ca_path.empty()) std::printf("  service CA:      %s\n", r->service_ca_path.c_str());
+  std::printf("  store:           %s\n", r->store_url.c_str());
+  std::printf("  default zone CA: %s\n", r->default_zone_ca_path.c_str());
+  std::printf("  admin user:      %s\n", o.admin_user.c_str());
+  return 0;
+}
+
+int RunServe(const std::string& data_dir, std::string listen, std::string store_url, size_t threads) {
+  // Block the stop signals before any thread starts, then wait for them on this thread.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  auto dir = vouch::api::OpenDataDir(data_dir);
+  if (!dir.ok()) return Fail(dir.status().message());
+  if (listen.empty()) listen = dir->listen;
+  if (store_url.empty()) store_url = dir->store_url;
+  std::string host;
+  uint16_t port = 0;
+  if (auto st = vouch::api::ParseListen(listen, &host, &port); !st.ok()) return Fail(st.message());
+
+  auto db = vouch::store::OpenDatabase(store_url);
+  if (!db.ok()) return Fail(db.status().message());
+  auto version = (*db)->Migrate();
+  if (!version.ok()) return Fail("migrating the store: " + version.status().message());
+  auto manager = vouch::api::Manager::Create(db->get(), std::move(dir->master_key), &vouch::SystemClock::Get());
+  if (!manager.ok()) return Fail(manager.status().message());
+
+  vouch::http::Metrics metrics;
+  vouch::http::ServerOptions options;
+  options.listen_address = host;
+  options.port = port;
+  options.cert_chain_pem = dir->tls_chain_pem;
+  options.private_key_pem = std::string(dir->tls_key_pem.view());
+  options.threads = threads;
+  auto server = vouch::http::Server::Create(options, vouch::api::BuildRouter(**manager, &metrics), &metrics);
+  if (!server.ok()) return Fail(server.status().message());
+  if (auto st = (*server)->Start(); !st.ok()) return Fail(st.message());
+  spdlog::info("vouchd listening on https://{}:{} (store: {}, schema v{})", host, (*server)->port(),
+               (*db)->backend(), *version);
+  std::printf("vouchd: listening on https://%s:%u\n", host.find(':') != std::string::npos ? ("[" + host + "]").c_str() : host.c_str(),
+              (*server)->port());
+  std::fflush(stdout);
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  spdlog::info("received signal {}, finishing in-flight requests", sig);
+  (*server)->Stop(std::chrono::seconds(10));
+  spdlog::info("stopped");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"vouchd: the vouch confidential-computing manager"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "vouchd 0.1.0");
+
+  vouch::api::InitOptions init;
+  std::string password_file;
+  auto* init_cmd = app.add_subcommand("init", "Create a data directory: master key, store, TLS identity, admin user");
+  init_cmd->add_option("--data-dir", init.data_dir, "Data directory to create")->required();
+  init_cmd->add_option("--admin-user", init.admin_user, "Name of the first admin user")->required();
+  init_cmd->add_option("--admin-password-file", password_file, "File holding the admin password")->required();
+  init_cmd->add_option("--store", init.store_url, "sqlite (default: a file in the data dir) or postgres://...");
+  init_cmd->add_option("--listen", init.listen, "Address to serve on")->capture_default_str();
+  init_cmd->add_flag("--dev", init.dev, "Development mode: the default zone accepts (insecure) sim evidence");
+  init_cmd->add_option("--tls-cert", init.tls_cert_file, "Use this certificate chain instead of a generated one");
+  init_cmd->add_option("--tls-key", init.tls_key_file, "Private key for --tls-cert (sealed into the data dir)");
+  init_cmd->add_option("--tls-san", init.tls_dns_names, "DNS names for the generated server certificate")
+      ->capture_default_str();
+
+  std::string data_dir, listen, store;
+  size_t threads = 0;
+  auto* serve_cmd = app.add_subcommand("serve", "Serve the HTTPS API, web UI and metrics");
+  serve_cmd->add_option("--data-dir", data_dir, "Data directory made by vouchd init")->required();
+  serve_cmd->add_option("--listen", listen, "host:port (default: from the data dir, 127.0.0.1:8443)");
+  serve_cmd->add_option("--store", store, "Override the store URL");
+  serve_cmd->add_option("--threads", threads, "I/O threads (default: one per core)");
+
+  CLI11_PARSE(app, argc, argv);
+  if (init_cmd->parsed()) {
+    if (store.empty() && init.store_url == "sqlite") init.store_url.clear();
+    return RunInit(init, password_file);
+  }
+  return RunServe(data_dir, listen, store, threads);
+}

@@ -1,0 +1,131 @@
+#include "api/bootstrap.h"
+
+#include <sys/stat.h>
+
+#include <charconv>
+
+#include <nlohmann/json.hpp>
+
+#include "api/ca_adapter.h"
+#include "base/encoding.h"
+#include "base/file.h"
+#include "crypto/aead.h"
+#include "crypto/random.h"
+
+namespace vouch::api {
+namespace {
+
+constexpr char kTlsKeyAad[] = "vouch:service-tls-key";
+
+std::string Join(const std::string& dir, const std::string& name) { return dir + "/" + name; }
+
+}  // namespace
+
+Status ParseListen(const std::string& listen, std::string* host, uint16_t* port) {
+  size_t colon = listen.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == listen.size()) {
+    return InvalidArgument("listen address must be host:port, got '" + listen + "'", "invalid_listen");
+  }
+  std::string h = listen.substr(0, colon);
+  if (h.size() >= 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
+  unsigned value = 0;
+  std::string p = listen.substr(colon + 1);
+  auto [ptr, ec] = std::from_chars(p.data(), p.data() + p.size(), value);
+  if (ec != std::errc() || ptr != p.data() + p.size() || value > 65535) {
+    return InvalidArgument("invalid port in listen address '" + listen + "'", "invalid_listen");
+  }
+  *host = h;
+  *port = static_cast<uint16_t>(value);
+  return Status::Ok();
+}
+
+Result<InitResult> InitDataDir(const InitOptions& o, const Clock& clock) {
+  if (o.data_dir.empty()) return InvalidArgument("--data-dir is required", "invalid_argument");
+  if (!IsValidName(o.admin_user)) return InvalidArgument("invalid admin user name '" + o.admin_user + "'", "invalid_name");
+  std::string host;
+  uint16_t port;
+  VOUCH_RETURN_IF_ERROR(ParseListen(o.listen, &host, &port));
+  if (o.tls_cert_file.empty() != o.tls_key_file.empty()) {
+    return InvalidArgument("--tls-cert and --tls-key go together", "invalid_argument");
+  }
+  if (FileExists(Join(o.data_dir, "master.key")) || FileExists(Join(o.data_dir, "config.json"))) {
+    return AlreadyExists("'" + o.data_dir + "' already holds a vouchd data directory", "already_initialized");
+  }
+  VOUCH_RETURN_IF_ERROR(MakeDirs(o.data_dir, 0700));
+  VOUCH_RETURN_IF_ERROR(MakeDirs(Join(o.data_dir, "tls"), 0700));
+
+  crypto::SecretBytes master = crypto::RandomSecret(32);
+  std::string store_url = o.store_url.empty() ? "sqlite:" + Join(o.data_dir, "vouch.db") : o.store_url;
+
+  // The TLS identity first: nothing is written to the store if it fails.
+  std::string chain_pem;
+  crypto::SecretBytes key_pem;
+  std::string service_ca_path = Join(o.data_dir, "service-ca.pem");
+  if (!o.tls_cert_file.empty()) {
+    VOUCH_ASSIGN_OR_RETURN(chain_pem, ReadWholeFile(o.tls_cert_file, 1 << 20));
+    VOUCH_ASSIGN_OR_RETURN(std::string k, ReadWholeFile(o.tls_key_file, 1 << 20));
+    key_pem = crypto::SecretBytes(k);
+  } else {
+    VOUCH_ASSIGN_OR_RETURN(ServiceTlsMaterial tls, CreateServiceTls(o.tls_dns_names, o.tls_ip_addresses, clock.Now()));
+    chain_pem = tls.server_chain_pem;
+    key_pem = std::move(tls.server_key_pem);
+    VOUCH_RETURN_IF_ERROR(WriteFileAtomic(service_ca_path, tls.ca_cert_pem, 0644));
+  }
+  VOUCH_ASSIGN_OR_RETURN(auto sealed_key, crypto::Aes256GcmSeal(master.span(), key_pem.span(), AsBytes(kTlsKeyAad)));
+  VOUCH_RETURN_IF_ERROR(WriteFileAtomic(Join(o.data_dir, "tls/server.pem"), chain_pem, 0644));
+  VOUCH_RETURN_IF_ERROR(WriteFileAtomic(Join(o.data_dir, "tls/server.key.sealed"), ToString(sealed_key), 0600));
+
+  VOUCH_ASSIGN_OR_RETURN(auto db, store::OpenDatabase(store_url));
+  VOUCH_RETURN_IF_ERROR(db->Migrate().status());
+  VOUCH_ASSIGN_OR_RETURN(auto manager, Manager::Create(db.get(), crypto::SecretBytes(master.span()), &clock));
+  Principal system = Principal::System();
+  VOUCH_RETURN_IF_ERROR(manager->CreateUser(system, o.admin_user, "admin", o.admin_password).status());
+  ZoneSpec zone;
+  zone.name = "default";
+  zone.allow_sim = o.dev;
+  VOUCH_RETURN_IF_ERROR(manager->CreateZone(system, zone).status());
+  VOUCH_ASSIGN_OR_RETURN(std::string zone_ca, manager->ZoneCaPem("default"));
+  std::string zone_ca_path = Join(o.data_dir, "zone-default-ca.pem");
+  VOUCH_RETURN_IF_ERROR(WriteFileAtomic(zone_ca_path, zone_ca, 0644));
+
+  nlohmann::json config = {{"store", store_url},
+                           {"listen", o.listen},
+                           {"tls_cert", "tls/server.pem"},
+                           {"tls_key_sealed", "tls/server.key.sealed"},
+                           {"dev", o.dev}};
+  VOUCH_RETURN_IF_ERROR(WriteFileAtomic(Join(o.data_dir, "config.json"), config.dump(2) + "\n", 0600));
+  // The master key is written last: its presence marks a complete data directory.
+  VOUCH_RETURN_IF_ERROR(WriteFileAtomic(Join(o.data_dir, "master.key"), master.view(), 0600));
+  return InitResult{o.tls_cert_file.empty() ? service_ca_path : "", zone_ca_path, store_url};
+}
+
+Result<DataDir> OpenDataDir(const std::string& dir) {
+  DataDir d;
+  d.dir = dir;
+  std::string key_path = Join(dir, "master.key");
+  struct stat st;
+  if (::stat(key_path.c_str(), &st) != 0) {
+    return NotFound("'" + dir + "' is not an initialised data directory (run vouchd init)", "not_initialized");
+  }
+  if ((st.st_mode & 077) != 0) {
+    return PermissionDenied(key_path + " is accessible by group or others; chmod 600 it", "insecure_master_key");
+  }
+  VOUCH_ASSIGN_OR_RETURN(std::string key, ReadWholeFile(key_path, 64));
+  if (key.size() != 32) return DataLoss(key_path + " is not a 32-byte key", "invalid_master_key");
+  d.master_key = crypto::SecretBytes(key);
+  std::fill(key.begin(), key.end(), '\0');
+  VOUCH_ASSIGN_OR_RETURN(std::string config_text, ReadWholeFile(Join(dir, "config.json"), 1 << 20));
+  auto config = nlohmann::json::parse(config_text, nullptr, false);
+  if (!config.is_object()) return DataLoss(Join(dir, "config.json") + " is not valid JSON", "invalid_config");
+  d.store_url = config.value("store", "sqlite:" + Join(dir, "vouch.db"));
+  d.listen = config.value("listen", std::string("127.0.0.1:8443"));
+  VOUCH_ASSIGN_OR_RETURN(d.tls_chain_pem, ReadWholeFile(Join(dir, config.value("tls_cert", std::string("tls/server.pem")))));
+  VOUCH_ASSIGN_OR_RETURN(std::string sealed,
+                         ReadWholeFile(Join(dir, config.value("tls_key_sealed", std::string("tls/server.key.sealed")))));
+  auto key_pem = crypto::Aes256GcmOpen(d.master_key.span(), AsBytes(sealed), AsBytes(kTlsKeyAad));
+  if (!key_pem.ok()) return DataLoss("the TLS key cannot be unsealed with master.key", "tls_key_unseal_failed");
+  d.tls_key_pem = std::move(*key_pem);
+  return d;
+}
+
+}  // namespace vouch::api

@@ -1,0 +1,208 @@
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "base/clock.h"
+#include "base/result.h"
+#include "crypto/kdf.h"
+#include "crypto/secret.h"
+#include "store/database.h"
+
+namespace vouch::pki {
+class CaSigner;
+}
+
+namespace vouch::api {
+
+using nlohmann::json;
+
+enum class Role { kViewer = 0, kMember = 1, kApprover = 2, kAdmin = 3 };
+std::string_view RoleName(Role r);
+Result<Role> ParseRole(std::string_view s);
+
+// Who is calling. Built by authentication; never from request data.
+struct Principal {
+  enum class Kind { kUser, kApiKey, kNode, kSystem };
+  Kind kind = Kind::kSystem;
+  std::string id;    // user id, api key id or node id
+  std::string name;  // user name (for API keys: the owning user's name)
+  Role role = Role::kViewer;
+  std::string zone_id;  // nodes only
+  std::string Actor() const;  // "user:alice", "apikey:ci (alice)", "node:node_1a2b", "system"
+  static Principal System();
+};
+
+// What an operation needs the caller to be.
+enum class Permission {
+  kRead,         // viewer and up
+  kWrite,        // create apps/builds, add domains: member, admin
+  kApprove,      // approve/deny tasks, revoke builds: approver, admin
+  kAdmin,        // zones, users, certificates, nodes: admin
+};
+Status Authorize(const Principal& p, Permission perm);
+
+struct ZonePolicy {
+  bool allow_sim = false;
+  std::string min_tcb = "UpToDate";
+  std::vector<std::string> tolerated_advisories;
+  int approvals_required = 1;
+  int cert_validity_hours = 24;
+  bool allow_debug = false;
+  json ToJson() const;
+};
+
+struct ZoneSpec {
+  std::string name;
+  std::optional<bool> allow_sim;
+  std::optional<std::string> min_tcb;
+  std::optional<std::vector<std::string>> tolerated_advisories;
+  std::optional<int> approvals_required;
+  std::optional<int> cert_validity_hours;
+  std::optional<bool> allow_debug;
+};
+
+struct BuildSpec {
+  std::string app;
+  std::string mrenclave;  // 64 hex
+  std::string mrsigner;   // 64 hex
+  int64_t isvprodid = 0;
+  int64_t isvsvn = 0;
+  bool debug = false;
+  std::string image_ref;
+  std::string image_digest;
+};
+
+struct ListQuery {
+  int64_t limit = 100;
+  std::string cursor;
+  std::map<std::string, std::string> filters;
+};
+
+struct ManagerOptions {
+  std::chrono::seconds session_ttl{12 * 3600};
+  std::chrono::seconds crl_validity{7 * 24 * 3600};
+  crypto::ScryptParams password_kdf;  // for new password hashes
+};
+
+// The manager core: every operation of the REST API as a typed, authorised, audited call.
+// Each mutation runs in one store transaction together with its audit entry. Thread-safe.
+class Manager {
+ public:
+  static Result<std::unique_ptr<Manager>> Create(store::Database* db, crypto::SecretBytes master_key,
+                                                 const Clock* clock, ManagerOptions options = {});
+  ~Manager();
+
+  store::Database& db() { return *db_; }
+  const Clock& clock() const { return *clock_; }
+
+  // --- authentication
+  Result<json> Login(std::string_view user, std::string_view password);
+  Result<Principal> Authenticate(std::string_view bearer_token);
+  Status Logout(const Principal& p, std::string_view bearer_token);
+  json WhoAmI(const Principal& p) const;
+
+  // --- users and API keys
+  Result<json> CreateUser(const Principal& p, const std::string& name, const std::string& role,
+                          std::string_view password);
+  Result<json> ListUsers(const Principal& p, const ListQuery& q);
+  Result<json> GetUser(const Principal& p, const std::string& id_or_name);
+  Result<json> UpdateUser(const Principal& p, const std::string& id_or_name, std::optional<std::string> role,
+                          std::optional<std::string> password, std::optional<bool> disabled);
+  Status DeleteUser(const Principal& p, const std::string& id_or_name);
+  Result<json> CreateApiKey(const Principal& p, const std::string& name, std::optional<int64_t> expires_in_days);
+  Result<json> ListApiKeys(const Principal& p, const ListQuery& q);
+  Status DeleteApiKey(const Principal& p, const std::string& id);
+
+  // --- zones
+  Result<json> CreateZone(const Principal& p, const ZoneSpec& spec);
+  Result<json> UpdateZone(const Principal& p, const std::string& id_or_name, const ZoneSpec& spec);
+  Result<json> ListZones(const Principal& p, const ListQuery& q);
+  Result<json> GetZone(const Principal& p, const std::string& id_or_name);
+  Result<std::string> ZoneCaPem(const std::string& id_or_name);
+  // DER; regenerated when stale (past half its validity) or after a revocation.
+  Result<std::vector<uint8_t>> ZoneCrl(const std::string& id_or_name);
+  Result<json> CreateJoinToken(const Principal& p, const std::string& zone, int64_t ttl_seconds, int64_t uses);
+  Result<json> ListJoinTokens(const Principal& p, const std::string& zone, const ListQuery& q);
+
+  // --- apps
+  Result<json> CreateApp(const Principal& p, const std::string& name, const std::string& zone,
+                         const std::vector<std::string>& domains);
+  Result<json> ListApps(const Principal& p, const ListQuery& q);
+  Result<json> GetApp(const Principal& p, const std::string& id_or_name);
+  Status DeleteApp(const Principal& p, const std::string& id_or_name);
+  Result<json> AddAppDomain(const Principal& p, const std::string& app, const std::string& domain);
+  Result<json> RemoveAppDomain(const Principal& p, const std::string& app, const std::string& domain);
+
+  // --- builds and approval tasks
+  Result<json> CreateBuild(const Principal& p, const BuildSpec& spec);
+  Result<json> ListBuilds(const Principal& p, const ListQuery& q);
+  Result<json> GetBuild(const Principal& p, const std::string& id);
+  Result<json> RevokeBuild(const Principal& p, const std::string& id, const std::string& reason);
+  Result<json> ListTasks(const Principal& p, const ListQuery& q);
+  Result<json> GetTask(const Principal& p, const std::string& id);
+  Result<json> ApproveTask(const Principal& p, const std::string& id);
+  Result<json> DenyTask(const Principal& p, const std::string& id, const std::string& reason);
+
+  // --- certificates
+  // Manual issuance by an admin for an approved build (the agent path comes with node provisioning).
+  Result<json> IssueManual(const Principal& p, const std::string& build_id, std::string_view csr_pem);
+  Result<json> ListCertificates(const Principal& p, const ListQuery& q);
+  Result<json> GetCertificate(const Principal& p, const std::string& serial);
+  Result<json> RevokeCertificate(const Principal& p, const std::string& serial, const std::string& reason);
+
+  // --- nodes and instances (read side; provisioning arrives with the agent)
+  Result<json> ListNodes(const Principal& p, const ListQuery& q);
+  Result<json> GetNode(const Principal& p, const std::string& id);
+  Result<json> DeactivateNode(const Principal& p, const std::string& id);
+  Result<json> ListInstances(const Principal& p, const ListQuery& q);
+
+  // --- audit
+  Result<json> ListAudit(const Principal& p, const ListQuery& q);
+  Result<json> VerifyAudit(const Principal& p);
+
+  // Records a refused security-relevant attempt (authorisation failure, failed login) in the
+  // audit log in its own transaction.
+  void AuditRefusal(const Principal& p, const std::string& action, const std::string& target, const Status& why);
+
+  // Counters for /metrics.
+  struct Stats {
+    int64_t certificates_issued = 0;
+    int64_t pending_tasks = 0;
+  };
+  Stats GetStats();
+
+ private:
+  Manager(store::Database* db, crypto::SecretBytes master_key, const Clock* clock, ManagerOptions options);
+
+  Result<std::shared_ptr<pki::CaSigner>> ZoneSigner(store::Transaction& tx, const std::string& zone_id);
+  Status RegenerateCrl(store::Transaction& tx, const std::string& zone_id);
+  Status RevokeCertsWhere(store::Transaction& tx, const std::string& where_sql, const std::vector<store::Value>& params,
+                          const std::string& reason, std::vector<std::string>* zones_touched);
+  Result<json> DecideTask(store::Transaction& tx, const Principal& p, const store::Row& task, bool approve,
+                          const std::string& reason);
+  int64_t Now() const;
+
+  store::Database* db_;
+  crypto::SecretBytes master_key_;
+  const Clock* clock_;
+  ManagerOptions options_;
+  std::mutex signers_mu_;
+  std::map<std::string, std::shared_ptr<pki::CaSigner>> signers_;
+  std::atomic<int64_t> issued_{0};
+};
+
+// Validation shared by the API and the CLI-side checks.
+bool IsValidName(std::string_view name);     // ^[a-z0-9][a-z0-9-]{0,62}$
+bool IsValidDnsName(std::string_view name);  // RFC 1123 hostname, optional leading "*." wildcard
+bool IsValidTcbStatus(std::string_view s);
+
+}  // namespace vouch::api

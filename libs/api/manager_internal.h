@@ -1,0 +1,45 @@
+#pragma once
+
+// Helpers shared by the manager_*.cc files. Not part of the public API.
+
+#include <string>
+#include <vector>
+
+#include "api/manager.h"
+#include "store/audit.h"
+#include "store/database.h"
+
+namespace vouch::api::internal {
+
+using store::Row;
+using store::Rows;
+using store::Transaction;
+using store::Value;
+
+std::string NewId(std::string_view prefix);
+std::string TimeJson(int64_t unix_seconds);
+json TimeOrNull(const Row& row, std::string_view col);
+json ParseJsonColumn(const std::string& text, json fallback);
+std::string HashToken(std::string_view token);
+
+// A page of results: rows sorted by (sort_col, id). `select_sql` is "SELECT ... FROM t" and
+// `conditions` are ANDed. The cursor is opaque to clients.
+struct PageResult {
+  Rows rows;
+  std::string next_cursor;  // empty: no more
+};
+Result<PageResult> QueryPage(Transaction& tx, const std::string& select_sql, std::vector<std::string> conditions,
+                             std::vector<Value> params, const ListQuery& q, const std::string& sort_col = "created_at",
+                             bool descending = false, const std::string& id_col = "id");
+json PageJson(json items, const std::string& next_cursor);
+
+// Looks up by id or unique name; NotFound("<what> '<key>' not found").
+Result<Row> FindByIdOrName(Transaction& tx, const std::string& table, const std::string& key, std::string_view what,
+                           const std::string& extra_condition = "");
+
+Status Audit(Transaction& tx, const Manager& m, const Principal& p, std::string action, std::string target,
+             const json& detail = json::object());
+
+std::string Filter(const ListQuery& q, const std::string& key);
+
+}  // namespace vouch::api::internal

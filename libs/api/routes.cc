@@ -1,0 +1,390 @@
+#include "api/routes.h"
+
+#include "api/openapi_embedded.h"
+#include "base/encoding.h"
+#include "http/json_body.h"
+
+namespace vouch::api {
+namespace {
+
+using http::JsonBody;
+using http::Request;
+using http::Response;
+
+using AuthedFn = std::function<Result<Response>(const Principal&, Request&)>;
+
+Result<Principal> AuthenticateRequest(Manager& m, const Request& req) {
+  std::string auth = req.Header("Authorization");
+  static constexpr std::string_view kBearer = "Bearer ";
+  if (auth.size() <= kBearer.size() || !http::EqualsIgnoreCase(auth.substr(0, kBearer.size()), kBearer)) {
+    return Unauthenticated("missing bearer token (Authorization: Bearer <token>)", "unauthenticated");
+  }
+  return m.Authenticate(std::string_view(auth).substr(kBearer.size()));
+}
+
+// Authenticates, then authorises BEFORE the body is looked at, so that an unauthorised caller
+// learns nothing from validation errors. The Manager checks the permission again.
+http::Handler Authed(Manager& m, Permission perm, AuthedFn fn) {
+  return [&m, perm, fn = std::move(fn)](Request& req) -> Response {
+    auto p = AuthenticateRequest(m, req);
+    if (!p.ok()) return Response::Error(p.status());
+    Status allowed = Authorize(*p, perm);
+    if (!allowed.ok()) {
+      if (req.method != "GET") m.AuditRefusal(*p, req.method + " " + req.route, req.path.substr(0, 200), allowed);
+      return Response::Error(allowed);
+    }
+    auto r = fn(*p, req);
+    if (!r.ok()) {
+      if (r.status().code() == StatusCode::kPermissionDenied && req.method != "GET") {
+        m.AuditRefusal(*p, req.method + " " + req.route, req.path, r.status());
+      }
+      return Response::Error(r.status());
+    }
+    return std::move(*r);
+  };
+}
+
+// Bodies of POSTs that take no fields may be empty.
+Result<JsonBody> Body(const Request& req) {
+  if (req.body.empty()) return JsonBody::Parse("{}");
+  return JsonBody::Parse(req.body);
+}
+
+Result<ListQuery> ListParams(const Request& req, std::initializer_list<const char*> filters) {
+  ListQuery q;
+  std::string limit = req.Query("limit");
+  if (!limit.empty()) {
+    char* end = nullptr;
+    errno = 0;
+    long long v = std::strtoll(limit.c_str(), &end, 10);
+    if (errno != 0 || end == limit.c_str() || *end != '\0' || v < 1 || v > 1000) {
+      return InvalidArgument("limit must be an integer between 1 and 1000", "invalid_limit");
+    }
+    q.limit = v;
+  }
+  q.cursor = req.Query("cursor");
+  for (const char* f : filters) {
+    std::string v = req.Query(f);
+    if (v.size() > 256) return InvalidArgument(std::string(f) + " filter is too long", "invalid_filter");
+    if (!v.empty()) q.filters[f] = v;
+  }
+  return q;
+}
+
+Result<Response> JsonOr(Result<json> r, unsigned status = 200) {
+  if (!r.ok()) return r.status();
+  return Response::Json(*r, status);
+}
+
+const std::string& Param(const Request& req, const char* name) {
+  static const std::string kEmpty;
+  auto it = req.path_params.find(name);
+  return it == req.path_params.end() ? kEmpty : it->second;
+}
+
+Result<ZoneSpec> ZoneSpecFrom(JsonBody& b, bool with_name) {
+  ZoneSpec s;
+  if (with_name) {
+    VOUCH_ASSIGN_OR_RETURN(s.name, b.RequiredString("name", 63));
+  }
+  VOUCH_ASSIGN_OR_RETURN(s.allow_sim, b.OptionalBool("allow_sim"));
+  VOUCH_ASSIGN_OR_RETURN(s.min_tcb, b.OptionalString("min_tcb", 64));
+  VOUCH_ASSIGN_OR_RETURN(s.tolerated_advisories, b.OptionalStringArray("tolerated_advisories", 100, 64));
+  VOUCH_ASSIGN_OR_RETURN(auto approvals, b.OptionalInt("approvals_required", 1, 10));
+  if (approvals) s.approvals_required = static_cast<int>(*approvals);
+  VOUCH_ASSIGN_OR_RETURN(auto validity, b.OptionalInt("cert_validity_hours", 1, 24 * 397));
+  if (validity) s.cert_validity_hours = static_cast<int>(*validity);
+  VOUCH_ASSIGN_OR_RETURN(s.allow_debug, b.OptionalBool("allow_debug"));
+  VOUCH_RETURN_IF_ERROR(b.Finish());
+  return s;
+}
+
+bool IsLoopback(const std::string& remote) {
+  return remote.rfind("127.", 0) == 0 || remote.rfind("[::1]", 0) == 0 || remote == "unix";
+}
+
+}  // namespace
+
+std::string_view OpenApiDocument() { return kOpenApiJson; }
+
+http::Router BuildRouter(Manager& m, http::Metrics* metrics) {
+  http::Router r;
+  if (metrics != nullptr) {
+    metrics->AddGaugeCallback("vouch_certificates_issued_total", "Certificates issued by this instance", {},
+                              [&m] { return static_cast<double>(m.GetStats().certificates_issued); });
+    metrics->AddGaugeCallback("vouch_tasks_pending", "Approval tasks waiting for a decision", {},
+                              [&m] { return static_cast<double>(m.GetStats().pending_tasks); });
+  }
+
+  // ---- service endpoints
+  r.Add("GET", "/healthz", [](Request&) { return Response::Text("ok\n"); });
+  r.Add("GET", "/readyz", [&m](Request&) {
+    Status st = m.db().Ping();
+    if (!st.ok()) return Response::Error(Unavailable("store not ready: " + st.message(), "not_ready"));
+    return Response::Text("ready\n");
+  });
+  r.Add("GET", "/metrics", [&m, metrics](Request& req) {
+    if (!IsLoopback(req.remote_address)) {
+      auto p = AuthenticateRequest(m, req);
+      if (!p.ok()) return Response::Error(p.status());
+    }
+    if (metrics == nullptr) return Response::Text("");
+    return Response::Text(metrics->Render(), std::string(http::Metrics::kContentType));
+  });
+  r.Add("GET", "/api/v1/openapi.json", [](Request&) {
+    return Response::Text(std::string(OpenApiDocument()), "application/json");
+  });
+
+  // ---- auth
+  r.Add("POST", "/api/v1/sys/auth", [&m](Request& req) -> Response {
+    auto run = [&]() -> Result<Response> {
+      VOUCH_ASSIGN_OR_RETURN(JsonBody b, JsonBody::Parse(req.body));
+      VOUCH_ASSIGN_OR_RETURN(std::string user, b.RequiredString("username", 256));
+      VOUCH_ASSIGN_OR_RETURN(std::string password, b.RequiredString("password", 1024));
+      VOUCH_RETURN_IF_ERROR(b.Finish());
+      return JsonOr(m.Login(user, password));
+    };
+    auto res = run();
+    return res.ok() ? std::move(*res) : Response::Error(res.status());
+  });
+  r.Add("DELETE", "/api/v1/sys/auth", Authed(m, Permission::kRead, [&m](const Principal& p, Request& req) -> Result<Response> {
+          std::string token = req.Header("Authorization").substr(7);
+          VOUCH_RETURN_IF_ERROR(m.Logout(p, token));
+          return Response::NoContent();
+        }));
+  r.Add("GET", "/api/v1/sys/whoami", Authed(m, Permission::kRead, [&m](const Principal& p, Request&) -> Result<Response> { return Response::Json(m.WhoAmI(p)); }));
+
+  // ---- zones
+  r.Add("POST", "/api/v1/zones", Authed(m, Permission::kAdmin, [&m](const Principal& p, Request& req) -> Result<Response> {
+          VOUCH_ASSIGN_OR_RETURN(JsonBody b, JsonBody::Parse(req.body));
+          VOUCH_ASSIGN_OR_RETURN(ZoneSpec spec, ZoneSpecFrom(b, true));
+          return JsonOr(m.CreateZone(p, spec), 201);
+        }));
+  r.Add("GET", "/api/v1/zones", Authed(m, Permission::kRead, [&m](const Principal& p, Request& req) -> Result<Response> {
+          VOUCH_ASSIGN_OR_RETURN(ListQuery q, ListParams(req, {}));
+          return JsonOr(m.ListZones(p, q));
+        }));
+  r.Add("GET", "/api/v1/zones/{id}", Authed(m, Permission::kRead, [&m](const Principal& p, Request& req) -> Result<Response> {
+          return JsonOr(m.GetZone(p, Param(req, "id")));
+        }));
+  r.Add("PATCH", "/api/v1/zones/{id}", Authed(m, Permission::kAdmin, [&m](const Principal& p, Request& req) -> Result<Response> {
+          VOUCH_ASSIGN_OR_RETURN(JsonBody b, JsonBody::Parse(req.body));
+          VOUCH_ASSIGN_OR_RETURN(ZoneSpec spec, ZoneSpecFrom(b, false));
+          return JsonOr(m.UpdateZone(p, Param(req, "id"), spec));
+        }));
+  // The CA certificate and CRL are public: relying parties fetch them without credentials.
+  r.Add("GET", "/api/v1/zones/{id}/ca", [&m](Request& req) {
+    auto pem = m.ZoneCaPem(Param(req, "id"));
+    if (!pem.ok()) return Response::Error(pem.status());
+    Response resp = Response::Text(*pem, "application/x-pem-file");
+    resp.headers.emplace_back("Cache-Control", "public, max-age=300");
+    return resp;
+  });
+  r.Add("GET", "/api/v1/zones/{id}/crl", [&m](Request& req) {
+    std::string format = req.Query("format");
+    if (!format.empty() && format != "der" && format != "pem") {
+      return Response::Error(InvalidArgument("format must be der or pem", "invalid_format"));
+    }
+    auto der = m.ZoneCrl(Param(req, "id"));
+    if (!der.ok()) return Response::Error(der.status());
+    Response resp;
+    if (format == "pem") {
+      std::string b64 = Base64Encode(*der);
+      std::string pem = "-----BEGIN X509 CRL-----\n";
+      for (size_t i = 0; i < b64.size(); i += 64) pem += b64.substr(i, 64) + "\n";
+      pem += "-----END X509 CRL-----\n";
+      resp = Response::Text(pem, "application/x-pem-file");
+    } else {
+      resp = Response::Text(std::string(der->begin(), der->end()), "application/pkix-crl");
+    }
+    resp.headers.emplace_back("Cache-Control", "no-cache");
+    return resp;
+  });
+  r.Add("POST", "/api/v1/zones/{id}/join-tokens", Authed(m, Permission::kAdmin, [&m](const Principal& p, Request& req) -> Result<Response> {
+          VOUCH_ASSIGN_OR_RETURN(JsonBody b, Body(req));
+          VOUCH_ASSIGN_OR_RETURN(auto ttl, b.OptionalInt("ttl_seconds", 60, 30 * 86400));
+          VOUCH_ASSIGN_OR_RETURN(auto uses, b.OptionalInt("uses", 1, 10000));
+          VOUCH_RETURN_IF_ERROR(b.Finish());
+          return JsonOr(m.CreateJoinToken(p, Param(req, "id"), ttl.value_or(3600), uses.value_or(1)), 201);
+        }));
+  r.Add("GET", "/api/v1/zones/{id}/join-tokens", Authed(m, Permission::kAdmin, [&m](const Principal& p, Request& req) -> Result<Response> {
+          VOUCH_ASSIGN_OR_RETURN(ListQuery q, ListParams(req, {}));
+          return JsonOr(m.ListJoinTokens(p, Param(req, "id"), q));
+        }));
+
+  // ---- users and API keys
+  r.Add("POST", "/api/v1/users", Authed(m, Permission::kAdmin, [&m](const Principal& p, Request& req) -> Result<Response> {
+          VOUCH_ASSIGN_OR_RETURN(JsonBody b, JsonBody::Parse(req.body));
+          VOUCH_ASSIGN_OR_RETURN(std::string name, b.RequiredString("name", 63));
+          VOUCH_ASSIGN_OR_RETURN(std::string role, b.RequiredString("role", 16));
+          VOUCH_ASSIGN_OR_RETURN(std::string password, b.RequiredString("password", 1024));
+          VOUCH_RETURN_IF_ERROR(b.Finish());
+          return JsonOr(m.CreateUser(p, name, role, password), 201);
+        }));
+  r.Add("GET", "/api/v1/users", Authed(m, Permission::kAdmin, [&m](const Principal& p, Request& req) -> Result<Response> {
+          VOUCH_ASSIGN_OR_RETURN(ListQuery q, ListParams(req, {}));
+          return JsonOr(m.ListUsers(p, q));
+        }));
+  r.Add("GET", "/api/v1/users/{id}", Authed(m, Permission::kAdmin, [&m](const Principal& p, Request& req) -> Result<Response> {
+          return JsonOr(m.GetUser(p, Param(req, "id")));
+        }));
+  r.Add("PATCH", "/api/v1/users/{id}", Authed(m, Permission::kAdmin, [&m](const Principal& p, Request& req) -> Result<Response> {
+          VOUCH_ASSIGN_OR_RETURN(JsonBody b, JsonBody::Parse(req.body));
+          VOUCH_ASSIGN_OR_RETURN(auto role, b.OptionalString("role", 16));
+          VOUCH_ASSIGN_OR_RETURN(auto password, b.OptionalString("password", 1024));
+          VOUCH_ASSIGN_OR_RETURN(auto disabled, b.OptionalBool("disabled"));
+          VOUCH_RETURN_IF_ERROR(b.Finish());
+          return JsonOr(m.UpdateUser(p, Param(req, "id"), role, password, disabled));
+        }));
+  r.Add("DELETE", "/api/v1/users/{id}", Authed(m, Permission::kAdmin, [&m](const Principal& p, Request& req) -> Result<Response> {
+          VOUCH_RETURN_IF_ERROR(m.DeleteUser(p, Param(req, "id")));
+          return Response::NoContent();
+        }));
+  r.Add("POST", "/api/v1/apikeys", Authed(m, Permission::kRead, [&m](const Principal& p, Request& req) -> Result<Response> {
+          VOUCH_ASSIGN_OR_RETURN(JsonBody b, JsonBody::Parse(req.body));
+          VOUCH_ASSIGN_OR_RETURN(std::string name, b.RequiredString("name", 63));
+          VOUCH_ASSIGN_OR_RETURN(auto days, b.OptionalInt("expires_in_days", 1, 3650));
+          VOUCH_RETURN_IF_ERROR(b.Finish());
+          return JsonOr(m.CreateApiKey(p, name, days), 201);
+        }));
+  r.Add("GET", "/api/v1/apikeys", Authed(m, Permission::kRead, [&m](const Principal& p, Request& req) -> Result<Response> {
+          VOUCH_ASSIGN_OR_RETURN(ListQuery q, ListParams(req, {}));
+          return JsonOr(m.ListApiKeys(p, q));
+        }));
+  r.Add("DELETE", "/api/v1/apikeys/{id}", Authed(m, Permission::kRead, [&m](const Principal& p, Request& req) -> Result<Response> {
+          VOUCH_RETURN_IF_ERROR(m.DeleteApiKey(p, Param(req, "id")));
+          return Response::NoContent();
+        }));
+
+  // ---- apps
+  r.Add("POST", "/api/v1/apps", Authed(m, Permission::kWrite, [&m](const Principal& p, Request& req) -> Result<Response> {
+          VOUCH_ASSIGN_OR_RETURN(JsonBody b, JsonBody::Parse(req.body));
+          VOUCH_ASSIGN_OR_RETURN(std::string name, b.RequiredString("name", 63));
+          VOUCH_ASSIGN_OR_RETURN(std::string zone, b.RequiredString("zone", 128));
+          VOUCH_ASSIGN_OR_RETURN(auto domains, b.OptionalStringArray("domains", 100, 253));
+          VOUCH_RETURN_IF_ERROR(b.Finish());
+          return JsonOr(m.CreateApp(p, name, zone, domains.value_or(std::vector<std::string>{})), 201);
+        }));
+  r.Add("GET", "/api/v1/apps", Authed(m, Permission::kRead, [&m](const Principal& p, Request& req) -> Result<Response> {
+          VOUCH_ASSIGN_OR_RETURN(ListQuery q, ListParams(req, {"zone"}));
+          return JsonOr(m.ListApps(p, q));
+        }));
+  r.Add("GET", "/api/v1/apps/{id}", Authed(m, Permission::kRead, [&m](const Principal& p, Request& req) -> Result<Response> {
+          return JsonOr(m.GetApp(p, Param(req, "id")));
+        }));
+  r.Add("DELETE", "/api/v1/apps/{id}", Authed(m, Permission::kAdmin, [&m](const Principal& p, Request& req) -> Result<Response> {
+          VOUCH_RETURN_IF_ERROR(m.DeleteApp(p, Param(req, "id")));
+          return Response::NoContent();
+        }));
+  r.Add("POST", "/api/v1/apps/{id}/domains", Authed(m, Permission::kWrite, [&m](const Principal& p, Request& req) -> Result<Response> {
+          VOUCH_ASSIGN_OR_RETURN(JsonBody b, JsonBody::Parse(req.body));
+          VOUCH_ASSIGN_OR_RETURN(std::string domain, b.RequiredString("domain", 253));
+          VOUCH_RETURN_IF_ERROR(b.Finish());
+          return JsonOr(m.AddAppDomain(p, Param(req, "id"), domain), 202);
+        }));
+  r.Add("DELETE", "/api/v1/apps/{id}/domains/{domain}", Authed(m, Permission::kWrite, [&m](const Principal& p, Request& req) -> Result<Response> {
+          return JsonOr(m.RemoveAppDomain(p, Param(req, "id"), Param(req, "domain")));
+        }));
+
+  // ---- builds and tasks
+  r.Add("POST", "/api/v1/builds", Authed(m, Permission::kWrite, [&m](const Principal& p, Request& req) -> Result<Response> {
+          VOUCH_ASSIGN_OR_RETURN(JsonBody b, JsonBody::Parse(req.body));
+          BuildSpec s;
+          VOUCH_ASSIGN_OR_RETURN(s.app, b.RequiredString("app", 128));
+          VOUCH_ASSIGN_OR_RETURN(s.mrenclave, b.RequiredString("mrenclave", 64));
+          VOUCH_ASSIGN_OR_RETURN(s.mrsigner, b.RequiredString("mrsigner", 64));
+          VOUCH_ASSIGN_OR_RETURN(s.isvprodid, b.RequiredInt("isvprodid", 0, 65535));
+          VOUCH_ASSIGN_OR_RETURN(s.isvsvn, b.RequiredInt("isvsvn", 0, 65535));
+          VOUCH_ASSIGN_OR_RETURN(auto debug, b.OptionalBool("debug"));
+          VOUCH_ASSIGN_OR_RETURN(auto image_ref, b.OptionalString("image_ref", 512));
+          VOUCH_ASSIGN_OR_RETURN(auto image_digest, b.OptionalString("image_digest", 128));
+          VOUCH_RETURN_IF_ERROR(b.Finish());
+          s.debug = debug.value_or(false);
+          s.image_ref = image_ref.value_or("");
+          s.image_digest = image_digest.value_or("");
+          return JsonOr(m.CreateBuild(p, s), 201);
+        }));
+  r.Add("GET", "/api/v1/builds", Authed(m, Permission::kRead, [&m](const Principal& p, Request& req) -> Result<Response> {
+          VOUCH_ASSIGN_OR_RETURN(ListQuery q, ListParams(req, {"app", "status"}));
+          return JsonOr(m.ListBuilds(p, q));
+        }));
+  r.Add("GET", "/api/v1/builds/{id}", Authed(m, Permission::kRead, [&m](const Principal& p, Request& req) -> Result<Response> {
+          return JsonOr(m.GetBuild(p, Param(req, "id")));
+        }));
+  r.Add("POST", "/api/v1/builds/{id}/revoke", Authed(m, Permission::kApprove, [&m](const Principal& p, Request& req) -> Result<Response> {
+          VOUCH_ASSIGN_OR_RETURN(JsonBody b, Body(req));
+          VOUCH_ASSIGN_OR_RETURN(auto reason, b.OptionalString("reason", 1000));
+          VOUCH_RETURN_IF_ERROR(b.Finish());
+          return JsonOr(m.RevokeBuild(p, Param(req, "id"), reason.value_or("")));
+        }));
+  r.Add("GET", "/api/v1/tasks", Authed(m, Permission::kRead, [&m](const Principal& p, Request& req) -> Result<Response> {
+          VOUCH_ASSIGN_OR_RETURN(ListQuery q, ListParams(req, {"status"}));
+          return JsonOr(m.ListTasks(p, q));
+        }));
+  r.Add("GET", "/api/v1/tasks/{id}", Authed(m, Permission::kRead, [&m](const Principal& p, Request& req) -> Result<Response> {
+          return JsonOr(m.GetTask(p, Param(req, "id")));
+        }));
+  r.Add("POST", "/api/v1/tasks/{id}/approve", Authed(m, Permission::kApprove, [&m](const Principal& p, Request& req) -> Result<Response> {
+          VOUCH_ASSIGN_OR_RETURN(JsonBody b, Body(req));
+          VOUCH_RETURN_IF_ERROR(b.Finish());
+          return JsonOr(m.ApproveTask(p, Param(req, "id")));
+        }));
+  r.Add("POST", "/api/v1/tasks/{id}/deny", Authed(m, Permission::kApprove, [&m](const Principal& p, Request& req) -> Result<Response> {
+          VOUCH_ASSIGN_OR_RETURN(JsonBody b, JsonBody::Parse(req.body));
+          VOUCH_ASSIGN_OR_RETURN(std::string reason, b.RequiredString("reason", 1000));
+          VOUCH_RETURN_IF_ERROR(b.Finish());
+          return JsonOr(m.DenyTask(p, Param(req, "id"), reason));
+        }));
+
+  // ---- certificates
+  r.Add("POST", "/api/v1/certificates", Authed(m, Permission::kAdmin, [&m](const Principal& p, Request& req) -> Result<Response> {
+          VOUCH_ASSIGN_OR_RETURN(JsonBody b, JsonBody::Parse(req.body));
+          VOUCH_ASSIGN_OR_RETURN(std::string build, b.RequiredString("build_id", 128));
+          VOUCH_ASSIGN_OR_RETURN(std::string csr, b.RequiredString("csr", 64 * 1024));
+          VOUCH_RETURN_IF_ERROR(b.Finish());
+          return JsonOr(m.IssueManual(p, build, csr), 201);
+        }));
+  r.Add("GET", "/api/v1/certificates", Authed(m, Permission::kRead, [&m](const Principal& p, Request& req) -> Result<Response> {
+          VOUCH_ASSIGN_OR_RETURN(ListQuery q, ListParams(req, {"app", "zone", "status"}));
+          return JsonOr(m.ListCertificates(p, q));
+        }));
+  r.Add("GET", "/api/v1/certificates/{serial}", Authed(m, Permission::kRead, [&m](const Principal& p, Request& req) -> Result<Response> {
+          return JsonOr(m.GetCertificate(p, Param(req, "serial")));
+        }));
+  r.Add("POST", "/api/v1/certificates/{serial}/revoke", Authed(m, Permission::kAdmin, [&m](const Principal& p, Request& req) -> Result<Response> {
+          VOUCH_ASSIGN_OR_RETURN(JsonBody b, Body(req));
+          VOUCH_ASSIGN_OR_RETURN(auto reason, b.OptionalString("reason", 1000));
+          VOUCH_RETURN_IF_ERROR(b.Finish());
+          return JsonOr(m.RevokeCertificate(p, Param(req, "serial"), reason.value_or("")));
+        }));
+
+  // ---- nodes and instances
+  r.Add("GET", "/api/v1/nodes", Authed(m, Permission::kRead, [&m](const Principal& p, Request& req) -> Result<Response> {
+          VOUCH_ASSIGN_OR_RETURN(ListQuery q, ListParams(req, {"zone"}));
+          return JsonOr(m.ListNodes(p, q));
+        }));
+  r.Add("GET", "/api/v1/nodes/{id}", Authed(m, Permission::kRead, [&m](const Principal& p, Request& req) -> Result<Response> {
+          return JsonOr(m.GetNode(p, Param(req, "id")));
+        }));
+  r.Add("POST", "/api/v1/nodes/{id}/deactivate", Authed(m, Permission::kAdmin, [&m](const Principal& p, Request& req) -> Result<Response> {
+          VOUCH_ASSIGN_OR_RETURN(JsonBody b, Body(req));
+          VOUCH_RETURN_IF_ERROR(b.Finish());
+          return JsonOr(m.DeactivateNode(p, Param(req, "id")));
+        }));
+  r.Add("GET", "/api/v1/instances", Authed(m, Permission::kRead, [&m](const Principal& p, Request& req) -> Result<Response> {
+          VOUCH_ASSIGN_OR_RETURN(ListQuery q, ListParams(req, {"app"}));
+          return JsonOr(m.ListInstances(p, q));
+        }));
+
+  // ---- audit
+  r.Add("GET", "/api/v1/audit", Authed(m, Permission::kRead, [&m](const Principal& p, Request& req) -> Result<Response> {
+          VOUCH_ASSIGN_OR_RETURN(ListQuery q, ListParams(req, {"actor", "action"}));
+          return JsonOr(m.ListAudit(p, q));
+        }));
+  r.Add("GET", "/api/v1/audit/verify", Authed(m, Permission::kRead, [&m](const Principal& p, Request&) -> Result<Response> {
+          return JsonOr(m.VerifyAudit(p));
+        }));
+  return r;
+}
+
+}  // namespace vouch::api
