@@ -144,8 +144,10 @@ Result<std::unique_ptr<asio::ssl::context>> MakeTlsContext(const ServerOptions& 
 class SessionBase {
  public:
   virtual ~SessionBase() = default;
-  // Called on the session's strand when the server stops.
+  // Called from Stop (any thread): posts the stop handling to the session's strand.
   virtual void OnServerStop() = 0;
+  // Closes the socket at once. Only when no I/O thread runs any more (after the grace period).
+  virtual void ForceClose() = 0;
 };
 
 struct Server::Impl {
@@ -235,6 +237,11 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     asio::dispatch(stream_.get_executor(), [self = this->shared_from_this()] { self->Begin(); });
   }
 
+  void ForceClose() override {
+    error_code ec;
+    beast::get_lowest_layer(stream_).socket().close(ec);
+  }
+
   void OnServerStop() override {
     asio::post(stream_.get_executor(), [self = this->shared_from_this()] {
       // Idle or still handshaking: close now. Reading, handling or writing: the response gets
@@ -263,7 +270,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   void Begin() {
     if constexpr (kTls) {
       state_ = State::kHandshake;
-      Lowest().expires_after(server_->options.write_timeout);
+      Lowest().expires_after(server_->options.read_timeout);
       stream_.async_handshake(asio::ssl::stream_base::server,
                               [self = this->shared_from_this()](const error_code& ec) {
                                 self->OnHandshake(ec);
@@ -746,6 +753,18 @@ void Server::Stop(std::chrono::milliseconds grace) {
     if (t.joinable()) t.join();
   }
   s.threads.clear();
+  {
+    // Connections that outlived the grace period: their handlers will never run now, so close
+    // the sockets here rather than when the io_context is destroyed with the Server.
+    std::vector<std::shared_ptr<SessionBase>> left;
+    {
+      std::lock_guard lock(s.sessions_mu);
+      for (auto& [id, weak] : s.sessions) {
+        if (auto session = weak.lock()) left.push_back(std::move(session));
+      }
+    }
+    for (auto& session : left) session->ForceClose();
+  }  // `left` is released outside sessions_mu: a session destructor takes it
   if (!s.options.unix_socket_path.empty() && s.unix_acceptor) ::unlink(s.options.unix_socket_path.c_str());
   spdlog::info("http: server stopped");
   std::lock_guard lock(s.state_mu);

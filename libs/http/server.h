@@ -28,9 +28,10 @@ struct ServerOptions {
   size_t threads = 0;  // I/O threads that also run the handlers; 0 = hardware_concurrency
   size_t max_body_bytes = 1 << 20;         // larger bodies: 413 "body_too_large", then close
   size_t max_header_bytes = 16 << 10;      // larger request line + headers: 431, then close
-  std::chrono::seconds read_timeout{30};   // a whole request (headers + body) must arrive in this
+  std::chrono::seconds read_timeout{30};   // a whole request (headers + body), and the TLS
+                                           // handshake, must arrive within this
   std::chrono::seconds idle_timeout{60};   // keep-alive wait for the next request's first byte
-  std::chrono::seconds write_timeout{30};  // sending one response; also bounds the TLS handshake
+  std::chrono::seconds write_timeout{30};  // sending one response
   size_t max_connections = 10000;          // further connections are accepted and closed at once
   size_t max_requests_per_connection = 0;  // 0 = unlimited; else Connection: close after N
 

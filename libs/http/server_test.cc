@@ -548,6 +548,52 @@ TEST_F(ServerTest, StopClosesIdleKeepAliveConnections) {
   EXPECT_EQ(server_obj_->active_connections(), 0u);
 }
 
+TEST_F(ServerTest, StopAfterGraceClosesStragglers) {
+  StartServer(Options());
+  RawTlsClient c(server_obj_->port(), Path("ca.pem"));
+  ASSERT_TRUE(c.connected());
+  ASSERT_TRUE(c.Send("GET /healthz HTTP/1.1\r\nHost: x\r\n"));  // a request that never completes
+  std::this_thread::sleep_for(100ms);
+  auto start = std::chrono::steady_clock::now();
+  server_obj_->Stop(300ms);
+  auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_GE(took, 250ms);
+  EXPECT_LT(took, 1500ms);
+  EXPECT_EQ(c.ReadAll(), "");  // closed without a response
+}
+
+TEST_F(ServerTest, ExpectContinueGets100BeforeTheBody) {
+  StartServer(Options());
+  RawTlsClient c(server_obj_->port(), Path("ca.pem"));
+  ASSERT_TRUE(c.connected());
+  ASSERT_TRUE(c.Send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     "Content-Length: 7\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n"));
+  std::string interim = c.ReadUntil("\r\n\r\n");
+  EXPECT_EQ(interim, "HTTP/1.1 100 Continue\r\n\r\n");
+  ASSERT_TRUE(c.Send("{\"a\":1}"));
+  std::string reply = c.ReadAll();
+  EXPECT_EQ(reply.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << reply;
+  EXPECT_NE(reply.find(R"("len":7)"), std::string::npos) << reply;
+}
+
+TEST_F(ServerTest, ChunkedBodiesAreLimitedToo) {
+  ServerOptions o = Options();
+  o.max_body_bytes = 10;
+  StartServer(o);
+  RawTlsClient ok(server_obj_->port(), Path("ca.pem"));
+  ASSERT_TRUE(ok.connected());
+  ASSERT_TRUE(ok.Send("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                      "Connection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n"));
+  EXPECT_NE(ok.ReadAll().find(R"("len":5)"), std::string::npos);
+  RawTlsClient big(server_obj_->port(), Path("ca.pem"));
+  ASSERT_TRUE(big.connected());
+  ASSERT_TRUE(big.Send("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                       "8\r\n12345678\r\n8\r\n12345678\r\n0\r\n\r\n"));
+  std::string reply = big.ReadAll();
+  EXPECT_EQ(reply.rfind("HTTP/1.1 413 ", 0), 0u) << reply;
+  EXPECT_NE(reply.find(R"("code":"body_too_large")"), std::string::npos) << reply;
+}
+
 TEST_F(ServerTest, UnixSocketServesPlainHttp) {
   ServerOptions o = Options();
   o.unix_socket_path = Path("agent.sock");
