@@ -4,6 +4,7 @@
 
 #include "base/encoding.h"
 #include "crypto/keys.h"
+#include "crypto/x509.h"
 #include "pki/der.h"
 #include "pki/test_util.h"
 
@@ -223,6 +224,34 @@ TEST(ParseCsr, RejectsOffCurvePoint) {
   ASSERT_NE(it, der.end());
   *(it + static_cast<long>(spki->size()) - 1) ^= 0x01;  // last byte of Y
   ExpectReason(ParseCsr(AsString(der)), "invalid_csr_key");
+}
+
+// The fuzz seed corpus doubles as a set of CSRs made by the `openssl req` command line.
+TEST(ParseCsr, FuzzCorpusFilesHaveTheExpectedOutcome) {
+  auto read = [](const std::string& name) {
+    auto text = crypto::ReadFile(std::string(VOUCH_SOURCE_DIR) + "/fuzz/csr_corpus/" + name);
+    EXPECT_TRUE(text.ok()) << name;
+    return text.value_or(std::string());
+  };
+  auto san = ParseCsr(read("p256_san.der"));
+  ASSERT_TRUE(san.ok()) << san.status().ToString();
+  EXPECT_EQ(san->common_name, "web.prod.example");
+  EXPECT_EQ(san->dns_names, (std::vector<std::string>{"web.prod.example"}));
+  EXPECT_EQ(san->uris, (std::vector<std::string>{"spiffe://prod/app/web"}));
+  auto pem = ParseCsr(read("p256.pem"));
+  ASSERT_TRUE(pem.ok()) << pem.status().ToString();
+  EXPECT_EQ(pem->subject, "O=acme,CN=api");  // RFC 2253 lists the last RDN first
+  auto p384 = ParseCsr(read("p384_ip.der"));
+  ASSERT_TRUE(p384.ok()) << p384.status().ToString();
+  EXPECT_EQ(p384->key_type, PublicKeyType::kEcP384);
+  EXPECT_EQ(p384->ip_addresses, (std::vector<std::string>{"127.0.0.1"}));
+  EXPECT_EQ(p384->dns_names, (std::vector<std::string>{"a.example"}));
+  auto rsa = ParseCsr(read("rsa2048.der"));
+  ASSERT_TRUE(rsa.ok()) << rsa.status().ToString();
+  EXPECT_EQ(rsa->key_bits, 2048);
+  ExpectReason(ParseCsr(read("ed25519_rejected.der")), "csr_key_type_not_allowed");
+  ExpectReason(ParseCsr(read("bad_signature.der")), "csr_signature_invalid");
+  ExpectReason(ParseCsr(read("truncated.der")), "invalid_csr");
 }
 
 TEST(DerReader, RejectsIndefiniteAndNonMinimalLengths) {

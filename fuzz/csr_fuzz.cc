@@ -1,0 +1,25 @@
+// libFuzzer target for pki::ParseCsr: arbitrary bytes (PEM or DER) must never crash, leak or
+// trip a sanitizer, and an accepted CSR must be self-consistent.
+#include <openssl/x509.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+#include "pki/csr.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  auto csr = vouch::pki::ParseCsr(std::string_view(reinterpret_cast<const char*>(data), size));
+  if (!csr.ok()) return 0;
+  // Invariant: the SubjectPublicKeyInfo of an accepted CSR is one OpenSSL decodes to a key of
+  // the reported type and size.
+  const unsigned char* p = csr->spki_der.data();
+  EVP_PKEY* key = d2i_PUBKEY(nullptr, &p, static_cast<long>(csr->spki_der.size()));
+  if (key == nullptr || p != csr->spki_der.data() + csr->spki_der.size()) __builtin_trap();
+  int id = EVP_PKEY_get_base_id(key);
+  bool rsa = csr->key_type == vouch::pki::PublicKeyType::kRsa;
+  if ((rsa && id != EVP_PKEY_RSA) || (!rsa && id != EVP_PKEY_EC)) __builtin_trap();
+  if (EVP_PKEY_get_bits(key) != csr->key_bits) __builtin_trap();
+  EVP_PKEY_free(key);
+  return 0;
+}
