@@ -387,7 +387,6 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   void SendError(unsigned status, std::string_view code, std::string message) {
     spdlog::debug("http: {} from {}: {}", status, remote_, message);
     close_after_ = true;
-    linger_ = true;  // the rest of the request may still be on its way
     server_->Record({}, parser_ ? std::string(parser_->get().method_string()) : std::string("OTHER"),
                     status, std::chrono::steady_clock::duration::zero());
     Send(Response::Error(status, code, message), /*head_only=*/false, 11);
@@ -493,27 +492,36 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     WaitForRequest();
   }
 
-  // Ends the connection politely: TLS close_notify (waiting briefly for the peer's), or for
-  // plain HTTP a half-close and a short drain. After an error response (linger_) the rest of the
-  // request is read and discarded first (bounded by kCloseTimeout), so unread request bytes do
-  // not turn the close into a TCP reset that destroys the response before the peer reads it.
+  // Ends the connection politely, in the manner of a lingering close: TLS close_notify, then a
+  // TCP half-close, then reading and discarding whatever the peer still sends (e.g. the rest of
+  // a body we refused with 413) until it closes or kCloseTimeout passes. Closing with unread
+  // input would make the kernel send a reset that can destroy the response before it is read.
   void GracefulClose() {
     state_ = State::kClosing;
     Lowest().expires_after(server_->stopping.load() ? kCloseTimeoutWhenStopping : kCloseTimeout);
     if constexpr (kTls) {
-      if (linger_) return Drain();  // close_notify now would make unread input reset the TCP
-      stream_.async_shutdown([self = this->shared_from_this()](const error_code&) { self->Close(); });
+      stream_.async_shutdown([self = this->shared_from_this()](const error_code& ec) {
+        // Success means the peer's close_notify arrived: it sends nothing more.
+        if (!ec) return self->Close();
+        self->HalfCloseAndDrain();
+      });
     } else {
-      error_code ec;
-      Lowest().socket().shutdown(unix_socket::socket::shutdown_send, ec);
-      Drain();
+      HalfCloseAndDrain();
     }
   }
 
+  void HalfCloseAndDrain() {
+    error_code ec;
+    Lowest().socket().shutdown(asio::socket_base::shutdown_send, ec);
+    if (ec) return Close();
+    Drain();
+  }
+
+  // Reads raw bytes (below TLS) and drops them until EOF, an error or the close timeout.
   void Drain() {
     buffer_.clear();
-    stream_.async_read_some(buffer_.prepare(16384), [self = this->shared_from_this()](
-                                                        const error_code& ec, size_t) {
+    Lowest().async_read_some(buffer_.prepare(16384), [self = this->shared_from_this()](
+                                                         const error_code& ec, size_t) {
       if (ec) return self->Close();
       self->Drain();
     });
@@ -536,7 +544,6 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   bhttp::response<bhttp::string_body> res_;
   std::vector<std::vector<uint8_t>> peer_chain_;
   bool close_after_ = false;
-  bool linger_ = false;
   size_t requests_ = 0;
   std::chrono::steady_clock::time_point request_start_;
 };
