@@ -639,11 +639,12 @@ Result<SnpCertChain> LoadSnpCertChainFiles(const std::string& leaf_path, const s
 
 Verdict VerifySnpReportWithFiles(std::span<const uint8_t> report, const std::string& leaf_path,
                                  const std::optional<std::string>& chain_pem_path, TimePoint at) {
+  auto parsed = evidence::ParseSnpReport(report);
+  if (!parsed.ok()) return VerifyResolved(report, nullptr, nullptr, nullptr, at, BuiltinAmdRoots());
   auto chain = LoadSnpCertChainFiles(leaf_path, chain_pem_path);
   if (!chain.ok()) {
     Verdict v = NewVerdict();
-    auto parsed = evidence::ParseSnpReport(report);
-    if (parsed.ok()) Describe(v, *parsed, parsed->ProductFromCpuid());
+    Describe(v, *parsed, parsed->ProductFromCpuid());
     std::string reason = chain.status().reason() == kSnpMalformedCertificate ? std::string(kSnpMalformedCertificate)
                                                                               : std::string(kSnpMissingCollateral);
     return Fail(std::move(v), reason, chain.status().message());
@@ -678,11 +679,21 @@ Verdict VerifySnpReport(std::span<const uint8_t> report, const std::optional<std
   }
   std::sort(files.begin(), files.end());
   std::vector<crypto::X509Ptr> owned;
+  std::vector<std::pair<X509*, std::string>> file_of;
   for (const auto& f : files) {
     auto certs = LoadCertFile(f.string());
     if (!certs.ok()) continue;  // not a certificate: ignore, the folder may hold other things
-    for (auto& c : *certs) owned.push_back(std::move(c));
+    for (auto& c : *certs) {
+      file_of.emplace_back(c.get(), f.filename().string());
+      owned.push_back(std::move(c));
+    }
   }
+  auto name_of = [&file_of](X509* c) {
+    for (const auto& [cert, name] : file_of) {
+      if (cert == c) return name;
+    }
+    return std::string();
+  };
   std::vector<X509*> leaves, intermediates, arks;
   Classify(owned, leaves, intermediates, arks);
   if (leaves.empty()) {
@@ -711,6 +722,7 @@ Verdict VerifySnpReport(std::span<const uint8_t> report, const std::optional<std
   for (const auto& [score, leaf] : ranked) {
     auto [ask, ark] = Resolve(leaf, p);
     Verdict v = VerifyResolved(report, leaf, ask, ark, at, BuiltinAmdRoots());
+    v.details["certificate_file"] = name_of(leaf);
     if (v.genuine) return v;
     if (!best_failure.has_value() || stage(v) > stage(*best_failure)) best_failure = std::move(v);
   }

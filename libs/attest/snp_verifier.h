@@ -45,8 +45,13 @@ inline constexpr std::string_view kSnpProductMismatch = "snp_product_mismatch";
 //  - collateral_dir: a folder holding the VCEK or VLEK (DER, *.der / *.cer / *.crt) and
 //    optionally the AMD chain (PEM bundles of ASK/ASVK + ARK). Without it, the verdict is
 //    not genuine with kSnpMissingCollateral: vouch does not fetch from AMD KDS itself.
-//    A folder with several leaf certificates is searched for the one that matches the report
-//    (signing key kind, hwID/chip_id, TCB SPLs); see LoadSnpCollateralDir.
+//    Files are recognised by content, not name: EC P-384 certificates are VCEK/VLEK
+//    candidates, self-signed RSA ones ARK candidates, other RSA ones ASK/ASVK candidates
+//    (files that are not certificates are ignored). With several leaves (e.g. the trustee
+//    test folder: a VCEK, a VLEK and two invalid VCEKs) each is tried, best fit first (hwID ==
+//    chip_id, SPLs == reported_tcb, kind == signing_key); the first genuine verdict wins,
+//    else the best-fitting failure of a leaf whose AMD chain held, else the best-fitting
+//    failure. details.certificate_file names the leaf used.
 //  - at: the verification time (certificate validity is checked at this instant).
 // The ARK must equal (DER) one of the built-in AMD roots (amd_roots.h); ASK/ASVK missing from
 // the folder are taken from the built-in set.

@@ -121,6 +121,7 @@ TEST_F(SnpVerifierTest, TrusteeVcekReportIsAcceptedWithItsMatchingCertificate) {
   Verdict v = VerifySnpReport(*vcek_report_, kTrusteeDir, At(kMid2025));
   ASSERT_TRUE(v.genuine) << Code(v) << ": " << (v.error ? v.error->message() : "");
   EXPECT_EQ(v.details["signing_key"], "vcek");
+  EXPECT_EQ(v.details["certificate_file"], "test-vcek.der");
   EXPECT_EQ(v.measurements["reported_tcb"]["bootloader"], 3);
   EXPECT_EQ(v.measurements["reported_tcb"]["snp"], 8);
   EXPECT_EQ(v.measurements["reported_tcb"]["microcode"], 115);
@@ -133,6 +134,7 @@ TEST_F(SnpVerifierTest, TrusteeVlekReportIsAcceptedWithTheVlekChain) {
   ASSERT_TRUE(v.genuine) << Code(v) << ": " << (v.error ? v.error->message() : "");
   EXPECT_EQ(v.tcb_status, "UpToDate");
   EXPECT_EQ(v.details["signing_key"], "vlek");
+  EXPECT_EQ(v.details["certificate_file"], "test-vlek.der");
   EXPECT_EQ(v.details["product"], "Milan");
   EXPECT_EQ(v.details["csp_id"], "CN=cc-us-east-2.amazonaws.com");
   EXPECT_EQ(v.details["cpuid"]["family"], 0x19);
@@ -201,6 +203,11 @@ TEST_F(SnpVerifierTest, LoadsChainFilesAndPicksTheSigningIntermediate) {
   Verdict v = VerifySnpReportWithFiles(*go_report_, kTrusteeDir + "/nope.der", std::nullopt, At(kMid2025));
   EXPECT_FALSE(v.genuine);
   EXPECT_EQ(Code(v), "snp_missing_collateral");
+  // The report is judged first.
+  std::vector<uint8_t> short_report(go_report_->begin(), go_report_->begin() + 100);
+  Verdict m = VerifySnpReportWithFiles(short_report, kTrusteeDir + "/nope.der", std::nullopt, At(kMid2025));
+  EXPECT_EQ(Code(m), "snp_malformed_report");
+  EXPECT_EQ(m.error->message(), "SNP report is 100 bytes, expected 1184");
 }
 
 TEST_F(SnpVerifierTest, MissingOrEmptyCollateralIsNotGenuine) {
