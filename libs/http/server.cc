@@ -173,7 +173,6 @@ struct Server::Impl {
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
   std::unique_ptr<tcp::acceptor> tcp_acceptor;
   std::unique_ptr<unix_socket::acceptor> unix_acceptor;
-  std::unique_ptr<asio::steady_timer> accept_retry_timer;
   std::vector<std::thread> threads;
   std::atomic<uint16_t> bound_port{0};
 
@@ -189,10 +188,13 @@ struct Server::Impl {
     std::lock_guard lock(sessions_mu);
     sessions.erase(id);
   }
-  void ConnectionGauge() {
-    if (metrics != nullptr) {
-      metrics->SetGauge("http_connections_active", {}, static_cast<double>(connections.load()));
-    }
+  void ConnectionOpened() {
+    connections.fetch_add(1);
+    if (metrics != nullptr) metrics->AddToGauge("http_connections_active", {}, 1);
+  }
+  void ConnectionClosed() {
+    connections.fetch_sub(1);
+    if (metrics != nullptr) metrics->AddToGauge("http_connections_active", {}, -1);
   }
 
   void Record(const std::string& route, std::string_view method, unsigned status,
@@ -228,8 +230,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     error_code ec;
     beast::get_lowest_layer(stream_).socket().close(ec);
     server_->Unregister(id_);
-    server_->connections.fetch_sub(1);
-    server_->ConnectionGauge();
+    server_->ConnectionClosed();
   }
 
   void Run() {
@@ -563,8 +564,9 @@ void Server::Impl::Accept(Acceptor* acceptor) {
         if (ec) {
           // E.g. EMFILE: back off briefly instead of spinning.
           spdlog::warn("http: accept failed: {}", ec.message());
-          accept_retry_timer->expires_after(std::chrono::milliseconds(100));
-          accept_retry_timer->async_wait([this, acceptor](const error_code& tec) {
+          auto timer = std::make_shared<asio::steady_timer>(acceptor->get_executor());
+          timer->expires_after(std::chrono::milliseconds(100));
+          timer->async_wait([this, acceptor, timer](const error_code& tec) {
             if (!tec && !stopping.load()) Accept<Acceptor, SessionT>(acceptor);
           });
           return;
@@ -583,8 +585,7 @@ void Server::Impl::Accept(Acceptor* acceptor) {
             error_code nec;
             socket.set_option(tcp::no_delay(true), nec);
           }
-          connections.fetch_add(1);
-          ConnectionGauge();
+          ConnectionOpened();
           std::make_shared<SessionT>(this, std::move(socket), std::move(remote))->Run();
         }
         Accept<Acceptor, SessionT>(acceptor);
@@ -678,7 +679,6 @@ Status Server::Start() {
     }
     s.unix_acceptor = std::move(acceptor);
   }
-  s.accept_retry_timer = std::make_unique<asio::steady_timer>(s.ioc);
   s.work.emplace(s.ioc.get_executor());
   if (s.tcp_acceptor) s.Accept<tcp::acceptor, Session<TlsStream>>(s.tcp_acceptor.get());
   if (s.unix_acceptor) s.Accept<unix_socket::acceptor, Session<UnixStream>>(s.unix_acceptor.get());
@@ -735,7 +735,6 @@ void Server::Stop(std::chrono::milliseconds grace) {
       s.unix_acceptor->close(ec);
     });
   }
-  asio::post(s.ioc, [&s] { s.accept_retry_timer->cancel(); });
   {
     std::vector<std::shared_ptr<SessionBase>> live;
     {

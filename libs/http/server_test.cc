@@ -14,6 +14,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -207,6 +208,7 @@ std::string UnixExchange(const std::string& path, std::string_view request) {
 class ServerTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
+    ::signal(SIGPIPE, SIG_IGN);  // the raw clients write to sockets the server may have closed
     dir_ = new fs::path(fs::temp_directory_path() / fmt::format("vouch_http_test_{}", ::getpid()));
     fs::create_directories(*dir_);
     server_ca_ = new KeyCert(MakeCert("vouch test service CA", nullptr, Kind::kCa));
@@ -676,6 +678,82 @@ TEST_F(ServerTest, LoadSmokeTwentyKeepAliveConnections) {
   EXPECT_EQ(metrics_.Value("http_requests_total",
                            {{"route", "/items/{id}"}, {"method", "GET"}, {"status", "200"}}),
             kConnections * kPerConnection);
+}
+
+int ConnectUnix(const std::string& path) {
+  int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  timeval tv{5, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  return fd;
+}
+
+std::string ReadUntilFd(int fd, std::string_view needle) {
+  std::string out;
+  char buf[1024];
+  while (out.find(needle) == std::string::npos) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n <= 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  return out;
+}
+
+TEST_F(ServerTest, HoldsAThousandKeepAliveConnections) {
+  ServerOptions o = Options();
+  o.tcp_enabled = false;
+  o.client_ca_pem.clear();
+  o.unix_socket_path = Path("many.sock");
+  StartServer(o);
+  constexpr int kConnections = 1000;
+  std::vector<int> fds;
+  for (int i = 0; i < kConnections; ++i) {
+    int fd = ConnectUnix(o.unix_socket_path);
+    ASSERT_GE(fd, 0) << i;
+    fds.push_back(fd);
+  }
+  constexpr std::string_view kRequest = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+  for (int round = 0; round < 2; ++round) {
+    for (int fd : fds) ASSERT_EQ(::write(fd, kRequest.data(), kRequest.size()), static_cast<ssize_t>(kRequest.size()));
+    int answered = 0;
+    for (int fd : fds) answered += ReadUntilFd(fd, "\r\n\r\nok").find("200 OK") != std::string::npos;
+    EXPECT_EQ(answered, kConnections);
+  }
+  EXPECT_EQ(server_obj_->active_connections(), static_cast<size_t>(kConnections));
+  EXPECT_EQ(metrics_.Value("http_connections_active"), kConnections);
+  for (int fd : fds) ::close(fd);
+  server_obj_->Stop(2s);
+  EXPECT_EQ(server_obj_->active_connections(), 0u);
+}
+
+TEST_F(ServerTest, RefusesConnectionsBeyondTheLimit) {
+  ServerOptions o = Options();
+  o.tcp_enabled = false;
+  o.client_ca_pem.clear();
+  o.unix_socket_path = Path("limit.sock");
+  o.max_connections = 2;
+  StartServer(o);
+  int a = ConnectUnix(o.unix_socket_path), b = ConnectUnix(o.unix_socket_path);
+  ASSERT_GE(a, 0);
+  ASSERT_GE(b, 0);
+  constexpr std::string_view kRequest = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+  ASSERT_EQ(::write(a, kRequest.data(), kRequest.size()), static_cast<ssize_t>(kRequest.size()));
+  EXPECT_NE(ReadUntilFd(a, "\r\n\r\nok").find("200 OK"), std::string::npos);
+  ASSERT_EQ(::write(b, kRequest.data(), kRequest.size()), static_cast<ssize_t>(kRequest.size()));
+  EXPECT_NE(ReadUntilFd(b, "\r\n\r\nok").find("200 OK"), std::string::npos);
+  int c = ConnectUnix(o.unix_socket_path);
+  ASSERT_GE(c, 0);
+  (void)!::write(c, kRequest.data(), kRequest.size());
+  EXPECT_EQ(ReadUntilFd(c, "ok"), "");  // closed without an answer
+  ::close(a);
+  ::close(b);
+  ::close(c);
 }
 
 TEST_F(ServerTest, StartReportsAddressInUse) {
