@@ -24,7 +24,7 @@ void RunLogin(const GlobalOptions& global, const LoginArgs& args) {
   const std::string password = ReadSecretFile(args.password_file, "password file");
 
   client::ClientOptions options;
-  options.base_urls = {global.server};
+  options.base_urls = SplitUrls(global.server);
   options.ca_file = ca_file;
   auto api = client::ApiClient::Create(std::move(options));
   if (!api.ok()) UsageError(api.status().message());
@@ -37,8 +37,9 @@ void RunLogin(const GlobalOptions& global, const LoginArgs& args) {
     throw CliError("login failed: the server's answer has no token");
   }
   client::Context context;
-  context.server = global.server;
-  while (!context.server.empty() && context.server.back() == '/') context.server.pop_back();
+  for (const auto& url : SplitUrls(global.server)) {
+    context.server += context.server.empty() ? url : "," + url;
+  }
   context.ca_file = ca_file;
   context.token = response["token"].get<std::string>();
   const json user = response.value("user", json::object());
@@ -74,7 +75,7 @@ void RunLogout(const GlobalOptions& global) {
   Status revoke = Status::Ok();
   if (!context.token.empty() && !context.server.empty()) {
     client::ClientOptions options;
-    options.base_urls = {context.server};
+    options.base_urls = SplitUrls(context.server);
     options.ca_file = context.ca_file;
     options.token = context.token;
     auto api = client::ApiClient::Create(std::move(options));

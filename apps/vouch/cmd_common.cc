@@ -21,6 +21,8 @@ bool IsTransportFailure(const Status& s) {
   return reason == "connection_failed" || reason == "tls_error" || reason == "timeout";
 }
 
+}  // namespace
+
 std::vector<std::string> SplitUrls(const std::string& s) {
   std::vector<std::string> out;
   size_t start = 0;
@@ -34,8 +36,6 @@ std::vector<std::string> SplitUrls(const std::string& s) {
   }
   return out;
 }
-
-}  // namespace
 
 void Check(const Status& status, std::string_view context) {
   if (status.ok()) return;

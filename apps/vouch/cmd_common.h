@@ -41,6 +41,9 @@ T Check(Result<T> result, std::string_view context = {}) {
 }
 [[noreturn]] void UsageError(const std::string& message);
 
+// "https://a:8443,https://b:8443/" -> {"https://a:8443", "https://b:8443"}.
+std::vector<std::string> SplitUrls(const std::string& servers);
+
 // A connection to the manager for one command.
 struct Session {
   std::unique_ptr<client::ApiClient> api;
