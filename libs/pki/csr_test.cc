@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <thread>
+
 #include "base/encoding.h"
 #include "crypto/keys.h"
 #include "crypto/x509.h"
@@ -224,6 +227,30 @@ TEST(ParseCsr, RejectsOffCurvePoint) {
   ASSERT_NE(it, der.end());
   *(it + static_cast<long>(spki->size()) - 1) ^= 0x01;  // last byte of Y
   ExpectReason(ParseCsr(AsString(der)), "invalid_csr_key");
+}
+
+TEST(ParseCsr, IsSafeToCallFromManyThreads) {
+  std::vector<std::string> pems;
+  for (auto type : {crypto::KeyType::kEcP256, crypto::KeyType::kEcP384, crypto::KeyType::kEcP256}) {
+    auto key = Key(type);
+    pems.push_back(CsrPem(MakeCsr(key.get()).get()));
+  }
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 150; ++i) {
+        const std::string& pem = pems[static_cast<size_t>(i + t) % pems.size()];
+        auto csr = ParseCsr(pem);
+        if (!csr.ok() || csr->common_name != "api.example.com") ++failures;
+        std::string bad = pem;
+        bad[bad.size() / 2] = bad[bad.size() / 2] == 'A' ? 'B' : 'A';  // corrupt the base64 body
+        if (ParseCsr(bad).ok()) ++failures;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(failures.load(), 0);
 }
 
 // The fuzz seed corpus doubles as a set of CSRs made by the `openssl req` command line.
