@@ -4,7 +4,6 @@
 #include <openssl/rand.h>
 
 #include "crypto/keys.h"
-#include "crypto/random.h"
 #include "crypto/x509.h"
 #include "pki/der.h"
 #include "pki/oids.h"

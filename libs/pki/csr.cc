@@ -1,7 +1,6 @@
 #include "pki/csr.h"
 
 #include <arpa/inet.h>
-#include <openssl/core_names.h>
 #include <openssl/objects.h>
 
 #include <string>
