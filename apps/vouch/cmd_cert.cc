@@ -24,14 +24,14 @@ struct CertArgs {
   size_t limit = 0;
 };
 
-// A certificate: its PEM alone with --pem, else the object (PEM left out of the table view).
+// A certificate: its PEM alone with --pem, else the object (PEMs left out of the table view).
 void PrintCertificate(const GlobalOptions& global, const json& cert, bool pem_only) {
   if (pem_only) {
     if (!cert.value("pem", json()).is_string()) throw CliError("the certificate has no PEM");
     std::cout << cert["pem"].get<std::string>();
     return;
   }
-  PrintObject(global, cert, {"pem"});
+  PrintObject(global, cert, {"pem", "ca_pem"});
 }
 
 void Register(CLI::App& root, GlobalOptions& global) {

@@ -39,15 +39,17 @@ std::vector<std::string> SplitUrls(const std::string& s) {
 
 void Check(const Status& status, std::string_view context) {
   if (status.ok()) return;
-  std::string message = context.empty() ? status.message() : std::string(context) + ": " + status.message();
+  // Server text may carry names chosen by other users: no control characters on the terminal.
+  std::string message = client::Sanitize(context.empty() ? status.message()
+                                                         : std::string(context) + ": " + status.message());
   int code = kExitError;
   if (IsTransportFailure(status)) {
     code = kExitUnreachable;
     message = "cannot reach the manager: " + message;
   } else if (status.code() == StatusCode::kUnauthenticated) {
-    message += " (" + status.reason() + "; run `vouch login`)";
+    message += " (" + client::Sanitize(status.reason()) + "; run `vouch login`)";
   } else {
-    message += " (" + status.reason() + ")";
+    message += " (" + client::Sanitize(status.reason()) + ")";
   }
   throw CliError(message, code);
 }
