@@ -28,7 +28,7 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr const char* kServerPy = R"PY(
-import json, ssl, sys
+import json, ssl, sys, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlparse, parse_qs
 
@@ -76,6 +76,11 @@ class H(BaseHTTPRequestHandler):
             self.send(200, "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", "application/x-pem-file")
         elif u.path == "/empty":
             self.send(204, b"")
+        elif u.path == "/slow":
+            time.sleep(3)
+            self.send(200, "{}")
+        elif u.path == "/big":
+            self.send(200, json.dumps({"blob": "x" * (2 << 20)}))
         elif u.path == "/notjson":
             self.send(200, "hello", "text/plain")
         elif u.path == "/pages":
@@ -285,6 +290,33 @@ TEST_F(ApiClientTest, RawGetReturnsBodyAndEmptyBodyIsNull) {
   auto notjson = c->Get("/notjson");
   ASSERT_FALSE(notjson.ok());
   EXPECT_EQ(notjson.status().reason(), "invalid_response");
+}
+
+TEST_F(ApiClientTest, SlowAnswerIsDeadlineExceeded) {
+  ClientOptions o;
+  o.base_urls = {server_->url()};
+  o.ca_file = CaFile();
+  o.request_timeout = std::chrono::milliseconds(500);
+  auto c = ApiClient::Create(o);
+  ASSERT_TRUE(c.ok());
+  auto r = (*c)->Get("/slow");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(r.status().reason(), "timeout");
+}
+
+TEST_F(ApiClientTest, RefusesResponsesOverTheSizeLimit) {
+  ClientOptions o;
+  o.base_urls = {server_->url()};
+  o.ca_file = CaFile();
+  o.max_response_bytes = 1 << 20;
+  auto c = ApiClient::Create(o);
+  ASSERT_TRUE(c.ok());
+  auto r = (*c)->Get("/big");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kResourceExhausted);
+  // The same client still works afterwards.
+  EXPECT_TRUE((*c)->Get("/echo").ok());
 }
 
 TEST_F(ApiClientTest, ReusesTheConnectionAcrossCalls) {
