@@ -332,10 +332,9 @@ Result<ChainResult> VerifyChain(X509* leaf, X509* ask, X509* ark, TimePoint at, 
   if (!store || !ctx || !chain || X509_STORE_add_cert(store.get(), ark) != 1 || X509_up_ref(ask) != 1) {
     return crypto::OpensslError("building the AMD certificate store");
   }
-  if (sk_X509_push(chain.get(), ask) <= 0) {
-    X509_free(ask);
-    return crypto::OpensslError("building the AMD certificate store");
-  }
+  crypto::X509Ptr ask_ref(ask);  // owns the reference just taken
+  if (sk_X509_push(chain.get(), ask_ref.get()) <= 0) return crypto::OpensslError("building the AMD certificate store");
+  (void)ask_ref.release();  // now owned by `chain`
   if (X509_STORE_CTX_init(ctx.get(), store.get(), leaf, chain.get()) != 1) {
     return crypto::OpensslError("initialising AMD chain verification");
   }
@@ -346,13 +345,15 @@ Result<ChainResult> VerifyChain(X509* leaf, X509* ask, X509* ark, TimePoint at, 
   X509_VERIFY_PARAM_set_depth(param, 2);
   int rc = X509_verify_cert(ctx.get());
   int err = X509_STORE_CTX_get_error(ctx.get());
+  int depth = X509_STORE_CTX_get_error_depth(ctx.get());
   crypto::DrainOpensslErrors();
   if (rc != 1) {
+    const char* at_cert = depth == 0 ? "the leaf" : depth == 1 ? "the ASK/ASVK" : "the ARK";
+    std::string msg = std::string("AMD chain (") + at_cert + "): " + X509_verify_cert_error_string(err);
     if (err == X509_V_ERR_CERT_HAS_EXPIRED || err == X509_V_ERR_CERT_NOT_YET_VALID) {
-      return Status(StatusCode::kPermissionDenied,
-                    std::string("AMD chain: ") + X509_verify_cert_error_string(err), std::string(kSnpCertExpired));
+      return Status(StatusCode::kPermissionDenied, std::move(msg), std::string(kSnpCertExpired));
     }
-    return untrusted(std::string("AMD chain: ") + X509_verify_cert_error_string(err));
+    return untrusted(std::move(msg));
   }
   STACK_OF(X509)* built = X509_STORE_CTX_get0_chain(ctx.get());
   if (built == nullptr || sk_X509_num(built) != 3 || X509_cmp(sk_X509_value(built, 1), ask) != 0 ||
