@@ -57,7 +57,7 @@ std::string PercentEncode(std::string_view s);
 
 class ApiClient {
  public:
-  // Validates the options (non-empty https/http URLs, readable files, cert and key together).
+  // Validates the options (https:// URLs only, readable files, certificate and key together).
   static Result<std::unique_ptr<ApiClient>> Create(ClientOptions options);
   ~ApiClient();
   ApiClient(const ApiClient&) = delete;
