@@ -436,6 +436,11 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
         res = Response::Error(Internal("internal server error"));
       }
     }
+    if (res.status < 200 || res.status > 599) {
+      spdlog::error("http: handler for {} {} returned invalid status {}", req.method, req.route,
+                    res.status);
+      res = Response::Error(Internal("internal server error"));
+    }
     auto elapsed = std::chrono::steady_clock::now() - request_start_;
     server_->Record(req.route, req.method, res.status, elapsed);
     spdlog::debug("http: {} {} {} -> {} ({:.1f} ms)", remote_, req.method, req.path, res.status,
@@ -747,6 +752,19 @@ void Server::Stop(std::chrono::milliseconds grace) {
   }
   s.work.reset();
   auto deadline = std::chrono::steady_clock::now() + grace;
+  bool on_io_thread = false;
+  for (const std::thread& t : s.threads) on_io_thread |= t.get_id() == std::this_thread::get_id();
+  if (on_io_thread) {
+    // Called from a handler: this thread cannot join itself, so finish the stop from another
+    // one. The destructor and Wait() still wait for it.
+    spdlog::warn("http: Stop called from an I/O thread; finishing the stop asynchronously");
+    std::thread([&s, deadline] { FinishStop(s, deadline); }).detach();
+    return;
+  }
+  FinishStop(s, deadline);
+}
+
+void Server::FinishStop(Impl& s, std::chrono::steady_clock::time_point deadline) {
   while (s.connections.load() > 0 && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }

@@ -49,8 +49,10 @@ struct ServerOptions {
 // carries X-Content-Type-Options: nosniff and (unless the handler set one) Cache-Control:
 // no-store. Bodies and Authorization headers are never logged.
 //
-// Thread safety: Start, Stop and Wait may be called from any thread except an I/O thread
-// (Stop from a handler would wait for itself). The Router and Metrics must outlive the Server.
+// Thread safety: Start, Stop and Wait may be called from any thread. Stop called from a handler
+// (an I/O thread) only begins the stop and returns; Wait (from another thread) and the
+// destructor wait for its end. Wait must not be called from a handler. Metrics must outlive the
+// Server.
 class Server {
  public:
   // Validates the options and builds the TLS context (bad PEM, key not matching the
@@ -80,6 +82,7 @@ class Server {
 
  private:
   explicit Server(std::unique_ptr<Impl> impl);
+  static void FinishStop(Impl& impl, std::chrono::steady_clock::time_point deadline);
   std::unique_ptr<Impl> impl_;
 };
 

@@ -272,6 +272,7 @@ class ServerTest : public ::testing::Test {
       return Response::Text("done");
     });
     r.Add("GET", "/throw", [](Request&) -> Response { throw std::runtime_error("boom"); });
+    r.Add("GET", "/badstatus", [](Request&) { return Response::Text("x", "text/plain", 1234); });
     r.Add("GET", "/cached", [](Request&) {
       Response res = Response::Text("x");
       res.AddHeader("Cache-Control", "max-age=60");
@@ -359,6 +360,8 @@ TEST_F(ServerTest, HandlerExceptionBecomes500AndConnectionSurvives) {
   EXPECT_NE(r.output.find(R"({"error":{"code":"internal","message":"internal server error"}})" "\n500 1\n"),
             std::string::npos) << r.output;
   EXPECT_NE(r.output.find("ok\n200 0\n"), std::string::npos) << r.output;
+  r = Shell(Curl(fmt::format("-w '\\n%{{http_code}}\\n' {0}/badstatus {0}/healthz", base_)));
+  EXPECT_NE(r.output.find("\n500\nok\n200\n"), std::string::npos) << r.output;
 }
 
 TEST_F(ServerTest, HeadSendsHeadersWithoutBody) {
@@ -535,6 +538,22 @@ TEST_F(ServerTest, GracefulStopFinishesInFlightRequest) {
   // Stopped: no longer accepting.
   EXPECT_LT(ConnectTcp(server_obj_->port()), 0);
   server_obj_->Wait();  // returns at once
+}
+
+TEST_F(ServerTest, StopFromAHandlerFinishesAsynchronously) {
+  std::atomic<Server*> self{nullptr};
+  Router r = TestRouter();
+  r.Add("POST", "/shutdown", [&self](Request&) {
+    self.load()->Stop(2s);
+    return Response::Text("stopping");
+  });
+  StartServer(Options(), std::move(r));
+  self = server_obj_.get();
+  CommandResult res = Shell(Curl(fmt::format("-i -X POST {}/shutdown", base_)));
+  EXPECT_NE(res.output.find("Connection: close"), std::string::npos) << res.output;
+  EXPECT_NE(res.output.find("\r\n\r\nstopping"), std::string::npos) << res.output;
+  server_obj_->Wait();
+  EXPECT_LT(ConnectTcp(server_obj_->port()), 0);
 }
 
 TEST_F(ServerTest, StopClosesIdleKeepAliveConnections) {
