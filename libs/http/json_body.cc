@@ -35,21 +35,31 @@ bool DepthWithinLimit(std::string_view text) {
 
 const char* TypeName(const nlohmann::json& j) {
   switch (j.type()) {
-    case nlohmann::json::value_t::null: return "null";
-    case nlohmann::json::value_t::object: return "an object";
-    case nlohmann::json::value_t::array: return "an array";
-    case nlohmann::json::value_t::string: return "a string";
-    case nlohmann::json::value_t::boolean: return "a boolean";
+    case nlohmann::json::value_t::null:
+      return "null";
+    case nlohmann::json::value_t::object:
+      return "an object";
+    case nlohmann::json::value_t::array:
+      return "an array";
+    case nlohmann::json::value_t::string:
+      return "a string";
+    case nlohmann::json::value_t::boolean:
+      return "a boolean";
     case nlohmann::json::value_t::number_integer:
-    case nlohmann::json::value_t::number_unsigned: return "an integer";
-    case nlohmann::json::value_t::number_float: return "a number";
-    default: return "an unsupported value";
+    case nlohmann::json::value_t::number_unsigned:
+      return "an integer";
+    case nlohmann::json::value_t::number_float:
+      return "a number";
+    default:
+      return "an unsupported value";
   }
 }
 
-Status InvalidType(const std::string& field, std::string_view expected, const nlohmann::json& seen) {
-  return InvalidArgument(fmt::format("field '{}' must be {}, got {}", field, expected, TypeName(seen)),
-                         "invalid_type");
+Status InvalidType(const std::string& field, std::string_view expected,
+                   const nlohmann::json& seen) {
+  return InvalidArgument(
+      fmt::format("field '{}' must be {}, got {}", field, expected, TypeName(seen)),
+      "invalid_type");
 }
 
 Status Missing(const std::string& field) {
@@ -130,8 +140,8 @@ Result<std::optional<int64_t>> JsonBody::OptionalInt(std::string_view key, int64
   if (v->is_number_unsigned()) {
     uint64_t u = v->get<uint64_t>();
     if (u > static_cast<uint64_t>(kMaxInt)) {
-      return Range(fmt::format("field '{}' must be between {} and {}, got {}", FieldName(key), min,
-                               max, u));
+      return Range(
+          fmt::format("field '{}' must be between {} and {}, got {}", FieldName(key), min, max, u));
     }
     n = static_cast<int64_t>(u);
   } else if (v->is_number_integer()) {
@@ -165,8 +175,9 @@ Result<bool> JsonBody::RequiredBool(std::string_view key) {
   return *v;
 }
 
-Result<std::optional<std::vector<std::string>>> JsonBody::OptionalStringArray(
-    std::string_view key, size_t max_items, size_t max_len) {
+Result<std::optional<std::vector<std::string>>> JsonBody::OptionalStringArray(std::string_view key,
+                                                                              size_t max_items,
+                                                                              size_t max_len) {
   using Out = std::optional<std::vector<std::string>>;
   const nlohmann::json* v = Lookup(key);
   if (v == nullptr) return Out();

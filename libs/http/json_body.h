@@ -2,20 +2,20 @@
 
 #include <cstdint>
 #include <limits>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 #include "base/result.h"
 
 namespace vouch::http {
 
 // Strict, uniform validation of JSON request bodies, so every handler rejects bad input the
-// same way (docs/api.md): every error is InvalidArgument (400) with reason
+// same way (docs/api.md): every error maps to 400 (InvalidArgument; OutOfRange for
+// out_of_range) with reason
 //   invalid_json   the body is not JSON, or not a JSON object, or nested deeper than 64 levels
 //   missing_field  a required key is absent (or null)
 //   invalid_type   a key has the wrong JSON type
@@ -50,8 +50,9 @@ class JsonBody {
   Result<std::vector<std::string>> RequiredStringArray(std::string_view key,
                                                        size_t max_items = kNoLimit,
                                                        size_t max_len = kNoLimit);
-  Result<std::optional<std::vector<std::string>>> OptionalStringArray(
-      std::string_view key, size_t max_items = kNoLimit, size_t max_len = kNoLimit);
+  Result<std::optional<std::vector<std::string>>> OptionalStringArray(std::string_view key,
+                                                                      size_t max_items = kNoLimit,
+                                                                      size_t max_len = kNoLimit);
   // A nested object, validated with its own JsonBody (call Finish() on it too).
   Result<std::optional<JsonBody>> OptionalObject(std::string_view key);
   // Marks `key` as read without validating it and returns it (nullptr if absent).
@@ -64,7 +65,8 @@ class JsonBody {
   const nlohmann::json& json() const { return json_; }
 
  private:
-  JsonBody(nlohmann::json json, std::string path) : json_(std::move(json)), path_(std::move(path)) {}
+  JsonBody(nlohmann::json json, std::string path)
+      : json_(std::move(json)), path_(std::move(path)) {}
   // The value for key (nullptr if absent or null), marking it as read.
   const nlohmann::json* Lookup(std::string_view key);
   std::string FieldName(std::string_view key) const;

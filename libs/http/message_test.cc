@@ -30,7 +30,9 @@ TEST(ResponseError, HasStableCodeAndMessage) {
   EXPECT_EQ(r.status, 404u);
   EXPECT_EQ(r.content_type, "application/json");
   nlohmann::json j = nlohmann::json::parse(r.body);
-  EXPECT_EQ(j, (nlohmann::json{{"error", {{"code", "zone_not_found"}, {"message", "zone 'z' does not exist"}}}}));
+  EXPECT_EQ(j,
+            (nlohmann::json{
+                {"error", {{"code", "zone_not_found"}, {"message", "zone 'z' does not exist"}}}}));
   // Without an explicit reason the code's name is used.
   Status s(StatusCode::kDeadlineExceeded, "slow");
   EXPECT_EQ(nlohmann::json::parse(Response::Error(s).body)["error"]["code"], "deadline_exceeded");
@@ -39,7 +41,8 @@ TEST(ResponseError, HasStableCodeAndMessage) {
 }
 
 TEST(ResponseJson, NeverThrowsOnInvalidUtf8) {
-  nlohmann::json j = {{"k", std::string("a\xff" "b")}};
+  nlohmann::json j = {{"k", std::string("a\xff"
+                                        "b")}};
   Response r = Response::Json(j, 201);
   EXPECT_EQ(r.status, 201u);
   EXPECT_FALSE(r.body.empty());

@@ -1,10 +1,10 @@
 #include "http/metrics.h"
 
-#include <algorithm>
-#include <cmath>
-
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cmath>
 
 namespace vouch::http {
 namespace {

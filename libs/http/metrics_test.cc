@@ -14,10 +14,13 @@ TEST(Metrics, RendersCountersWithLabelsAndHelp) {
   m.Increment("vouch_certificates_issued_total", {{"zone", "z1"}}, 2);
   m.Increment("vouch_certificates_issued_total", {{"zone", "z\"2\\\n"}});
   std::string text = m.Render();
-  EXPECT_NE(text.find("# HELP vouch_certificates_issued_total Certificates issued\n"), std::string::npos);
+  EXPECT_NE(text.find("# HELP vouch_certificates_issued_total Certificates issued\n"),
+            std::string::npos);
   EXPECT_NE(text.find("# TYPE vouch_certificates_issued_total counter\n"), std::string::npos);
-  EXPECT_NE(text.find("vouch_certificates_issued_total{zone=\"z1\"} 3\n"), std::string::npos) << text;
-  EXPECT_NE(text.find("vouch_certificates_issued_total{zone=\"z\\\"2\\\\\\n\"} 1\n"), std::string::npos)
+  EXPECT_NE(text.find("vouch_certificates_issued_total{zone=\"z1\"} 3\n"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find("vouch_certificates_issued_total{zone=\"z\\\"2\\\\\\n\"} 1\n"),
+            std::string::npos)
       << text;
   EXPECT_EQ(m.Value("vouch_certificates_issued_total", {{"zone", "z1"}}), 3);
 }
@@ -31,7 +34,8 @@ TEST(Metrics, HistogramBucketsAreCumulative) {
   m.Observe("lat_seconds", {{"route", "/a"}}, 7);
   std::string text = m.Render();
   EXPECT_NE(text.find("# TYPE lat_seconds histogram\n"), std::string::npos);
-  EXPECT_NE(text.find("lat_seconds_bucket{route=\"/a\",le=\"0.1\"} 2\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("lat_seconds_bucket{route=\"/a\",le=\"0.1\"} 2\n"), std::string::npos)
+      << text;
   EXPECT_NE(text.find("lat_seconds_bucket{route=\"/a\",le=\"1\"} 3\n"), std::string::npos) << text;
   EXPECT_NE(text.find("lat_seconds_bucket{route=\"/a\",le=\"+Inf\"} 4\n"), std::string::npos);
   EXPECT_NE(text.find("lat_seconds_sum{route=\"/a\"} 7.6"), std::string::npos) << text;
@@ -48,7 +52,8 @@ TEST(Metrics, GaugesAndCallbacks) {
                      [&pending] { return static_cast<double>(pending); });
   std::string text = m.Render();
   EXPECT_NE(text.find("g 3\n"), std::string::npos) << text;
-  EXPECT_NE(text.find("# TYPE vouch_tasks_pending gauge\nvouch_tasks_pending 7\n"), std::string::npos)
+  EXPECT_NE(text.find("# TYPE vouch_tasks_pending gauge\nvouch_tasks_pending 7\n"),
+            std::string::npos)
       << text;
   pending = 9;
   EXPECT_NE(m.Render().find("vouch_tasks_pending 9\n"), std::string::npos);

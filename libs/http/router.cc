@@ -1,10 +1,10 @@
 #include "http/router.h"
 
-#include <algorithm>
-#include <set>
-
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <set>
 
 namespace vouch::http {
 namespace {
@@ -37,8 +37,8 @@ void Router::Add(std::string method, std::string pattern, Handler handler) {
 }
 
 Status Router::AddChecked(std::string method, std::string pattern, Handler handler) {
-  if (method.empty() || !std::all_of(method.begin(), method.end(),
-                                     [](char c) { return c >= 'A' && c <= 'Z'; })) {
+  if (method.empty() ||
+      !std::all_of(method.begin(), method.end(), [](char c) { return c >= 'A' && c <= 'Z'; })) {
     return InvalidArgument(fmt::format("route method '{}' must be upper-case letters", method));
   }
   if (!handler) return InvalidArgument(fmt::format("route {} {} has no handler", method, pattern));
@@ -57,8 +57,8 @@ Status Router::AddChecked(std::string method, std::string pattern, Handler handl
         name = name.substr(0, name.size() - 3);
         kind = Segment::kRest;
         if (i + 1 != parts.size()) {
-          return InvalidArgument(
-              fmt::format("route pattern '{}': '{{{}...}}' must be the last segment", pattern, name));
+          return InvalidArgument(fmt::format(
+              "route pattern '{}': '{{{}...}}' must be the last segment", pattern, name));
         }
       }
       if (!ValidParamName(name) || !names.insert(std::string(name)).second) {
@@ -68,7 +68,8 @@ Status Router::AddChecked(std::string method, std::string pattern, Handler handl
       route.segments.push_back({kind, std::string(name)});
     } else {
       if (part.find_first_of("{}") != std::string_view::npos) {
-        return InvalidArgument(fmt::format("route pattern '{}': stray brace in '{}'", pattern, part));
+        return InvalidArgument(
+            fmt::format("route pattern '{}': stray brace in '{}'", pattern, part));
       }
       route.segments.push_back({Segment::kLiteral, std::string(part)});
     }

@@ -163,8 +163,8 @@ TEST(RequestTarget, DecodesPathAndQuery) {
 }
 
 TEST(RequestTarget, RejectsBadTargets) {
-  for (const char* t : {"", "*", "http://example.com/", "/a%", "/a%4", "/a%g0", "/a?x=%zz",
-                        "/a%00b", "/a?x=%00"}) {
+  for (const char* t :
+       {"", "*", "http://example.com/", "/a%", "/a%4", "/a%g0", "/a?x=%zz", "/a%00b", "/a?x=%00"}) {
     Request req;
     req.target = t;
     Status s = req.ParseTarget();

@@ -1,17 +1,13 @@
 // The only translation unit that includes Boost.Beast/Asio: keep it that way (compile time).
 #include "http/server.h"
 
+#include <fmt/format.h>
 #include <openssl/ssl.h>
+#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
-#include <condition_variable>
-#include <mutex>
-#include <optional>
-#include <thread>
-#include <unordered_map>
-
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -25,8 +21,11 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
-#include <fmt/format.h>
-#include <spdlog/spdlog.h>
+#include <condition_variable>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <unordered_map>
 
 #include "crypto/keys.h"
 #include "crypto/ossl.h"
@@ -201,8 +200,9 @@ struct Server::Impl {
               std::chrono::steady_clock::duration elapsed) {
     if (metrics == nullptr) return;
     const std::string& r = route.empty() ? kUnmatched : route;
-    metrics->Increment("http_requests_total",
-                       {{"route", r}, {"method", MethodLabel(method)}, {"status", std::to_string(status)}});
+    metrics->Increment(
+        "http_requests_total",
+        {{"route", r}, {"method", MethodLabel(method)}, {"status", std::to_string(status)}});
     metrics->Observe("http_request_duration_seconds", {{"route", r}},
                      std::chrono::duration<double>(elapsed).count());
   }
@@ -223,7 +223,8 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
 
   template <class Socket>
   Session(Server::Impl* server, Socket&& socket, std::string remote)
-      : server_(server), stream_(MakeStream(server, std::forward<Socket>(socket))),
+      : server_(server),
+        stream_(MakeStream(server, std::forward<Socket>(socket))),
         remote_(std::move(remote)) {}
 
   ~Session() override {
@@ -272,10 +273,9 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     if constexpr (kTls) {
       state_ = State::kHandshake;
       Lowest().expires_after(server_->options.read_timeout);
-      stream_.async_handshake(asio::ssl::stream_base::server,
-                              [self = this->shared_from_this()](const error_code& ec) {
-                                self->OnHandshake(ec);
-                              });
+      stream_.async_handshake(
+          asio::ssl::stream_base::server,
+          [self = this->shared_from_this()](const error_code& ec) { self->OnHandshake(ec); });
     } else {
       WaitForRequest();
     }
@@ -318,10 +318,10 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     parser_->body_limit(server_->options.max_body_bytes);
     if (buffer_.size() > 0) return ReadHeader();  // pipelined bytes already here
     Lowest().expires_after(server_->options.idle_timeout);
-    stream_.async_read_some(buffer_.prepare(4096), [self = this->shared_from_this()](
-                                                       const error_code& ec, size_t n) {
-      self->OnFirstBytes(ec, n);
-    });
+    stream_.async_read_some(buffer_.prepare(4096),
+                            [self = this->shared_from_this()](const error_code& ec, size_t n) {
+                              self->OnFirstBytes(ec, n);
+                            });
   }
 
   void OnFirstBytes(const error_code& ec, size_t n) {
@@ -336,10 +336,9 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     state_ = State::kReading;
     request_start_ = std::chrono::steady_clock::now();
     Lowest().expires_after(server_->options.read_timeout);
-    bhttp::async_read_header(stream_, buffer_, *parser_,
-                             [self = this->shared_from_this()](const error_code& ec, size_t) {
-                               self->OnHeader(ec);
-                             });
+    bhttp::async_read_header(
+        stream_, buffer_, *parser_,
+        [self = this->shared_from_this()](const error_code& ec, size_t) { self->OnHeader(ec); });
   }
 
   void OnHeader(const error_code& ec) {
@@ -368,8 +367,9 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
 
   void OnReadError(const error_code& ec) {
     if (ec == bhttp::error::body_limit) {
-      return SendError(413, "body_too_large",
-                       fmt::format("request body exceeds {} bytes", server_->options.max_body_bytes));
+      return SendError(
+          413, "body_too_large",
+          fmt::format("request body exceeds {} bytes", server_->options.max_body_bytes));
     }
     if (ec == bhttp::error::header_limit) {
       return SendError(431, "header_too_large",
@@ -388,7 +388,8 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   void SendError(unsigned status, std::string_view code, std::string message) {
     spdlog::debug("http: {} from {}: {}", status, remote_, message);
     close_after_ = true;
-    server_->Record({}, parser_ ? std::string(parser_->get().method_string()) : std::string("OTHER"),
+    server_->Record({},
+                    parser_ ? std::string(parser_->get().method_string()) : std::string("OTHER"),
                     status, std::chrono::steady_clock::duration::zero());
     Send(Response::Error(status, code, message), /*head_only=*/false, 11);
   }
@@ -421,7 +422,8 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     Response res;
     if (msg.version() != 10 && msg.version() != 11) {
       close_after_ = true;
-      res = Response::Error(505, "http_version_not_supported", "only HTTP/1.0 and HTTP/1.1 are served");
+      res = Response::Error(505, "http_version_not_supported",
+                            "only HTTP/1.0 and HTTP/1.1 are served");
     } else if (Status s = req.ParseTarget(); !s.ok()) {
       close_after_ = true;
       res = Response::Error(s);
@@ -482,10 +484,9 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
       if (!no_body) res_.content_length(body_size);
     }
     Lowest().expires_after(server_->options.write_timeout);
-    bhttp::async_write(stream_, res_,
-                       [self = this->shared_from_this()](const error_code& ec, size_t) {
-                         self->OnWrite(ec);
-                       });
+    bhttp::async_write(
+        stream_, res_,
+        [self = this->shared_from_this()](const error_code& ec, size_t) { self->OnWrite(ec); });
   }
 
   void OnWrite(const error_code& ec) {
@@ -526,11 +527,11 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   // Reads raw bytes (below TLS) and drops them until EOF, an error or the close timeout.
   void Drain() {
     buffer_.clear();
-    Lowest().async_read_some(buffer_.prepare(16384), [self = this->shared_from_this()](
-                                                         const error_code& ec, size_t) {
-      if (ec) return self->Close();
-      self->Drain();
-    });
+    Lowest().async_read_some(buffer_.prepare(16384),
+                             [self = this->shared_from_this()](const error_code& ec, size_t) {
+                               if (ec) return self->Close();
+                               self->Drain();
+                             });
   }
 
   void Close() {
@@ -643,7 +644,8 @@ Status Server::Start() {
   if (o.tcp_enabled) {
     asio::ip::address addr = asio::ip::make_address(o.listen_address, ec);
     if (ec) {
-      return InvalidArgument(fmt::format("listen address '{}' is not an IP address", o.listen_address));
+      return InvalidArgument(
+          fmt::format("listen address '{}' is not an IP address", o.listen_address));
     }
     tcp::endpoint ep(addr, o.port);
     auto acceptor = std::make_unique<tcp::acceptor>(asio::make_strand(s.ioc));
@@ -664,8 +666,8 @@ Status Server::Start() {
     struct stat st {};
     if (::lstat(o.unix_socket_path.c_str(), &st) == 0) {
       if (!S_ISSOCK(st.st_mode)) {
-        return FailedPrecondition(
-            fmt::format("{} exists and is not a socket", o.unix_socket_path), "bind_failed");
+        return FailedPrecondition(fmt::format("{} exists and is not a socket", o.unix_socket_path),
+                                  "bind_failed");
       }
       ::unlink(o.unix_socket_path.c_str());
     }
@@ -679,8 +681,9 @@ Status Server::Start() {
     if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
     if (ec) {
       s.tcp_acceptor.reset();
-      return Unavailable(fmt::format("cannot listen on unix:{}: {}", o.unix_socket_path, ec.message()),
-                         ec == asio::error::address_in_use ? "address_in_use" : "bind_failed");
+      return Unavailable(
+          fmt::format("cannot listen on unix:{}: {}", o.unix_socket_path, ec.message()),
+          ec == asio::error::address_in_use ? "address_in_use" : "bind_failed");
     }
     s.unix_acceptor = std::move(acceptor);
   }
@@ -789,7 +792,8 @@ void Server::FinishStop(Impl& s, std::chrono::steady_clock::time_point deadline)
     }
     for (auto& session : left) session->ForceClose();
   }  // `left` is released outside sessions_mu: a session destructor takes it
-  if (!s.options.unix_socket_path.empty() && s.unix_acceptor) ::unlink(s.options.unix_socket_path.c_str());
+  if (!s.options.unix_socket_path.empty() && s.unix_acceptor)
+    ::unlink(s.options.unix_socket_path.c_str());
   spdlog::info("http: server stopped");
   std::lock_guard lock(s.state_mu);
   s.state = Impl::State::kStopped;
@@ -799,9 +803,8 @@ void Server::FinishStop(Impl& s, std::chrono::steady_clock::time_point deadline)
 void Server::Wait() {
   Impl& s = *impl_;
   std::unique_lock lock(s.state_mu);
-  s.state_cv.wait(lock, [&] {
-    return s.state == Impl::State::kStopped || s.state == Impl::State::kCreated;
-  });
+  s.state_cv.wait(
+      lock, [&] { return s.state == Impl::State::kStopped || s.state == Impl::State::kCreated; });
 }
 
 }  // namespace vouch::http

@@ -17,8 +17,8 @@ struct ServerOptions {
   bool tcp_enabled = true;
   std::string listen_address = "127.0.0.1";  // IPv4 or IPv6 literal
   uint16_t port = 8443;                      // 0 = ephemeral; see Server::port()
-  std::string cert_chain_pem;   // server certificate, then intermediates (PEM)
-  std::string private_key_pem;  // its private key (PEM)
+  std::string cert_chain_pem;                // server certificate, then intermediates (PEM)
+  std::string private_key_pem;               // its private key (PEM)
   // If non-empty: PEM CA certificate(s). The server then requests (does not require) a client
   // certificate. A presented certificate that does not verify against these CAs fails the TLS
   // handshake (the connection is rejected); a verified chain reaches handlers as

@@ -3,15 +3,15 @@
 // here with OpenSSL directly.
 #include "http/server.h"
 
+#include <arpa/inet.h>
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <openssl/ssl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <netinet/in.h>
-#include <arpa/inet.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <atomic>
 #include <csignal>
@@ -20,8 +20,6 @@
 #include <fstream>
 #include <future>
 #include <thread>
-
-#include <fmt/format.h>
 
 #include "crypto/keys.h"
 #include "crypto/x509.h"
@@ -150,7 +148,8 @@ class RawTlsClient {
   }
   bool connected() const { return connected_; }
   bool Send(std::string_view data) {
-    return SSL_write(ssl_, data.data(), static_cast<int>(data.size())) == static_cast<int>(data.size());
+    return SSL_write(ssl_, data.data(), static_cast<int>(data.size())) ==
+           static_cast<int>(data.size());
   }
   // Reads until the peer closes (or errors/times out). Returns what was read.
   std::string ReadAll() {
@@ -253,11 +252,14 @@ class ServerTest : public ::testing::Test {
     Router r;
     r.Add("GET", "/healthz", [](Request&) { return Response::Text("ok"); });
     r.Add("POST", "/echo", [](Request& req) {
-      return Response::Json({{"len", req.body.size()}, {"content_type", req.Header("content-type")}});
+      return Response::Json(
+          {{"len", req.body.size()}, {"content_type", req.Header("content-type")}});
     });
     r.Add("GET", "/items/{id}", [](Request& req) {
-      return Response::Json({{"id", req.path_params["id"]}, {"q", req.Query("q")},
-                             {"remote", req.remote_address}, {"tls", req.tls}});
+      return Response::Json({{"id", req.path_params["id"]},
+                             {"q", req.Query("q")},
+                             {"remote", req.remote_address},
+                             {"tls", req.tls}});
     });
     r.Add("GET", "/peer", [](Request& req) {
       std::string leaf_cn;
@@ -278,7 +280,8 @@ class ServerTest : public ::testing::Test {
       res.AddHeader("Cache-Control", "max-age=60");
       return res;
     });
-    r.Add("GET", "/error", [](Request&) { return Response::Error(NotFound("no zone", "zone_not_found")); });
+    r.Add("GET", "/error",
+          [](Request&) { return Response::Error(NotFound("no zone", "zone_not_found")); });
     return r;
   }
 
@@ -308,14 +311,15 @@ class ServerTest : public ::testing::Test {
 };
 
 fs::path* ServerTest::dir_ = nullptr;
-KeyCert *ServerTest::server_ca_, *ServerTest::server_, *ServerTest::client_ca_, *ServerTest::client_,
-    *ServerTest::rogue_ca_, *ServerTest::rogue_;
+KeyCert *ServerTest::server_ca_, *ServerTest::server_, *ServerTest::client_ca_,
+    *ServerTest::client_, *ServerTest::rogue_ca_, *ServerTest::rogue_;
 
 TEST_F(ServerTest, CurlKeepAliveServesTwoRequestsOnOneConnection) {
   StartServer(Options());
-  CommandResult r = Shell(Curl(fmt::format("-o /dev/null -w '%{{http_code}} %{{num_connects}}\\n' "
-                                         "{0}/healthz -o /dev/null {0}/items/a%20b?q=x+y",
-                                         base_)));
+  CommandResult r =
+      Shell(Curl(fmt::format("-o /dev/null -w '%{{http_code}} %{{num_connects}}\\n' "
+                             "{0}/healthz -o /dev/null {0}/items/a%20b?q=x+y",
+                             base_)));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_EQ(r.output, "200 1\n200 0\n");  // the second request reused the connection
 }
@@ -345,7 +349,8 @@ TEST_F(ServerTest, ResponsesCarrySecurityHeadersAndDecodedParams) {
 TEST_F(ServerTest, ErrorsAreJsonWithMappedStatus) {
   StartServer(Options());
   CommandResult r = Shell(Curl(fmt::format("-w '\\n%{{http_code}}' {}/error", base_)));
-  EXPECT_EQ(r.output, R"({"error":{"code":"zone_not_found","message":"no zone"}})" "\n404");
+  EXPECT_EQ(r.output, R"({"error":{"code":"zone_not_found","message":"no zone"}})"
+                      "\n404");
   r = Shell(Curl(fmt::format("-w '\\n%{{http_code}}' {}/nope", base_)));
   EXPECT_NE(r.output.find("\"code\":\"not_found\""), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("\n404"), std::string::npos);
@@ -356,9 +361,12 @@ TEST_F(ServerTest, ErrorsAreJsonWithMappedStatus) {
 
 TEST_F(ServerTest, HandlerExceptionBecomes500AndConnectionSurvives) {
   StartServer(Options());
-  CommandResult r = Shell(Curl(fmt::format("-w '\\n%{{http_code}} %{{num_connects}}\\n' {0}/throw {0}/healthz", base_)));
-  EXPECT_NE(r.output.find(R"({"error":{"code":"internal","message":"internal server error"}})" "\n500 1\n"),
-            std::string::npos) << r.output;
+  CommandResult r = Shell(Curl(
+      fmt::format("-w '\\n%{{http_code}} %{{num_connects}}\\n' {0}/throw {0}/healthz", base_)));
+  EXPECT_NE(r.output.find(R"({"error":{"code":"internal","message":"internal server error"}})"
+                          "\n500 1\n"),
+            std::string::npos)
+      << r.output;
   EXPECT_NE(r.output.find("ok\n200 0\n"), std::string::npos) << r.output;
   r = Shell(Curl(fmt::format("-w '\\n%{{http_code}}\\n' {0}/badstatus {0}/healthz", base_)));
   EXPECT_NE(r.output.find("\n500\nok\n200\n"), std::string::npos) << r.output;
@@ -375,7 +383,8 @@ TEST_F(ServerTest, HeadSendsHeadersWithoutBody) {
 TEST_F(ServerTest, ConnectionCloseIsHonoured) {
   StartServer(Options());
   CommandResult r = Shell(Curl(fmt::format(
-      "-H 'Connection: close' -D - -o /dev/null -w '%{{num_connects}}\\n' {0}/healthz {0}/healthz", base_)));
+      "-H 'Connection: close' -D - -o /dev/null -w '%{{num_connects}}\\n' {0}/healthz {0}/healthz",
+      base_)));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("Connection: close"), std::string::npos) << r.output;
   // Each request needed its own connection.
@@ -385,8 +394,9 @@ TEST_F(ServerTest, ConnectionCloseIsHonoured) {
 
 TEST_F(ServerTest, OpensslNegotiatesTls13AndRefusesTls11) {
   StartServer(Options());
-  std::string connect = fmt::format("openssl s_client -connect 127.0.0.1:{} -CAfile {} -verify_return_error",
-                                    server_obj_->port(), Path("ca.pem"));
+  std::string connect =
+      fmt::format("openssl s_client -connect 127.0.0.1:{} -CAfile {} -verify_return_error",
+                  server_obj_->port(), Path("ca.pem"));
   CommandResult r = Shell("echo | " + connect + " -brief");
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("Protocol version: TLSv1.3"), std::string::npos) << r.output;
@@ -402,7 +412,8 @@ TEST_F(ServerTest, OpensslNegotiatesTls13AndRefusesTls11) {
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("Protocol version: TLSv1.2"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("GCM"), std::string::npos) << r.output;
-  r = Shell("echo | " + connect + " -tls1_2 -cipher 'ECDHE-ECDSA-AES128-SHA256:ECDHE-ECDSA-AES128-SHA'");
+  r = Shell("echo | " + connect +
+            " -tls1_2 -cipher 'ECDHE-ECDSA-AES128-SHA256:ECDHE-ECDSA-AES128-SHA'");
   EXPECT_NE(r.exit_code, 0) << r.output;
 }
 
@@ -412,15 +423,18 @@ TEST_F(ServerTest, OversizedBodyGets413Json) {
   CommandResult r = Shell(Curl(fmt::format(
       "-H 'Content-Type: application/json' --data-binary @{} -w '\\n%{{http_code}}' {}/echo",
       Path("big.json"), base_)));
-  EXPECT_NE(r.output.find(R"("code":"body_too_large")"), std::string::npos) << r.output.substr(0, 500);
+  EXPECT_NE(r.output.find(R"("code":"body_too_large")"), std::string::npos)
+      << r.output.substr(0, 500);
   EXPECT_NE(r.output.find("\n413"), std::string::npos) << r.output.substr(0, 500);
   // Without Expect: 100-continue the client streams the body anyway; still a clean 413.
-  r = Shell(Curl(fmt::format(
-      "-H 'Expect:' -H 'Content-Type: application/json' --data-binary @{} -w '\\n%{{http_code}}' {}/echo",
-      Path("big.json"), base_)));
+  r =
+      Shell(Curl(fmt::format("-H 'Expect:' -H 'Content-Type: application/json' --data-binary @{} "
+                             "-w '\\n%{{http_code}}' {}/echo",
+                             Path("big.json"), base_)));
   EXPECT_NE(r.output.find("\n413"), std::string::npos) << r.output.substr(0, 500);
   // A body within the limit is accepted.
-  r = Shell(Curl(fmt::format("-H 'Content-Type: application/json' -d '{{\"a\":1}}' {}/echo", base_)));
+  r = Shell(
+      Curl(fmt::format("-H 'Content-Type: application/json' -d '{{\"a\":1}}' {}/echo", base_)));
   EXPECT_EQ(r.output, R"({"content_type":"application/json","len":7})") << r.output;
 }
 
@@ -434,9 +448,9 @@ TEST_F(ServerTest, MalformedRequestLineGets400AndClose) {
   EXPECT_NE(reply.find("Connection: close"), std::string::npos) << reply;
   EXPECT_NE(reply.find(R"("code":"bad_request")"), std::string::npos) << reply;
 
-  for (std::string_view bad : {"GET /x HTTP/9.9\r\n\r\n", "GET  HTTP/1.1\r\n\r\n",
-                               "GET /x HTTP/1.1\r\nBad Header\r\n\r\n",
-                               "POST /echo HTTP/1.1\r\nContent-Length: abc\r\n\r\n"}) {
+  for (std::string_view bad :
+       {"GET /x HTTP/9.9\r\n\r\n", "GET  HTTP/1.1\r\n\r\n", "GET /x HTTP/1.1\r\nBad Header\r\n\r\n",
+        "POST /echo HTTP/1.1\r\nContent-Length: abc\r\n\r\n"}) {
     RawTlsClient c2(server_obj_->port(), Path("ca.pem"));
     ASSERT_TRUE(c2.connected());
     ASSERT_TRUE(c2.Send(bad));
@@ -451,7 +465,8 @@ TEST_F(ServerTest, OversizedHeaderGets431) {
   StartServer(Options());
   RawTlsClient c(server_obj_->port(), Path("ca.pem"));
   ASSERT_TRUE(c.connected());
-  ASSERT_TRUE(c.Send("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(20000, 'a') + "\r\n\r\n"));
+  ASSERT_TRUE(
+      c.Send("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(20000, 'a') + "\r\n\r\n"));
   std::string reply = c.ReadAll();
   EXPECT_EQ(reply.rfind("HTTP/1.1 431 ", 0), 0u) << reply.substr(0, 200);
   EXPECT_NE(reply.find(R"("code":"header_too_large")"), std::string::npos);
@@ -476,8 +491,9 @@ TEST_F(ServerTest, PipelinedRequestsAreAnsweredInOrder) {
   StartServer(Options());
   RawTlsClient c(server_obj_->port(), Path("ca.pem"));
   ASSERT_TRUE(c.connected());
-  ASSERT_TRUE(c.Send("GET /items/1 HTTP/1.1\r\nHost: x\r\n\r\nGET /items/2 HTTP/1.1\r\nHost: x\r\n"
-                     "Connection: close\r\n\r\n"));
+  ASSERT_TRUE(
+      c.Send("GET /items/1 HTTP/1.1\r\nHost: x\r\n\r\nGET /items/2 HTTP/1.1\r\nHost: x\r\n"
+             "Connection: close\r\n\r\n"));
   std::string reply = c.ReadAll();
   size_t first = reply.find(R"("id":"1")");
   size_t second = reply.find(R"("id":"2")");
@@ -488,8 +504,8 @@ TEST_F(ServerTest, PipelinedRequestsAreAnsweredInOrder) {
 
 TEST_F(ServerTest, VerifiedClientCertificateReachesHandler) {
   StartServer(Options());
-  CommandResult r = Shell(Curl(fmt::format("--cert {} --key {} {}/peer", Path("client.pem"),
-                                         Path("client.key"), base_)));
+  CommandResult r = Shell(Curl(
+      fmt::format("--cert {} --key {} {}/peer", Path("client.pem"), Path("client.key"), base_)));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   nlohmann::json j = nlohmann::json::parse(r.output);
   EXPECT_EQ(j["chain"], 2);  // leaf and the trusted root
@@ -503,8 +519,8 @@ TEST_F(ServerTest, VerifiedClientCertificateReachesHandler) {
 
 TEST_F(ServerTest, UntrustedClientCertificateIsRejectedInHandshake) {
   StartServer(Options());
-  CommandResult r = Shell(Curl(fmt::format("--cert {} --key {} {}/peer", Path("rogue.pem"),
-                                         Path("rogue.key"), base_)));
+  CommandResult r = Shell(
+      Curl(fmt::format("--cert {} --key {} {}/peer", Path("rogue.pem"), Path("rogue.key"), base_)));
   EXPECT_NE(r.exit_code, 0) << r.output;
   EXPECT_EQ(r.output.find("\"chain\""), std::string::npos) << r.output;
 }
@@ -513,8 +529,8 @@ TEST_F(ServerTest, WithoutClientCaNoCertificateIsRequested) {
   ServerOptions o = Options();
   o.client_ca_pem.clear();
   StartServer(o);
-  CommandResult r = Shell(Curl(fmt::format("--cert {} --key {} {}/peer", Path("client.pem"),
-                                         Path("client.key"), base_)));
+  CommandResult r = Shell(Curl(
+      fmt::format("--cert {} --key {} {}/peer", Path("client.pem"), Path("client.key"), base_)));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_EQ(nlohmann::json::parse(r.output)["chain"], 0);
 }
@@ -522,9 +538,8 @@ TEST_F(ServerTest, WithoutClientCaNoCertificateIsRequested) {
 TEST_F(ServerTest, GracefulStopFinishesInFlightRequest) {
   std::atomic<int> slow_started{0};
   StartServer(Options(), TestRouter(&slow_started));
-  auto slow = std::async(std::launch::async, [&] {
-    return Shell(Curl(fmt::format("-i {}/slow", base_)));
-  });
+  auto slow =
+      std::async(std::launch::async, [&] { return Shell(Curl(fmt::format("-i {}/slow", base_))); });
   while (slow_started.load() == 0) std::this_thread::sleep_for(5ms);
   auto start = std::chrono::steady_clock::now();
   server_obj_->Stop(5s);
@@ -587,8 +602,9 @@ TEST_F(ServerTest, ExpectContinueGets100BeforeTheBody) {
   StartServer(Options());
   RawTlsClient c(server_obj_->port(), Path("ca.pem"));
   ASSERT_TRUE(c.connected());
-  ASSERT_TRUE(c.Send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                     "Content-Length: 7\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n"));
+  ASSERT_TRUE(
+      c.Send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+             "Content-Length: 7\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n"));
   std::string interim = c.ReadUntil("\r\n\r\n");
   EXPECT_EQ(interim, "HTTP/1.1 100 Continue\r\n\r\n");
   ASSERT_TRUE(c.Send("{\"a\":1}"));
@@ -603,13 +619,15 @@ TEST_F(ServerTest, ChunkedBodiesAreLimitedToo) {
   StartServer(o);
   RawTlsClient ok(server_obj_->port(), Path("ca.pem"));
   ASSERT_TRUE(ok.connected());
-  ASSERT_TRUE(ok.Send("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
-                      "Connection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n"));
+  ASSERT_TRUE(
+      ok.Send("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+              "Connection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n"));
   EXPECT_NE(ok.ReadAll().find(R"("len":5)"), std::string::npos);
   RawTlsClient big(server_obj_->port(), Path("ca.pem"));
   ASSERT_TRUE(big.connected());
-  ASSERT_TRUE(big.Send("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-                       "8\r\n12345678\r\n8\r\n12345678\r\n0\r\n\r\n"));
+  ASSERT_TRUE(
+      big.Send("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+               "8\r\n12345678\r\n8\r\n12345678\r\n0\r\n\r\n"));
   std::string reply = big.ReadAll();
   EXPECT_EQ(reply.rfind("HTTP/1.1 413 ", 0), 0u) << reply;
   EXPECT_NE(reply.find(R"("code":"body_too_large")"), std::string::npos) << reply;
@@ -647,7 +665,8 @@ TEST_F(ServerTest, UnixSocketOnly) {
   o.unix_socket_mode = 0600;
   StartServer(o);
   EXPECT_EQ(server_obj_->port(), 0);
-  std::string reply = UnixExchange(o.unix_socket_path, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  std::string reply = UnixExchange(o.unix_socket_path,
+                                   "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
   EXPECT_EQ(reply.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << reply;
   EXPECT_EQ(reply.substr(reply.size() - 2), "ok");
   struct stat st {};
@@ -659,13 +678,17 @@ TEST_F(ServerTest, RecordsMetricsByRoutePattern) {
   StartServer(Options());
   Shell(Curl(fmt::format("-o /dev/null {0}/items/a {0}/items/b {0}/nope", base_)));
   EXPECT_EQ(metrics_.Value("http_requests_total",
-                           {{"route", "/items/{id}"}, {"method", "GET"}, {"status", "200"}}), 2);
+                           {{"route", "/items/{id}"}, {"method", "GET"}, {"status", "200"}}),
+            2);
   EXPECT_EQ(metrics_.Value("http_requests_total",
-                           {{"route", "unmatched"}, {"method", "GET"}, {"status", "404"}}), 1);
-  EXPECT_EQ(metrics_.HistogramCount("http_request_duration_seconds", {{"route", "/items/{id}"}}), 2u);
+                           {{"route", "unmatched"}, {"method", "GET"}, {"status", "404"}}),
+            1);
+  EXPECT_EQ(metrics_.HistogramCount("http_request_duration_seconds", {{"route", "/items/{id}"}}),
+            2u);
   std::string text = metrics_.Render();
   EXPECT_NE(text.find(R"(http_requests_total{route="/items/{id}",method="GET",status="200"} 2)"),
-            std::string::npos) << text;
+            std::string::npos)
+      << text;
   EXPECT_EQ(text.find("/items/a"), std::string::npos);
 }
 
@@ -674,7 +697,8 @@ TEST_F(ServerTest, LoadSmokeTwentyKeepAliveConnections) {
   StartServer(o);
   constexpr int kConnections = 20, kPerConnection = 100;
   std::string urls;
-  for (int i = 0; i < kPerConnection; ++i) urls += fmt::format(" -o /dev/null {}/items/{}", base_, i);
+  for (int i = 0; i < kPerConnection; ++i)
+    urls += fmt::format(" -o /dev/null {}/items/{}", base_, i);
   std::vector<std::future<CommandResult>> clients;
   for (int c = 0; c < kConnections; ++c) {
     clients.push_back(std::async(std::launch::async, [&] {
@@ -739,9 +763,12 @@ TEST_F(ServerTest, HoldsAThousandKeepAliveConnections) {
   }
   constexpr std::string_view kRequest = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
   for (int round = 0; round < 2; ++round) {
-    for (int fd : fds) ASSERT_EQ(::write(fd, kRequest.data(), kRequest.size()), static_cast<ssize_t>(kRequest.size()));
+    for (int fd : fds)
+      ASSERT_EQ(::write(fd, kRequest.data(), kRequest.size()),
+                static_cast<ssize_t>(kRequest.size()));
     int answered = 0;
-    for (int fd : fds) answered += ReadUntilFd(fd, "\r\n\r\nok").find("200 OK") != std::string::npos;
+    for (int fd : fds)
+      answered += ReadUntilFd(fd, "\r\n\r\nok").find("200 OK") != std::string::npos;
     EXPECT_EQ(answered, kConnections);
   }
   EXPECT_EQ(server_obj_->active_connections(), static_cast<size_t>(kConnections));
