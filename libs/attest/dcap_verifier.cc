@@ -221,6 +221,10 @@ struct DcapVerifier::Impl {
 
   mutable std::mutex mu;
   mutable std::unordered_map<std::string, std::shared_ptr<const PckChainInfo>> chains;
+  // Decoded attestation keys (a QE keeps its key across many quotes); keyed by the raw x || y.
+  mutable std::unordered_map<std::string, std::shared_ptr<EVP_PKEY>> att_keys;
+
+  Result<std::shared_ptr<EVP_PKEY>> AttestationKey(std::span<const uint8_t, 64> raw) const;
 
   void CheckRootCrl();
   Status CheckTcbSignChain(Window* window) const;
@@ -382,6 +386,21 @@ std::shared_ptr<const PckChainInfo> DcapVerifier::Impl::Chain(std::span<const ui
   if (chains.size() >= kMaxCachedChains) chains.clear();
   chains.emplace(key, info);
   return info;
+}
+
+Result<std::shared_ptr<EVP_PKEY>> DcapVerifier::Impl::AttestationKey(std::span<const uint8_t, 64> raw) const {
+  std::string key(raw.begin(), raw.end());
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    auto it = att_keys.find(key);
+    if (it != att_keys.end()) return it->second;
+  }
+  VOUCH_ASSIGN_OR_RETURN(crypto::EvpPkeyPtr pkey, crypto::EcPublicKeyFromRaw(raw, NID_X9_62_prime256v1));
+  std::shared_ptr<EVP_PKEY> shared(pkey.release(), EVP_PKEY_free);
+  std::lock_guard<std::mutex> lock(mu);
+  if (att_keys.size() >= kMaxCachedChains) att_keys.clear();
+  att_keys.emplace(std::move(key), shared);
+  return shared;
 }
 
 Verdict DcapVerifier::Impl::Verify(std::span<const uint8_t> bytes, TimePoint at) const {
@@ -586,7 +605,7 @@ Verdict DcapVerifier::Impl::Verify(std::span<const uint8_t> bytes, TimePoint at)
   }
   // 4.8 Quote signature by the attestation key.
   {
-    auto key = crypto::EcPublicKeyFromRaw(q.attestation_key, NID_X9_62_prime256v1);
+    auto key = AttestationKey(q.attestation_key);
     if (!key.ok()) {
       return fail(Err(kDcapInvalidAttestationKey, "attestation key is not a P-256 point: " + key.status().message()),
                   "quote");
