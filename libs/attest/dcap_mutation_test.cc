@@ -375,7 +375,7 @@ TEST(DcapMutation, EveryCollateralFieldACheckReads) {
       {"tcbInfo", [](auto& b) { b["fmspc"] = "00906ed50001"; }, "tcb_info_mismatch"},
       {"tcbInfo", [](auto& b) { b["pceId"] = "0100"; }, "tcb_info_mismatch"},
       {"tcbInfo", [](auto& b) { b["nextUpdate"] = "2000-01-01T00:00:00Z"; }, "collateral_expired"},
-      {"tcbInfo", [](auto& b) { b["issueDate"] = "2100-01-01T00:00:00Z"; }, "collateral_expired"},
+      {"tcbInfo", [](auto& b) { b["issueDate"] = "2199-01-01T00:00:00Z"; }, "collateral_expired"},
       {"enclaveIdentity", [](auto& b) { b["id"] = "TD_QE"; }, "qe_identity_mismatch"},
       {"enclaveIdentity", [](auto& b) { b["mrsigner"] = std::string(64, 'A'); }, "qe_identity_mismatch"},
       {"enclaveIdentity", [](auto& b) { b["isvprodid"] = 2; }, "qe_identity_mismatch"},

@@ -110,6 +110,12 @@ struct Reader {
     return true;
   }
   bool Time(const std::string& s, const char* k, TimePoint* out) {
+    // TimePoint (nanoseconds since 1970 in 64 bits) ends in 2262; keep well inside it.
+    int year = s.size() >= 4 ? 0 : -1;
+    for (size_t i = 0; i < 4 && year >= 0; ++i) {
+      year = (s[i] >= '0' && s[i] <= '9') ? year * 10 + (s[i] - '0') : -1;
+    }
+    if (year < 1970 || year > 2200) return Fail(std::string("\"") + k + "\" is out of range: " + s);
     auto t = ParseRfc3339(s);
     if (!t.ok()) return Fail(std::string("\"") + k + "\" is not an RFC 3339 time: " + s);
     *out = *t;

@@ -125,6 +125,9 @@ TEST(TcbInfoParser, RejectsMalformedDocuments) {
   std::string fm = good;
   fm.replace(fm.find("00606a000000"), 12, "00606a0000");
   EXPECT_EQ(ParseTcbInfo(fm).status().reason(), "malformed_tcb_info");
+  std::string far = good;
+  far.replace(far.find("2025-03-15T03:29:42Z"), 4, "2999");
+  EXPECT_EQ(ParseTcbInfo(far).status().reason(), "malformed_tcb_info");
   // A second top-level tcbInfo member would let the signed and the interpreted text differ.
   std::string dup = good;
   dup.insert(dup.size() - 1, ",\"tcbInfo\":{}");
