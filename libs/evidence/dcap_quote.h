@@ -172,6 +172,11 @@ struct DcapQuote {
   std::span<const uint8_t, 64> report_data() const;
 };
 
+// Spec names: one owning type serves all three layouts (they share header and signature data).
+using SgxQuoteV3 = DcapQuote;
+using TdxQuoteV4 = DcapQuote;
+using TdxQuoteV5 = DcapQuote;
+
 // Any supported version: 3 (SGX), 4 (SGX or TDX), 5 (SGX or TDX, with body descriptor).
 Result<DcapQuote> ParseDcapQuote(std::span<const uint8_t> bytes);
 // As ParseDcapQuote but also requires the version (and TEE type) named.
