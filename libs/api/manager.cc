@@ -373,9 +373,14 @@ Result<json> Manager::CreateApiKey(const Principal& p, const std::string& name, 
   VOUCH_RETURN_IF_ERROR(db_->Write([&](Transaction& tx) -> Status {
     std::string id = NewId("key");
     int64_t now = Now();
-    Value expires = days ? Value(now + *days * 86400) : Value(nullptr);
+    std::vector<Value> params = {id, name, HashToken(key), p.id, now};
+    if (days) {
+      params.emplace_back(now + *days * 86400);
+    } else {
+      params.emplace_back(nullptr);
+    }
     Status st = tx.Exec("INSERT INTO api_keys (id, name, key_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
-                        {id, name, HashToken(key), p.id, now, expires})
+                        params)
                     .status();
     if (st.code() == StatusCode::kAlreadyExists) {
       return AlreadyExists("you already have an API key named '" + name + "'", "apikey_exists");

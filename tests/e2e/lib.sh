@@ -1,0 +1,27 @@
+# Shared helpers for the e2e shell tests. Each check prints one line; the test fails at the first
+# failed check with a message saying what was expected and what was seen.
+set -uo pipefail
+E2E_PASSED=0
+E2E_PIDS=()
+e2e_cleanup() {
+  for pid in "${E2E_PIDS[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
+  [[ -n "${E2E_TMP:-}" && "${E2E_KEEP:-0}" != 1 ]] && rm -rf "$E2E_TMP"
+}
+trap e2e_cleanup EXIT
+E2E_TMP=$(mktemp -d /tmp/vouch-e2e.XXXXXX)
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+ok() { E2E_PASSED=$((E2E_PASSED + 1)); echo "ok $E2E_PASSED - $*"; }
+# expect_eq WHAT EXPECTED ACTUAL
+expect_eq() { [[ "$2" == "$3" ]] || fail "$1: expected '$2', got '$3'"; ok "$1"; }
+expect_contains() { [[ "$3" == *"$2"* ]] || fail "$1: expected to contain '$2', got '${3:0:400}'"; ok "$1"; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_healthy() {  # URL CA PID
+  for _ in $(seq 1 200); do
+    curl -fsS --cacert "$2" "$1/healthz" >/dev/null 2>&1 && return 0
+    kill -0 "$3" 2>/dev/null || return 1
+    sleep 0.05
+  done
+  return 1
+}
+jq_get() { python3 -c 'import json,sys; d=json.load(sys.stdin); exec("v=d"+sys.argv[1]); print(v if not isinstance(v,(dict,list,bool)) or v is None else json.dumps(v))' "$1"; }
