@@ -31,8 +31,10 @@ std::vector<uint8_t> DerInt(uint8_t v) {
   return {0x02, 0x02, 0x00, v};
 }
 std::vector<uint8_t> DerIa5(const std::string& s) {
-  std::vector<uint8_t> out = {0x16, static_cast<uint8_t>(s.size())};
-  out.insert(out.end(), s.begin(), s.end());
+  std::vector<uint8_t> out(2 + s.size());
+  out[0] = 0x16;
+  out[1] = static_cast<uint8_t>(s.size());
+  std::copy(s.begin(), s.end(), out.begin() + 2);
   return out;
 }
 
