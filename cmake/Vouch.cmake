@@ -60,6 +60,11 @@ function(vouch_test name)
     VOUCH_SHARED_DIR="${VOUCH_SHARED_DIR}" VOUCH_SOURCE_DIR="${CMAKE_SOURCE_DIR}"
     VOUCH_BINARY_DIR="${CMAKE_BINARY_DIR}")
   gtest_discover_tests(${name}_test PROPERTIES LABELS "${ARG_LABELS}" DISCOVERY_TIMEOUT 60)
+  # `unit-tests` builds every test binary and nothing else (scripts/test's sanitizer pass).
+  if(NOT TARGET unit-tests)
+    add_custom_target(unit-tests)
+  endif()
+  add_dependencies(unit-tests ${name}_test)
 endfunction()
 
 # vouch_fuzzer(NAME SOURCE file DEPS ...): a libFuzzer target, only with -DVOUCH_FUZZ=ON and clang.

@@ -231,8 +231,10 @@ TEST_F(SnpSyntheticTest, TurinVcekReportVerifiesWithTheTurinTcbLayout) {
 
 TEST_F(SnpSyntheticTest, HwidAcceptedRawOrAsOctetString) {
   LeafSpec spec;
-  spec.hwid = {0x04, 0x40};
-  spec.hwid.insert(spec.hwid.end(), s_->chip_id.begin(), s_->chip_id.end());
+  spec.hwid.assign(2 + s_->chip_id.size(), 0);
+  spec.hwid[0] = 0x04;
+  spec.hwid[1] = 0x40;
+  std::copy(s_->chip_id.begin(), s_->chip_id.end(), spec.hwid.begin() + 2);
   X509Ptr leaf = Leaf(spec);
   Verdict v = Verify(Signed(Report()), leaf.get());
   EXPECT_TRUE(v.genuine) << Code(v);
