@@ -13,6 +13,7 @@
 #include "base/file.h"
 #include "http/server.h"
 #include "store/database.h"
+#include "ui/ui.h"
 
 namespace {
 
@@ -72,7 +73,9 @@ int RunServe(const std::string& data_dir, std::string listen, std::string store_
   options.cert_chain_pem = dir->tls_chain_pem;
   options.private_key_pem = std::string(dir->tls_key_pem.view());
   options.threads = threads;
-  auto server = vouch::http::Server::Create(options, vouch::api::BuildRouter(**manager, &metrics), &metrics);
+  auto router = vouch::api::BuildRouter(**manager, &metrics);
+  vouch::ui::AddRoutes(router);  // the web console at /
+  auto server = vouch::http::Server::Create(options, std::move(router), &metrics);
   if (!server.ok()) return Fail(server.status().message());
   if (auto st = (*server)->Start(); !st.ok()) return Fail(st.message());
   spdlog::info("vouchd listening on https://{}:{} (store: {}, schema v{})", host, (*server)->port(),

@@ -102,6 +102,7 @@ class Manager {
   ~Manager();
 
   store::Database& db() { return *db_; }
+  const ManagerOptions& options() const { return options_; }
   const Clock& clock() const { return *clock_; }
 
   // --- authentication

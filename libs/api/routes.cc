@@ -1,6 +1,7 @@
 #include "api/routes.h"
 
 #include "api/openapi_embedded.h"
+#include "api/session_cookie.h"
 #include "base/encoding.h"
 #include "http/json_body.h"
 
@@ -13,13 +14,43 @@ using http::Response;
 
 using AuthedFn = std::function<Result<Response>(const Principal&, Request&)>;
 
-Result<Principal> AuthenticateRequest(Manager& m, const Request& req) {
+// The caller's session token or API key: the Authorization bearer token, else the web UI's
+// session cookie (see session_cookie.h).
+struct Credentials {
+  std::string token;
+  bool from_cookie = false;
+};
+
+Result<Credentials> RequestCredentials(const Request& req) {
   std::string auth = req.Header("Authorization");
   static constexpr std::string_view kBearer = "Bearer ";
-  if (auth.size() <= kBearer.size() || !http::EqualsIgnoreCase(auth.substr(0, kBearer.size()), kBearer)) {
-    return Unauthenticated("missing bearer token (Authorization: Bearer <token>)", "unauthenticated");
+  if (!auth.empty()) {
+    if (auth.size() <= kBearer.size() || !http::EqualsIgnoreCase(auth.substr(0, kBearer.size()), kBearer)) {
+      return Unauthenticated("missing bearer token (Authorization: Bearer <token>)", "unauthenticated");
+    }
+    return Credentials{auth.substr(kBearer.size()), false};
   }
-  return m.Authenticate(std::string_view(auth).substr(kBearer.size()));
+  std::string cookie = CookieValue(req.Header("Cookie"), kSessionCookie);
+  // Only session tokens live in cookies; an API key there is refused like a missing one.
+  if (cookie.rfind("vt_", 0) == 0) return Credentials{cookie, true};
+  return Unauthenticated("missing bearer token (Authorization: Bearer <token>)", "unauthenticated");
+}
+
+// A cookie-authenticated request that changes state must come from this origin and carry the
+// session's CSRF token (bearer tokens are never sent implicitly, so they need neither).
+Result<Principal> AuthenticateRequest(Manager& m, const Request& req, std::string* token_out = nullptr) {
+  VOUCH_ASSIGN_OR_RETURN(Credentials c, RequestCredentials(req));
+  VOUCH_ASSIGN_OR_RETURN(Principal p, m.Authenticate(c.token));
+  if (c.from_cookie && !IsSafeMethod(req.method)) {
+    if (req.HasHeader("Origin") && !SameOrigin(req.Header("Origin"), req.Header("Host"))) {
+      return PermissionDenied("cross-origin request refused", "csrf_failed");
+    }
+    if (!CsrfTokenMatches(c.token, req.Header(kCsrfHeader))) {
+      return PermissionDenied("a cookie session needs its X-CSRF-Token header to change state", "csrf_failed");
+    }
+  }
+  if (token_out != nullptr) *token_out = std::move(c.token);
+  return p;
 }
 
 // Authenticates, then authorises BEFORE the body is looked at, so that an unauthorised caller
@@ -141,18 +172,40 @@ http::Router BuildRouter(Manager& m, http::Metrics* metrics) {
       VOUCH_ASSIGN_OR_RETURN(JsonBody b, JsonBody::Parse(req.body));
       VOUCH_ASSIGN_OR_RETURN(std::string user, b.RequiredString("username", 256));
       VOUCH_ASSIGN_OR_RETURN(std::string password, b.RequiredString("password", 1024));
+      VOUCH_ASSIGN_OR_RETURN(auto cookie, b.OptionalBool("cookie"));
       VOUCH_RETURN_IF_ERROR(b.Finish());
-      return JsonOr(m.Login(user, password));
+      VOUCH_ASSIGN_OR_RETURN(json session, m.Login(user, password));
+      if (!cookie.value_or(false)) return Response::Json(session);
+      // Browser login: the token goes into an HttpOnly cookie, never into the body.
+      std::string token = session["token"].get<std::string>();
+      session.erase("token");
+      session["csrf_token"] = CsrfTokenFor(token);
+      Response resp = Response::Json(session);
+      resp.AddHeader("Set-Cookie", SessionSetCookie(token, m.options().session_ttl.count()));
+      return resp;
     };
     auto res = run();
     return res.ok() ? std::move(*res) : Response::Error(res.status());
   });
-  r.Add("DELETE", "/api/v1/sys/auth", Authed(m, Permission::kRead, [&m](const Principal& p, Request& req) -> Result<Response> {
-          std::string token = req.Header("Authorization").substr(7);
-          VOUCH_RETURN_IF_ERROR(m.Logout(p, token));
-          return Response::NoContent();
-        }));
-  r.Add("GET", "/api/v1/sys/whoami", Authed(m, Permission::kRead, [&m](const Principal& p, Request&) -> Result<Response> { return Response::Json(m.WhoAmI(p)); }));
+  r.Add("DELETE", "/api/v1/sys/auth", [&m](Request& req) -> Response {
+    std::string token;
+    auto p = AuthenticateRequest(m, req, &token);
+    if (!p.ok()) return Response::Error(p.status());
+    Status st = m.Logout(*p, token);
+    if (!st.ok()) return Response::Error(st);
+    Response resp = Response::NoContent();
+    if (!req.HasHeader("Authorization")) resp.AddHeader("Set-Cookie", ClearSessionSetCookie());
+    return resp;
+  });
+  r.Add("GET", "/api/v1/sys/whoami", [&m](Request& req) -> Response {
+    std::string token;
+    auto p = AuthenticateRequest(m, req, &token);
+    if (!p.ok()) return Response::Error(p.status());
+    json who = m.WhoAmI(*p);
+    // A reloaded UI page gets its CSRF token back here (same-origin reads only: no CORS).
+    if (!req.HasHeader("Authorization")) who["csrf_token"] = CsrfTokenFor(token);
+    return Response::Json(who);
+  });
 
   // ---- zones
   r.Add("POST", "/api/v1/zones", Authed(m, Permission::kAdmin, [&m](const Principal& p, Request& req) -> Result<Response> {

@@ -1,0 +1,143 @@
+// vouch console: session, navigation and the hash router. Views live in views.js.
+import {api, setCsrf, onSessionLost, ApiError} from './api.js';
+import {h, clear} from './dom.js';
+import {routes} from './views.js';
+
+const kRank = {viewer: 0, member: 1, approver: 2, admin: 3};
+export const session = {user: null, role: null};
+
+// What the signed-in role may do; mirrors the server's Authorize() (which refuses anyway).
+export function can(perm) {
+  const r = session.role;
+  switch (perm) {
+    case 'write': return r === 'member' || r === 'admin';
+    case 'approve': return r === 'approver' || r === 'admin';
+    case 'admin': return r === 'admin';
+    default: return kRank[r] !== undefined;
+  }
+}
+
+const main = () => document.getElementById('main');
+let refreshTimer = null;
+let generation = 0;
+let lastHash = null;
+
+export function say(text) { document.getElementById('status').textContent = text || ''; }
+
+// Runs `fn` every `ms` while the current view is shown (live refresh).
+export function every(ms, fn) {
+  const mine = generation;
+  clearInterval(refreshTimer);
+  refreshTimer = setInterval(() => {
+    if (mine !== generation) return clearInterval(refreshTimer);
+    if (document.visibilityState === 'visible') fn();
+  }, ms);
+}
+
+function showShell(signedIn) {
+  document.getElementById('nav').hidden = !signedIn;
+  document.getElementById('who').hidden = !signedIn;
+  if (signedIn) {
+    document.getElementById('who-name').textContent = `${session.user} (${session.role})`;
+    for (const li of document.querySelectorAll('[data-role=admin]')) li.hidden = !can('admin');
+  }
+}
+
+function showLogin(message, isError) {
+  generation++;
+  clearInterval(refreshTimer);
+  session.user = session.role = null;
+  setCsrf(null);
+  showShell(false);
+  say('');
+  const err = h('p', {class: message && isError ? 'error' : 'notice', role: 'alert', id: 'login-message'}, message || '');
+  if (!message) err.hidden = true;
+  const user = h('input', {name: 'username', autocomplete: 'username', required: true, autocapitalize: 'none'});
+  const pass = h('input', {name: 'password', type: 'password', autocomplete: 'current-password', required: true});
+  const button = h('button', {type: 'submit'}, 'Sign in');
+  const form = h('form', {class: 'stack', 'aria-label': 'Sign in'},
+    h('label', {}, 'User name', user), h('label', {}, 'Password', pass), button);
+  form.addEventListener('submit', async e => {
+    e.preventDefault();
+    button.disabled = true;
+    try {
+      const r = await api('POST', '/sys/auth', {username: user.value.trim(), password: pass.value, cookie: true});
+      setCsrf(r.csrf_token);
+      session.user = r.user.name;
+      session.role = r.user.role;
+      pass.value = '';
+      showShell(true);
+      render();
+    } catch (ex) {
+      err.hidden = false;
+      err.className = 'error';
+      err.textContent = ex.code === 'invalid_credentials' ? 'Wrong user name or password.' : ex.message;
+      pass.value = '';
+      pass.focus();
+    } finally {
+      button.disabled = false;
+    }
+  });
+  clear(main()).appendChild(h('section', {class: 'login'}, h('h1', {}, 'Sign in to vouch'), err, form));
+  user.focus();
+}
+
+async function logout() {
+  try { await api('DELETE', '/sys/auth'); } catch { /* already gone */ }
+  showLogin('You have signed out.', false);
+}
+
+export async function render() {
+  if (!session.user) return;
+  generation++;
+  clearInterval(refreshTimer);
+  const hash = (location.hash.replace(/^#/, '') || '/').split('?')[0];
+  const parts = hash.split('/').filter(Boolean).map(decodeURIComponent);
+  const key = parts[0] || '';
+  if (location.hash !== lastHash) say('');  // a message outlives the re-render after its action only
+  lastHash = location.hash;
+  const view = routes[key] || routes[''];
+  for (const a of document.querySelectorAll('nav a')) {
+    const target = a.getAttribute('href').replace(/^#\/?/, '');
+    if (target === key) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');
+  }
+  const container = clear(main());
+  const mine = generation;
+  try {
+    const node = await view(parts.slice(1));
+    if (mine !== generation) return;
+    container.appendChild(node);
+    const heading = container.querySelector('h1');
+    if (heading) document.title = heading.textContent + ' · vouch';
+  } catch (e) {
+    if (mine !== generation || (e instanceof ApiError && e.status === 401)) return;
+    container.appendChild(h('section', {}, h('h1', {}, 'Error'), h('p', {class: 'error', role: 'alert'}, e.message)));
+  }
+}
+
+// Re-renders the current view (after an action), keeping scroll position.
+export function rerender() {
+  const y = window.scrollY;
+  return render().then(() => window.scrollTo(0, y));
+}
+
+onSessionLost(() => {
+  if (session.user) showLogin('Your session has expired or was ended. Sign in again.', true);
+});
+
+async function start() {
+  document.getElementById('logout').addEventListener('click', logout);
+  window.addEventListener('hashchange', () => { render(); main().focus({preventScroll: true}); });
+  try {
+    const who = await api('GET', '/sys/whoami');
+    setCsrf(who.csrf_token);
+    session.user = who.name;
+    session.role = who.role;
+    showShell(true);
+    render();
+  } catch {
+    showLogin();
+  }
+}
+
+start();
