@@ -111,6 +111,11 @@ try {
     cli(['user', 'create', u, '--role', u.replace(/\d$/, ''), '--password-file', pw(u, passwords[u])], {json: false});
   }
   ok('CLI: admin, two approvers and a viewer');
+  const st = cli(['server', 'status']);
+  const ops = cli(['server', 'openapi'], {json: false});
+  const metrics = cli(['server', 'metrics']);
+  expect(st.ready === true && st.healthz === 'ok' && /GET\s+\/api\/v1\/zones\s/.test(ops) &&
+         metrics.samples.some(m => m.name === 'vouch_tasks_pending'), 'vouch server status | openapi | metrics');
 
   // ---------------------------------------------------------------- headers of the UI assets
   const index = await fetchRaw('/');
