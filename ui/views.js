@@ -413,7 +413,8 @@ async function nodeDetail(id) {
   root.appendChild(props([['Zone', n.zone], ['Platform', n.platform], ['TCB status', badge(n.tcb_status)],
     ['Advisories', (n.advisory_ids || []).join(', ') || 'none'], ['FMSPC', n.fmspc ? h('code', {}, n.fmspc) : '—'],
     ['Status', badge(n.status)], ['Last seen', when(n.last_seen)], ['Certificate valid until', when(n.cert_not_after)],
-    ['Provisioned', when(n.created_at)]]));
+    ['Provisioned', when(n.created_at)],
+    n.info && Object.keys(n.info).length ? ['Agent info', h('code', {}, JSON.stringify(n.info))] : null]));
   if (can('admin') && n.status !== 'deactivated') {
     root.appendChild(h('div', {class: 'toolbar'}, h('button', {type: 'button', class: 'danger', onclick: async () => {
       const r = await ask({title: 'Deactivate node ' + n.id + '?', message: 'It can no longer obtain certificates.', confirm: 'Deactivate', danger: true});
@@ -479,6 +480,8 @@ async function certDetail(serial) {
     ['SANs', (c.sans || []).join(', ') || '—'], ['Valid', h('span', {}, when(c.not_before), ' – ', when(c.not_after))],
     ['Zone', c.zone], ['App', c.app || '—'], ['Kind', c.kind || '—'],
     ['Build', c.build_id ? link('#/builds/' + enc(c.build_id), c.build_id) : '—'], ['Issued to', c.issued_to || '—'],
+    c.node_id ? ['Node', link('#/nodes/' + enc(c.node_id), c.node_id)] : null,
+    c.instance_id ? ['Instance', h('code', {}, c.instance_id)] : null,
     c.revoked_at ? ['Revoked', h('span', {}, when(c.revoked_at), ' ', c.revocation_reason || '')] : null]));
   if (can('admin') && c.status === 'valid') {
     root.appendChild(h('div', {class: 'toolbar'}, h('button', {type: 'button', class: 'danger', onclick: async () => {
