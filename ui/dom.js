@@ -44,7 +44,7 @@ export function props(pairs) {
 }
 
 const kTones = {
-  ok: 'ok', approved: 'ok', valid: 'ok', running: 'ok', active: 'ok', UpToDate: 'ok', true: 'ok',
+  ok: 'ok', ready: 'ok', intact: 'ok', 'not ready': 'bad', broken: 'bad', approved: 'ok', valid: 'ok', running: 'ok', active: 'ok', UpToDate: 'ok', true: 'ok',
   pending: 'warn', unresponsive: 'warn', SWHardeningNeeded: 'warn', ConfigurationNeeded: 'warn',
   ConfigurationAndSWHardeningNeeded: 'warn',
   denied: 'bad', revoked: 'bad', expired: 'bad', stopped: 'neutral', deactivated: 'bad', OutOfDate: 'bad',

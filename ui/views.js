@@ -93,9 +93,10 @@ async function dashboard() {
   root.append(body, stamp);
   async function refresh() {
     const soon = Date.now() + 7 * 86400e3;
-    const [nodes, apps, tasks, instances, certs, zones] = await Promise.all([
+    const [nodes, apps, tasks, instances, certs, zones, ready, chain] = await Promise.all([
       all('/nodes'), all('/apps'), all('/tasks', {status: 'pending'}), all('/instances'),
-      all('/certificates', {status: 'valid'}), all('/zones')]);
+      all('/certificates', {status: 'valid'}), all('/zones'),
+      fetch('/readyz', {cache: 'no-store'}).then(r => r.ok).catch(() => false), get('/audit/verify')]);
     const count = (list, key) => list.reduce((m, x) => (m[x[key] ?? 'unknown'] = (m[x[key] ?? 'unknown'] || 0) + 1, m), {});
     const breakdown = m => Object.keys(m).length
       ? h('ul', {}, Object.entries(m).map(([k, v]) => h('li', {}, badge(k), ' ', v))) : h('p', {class: 'muted'}, 'none');
@@ -104,7 +105,11 @@ async function dashboard() {
     const inst = count(instances, 'status');
     const card = (title, big, href, extra, testid) => h('article', {class: 'card', dataset: {card: testid}},
       h('h2', {}, href ? link(href, title) : title), h('div', {class: 'big'}, String(big)), extra);
+    const healthy = ready && chain.ok;
     clear(body).appendChild(h('div', {class: 'cards'},
+      card('Manager health', healthy ? 'OK' : 'Attention', null, h('ul', {},
+        h('li', {}, 'store ', badge(ready ? 'ready' : 'not ready')),
+        h('li', {}, 'audit chain ', badge(chain.ok ? 'intact' : 'broken'), ` ${chain.entries} entries`)), 'health'),
       card('Nodes by status', nodes.length, '#/nodes', breakdown(count(nodes, 'status')), 'nodes'),
       card('Nodes by TCB status', nodes.length, '#/nodes', breakdown(count(nodes, 'tcb_status')), 'tcb'),
       card('Zones', zones.length, '#/zones', null, 'zones'),
