@@ -1,0 +1,210 @@
+#include "convert/convert.h"
+
+#include <algorithm>
+
+#include <nlohmann/json.hpp>
+
+#include "base/encoding.h"
+#include "base/file.h"
+#include "crypto/keys.h"
+#include "convert/rootfs.h"
+#include "oci/blob_store.h"
+
+namespace vouch::convert {
+namespace {
+
+using json = nlohmann::json;
+using oci::TarEntry;
+
+std::vector<std::string> StringList(const json& j) {
+  std::vector<std::string> out;
+  if (!j.is_array()) return out;
+  for (const json& s : j) {
+    if (s.is_string()) out.push_back(s.get<std::string>());
+  }
+  return out;
+}
+
+std::string EnvName(const std::string& kv) { return kv.substr(0, kv.find('=')); }
+
+std::string OciLayerType(const std::string& media_type) {
+  if (media_type == oci::kDockerLayerGzip) return std::string(oci::kOciLayerGzip);
+  if (media_type == oci::kDockerLayerTar) return std::string(oci::kOciLayerTar);
+  return media_type;
+}
+
+}  // namespace
+
+std::vector<std::string> DefaultRoDirs() { return {"/"}; }
+std::vector<std::string> DefaultRwDirs() {
+  return {"/etc/hosts", "/etc/hostname", "/etc/resolv.conf", "/etc/mtab", "/tmp", "/var/tmp",
+          "/run",       "/proc",         "/sys",             "/dev"};
+}
+
+Result<ConvertResult> Convert(const ConvertOptions& o) {
+  if (o.signing_key == nullptr) return InvalidArgument("no signing key");
+  VOUCH_RETURN_IF_ERROR(manifest::CheckSigningKey(o.signing_key));
+  VOUCH_ASSIGN_OR_RETURN(oci::ImageLocation in, oci::ImageLocation::Parse(o.input));
+  VOUCH_ASSIGN_OR_RETURN(oci::ImageLocation out, oci::ImageLocation::Parse(o.output));
+  if (o.runtime_path.empty() || !FileExists(o.runtime_path)) {
+    return NotFound("vouch-rte binary not found at \"" + o.runtime_path + "\" (pass --runtime)", "runtime_not_found");
+  }
+  VOUCH_ASSIGN_OR_RETURN(auto store, oci::BlobStore::Create(o.work_dir + "/blobs"));
+
+  // 1. Read and verify the input.
+  auto pulled = oci::PullImage(in, o.input_transport, *store);
+  if (!pulled.ok()) return pulled.status().WithContext("reading " + in.ToString());
+  oci::PulledImage& img = *pulled;
+  json config = json::parse(img.config_bytes, nullptr, false);
+  if (config.is_discarded() || !config.is_object()) return InvalidArgument("image config is not a JSON object", "invalid_image");
+  if (config.value("os", std::string("linux")) != "linux") {
+    return InvalidArgument("image is for os \"" + config.value("os", std::string()) + "\", expected linux", "invalid_image");
+  }
+  json& rootfs_j = config["rootfs"];
+  if (!rootfs_j.is_object() || !rootfs_j.contains("diff_ids") || !rootfs_j["diff_ids"].is_array() ||
+      rootfs_j["diff_ids"].size() != img.manifest.layers.size()) {
+    return InvalidArgument("image config rootfs.diff_ids does not match the " +
+                               std::to_string(img.manifest.layers.size()) + " layers",
+                           "invalid_image");
+  }
+
+  // 2. The overlay tree, hashing every file.
+  RootFs fs;
+  ConvertResult result;
+  for (size_t i = 0; i < img.manifest.layers.size(); ++i) {
+    const oci::Descriptor& l = img.manifest.layers[i];
+    result.layer_bytes += l.size;
+    Status st = fs.ApplyLayerFile(store->PathOf(l.digest), o.limits);
+    if (!st.ok()) return st.WithContext("layer " + std::to_string(i) + " (" + l.digest + ")");
+  }
+  result.content_bytes = fs.content_bytes();
+  if (fs.nodes().count("vouch") != 0) {
+    return FailedPrecondition("image already has /vouch (converted already?)", "already_converted");
+  }
+
+  // 3. The manifest.
+  manifest::EnclaveManifest m = o.base;
+  m.files.clear();
+  const json empty_obj = json::object();
+  const json& cc = config.contains("config") && config["config"].is_object() ? config["config"] : empty_obj;
+  if (o.entrypoint) {
+    m.entrypoint = *o.entrypoint;
+    m.args = o.args ? *o.args : std::vector<std::string>{};
+  } else {
+    m.entrypoint = StringList(cc.value("Entrypoint", json()));
+    m.args = o.args ? *o.args : StringList(cc.value("Cmd", json()));
+  }
+  if (m.entrypoint.empty() && m.args.empty()) {
+    return InvalidArgument("the image has no Entrypoint or Cmd; pass --entrypoint", "no_entrypoint");
+  }
+  m.env = StringList(cc.value("Env", json()));
+  for (const std::string& kv : o.env) {
+    if (kv.find('=') == std::string::npos || kv.front() == '=') {
+      return InvalidArgument("environment entry \"" + kv + "\" is not NAME=value", "invalid_argument");
+    }
+    std::erase_if(m.env, [&](const std::string& e) { return EnvName(e) == EnvName(kv); });
+    m.env.push_back(kv);
+  }
+  m.workdir = cc.value("WorkingDir", std::string());
+  m.user = cc.value("User", std::string());
+  if (m.ro_dirs.empty()) m.ro_dirs = DefaultRoDirs();
+  for (const auto* dirs : {&m.ro_dirs, &m.rw_dirs}) {
+    for (const std::string& d : *dirs) {
+      if (d.empty() || d.front() != '/' || d.find("/../") != std::string::npos || d.find("/./") != std::string::npos) {
+        return InvalidArgument("directory \"" + d + "\" must be an absolute, normalised path", "invalid_argument");
+      }
+    }
+  }
+  for (const auto& [path, node] : fs.nodes()) {
+    const std::string abs = "/" + path;
+    if (!manifest::IsProtected(abs, m.ro_dirs, m.rw_dirs)) continue;
+    if (node.type == TarEntry::Type::kFile) {
+      m.files.push_back({manifest::FileEntry::Type::kFile, abs, HexEncode(node.sha256), node.size, node.mode, {}});
+    } else if (node.type == TarEntry::Type::kSymlink) {
+      m.files.push_back({manifest::FileEntry::Type::kSymlink, abs, {}, 0, 0, node.link_target});
+    }
+  }
+  // The runtime itself is measured too.
+  VOUCH_ASSIGN_OR_RETURN(auto rte_hash, oci::HashFile(o.runtime_path));
+  m.files.push_back({manifest::FileEntry::Type::kFile, std::string(manifest::kRuntimePath),
+                     oci::DigestHex(rte_hash.first), rte_hash.second, 0755, {}});
+  std::sort(m.files.begin(), m.files.end(),
+            [](const manifest::FileEntry& a, const manifest::FileEntry& b) { return a.path < b.path; });
+  result.protected_files = m.files.size();
+  VOUCH_ASSIGN_OR_RETURN(std::string canonical, manifest::ToCanonical(m));
+  VOUCH_ASSIGN_OR_RETURN(std::vector<uint8_t> signature, manifest::Sign(o.signing_key, canonical));
+  VOUCH_ASSIGN_OR_RETURN(crypto::Sha256Digest mrsigner, manifest::Mrsigner(o.signing_key));
+  VOUCH_ASSIGN_OR_RETURN(std::string signer_pem, crypto::PublicKeyToPem(o.signing_key));
+  result.mrenclave = HexEncode(manifest::Mrenclave(canonical));
+  result.mrsigner = HexEncode(mrsigner);
+  result.isvprodid = m.isvprodid;
+  result.isvsvn = m.isvsvn;
+  result.debug = m.debug;
+
+  // 4. The new layer, written twice: plain for the diff_id, gzip for the blob.
+  std::string diff_id;
+  std::string layer_digest;
+  uint64_t layer_size = 0;
+  for (oci::Compression c : {oci::Compression::kNone, oci::Compression::kGzip}) {
+    VOUCH_ASSIGN_OR_RETURN(auto w, oci::TarWriter::Create("", c));
+    VOUCH_RETURN_IF_ERROR(w->AddDirectory("vouch", 0755));
+    VOUCH_RETURN_IF_ERROR(w->AddFile("vouch/manifest.json", 0644, canonical));
+    VOUCH_RETURN_IF_ERROR(w->AddFile("vouch/manifest.sig", 0644, ToString(signature)));
+    VOUCH_RETURN_IF_ERROR(w->AddFile("vouch/signer.pem", 0644, signer_pem));
+    VOUCH_RETURN_IF_ERROR(w->AddFileFromDisk("vouch/vouch-rte", 0755, o.runtime_path));
+    VOUCH_RETURN_IF_ERROR(w->Close());
+    if (c == oci::Compression::kNone) {
+      diff_id = oci::Sha256Digest(w->data());
+    } else {
+      VOUCH_ASSIGN_OR_RETURN(layer_digest, store->PutBytes(w->data()));
+      layer_size = w->data().size();
+    }
+  }
+
+  // 5. The new config: the runtime is the entrypoint; everything else stays.
+  json& c = config["config"];
+  if (!c.is_object()) c = json::object();
+  c["Entrypoint"] = json::array({std::string(manifest::kRuntimePath)});
+  c.erase("Cmd");
+  json& labels = c["Labels"];
+  if (!labels.is_object()) labels = json::object();
+  labels["dev.vouch.mrenclave"] = result.mrenclave;
+  labels["dev.vouch.mrsigner"] = result.mrsigner;
+  labels["dev.vouch.isvprodid"] = std::to_string(m.isvprodid);
+  labels["dev.vouch.isvsvn"] = std::to_string(m.isvsvn);
+  rootfs_j["diff_ids"].push_back(diff_id);
+  if (!config.contains("history") || !config["history"].is_array()) config["history"] = json::array();
+  config["history"].push_back({{"created_by", "vouch convert"}, {"comment", "vouch-rte and enclave manifest"}});
+  const std::string config_bytes = config.dump();
+  VOUCH_ASSIGN_OR_RETURN(std::string config_digest, store->PutBytes(config_bytes));
+
+  // 6. The new manifest (always OCI).
+  oci::ImageToPush push;
+  push.manifest_media_type = std::string(oci::kOciManifest);
+  push.manifest.media_type = push.manifest_media_type;
+  push.manifest.config = {std::string(oci::kOciConfig), config_digest, config_bytes.size(), std::nullopt, {}};
+  json mj = {{"schemaVersion", 2},
+             {"mediaType", oci::kOciManifest},
+             {"config", {{"mediaType", oci::kOciConfig}, {"digest", config_digest}, {"size", config_bytes.size()}}},
+             {"layers", json::array()}};
+  for (const oci::Descriptor& l : img.manifest.layers) {
+    push.manifest.layers.push_back({OciLayerType(l.media_type), l.digest, l.size, std::nullopt, {}});
+  }
+  push.manifest.layers.push_back({std::string(oci::kOciLayerGzip), layer_digest, layer_size, std::nullopt, {}});
+  for (const oci::Descriptor& l : push.manifest.layers) {
+    mj["layers"].push_back({{"mediaType", l.media_type}, {"digest", l.digest}, {"size", l.size}});
+  }
+  mj["annotations"] = {{"dev.vouch.mrenclave", result.mrenclave}, {"dev.vouch.source-digest", img.manifest_digest}};
+  push.manifest_bytes = mj.dump();
+
+  // 7. Write.
+  auto pushed = oci::PushImage(out, push, o.output_transport, *store);
+  if (!pushed.ok()) return pushed.status().WithContext("writing " + out.ToString());
+  result.output = out.ToString();
+  result.digest = *pushed;
+  result.input_digest = img.manifest_digest;
+  result.manifest = std::move(canonical);
+  return result;
+}
+
+}  // namespace vouch::convert
