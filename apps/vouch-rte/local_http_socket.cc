@@ -1,0 +1,184 @@
+// vouch::workload::LocalHttp without libcurl, so vouch-rte links statically and runs in any base
+// image (busybox, distroless). Same interface as libs/workload/local_http.h: HTTP/1.1 over the
+// agent's Unix socket, one request per connection ("Connection: close"), bounded responses
+// (1 MiB), error bodies {"error":{"code","message"}} become a Status with that reason, an
+// unreachable socket is kUnavailable "agent_unavailable". Never throws.
+#if __has_include("workload/local_http.h")
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "workload/local_http.h"
+
+namespace vouch::workload {
+namespace {
+
+constexpr size_t kMaxResponse = 1 << 20;
+
+Status Unreachable(const std::string& path, const std::string& why) {
+  return Unavailable("agent socket " + path + ": " + why, "agent_unavailable");
+}
+
+StatusCode CodeFor(int http) {
+  switch (http) {
+    case 400: return StatusCode::kInvalidArgument;
+    case 401: return StatusCode::kUnauthenticated;
+    case 403: return StatusCode::kPermissionDenied;
+    case 404: return StatusCode::kNotFound;
+    case 409: return StatusCode::kFailedPrecondition;
+    case 413:
+    case 429: return StatusCode::kResourceExhausted;
+    case 422: return StatusCode::kFailedPrecondition;
+    case 501: return StatusCode::kUnimplemented;
+    case 503: return StatusCode::kUnavailable;
+    case 504: return StatusCode::kDeadlineExceeded;
+    default: return http >= 500 ? StatusCode::kInternal : StatusCode::kInvalidArgument;
+  }
+}
+
+// Decodes a chunked body; false when malformed.
+bool Dechunk(std::string_view in, std::string* out) {
+  while (true) {
+    size_t eol = in.find("\r\n");
+    if (eol == std::string_view::npos) return false;
+    std::string_view size_text = in.substr(0, eol);
+    size_text = size_text.substr(0, size_text.find(';'));
+    size_t n = 0;
+    if (size_text.empty() || size_text.size() > 8) return false;
+    for (char c : size_text) {
+      int v = (c >= '0' && c <= '9') ? c - '0' : (c >= 'a' && c <= 'f') ? c - 'a' + 10 : (c >= 'A' && c <= 'F') ? c - 'A' + 10 : -1;
+      if (v < 0) return false;
+      n = n * 16 + static_cast<size_t>(v);
+    }
+    in.remove_prefix(eol + 2);
+    if (n == 0) return true;
+    if (in.size() < n + 2) return false;
+    out->append(in.substr(0, n));
+    in.remove_prefix(n + 2);
+  }
+}
+
+}  // namespace
+
+LocalHttp::LocalHttp(std::string socket_path, std::chrono::milliseconds timeout)
+    : socket_path_(std::move(socket_path)), timeout_(timeout) {}
+
+LocalHttp::~LocalHttp() = default;
+
+Result<std::unique_ptr<LocalHttp>> LocalHttp::Create(std::string socket_path, std::chrono::milliseconds timeout) {
+  if (socket_path.empty() || socket_path.size() >= sizeof(sockaddr_un{}.sun_path)) {
+    return InvalidArgument("agent socket path is empty or too long");
+  }
+  return std::unique_ptr<LocalHttp>(new LocalHttp(std::move(socket_path), timeout));
+}
+
+Result<nlohmann::json> LocalHttp::Get(std::string_view path) { return Call("GET", path, nullptr); }
+
+Result<nlohmann::json> LocalHttp::Post(std::string_view path, const nlohmann::json& body) {
+  std::string text = body.dump();
+  return Call("POST", path, &text);
+}
+
+Result<nlohmann::json> LocalHttp::Call(std::string_view method, std::string_view path, const std::string* body) {
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return Unreachable(socket_path_, std::strerror(errno));
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, socket_path_.c_str(), socket_path_.size());
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    return Unreachable(socket_path_, std::strerror(errno));
+  }
+  std::string req = std::string(method) + " " + std::string(path) + " HTTP/1.1\r\nHost: localhost\r\n" +
+                    "Connection: close\r\nAccept: application/json\r\nUser-Agent: vouch-rte\r\n";
+  if (body != nullptr) {
+    req += "Content-Type: application/json\r\nContent-Length: " + std::to_string(body->size()) + "\r\n\r\n" + *body;
+  } else {
+    req += "\r\n";
+  }
+  const auto deadline = std::chrono::steady_clock::now() + timeout_;
+  auto wait = [&](short events) -> Status {
+    while (true) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) return Status(StatusCode::kDeadlineExceeded, "agent did not answer in time", "timeout");
+      pollfd p{fd, events, 0};
+      int r = ::poll(&p, 1, static_cast<int>(left.count()));
+      if (r > 0) return Status::Ok();
+      if (r < 0 && errno != EINTR) return Unreachable(socket_path_, std::strerror(errno));
+    }
+  };
+  size_t off = 0;
+  while (off < req.size()) {
+    VOUCH_RETURN_IF_ERROR(wait(POLLOUT));
+    ssize_t n = ::send(fd, req.data() + off, req.size() - off, MSG_NOSIGNAL);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+    if (n < 0) return Unreachable(socket_path_, std::strerror(errno));
+    off += static_cast<size_t>(n);
+  }
+  std::string resp;
+  char buf[16384];
+  while (true) {
+    VOUCH_RETURN_IF_ERROR(wait(POLLIN));
+    ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+    if (n < 0) return Unreachable(socket_path_, std::strerror(errno));
+    if (n == 0) break;
+    if (resp.size() + static_cast<size_t>(n) > kMaxResponse) {
+      return ResourceExhausted("agent response larger than 1 MiB", "invalid_response");
+    }
+    resp.append(buf, static_cast<size_t>(n));
+    // Stop as soon as a Content-Length body is complete (the server may keep the socket open).
+    size_t hend = resp.find("\r\n\r\n");
+    if (hend != std::string::npos) {
+      std::string head = resp.substr(0, hend);
+      for (char& c : head) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      size_t cl = head.find("\r\ncontent-length:");
+      if (cl != std::string::npos) {
+        size_t len = std::strtoul(head.c_str() + cl + 17, nullptr, 10);
+        if (resp.size() >= hend + 4 + len) break;
+      }
+    }
+  }
+  size_t hend = resp.find("\r\n\r\n");
+  if (resp.rfind("HTTP/1.", 0) != 0 || hend == std::string::npos || resp.size() < 12) {
+    return Internal("malformed HTTP response from the agent", "invalid_response");
+  }
+  int status = std::atoi(resp.c_str() + 9);
+  std::string head = resp.substr(0, hend);
+  for (char& c : head) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  std::string body_text;
+  if (head.find("transfer-encoding: chunked") != std::string::npos) {
+    if (!Dechunk(std::string_view(resp).substr(hend + 4), &body_text)) {
+      return Internal("malformed chunked response from the agent", "invalid_response");
+    }
+  } else {
+    body_text = resp.substr(hend + 4);
+    size_t cl = head.find("\r\ncontent-length:");
+    if (cl != std::string::npos) {
+      size_t len = std::strtoul(head.c_str() + cl + 17, nullptr, 10);
+      if (len > body_text.size()) return Internal("truncated response from the agent", "invalid_response");
+      body_text.resize(len);
+    }
+  }
+  nlohmann::json j = body_text.empty() ? nlohmann::json(nullptr) : nlohmann::json::parse(body_text, nullptr, false);
+  if (status < 200 || status > 299) {
+    std::string code = "agent_error", message = "agent answered HTTP " + std::to_string(status);
+    if (!j.is_discarded() && j.is_object() && j.contains("error") && j["error"].is_object()) {
+      code = j["error"].value("code", code);
+      message = j["error"].value("message", message);
+    }
+    return Status(CodeFor(status), message, code);
+  }
+  if (j.is_discarded()) return Internal("agent answered with invalid JSON", "invalid_response");
+  return j;
+}
+
+}  // namespace vouch::workload
+#endif

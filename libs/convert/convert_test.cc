@@ -1,0 +1,230 @@
+#include "convert/convert.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include <nlohmann/json.hpp>
+
+#include "base/encoding.h"
+#include "base/file.h"
+#include "convert/rootfs.h"
+#include "crypto/keys.h"
+#include "oci/blob_store.h"
+
+namespace vouch::convert {
+namespace {
+
+using json = nlohmann::json;
+
+struct E {
+  E(std::string p, mode_t t = AE_IFREG, std::string c = {}, std::string l = {}, bool h = false)
+      : path(std::move(p)), type(t), content(std::move(c)), link(std::move(l)), hardlink(h) {}
+  std::string path;
+  mode_t type;
+  std::string content;
+  std::string link;
+  bool hardlink;
+};
+
+std::string Tar(const std::vector<E>& entries) {
+  std::string out;
+  archive* a = archive_write_new();
+  archive_write_set_format_pax_restricted(a);
+  archive_write_set_bytes_in_last_block(a, 1);
+  archive_write_open(a, &out, nullptr,
+                     [](archive*, void* u, const void* b, size_t n) -> la_ssize_t {
+                       static_cast<std::string*>(u)->append(static_cast<const char*>(b), n);
+                       return static_cast<la_ssize_t>(n);
+                     },
+                     nullptr);
+  for (const E& r : entries) {
+    archive_entry* e = archive_entry_new();
+    archive_entry_set_pathname(e, r.path.c_str());
+    archive_entry_set_filetype(e, r.type);
+    archive_entry_set_perm(e, r.type == AE_IFDIR ? 0755 : 0644);
+    if (r.hardlink) archive_entry_set_hardlink(e, r.link.c_str());
+    else if (r.type == AE_IFLNK) archive_entry_set_symlink(e, r.link.c_str());
+    archive_entry_set_size(e, r.type == AE_IFREG && !r.hardlink ? static_cast<la_int64_t>(r.content.size()) : 0);
+    archive_write_header(a, e);
+    if (!r.content.empty()) archive_write_data(a, r.content.data(), r.content.size());
+    archive_entry_free(e);
+  }
+  archive_write_close(a);
+  archive_write_free(a);
+  return out;
+}
+
+std::vector<std::string> Paths(const RootFs& fs) {
+  std::vector<std::string> out;
+  for (const auto& [p, n] : fs.nodes()) out.push_back(p);
+  return out;
+}
+
+TEST(RootFs, AppliesWhiteoutsOpaqueDirsAndHardLinks) {
+  RootFs fs;
+  oci::TarLimits limits;
+  ASSERT_TRUE(fs.ApplyLayerMemory(Tar({{"etc", AE_IFDIR},
+                                       {"etc/a", AE_IFREG, "a"},
+                                       {"etc/b", AE_IFREG, "b"},
+                                       {"opt", AE_IFDIR},
+                                       {"opt/old", AE_IFREG, "old"},
+                                       {"opt/sub", AE_IFDIR},
+                                       {"opt/sub/deep", AE_IFREG, "deep"},
+                                       {"bin", AE_IFDIR},
+                                       {"bin/tool", AE_IFREG, "tool"}}),
+                                  limits)
+                  .ok());
+  ASSERT_TRUE(fs.ApplyLayerMemory(Tar({{"etc/.wh.a", AE_IFREG},
+                                       {"opt/new", AE_IFREG, "new"},
+                                       {"opt/.wh..wh..opq", AE_IFREG},
+                                       {"bin/alias", AE_IFREG, "", "bin/tool", true},
+                                       {"etc/b", AE_IFREG, "b2"}}),
+                                  limits)
+                  .ok());
+  EXPECT_EQ(Paths(fs), (std::vector<std::string>{"bin", "bin/alias", "bin/tool", "etc", "etc/b", "opt", "opt/new"}));
+  EXPECT_EQ(fs.nodes().at("bin/alias").sha256, crypto::Sha256(std::string_view("tool")));
+  EXPECT_EQ(fs.nodes().at("etc/b").sha256, crypto::Sha256(std::string_view("b2")));
+}
+
+TEST(RootFs, AFileReplacesADirectoryTreeAndWhiteoutRemovesTrees) {
+  RootFs fs;
+  oci::TarLimits limits;
+  ASSERT_TRUE(fs.ApplyLayerMemory(Tar({{"d", AE_IFDIR}, {"d/x", AE_IFREG, "x"}, {"t", AE_IFDIR}, {"t/y", AE_IFREG, "y"}}),
+                                  limits)
+                  .ok());
+  ASSERT_TRUE(fs.ApplyLayerMemory(Tar({{"d", AE_IFREG, "now a file"}, {".wh.t", AE_IFREG}}), limits).ok());
+  EXPECT_EQ(Paths(fs), (std::vector<std::string>{"d"}));
+}
+
+TEST(RootFs, RefusesWritingThroughASymlinkAndDanglingHardLinks) {
+  oci::TarLimits limits;
+  RootFs fs;
+  ASSERT_TRUE(fs.ApplyLayerMemory(Tar({{"lib", AE_IFLNK, "", "usr/lib"}}), limits).ok());
+  EXPECT_EQ(fs.ApplyLayerMemory(Tar({{"lib/evil.so", AE_IFREG, "x"}}), limits).reason(), "hostile_layer");
+  RootFs fs2;
+  EXPECT_EQ(fs2.ApplyLayerMemory(Tar({{"a", AE_IFREG, "", "missing", true}}), limits).reason(), "hostile_layer");
+}
+
+class ConvertTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/convert-test-XXXXXX";
+    dir_ = ::mkdtemp(tmpl);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  // Writes a one-layer OCI layout at dir_/in with tag "v1".
+  void WriteInput(const std::string& layer, const json& cfg_config) {
+    auto store = *oci::BlobStore::Create(dir_ + "/seed");
+    std::string ld = *store->PutBytes(layer);
+    json config = {{"architecture", "amd64"},
+                   {"os", "linux"},
+                   {"config", cfg_config},
+                   {"rootfs", {{"type", "layers"}, {"diff_ids", {ld}}}}};
+    std::string cfg = config.dump();
+    std::string cd = *store->PutBytes(cfg);
+    oci::ImageToPush img;
+    img.manifest_media_type = std::string(oci::kOciManifest);
+    img.manifest.config = {std::string(oci::kOciConfig), cd, cfg.size(), std::nullopt, {}};
+    img.manifest.layers.push_back({std::string(oci::kOciLayerTar), ld, layer.size(), std::nullopt, {}});
+    json m = {{"schemaVersion", 2},
+              {"mediaType", oci::kOciManifest},
+              {"config", {{"mediaType", oci::kOciConfig}, {"digest", cd}, {"size", cfg.size()}}},
+              {"layers", {{{"mediaType", oci::kOciLayerTar}, {"digest", ld}, {"size", layer.size()}}}}};
+    img.manifest_bytes = m.dump();
+    ASSERT_TRUE(oci::PushOciLayout(*oci::ImageLocation::Parse("oci:" + dir_ + "/in:v1"), img, *store).ok());
+    ASSERT_TRUE(WriteFileAtomic(dir_ + "/rte", "#!/bin/sh\necho fake runtime\n", 0755).ok());
+  }
+
+  ConvertOptions Options(EVP_PKEY* key) {
+    ConvertOptions o;
+    o.input = "oci:" + dir_ + "/in:v1";
+    o.output = "oci:" + dir_ + "/out:tee";
+    o.work_dir = dir_;
+    o.runtime_path = dir_ + "/rte";
+    o.signing_key = key;
+    o.base.isvprodid = 5;
+    o.base.rw_dirs = DefaultRwDirs();
+    return o;
+  }
+  std::string dir_;
+};
+
+TEST_F(ConvertTest, ConvertsALayoutAndMeasuresTheManifestItEmbeds) {
+  WriteInput(Tar({{"bin", AE_IFDIR}, {"bin/app", AE_IFREG, "app"}, {"tmp", AE_IFDIR}, {"tmp/scratch", AE_IFREG, "s"}}),
+             {{"Cmd", {"/bin/app", "--serve"}}, {"Env", {"A=1"}}, {"WorkingDir", "/srv"}, {"User", "1000"}});
+  auto key = crypto::GenerateP256();
+  ConvertOptions o = Options(key->get());
+  o.env = {"B=2", "A=3"};
+  auto r = Convert(o);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->mrenclave, HexEncode(crypto::Sha256(r->manifest)));
+  auto m = manifest::Parse(r->manifest);
+  ASSERT_TRUE(m.ok());
+  EXPECT_TRUE(m->entrypoint.empty());
+  EXPECT_EQ(m->args, (std::vector<std::string>{"/bin/app", "--serve"}));
+  EXPECT_EQ(m->env, (std::vector<std::string>{"B=2", "A=3"}));
+  EXPECT_EQ(m->workdir, "/srv");
+  EXPECT_EQ(m->isvprodid, 5u);
+  ASSERT_EQ(m->files.size(), 2u);  // /bin/app and the runtime; /tmp is not protected
+  EXPECT_EQ(m->files[0].path, "/bin/app");
+  EXPECT_EQ(m->files[1].path, "/vouch/vouch-rte");
+
+  // The output image: the manifest file in the new layer is the one measured; the config keeps
+  // what it had and runs the runtime.
+  auto store = *oci::BlobStore::Create(dir_ + "/check");
+  auto out = oci::PullImage(*oci::ImageLocation::Parse("oci:" + dir_ + "/out:tee"), {}, *store);
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  EXPECT_EQ(out->manifest_digest, r->digest);
+  ASSERT_EQ(out->manifest.layers.size(), 2u);
+  std::string embedded;
+  ASSERT_TRUE(oci::ReadTarFile(store->PathOf(out->manifest.layers[1].digest), {},
+                               [&](const oci::TarEntry& e, oci::EntryData& d) -> Status {
+                                 if (e.path != "vouch/manifest.json") return Status::Ok();
+                                 uint8_t buf[65536];
+                                 while (true) {
+                                   VOUCH_ASSIGN_OR_RETURN(size_t n, d.Read(buf));
+                                   if (n == 0) return Status::Ok();
+                                   embedded.append(reinterpret_cast<char*>(buf), n);
+                                 }
+                               })
+                  .ok());
+  EXPECT_EQ(embedded, r->manifest);
+  json cfg = json::parse(out->config_bytes);
+  EXPECT_EQ(cfg["config"]["Entrypoint"], json::array({"/vouch/vouch-rte"}));
+  EXPECT_FALSE(cfg["config"].contains("Cmd"));
+  EXPECT_EQ(cfg["config"]["User"], "1000");
+  EXPECT_EQ(cfg["config"]["WorkingDir"], "/srv");
+  EXPECT_EQ(cfg["rootfs"]["diff_ids"].size(), 2u);
+
+  // Same input, same key: same measurement.
+  ConvertOptions again = Options(key->get());
+  again.env = {"B=2", "A=3"};
+  again.output = "oci:" + dir_ + "/out2:tee";
+  EXPECT_EQ(Convert(again)->mrenclave, r->mrenclave);
+}
+
+TEST_F(ConvertTest, HostileLayerWritesNothing) {
+  WriteInput(Tar({{"etc", AE_IFDIR}, {"etc/link", AE_IFLNK, "", "../../../root"}}), {{"Cmd", {"/bin/sh"}}});
+  auto key = crypto::GenerateP256();
+  auto r = Convert(Options(key->get()));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().reason(), "hostile_layer");
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/out"));
+}
+
+TEST_F(ConvertTest, ImageWithoutCommandNeedsAnEntrypoint) {
+  WriteInput(Tar({{"bin", AE_IFDIR}}), json::object());
+  auto key = crypto::GenerateP256();
+  EXPECT_EQ(Convert(Options(key->get())).status().reason(), "no_entrypoint");
+  ConvertOptions o = Options(key->get());
+  o.entrypoint = std::vector<std::string>{"/bin/app"};
+  EXPECT_TRUE(Convert(o).ok());
+}
+
+}  // namespace
+}  // namespace vouch::convert

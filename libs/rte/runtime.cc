@@ -1,0 +1,215 @@
+#include "rte/runtime.h"
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstdio>
+#include <mutex>
+#include <thread>
+
+#include "base/clock.h"
+#include "base/file.h"
+#include "rte/process.h"
+#include "rte/verify.h"
+
+namespace vouch::rte {
+namespace {
+
+void Log(const std::string& msg) { std::fprintf(stderr, "vouch-rte: %s\n", msg.c_str()); }
+
+std::string Join(const std::string& root, const std::string& abs) {
+  if (root.empty() || root == "/") return abs;
+  return (root.back() == '/' ? root.substr(0, root.size() - 1) : root) + abs;
+}
+
+std::string Dirname(const std::string& p) {
+  size_t s = p.rfind('/');
+  return s == std::string::npos || s == 0 ? std::string("/") : p.substr(0, s);
+}
+
+Status WriteCredentials(const std::string& root, const manifest::CertificateRequest& req, const IssuedCredentials& c) {
+  VOUCH_RETURN_IF_ERROR(ReplaceFile(Join(root, req.key_path), c.key_pem.view(), 0600));
+  VOUCH_RETURN_IF_ERROR(ReplaceFile(Join(root, req.cert_path), c.cert_pem, 0644));
+  if (!c.ca_pem.empty()) VOUCH_RETURN_IF_ERROR(ReplaceFile(Join(root, req.ca_path), c.ca_pem, 0644));
+  return Status::Ok();
+}
+
+// When to renew: two thirds into the remaining lifetime (at least 5 s from now).
+std::chrono::steady_clock::time_point RenewAt(const std::string& not_after) {
+  auto now = std::chrono::steady_clock::now();
+  auto exp = ParseRfc3339(not_after);
+  if (!exp.ok()) return now + std::chrono::hours(1);
+  auto left = std::chrono::duration_cast<std::chrono::seconds>(*exp - std::chrono::system_clock::now());
+  auto wait = std::max<std::chrono::seconds>(left * 2 / 3, std::chrono::seconds(5));
+  return now + wait;
+}
+
+}  // namespace
+
+Status ReplaceFile(const std::string& path, std::string_view data, unsigned mode) {
+  VOUCH_RETURN_IF_ERROR(MakeDirs(Dirname(path), 0755));
+  return WriteFileAtomic(path, data, mode);
+}
+
+Result<std::vector<std::string>> ChildArgv(const manifest::EnclaveManifest& m, const std::vector<std::string>& cmdline) {
+  std::vector<std::string> argv = m.entrypoint;
+  if (!cmdline.empty()) {
+    if (!m.allow_cmdline_args) {
+      return PermissionDenied("the manifest does not allow command-line arguments (convert with --allow-cmdline-args)",
+                              "cmdline_args_not_allowed");
+    }
+    argv.insert(argv.end(), cmdline.begin(), cmdline.end());
+  } else {
+    argv.insert(argv.end(), m.args.begin(), m.args.end());
+  }
+  if (argv.empty()) return InvalidArgument("nothing to run");
+  return argv;
+}
+
+std::vector<std::string> ChildEnv(const manifest::EnclaveManifest& m, const std::vector<std::string>& process_env) {
+  std::vector<std::string> env = m.env;
+  for (const std::string& kv : process_env) {
+    const std::string name = kv.substr(0, kv.find('='));
+    if (std::find(m.mutable_env.begin(), m.mutable_env.end(), name) == m.mutable_env.end()) continue;
+    std::erase_if(env, [&](const std::string& e) { return e.substr(0, e.find('=')) == name; });
+    env.push_back(kv);
+  }
+  return env;
+}
+
+int Run(const RuntimeOptions& o) {
+  BlockSignals();  // idempotent; before the worker thread exists
+  auto loaded = LoadManifest(o.root);
+  if (!loaded.ok()) {
+    Log("refusing to start: " + loaded.status().message());
+    return 1;
+  }
+  const manifest::EnclaveManifest& m = loaded->manifest;
+  Status verified = VerifyFiles(m, o.root);
+  if (!verified.ok()) {
+    Log("refusing to start: " + verified.message());
+    return 1;
+  }
+  Log("verified " + std::to_string(m.files.size()) + " protected files; mrenclave " + loaded->mrenclave);
+  auto argv = ChildArgv(m, o.cmdline_args);
+  if (!argv.ok()) {
+    Log("refusing to start: " + argv.status().message());
+    return 1;
+  }
+  const std::vector<std::string> env = ChildEnv(m, o.process_env);
+  Identity id{loaded->mrenclave, loaded->mrsigner, m.isvprodid, m.isvsvn, m.debug};
+
+  std::unique_ptr<AgentLink> agent;
+  IssuedCredentials creds;
+  const manifest::CertificateRequest* cert_req = m.certificates.empty() ? nullptr : &m.certificates.front();
+  if (cert_req != nullptr) {
+    if (!m.zone_ca_pem.empty()) {
+      Status st = ReplaceFile(Join(o.root, cert_req->ca_path), m.zone_ca_pem, 0644);
+      if (!st.ok()) Log("cannot write the zone CA: " + st.message());
+    }
+    auto backoff = std::chrono::milliseconds(1000);
+    for (int attempt = 1;; ++attempt) {
+      Status st;
+      if (!agent) {
+        auto link = o.connect ? o.connect(m.agent_socket) : Result<std::unique_ptr<AgentLink>>(Unimplemented("no agent"));
+        if (link.ok()) agent = std::move(*link);
+        else st = link.status();
+      }
+      if (agent) {
+        auto r = agent->RequestCertificate(*cert_req, id, nullptr, "");
+        if (r.ok()) {
+          creds = std::move(*r);
+          break;
+        }
+        st = r.status();
+      }
+      Log("no certificate yet (attempt " + std::to_string(attempt) + "): " + st.message() + " [" + st.reason() +
+          "]" + (st.reason() == "build_not_approved" || st.reason() == "build_pending" ? "; the build awaits approval"
+                                                                                        : "") +
+          "; retrying in " + std::to_string(backoff.count() / 1000) + " s");
+      std::fflush(stderr);
+      if (int sig = SleepOrSignal(backoff); sig != 0) {
+        Log("stopped by signal " + std::to_string(sig) + " before the application started");
+        return 128 + sig;
+      }
+      backoff = std::min(backoff * 2, o.max_backoff);
+    }
+    Status st = WriteCredentials(o.root, *cert_req, creds);
+    if (!st.ok()) {
+      Log("cannot write the certificate files: " + st.message());
+      return 111;
+    }
+    Log("certificate written to " + cert_req->cert_path + " (instance " + creds.instance_id + ", valid until " +
+        creds.not_after + ")");
+  }
+
+  auto child = StartChild(*argv, env);
+  if (!child.ok()) {
+    Log("cannot start the application: " + child.status().message());
+    return 127;
+  }
+
+  // Renewal and heartbeats run beside the signal loop.
+  std::mutex mu;
+  std::condition_variable cv;
+  bool stop = false;
+  std::thread worker;
+  int64_t seq = 0;
+  if (agent && cert_req != nullptr) {
+    worker = std::thread([&] {
+      auto renew_at = RenewAt(creds.not_after);
+      auto next_beat = std::chrono::steady_clock::now();
+      const auto interval = std::chrono::seconds(std::max<uint32_t>(m.heartbeat_interval_seconds, 1));
+      std::unique_lock<std::mutex> lock(mu);
+      while (!stop) {
+        auto now = std::chrono::steady_clock::now();
+        if (m.heartbeat && now >= next_beat) {
+          lock.unlock();
+          Status hb = agent->SendHeartbeat(creds.key.get(), creds.instance_id, ++seq, "running");
+          if (!hb.ok()) Log("heartbeat failed: " + hb.message());
+          lock.lock();
+          next_beat = now + interval;
+        }
+        if (now >= renew_at) {
+          lock.unlock();
+          auto r = agent->RequestCertificate(*cert_req, id, creds.key.get(), creds.instance_id);
+          if (r.ok()) {
+            Status w = WriteCredentials(o.root, *cert_req, *r);
+            if (w.ok()) {
+              Log("certificate renewed (valid until " + r->not_after + ")");
+              creds.cert_pem = r->cert_pem;
+              creds.not_after = r->not_after;
+              if (!r->instance_id.empty()) creds.instance_id = r->instance_id;
+              renew_at = RenewAt(creds.not_after);
+            } else {
+              Log("cannot write the renewed certificate: " + w.message());
+              renew_at = now + std::chrono::seconds(10);
+            }
+          } else {
+            Log("renewal failed: " + r.status().message() + "; retrying in 10 s");
+            renew_at = now + std::chrono::seconds(10);
+          }
+          lock.lock();
+        }
+        auto wake = m.heartbeat ? std::min(next_beat, renew_at) : renew_at;
+        cv.wait_until(lock, wake, [&] { return stop; });
+      }
+    });
+  }
+
+  const int code = SuperviseChild(*child);
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    stop = true;
+  }
+  cv.notify_all();
+  if (worker.joinable()) worker.join();
+  if (agent && cert_req != nullptr && m.heartbeat) {
+    Status hb = agent->SendHeartbeat(creds.key.get(), creds.instance_id, ++seq, "stopped");
+    if (!hb.ok()) Log("final heartbeat failed: " + hb.message());
+  }
+  Log("application exited with status " + std::to_string(code));
+  return code;
+}
+
+}  // namespace vouch::rte

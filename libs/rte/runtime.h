@@ -1,0 +1,75 @@
+#pragma once
+
+// vouch-rte's sequence (docs/convert.md "The runtime"): load and verify the signed manifest,
+// verify every protected file, make the workload key in memory, get the certificate through the
+// node agent (retrying with backoff while it is refused, saying why), write key, chain and CA
+// where the manifest says, start the application with the manifest's argv and env, forward
+// signals and reap zombies as PID 1, renew the certificate before expiry (same paths, replaced
+// atomically) and send heartbeats; return the application's exit status.
+//
+// The agent is reached through AgentLink so the sequence is testable without one.
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+#include "crypto/ossl.h"
+#include "crypto/secret.h"
+#include "manifest/manifest.h"
+
+namespace vouch::rte {
+
+struct Identity {
+  std::string mrenclave;  // hex
+  std::string mrsigner;   // hex
+  uint32_t isvprodid = 0;
+  uint32_t isvsvn = 0;
+  bool debug = false;
+};
+
+struct IssuedCredentials {
+  crypto::EvpPkeyPtr key;
+  crypto::SecretBytes key_pem;
+  std::string cert_pem;  // leaf first
+  std::string ca_pem;
+  std::string instance_id;
+  std::string not_after;  // RFC 3339
+};
+
+class AgentLink {
+ public:
+  virtual ~AgentLink() = default;
+  // One attempt. `key` null: make a new key of `request.key_type`; else renew with it.
+  virtual Result<IssuedCredentials> RequestCertificate(const manifest::CertificateRequest& request,
+                                                       const Identity& identity, EVP_PKEY* key,
+                                                       const std::string& instance_id) = 0;
+  virtual Status SendHeartbeat(EVP_PKEY* key, const std::string& instance_id, int64_t seq,
+                               const std::string& status) = 0;
+};
+
+struct RuntimeOptions {
+  std::string root = "/";                     // where the image's files are (tests use a directory)
+  std::vector<std::string> cmdline_args;      // argv[1..] given to vouch-rte
+  std::vector<std::string> process_env;       // the environment vouch-rte got
+  // Connects to the agent socket named in the manifest.
+  std::function<Result<std::unique_ptr<AgentLink>>(const std::string& socket)> connect;
+  std::chrono::milliseconds max_backoff{std::chrono::seconds(30)};
+};
+
+// Returns the process exit code; failures before the application starts are logged on stderr
+// ("vouch-rte: ...") and give 1 (integrity) or 111 (no certificate) or 128+signal.
+int Run(const RuntimeOptions& options);
+
+// The application's argv and environment from the manifest and what vouch-rte was given.
+Result<std::vector<std::string>> ChildArgv(const manifest::EnclaveManifest& m, const std::vector<std::string>& cmdline);
+std::vector<std::string> ChildEnv(const manifest::EnclaveManifest& m, const std::vector<std::string>& process_env);
+
+// Writes `data` to `path` (parents created 0755) through a temporary file and rename, so a reader
+// sees the old or the new file, never a partial one.
+Status ReplaceFile(const std::string& path, std::string_view data, unsigned mode);
+
+}  // namespace vouch::rte
