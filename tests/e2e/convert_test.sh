@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# vouch convert + vouch-rte with real tools: images built with umoci (no Docker engine), a local
+# docker-registry on loopback, skopeo to pull results back, runc to run converted images.
+# Usage: convert_test.sh VOUCH VOUCH_RTE
+source "$(dirname "$0")/lib.sh"
+VOUCH=$1
+RTE=$2
+HERE=$(cd "$(dirname "$0")" && pwd)
+for tool in docker-registry umoci skopeo runc busybox; do
+  command -v "$tool" >/dev/null || fail "$tool is not installed (scripts/setup.d/convert.list)"
+done
+BUSYBOX=$(command -v busybox)
+file -L "$BUSYBOX" 2>/dev/null | grep -q 'statically linked' || BUSYBOX=/bin/busybox
+cd "$E2E_TMP"
+export VOUCH_CONFIG=$E2E_TMP/cli/config.json
+RUNC_ROOT=$E2E_TMP/runc
+runc_cleanup() { for c in $(runc --root "$RUNC_ROOT" list -q 2>/dev/null); do runc --root "$RUNC_ROOT" delete -f "$c" >/dev/null 2>&1; done; }
+trap 'runc_cleanup; e2e_cleanup' EXIT
+
+# --- registry on loopback ---
+PORT=$(free_port)
+REG=127.0.0.1:$PORT
+cat > registry.yml <<YML
+version: 0.1
+log: {level: error}
+storage: {filesystem: {rootdirectory: $E2E_TMP/registry}}
+http: {addr: $REG}
+YML
+docker-registry serve registry.yml > registry.log 2>&1 &
+E2E_PIDS+=($!)
+for _ in $(seq 1 100); do curl -fsS "http://$REG/v2/" >/dev/null 2>&1 && break; sleep 0.05; done
+curl -fsS "http://$REG/v2/" >/dev/null || fail "docker-registry did not start"
+ok "docker-registry serves on $REG"
+
+# --- a busybox image built with umoci ---
+build_busybox() {  # NAME CMD...
+  local name=$1; shift
+  umoci init --layout "img-$name" >/dev/null
+  umoci new --image "img-$name:v1" >/dev/null
+  umoci unpack --image "img-$name:v1" "b-$name" >/dev/null
+  mkdir -p "b-$name/rootfs/bin" "b-$name/rootfs/etc"
+  cp "$BUSYBOX" "b-$name/rootfs/bin/busybox"
+  for l in sh echo sleep cat kill true; do ln -s busybox "b-$name/rootfs/bin/$l"; done
+  echo "hello from $name" > "b-$name/rootfs/etc/motd"
+  umoci repack --image "img-$name:v1" "b-$name" >/dev/null
+  local args=()
+  for a in "$@"; do args+=(--config.cmd "$a"); done
+  umoci config --image "img-$name:v1" "${args[@]}" --config.env GREETING=hi --config.workingdir /etc >/dev/null
+  rm -rf "b-$name"
+}
+build_busybox app /bin/sh -c 'cat /etc/motd; echo "greeting=$GREETING"; exit 7'
+build_busybox sig /bin/sh -c "trap 'echo got-term; exit 42' TERM; echo ready; while :; do sleep 0.1; done"
+skopeo copy -q --dest-tls-verify=false oci:img-app:v1 "docker://$REG/apps/busybox:v1" || fail "skopeo push"
+ok "test image built with umoci and pushed with skopeo"
+
+# --- registry to registry ---
+out=$("$VOUCH" convert --input "$REG/apps/busybox:v1" --output "$REG/apps/busybox:v1-tee" --runtime "$RTE" \
+      --signing-key key.pem --no-certificate --isvprodid 12 --isvsvn 3 -o json) || fail "convert registry->registry"
+digest=$(jq_get '["digest"]' <<<"$out")
+mrenclave=$(jq_get '["mrenclave"]' <<<"$out")
+expect_eq "isvprodid in the JSON" 12 "$(jq_get '["isvprodid"]' <<<"$out")"
+expect_eq "signing key generated on first use" True "$(python3 -c 'import json,sys; print(json.load(sys.stdin)["signing_key_generated"])' <<<"$out")"
+expect_eq "mrsigner is SHA-256 of the public key" \
+  "$(openssl pkey -in key.pem -pubout -outform DER | sha256sum | cut -d' ' -f1)" "$(jq_get '["mrsigner"]' <<<"$out")"
+inspect=$(skopeo inspect --tls-verify=false "docker://$REG/apps/busybox:v1-tee") || fail "skopeo inspect output"
+expect_eq "registry has the converted manifest digest" "$digest" "$(jq_get '["Digest"]' <<<"$inspect")"
+expect_eq "one layer added" 2 "$(python3 -c 'import json,sys; print(len(json.load(sys.stdin)["Layers"]))' <<<"$inspect")"
+cfg=$(skopeo inspect --tls-verify=false --config "docker://$REG/apps/busybox:v1-tee")
+expect_eq "entrypoint is the runtime" '["/vouch/vouch-rte"]' "$(jq_get '["config"]["Entrypoint"]' <<<"$cfg")"
+expect_contains "env kept" "GREETING=hi" "$(jq_get '["config"]["Env"]' <<<"$cfg")"
+expect_eq "workdir kept" /etc "$(jq_get '["config"]["WorkingDir"]' <<<"$cfg")"
+skopeo copy -q --src-tls-verify=false "docker://$REG/apps/busybox:v1-tee" oci:pulled:v1 || fail "skopeo pull back"
+ok "converted image pulled back with skopeo"
+m2=$("$VOUCH" convert --input oci:img-app:v1 --output "docker-archive:$E2E_TMP/app.tar" --runtime "$RTE" \
+     --signing-key key.pem --no-certificate --isvprodid 12 --isvsvn 3 -o json) || fail "convert layout->archive"
+expect_eq "same image, same key: same mrenclave (layout->archive)" "$mrenclave" "$(jq_get '["mrenclave"]' <<<"$m2")"
+skopeo inspect docker-archive:app.tar > /dev/null || fail "skopeo cannot read the docker archive"
+ok "docker-archive output read by skopeo"
+skopeo copy -q docker-archive:app.tar oci:from-archive:v1 || fail "skopeo copy from the archive"
+ok "docker-archive output copied by skopeo"
+m3=$("$VOUCH" convert --input "docker-archive:$E2E_TMP/app.tar" --output oci:twice:v1 --runtime "$RTE" \
+     --signing-key key.pem --no-certificate -o json 2>&1)
+expect_contains "converting a converted image is refused" "already" "$m3"
+
+# --- hostile and broken inputs: a clear error and nothing pushed ---
+hostile() {  # KIND EXPECTED-TEXT
+  python3 "$HERE/make_image.py" "bad-$1" "$1"
+  local err
+  err=$("$VOUCH" convert --input "oci:bad-$1:t" --output "$REG/bad/$1:t" --runtime "$RTE" --signing-key key.pem \
+        --no-certificate 2>&1 >/dev/null)
+  local rc=$?
+  [[ $rc -ne 0 ]] || fail "hostile image $1 was converted"
+  [[ $(wc -l <<<"$err") -eq 1 ]] || fail "hostile image $1: expected one line of error, got: $err"
+  expect_contains "hostile image $1 refused" "$2" "$err"
+  curl -fsS "http://$REG/v2/bad/$1/manifests/t" >/dev/null 2>&1 && fail "hostile image $1: something was pushed"
+  ok "hostile image $1: nothing pushed"
+}
+hostile dotdot '".."'
+hostile absolute "absolute path"
+hostile symlink-escape "escapes the image root"
+hostile device "device node"
+hostile through-symlink "passes through the symlink"
+hostile truncated "layer"
+hostile digest-mismatch "expected"
+hostile wrong-media-type "not an image config"
+hostile multiarch "no manifest for platform linux/amd64 (it offers: linux/arm64/v8)"
+python3 "$HERE/make_image.py" zstd zstd
+"$VOUCH" convert --input oci:zstd:t --output oci:zstd-out:t --runtime "$RTE" --signing-key key.pem \
+  --no-certificate -o json > /dev/null || fail "zstd layer"
+ok "zstd layer converted"
+"$VOUCH" convert --input oci:bad-multiarch:t --platform linux/arm64 --output oci:arm:t --runtime "$RTE" \
+  --signing-key key.pem --no-certificate -o json > /dev/null || fail "--platform linux/arm64"
+ok "--platform picks the arm64 manifest from an index"
+
+# --- run with runc ---
+bundle() {  # IMAGE-LAYOUT:TAG DIR
+  umoci unpack --image "$1" "$2" >/dev/null || fail "umoci unpack $1"
+  python3 - "$2/config.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["process"]["terminal"] = False
+json.dump(c, open(sys.argv[1], "w"))
+PY
+}
+bundle pulled:v1 run-app
+log=$(cd run-app && runc --root "$RUNC_ROOT" run app1 2>&1)
+rc=$?
+expect_eq "application exit code passes through vouch-rte" 7 "$rc"
+expect_contains "application ran with its files" "hello from app" "$log"
+expect_contains "application got the manifest env" "greeting=hi" "$log"
+expect_contains "runtime verified the files" "verified" "$log"
+
+"$VOUCH" convert --input oci:img-sig:v1 --output oci:sig-out:v1 --runtime "$RTE" --signing-key key.pem \
+  --no-certificate -o json > /dev/null || fail "convert sig image"
+bundle sig-out:v1 run-sig
+(cd run-sig && exec runc --root "$RUNC_ROOT" run sig1 > ../sig.log 2>&1) &
+runpid=$!
+for _ in $(seq 1 100); do grep -q ready sig.log && break; sleep 0.1; done
+grep -q ready sig.log || fail "signal test app did not start: $(cat sig.log)"
+runc --root "$RUNC_ROOT" kill sig1 TERM
+wait $runpid
+expect_eq "SIGTERM forwarded to the application, its exit code returned" 42 $?
+expect_contains "the application saw SIGTERM" "got-term" "$(cat sig.log)"
+
+bundle pulled:v1 run-bad
+echo "tampered" >> run-bad/rootfs/etc/motd
+log=$(cd run-bad && runc --root "$RUNC_ROOT" run bad1 2>&1)
+rc=$?
+expect_eq "modified file: runtime refuses to start" 1 "$rc"
+expect_contains "modified file named" "integrity check failed: /etc/motd" "$log"
+[[ "$log" != *"hello from app"* ]] || fail "the application ran despite the modified file"
+ok "the application did not run"
+
+echo "PASS convert_test ($E2E_PASSED checks)"
