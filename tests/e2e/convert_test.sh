@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # vouch convert + vouch-rte with real tools: images built with umoci (no Docker engine), a local
 # docker-registry on loopback, skopeo to pull results back, runc to run converted images.
-# Usage: convert_test.sh VOUCH VOUCH_RTE
+# Usage: convert_test.sh VOUCH VOUCH_RTE [VOUCHD]
 source "$(dirname "$0")/lib.sh"
 VOUCH=$1
 RTE=$2
+VOUCHD=${3:-}
 HERE=$(cd "$(dirname "$0")" && pwd)
 for tool in docker-registry umoci skopeo runc busybox; do
   command -v "$tool" >/dev/null || fail "$tool is not installed (scripts/setup.d/convert.list)"
@@ -81,6 +82,37 @@ ok "docker-archive output copied by skopeo"
 m3=$("$VOUCH" convert --input "docker-archive:$E2E_TMP/app.tar" --output oci:twice:v1 --runtime "$RTE" \
      --signing-key key.pem --no-certificate -o json 2>&1)
 expect_contains "converting a converted image is refused" "already" "$m3"
+
+# --- --app registers a pending build with the manager ---
+if [[ -n "$VOUCHD" ]]; then
+  D=$E2E_TMP/manager
+  MPORT=$(free_port)
+  URL=https://127.0.0.1:$MPORT
+  printf 'admin-password-123\n' > admin.pw
+  "$VOUCHD" init --data-dir "$D" --admin-user admin --admin-password-file admin.pw --listen "127.0.0.1:$MPORT" --dev \
+    >/dev/null || fail "vouchd init"
+  "$VOUCHD" serve --data-dir "$D" > vouchd.log 2>&1 &
+  E2E_PIDS+=($!)
+  wait_healthy "$URL" "$D/service-ca.pem" "${E2E_PIDS[-1]}" || fail "vouchd did not start: $(cat vouchd.log)"
+  "$VOUCH" login --server "$URL" --ca-file "$D/service-ca.pem" --user admin --password-file admin.pw >/dev/null \
+    || fail "login"
+  "$VOUCH" zone create prod --allow-sim >/dev/null || fail "zone create"
+  "$VOUCH" app create web --zone prod --domain web.example.com >/dev/null || fail "app create"
+  reg=$("$VOUCH" convert --input "$REG/apps/busybox:v1" --output "$REG/apps/busybox:v1-web" --runtime "$RTE" \
+        --app web --isvprodid 4 -o json) || fail "convert --app"
+  build_id=$(jq_get '["build_id"]' <<<"$reg")
+  expect_eq "build registered pending" pending "$(jq_get '["build_status"]' <<<"$reg")"
+  expect_eq "default signing key kept beside the context" "$E2E_TMP/cli/signing-key.pem" "$(jq_get '["signing_key"]' <<<"$reg")"
+  expect_eq "signing key file is private" 600 "$(stat -c %a "$E2E_TMP/cli/signing-key.pem")"
+  b=$("$VOUCH" build get "$build_id" -o json) || fail "build get"
+  expect_eq "manager has the converter's mrenclave" "$(jq_get '["mrenclave"]' <<<"$reg")" \
+    "$(jq_get '["measurements"]["mrenclave"]' <<<"$b")"
+  expect_eq "manager has the image digest" "$(jq_get '["digest"]' <<<"$reg")" "$(jq_get '["image_digest"]' <<<"$b")"
+  err=$(VOUCH_CONFIG=$E2E_TMP/nobody.json "$VOUCH" convert --input oci:img-app:v1 --output oci:never:v1 \
+        --runtime "$RTE" --app web --signing-key key.pem 2>&1)
+  [[ ! -d never ]] || fail "converted although --app could not be registered"
+  expect_contains "--app without a login is refused before converting" "login" "$err"
+fi
 
 # --- hostile and broken inputs: a clear error and nothing pushed ---
 hostile() {  # KIND EXPECTED-TEXT
