@@ -80,9 +80,10 @@ Result<std::string> ResolveExecutable(const std::string& name, const std::vector
   while (start <= path.size()) {
     size_t colon = path.find(':', start);
     if (colon == std::string::npos) colon = path.size();
-    std::string dir = path.substr(start, colon - start);
-    if (dir.empty()) dir = ".";
-    std::string candidate = dir + "/" + name;
+    std::string_view dir = std::string_view(path).substr(start, colon - start);
+    std::string candidate;
+    candidate.reserve(dir.size() + name.size() + 2);
+    candidate.append(dir.empty() ? std::string_view(".") : dir).append("/").append(name);
     struct stat st {};
     if (::stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(candidate.c_str(), X_OK) == 0) {
       return candidate;
