@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds a large OCI image layout for bench_convert from copied host files (no Docker engine):
-# three layers of /usr/bin, /usr/lib/x86_64-linux-gnu (without the biggest debug-ish trees) and
-# /usr/share/doc + /usr/share/locale, each gzip-compressed by umoci.
+# three layers (/usr/bin, /usr/include, /usr/share/doc: large binaries and many small files), each
+# gzip-compressed by umoci.
 # Usage: bench/make_big_image.sh DIR     -> image oci:DIR:big
 set -euo pipefail
 out=$1
@@ -9,7 +9,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 umoci init --layout "$out" >/dev/null
 umoci new --image "$out:big" >/dev/null
-for part in usr/bin usr/lib/x86_64-linux-gnu usr/share/doc; do
+for part in usr/bin usr/include usr/share/doc; do
   umoci unpack --image "$out:big" "$tmp/b" >/dev/null
   mkdir -p "$tmp/b/rootfs/$(dirname "$part")"
   cp -a "/$part" "$tmp/b/rootfs/$part"

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # vouch convert + vouch-rte with real tools: images built with umoci (no Docker engine), a local
 # docker-registry on loopback, skopeo to pull results back, runc to run converted images.
-# Usage: convert_test.sh VOUCH VOUCH_RTE [VOUCHD]
+# Usage: convert_test.sh VOUCH VOUCH_RTE [VOUCHD [VOUCH_AGENT]]
+# With VOUCHD: `--app` registration. With VOUCH_AGENT too: the converted image runs under runc with
+# the agent socket bind-mounted and serves TLS on its issued certificate.
 source "$(dirname "$0")/lib.sh"
 VOUCH=$1
 RTE=$2
 VOUCHD=${3:-}
+AGENT=${4:-}
 HERE=$(cd "$(dirname "$0")" && pwd)
 for tool in docker-registry umoci skopeo runc busybox; do
   command -v "$tool" >/dev/null || fail "$tool is not installed (scripts/setup.d/convert.list)"
@@ -182,5 +185,88 @@ expect_eq "modified file: runtime refuses to start" 1 "$rc"
 expect_contains "modified file named" "integrity check failed: /etc/motd" "$log"
 [[ "$log" != *"hello from app"* ]] || fail "the application ran despite the modified file"
 ok "the application did not run"
+
+# --- with the agent: certificate, TLS from the host, pending build, heartbeats ---
+if [[ -n "$VOUCHD" && -n "$AGENT" ]]; then
+  "$VOUCH" zone ca default > zone-ca.pem || fail "zone ca default"
+  "$VOUCH" app create tls --zone default --domain tls.example.com >/dev/null || fail "app create tls"
+  A=$E2E_TMP/agent
+  SOCK=$A/agent.sock
+  TOKEN=$("$VOUCH" zone join-token default) || fail "join-token"
+  "$AGENT" --server "$URL" --ca-file "$D/service-ca.pem" --data-dir "$A" --socket "$SOCK" --tee sim --sim "$D/sim" \
+    --join-token "$TOKEN" > agent.log 2>&1 &
+  E2E_PIDS+=($!)
+  for _ in $(seq 1 200); do curl -fsS --unix-socket "$SOCK" http://agent/v1/version >/dev/null 2>&1 && break; sleep 0.05; done
+  curl -fsS --unix-socket "$SOCK" http://agent/v1/version >/dev/null || fail "agent did not start: $(tail -5 agent.log)"
+  ok "vouch-agent provisioned with the sim TEE"
+
+  # An image with openssl and its libraries copied in (no package manager, no Docker).
+  umoci init --layout img-tls >/dev/null
+  umoci new --image img-tls:v1 >/dev/null
+  umoci unpack --image img-tls:v1 b-tls >/dev/null
+  mkdir -p b-tls/rootfs/bin b-tls/rootfs/usr/bin
+  cp "$BUSYBOX" b-tls/rootfs/bin/busybox
+  for l in sh echo sleep cat; do ln -s busybox "b-tls/rootfs/bin/$l"; done
+  cp /usr/bin/openssl b-tls/rootfs/usr/bin/openssl
+  for lib in $(ldd /usr/bin/openssl | grep -oE '/[^ ]+'); do
+    mkdir -p "b-tls/rootfs$(dirname "$lib")"
+    cp -L "$lib" "b-tls/rootfs$lib"
+  done
+  umoci repack --image img-tls:v1 b-tls >/dev/null
+  rm -rf b-tls
+  TPORT=$(free_port)
+  umoci config --image img-tls:v1 --config.entrypoint /usr/bin/openssl --config.cmd s_server \
+    --config.cmd -accept --config.cmd "$TPORT" --config.cmd -cert --config.cmd /run/vouch/certs/cert.pem \
+    --config.cmd -key --config.cmd /run/vouch/certs/key.pem --config.cmd -www >/dev/null
+  conv=$("$VOUCH" convert --input oci:img-tls:v1 --output oci:tls-out:v1 --runtime "$RTE" --app tls \
+         --cert-dns tls.example.com --heartbeat-interval 1 -o json) || fail "convert the openssl image"
+  TLS_BUILD=$(jq_get '["build_id"]' <<<"$conv")
+  conv2=$("$VOUCH" convert --input oci:img-tls:v1 --output oci:tls-pending:v1 --runtime "$RTE" --app tls \
+          --cert-dns tls.example.com --isvsvn 9 -o json) || fail "convert the pending build"
+
+  runc_bundle() {  # IMAGE DIR: unpack, agent socket bind-mounted, host network
+    bundle "$1" "$2"
+    python3 - "$2/config.json" "$SOCK" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["mounts"].append({"destination": "/run/vouch/agent.sock", "type": "bind", "source": sys.argv[2], "options": ["bind"]})
+c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "network"]
+json.dump(c, open(sys.argv[1], "w"))
+PY
+  }
+  # Pending: no certificate, the runtime says why, the app does not start.
+  runc_bundle tls-pending:v1 run-pending
+  (cd run-pending && exec runc --root "$RUNC_ROOT" run pend1 > ../pending.log 2>&1) &
+  pendpid=$!
+  for _ in $(seq 1 100); do grep -q "no certificate yet" pending.log && break; sleep 0.1; done
+  expect_contains "pending build: the runtime says why" "build_pending" "$(cat pending.log)"
+  [[ ! -e run-pending/rootfs/run/vouch/certs/cert.pem ]] || fail "a certificate was written for a pending build"
+  ok "pending build: no certificate issued"
+  runc --root "$RUNC_ROOT" kill pend1 TERM
+  wait $pendpid
+  expect_eq "pending runtime stops on SIGTERM" 143 $?
+
+  # Approved: openssl s_server inside serves the issued certificate to the host.
+  "$VOUCH" task approve "$("$VOUCH" build get "$TLS_BUILD" -o json | jq_get '["task_id"]')" >/dev/null || fail "approve"
+  runc_bundle tls-out:v1 run-tls
+  (cd run-tls && exec runc --root "$RUNC_ROOT" run tls1 > ../tls.log 2>&1) &
+  tlspid=$!
+  for _ in $(seq 1 200); do (echo > /dev/tcp/127.0.0.1/"$TPORT") 2>/dev/null && break; sleep 0.1; done
+  out=$(echo | openssl s_client -connect "127.0.0.1:$TPORT" -verify_return_error -CAfile zone-ca.pem \
+        -verify_hostname tls.example.com 2>&1)
+  expect_contains "s_client -verify_return_error -CAfile zone-ca.pem accepts the converted app" "Verification: OK" "$out"
+  code=$(curl -s -o /dev/null -w '%{http_code}' --cacert zone-ca.pem --resolve "tls.example.com:$TPORT:127.0.0.1" \
+         "https://tls.example.com:$TPORT/")
+  expect_eq "curl --cacert zone-ca.pem reaches the converted app" 200 "$code"
+  sleep 3
+  inst=$("$VOUCH" instance list --app tls -o json)
+  expect_contains "heartbeats show the instance running" '"running"' "$inst"
+  runc --root "$RUNC_ROOT" kill tls1 TERM
+  wait $tlspid
+  rc=$?
+  [[ $rc -ne 0 ]] || true
+  for _ in $(seq 1 50); do "$VOUCH" instance list --app tls -o json | grep -q '"stopped"' && break; sleep 0.2; done
+  expect_contains "heartbeats show the instance stopped" '"stopped"' "$("$VOUCH" instance list --app tls -o json)"
+fi
 
 echo "PASS convert_test ($E2E_PASSED checks)"
