@@ -2,6 +2,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -13,6 +14,7 @@
 #include "crypto/ossl.h"
 #include "crypto/random.h"
 #include "crypto/x509.h"
+#include "pgtest/test_postgres.h"
 #include "store/database.h"
 
 #include <openssl/pem.h>
@@ -62,7 +64,14 @@ class ApiTest : public ::testing::Test {
 
   void SetUp() override {
     dir_ = TempDir(::testing::UnitTest::GetInstance()->current_test_info()->name());
-    auto db = store::OpenDatabase("sqlite:" + dir_ + "/vouch.db");
+    std::string url = "sqlite:" + dir_ + "/vouch.db";
+    if (const char* store = std::getenv("VOUCH_TEST_STORE"); store && std::string(store) == "postgres") {
+      auto pg = pgtest::FreshTestDatabase();
+      if (!pg.ok() && pgtest::PostgresRequired()) FAIL() << "PostgreSQL is required: " << pg.status().ToString();
+      if (!pg.ok()) GTEST_SKIP() << "no PostgreSQL server: " << pg.status().ToString();
+      url = *pg;
+    }
+    auto db = store::OpenDatabase(url);
     ASSERT_TRUE(db.ok()) << db.status().ToString();
     db_ = std::move(*db);
     ASSERT_TRUE(db_->Migrate().ok());

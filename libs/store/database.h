@@ -59,8 +59,10 @@ class Database {
   virtual ~Database() = default;
 
   // Runs `fn` in a read-write transaction and commits if it returns ok; rolls back otherwise
-  // (the Status of `fn` is returned). Writers are serialised. A commit is durable when this
-  // returns ok (SQLite: synchronous=FULL in WAL mode).
+  // (the Status of `fn` is returned). Writers are serialised (PostgreSQL: across every instance
+  // sharing the database). A commit is durable when this returns ok (SQLite: synchronous=FULL in
+  // WAL mode). `fn` may run more than once (PostgreSQL retries a transaction after a conflict or a
+  // lost connection), so it must not have effects outside `tx` other than setting its outputs.
   virtual Status Write(const std::function<Status(Transaction&)>& fn) = 0;
   // Runs `fn` in a read-only snapshot transaction.
   virtual Status Read(const std::function<Status(Transaction&)>& fn) = 0;
@@ -74,8 +76,12 @@ class Database {
   Result<int> Migrate();
 };
 
-// Opens "sqlite:/path/to/file.db" or a plain path (SQLite), creating the file with mode 0600.
+// Opens "sqlite:/path/to/file.db" or a plain path (SQLite), creating the file with mode 0600, or
+// "postgres://user[:password]@host[:port]/db[?sslmode=...]" (PostgreSQL; any libpq URI).
 Result<std::unique_ptr<Database>> OpenDatabase(const std::string& url);
 Result<std::unique_ptr<Database>> OpenSqlite(const std::string& path, size_t readers = 4);
+// A pool of up to `pool_size` libpq connections, opened lazily and re-opened after a failure.
+// Fails (after retrying for a few seconds) when the server cannot be reached.
+Result<std::unique_ptr<Database>> OpenPostgres(const std::string& url, size_t pool_size = 8);
 
 }  // namespace vouch::store

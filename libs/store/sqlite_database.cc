@@ -256,7 +256,7 @@ Result<std::unique_ptr<Database>> OpenSqlite(const std::string& path, size_t rea
 
 Result<std::unique_ptr<Database>> OpenDatabase(const std::string& url) {
   if (url.rfind("postgres://", 0) == 0 || url.rfind("postgresql://", 0) == 0) {
-    return Unimplemented("the PostgreSQL store is not built into this version", "store_backend_unavailable");
+    return OpenPostgres(url);
   }
   std::string path = url;
   if (path.rfind("sqlite:", 0) == 0) path = path.substr(7);
