@@ -10,8 +10,11 @@
 #include "api/bootstrap.h"
 #include "api/manager.h"
 #include "api/routes.h"
+#include "base/encoding.h"
 #include "base/file.h"
+#include "cluster/join.h"
 #include "http/server.h"
+#include "join.h"
 #include "store/database.h"
 #include "ui/ui.h"
 
@@ -42,6 +45,33 @@ int RunInit(const vouch::api::InitOptions& base, const std::string& password_fil
   return 0;
 }
 
+// Members of a cluster let others join through attestation when collateral is configured
+// (docs/cluster.md); otherwise the cluster routes answer 404.
+void EnableClusterJoin(vouch::api::Manager& manager, const std::string& data_dir, const vouch::api::DataDir& dir) {
+  auto policy = vouch::api::LoadJoinPolicy(data_dir);
+  if (!policy.ok()) {
+    spdlog::warn("cluster joins disabled: {}", policy.status().message());
+    return;
+  }
+  vouch::api::Manager::ClusterJoinConfig c;
+  c.policy = *policy;
+  c.tls_chain_pem = dir.tls_chain_pem;
+  auto sealed = vouch::ReadWholeFile(data_dir + "/tls/server.key.sealed", 1 << 20);
+  auto ca = vouch::ReadWholeFile(data_dir + "/service-ca.pem", 1 << 20);
+  if (!sealed.ok()) {
+    spdlog::warn("cluster joins disabled: {}", sealed.status().message());
+    return;
+  }
+  c.tls_key_sealed.assign(sealed->begin(), sealed->end());
+  if (ca.ok()) c.service_ca_pem = *ca;
+  if (auto st = manager.EnableClusterJoin(std::move(c)); !st.ok()) {
+    spdlog::info("cluster joins disabled: {}", st.message());
+    return;
+  }
+  spdlog::info("cluster joins enabled ({} approved measurement(s){})", policy->measurements.size(),
+               policy->allow_sim ? ", INSECURE sim evidence accepted" : "");
+}
+
 int RunServe(const std::string& data_dir, std::string listen, std::string store_url, size_t threads) {
   // Block the stop signals before any thread starts, then wait for them on this thread.
   sigset_t signals;
@@ -65,6 +95,7 @@ int RunServe(const std::string& data_dir, std::string listen, std::string store_
   if (!version.ok()) return Fail("migrating the store: " + version.status().message());
   auto manager = vouch::api::Manager::Create(db->get(), std::move(dir->master_key), &vouch::SystemClock::Get());
   if (!manager.ok()) return Fail(manager.status().message());
+  EnableClusterJoin(**manager, data_dir, *dir);
 
   vouch::http::Metrics metrics;
   vouch::http::ServerOptions options;
@@ -121,7 +152,29 @@ int main(int argc, char** argv) {
   serve_cmd->add_option("--store", store, "Override the store URL");
   serve_cmd->add_option("--threads", threads, "I/O threads (default: one per core)");
 
+  vouchd::JoinArgs join;
+  auto* join_cmd = app.add_subcommand("join", "Join an existing cluster: attest to a member and receive the cluster key");
+  join_cmd->add_option("--data-dir", join.data_dir, "Data directory to create")->required();
+  join_cmd->add_option("--peer", join.peers, "A member's URL (repeatable; tried in order)")->required();
+  join_cmd->add_option("--ca-file", join.ca_file, "The cluster's service CA (a member's service-ca.pem)")->required();
+  join_cmd->add_option("--store", join.store_url, "The cluster's postgres:// URL")->required();
+  join_cmd->add_option("--listen", join.listen, "Address this member will serve on")->capture_default_str();
+  join_cmd->add_option("--tee", join.tee, "TEE backend producing the evidence (sim)")->capture_default_str();
+  join_cmd->add_option("--sim", join.sim_dir, "Sim vendor folder (with --tee sim)");
+
+  auto* measure_cmd = app.add_subcommand("measurement", "Print this binary's measurement (SHA-256, the sim MRENCLAVE)");
+
   CLI11_PARSE(app, argc, argv);
+  if (join_cmd->parsed()) {
+    auto st = vouchd::RunJoin(join);
+    return st.ok() ? 0 : Fail(st.message());
+  }
+  if (measure_cmd->parsed()) {
+    auto m = vouch::cluster::SelfMeasurement();
+    if (!m.ok()) return Fail(m.status().message());
+    std::printf("%s\n", vouch::HexEncode(*m).c_str());
+    return 0;
+  }
   if (init_cmd->parsed()) {
     if (store.empty() && init.store_url == "sqlite") init.store_url.clear();
     return RunInit(init, password_file);

@@ -170,6 +170,8 @@ const std::map<std::string, std::string>& RouteRoles() {
       {"GET /metrics", "public"},  // from loopback
       {"GET /api/v1/openapi.json", "public"},
       {"POST /api/v1/sys/auth", "public"},
+      {"POST /api/v1/cluster/nonce", "public"},  // joiners authenticate with TEE evidence
+      {"POST /api/v1/cluster/join", "public"},
       {"DELETE /api/v1/sys/auth", "any"},
       {"GET /api/v1/sys/whoami", "any"},
       {"POST /api/v1/zones", "admin"},

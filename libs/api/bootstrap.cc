@@ -99,6 +99,63 @@ Result<InitResult> InitDataDir(const InitOptions& o, const Clock& clock) {
   return InitResult{o.tls_cert_file.empty() ? service_ca_path : "", zone_ca_path, store_url};
 }
 
+Status WriteJoinedDataDir(const JoinedDataDir& j) {
+  const std::string& dir = j.data_dir;
+  if (dir.empty()) return InvalidArgument("--data-dir is required", "invalid_argument");
+  if (FileExists(Join(dir, "master.key")) || FileExists(Join(dir, "config.json"))) {
+    return AlreadyExists("'" + dir + "' already holds a vouchd data directory", "already_initialized");
+  }
+  std::string host;
+  uint16_t port;
+  VOUCH_RETURN_IF_ERROR(ParseListen(j.listen, &host, &port));
+  if (j.master_key.size() != 32) return InvalidArgument("the cluster key must be 32 bytes", "invalid_master_key");
+  if (!crypto::Aes256GcmOpen(j.master_key.span(), j.tls_key_sealed, AsBytes(kTlsKeyAad)).ok()) {
+    return DataLoss("the member's TLS key does not unseal with the cluster key", "tls_key_unseal_failed");
+  }
+  // The shared store must be reachable (and is migrated, as any member does at start).
+  VOUCH_ASSIGN_OR_RETURN(auto db, store::OpenDatabase(j.store_url));
+  VOUCH_RETURN_IF_ERROR(db->Migrate().status());
+
+  VOUCH_RETURN_IF_ERROR(MakeDirs(dir, 0700));
+  VOUCH_RETURN_IF_ERROR(MakeDirs(Join(dir, "tls"), 0700));
+  VOUCH_RETURN_IF_ERROR(WriteFileAtomic(Join(dir, "tls/server.pem"), j.tls_chain_pem, 0644));
+  VOUCH_RETURN_IF_ERROR(WriteFileAtomic(Join(dir, "tls/server.key.sealed"), ToString(j.tls_key_sealed), 0600));
+  if (!j.service_ca_pem.empty()) {
+    VOUCH_RETURN_IF_ERROR(WriteFileAtomic(Join(dir, "service-ca.pem"), j.service_ca_pem, 0644));
+  }
+  nlohmann::json config = {{"store", j.store_url},
+                           {"listen", j.listen},
+                           {"tls_cert", "tls/server.pem"},
+                           {"tls_key_sealed", "tls/server.key.sealed"},
+                           {"dev", false},
+                           {"cluster", {{"allow_sim", j.allow_sim}}}};
+  VOUCH_RETURN_IF_ERROR(WriteFileAtomic(Join(dir, "config.json"), config.dump(2) + "\n", 0600));
+  return WriteFileAtomic(Join(dir, "master.key"), j.master_key.view(), 0600);
+}
+
+Result<cluster::JoinPolicy> LoadJoinPolicy(const std::string& dir) {
+  VOUCH_ASSIGN_OR_RETURN(std::string text, ReadWholeFile(Join(dir, "config.json"), 1 << 20));
+  auto config = nlohmann::json::parse(text, nullptr, false);
+  if (!config.is_object()) return DataLoss(Join(dir, "config.json") + " is not valid JSON", "invalid_config");
+  nlohmann::json c = config.value("cluster", nlohmann::json::object());
+  if (!c.is_object()) return DataLoss("config.json: \"cluster\" must be an object", "invalid_config");
+  cluster::JoinPolicy policy;
+  VOUCH_ASSIGN_OR_RETURN(cluster::Measurement self, cluster::SelfMeasurement());
+  policy.measurements.push_back(self);
+  for (const auto& m : c.value("measurements", nlohmann::json::array())) {
+    auto bytes = m.is_string() ? HexDecode(m.get<std::string>()) : Result<std::vector<uint8_t>>(InvalidArgument("x"));
+    if (!bytes.ok() || bytes->size() != 32) {
+      return DataLoss("config.json: cluster.measurements must hold 64-digit hex strings", "invalid_config");
+    }
+    cluster::Measurement mm;
+    std::copy(bytes->begin(), bytes->end(), mm.begin());
+    policy.measurements.push_back(mm);
+  }
+  policy.allow_sim = c.value("allow_sim", config.value("dev", false));
+  policy.collateral_dir = c.value("collateral_dir", Join(dir, "sim"));
+  return policy;
+}
+
 Result<DataDir> OpenDataDir(const std::string& dir) {
   DataDir d;
   d.dir = dir;

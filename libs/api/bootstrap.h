@@ -58,6 +58,27 @@ struct DataDir {
 // Opens an existing data directory; checks the master key file's permissions.
 Result<DataDir> OpenDataDir(const std::string& dir);
 
+// What `vouchd join` received from a cluster member (docs/cluster.md).
+struct JoinedDataDir {
+  std::string data_dir;
+  std::string store_url;  // the cluster's shared PostgreSQL
+  std::string listen = "127.0.0.1:8443";
+  crypto::SecretBytes master_key;
+  std::string tls_chain_pem;
+  std::vector<uint8_t> tls_key_sealed;
+  std::string service_ca_pem;  // may be empty
+  bool allow_sim = false;      // this member accepts sim evidence from later joiners
+};
+// Writes a data directory for a member that joined a cluster: checks that the TLS key unseals
+// with the master key and that the store is reachable and migrated, then writes config.json,
+// the TLS files, service-ca.pem and, last, master.key. Fails with AlreadyExists if DIR is in use.
+Status WriteJoinedDataDir(const JoinedDataDir& joined);
+
+// The join policy of the member in DIR (config.json "cluster"): approved measurements = this
+// binary's own plus "cluster.measurements" (hex); allow_sim = "cluster.allow_sim" (default: the
+// dev flag); collateral = "cluster.collateral_dir" (default DIR/sim).
+Result<cluster::JoinPolicy> LoadJoinPolicy(const std::string& dir);
+
 // Parses "host:port" ("127.0.0.1:8443", "[::1]:8443").
 Status ParseListen(const std::string& listen, std::string* host, uint16_t* port);
 

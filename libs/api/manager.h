@@ -13,6 +13,7 @@
 
 #include "base/clock.h"
 #include "base/result.h"
+#include "cluster/join.h"
 #include "crypto/kdf.h"
 #include "crypto/secret.h"
 #include "store/database.h"
@@ -174,6 +175,21 @@ class Manager {
   // audit log in its own transaction.
   void AuditRefusal(const Principal& p, const std::string& action, const std::string& target, const Status& why);
 
+  // --- cluster join (docs/cluster.md; manager_cluster.cc)
+  // What this instance hands to a joiner that passed attestation, besides the master key.
+  struct ClusterJoinConfig {
+    cluster::JoinPolicy policy;
+    std::string tls_chain_pem;             // the service TLS identity all members serve
+    std::vector<uint8_t> tls_key_sealed;   // its key, sealed under the master key
+    std::string service_ca_pem;            // may be empty (operator-supplied TLS)
+  };
+  // Enables the cluster routes. Without it they answer 404 "cluster_join_disabled".
+  Status EnableClusterJoin(ClusterJoinConfig config);
+  Result<json> ClusterNonce();
+  // Verifies the joiner's evidence; on success returns the wrapped master key and the TLS
+  // identity. Every attempt is audited (outcome ok or denied).
+  Result<json> ClusterJoin(const json& body, const std::string& remote);
+
   // Counters for /metrics.
   struct Stats {
     int64_t certificates_issued = 0;
@@ -199,6 +215,8 @@ class Manager {
   std::mutex signers_mu_;
   std::map<std::string, std::shared_ptr<pki::CaSigner>> signers_;
   std::atomic<int64_t> issued_{0};
+  struct ClusterJoinState;
+  std::shared_ptr<ClusterJoinState> cluster_;
 };
 
 // Validation shared by the API and the CLI-side checks.

@@ -437,6 +437,18 @@ http::Router BuildRouter(Manager& m, http::Metrics* metrics) {
   r.Add("GET", "/api/v1/audit/verify", Authed(m, Permission::kRead, [&m](const Principal& p, Request&) -> Result<Response> {
           return JsonOr(m.VerifyAudit(p));
         }));
+
+  // ---- cluster join (docs/cluster.md): public, the joiner's TEE evidence is its credential
+  r.Add("POST", "/api/v1/cluster/nonce", [&m](Request&) {
+    auto res = JsonOr(m.ClusterNonce());
+    return res.ok() ? std::move(*res) : Response::Error(res.status());
+  });
+  r.Add("POST", "/api/v1/cluster/join", [&m](Request& req) {
+    auto body = json::parse(req.body, nullptr, false);
+    if (body.is_discarded()) return Response::Error(InvalidArgument("the body is not JSON", "invalid_json"));
+    auto res = JsonOr(m.ClusterJoin(body, req.remote_address));
+    return res.ok() ? std::move(*res) : Response::Error(res.status());
+  });
   return r;
 }
 

@@ -1,0 +1,251 @@
+#include "cluster/join.h"
+
+#include <openssl/core_names.h>
+#include <openssl/ec.h>
+#include <openssl/evp.h>
+#include <openssl/kdf.h>
+
+#include <algorithm>
+#include <charconv>
+#include <fstream>
+
+#include "base/encoding.h"
+#include "base/file.h"
+#include "crypto/x509.h"
+#include "crypto/aead.h"
+#include "crypto/digest.h"
+#include "crypto/keys.h"
+#include "evidence/sgx_report.h"
+
+namespace vouch::cluster {
+namespace {
+
+constexpr std::string_view kReportDataLabel = "vouch-cluster-join-v1";
+constexpr std::string_view kNonceLabel = "vouch-cluster-nonce-v1";
+constexpr std::string_view kWrapLabel = "vouch-cluster-key-wrap-v1";
+constexpr size_t kSec1P256Size = 65;
+
+std::span<const uint8_t> Bytes(std::string_view s) { return {reinterpret_cast<const uint8_t*>(s.data()), s.size()}; }
+
+void AppendLenPrefixed(std::vector<uint8_t>& out, std::span<const uint8_t> data) {
+  out.push_back(static_cast<uint8_t>(data.size() >> 8));
+  out.push_back(static_cast<uint8_t>(data.size() & 0xff));
+  out.insert(out.end(), data.begin(), data.end());
+}
+
+Status Refuse(std::string message, std::string reason) { return PermissionDenied(std::move(message), std::move(reason)); }
+
+// ECDH(own private, peer public) -> HKDF-SHA256(salt = report data,
+// info = label ‖ joiner key ‖ member key) -> 32-byte AES-256-GCM key.
+Result<crypto::SecretBytes> WrapKey(EVP_PKEY* own, std::span<const uint8_t> peer_public,
+                                    std::span<const uint8_t> joiner_public, std::span<const uint8_t> member_public,
+                                    std::span<const uint8_t> report_data) {
+  if (peer_public.size() != kSec1P256Size || peer_public[0] != 0x04) {
+    return InvalidArgument("public key must be an uncompressed P-256 point (65 bytes)", "invalid_public_key");
+  }
+  VOUCH_ASSIGN_OR_RETURN(crypto::EvpPkeyPtr peer, crypto::EcPublicKeyFromRaw(peer_public.subspan(1), NID_X9_62_prime256v1));
+  crypto::EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new(own, nullptr));
+  size_t len = 0;
+  if (!ctx || EVP_PKEY_derive_init(ctx.get()) != 1 || EVP_PKEY_derive_set_peer(ctx.get(), peer.get()) != 1 ||
+      EVP_PKEY_derive(ctx.get(), nullptr, &len) != 1) {
+    return crypto::OpensslError("ECDH");
+  }
+  crypto::SecretBytes shared(len);
+  if (EVP_PKEY_derive(ctx.get(), shared.data(), &len) != 1) return crypto::OpensslError("ECDH");
+
+  std::vector<uint8_t> info(kWrapLabel.begin(), kWrapLabel.end());
+  AppendLenPrefixed(info, joiner_public);
+  AppendLenPrefixed(info, member_public);
+  crypto::EvpKdfPtr kdf(EVP_KDF_fetch(nullptr, "HKDF", nullptr));
+  crypto::EvpKdfCtxPtr kctx(kdf ? EVP_KDF_CTX_new(kdf.get()) : nullptr);
+  if (!kctx) return crypto::OpensslError("HKDF");
+  char digest[] = "SHA256";
+  OSSL_PARAM params[] = {
+      OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, digest, 0),
+      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, shared.data(), len),
+      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, const_cast<uint8_t*>(report_data.data()),
+                                        report_data.size()),
+      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, info.data(), info.size()),
+      OSSL_PARAM_construct_end(),
+  };
+  crypto::SecretBytes key(32);
+  if (EVP_KDF_derive(kctx.get(), key.data(), key.size(), params) != 1) return crypto::OpensslError("HKDF");
+  return key;
+}
+
+Result<std::vector<uint8_t>> DecodeB64Field(const nlohmann::json& j, const char* name, size_t max) {
+  auto it = j.find(name);
+  if (it == j.end() || !it->is_string() || it->get_ref<const std::string&>().size() > max * 4 / 3 + 4) {
+    return InvalidArgument(std::string(name) + " must be a base64 string of at most " + std::to_string(max) + " bytes",
+                           "invalid_join_request");
+  }
+  auto bytes = Base64Decode(it->get<std::string>());
+  if (!bytes.ok()) return InvalidArgument(std::string(name) + " is not valid base64", "invalid_join_request");
+  return bytes;
+}
+
+}  // namespace
+
+Result<Measurement> FileMeasurement(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return NotFound("cannot read " + path, "measurement_unreadable");
+  crypto::Sha256Hasher h;
+  std::vector<char> buf(1 << 16);
+  while (f) {
+    f.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    std::streamsize n = f.gcount();
+    if (n > 0) h.Update(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(buf.data()), static_cast<size_t>(n)));
+  }
+  auto d = h.Finish();
+  Measurement m;
+  std::copy(d.begin(), d.end(), m.begin());
+  return m;
+}
+
+Result<std::unique_ptr<attest::DcapVerifier>> MakeJoinVerifier(const JoinPolicy& policy) {
+  if (policy.collateral_dir.empty()) {
+    return FailedPrecondition("no attestation collateral configured for cluster joins", "no_collateral");
+  }
+  VOUCH_ASSIGN_OR_RETURN(auto collateral, attest::DcapCollateral::LoadDir(policy.collateral_dir));
+  attest::DcapTrustOptions trust;
+  trust.allow_sim = policy.allow_sim;
+  crypto::X509Ptr root;
+  if (!policy.allow_sim) {
+    auto pem = ReadWholeFile(policy.collateral_dir + "/trustedRootCaCert.pem", 1 << 20);
+    if (pem.ok()) {
+      auto cert = crypto::CertFromPem(*pem);
+      if (cert.ok() && attest::IsSimRootCa(cert->get())) root = std::move(*cert);
+    }
+    trust.trust_root = root.get();
+  }
+  return attest::DcapVerifier::Create(std::move(collateral), trust);
+}
+
+Result<Measurement> SelfMeasurement() { return FileMeasurement("/proc/self/exe"); }
+
+std::string MakeNonce(const crypto::SecretBytes& master_key, TimePoint now) {
+  std::string seconds = std::to_string(ToUnixSeconds(now));
+  std::string msg = std::string(kNonceLabel) + seconds;
+  return seconds + "." + HexEncode(crypto::HmacSha256(master_key.span(), Bytes(msg)));
+}
+
+Status CheckNonce(const crypto::SecretBytes& master_key, const std::string& nonce, TimePoint now,
+                  std::chrono::seconds max_age) {
+  size_t dot = nonce.find('.');
+  int64_t issued = 0;
+  if (dot == std::string::npos || dot == 0 || dot > 19 ||
+      std::from_chars(nonce.data(), nonce.data() + dot, issued).ptr != nonce.data() + dot) {
+    return Refuse("the join nonce is malformed", "invalid_nonce");
+  }
+  std::string msg = std::string(kNonceLabel) + nonce.substr(0, dot);
+  std::string expect = HexEncode(crypto::HmacSha256(master_key.span(), Bytes(msg)));
+  if (!crypto::ConstantTimeEquals(std::string_view(nonce).substr(dot + 1), expect)) {
+    return Refuse("the join nonce was not issued by this cluster", "invalid_nonce");
+  }
+  int64_t age = ToUnixSeconds(now) - issued;
+  if (age < -5 || age > max_age.count()) return Refuse("the join nonce has expired; ask for a new one", "invalid_nonce");
+  return Status::Ok();
+}
+
+std::array<uint8_t, 64> JoinReportData(std::span<const uint8_t> joiner_public_key, const std::string& nonce) {
+  std::vector<uint8_t> msg(kReportDataLabel.begin(), kReportDataLabel.end());
+  AppendLenPrefixed(msg, joiner_public_key);
+  AppendLenPrefixed(msg, Bytes(nonce));
+  auto d = crypto::Sha256(msg);
+  std::array<uint8_t, 64> rd{};
+  std::copy(d.begin(), d.end(), rd.begin());
+  return rd;
+}
+
+nlohmann::json JoinRequest::ToJson() const {
+  return {{"evidence", Base64Encode(evidence)}, {"public_key", Base64Encode(public_key)}, {"nonce", nonce}};
+}
+
+Result<JoinRequest> JoinRequest::FromJson(const nlohmann::json& j) {
+  if (!j.is_object()) return InvalidArgument("join request must be a JSON object", "invalid_join_request");
+  JoinRequest r;
+  VOUCH_ASSIGN_OR_RETURN(r.evidence, DecodeB64Field(j, "evidence", 64 << 10));
+  VOUCH_ASSIGN_OR_RETURN(r.public_key, DecodeB64Field(j, "public_key", 200));
+  if (r.public_key.size() != kSec1P256Size || r.public_key[0] != 0x04) {
+    return InvalidArgument("public_key must be an uncompressed P-256 point (65 bytes)", "invalid_join_request");
+  }
+  auto n = j.find("nonce");
+  if (n == j.end() || !n->is_string() || n->get_ref<const std::string&>().size() > 200) {
+    return InvalidArgument("nonce must be the string from /api/v1/cluster/nonce", "invalid_join_request");
+  }
+  r.nonce = n->get<std::string>();
+  return r;
+}
+
+Result<std::unique_ptr<Joiner>> Joiner::Create() {
+  auto j = std::unique_ptr<Joiner>(new Joiner());
+  VOUCH_ASSIGN_OR_RETURN(j->key_, crypto::GenerateP256());
+  VOUCH_ASSIGN_OR_RETURN(j->public_key_, crypto::EcPublicPointEncoded(j->key_.get()));
+  if (j->public_key_.size() != kSec1P256Size) return Internal("unexpected P-256 point encoding");
+  return j;
+}
+
+Result<JoinRequest> Joiner::SimRequest(const attest::SimVendor& sim, const Measurement& measurement,
+                                       const std::string& nonce) const {
+  evidence::SgxReportBody body;
+  body.mr_enclave = measurement;
+  // MRSIGNER: a fixed "vouch project" signer in sim; on hardware the enclave signer's key hash.
+  auto signer = crypto::Sha256(std::string_view("vouch sim signer"));
+  std::copy(signer.begin(), signer.end(), body.mr_signer.begin());
+  body.attribute_flags = evidence::kSgxFlagInit | evidence::kSgxFlagMode64Bit;
+  body.attribute_xfrm = 0x3;
+  auto rd = JoinReportData(public_key_, nonce);
+  JoinRequest r;
+  VOUCH_ASSIGN_OR_RETURN(r.evidence, sim.platform().Quote(body, rd));
+  r.public_key = public_key_;
+  r.nonce = nonce;
+  return r;
+}
+
+Result<crypto::SecretBytes> Joiner::Open(const JoinRequest& request, std::span<const uint8_t> peer_public_key,
+                                         std::span<const uint8_t> wrapped) const {
+  auto rd = JoinReportData(public_key_, request.nonce);
+  VOUCH_ASSIGN_OR_RETURN(crypto::SecretBytes key, WrapKey(key_.get(), peer_public_key, public_key_, peer_public_key, rd));
+  auto out = crypto::Aes256GcmOpen(key.span(), wrapped, rd);
+  if (!out.ok()) return PermissionDenied("the wrapped cluster key does not open (tampered or not for us)", "unwrap_failed");
+  return out;
+}
+
+Result<JoinGrant> GrantJoin(const JoinRequest& request, const JoinPolicy& policy, const attest::DcapVerifier& verifier,
+                            const crypto::SecretBytes& master_key, std::span<const uint8_t> payload, TimePoint now) {
+  VOUCH_RETURN_IF_ERROR(CheckNonce(master_key, request.nonce, now));
+  attest::Verdict v = verifier.Verify(request.evidence, now);
+  JoinGrant grant;
+  grant.verdict = v.ToJson();
+  if (!v.genuine) {
+    std::string code = v.error ? v.error->reason() : "not_genuine";
+    if (code == attest::kDcapSimNotAllowed) return Refuse("sim evidence is not allowed for this cluster", "sim_not_allowed");
+    return Refuse("the joiner's evidence is not genuine (" + code + ")", "evidence_not_genuine");
+  }
+  if (v.insecure_sim && !policy.allow_sim) return Refuse("sim evidence is not allowed for this cluster", "sim_not_allowed");
+  static const std::vector<std::string> kAcceptable = {"UpToDate", "SWHardeningNeeded", "ConfigurationNeeded",
+                                                      "ConfigurationAndSWHardeningNeeded"};
+  if (std::find(kAcceptable.begin(), kAcceptable.end(), v.tcb_status) == kAcceptable.end()) {
+    return Refuse("the joiner's TCB status is " + v.tcb_status, "tcb_not_acceptable");
+  }
+  auto rd = JoinReportData(request.public_key, request.nonce);
+  if (!crypto::ConstantTimeEquals(v.report_data_hex, HexEncode(rd))) {
+    return Refuse("the evidence's report data does not bind the joiner's key and nonce", "report_data_mismatch");
+  }
+  if (v.measurements.value("debug", false) || v.details.value("debug", false)) {
+    return Refuse("the joiner runs as a debug enclave", "debug_enclave");
+  }
+  std::string mrenclave = v.measurements.value("mrenclave", "");
+  bool approved = std::any_of(policy.measurements.begin(), policy.measurements.end(),
+                              [&](const Measurement& m) { return HexEncode(m) == mrenclave; });
+  if (!approved) return Refuse("measurement " + mrenclave + " is not an approved vouchd build", "measurement_not_approved");
+
+  VOUCH_ASSIGN_OR_RETURN(crypto::EvpPkeyPtr eph, crypto::GenerateP256());
+  VOUCH_ASSIGN_OR_RETURN(grant.peer_public_key, crypto::EcPublicPointEncoded(eph.get()));
+  VOUCH_ASSIGN_OR_RETURN(crypto::SecretBytes key,
+                         WrapKey(eph.get(), request.public_key, request.public_key, grant.peer_public_key, rd));
+  VOUCH_ASSIGN_OR_RETURN(grant.wrapped, crypto::Aes256GcmSeal(key.span(), payload, rd));
+  return grant;
+}
+
+}  // namespace vouch::cluster
