@@ -53,6 +53,7 @@ Status RunJoin(const JoinArgs& a) {
   j.store_url = a.store_url;
   j.listen = a.listen;
   j.allow_sim = grant->value("insecure_sim", false);
+  j.collateral_dir = a.sim_dir;
   VOUCH_RETURN_IF_ERROR(api::WriteJoinedDataDir(j));
   std::printf("joined the cluster through %s\n  data dir:    %s\n  measurement: %s%s\n  store:       %s\n",
               a.peers.front().c_str(), a.data_dir.c_str(), HexEncode(self).c_str(),

@@ -123,6 +123,14 @@ Status WriteJoinedDataDir(const JoinedDataDir& j) {
   if (!j.service_ca_pem.empty()) {
     VOUCH_RETURN_IF_ERROR(WriteFileAtomic(Join(dir, "service-ca.pem"), j.service_ca_pem, 0644));
   }
+  if (!j.collateral_dir.empty()) {
+    VOUCH_RETURN_IF_ERROR(MakeDirs(Join(dir, "sim"), 0700));
+    for (const char* name : {"trustedRootCaCert.pem", "pckSignChain.pem", "pckCert.pem", "tcbSignChain.pem",
+                             "rootCaCrl.der", "intermediateCaCrl.der", "tcbInfo.json", "qeIdentity.json"}) {
+      auto data = ReadWholeFile(Join(j.collateral_dir, name), 4 << 20);
+      if (data.ok()) VOUCH_RETURN_IF_ERROR(WriteFileAtomic(Join(Join(dir, "sim"), name), *data, 0644));
+    }
+  }
   nlohmann::json config = {{"store", j.store_url},
                            {"listen", j.listen},
                            {"tls_cert", "tls/server.pem"},

@@ -68,6 +68,9 @@ struct JoinedDataDir {
   std::vector<uint8_t> tls_key_sealed;
   std::string service_ca_pem;  // may be empty
   bool allow_sim = false;      // this member accepts sim evidence from later joiners
+  // Attestation collateral to copy into DIR/sim so this member can admit later joiners (the
+  // public files only: never a sim vendor's sim-secrets.json). Empty: none.
+  std::string collateral_dir;
 };
 // Writes a data directory for a member that joined a cluster: checks that the TLS key unseals
 // with the master key and that the store is reachable and migrated, then writes config.json,

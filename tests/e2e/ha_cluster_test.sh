@@ -1,0 +1,190 @@
+#!/usr/bin/env bash
+# End-to-end: two vouchd instances on one real PostgreSQL (issue 7).
+#   - the second joins by attestation only (sim evidence of its binary's measurement); a modified
+#     binary and sim evidence where sim is not allowed get nothing
+#   - no sticky sessions: concurrent approvals through both never count twice, concurrent
+#     issuance never duplicates a serial, the audit chain stays one chain
+#   - the CLI fails over between the two URLs
+#   - kill -9 of one instance under load: clients carry on through the other, nothing committed lost
+#   - PostgreSQL restarted under load: the instances reconnect on their own
+# Usage: ha_cluster_test.sh VOUCHD VOUCH
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/pg.sh"
+VOUCHD=$1
+VOUCH=$2
+LOAD="python3 $(dirname "$0")/ha_load.py"
+export VOUCH_CONFIG=$E2E_TMP/cli.json
+printf 'admin-password-123\n' >"$E2E_TMP/admin.pw"
+printf 'approver-password-1\n' >"$E2E_TMP/a1.pw"
+printf 'approver-password-2\n' >"$E2E_TMP/a2.pw"
+
+start_postgres
+ok "PostgreSQL on 127.0.0.1:$PG_PORT as ${PG_USER:-$(id -un)}"
+psql_q() { pg_run "$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U vouch -d vouch -tAc "$1"; }
+
+A=$E2E_TMP/a; B=$E2E_TMP/b
+PA=$(free_port); PB=$(free_port)
+UA=https://127.0.0.1:$PA; UB=https://127.0.0.1:$PB
+"$VOUCHD" init --data-dir "$A" --admin-user admin --admin-password-file "$E2E_TMP/admin.pw" --store "$PG_URL" \
+  --listen "127.0.0.1:$PA" --dev >/dev/null || fail "vouchd init on PostgreSQL"
+CA=$A/service-ca.pem
+# init --dev makes the sim vendor in DIR/sim (INTERFACES.md); make it here if this build does not.
+[[ -e "$A/sim/sim-secrets.json" ]] || "$VOUCH" sim init "$A/sim" >/dev/null || fail "sim init"
+serve() {  # serve DIR URL NAME: sets PID_<NAME>
+  "$VOUCHD" serve --data-dir "$1" >>"$E2E_TMP/$3.log" 2>&1 &
+  local pid=$!
+  E2E_PIDS+=("$pid")
+  eval "PID_$3=$pid"
+  wait_healthy "$2" "$CA" "$pid" || { tail -20 "$E2E_TMP/$3.log"; fail "vouchd $3 did not become healthy"; }
+}
+serve "$A" "$UA" a
+expect_eq "instance A serves on PostgreSQL" "ready" "$(curl -fsS --cacert "$CA" "$UA/readyz")"
+
+# ---- join by attestation
+"$VOUCHD" join --data-dir "$B" --peer "$UA" --ca-file "$CA" --store "$PG_URL" --listen "127.0.0.1:$PB" \
+  --tee sim --sim "$A/sim" >"$E2E_TMP/join.out" 2>&1 || fail "vouchd join: $(cat "$E2E_TMP/join.out")"
+expect_contains "join reports the measurement" "$("$VOUCHD" measurement)" "$(cat "$E2E_TMP/join.out")"
+cmp -s "$A/master.key" "$B/master.key" || fail "the joined member has a different master key"
+ok "the joined member holds the cluster master key"
+expect_eq "its master key is private" 600 "$(stat -c %a "$B/master.key")"
+[[ ! -e "$B/sim/sim-secrets.json" ]] || fail "the sim vendor's secrets were copied"
+ok "only public collateral was copied"
+serve "$B" "$UB" b
+expect_eq "instance B serves with the shared TLS identity (same CA)" "ok" "$(curl -fsS --cacert "$CA" "$UB/healthz")"
+
+cp "$VOUCHD" "$E2E_TMP/vouchd-modified" && printf 'tampered' >>"$E2E_TMP/vouchd-modified"
+if "$E2E_TMP/vouchd-modified" join --data-dir "$E2E_TMP/c" --peer "$UA" --ca-file "$CA" --store "$PG_URL" \
+  --listen 127.0.0.1:1 --tee sim --sim "$A/sim" 2>"$E2E_TMP/err"; then fail "a modified binary joined"; fi
+expect_contains "a modified binary is refused" "not an approved vouchd build" "$(cat "$E2E_TMP/err")"
+[[ ! -e "$E2E_TMP/c/master.key" ]] || fail "the refused joiner got a master key"
+ok "the refused joiner has no master key"
+"$VOUCH" sim init "$E2E_TMP/othersim" >/dev/null || fail "sim init"
+if "$VOUCHD" join --data-dir "$E2E_TMP/c" --peer "$UA" --ca-file "$CA" --store "$PG_URL" --listen 127.0.0.1:1 \
+  --tee sim --sim "$E2E_TMP/othersim" 2>"$E2E_TMP/err"; then fail "evidence from an unknown sim vendor joined"; fi
+expect_contains "evidence from another (untrusted) vendor is refused" "not genuine" "$(cat "$E2E_TMP/err")"
+expect_eq "both refusals and the grant are audited" "1 2" \
+  "$(psql_q "SELECT COUNT(*) FILTER (WHERE outcome='ok'), COUNT(*) FILTER (WHERE outcome='denied') FROM audit WHERE action='cluster.join'" | tr '|' ' ')"
+
+# ---- CLI against both, failover
+"$VOUCH" login --server "$UA,$UB" --ca-file "$CA" --user admin --password-file "$E2E_TMP/admin.pw" >/dev/null || fail "login"
+"$VOUCH" user create approver1 --role approver --password-file "$E2E_TMP/a1.pw" >/dev/null || fail "user create"
+"$VOUCH" user create approver2 --role approver --password-file "$E2E_TMP/a2.pw" >/dev/null || fail "user create"
+login() { curl -fsS --cacert "$CA" -X POST "$2/api/v1/sys/auth" -H 'Content-Type: application/json' \
+  -d "{\"username\":\"$1\",\"password\":\"$(cat "$E2E_TMP/$3.pw")\"}" | jq_get '["token"]'; }
+TA1=$(login approver1 "$UA" a1); TA2=$(login approver2 "$UB" a2); TADM=$(login admin "$UB" admin)
+api() { curl -s --cacert "$CA" -H "Authorization: Bearer $1" -H 'Content-Type: application/json' "${@:2}"; }
+expect_eq "a session made on A works on B (no sticky sessions)" approver1 \
+  "$(api "$TA1" "$UB/api/v1/sys/whoami" | jq_get '["name"]')"
+
+"$VOUCH" zone create prod --approvals 2 >/dev/null || fail "zone create"
+"$VOUCH" app create web --zone prod --domain web.example.com >/dev/null || fail "app create"
+MRS=$(printf 'cd%.0s' {1..32})
+# Concurrent approvals: the same approver 8 times through both instances at once.
+builds=()
+for i in 1 2 3; do
+  b=$("$VOUCH" build create --app web --mrenclave "$(printf "%02x" "$i")$(printf 'ab%.0s' {1..31})" --mrsigner "$MRS" \
+      --isvprodid 1 --isvsvn "$i" -o json) || fail "build create"
+  builds+=("$(echo "$b" | jq_get '["id"]') $(echo "$b" | jq_get '["task_id"]')")
+done
+# (wait for the curls only: a plain `wait` would wait for the servers too)
+jobs_=()
+for entry in "${builds[@]}"; do
+  task=${entry#* }
+  for i in 1 2 3 4; do
+    api "$TA1" -o /dev/null -X POST "$UA/api/v1/tasks/$task/approve" -d '{}' & jobs_+=($!)
+    api "$TA1" -o /dev/null -X POST "$UB/api/v1/tasks/$task/approve" -d '{}' & jobs_+=($!)
+  done
+done
+wait "${jobs_[@]}"
+for entry in "${builds[@]}"; do
+  build=${entry% *}; task=${entry#* }
+  expect_eq "8 concurrent approvals by one approver count once ($build)" "pending 1" \
+    "$(api "$TADM" "$UA/api/v1/builds/$build" | jq_get '["status"]') $(psql_q "SELECT COUNT(*) FROM task_approvals WHERE task_id='$task'")"
+  api "$TA2" -o /dev/null -X POST "$UB/api/v1/tasks/$task/approve" -d '{}' & j1=$!
+  api "$TA2" -o /dev/null -X POST "$UA/api/v1/tasks/$task/approve" -d '{}' & j2=$!
+  wait $j1 $j2
+  expect_eq "a second approver (twice, through both) approves it ($build)" "approved 2" \
+    "$(api "$TADM" "$UB/api/v1/builds/$build" | jq_get '["status"]') $(psql_q "SELECT COUNT(*) FROM task_approvals WHERE task_id='$task'")"
+done
+BUILD=${builds[0]% *}
+
+# ---- concurrent issuance through both instances
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$E2E_TMP/w.key" -out "$E2E_TMP/w.csr" \
+  -subj "/CN=web.example.com" -addext "subjectAltName=DNS:web.example.com" 2>/dev/null || fail "openssl req"
+$LOAD --urls "$UA,$UB" --ca "$CA" --token "$TADM" --build "$BUILD" --csr "$E2E_TMP/w.csr" --seconds 3 --threads 4 \
+  >"$E2E_TMP/load1.json" || fail "load"
+n_ok=$(jq_get '["ok"]' <"$E2E_TMP/load1.json")
+[[ $n_ok -gt 10 ]] || fail "too few certificates issued: $(head -c 300 "$E2E_TMP/load1.json")"
+expect_eq "no errors under concurrent issuance on two instances" 0 "$(jq_get '["failed"]' <"$E2E_TMP/load1.json")"
+expect_eq "$n_ok certificates, $n_ok distinct serials in the store" "$n_ok $n_ok" \
+  "$(psql_q "SELECT COUNT(*), COUNT(DISTINCT serial) FROM certificates" | tr '|' ' ')"
+expect_eq "the audit chain is one valid chain" true "$(api "$TADM" "$UA/api/v1/audit/verify" | jq_get '["ok"]')"
+
+# Revocation through B is in the CRL served by A.
+SERIAL=$(psql_q "SELECT serial FROM certificates LIMIT 1")
+api "$TADM" -o /dev/null -X POST "$UB/api/v1/certificates/$SERIAL/revoke" -d '{}'
+curl -fsS --cacert "$CA" "$UA/api/v1/zones/prod/crl" -o "$E2E_TMP/crl.der" || fail "CRL"
+expect_contains "a revocation made on B is in A's CRL" "$(echo "$SERIAL" | tr a-f A-F)" \
+  "$(openssl crl -inform DER -in "$E2E_TMP/crl.der" -noout -text | tr -d ':' | tr a-f A-F)"
+
+# ---- kill -9 one instance under load
+$LOAD --urls "$UA,$UB" --ca "$CA" --token "$TADM" --build "$BUILD" --csr "$E2E_TMP/w.csr" --seconds 6 --threads 4 \
+  >"$E2E_TMP/load2.json" &
+LOADPID=$!
+sleep 2
+kill -9 "$PID_a"
+"$VOUCH" build list -o json >/dev/null || fail "the CLI did not fail over to B"
+ok "the CLI fails over to B while A is dead"
+wait $LOADPID || fail "load under kill -9"
+echo "# kill -9 under load: $(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); d.pop("serials"); print(json.dumps(d))' "$E2E_TMP/load2.json")"
+missing=$(python3 - "$E2E_TMP/load2.json" "$PG_PORT" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+print("\n".join(d["serials"]))
+PY
+)
+n2=$(jq_get '["ok"]' <"$E2E_TMP/load2.json")
+[[ $n2 -gt 10 ]] || fail "clients did not carry on through B"
+ok "clients carried on through B ($n2 certificates in 6 s)"
+expect_eq "no request failed on both instances" 0 "$(jq_get '["failed"]' <"$E2E_TMP/load2.json")"
+echo "$missing" >"$E2E_TMP/serials.txt"
+in_db=$(psql_q "SELECT serial FROM certificates" | sort)
+lost=$(comm -23 <(sort "$E2E_TMP/serials.txt") <(echo "$in_db") | wc -l)
+expect_eq "every acknowledged certificate is in the store" 0 "$lost"
+serve "$A" "$UA" a
+expect_eq "A restarts and serves again" ready "$(curl -fsS --cacert "$CA" "$UA/readyz")"
+
+# ---- PostgreSQL restarted under load
+$LOAD --urls "$UA,$UB" --ca "$CA" --token "$TADM" --build "$BUILD" --csr "$E2E_TMP/w.csr" --seconds 6 --threads 4 \
+  >"$E2E_TMP/load3.json" &
+LOADPID=$!
+sleep 2
+restart_postgres || fail "PostgreSQL restart"
+wait $LOADPID || fail "load under PostgreSQL restart"
+echo "# PostgreSQL restart under load: $(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); d.pop("serials"); print(json.dumps(d))' "$E2E_TMP/load3.json")"
+kill -0 "$PID_a" && kill -0 "$PID_b" || fail "an instance died when PostgreSQL restarted"
+ok "both instances survived the PostgreSQL restart"
+expect_eq "A reconnected on its own" ready "$(curl -fsS --cacert "$CA" "$UA/readyz")"
+expect_eq "B reconnected on its own" ready "$(curl -fsS --cacert "$CA" "$UB/readyz")"
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); sys.exit(0 if d["ok"] > 0 and max(d["errors"].get("http_500",0), 0) == 0 else 1)' \
+  "$E2E_TMP/load3.json" || fail "requests failed with 500 or none succeeded: $(head -c 300 "$E2E_TMP/load3.json")"
+ok "no 500s while PostgreSQL restarted"
+comm -23 <(python3 -c 'import json,sys; print("\n".join(json.load(open(sys.argv[1]))["serials"]))' "$E2E_TMP/load3.json" | sort) \
+  <(psql_q "SELECT serial FROM certificates" | sort) >"$E2E_TMP/lost3.txt"
+expect_eq "every acknowledged certificate survived the restart" 0 "$(wc -l <"$E2E_TMP/lost3.txt")"
+expect_eq "the audit chain is still one valid chain" true "$(api "$TADM" "$UB/api/v1/audit/verify" | jq_get '["ok"]')"
+
+# ---- sim evidence where the cluster does not allow sim
+kill "$PID_b"; wait "$PID_b" 2>/dev/null
+python3 - "$B/config.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1])); c["cluster"]["allow_sim"] = False
+json.dump(c, open(sys.argv[1], "w"), indent=2)
+PY
+serve "$B" "$UB" b
+if "$VOUCHD" join --data-dir "$E2E_TMP/c" --peer "$UB" --ca-file "$CA" --store "$PG_URL" --listen 127.0.0.1:1 \
+  --tee sim --sim "$A/sim" 2>"$E2E_TMP/err"; then fail "sim evidence joined a cluster that does not allow sim"; fi
+expect_contains "sim evidence is refused where sim is not allowed" "sim evidence is not allowed" "$(cat "$E2E_TMP/err")"
+[[ ! -e "$E2E_TMP/c/master.key" ]] || fail "the refused joiner got a master key"
+ok "the refused joiner has no master key"
+echo "passed $E2E_PASSED checks"
