@@ -34,7 +34,7 @@ start_postgres() {
 }
 pg_start_server() {
   pg_run "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/log" -w -t 30 \
-    -o "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1 -c max_connections=200" start >/dev/null
+    -o "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1 -c max_connections=200 -c wal_init_zero=off" start >/dev/null
 }
 stop_postgres() { pg_run "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m immediate -w stop >/dev/null; }
 restart_postgres() { stop_postgres && pg_start_server; }
