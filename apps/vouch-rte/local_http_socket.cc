@@ -67,7 +67,7 @@ bool Dechunk(std::string_view in, std::string* out) {
 LocalHttp::LocalHttp(std::string socket_path, std::chrono::milliseconds timeout)
     : socket_path_(std::move(socket_path)), timeout_(timeout) {}
 
-LocalHttp::~LocalHttp() = default;
+LocalHttp::~LocalHttp() { (void)curl_; }  // no libcurl handle here; the member stays for the shared header
 
 Result<std::unique_ptr<LocalHttp>> LocalHttp::Create(std::string socket_path, std::chrono::milliseconds timeout) {
   if (socket_path.empty() || socket_path.size() >= sizeof(sockaddr_un{}.sun_path)) {

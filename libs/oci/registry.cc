@@ -418,7 +418,6 @@ Status RegistryClient::UploadBlob(const std::string& digest, BlobStore& store) {
 }
 
 Result<std::string> RegistryClient::Push(const ImageToPush& image, BlobStore& store) {
-  push_scope_ = true;
   for (const Descriptor& l : image.manifest.layers) VOUCH_RETURN_IF_ERROR(UploadBlob(l.digest, store));
   VOUCH_RETURN_IF_ERROR(UploadBlob(image.manifest.config.digest, store));
   const std::string digest = Sha256Digest(image.manifest_bytes);

@@ -57,7 +57,6 @@ class RegistryClient {
   TransportOptions options_;
   std::string base_;           // "https://host:port/v2/<repo>"
   std::string authorization_;  // "Bearer ..." / "Basic ..."; secret
-  bool push_scope_ = false;
   void* curl_ = nullptr;       // CURL*, owned
 };
 

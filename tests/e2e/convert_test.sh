@@ -267,6 +267,36 @@ PY
   [[ $rc -ne 0 ]] || true
   for _ in $(seq 1 50); do "$VOUCH" instance list --app tls -o json | grep -q '"stopped"' && break; sleep 0.2; done
   expect_contains "heartbeats show the instance stopped" '"stopped"' "$("$VOUCH" instance list --app tls -o json)"
+
+  # Start-up benchmark (BENCHMARKS.md): CONVERT_STARTUP_RUNS=N times `runc run` until the app
+  # completes a TLS handshake, converted image vs. the original image with a pre-made certificate.
+  if [[ -n "${CONVERT_STARTUP_RUNS:-}" ]]; then
+    bundle img-tls:v1 run-orig
+    python3 - "run-orig/config.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "network"]
+json.dump(c, open(sys.argv[1], "w"))
+PY
+    mkdir -p run-orig/rootfs/run/vouch/certs
+    cp run-tls/rootfs/run/vouch/certs/*.pem run-orig/rootfs/run/vouch/certs/
+    time_to_tls() {  # DIR ID -> seconds from `runc run` to a completed handshake
+      local t0 t1 pid
+      t0=$(date +%s.%N)
+      (cd "$1" && exec runc --root "$RUNC_ROOT" run "$2" > /dev/null 2>&1) &
+      pid=$!
+      until echo | openssl s_client -connect "127.0.0.1:$TPORT" -CAfile zone-ca.pem -verify_return_error \
+          >/dev/null 2>&1; do sleep 0.005; done
+      t1=$(date +%s.%N)
+      runc --root "$RUNC_ROOT" kill "$2" KILL 2>/dev/null; wait $pid 2>/dev/null
+      runc --root "$RUNC_ROOT" delete -f "$2" >/dev/null 2>&1
+      python3 -c "print(f'{$t1-$t0:.3f}')"
+    }
+    for i in $(seq 1 "$CONVERT_STARTUP_RUNS"); do
+      o=$(time_to_tls run-orig "orig$i"); c=$(time_to_tls run-tls "conv$i")
+      echo "startup run $i: original ${o}s converted ${c}s"
+    done
+  fi
 fi
 
 echo "PASS convert_test ($E2E_PASSED checks)"
