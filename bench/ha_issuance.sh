@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Certificate issuance throughput (POST /api/v1/certificates, admin token, one P-256 CSR) through
-# curl with N client threads for S seconds: SQLite, PostgreSQL with one vouchd, PostgreSQL with two
+# one `curl --parallel` process (THREADS connections, SECONDS*100 requests): SQLite, PostgreSQL with one vouchd, PostgreSQL with two
 # vouchd (the second joined by attestation). Figures in BENCHMARKS.md ("HA back end").
 # Usage: bench/ha_issuance.sh VOUCHD VOUCH [SECONDS] [THREADS]
 E2E=$(cd "$(dirname "$0")/../tests/e2e" && pwd)
@@ -33,15 +33,25 @@ setup() {  # DIR PORT [--store URL]: init, serve, one approved build; sets CA, T
   TOKEN=$(curl -fsS --cacert "$CA" -X POST "https://127.0.0.1:$port/api/v1/sys/auth" \
     -d '{"username":"admin","password":"admin-password-123"}' | jq_get '["token"]')
 }
-run() {  # LABEL URLS
-  python3 "$E2E/ha_load.py" --urls "$2" --ca "$CA" --token "$TOKEN" --build "$BUILD" --csr "$E2E_TMP/w.csr" \
-    --seconds "$SECS" --threads "$THREADS" >"$E2E_TMP/r.json" || fail "load"
-  python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print("| %s | %d | %.1f | %d |" % (sys.argv[2], d["ok"], d["per_second"], d["failed"]))' \
-    "$E2E_TMP/r.json" "$1"
+run() {  # LABEL URLS: N requests with one `curl --parallel` (keep-alive, THREADS at a time)
+  local urls=() n=$((SECS * 100)) i
+  IFS=, read -r -a bases <<<"$2"
+  for ((i = 0; i < n; i++)); do urls+=(-o /dev/null "${bases[$((i % ${#bases[@]}))]}/api/v1/certificates"); done
+  python3 -c 'import json,sys; json.dump({"build_id": sys.argv[1], "csr": open(sys.argv[2]).read()}, open(sys.argv[3], "w"))' \
+    "$BUILD" "$E2E_TMP/w.csr" "$E2E_TMP/body.json"
+  local t0 t1
+  t0=$(date +%s.%N)
+  curl -sS --no-progress-meter -Z --parallel-max "$THREADS" --cacert "$CA" -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+    --data-binary @"$E2E_TMP/body.json" -w '%{http_code}\n' "${urls[@]}" >"$E2E_TMP/codes.txt"
+  t1=$(date +%s.%N)
+  local okn
+  okn=$(grep -c "^201$" "$E2E_TMP/codes.txt")
+  python3 -c 'import sys; n,ok,t=int(sys.argv[2]),int(sys.argv[3]),float(sys.argv[4]); print("| %s | %d | %.1f | %d |" % (sys.argv[1], ok, ok / t, n - ok))' \
+    "$1" "$n" "$okn" "$(echo "$t1 - $t0" | bc)"
 }
 openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$E2E_TMP/w.key" -out "$E2E_TMP/w.csr" \
   -subj "/CN=web.example.com" -addext "subjectAltName=DNS:web.example.com" 2>/dev/null
-echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg); $THREADS client threads, ${SECS}s each"
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg); $((SECS * 100)) requests, $THREADS in parallel"
 echo "| store, instances | certificates | per second | failed |"
 echo "|---|---|---|---|"
 P0=$(free_port); setup "$E2E_TMP/s" "$P0"
