@@ -10,6 +10,7 @@
 #include "rte/runtime.h"
 
 #if __has_include("workload/workload_client.h")
+#include "base/encoding.h"
 #include "crypto/keys.h"
 #include "workload/workload_client.h"
 #define VOUCH_RTE_HAS_AGENT 1
