@@ -205,7 +205,7 @@ int Run(const RuntimeOptions& o) {
   cv.notify_all();
   if (worker.joinable()) worker.join();
   if (agent && cert_req != nullptr && m.heartbeat) {
-    Status hb = agent->SendHeartbeat(creds.key.get(), creds.instance_id, ++seq, "stopped");
+    Status hb = agent->SendHeartbeat(creds.key.get(), creds.instance_id, ++seq, "stopping");
     if (!hb.ok()) Log("final heartbeat failed: " + hb.message());
   }
   Log("application exited with status " + std::to_string(code));

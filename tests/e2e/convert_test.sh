@@ -194,7 +194,7 @@ if [[ -n "$VOUCHD" && -n "$AGENT" ]]; then
   SOCK=$A/agent.sock
   TOKEN=$("$VOUCH" zone join-token default) || fail "join-token"
   "$AGENT" --server "$URL" --ca-file "$D/service-ca.pem" --data-dir "$A" --socket "$SOCK" --tee sim --sim "$D/sim" \
-    --join-token "$TOKEN" > agent.log 2>&1 &
+    --join-token "$TOKEN" --batch-interval-ms 200 > agent.log 2>&1 &
   E2E_PIDS+=($!)
   for _ in $(seq 1 200); do curl -fsS --unix-socket "$SOCK" http://agent/v1/version >/dev/null 2>&1 && break; sleep 0.05; done
   curl -fsS --unix-socket "$SOCK" http://agent/v1/version >/dev/null || fail "agent did not start: $(tail -5 agent.log)"
