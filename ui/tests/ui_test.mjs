@@ -327,6 +327,12 @@ try {
   await a1.getByRole('dialog').getByRole('button', {name: 'Revoke build'}).click();
   await a1.getByText('Build revoked.').waitFor();
   expect(cli(['build', 'get', build.id]).status === 'revoked', 'build revoked in the browser (checked with the CLI)');
+  if (AGENT) {
+    await go(admin, '/certificates?app=web', 'Certificates');
+    await admin.getByRole('row').filter({hasText: 'revoked'}).first().waitFor();
+    const badges = await admin.locator('tbody .badge').allTextContents();
+    expect(badges.length >= 1 && badges.every(b => b === 'revoked'), 'the workload certificate shows as revoked with its build', badges.join());
+  }
 
   // ---------------------------------------------------------------- audit log
   await go(admin, '/audit', 'Audit log');
