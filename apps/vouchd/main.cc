@@ -3,6 +3,7 @@
 
 #include <cstdio>
 #include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
@@ -72,7 +73,14 @@ void EnableClusterJoin(vouch::api::Manager& manager, const std::string& data_dir
                policy->allow_sim ? ", INSECURE sim evidence accepted" : "");
 }
 
-int RunServe(const std::string& data_dir, std::string listen, std::string store_url, size_t threads) {
+struct ServeOptions {
+  std::vector<std::string> collateral_dirs;
+  int node_cert_validity_hours = 7 * 24;
+  int heartbeat_interval_seconds = 10;
+};
+
+int RunServe(const std::string& data_dir, std::string listen, std::string store_url, size_t threads,
+             const ServeOptions& serve) {
   // Block the stop signals before any thread starts, then wait for them on this thread.
   sigset_t signals;
   sigemptyset(&signals);
@@ -93,9 +101,20 @@ int RunServe(const std::string& data_dir, std::string listen, std::string store_
   if (!db.ok()) return Fail(db.status().message());
   auto version = (*db)->Migrate();
   if (!version.ok()) return Fail("migrating the store: " + version.status().message());
-  auto manager = vouch::api::Manager::Create(db->get(), std::move(dir->master_key), &vouch::SystemClock::Get());
+  vouch::api::ManagerOptions manager_options;
+  manager_options.collateral_dirs = serve.collateral_dirs;
+  // A dev data directory's sim vendor: its collateral verifies sim nodes (zones allowing sim only).
+  if (vouch::FileExists(data_dir + "/sim/tcbInfo.json")) manager_options.collateral_dirs.push_back(data_dir + "/sim");
+  manager_options.node_cert_validity = std::chrono::hours(serve.node_cert_validity_hours);
+  manager_options.heartbeat_interval = std::chrono::seconds(serve.heartbeat_interval_seconds);
+  auto manager = vouch::api::Manager::Create(db->get(), std::move(dir->master_key), &vouch::SystemClock::Get(),
+                                             manager_options);
   if (!manager.ok()) return Fail(manager.status().message());
   EnableClusterJoin(**manager, data_dir, *dir);
+  // Node agents authenticate with certificates from the node CA (mutual TLS); other clients
+  // present none and use bearer tokens.
+  auto node_ca = (*manager)->NodeCaPem();
+  if (!node_ca.ok()) return Fail("node CA: " + node_ca.status().message());
 
   vouch::http::Metrics metrics;
   vouch::http::ServerOptions options;
@@ -104,6 +123,7 @@ int RunServe(const std::string& data_dir, std::string listen, std::string store_
   options.cert_chain_pem = dir->tls_chain_pem;
   options.private_key_pem = std::string(dir->tls_key_pem.view());
   options.threads = threads;
+  options.client_ca_pem = *node_ca;
   auto router = vouch::api::BuildRouter(**manager, &metrics);
   vouch::ui::AddRoutes(router);  // the web console at /
   auto server = vouch::http::Server::Create(options, std::move(router), &metrics);
@@ -151,6 +171,16 @@ int main(int argc, char** argv) {
   serve_cmd->add_option("--listen", listen, "host:port (default: from the data dir, 127.0.0.1:8443)");
   serve_cmd->add_option("--store", store, "Override the store URL");
   serve_cmd->add_option("--threads", threads, "I/O threads (default: one per core)");
+  ServeOptions serve;
+  serve_cmd->add_option("--collateral", serve.collateral_dirs,
+                        "DCAP collateral folder for node evidence (repeatable; DATA/sim is added in --dev)");
+  serve_cmd->add_option("--node-cert-validity-hours", serve.node_cert_validity_hours, "Validity of node certificates")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 24 * 90));
+  serve_cmd->add_option("--heartbeat-interval", serve.heartbeat_interval_seconds,
+                        "Expected workload heartbeat interval in seconds (3 missed: unresponsive)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 3600));
 
   vouchd::JoinArgs join;
   auto* join_cmd = app.add_subcommand("join", "Join an existing cluster: attest to a member and receive the cluster key");
@@ -179,5 +209,5 @@ int main(int argc, char** argv) {
     if (store.empty() && init.store_url == "sqlite") init.store_url.clear();
     return RunInit(init, password_file);
   }
-  return RunServe(data_dir, listen, store, threads);
+  return RunServe(data_dir, listen, store, threads, serve);
 }

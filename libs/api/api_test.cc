@@ -211,6 +211,10 @@ const std::map<std::string, std::string>& RouteRoles() {
       {"GET /api/v1/nodes", "any"},
       {"GET /api/v1/nodes/{id}", "any"},
       {"POST /api/v1/nodes/{id}/deactivate", "admin"},
+      {"POST /api/v1/nodes/nonce", "public"},
+      {"POST /api/v1/nodes", "public"},  // authenticated by the join token in the body
+      {"POST /api/v1/nodes/renew", "node"},
+      {"POST /api/v1/heartbeats", "node"},
       {"GET /api/v1/instances", "any"},
       {"GET /api/v1/audit", "any"},
       {"GET /api/v1/audit/verify", "any"},
@@ -252,6 +256,19 @@ TEST_F(ApiTest, NonPublicRoutesAnswer401WithoutCredentials) {
     req.headers.emplace_back("Authorization", "Bearer vt_not-a-real-token-at-all");
     EXPECT_EQ(router_->Dispatch(req).status, 401u) << route;
   }
+}
+
+TEST_F(ApiTest, NodeRoutesRefuseBearerTokens) {
+  int checked = 0;
+  for (const auto& [route, role] : RouteRoles()) {
+    if (role != "node") continue;
+    std::string method = route.substr(0, route.find(' '));
+    Response r = Call(method, Fill(route.substr(route.find(' ') + 1)), "{}", "admin");
+    EXPECT_EQ(r.status, 403u) << route;
+    EXPECT_EQ(json::parse(r.body)["error"]["code"], "node_identity_required") << route;
+    ++checked;
+  }
+  EXPECT_GE(checked, 2);
 }
 
 TEST_F(ApiTest, MutatingRoutesAnswer403ToTooSmallRoles) {

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "api/ca_adapter.h"
+#include "attest/sim_vendor.h"
 #include "base/encoding.h"
 #include "base/file.h"
 #include "crypto/aead.h"
@@ -88,6 +89,11 @@ Result<InitResult> InitDataDir(const InitOptions& o, const Clock& clock) {
   std::string zone_ca_path = Join(o.data_dir, "zone-default-ca.pem");
   VOUCH_RETURN_IF_ERROR(WriteFileAtomic(zone_ca_path, zone_ca, 0644));
 
+  if (o.dev) {
+    // A sim TEE vendor for development: INSECURE, see docs/sim.md. vouchd serve trusts its
+    // collateral for zones that allow sim; vouch-agent --tee sim --sim DIR/sim plays its CPU.
+    VOUCH_RETURN_IF_ERROR(attest::SimVendor::Create(Join(o.data_dir, "sim")).status());
+  }
   nlohmann::json config = {{"store", store_url},
                            {"listen", o.listen},
                            {"tls_cert", "tls/server.pem"},

@@ -22,6 +22,35 @@ Result<ZoneCaMaterial> CreateZoneCa(const std::string& zone_name, TimePoint now)
   return ZoneCaMaterial{ca.cert_pem, std::move(key)};
 }
 
+Result<ZoneCaMaterial> CreateNodeCa(TimePoint now) {
+  pki::RootCaOptions options;
+  options.common_name = "vouch node CA";
+  options.organization = "vouch";
+  options.not_before = now - std::chrono::minutes(5);
+  VOUCH_ASSIGN_OR_RETURN(pki::CaMaterial ca, pki::CreateRootCa(options));
+  VOUCH_ASSIGN_OR_RETURN(crypto::SecretBytes key, crypto::PrivateKeyToDer(ca.key.get()));
+  return ZoneCaMaterial{ca.cert_pem, std::move(key)};
+}
+
+Result<IssuedCert> IssueNodeCert(const pki::CaSigner& ca, const NodeCertRequest& req) {
+  pki::IssueRequest issue;
+  issue.profile = pki::CertificateProfile::kNodeClient;
+  issue.spki_der = req.spki_der;
+  issue.common_name = req.node_id;
+  issue.uris = {req.spiffe_uri};
+  issue.not_before = req.not_before;
+  issue.validity = req.validity;
+  VOUCH_ASSIGN_OR_RETURN(pki::IssuedCertificate cert, pki::IssueCertificate(ca, issue));
+  return IssuedCert{cert.serial_hex, cert.pem, cert.not_before, cert.not_after};
+}
+
+Result<std::vector<uint8_t>> CsrKeyDigest(std::string_view csr_pem, std::vector<std::string>* dns_names) {
+  VOUCH_ASSIGN_OR_RETURN(pki::Csr csr, pki::ParseCsr(csr_pem));
+  if (dns_names != nullptr) *dns_names = csr.dns_names;
+  auto d = crypto::Sha256(csr.spki_der);
+  return std::vector<uint8_t>(d.begin(), d.end());
+}
+
 Result<std::shared_ptr<pki::CaSigner>> LoadZoneSigner(const std::string& cert_pem, const crypto::SecretBytes& key_der) {
   VOUCH_ASSIGN_OR_RETURN(crypto::X509Ptr cert, crypto::CertFromPem(cert_pem));
   VOUCH_ASSIGN_OR_RETURN(crypto::EvpPkeyPtr key, crypto::PrivateKeyFromDer(key_der.span()));

@@ -3,6 +3,7 @@
 // The manager's narrow view of the PKI library: everything the manager needs from a CA, in
 // the manager's terms. Keeps handler code independent of PKI details.
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
@@ -62,6 +63,19 @@ struct IssuedCert {
   TimePoint not_after;
 };
 Result<IssuedCert> IssueWorkloadCert(const pki::CaSigner& ca, const WorkloadCertRequest& req);
+
+// The installation's node CA: signs node agents' mTLS client certificates (docs/agent.md).
+Result<ZoneCaMaterial> CreateNodeCa(TimePoint now);
+struct NodeCertRequest {
+  std::vector<uint8_t> spki_der;
+  std::string node_id;
+  std::string spiffe_uri;  // spiffe://<zone>/node/<id>
+  TimePoint not_before;
+  std::chrono::seconds validity{0};
+};
+Result<IssuedCert> IssueNodeCert(const pki::CaSigner& ca, const NodeCertRequest& req);
+// SHA-256 of a CSR's SubjectPublicKeyInfo, after full CSR validation (signature, key type).
+Result<std::vector<uint8_t>> CsrKeyDigest(std::string_view csr_pem, std::vector<std::string>* dns_names);
 
 struct RevokedEntry {
   std::string serial_hex;

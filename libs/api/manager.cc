@@ -4,6 +4,7 @@
 #include <cctype>
 
 #include "api/ca_adapter.h"
+#include "attest/dcap_verifier.h"
 #include "api/manager_internal.h"
 #include "crypto/kdf.h"
 #include "crypto/random.h"
@@ -116,7 +117,19 @@ Result<std::unique_ptr<Manager>> Manager::Create(store::Database* db, crypto::Se
                                                  const Clock* clock, ManagerOptions options) {
   if (db == nullptr || clock == nullptr) return InvalidArgument("Manager needs a database and a clock");
   if (master_key.size() != 32) return InvalidArgument("the master key must be 32 bytes", "invalid_master_key");
-  return std::unique_ptr<Manager>(new Manager(db, std::move(master_key), clock, options));
+  std::vector<std::unique_ptr<attest::DcapVerifier>> verifiers;
+  for (const std::string& dir : options.collateral_dirs) {
+    VOUCH_ASSIGN_OR_RETURN(auto collateral, attest::DcapCollateral::LoadDir(dir));
+    // allow_sim here only lets the verifier recognise a sim root (the verdict is then marked
+    // insecure_sim); whether sim evidence is acceptable is each zone's policy decision.
+    attest::DcapTrustOptions trust;
+    trust.allow_sim = true;
+    VOUCH_ASSIGN_OR_RETURN(auto verifier, attest::DcapVerifier::Create(std::move(collateral), trust));
+    verifiers.push_back(std::move(verifier));
+  }
+  auto m = std::unique_ptr<Manager>(new Manager(db, std::move(master_key), clock, options));
+  m->verifiers_ = std::move(verifiers);
+  return m;
 }
 
 int64_t Manager::Now() const { return ToUnixSeconds(clock_->Now()); }

@@ -6,6 +6,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -15,11 +16,16 @@
 #include "base/result.h"
 #include "cluster/join.h"
 #include "crypto/kdf.h"
+#include "crypto/ossl.h"
 #include "crypto/secret.h"
 #include "store/database.h"
 
 namespace vouch::pki {
 class CaSigner;
+}
+namespace vouch::attest {
+class DcapVerifier;
+struct Verdict;
 }
 
 namespace vouch::api {
@@ -92,6 +98,36 @@ struct ManagerOptions {
   std::chrono::seconds session_ttl{12 * 3600};
   std::chrono::seconds crl_validity{7 * 24 * 3600};
   crypto::ScryptParams password_kdf;  // for new password hashes
+  // --- node agents (docs/agent.md)
+  std::chrono::seconds node_cert_validity{7 * 24 * 3600};
+  std::chrono::seconds nonce_ttl{300};
+  // Workload heartbeat interval; an instance with no heartbeat for `missed_intervals` of them
+  // is shown as unresponsive. Nodes likewise with the check-in interval.
+  std::chrono::seconds heartbeat_interval{10};
+  std::chrono::seconds node_checkin_interval{30};
+  int missed_intervals = 3;
+  // DCAP collateral folders (Intel PCS files, or a sim vendor's folder) that node evidence is
+  // verified against; a sim root there is trusted only for zones that allow sim.
+  std::vector<std::string> collateral_dirs;
+};
+
+// Node evidence for provisioning (with a join token) or renewal (by an authenticated node).
+struct NodeEnrollment {
+  std::string join_token;             // provisioning only
+  std::string nonce_hex;              // from CreateNodeNonce
+  std::vector<uint8_t> public_key_der;  // the node key's SubjectPublicKeyInfo
+  std::string platform = "sgx";
+  std::vector<uint8_t> evidence;      // SGX quote v3
+  json info = json::object();         // agent version etc., recorded as reported
+};
+
+// One signed workload heartbeat (docs/agent.md, "Heartbeats").
+struct Heartbeat {
+  std::string instance_id;
+  int64_t seq = 0;
+  int64_t timestamp = 0;  // Unix seconds, as the workload signed it
+  std::string status;     // "running" or "stopping"
+  std::vector<uint8_t> signature;  // DER ECDSA by the instance's certificate key
 };
 
 // The manager core: every operation of the REST API as a typed, authorised, audited call.
@@ -167,6 +203,20 @@ class Manager {
   Result<json> DeactivateNode(const Principal& p, const std::string& id);
   Result<json> ListInstances(const Principal& p, const ListQuery& q);
 
+  // --- node agents (docs/agent.md). Nodes authenticate with a certificate from the node CA
+  // (one per installation, created on first use) over mutual TLS.
+  Result<std::string> NodeCaPem();
+  Result<json> CreateNodeNonce();
+  // With a join token (provisioning) when `node` is null, else a renewal by that node.
+  Result<json> EnrollNode(const Principal* node, const NodeEnrollment& e);
+  // Maps a verified client certificate (leaf DER) to its node: the certificate must be a valid,
+  // unexpired node certificate of an active node.
+  Result<Principal> AuthenticateNode(std::span<const uint8_t> leaf_der);
+  // A workload certificate for a report body the agent verified locally.
+  Result<json> IssueForWorkload(const Principal& node, std::string_view csr_pem, std::span<const uint8_t> report_body,
+                                const std::string& instance_id);
+  Result<json> IngestHeartbeats(const Principal& node, const json& node_info, const std::vector<Heartbeat>& heartbeats);
+
   // --- audit
   Result<json> ListAudit(const Principal& p, const ListQuery& q);
   Result<json> VerifyAudit(const Principal& p);
@@ -207,6 +257,10 @@ class Manager {
   Result<json> DecideTask(store::Transaction& tx, const Principal& p, const store::Row& task, bool approve,
                           const std::string& reason);
   int64_t Now() const;
+  Result<std::shared_ptr<pki::CaSigner>> NodeSigner();
+  attest::Verdict VerifyEvidence(std::span<const uint8_t> quote);
+  std::string EffectiveInstanceStatus(const store::Row& r) const;
+  std::string EffectiveNodeStatus(const store::Row& r) const;
 
   store::Database* db_;
   crypto::SecretBytes master_key_;
@@ -217,6 +271,11 @@ class Manager {
   std::atomic<int64_t> issued_{0};
   struct ClusterJoinState;
   std::shared_ptr<ClusterJoinState> cluster_;
+  std::mutex node_signer_mu_;
+  std::shared_ptr<pki::CaSigner> node_signer_;
+  std::vector<std::unique_ptr<attest::DcapVerifier>> verifiers_;
+  std::mutex keys_mu_;
+  std::map<std::string, std::shared_ptr<EVP_PKEY>> heartbeat_keys_;  // certificate serial -> key
 };
 
 // Validation shared by the API and the CLI-side checks.

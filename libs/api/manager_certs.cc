@@ -226,6 +226,7 @@ json NodeJson(const Row& r) {
           {"status", r.Str("status")},
           {"last_seen", TimeOrNull(r, "last_seen")},
           {"cert_not_after", TimeOrNull(r, "cert_not_after")},
+          {"info", r.IsNull("info") ? json::object() : ParseJsonColumn(r.Str("info"), json::object())},
           {"created_at", TimeJson(r.Int("created_at"))}};
 }
 }  // namespace
@@ -243,7 +244,10 @@ Result<json> Manager::ListNodes(const Principal& p, const ListQuery& q) {
     }
     VOUCH_ASSIGN_OR_RETURN(PageResult page, QueryPage(tx, kNodeSelect, cond, params, q, "n.created_at", false, "n.id"));
     json items = json::array();
-    for (const Row& r : page.rows) items.push_back(NodeJson(r));
+    for (const Row& r : page.rows) {
+      items.push_back(NodeJson(r));
+      items.back()["status"] = EffectiveNodeStatus(r);
+    }
     out = PageJson(std::move(items), page.next_cursor);
     return Status::Ok();
   }));
@@ -257,6 +261,7 @@ Result<json> Manager::GetNode(const Principal& p, const std::string& id) {
     VOUCH_ASSIGN_OR_RETURN(Rows rows, tx.Query(std::string(kNodeSelect) + " WHERE n.id = ?", {id}));
     if (rows.empty()) return NotFound("node '" + id.substr(0, 80) + "' not found", "node_not_found");
     out = NodeJson(rows[0]);
+    out["status"] = EffectiveNodeStatus(rows[0]);
     return Status::Ok();
   }));
   return out;
@@ -305,7 +310,8 @@ Result<json> Manager::ListInstances(const Principal& p, const ListQuery& q) {
                        {"build_id", r.Str("build_id")},
                        {"node", r.IsNull("node_id") ? json(nullptr) : json(r.Str("node_id"))},
                        {"serial", r.IsNull("serial") ? json(nullptr) : json(r.Str("serial"))},
-                       {"status", r.Str("status")},
+                       {"status", EffectiveInstanceStatus(r)},
+                       {"last_seq", r.Int("last_seq")},
                        {"first_seen", TimeJson(r.Int("first_seen"))},
                        {"last_heartbeat", TimeOrNull(r, "last_heartbeat")}});
     }

@@ -190,7 +190,7 @@ Result<std::shared_ptr<pki::CaSigner>> Manager::ZoneSigner(Transaction& tx, cons
 Status Manager::RegenerateCrl(Transaction& tx, const std::string& zone_id) {
   VOUCH_ASSIGN_OR_RETURN(auto signer, ZoneSigner(tx, zone_id));
   VOUCH_ASSIGN_OR_RETURN(Rows rows, tx.Query("SELECT serial, revoked_at FROM certificates WHERE zone_id = ? AND "
-                                             "status = 'revoked' ORDER BY revoked_at",
+                                             "status = 'revoked' AND kind <> 'node' ORDER BY revoked_at",
                                              {zone_id}));
   std::vector<RevokedEntry> revoked;
   revoked.reserve(rows.size());

@@ -4,6 +4,7 @@
 #include "api/session_cookie.h"
 #include "base/encoding.h"
 #include "http/json_body.h"
+#include "workload/wire.h"
 
 namespace vouch::api {
 namespace {
@@ -73,6 +74,58 @@ http::Handler Authed(Manager& m, Permission perm, AuthedFn fn) {
     }
     return std::move(*r);
   };
+}
+
+// Agent-only routes: the caller is a node authenticated by its client certificate (mutual TLS,
+// verified against the node CA by the server). A bearer-token caller gets 403; no credentials 401.
+using NodeFn = std::function<Result<Response>(const Principal&, Request&)>;
+http::Handler NodeAuthed(Manager& m, NodeFn fn) {
+  return [&m, fn = std::move(fn)](Request& req) -> Response {
+    if (req.peer_cert_chain_der.empty()) {
+      if (!req.Header("Authorization").empty()) {
+        auto p = AuthenticateRequest(m, req);
+        if (!p.ok()) return Response::Error(p.status());
+        Status st = PermissionDenied("only node agents (mutual TLS with a node certificate) may call this",
+                                     "node_identity_required");
+        m.AuditRefusal(*p, req.method + " " + req.route, req.path.substr(0, 200), st);
+        return Response::Error(st);
+      }
+      return Response::Error(Unauthenticated("a node client certificate is required", "unauthenticated"));
+    }
+    auto p = m.AuthenticateNode(req.peer_cert_chain_der.front());
+    if (!p.ok()) return Response::Error(p.status());
+    auto r = fn(*p, req);
+    if (!r.ok()) return Response::Error(r.status());
+    return std::move(*r);
+  };
+}
+
+Result<std::vector<uint8_t>> Base64Field(JsonBody& b, std::string_view key, size_t max_len) {
+  VOUCH_ASSIGN_OR_RETURN(std::string text, b.RequiredString(key, max_len));
+  auto bytes = Base64Decode(text);
+  if (!bytes.ok()) return InvalidArgument(std::string(key) + " is not valid base64", "invalid_base64");
+  return std::move(*bytes);
+}
+
+Result<NodeEnrollment> EnrollmentFrom(JsonBody& b, bool with_token) {
+  NodeEnrollment e;
+  if (with_token) {
+    VOUCH_ASSIGN_OR_RETURN(e.join_token, b.RequiredString("join_token", 256));
+  }
+  VOUCH_ASSIGN_OR_RETURN(e.nonce_hex, b.RequiredString("nonce", 128));
+  VOUCH_ASSIGN_OR_RETURN(e.public_key_der, Base64Field(b, "public_key", 4096));
+  VOUCH_ASSIGN_OR_RETURN(auto platform, b.OptionalString("platform", 16));
+  e.platform = platform.value_or("sgx");
+  VOUCH_ASSIGN_OR_RETURN(e.evidence, Base64Field(b, "evidence", 128 * 1024));
+  const nlohmann::json* info = b.Raw("info");
+  if (info != nullptr && !info->is_null()) {
+    if (!info->is_object() || info->dump().size() > 4096) {
+      return InvalidArgument("info must be an object of at most 4 KiB", "invalid_info");
+    }
+    e.info = *info;
+  }
+  VOUCH_RETURN_IF_ERROR(b.Finish());
+  return e;
 }
 
 // Bodies of POSTs that take no fields may be empty.
@@ -390,13 +443,26 @@ http::Router BuildRouter(Manager& m, http::Metrics* metrics) {
         }));
 
   // ---- certificates
-  r.Add("POST", "/api/v1/certificates", Authed(m, Permission::kAdmin, [&m](const Principal& p, Request& req) -> Result<Response> {
-          VOUCH_ASSIGN_OR_RETURN(JsonBody b, JsonBody::Parse(req.body));
-          VOUCH_ASSIGN_OR_RETURN(std::string build, b.RequiredString("build_id", 128));
-          VOUCH_ASSIGN_OR_RETURN(std::string csr, b.RequiredString("csr", 64 * 1024));
-          VOUCH_RETURN_IF_ERROR(b.Finish());
-          return JsonOr(m.IssueManual(p, build, csr), 201);
-        }));
+  // Agents (mTLS, CSR + locally verified report body) or, without a client certificate, an admin
+  // issuing by hand for an approved build.
+  http::Handler manual = Authed(m, Permission::kAdmin, [&m](const Principal& p, Request& req) -> Result<Response> {
+    VOUCH_ASSIGN_OR_RETURN(JsonBody b, JsonBody::Parse(req.body));
+    VOUCH_ASSIGN_OR_RETURN(std::string build, b.RequiredString("build_id", 128));
+    VOUCH_ASSIGN_OR_RETURN(std::string csr, b.RequiredString("csr", 64 * 1024));
+    VOUCH_RETURN_IF_ERROR(b.Finish());
+    return JsonOr(m.IssueManual(p, build, csr), 201);
+  });
+  http::Handler by_agent = NodeAuthed(m, [&m](const Principal& p, Request& req) -> Result<Response> {
+    VOUCH_ASSIGN_OR_RETURN(JsonBody b, JsonBody::Parse(req.body));
+    VOUCH_ASSIGN_OR_RETURN(std::string csr, b.RequiredString("csr", 64 * 1024));
+    VOUCH_ASSIGN_OR_RETURN(auto report, Base64Field(b, "report_body", 1024));
+    VOUCH_ASSIGN_OR_RETURN(auto instance, b.OptionalString("instance_id", 64));
+    VOUCH_RETURN_IF_ERROR(b.Finish());
+    return JsonOr(m.IssueForWorkload(p, csr, report, instance.value_or("")), 201);
+  });
+  r.Add("POST", "/api/v1/certificates", [manual, by_agent](Request& req) -> Response {
+    return req.peer_cert_chain_der.empty() ? manual(req) : by_agent(req);
+  });
   r.Add("GET", "/api/v1/certificates", Authed(m, Permission::kRead, [&m](const Principal& p, Request& req) -> Result<Response> {
           VOUCH_ASSIGN_OR_RETURN(ListQuery q, ListParams(req, {"app", "zone", "status"}));
           return JsonOr(m.ListCertificates(p, q));
@@ -423,6 +489,69 @@ http::Router BuildRouter(Manager& m, http::Metrics* metrics) {
           VOUCH_ASSIGN_OR_RETURN(JsonBody b, Body(req));
           VOUCH_RETURN_IF_ERROR(b.Finish());
           return JsonOr(m.DeactivateNode(p, Param(req, "id")));
+        }));
+  // Node provisioning: a fresh nonce, then evidence bound to the node key and that nonce.
+  r.Add("POST", "/api/v1/nodes/nonce", [&m](Request&) -> Response {
+    auto n = m.CreateNodeNonce();
+    if (!n.ok()) return Response::Error(n.status());
+    return Response::Json(*n, 201);
+  });
+  r.Add("POST", "/api/v1/nodes", [&m](Request& req) -> Response {
+    auto run = [&]() -> Result<Response> {
+      VOUCH_ASSIGN_OR_RETURN(JsonBody b, JsonBody::Parse(req.body));
+      VOUCH_ASSIGN_OR_RETURN(NodeEnrollment e, EnrollmentFrom(b, true));
+      return JsonOr(m.EnrollNode(nullptr, e), 201);
+    };
+    auto res = run();
+    return res.ok() ? std::move(*res) : Response::Error(res.status());
+  });
+  r.Add("POST", "/api/v1/nodes/renew", NodeAuthed(m, [&m](const Principal& p, Request& req) -> Result<Response> {
+          VOUCH_ASSIGN_OR_RETURN(JsonBody b, JsonBody::Parse(req.body));
+          VOUCH_ASSIGN_OR_RETURN(NodeEnrollment e, EnrollmentFrom(b, false));
+          return JsonOr(m.EnrollNode(&p, e), 201);
+        }));
+  r.Add("POST", "/api/v1/heartbeats", NodeAuthed(m, [&m](const Principal& p, Request& req) -> Result<Response> {
+          auto j = nlohmann::json::parse(req.body, nullptr, false);
+          if (!j.is_object()) return InvalidArgument("body must be a JSON object", "invalid_json");
+          std::vector<Heartbeat> hbs;
+          json node_info = json::object();
+          for (const auto& [k, v] : j.items()) {
+            if (k == "node") {
+              if (!v.is_object() || v.dump().size() > 4096) {
+                return InvalidArgument("node must be an object of at most 4 KiB", "invalid_info");
+              }
+              node_info = v;
+            } else if (k == "heartbeats") {
+              if (!v.is_array() || v.size() > 5000) {
+                return InvalidArgument("heartbeats must be an array of at most 5000", "invalid_heartbeats");
+              }
+              hbs.reserve(v.size());
+              for (const auto& h : v) {
+                if (!h.is_object() || !h.contains("instance_id") || !h["instance_id"].is_string() || !h.contains("seq") ||
+                    !h["seq"].is_number_integer() || !h.contains("timestamp") || !h["timestamp"].is_number_integer() ||
+                    !h.contains("status") || !h["status"].is_string() || !h.contains("signature") ||
+                    !h["signature"].is_string() || h.size() != 5) {
+                  return InvalidArgument("each heartbeat is {instance_id, seq, timestamp, status, signature}",
+                                         "invalid_heartbeat");
+                }
+                Heartbeat hb;
+                hb.instance_id = h["instance_id"].get<std::string>();
+                hb.seq = h["seq"].get<int64_t>();
+                hb.timestamp = h["timestamp"].get<int64_t>();
+                hb.status = h["status"].get<std::string>();
+                auto sig = Base64Decode(h["signature"].get<std::string>());
+                if (!workload::IsValidWireId(hb.instance_id) || hb.seq < 1 || !sig.ok() || sig->size() > 256 ||
+                    hb.status.size() > 16) {
+                  return InvalidArgument("malformed heartbeat", "invalid_heartbeat");
+                }
+                hb.signature = std::move(*sig);
+                hbs.push_back(std::move(hb));
+              }
+            } else {
+              return InvalidArgument("unknown field '" + k.substr(0, 64) + "'", "unknown_field");
+            }
+          }
+          return JsonOr(m.IngestHeartbeats(p, node_info, hbs));
         }));
   r.Add("GET", "/api/v1/instances", Authed(m, Permission::kRead, [&m](const Principal& p, Request& req) -> Result<Response> {
           VOUCH_ASSIGN_OR_RETURN(ListQuery q, ListParams(req, {"app"}));

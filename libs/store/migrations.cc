@@ -149,6 +149,17 @@ const std::vector<std::vector<std::string>>& Migrations() {
                prev_hash TEXT NOT NULL,
                hash TEXT NOT NULL))",
       },
+      // 2: node provisioning, agent-issued certificates and heartbeats (docs/agent.md).
+      {
+          R"(CREATE TABLE node_nonces (
+               nonce_hash TEXT PRIMARY KEY,
+               created_at INTEGER NOT NULL,
+               expires_at INTEGER NOT NULL))",
+          "CREATE INDEX node_nonces_expiry ON node_nonces (expires_at)",
+          "CREATE INDEX instances_node ON instances (node_id)",
+          "CREATE INDEX certificates_node ON certificates (node_id)",
+          "CREATE INDEX builds_app ON builds (app_id)",
+      },
   };
   return kMigrations;
 }

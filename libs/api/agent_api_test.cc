@@ -1,0 +1,417 @@
+// The agent side of the API: node provisioning with sim evidence, mTLS node identity, workload
+// certificates after local attestation, heartbeats (docs/agent.md).
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "api/manager.h"
+#include "api/routes.h"
+#include "attest/sim_vendor.h"
+#include "base/encoding.h"
+#include "crypto/digest.h"
+#include "crypto/keys.h"
+#include "crypto/random.h"
+#include "crypto/signature.h"
+#include "crypto/x509.h"
+#include "store/database.h"
+#include "workload/wire.h"
+
+#include <openssl/pem.h>
+
+namespace vouch::api {
+namespace {
+
+using http::Request;
+using http::Response;
+
+std::string TempDir(const std::string& tag) {
+  auto dir = std::filesystem::temp_directory_path() /
+             ("vouch-agentapi-" + std::to_string(getpid()) + "-" + tag + "-" + crypto::RandomToken(4));
+  std::filesystem::create_directories(dir);
+  return dir.string();
+}
+
+std::string CsrFor(EVP_PKEY* key, const std::vector<std::string>& dns) {
+  crypto::X509ReqPtr req(X509_REQ_new());
+  X509_REQ_set_version(req.get(), 0);
+  X509_NAME_add_entry_by_txt(X509_REQ_get_subject_name(req.get()), "CN", MBSTRING_ASC,
+                             reinterpret_cast<const unsigned char*>("w"), -1, -1, 0);
+  X509_REQ_set_pubkey(req.get(), key);
+  if (!dns.empty()) {
+    std::string san;
+    for (const auto& d : dns) san += (san.empty() ? "DNS:" : ",DNS:") + d;
+    STACK_OF(X509_EXTENSION)* exts = sk_X509_EXTENSION_new_null();
+    sk_X509_EXTENSION_push(exts, X509V3_EXT_conf_nid(nullptr, nullptr, NID_subject_alt_name, san.c_str()));
+    X509_REQ_add_extensions(req.get(), exts);
+    sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+  }
+  X509_REQ_sign(req.get(), key, EVP_sha256());
+  crypto::BioPtr bio(BIO_new(BIO_s_mem()));
+  PEM_write_bio_X509_REQ(bio.get(), req.get());
+  char* data = nullptr;
+  long len = BIO_get_mem_data(bio.get(), &data);
+  return std::string(data, static_cast<size_t>(len));
+}
+
+class AgentApiTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = TempDir(::testing::UnitTest::GetInstance()->current_test_info()->name());
+    auto good = attest::SimVendor::Create(dir_ + "/sim");
+    ASSERT_TRUE(good.ok()) << good.status().ToString();
+    sim_ = std::move(*good);
+    attest::SimVendorOptions old_options;
+    old_options.tcb = attest::SimTcb::kOutOfDate;
+    auto old = attest::SimVendor::Create(dir_ + "/sim-old", old_options);
+    ASSERT_TRUE(old.ok());
+    sim_old_ = std::move(*old);
+    auto db = store::OpenDatabase("sqlite:" + dir_ + "/vouch.db");
+    ASSERT_TRUE(db.ok());
+    db_ = std::move(*db);
+    ASSERT_TRUE(db_->Migrate().ok());
+    ManagerOptions options;
+    options.password_kdf = crypto::ScryptParams{1 << 10, 8, 1};
+    options.collateral_dirs = {dir_ + "/sim", dir_ + "/sim-old"};
+    auto m = Manager::Create(db_.get(), crypto::RandomSecret(32), &clock_, options);
+    ASSERT_TRUE(m.ok()) << m.status().ToString();
+    manager_ = std::move(*m);
+    router_ = std::make_unique<http::Router>(BuildRouter(*manager_, nullptr));
+    Principal sys = Principal::System();
+    ASSERT_TRUE(manager_->CreateUser(sys, "admin", "admin", "correct-horse-battery").ok());
+    Response r = Call("POST", "/api/v1/sys/auth", json{{"username", "admin"}, {"password", "correct-horse-battery"}}.dump());
+    ASSERT_EQ(r.status, 200u);
+    admin_token_ = json::parse(r.body)["token"];
+    Admin("POST", "/api/v1/zones", {{"name", "dev"}, {"allow_sim", true}}, 201);
+    Admin("POST", "/api/v1/zones", {{"name", "prod"}}, 201);
+    Admin("POST", "/api/v1/apps", {{"name", "web"}, {"zone", "dev"}, {"domains", {"web.example.com"}}}, 201);
+  }
+  void TearDown() override {
+    router_.reset();
+    manager_.reset();
+    db_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+
+  Response Call(const std::string& method, const std::string& target, const std::string& body = "",
+                const std::string& token = "", const std::vector<uint8_t>* client_cert = nullptr) {
+    Request req;
+    req.method = method;
+    req.target = target;
+    EXPECT_TRUE(req.ParseTarget().ok());
+    req.body = body;
+    req.remote_address = "127.0.0.1:40000";
+    req.tls = true;
+    if (!token.empty()) req.headers.emplace_back("Authorization", "Bearer " + token);
+    if (client_cert != nullptr) req.peer_cert_chain_der.push_back(*client_cert);
+    return router_->Dispatch(req);
+  }
+  json Admin(const std::string& method, const std::string& target, const json& body, unsigned want) {
+    Response r = Call(method, target, body.is_null() ? "" : body.dump(), admin_token_);
+    EXPECT_EQ(r.status, want) << method << " " << target << ": " << r.body;
+    return json::parse(r.body, nullptr, false);
+  }
+  std::string JoinToken(const std::string& zone) {
+    return Admin("POST", "/api/v1/zones/" + zone + "/join-tokens", json::object(), 201)["token"];
+  }
+  std::string Nonce() {
+    Response r = Call("POST", "/api/v1/nodes/nonce");
+    EXPECT_EQ(r.status, 201u);
+    return json::parse(r.body)["nonce"];
+  }
+
+  struct Node {
+    crypto::EvpPkeyPtr key;
+    std::vector<uint8_t> cert_der;
+    std::string id;
+  };
+  // The provisioning request an agent sends; `bind_key` lets a test bind a different key.
+  json ProvisionBody(const attest::SimVendor& sim, EVP_PKEY* key, const std::string& token, const std::string& nonce,
+                     EVP_PKEY* bind_key = nullptr) {
+    auto spki = crypto::PublicKeyToDer(key);
+    auto bind_spki = crypto::PublicKeyToDer(bind_key ? bind_key : key);
+    auto n = HexDecode(nonce);
+    std::vector<uint8_t> bound = *bind_spki;
+    bound.insert(bound.end(), n->begin(), n->end());
+    auto digest = crypto::Sha256(bound);
+    evidence::SgxReportBody body;
+    body.mr_enclave.fill(0x11);
+    body.mr_signer.fill(0x22);
+    auto quote = sim.platform().Quote(body, digest);
+    EXPECT_TRUE(quote.ok());
+    json j = {{"nonce", nonce}, {"public_key", Base64Encode(*spki)}, {"platform", "sgx"}, {"evidence", Base64Encode(*quote)},
+              {"info", {{"version", "test"}}}};
+    if (!token.empty()) j["join_token"] = token;
+    return j;
+  }
+  Node Provision(const std::string& zone = "dev") {
+    Node n;
+    n.key = std::move(*crypto::GenerateP256());
+    Response r = Call("POST", "/api/v1/nodes", ProvisionBody(*sim_, n.key.get(), JoinToken(zone), Nonce()).dump());
+    EXPECT_EQ(r.status, 201u) << r.body;
+    json j = json::parse(r.body);
+    auto cert = crypto::CertFromPem(j["certificate_pem"].get<std::string>());
+    EXPECT_TRUE(cert.ok());
+    n.cert_der = *crypto::CertToDer(cert->get());
+    n.id = j["node_id"];
+    return n;
+  }
+
+  std::string Build(const std::string& mre_byte, bool approve = true) {
+    std::string mre(64, mre_byte[0]);
+    json b = Admin("POST", "/api/v1/builds",
+                   {{"app", "web"}, {"mrenclave", mre}, {"mrsigner", std::string(64, 'b')}, {"isvprodid", 1}, {"isvsvn", 2}},
+                   201);
+    if (approve) Admin("POST", "/api/v1/tasks/" + b["task_id"].get<std::string>() + "/approve", nullptr, 200);
+    return b["id"];
+  }
+  // What the agent forwards: CSR + report body claiming `mre_byte` measurements.
+  json CertBody(const std::string& csr, EVP_PKEY* bound_key, const std::string& mre_byte) {
+    evidence::SgxReportBody body;
+    auto mre = HexDecode(std::string(64, mre_byte[0]));
+    std::copy(mre->begin(), mre->end(), body.mr_enclave.begin());
+    body.mr_signer.fill(0xbb);
+    body.isv_prod_id = 1;
+    body.isv_svn = 2;
+    auto spki = crypto::PublicKeyToDer(bound_key);
+    auto d = crypto::Sha256(*spki);
+    std::copy(d.begin(), d.end(), body.report_data.begin());
+    auto raw = evidence::EncodeSgxReportBody(body);
+    return {{"csr", csr}, {"report_body", Base64Encode(raw)}};
+  }
+  std::string Code(const Response& r) {
+    auto j = json::parse(r.body, nullptr, false);
+    return j.is_object() && j.contains("error") ? j["error"]["code"].get<std::string>() : "";
+  }
+  int64_t CountRows(const std::string& table) {
+    int64_t n = 0;
+    EXPECT_TRUE(db_->Read([&](store::Transaction& tx) -> Status {
+                     VOUCH_ASSIGN_OR_RETURN(store::Row r, tx.QueryOne("SELECT COUNT(*) AS n FROM " + table, {}, "n"));
+                     n = r.Int("n");
+                     return Status::Ok();
+                   }).ok());
+    return n;
+  }
+  bool Audited(const std::string& outcome_part) {
+    json a = Admin("GET", "/api/v1/audit?limit=1000", nullptr, 200);
+    for (const auto& e : a["items"]) {
+      if (e["outcome"].get<std::string>().find(outcome_part) != std::string::npos) return true;
+    }
+    return false;
+  }
+
+  FixedClock clock_{FromUnixSeconds(ToUnixSeconds(SystemClock::Get().Now()))};
+  std::string dir_;
+  std::unique_ptr<attest::SimVendor> sim_, sim_old_;
+  std::unique_ptr<store::Database> db_;
+  std::unique_ptr<Manager> manager_;
+  std::unique_ptr<http::Router> router_;
+  std::string admin_token_;
+};
+
+TEST_F(AgentApiTest, ProvisioningIssuesANodeCertificateFromTheNodeCa) {
+  Node n = Provision();
+  auto ca = crypto::CertFromPem(*manager_->NodeCaPem());
+  ASSERT_TRUE(ca.ok());
+  auto cert = crypto::CertFromDer(n.cert_der);
+  EXPECT_EQ(X509_verify(cert->get(), X509_get0_pubkey(ca->get())), 1);
+  json node = Admin("GET", "/api/v1/nodes/" + n.id, nullptr, 200);
+  EXPECT_EQ(node["status"], "active");
+  EXPECT_EQ(node["platform"], "sim-sgx");
+  EXPECT_EQ(node["tcb_status"], "UpToDate");
+  EXPECT_EQ(node["fmspc"], "00906ed50000");
+  EXPECT_EQ(node["info"]["version"], "test");
+  EXPECT_TRUE(Audited("ok"));
+}
+
+TEST_F(AgentApiTest, JoinTokensAndNoncesAreSingleUse) {
+  auto key = crypto::GenerateP256();
+  std::string token = JoinToken("dev");
+  std::string nonce = Nonce();
+  json body = ProvisionBody(*sim_, key->get(), token, nonce);
+  ASSERT_EQ(Call("POST", "/api/v1/nodes", body.dump()).status, 201u);
+  int64_t nodes = CountRows("nodes");
+  // Same nonce again: refused before anything else.
+  Response r = Call("POST", "/api/v1/nodes", body.dump());
+  EXPECT_EQ(r.status, 403u);
+  EXPECT_EQ(Code(r), "nonce_invalid");
+  // Fresh nonce, used token.
+  r = Call("POST", "/api/v1/nodes", ProvisionBody(*sim_, key->get(), token, Nonce()).dump());
+  EXPECT_EQ(r.status, 403u);
+  EXPECT_EQ(Code(r), "join_token_invalid");
+  // A made-up nonce.
+  r = Call("POST", "/api/v1/nodes", ProvisionBody(*sim_, key->get(), JoinToken("dev"), std::string(64, 'a')).dump());
+  EXPECT_EQ(Code(r), "nonce_invalid");
+  EXPECT_EQ(CountRows("nodes"), nodes);
+  EXPECT_TRUE(Audited("denied:nonce_invalid"));
+  EXPECT_TRUE(Audited("denied:join_token_invalid"));
+}
+
+TEST_F(AgentApiTest, EvidenceMustBindTheKeyAndSatisfyTheZone) {
+  auto key = crypto::GenerateP256();
+  auto other = crypto::GenerateP256();
+  Response r = Call("POST", "/api/v1/nodes", ProvisionBody(*sim_, key->get(), JoinToken("dev"), Nonce(), other->get()).dump());
+  EXPECT_EQ(Code(r), "report_data_mismatch") << r.body;
+  r = Call("POST", "/api/v1/nodes", ProvisionBody(*sim_, key->get(), JoinToken("prod"), Nonce()).dump());
+  EXPECT_EQ(Code(r), "sim_not_allowed") << r.body;
+  r = Call("POST", "/api/v1/nodes", ProvisionBody(*sim_old_, key->get(), JoinToken("dev"), Nonce()).dump());
+  EXPECT_EQ(Code(r), "tcb_too_old") << r.body;
+  // A tampered quote is not genuine.
+  json body = ProvisionBody(*sim_, key->get(), JoinToken("dev"), Nonce());
+  auto q = *Base64Decode(body["evidence"].get<std::string>());
+  q[100] ^= 1;
+  body["evidence"] = Base64Encode(q);
+  r = Call("POST", "/api/v1/nodes", body.dump());
+  EXPECT_EQ(Code(r), "evidence_not_genuine") << r.body;
+  EXPECT_EQ(CountRows("nodes"), 0);
+  EXPECT_EQ(CountRows("certificates"), 0);
+  EXPECT_TRUE(Audited("denied:tcb_too_old"));
+  // Malformed input is a 400.
+  body["public_key"] = "!!";
+  EXPECT_EQ(Call("POST", "/api/v1/nodes", body.dump()).status, 400u);
+}
+
+TEST_F(AgentApiTest, AgentRoutesNeedANodeCertificate) {
+  Response r = Call("POST", "/api/v1/heartbeats", "{}");
+  EXPECT_EQ(r.status, 401u);
+  r = Call("POST", "/api/v1/heartbeats", "{}", admin_token_);
+  EXPECT_EQ(r.status, 403u);
+  EXPECT_EQ(Code(r), "node_identity_required");
+  // A certificate that is not a node's (the zone CA itself) is unauthenticated.
+  auto zone_ca = crypto::CertFromPem(Call("GET", "/api/v1/zones/dev/ca").body);
+  auto der = crypto::CertToDer(zone_ca->get());
+  EXPECT_EQ(Call("POST", "/api/v1/heartbeats", "{}", "", &*der).status, 401u);
+  Node n = Provision();
+  EXPECT_EQ(Call("POST", "/api/v1/heartbeats", "{}", "", &n.cert_der).status, 200u);
+  // Nodes may not use user routes.
+  EXPECT_EQ(Call("GET", "/api/v1/zones", "", "", &n.cert_der).status, 401u);
+}
+
+TEST_F(AgentApiTest, WorkloadCertificatesAndEveryRefusal) {
+  Node n = Provision();
+  std::string approved = Build("a");
+  Build("c", false);  // pending
+  std::string denied = Build("d", false);
+  {
+    json builds = Admin("GET", "/api/v1/builds/" + denied, nullptr, 200);
+    Admin("POST", "/api/v1/tasks/" + builds["task_id"].get<std::string>() + "/deny", {{"reason", "no"}}, 200);
+  }
+  std::string revoked = Build("e");
+  Admin("POST", "/api/v1/builds/" + revoked + "/revoke", json::object(), 200);
+
+  auto wkey = crypto::GenerateP256();
+  std::string csr = CsrFor(wkey->get(), {"web.example.com"});
+  Response r = Call("POST", "/api/v1/certificates", CertBody(csr, wkey->get(), "a").dump(), "", &n.cert_der);
+  ASSERT_EQ(r.status, 201u) << r.body;
+  json issued = json::parse(r.body);
+  EXPECT_FALSE(issued["instance_id"].get<std::string>().empty());
+  auto leaf = crypto::CertFromPem(issued["certificate_pem"].get<std::string>());
+  auto zca = crypto::CertFromPem(issued["ca_pem"].get<std::string>());
+  EXPECT_EQ(X509_verify(leaf->get(), X509_get0_pubkey(zca->get())), 1);
+  json inst = Admin("GET", "/api/v1/instances", nullptr, 200);
+  ASSERT_EQ(inst["items"].size(), 1u);
+  EXPECT_EQ(inst["items"][0]["node"], n.id);
+  EXPECT_EQ(inst["items"][0]["serial"], issued["serial"]);
+
+  int64_t certs = CountRows("certificates");
+  auto other = crypto::GenerateP256();
+  struct Case {
+    json body;
+    std::string code;
+  };
+  std::vector<Case> cases = {
+      {CertBody(csr, wkey->get(), "c"), "build_pending"},
+      {CertBody(csr, wkey->get(), "d"), "build_denied"},
+      {CertBody(csr, wkey->get(), "e"), "build_revoked"},
+      {CertBody(csr, wkey->get(), "f"), "measurement_not_allowed"},
+      {CertBody(CsrFor(wkey->get(), {"evil.example.org"}), wkey->get(), "a"), "domain_not_allowed"},
+      {CertBody(csr, other->get(), "a"), "report_data_mismatch"},
+  };
+  for (const auto& c : cases) {
+    r = Call("POST", "/api/v1/certificates", c.body.dump(), "", &n.cert_der);
+    EXPECT_EQ(r.status, 403u) << c.code << ": " << r.body;
+    EXPECT_EQ(Code(r), c.code) << r.body;
+    EXPECT_TRUE(Audited("denied:" + c.code)) << c.code;
+  }
+  EXPECT_EQ(CountRows("certificates"), certs);
+
+  // The zone tightens its TCB rule after provisioning: the node is refused. (min_tcb stays
+  // met by UpToDate, so tighten by refusing sim instead.)
+  Admin("PATCH", "/api/v1/zones/dev", {{"allow_sim", false}}, 200);
+  r = Call("POST", "/api/v1/certificates", CertBody(csr, wkey->get(), "a").dump(), "", &n.cert_der);
+  EXPECT_EQ(Code(r), "node_tcb_not_acceptable") << r.body;
+  Admin("PATCH", "/api/v1/zones/dev", {{"allow_sim", true}}, 200);
+
+  // Deactivation: the node is refused and its certificates are in the CRL.
+  Admin("POST", "/api/v1/nodes/" + n.id + "/deactivate", json::object(), 200);
+  r = Call("POST", "/api/v1/certificates", CertBody(csr, wkey->get(), "a").dump(), "", &n.cert_der);
+  EXPECT_EQ(r.status, 403u);
+  EXPECT_EQ(Code(r), "node_deactivated");
+  json c = Admin("GET", "/api/v1/certificates/" + issued["serial"].get<std::string>(), nullptr, 200);
+  EXPECT_EQ(c["status"], "revoked");
+  auto crl_der = manager_->ZoneCrl("dev");
+  ASSERT_TRUE(crl_der.ok());
+  auto crl = crypto::CrlFromDerOrPem(*crl_der);
+  ASSERT_TRUE(crl.ok());
+  X509_REVOKED* entry = nullptr;
+  EXPECT_EQ(X509_CRL_get0_by_cert(crl->get(), &entry, leaf->get()), 1);
+  EXPECT_EQ(Admin("GET", "/api/v1/instances", nullptr, 200)["items"][0]["status"], "stopped");
+}
+
+TEST_F(AgentApiTest, HeartbeatsAreVerifiedReplayProtectedAndTracked) {
+  Node n = Provision();
+  Build("a");
+  auto wkey = crypto::GenerateP256();
+  Response r = Call("POST", "/api/v1/certificates", CertBody(CsrFor(wkey->get(), {}), wkey->get(), "a").dump(), "", &n.cert_der);
+  ASSERT_EQ(r.status, 201u) << r.body;
+  std::string inst = json::parse(r.body)["instance_id"];
+  auto hb = [&](int64_t seq, const std::string& status, EVP_PKEY* key) {
+    int64_t ts = ToUnixSeconds(clock_.Now());
+    auto sig = crypto::Sign(key, AsBytes(workload::HeartbeatMessage(inst, seq, ts, status)));
+    return json{{"instance_id", inst}, {"seq", seq}, {"timestamp", ts}, {"status", status}, {"signature", Base64Encode(*sig)}};
+  };
+  auto other = crypto::GenerateP256();
+  json batch = {{"node", {{"version", "1"}, {"load", 0.5}}},
+                {"heartbeats", {hb(1, "running", wkey->get()), hb(2, "running", wkey->get()), hb(2, "running", wkey->get()),
+                                hb(3, "running", other->get())}}};
+  r = Call("POST", "/api/v1/heartbeats", batch.dump(), "", &n.cert_der);
+  ASSERT_EQ(r.status, 200u) << r.body;
+  json res = json::parse(r.body);
+  EXPECT_EQ(res["accepted"], 2);
+  ASSERT_EQ(res["rejected"].size(), 2u) << r.body;
+  std::set<std::string> codes;
+  for (const auto& x : res["rejected"]) codes.insert(x["code"]);
+  EXPECT_EQ(codes, (std::set<std::string>{"replayed", "bad_signature"}));
+  // Replaying the old batch: nothing new is accepted.
+  r = Call("POST", "/api/v1/heartbeats", json{{"heartbeats", {hb(1, "running", wkey->get())}}}.dump(), "", &n.cert_der);
+  EXPECT_EQ(json::parse(r.body)["accepted"], 0);
+  json i = Admin("GET", "/api/v1/instances", nullptr, 200)["items"][0];
+  EXPECT_EQ(i["status"], "running");
+  EXPECT_EQ(i["last_seq"], 2);
+  // Silence for more than three intervals: unresponsive; the node likewise.
+  clock_.Advance(std::chrono::seconds(95));
+  EXPECT_EQ(Admin("GET", "/api/v1/instances", nullptr, 200)["items"][0]["status"], "unresponsive");
+  EXPECT_EQ(Admin("GET", "/api/v1/nodes/" + n.id, nullptr, 200)["status"], "unresponsive");
+  // A stopping heartbeat stops it.
+  r = Call("POST", "/api/v1/heartbeats", json{{"heartbeats", {hb(3, "stopping", wkey->get())}}}.dump(), "", &n.cert_der);
+  EXPECT_EQ(json::parse(r.body)["accepted"], 1);
+  EXPECT_EQ(Admin("GET", "/api/v1/instances", nullptr, 200)["items"][0]["status"], "stopped");
+  EXPECT_EQ(Admin("GET", "/api/v1/nodes/" + n.id, nullptr, 200)["status"], "active");
+  EXPECT_TRUE(Audited("ok"));
+}
+
+TEST_F(AgentApiTest, RenewalNeedsFreshEvidence) {
+  Node n = Provision();
+  json body = ProvisionBody(*sim_, n.key.get(), "", Nonce());
+  Response r = Call("POST", "/api/v1/nodes/renew", body.dump(), "", &n.cert_der);
+  ASSERT_EQ(r.status, 201u) << r.body;
+  json j = json::parse(r.body);
+  EXPECT_EQ(j["node_id"], n.id);
+  // Evidence from an out-of-date platform is not renewed.
+  r = Call("POST", "/api/v1/nodes/renew", ProvisionBody(*sim_old_, n.key.get(), "", Nonce()).dump(), "", &n.cert_der);
+  EXPECT_EQ(Code(r), "tcb_too_old");
+  EXPECT_EQ(Admin("GET", "/api/v1/nodes/" + n.id, nullptr, 200)["tcb_status"], "OutOfDate");
+}
+
+}  // namespace
+}  // namespace vouch::api

@@ -1,0 +1,607 @@
+// Node agents: provisioning and renewal with platform evidence, mTLS identity, workload
+// certificates after local attestation, heartbeats (docs/agent.md).
+#include <algorithm>
+
+#include "api/ca_adapter.h"
+#include "api/manager.h"
+#include "api/manager_internal.h"
+#include "attest/dcap_verifier.h"
+#include "base/encoding.h"
+#include "crypto/aead.h"
+#include "crypto/digest.h"
+#include "crypto/keys.h"
+#include "crypto/random.h"
+#include "crypto/signature.h"
+#include "crypto/x509.h"
+#include "evidence/sgx_report.h"
+#include "pki/ca.h"
+#include "policy/policy.h"
+#include "workload/wire.h"
+
+namespace vouch::api {
+
+using namespace internal;  // NOLINT(google-build-using-namespace)
+
+Result<ZonePolicy> LoadZonePolicy(Transaction& tx, const std::string& zone_id);
+
+namespace {
+
+constexpr char kNodeCaCertSetting[] = "node_ca_cert_pem";
+constexpr char kNodeCaKeySetting[] = "node_ca_key_sealed";
+constexpr char kNodeCaAad[] = "vouch:node-ca-key";
+constexpr size_t kMaxNonces = 10000;
+constexpr size_t kMaxEvidenceBytes = 64 * 1024;
+
+Result<policy::ZonePolicy> ToPolicy(const ZonePolicy& z) {
+  policy::ZonePolicy p;
+  VOUCH_ASSIGN_OR_RETURN(p.min_tcb, policy::ParseTcbStatus(z.min_tcb));
+  p.tolerated_advisories = z.tolerated_advisories;
+  p.allow_sim = z.allow_sim;
+  p.allow_debug = z.allow_debug;
+  return p;
+}
+
+// The verdict a node's stored record stands for, so that a zone's current rules can be applied
+// again at every certificate request.
+attest::Verdict StoredNodeVerdict(const Row& n) {
+  attest::Verdict v;
+  v.genuine = true;
+  v.tcb_status = n.Str("tcb_status");
+  for (const auto& a : ParseJsonColumn(n.Str("advisory_ids"), json::array())) {
+    if (a.is_string()) v.advisory_ids.push_back(a.get<std::string>());
+  }
+  v.insecure_sim = n.Str("platform").rfind("sim-", 0) == 0;
+  return v;
+}
+
+Status Refuse(std::string_view code, std::string message) {
+  return PermissionDenied(std::move(message), std::string(code));
+}
+
+Principal Unprovisioned() {
+  Principal p;
+  p.kind = Principal::Kind::kNode;
+  p.id = "unprovisioned";
+  p.name = "unprovisioned";
+  return p;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- node CA
+
+Result<std::shared_ptr<pki::CaSigner>> Manager::NodeSigner() {
+  std::lock_guard<std::mutex> lock(node_signer_mu_);
+  if (node_signer_) return node_signer_;
+  auto load = [&]() -> Result<std::shared_ptr<pki::CaSigner>> {
+    std::string cert_pem, sealed_b64;
+    VOUCH_RETURN_IF_ERROR(db_->Read([&](Transaction& tx) -> Status {
+      VOUCH_ASSIGN_OR_RETURN(Rows rows, tx.Query("SELECT key, value FROM settings WHERE key IN (?, ?)",
+                                                 {std::string(kNodeCaCertSetting), std::string(kNodeCaKeySetting)}));
+      for (const Row& r : rows) {
+        if (r.Str(0) == kNodeCaCertSetting) cert_pem = r.Str(1);
+        if (r.Str(0) == kNodeCaKeySetting) sealed_b64 = r.Str(1);
+      }
+      return Status::Ok();
+    }));
+    if (cert_pem.empty() || sealed_b64.empty()) return NotFound("no node CA yet", "no_node_ca");
+    VOUCH_ASSIGN_OR_RETURN(auto sealed, Base64Decode(sealed_b64));
+    auto key = crypto::Aes256GcmOpen(master_key_.span(), sealed, AsBytes(kNodeCaAad));
+    if (!key.ok()) return DataLoss("the node CA key cannot be unsealed with this master key", "ca_key_unseal_failed");
+    return LoadZoneSigner(cert_pem, *key);
+  };
+  auto signer = load();
+  if (!signer.ok() && signer.status().code() == StatusCode::kNotFound) {
+    VOUCH_ASSIGN_OR_RETURN(ZoneCaMaterial ca, CreateNodeCa(clock_->Now()));
+    VOUCH_ASSIGN_OR_RETURN(auto sealed, crypto::Aes256GcmSeal(master_key_.span(), ca.key_der.span(), AsBytes(kNodeCaAad)));
+    Status st = db_->Write([&](Transaction& tx) -> Status {
+      VOUCH_ASSIGN_OR_RETURN(Rows rows, tx.Query("SELECT key FROM settings WHERE key = ?", {std::string(kNodeCaCertSetting)}));
+      if (!rows.empty()) return Status::Ok();  // another instance made it first
+      VOUCH_RETURN_IF_ERROR(tx.Exec("INSERT INTO settings (key, value) VALUES (?, ?)",
+                                    {std::string(kNodeCaCertSetting), ca.cert_pem})
+                                .status());
+      VOUCH_RETURN_IF_ERROR(tx.Exec("INSERT INTO settings (key, value) VALUES (?, ?)",
+                                    {std::string(kNodeCaKeySetting), Base64Encode(sealed)})
+                                .status());
+      return Audit(tx, *this, Principal::System(), "node_ca.create", "node-ca");
+    });
+    if (!st.ok() && st.code() != StatusCode::kAlreadyExists) return st;
+    signer = load();
+  }
+  if (!signer.ok()) return signer.status();
+  node_signer_ = *signer;
+  return node_signer_;
+}
+
+Result<std::string> Manager::NodeCaPem() {
+  VOUCH_ASSIGN_OR_RETURN(auto signer, NodeSigner());
+  return signer->cert_pem();
+}
+
+// ---------------------------------------------------------------- nonces and evidence
+
+Result<json> Manager::CreateNodeNonce() {
+  std::vector<uint8_t> nonce = crypto::RandomBytes(32);
+  std::string nonce_hex = HexEncode(nonce);
+  int64_t now = Now();
+  int64_t expires = now + options_.nonce_ttl.count();
+  VOUCH_RETURN_IF_ERROR(db_->Write([&](Transaction& tx) -> Status {
+    VOUCH_RETURN_IF_ERROR(tx.Exec("DELETE FROM node_nonces WHERE expires_at <= ?", {now}).status());
+    VOUCH_ASSIGN_OR_RETURN(Row c, tx.QueryOne("SELECT COUNT(*) AS n FROM node_nonces", {}, "count"));
+    if (static_cast<size_t>(c.Int("n")) >= kMaxNonces) {
+      return ResourceExhausted("too many outstanding nonces; retry later", "too_many_nonces");
+    }
+    return tx.Exec("INSERT INTO node_nonces (nonce_hash, created_at, expires_at) VALUES (?, ?, ?)",
+                   {HashToken(nonce_hex), now, expires})
+        .status();
+  }));
+  return json{{"nonce", nonce_hex}, {"expires_at", TimeJson(expires)}};
+}
+
+attest::Verdict Manager::VerifyEvidence(std::span<const uint8_t> quote) {
+  if (verifiers_.empty()) {
+    return attest::VerifyDcapQuote(quote, std::nullopt, clock_->Now());
+  }
+  attest::Verdict last;
+  for (const auto& v : verifiers_) {
+    last = v->Verify(quote, clock_->Now());
+    if (last.genuine) return last;
+  }
+  return last;
+}
+
+// ---------------------------------------------------------------- provisioning and renewal
+
+Result<json> Manager::EnrollNode(const Principal* node, const NodeEnrollment& e) {
+  const bool renewal = node != nullptr;
+  const Principal actor = renewal ? *node : Unprovisioned();
+  const std::string action = renewal ? "node.renew" : "node.provision";
+  auto refuse = [&](const Status& st) -> Status {
+    AuditRefusal(actor, action, renewal ? node->id : "join", st);
+    return st;
+  };
+  // Shape checks first (400s, not audited: nothing security-relevant was attempted yet).
+  if (e.platform != "sgx") return InvalidArgument("platform must be \"sgx\"", "unsupported_platform");
+  if (e.evidence.empty() || e.evidence.size() > kMaxEvidenceBytes) {
+    return InvalidArgument("evidence must be 1.." + std::to_string(kMaxEvidenceBytes) + " bytes", "invalid_evidence");
+  }
+  auto nonce = HexDecode(e.nonce_hex);
+  if (!nonce.ok() || nonce->size() != 32) return InvalidArgument("nonce must be 64 hex digits", "invalid_nonce");
+  auto key = crypto::PublicKeyFromDer(e.public_key_der);
+  if (!key.ok() || crypto::DescribeKey(key->get()).rfind("EC P-", 0) != 0) {
+    return InvalidArgument("public_key must be an EC P-256 or P-384 SubjectPublicKeyInfo", "invalid_public_key");
+  }
+  if (!renewal && e.join_token.empty()) return Unauthenticated("a join token is required", "join_token_required");
+
+  // The nonce is consumed whatever happens next: it can never be used twice.
+  int64_t now = Now();
+  int64_t consumed = 0;
+  VOUCH_RETURN_IF_ERROR(db_->Write([&](Transaction& tx) -> Status {
+    VOUCH_ASSIGN_OR_RETURN(consumed, tx.Exec("DELETE FROM node_nonces WHERE nonce_hash = ? AND expires_at > ?",
+                                             {HashToken(e.nonce_hex), now}));
+    return Status::Ok();
+  }));
+  if (consumed != 1) return refuse(Refuse("nonce_invalid", "the nonce is unknown, expired or already used"));
+
+  // Which zone: the join token's, or the node's own.
+  std::string zone_id, token_id;
+  if (renewal) {
+    zone_id = node->zone_id;
+  } else {
+    Status st = db_->Read([&](Transaction& tx) -> Status {
+      VOUCH_ASSIGN_OR_RETURN(Rows rows, tx.Query("SELECT id, zone_id FROM join_tokens WHERE token_hash = ? AND "
+                                                 "expires_at > ? AND uses_left > 0",
+                                                 {HashToken(e.join_token), now}));
+      if (rows.empty()) return Refuse("join_token_invalid", "the join token is unknown, expired or used up");
+      zone_id = rows[0].Str("zone_id");
+      token_id = rows[0].Str("id");
+      return Status::Ok();
+    });
+    if (!st.ok()) return st.code() == StatusCode::kPermissionDenied ? refuse(st) : st;
+  }
+  ZonePolicy zone_policy;
+  std::string zone_name;
+  VOUCH_RETURN_IF_ERROR(db_->Read([&](Transaction& tx) -> Status {
+    VOUCH_ASSIGN_OR_RETURN(zone_policy, LoadZonePolicy(tx, zone_id));
+    VOUCH_ASSIGN_OR_RETURN(Row z, tx.QueryOne("SELECT name FROM zones WHERE id = ?", {zone_id}, "zone"));
+    zone_name = z.Str("name");
+    return Status::Ok();
+  }));
+
+  // Genuine? Bound to this key and nonce? Acceptable under the zone's rules?
+  attest::Verdict verdict = VerifyEvidence(e.evidence);
+  if (!verdict.genuine) {
+    std::string why = verdict.error ? verdict.error->reason() + ": " + verdict.error->message() : "not genuine";
+    return refuse(Refuse("evidence_not_genuine", "the node evidence is not genuine (" + why.substr(0, 300) + ")"));
+  }
+  std::vector<uint8_t> bound = e.public_key_der;
+  bound.insert(bound.end(), nonce->begin(), nonce->end());
+  std::string expected = HexEncode(crypto::Sha256(bound));
+  if (verdict.report_data_hex.size() < 64 || !crypto::ConstantTimeEquals(verdict.report_data_hex.substr(0, 64), expected)) {
+    return refuse(Refuse("report_data_mismatch", "the evidence's report data is not SHA-256(node public key || nonce)"));
+  }
+  VOUCH_ASSIGN_OR_RETURN(policy::ZonePolicy zp, ToPolicy(zone_policy));
+  policy::Decision decision = policy::EvaluatePlatform(verdict, zp);
+  std::string platform = verdict.insecure_sim ? "sim-sgx" : "sgx";
+  json advisories(verdict.advisory_ids);
+  std::string fmspc = verdict.details.value("fmspc", std::string());
+  std::string evidence_sha = HexEncode(crypto::Sha256(e.evidence));
+  if (!decision.accepted()) {
+    if (renewal) {
+      // Record what the platform now is, so operators see why renewals stop.
+      (void)db_->Write([&](Transaction& tx) -> Status {
+        return tx.Exec("UPDATE nodes SET tcb_status = ?, advisory_ids = ?, evidence_sha256 = ? WHERE id = ?",
+                       {verdict.tcb_status, advisories.dump(), evidence_sha, node->id})
+            .status();
+      });
+    }
+    return refuse(decision.status);
+  }
+
+  // Issue the node certificate, then record everything in one transaction.
+  std::string node_id = renewal ? node->id : NewId("node");
+  VOUCH_ASSIGN_OR_RETURN(auto signer, NodeSigner());
+  NodeCertRequest creq;
+  creq.spki_der = e.public_key_der;
+  creq.node_id = node_id;
+  creq.spiffe_uri = "spiffe://" + zone_name + "/node/" + node_id;
+  creq.not_before = clock_->Now() - std::chrono::minutes(5);
+  creq.validity = options_.node_cert_validity + std::chrono::minutes(5);
+  VOUCH_ASSIGN_OR_RETURN(IssuedCert cert, IssueNodeCert(*signer, creq));
+  std::string key_sha = HexEncode(crypto::Sha256(e.public_key_der));
+  json info = e.info.is_object() ? e.info : json::object();
+  Status st = db_->Write([&](Transaction& tx) -> Status {
+    if (renewal) {
+      VOUCH_ASSIGN_OR_RETURN(Row n, tx.QueryOne("SELECT status FROM nodes WHERE id = ?", {node_id}, "node"));
+      if (n.Str("status") != "active") return Refuse("node_deactivated", "node " + node_id + " is deactivated");
+      VOUCH_RETURN_IF_ERROR(tx.Exec("UPDATE nodes SET tcb_status = ?, advisory_ids = ?, fmspc = ?, evidence_sha256 = ?, "
+                                    "public_key_sha256 = ?, cert_serial = ?, cert_not_after = ?, last_seen = ?, info = ? "
+                                    "WHERE id = ?",
+                                    {verdict.tcb_status, advisories.dump(), fmspc, evidence_sha, key_sha, cert.serial_hex,
+                                     ToUnixSeconds(cert.not_after), now, info.dump(), node_id})
+                                .status());
+    } else {
+      // Single use (or N uses): the decrement only succeeds while uses are left.
+      VOUCH_ASSIGN_OR_RETURN(int64_t n, tx.Exec("UPDATE join_tokens SET uses_left = uses_left - 1 WHERE id = ? AND "
+                                                "uses_left > 0 AND expires_at > ?",
+                                                {token_id, now}));
+      if (n != 1) return Refuse("join_token_invalid", "the join token is unknown, expired or used up");
+      VOUCH_RETURN_IF_ERROR(tx.Exec("INSERT INTO nodes (id, zone_id, platform, tcb_status, advisory_ids, fmspc, "
+                                    "evidence_sha256, public_key_sha256, status, cert_serial, cert_not_after, last_seen, "
+                                    "info, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'active', ?, ?, ?, ?, ?)",
+                                    {node_id, zone_id, platform, verdict.tcb_status, advisories.dump(), fmspc, evidence_sha,
+                                     key_sha, cert.serial_hex, ToUnixSeconds(cert.not_after), now, info.dump(), now})
+                                .status());
+    }
+    VOUCH_RETURN_IF_ERROR(tx.Exec("INSERT INTO certificates (serial, zone_id, kind, node_id, subject, sans, not_before, "
+                                  "not_after, pem, status, issued_to, created_at) VALUES (?, ?, 'node', ?, ?, ?, ?, ?, ?, "
+                                  "'valid', ?, ?)",
+                                  {cert.serial_hex, zone_id, node_id, "CN=" + node_id, json({creq.spiffe_uri}).dump(),
+                                   ToUnixSeconds(cert.not_before), ToUnixSeconds(cert.not_after), cert.pem,
+                                   "node:" + node_id, now})
+                              .status());
+    return Audit(tx, *this, renewal ? actor : Principal::System(), action, node_id,
+                 {{"zone", zone_name},
+                  {"platform", platform},
+                  {"tcb_status", verdict.tcb_status},
+                  {"advisory_ids", advisories},
+                  {"fmspc", fmspc},
+                  {"evidence_sha256", evidence_sha},
+                  {"join_token", token_id},
+                  {"serial", cert.serial_hex}});
+  });
+  if (!st.ok()) return st.code() == StatusCode::kPermissionDenied ? refuse(st) : st;
+  return json{{"node_id", node_id},
+              {"zone", zone_name},
+              {"platform", platform},
+              {"tcb_status", verdict.tcb_status},
+              {"advisory_ids", advisories},
+              {"insecure_sim", verdict.insecure_sim},
+              {"serial", cert.serial_hex},
+              {"certificate_pem", cert.pem},
+              {"ca_pem", signer->cert_pem()},
+              {"not_after", TimeJson(ToUnixSeconds(cert.not_after))}};
+}
+
+Result<Principal> Manager::AuthenticateNode(std::span<const uint8_t> leaf_der) {
+  auto cert = crypto::CertFromDer(leaf_der);
+  if (!cert.ok()) return Unauthenticated("unreadable client certificate", "unauthenticated");
+  std::string serial = crypto::SerialHex(cert->get());
+  int64_t now = Now();
+  Principal p;
+  VOUCH_RETURN_IF_ERROR(db_->Read([&](Transaction& tx) -> Status {
+    VOUCH_ASSIGN_OR_RETURN(Rows rows, tx.Query("SELECT c.status AS cert_status, c.not_after, n.id, n.zone_id, n.status "
+                                               "FROM certificates c JOIN nodes n ON n.id = c.node_id "
+                                               "WHERE c.serial = ? AND c.kind = 'node'",
+                                               {serial}));
+    if (rows.empty()) return Unauthenticated("the client certificate is not a node certificate", "unauthenticated");
+    const Row& r = rows[0];
+    if (r.Str("status") != "active") return PermissionDenied("node " + r.Str("id") + " is deactivated", "node_deactivated");
+    if (r.Str("cert_status") != "valid") return PermissionDenied("the node certificate is revoked", "node_cert_revoked");
+    if (r.Int("not_after") <= now) return Unauthenticated("the node certificate has expired", "node_cert_expired");
+    p.kind = Principal::Kind::kNode;
+    p.id = r.Str("id");
+    p.name = p.id;
+    p.zone_id = r.Str("zone_id");
+    return Status::Ok();
+  }));
+  return p;
+}
+
+// ---------------------------------------------------------------- workload certificates
+
+Result<json> Manager::IssueForWorkload(const Principal& node, std::string_view csr_pem,
+                                       std::span<const uint8_t> report_body, const std::string& instance_id) {
+  if (node.kind != Principal::Kind::kNode) return PermissionDenied("only node agents may do this", "node_identity_required");
+  auto body = evidence::ParseSgxReportBody(report_body);
+  if (!body.ok()) return InvalidArgument("report must be a 384-byte SGX report body: " + body.status().message(), "invalid_report");
+  if (!instance_id.empty() && !workload::IsValidWireId(instance_id)) {
+    return InvalidArgument("invalid instance_id", "invalid_instance_id");
+  }
+  std::vector<std::string> csr_names;
+  auto digest = CsrKeyDigest(csr_pem, &csr_names);
+  if (!digest.ok()) return digest.status();
+  const std::string mrenclave = HexEncode(body->mr_enclave);
+  const std::string mrsigner = HexEncode(body->mr_signer);
+  auto refuse = [&](const Status& st) -> Status {
+    AuditRefusal(node, "certificate.issue", "mrenclave:" + mrenclave, st);
+    return st;
+  };
+  if (!crypto::ConstantTimeEquals(std::span<const uint8_t>(body->report_data.data(), 32), *digest)) {
+    return refuse(Refuse("report_data_mismatch", "the report data is not SHA-256 of the CSR's public key"));
+  }
+  json out;
+  std::string serial;
+  Status st = db_->Write([&](Transaction& tx) -> Status {
+    VOUCH_ASSIGN_OR_RETURN(Row n, tx.QueryOne("SELECT * FROM nodes WHERE id = ?", {node.id}, "node"));
+    if (n.Str("status") != "active") return Refuse("node_deactivated", "node " + node.id + " is deactivated");
+    VOUCH_ASSIGN_OR_RETURN(ZonePolicy zone_policy, LoadZonePolicy(tx, n.Str("zone_id")));
+    VOUCH_ASSIGN_OR_RETURN(policy::ZonePolicy zp, ToPolicy(zone_policy));
+    policy::Decision d = policy::EvaluatePlatform(StoredNodeVerdict(n), zp);
+    if (!d.accepted()) {
+      return Refuse("node_tcb_not_acceptable", "node " + node.id + " is no longer acceptable in its zone: " +
+                                                   d.status.reason() + ": " + d.status.message());
+    }
+    VOUCH_ASSIGN_OR_RETURN(Rows builds,
+                           tx.Query("SELECT b.*, a.name AS app_name, a.domains AS domains, z.name AS zone_name "
+                                    "FROM builds b JOIN apps a ON a.id = b.app_id JOIN zones z ON z.id = a.zone_id "
+                                    "WHERE a.zone_id = ? AND a.deleted = 0 AND b.mrenclave = ? AND b.mrsigner = ? AND "
+                                    "b.isvprodid = ? AND b.isvsvn = ? ORDER BY b.created_at",
+                                    {n.Str("zone_id"), mrenclave, mrsigner, int64_t{body->isv_prod_id},
+                                     int64_t{body->isv_svn}}));
+    if (builds.empty()) {
+      return Refuse("measurement_not_allowed", "no build in this zone has mrenclave " + mrenclave + ", mrsigner " +
+                                                   mrsigner + ", isvprodid " + std::to_string(body->isv_prod_id) +
+                                                   ", isvsvn " + std::to_string(body->isv_svn));
+    }
+    const Row* b = nullptr;
+    for (const Row& r : builds) {
+      if (r.Str("status") == "approved") {
+        b = &r;
+        break;
+      }
+    }
+    if (b == nullptr) {
+      std::string s = builds.front().Str("status");
+      return Refuse("build_" + s, "build " + builds.front().Str("id") + " is " + s + ", not approved");
+    }
+    if (body->debug() && !(zone_policy.allow_debug && b->Int("debug") != 0)) {
+      return Refuse("debug_not_allowed", "the enclave runs in debug mode, which this zone or build does not allow");
+    }
+    json allowed = ParseJsonColumn(b->Str("domains"), json::array());
+    std::vector<std::string> names = csr_names;
+    if (names.empty()) {
+      for (const auto& a : allowed) names.push_back(a.get<std::string>());
+    }
+    for (const auto& nm : names) {
+      bool ok = false;
+      for (const auto& a : allowed) {
+        std::string dom = a.get<std::string>();
+        if (dom == nm) ok = true;
+        if (dom.rfind("*.", 0) == 0 && nm.size() > dom.size() - 1 &&
+            nm.compare(nm.size() - (dom.size() - 1), dom.size() - 1, dom.substr(1)) == 0 &&
+            nm.substr(0, nm.size() - (dom.size() - 1)).find('.') == std::string::npos) {
+          ok = true;
+        }
+      }
+      if (!ok) {
+        return Refuse("domain_not_allowed",
+                      "'" + nm.substr(0, 100) + "' is not an allowed domain of app '" + b->Str("app_name") + "'");
+      }
+    }
+    std::string inst = instance_id;
+    int64_t now = Now();
+    if (!inst.empty()) {
+      VOUCH_ASSIGN_OR_RETURN(Rows i, tx.Query("SELECT id FROM instances WHERE id = ? AND node_id = ? AND build_id = ?",
+                                              {inst, node.id, b->Str("id")}));
+      if (i.empty()) return NotFound("instance '" + inst + "' of this build on this node not found", "instance_not_found");
+    } else {
+      inst = NewId("inst");
+    }
+    VOUCH_ASSIGN_OR_RETURN(auto signer, ZoneSigner(tx, n.Str("zone_id")));
+    WorkloadCertRequest req;
+    req.csr_pem = std::string(csr_pem);
+    req.common_name = names.empty() ? b->Str("app_name") : names.front();
+    req.dns_names = names;
+    req.spiffe_uri = "spiffe://" + b->Str("zone_name") + "/app/" + b->Str("app_name");
+    req.not_before = clock_->Now() - std::chrono::minutes(5);
+    req.not_after = clock_->Now() + std::chrono::hours(zone_policy.cert_validity_hours);
+    req.platform = n.Str("platform");
+    req.mrenclave_hex = mrenclave;
+    req.mrsigner_hex = mrsigner;
+    req.isvprodid = body->isv_prod_id;
+    req.isvsvn = body->isv_svn;
+    VOUCH_ASSIGN_OR_RETURN(IssuedCert cert, IssueWorkloadCert(*signer, req));
+    serial = cert.serial_hex;
+    json sans(names);
+    sans.push_back(req.spiffe_uri);
+    VOUCH_RETURN_IF_ERROR(tx.Exec("INSERT INTO certificates (serial, zone_id, kind, app_id, build_id, node_id, instance_id, "
+                                  "subject, sans, not_before, not_after, pem, status, issued_to, created_at) VALUES (?, ?, "
+                                  "'workload', ?, ?, ?, ?, ?, ?, ?, ?, ?, 'valid', ?, ?)",
+                                  {cert.serial_hex, n.Str("zone_id"), b->Str("app_id"), b->Str("id"), node.id, inst,
+                                   "CN=" + req.common_name, sans.dump(), ToUnixSeconds(cert.not_before),
+                                   ToUnixSeconds(cert.not_after), cert.pem, node.Actor(), now})
+                              .status());
+    if (instance_id.empty()) {
+      VOUCH_RETURN_IF_ERROR(tx.Exec("INSERT INTO instances (id, app_id, build_id, node_id, serial, status, last_seq, "
+                                    "first_seen, last_heartbeat) VALUES (?, ?, ?, ?, ?, 'running', 0, ?, ?)",
+                                    {inst, b->Str("app_id"), b->Str("id"), node.id, cert.serial_hex, now, now})
+                                .status());
+    } else {
+      VOUCH_RETURN_IF_ERROR(tx.Exec("UPDATE instances SET serial = ?, status = 'running', last_heartbeat = ? WHERE id = ?",
+                                    {cert.serial_hex, now, inst})
+                                .status());
+    }
+    VOUCH_RETURN_IF_ERROR(Audit(tx, *this, node, "certificate.issue", cert.serial_hex,
+                                {{"build", b->Str("id")},
+                                 {"app", b->Str("app_name")},
+                                 {"instance", inst},
+                                 {"node", node.id},
+                                 {"sans", sans}}));
+    VOUCH_ASSIGN_OR_RETURN(Row z, tx.QueryOne("SELECT ca_cert_pem FROM zones WHERE id = ?", {n.Str("zone_id")}, "zone"));
+    out = json{{"serial", cert.serial_hex},
+               {"instance_id", inst},
+               {"app", b->Str("app_name")},
+               {"build_id", b->Str("id")},
+               {"certificate_pem", cert.pem},
+               {"chain_pem", cert.pem},  // the zone CA signs leaves directly: no intermediates
+               {"ca_pem", z.Str("ca_cert_pem")},
+               {"not_after", TimeJson(ToUnixSeconds(cert.not_after))}};
+    return Status::Ok();
+  });
+  if (!st.ok()) return st.code() == StatusCode::kPermissionDenied ? refuse(st) : st;
+  issued_.fetch_add(1);
+  return out;
+}
+
+// ---------------------------------------------------------------- heartbeats
+
+Result<json> Manager::IngestHeartbeats(const Principal& node, const json& node_info, const std::vector<Heartbeat>& hbs) {
+  if (node.kind != Principal::Kind::kNode) return PermissionDenied("only node agents may do this", "node_identity_required");
+  int64_t now = Now();
+  struct Item {
+    const Heartbeat* hb;
+    std::string result = "ok";
+  };
+  std::vector<Item> items;
+  items.reserve(hbs.size());
+  for (const Heartbeat& h : hbs) items.push_back({&h});
+
+  // 1. Look up each instance's certificate key (cached per serial).
+  std::map<std::string, std::pair<std::string, std::string>> inst;  // id -> (serial, pem)
+  VOUCH_RETURN_IF_ERROR(db_->Read([&](Transaction& tx) -> Status {
+    for (Item& it : items) {
+      if (inst.count(it.hb->instance_id)) continue;
+      VOUCH_ASSIGN_OR_RETURN(Rows rows, tx.Query("SELECT i.serial, c.pem, c.status FROM instances i JOIN certificates c ON "
+                                                 "c.serial = i.serial WHERE i.id = ? AND i.node_id = ?",
+                                                 {it.hb->instance_id, node.id}));
+      if (!rows.empty()) {
+        inst[it.hb->instance_id] = {rows[0].Str(0), rows[0].Str(2) == "valid" ? rows[0].Str(1) : std::string()};
+      }
+    }
+    return Status::Ok();
+  }));
+  // 2. Verify signatures outside any transaction.
+  for (Item& it : items) {
+    const Heartbeat& h = *it.hb;
+    auto found = inst.find(h.instance_id);
+    if (found == inst.end()) {
+      it.result = "unknown_instance";
+      continue;
+    }
+    if (found->second.second.empty()) {
+      it.result = "certificate_revoked";
+      continue;
+    }
+    if (h.status != "running" && h.status != "stopping") {
+      it.result = "invalid_status";
+      continue;
+    }
+    if (h.timestamp > now + 300) {
+      it.result = "bad_timestamp";
+      continue;
+    }
+    std::shared_ptr<EVP_PKEY> key;
+    {
+      std::lock_guard<std::mutex> lock(keys_mu_);
+      auto k = heartbeat_keys_.find(found->second.first);
+      if (k != heartbeat_keys_.end()) key = k->second;
+    }
+    if (!key) {
+      auto cert = crypto::CertFromPem(found->second.second);
+      if (!cert.ok()) {
+        it.result = "unknown_instance";
+        continue;
+      }
+      EVP_PKEY* pk = X509_get_pubkey(cert->get());  // new reference
+      key = std::shared_ptr<EVP_PKEY>(pk, EVP_PKEY_free);
+      std::lock_guard<std::mutex> lock(keys_mu_);
+      if (heartbeat_keys_.size() > 500000) heartbeat_keys_.clear();
+      heartbeat_keys_[found->second.first] = key;
+    }
+    std::string msg = workload::HeartbeatMessage(h.instance_id, h.seq, h.timestamp, h.status);
+    if (!key || !crypto::Verify(key.get(), AsBytes(msg), h.signature)) it.result = "bad_signature";
+  }
+  // 3. Record, in sequence order per instance; a sequence number not above the last is a replay.
+  std::vector<size_t> order(items.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return items[a].hb->seq < items[b].hb->seq; });
+  int64_t accepted = 0;
+  json rejected = json::array();
+  VOUCH_RETURN_IF_ERROR(db_->Write([&](Transaction& tx) -> Status {
+    accepted = 0;
+    for (size_t idx : order) {
+      Item& it = items[idx];
+      if (it.result != "ok" && it.result != "replayed") continue;
+      it.result = "ok";
+      const Heartbeat& h = *it.hb;
+      int64_t seen = std::min(h.timestamp, now);
+      VOUCH_ASSIGN_OR_RETURN(int64_t n, tx.Exec("UPDATE instances SET last_seq = ?, last_heartbeat = ?, status = ? "
+                                                "WHERE id = ? AND node_id = ? AND last_seq < ? AND status <> 'stopped'",
+                                                {h.seq, seen, std::string(h.status == "stopping" ? "stopped" : "running"),
+                                                 h.instance_id, node.id, h.seq}));
+      if (n == 1) {
+        ++accepted;
+      } else {
+        it.result = "replayed";
+      }
+    }
+    json info = node_info.is_object() ? node_info : json::object();
+    VOUCH_RETURN_IF_ERROR(
+        tx.Exec("UPDATE nodes SET last_seen = ?, info = ? WHERE id = ?", {now, info.dump(), node.id}).status());
+    rejected = json::array();
+    for (const Item& it : items) {
+      if (it.result != "ok") {
+        rejected.push_back({{"instance_id", it.hb->instance_id}, {"seq", it.hb->seq}, {"code", it.result}});
+      }
+    }
+    if (!rejected.empty()) {
+      json sample = json::array();
+      for (size_t i = 0; i < rejected.size() && i < 10; ++i) sample.push_back(rejected[i]);
+      VOUCH_RETURN_IF_ERROR(Audit(tx, *this, node, "heartbeat.reject", node.id,
+                                  {{"rejected", rejected.size()}, {"sample", sample}}));
+    }
+    return Status::Ok();
+  }));
+  return json{{"accepted", accepted}, {"rejected", rejected}};
+}
+
+// ---------------------------------------------------------------- status on read
+
+std::string Manager::EffectiveInstanceStatus(const Row& r) const {
+  std::string s = r.Str("status");
+  if (s != "running") return s;
+  int64_t last = r.IsNull("last_heartbeat") ? r.Int("first_seen") : r.Int("last_heartbeat");
+  if (Now() - last > options_.heartbeat_interval.count() * options_.missed_intervals) return "unresponsive";
+  return s;
+}
+
+std::string Manager::EffectiveNodeStatus(const Row& r) const {
+  std::string s = r.Str("status");
+  if (s != "active") return s;
+  int64_t last = r.IsNull("last_seen") ? r.Int("created_at") : r.Int("last_seen");
+  if (Now() - last > options_.node_checkin_interval.count() * options_.missed_intervals) return "unresponsive";
+  return s;
+}
+
+}  // namespace vouch::api

@@ -1,0 +1,42 @@
+#pragma once
+
+// The byte strings that workloads, the agent and vouchd must agree on (docs/agent.md). Header
+// only, no dependencies, so that every side includes the one definition.
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace vouch::workload {
+
+// What a workload signs for one heartbeat (ECDSA with SHA-256, DER signature, by the key of
+// its current certificate):
+//   "vouch-heartbeat-v1\n" instance_id "\n" seq "\n" timestamp "\n" status
+// seq and timestamp in decimal ASCII. Instance ids and statuses never contain '\n' (both are
+// validated as [A-Za-z0-9_-]+), so the encoding is unambiguous.
+inline std::string HeartbeatMessage(std::string_view instance_id, int64_t seq, int64_t timestamp,
+                                    std::string_view status) {
+  std::string m = "vouch-heartbeat-v1\n";
+  m += instance_id;
+  m += '\n';
+  m += std::to_string(seq);
+  m += '\n';
+  m += std::to_string(timestamp);
+  m += '\n';
+  m += status;
+  return m;
+}
+
+inline bool IsValidWireId(std::string_view s) {
+  if (s.empty() || s.size() > 64) return false;
+  for (char c : s) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+// Report data binding: a workload's SGX report carries SHA-256(CSR SubjectPublicKeyInfo DER) in
+// report_data[0..32) (zeros after); a node's quote carries SHA-256(node SPKI DER ‖ nonce).
+
+}  // namespace vouch::workload
