@@ -309,13 +309,14 @@ Result<Principal> Manager::AuthenticateNode(std::span<const uint8_t> leaf_der) {
   std::string serial = crypto::SerialHex(cert->get());
   int64_t now = Now();
   Principal p;
-  VOUCH_RETURN_IF_ERROR(db_->Read([&](Transaction& tx) -> Status {
+  Status st = db_->Read([&](Transaction& tx) -> Status {
     VOUCH_ASSIGN_OR_RETURN(Rows rows, tx.Query("SELECT c.status AS cert_status, c.not_after, n.id, n.zone_id, n.status "
                                                "FROM certificates c JOIN nodes n ON n.id = c.node_id "
                                                "WHERE c.serial = ? AND c.kind = 'node'",
                                                {serial}));
     if (rows.empty()) return Unauthenticated("the client certificate is not a node certificate", "unauthenticated");
     const Row& r = rows[0];
+    p.id = r.Str("id");
     if (r.Str("status") != "active") return PermissionDenied("node " + r.Str("id") + " is deactivated", "node_deactivated");
     if (r.Str("cert_status") != "valid") return PermissionDenied("the node certificate is revoked", "node_cert_revoked");
     if (r.Int("not_after") <= now) return Unauthenticated("the node certificate has expired", "node_cert_expired");
@@ -324,7 +325,15 @@ Result<Principal> Manager::AuthenticateNode(std::span<const uint8_t> leaf_der) {
     p.name = p.id;
     p.zone_id = r.Str("zone_id");
     return Status::Ok();
-  }));
+  });
+  if (st.code() == StatusCode::kPermissionDenied) {
+    // A known node that may no longer act: audited like every other refusal.
+    Principal who;
+    who.kind = Principal::Kind::kNode;
+    who.id = p.id.empty() ? "cert:" + serial : p.id;
+    AuditRefusal(who, "node.authenticate", serial, st);
+  }
+  if (!st.ok()) return st;
   return p;
 }
 

@@ -1,0 +1,461 @@
+#include "agent/agent.h"
+
+#include <grp.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <fstream>
+
+#include <spdlog/spdlog.h>
+
+#include "base/encoding.h"
+#include "base/file.h"
+#include "crypto/digest.h"
+#include "crypto/keys.h"
+#include "crypto/secret.h"
+#include "crypto/x509.h"
+#include "evidence/sgx_report.h"
+#include "http/json_body.h"
+#include "pki/csr.h"
+#include "workload/wire.h"
+
+namespace vouch::agent {
+namespace {
+
+using http::JsonBody;
+using http::Request;
+using http::Response;
+using nlohmann::json;
+
+constexpr char kKeyFile[] = "node-key.pem";
+constexpr char kCertFile[] = "node-cert.pem";
+constexpr char kNodeFile[] = "node.json";
+
+std::array<uint8_t, 32> Digest32(std::string_view s) {
+  auto d = crypto::Sha256(s);
+  std::array<uint8_t, 32> out{};
+  std::copy(d.begin(), d.end(), out.begin());
+  return out;
+}
+
+Response ErrorResponse(const Status& st) { return Response::Error(st); }
+
+}  // namespace
+
+std::array<uint8_t, 32> SimAgentMrEnclave() { return Digest32("vouch-agent-sim-enclave-v1"); }
+
+Status VerifyLocalRequest(const attest::SimPlatform& platform, std::span<const uint8_t, 32> my_mrenclave,
+                          std::span<const uint8_t> report, std::string_view csr_pem, std::vector<uint8_t>* body_out) {
+  if (report.size() != evidence::kSgxReportSize) {
+    return InvalidArgument("report must be a " + std::to_string(evidence::kSgxReportSize) + "-byte SGX REPORT, got " +
+                               std::to_string(report.size()),
+                           "invalid_report");
+  }
+  if (!platform.VerifyReport(report, my_mrenclave)) {
+    return PermissionDenied("the report's MAC does not verify for this agent (not made by this platform's EREPORT "
+                            "for this target, or altered)",
+                            "report_mac_invalid");
+  }
+  VOUCH_ASSIGN_OR_RETURN(pki::Csr csr, pki::ParseCsr(csr_pem));
+  auto want = crypto::Sha256(csr.spki_der);
+  if (!crypto::ConstantTimeEquals(std::span<const uint8_t>(report.data() + evidence::sgx_report_offsets::kReportData, 32),
+                                  want)) {
+    return PermissionDenied("the report data is not SHA-256 of the CSR's public key", "report_data_mismatch");
+  }
+  body_out->assign(report.begin(), report.begin() + evidence::kSgxReportBodySize);
+  return Status::Ok();
+}
+
+Agent::Agent(AgentOptions options) : options_(std::move(options)) {}
+
+Agent::~Agent() { Stop(); }
+
+Result<std::unique_ptr<Agent>> Agent::Create(AgentOptions options) {
+  if (options.server_urls.empty()) return InvalidArgument("--server is required", "invalid_argument");
+  if (options.data_dir.empty()) return InvalidArgument("--data-dir is required", "invalid_argument");
+  if (options.socket_path.empty()) return InvalidArgument("--socket is required", "invalid_argument");
+  if (options.tee != "sim") {
+    return InvalidArgument("--tee " + options.tee + " is not available in this build (only sim)", "unsupported_tee");
+  }
+  if (options.sim_dir.empty()) return InvalidArgument("--tee sim needs --sim DIR (a sim vendor folder)", "invalid_argument");
+  if (options.batch_max == 0 || options.batch_max > 5000) {
+    return InvalidArgument("the batch size must be 1..5000", "invalid_argument");
+  }
+  auto agent = std::unique_ptr<Agent>(new Agent(std::move(options)));
+  VOUCH_ASSIGN_OR_RETURN(agent->sim_, attest::SimVendor::Load(agent->options_.sim_dir));
+  agent->mrenclave_ = SimAgentMrEnclave();
+  VOUCH_RETURN_IF_ERROR(MakeDirs(agent->options_.data_dir, 0700));
+  VOUCH_ASSIGN_OR_RETURN(agent->queue_, DiskQueue::Open(agent->options_.data_dir + "/queue", agent->options_.queue_max));
+  VOUCH_RETURN_IF_ERROR(agent->LoadOrProvision());
+  return agent;
+}
+
+Result<std::unique_ptr<client::ApiClient>> Agent::NewClient(bool mtls) {
+  client::ClientOptions o;
+  o.base_urls = options_.server_urls;
+  o.ca_file = options_.ca_file;
+  o.user_agent = std::string("vouch-agent/") + kAgentVersion;
+  o.connect_timeout = std::chrono::milliseconds(3000);
+  o.request_timeout = std::chrono::milliseconds(30000);
+  if (mtls) {
+    o.client_cert_file = options_.data_dir + "/" + kCertFile;
+    o.client_key_file = options_.data_dir + "/" + kKeyFile;
+  }
+  return client::ApiClient::Create(std::move(o));
+}
+
+Status Agent::LoadOrProvision() {
+  const std::string dir = options_.data_dir;
+  if (!FileExists(dir + "/" + kNodeFile) || !FileExists(dir + "/" + kCertFile)) {
+    if (options_.join_token.empty()) {
+      return FailedPrecondition("this agent is not provisioned yet: start it once with --join-token", "not_provisioned");
+    }
+    // The key survives a failed attempt, so a retry proves the same key.
+    if (!FileExists(dir + "/" + kKeyFile)) {
+      VOUCH_ASSIGN_OR_RETURN(auto key, crypto::GenerateP256());
+      VOUCH_ASSIGN_OR_RETURN(auto pem, crypto::PrivateKeyToPem(key.get()));
+      VOUCH_RETURN_IF_ERROR(WriteFileAtomic(dir + "/" + kKeyFile, pem.view(), 0600));
+    }
+    VOUCH_RETURN_IF_ERROR(Enroll(false));
+  }
+  VOUCH_ASSIGN_OR_RETURN(std::string node_text, ReadWholeFile(dir + "/" + kNodeFile, 1 << 16));
+  auto node = json::parse(node_text, nullptr, false);
+  if (!node.is_object() || !node.contains("node_id")) return DataLoss(dir + "/node.json is corrupt", "identity_corrupt");
+  node_id_ = node.value("node_id", "");
+  zone_ = node.value("zone", "");
+  VOUCH_ASSIGN_OR_RETURN(std::string cert_pem, ReadWholeFile(dir + "/" + kCertFile, 1 << 16));
+  VOUCH_ASSIGN_OR_RETURN(auto cert, crypto::CertFromPem(cert_pem));
+  cert_not_before_ = ToUnixSeconds(crypto::NotBefore(cert.get()));
+  cert_not_after_ = ToUnixSeconds(crypto::NotAfter(cert.get()));
+  return Status::Ok();
+}
+
+Status Agent::Enroll(bool renewal) {
+  const std::string dir = options_.data_dir;
+  VOUCH_ASSIGN_OR_RETURN(std::string key_pem, ReadWholeFile(dir + "/" + kKeyFile, 1 << 16));
+  VOUCH_ASSIGN_OR_RETURN(auto key, crypto::PrivateKeyFromPem(key_pem));
+  std::fill(key_pem.begin(), key_pem.end(), '\0');
+  VOUCH_ASSIGN_OR_RETURN(auto spki, crypto::PublicKeyToDer(key.get()));
+  VOUCH_ASSIGN_OR_RETURN(auto client, NewClient(renewal));
+  VOUCH_ASSIGN_OR_RETURN(json nonce_answer, client->Post("/api/v1/nodes/nonce", json::object()));
+  std::string nonce_hex = nonce_answer.value("nonce", "");
+  VOUCH_ASSIGN_OR_RETURN(auto nonce, HexDecode(nonce_hex));
+  std::vector<uint8_t> bound = spki;
+  bound.insert(bound.end(), nonce.begin(), nonce.end());
+  auto digest = crypto::Sha256(bound);
+  // The agent's own report body: its enclave identity (sim) and the binding in report_data.
+  evidence::SgxReportBody body;
+  body.mr_enclave = mrenclave_;
+  body.mr_signer = Digest32("vouch-agent-sim-signer-v1");
+  body.attribute_flags = evidence::kSgxFlagInit | evidence::kSgxFlagMode64Bit;
+  body.attribute_xfrm = 3;
+  VOUCH_ASSIGN_OR_RETURN(auto quote, sim_->platform().Quote(body, digest));
+  json req = {{"nonce", nonce_hex},
+              {"public_key", Base64Encode(spki)},
+              {"platform", "sgx"},
+              {"evidence", Base64Encode(quote)},
+              {"info", NodeInfo()}};
+  if (!renewal) req["join_token"] = options_.join_token;
+  VOUCH_ASSIGN_OR_RETURN(json answer, client->Post(renewal ? "/api/v1/nodes/renew" : "/api/v1/nodes", req));
+  std::string cert_pem = answer.value("certificate_pem", "");
+  if (cert_pem.empty()) return Internal("the manager's answer has no certificate", "invalid_response");
+  VOUCH_RETURN_IF_ERROR(WriteFileAtomic(dir + "/" + kCertFile, cert_pem, 0644));
+  json node = {{"node_id", answer.value("node_id", "")},
+               {"zone", answer.value("zone", "")},
+               {"serial", answer.value("serial", "")},
+               {"not_after", answer.value("not_after", "")},
+               {"tcb_status", answer.value("tcb_status", "")}};
+  VOUCH_RETURN_IF_ERROR(WriteFileAtomic(dir + "/" + kNodeFile, node.dump(2) + "\n", 0644));
+  if (!answer.value("ca_pem", std::string()).empty()) {
+    VOUCH_RETURN_IF_ERROR(WriteFileAtomic(dir + "/node-ca.pem", answer["ca_pem"].get<std::string>(), 0644));
+  }
+  spdlog::info("agent: {} node {} (zone {}, TCB {}), certificate valid until {}", renewal ? "renewed" : "provisioned",
+               node.value("node_id", ""), node.value("zone", ""), node.value("tcb_status", ""),
+               node.value("not_after", ""));
+  if (renewal) {
+    VOUCH_ASSIGN_OR_RETURN(auto cert, crypto::CertFromPem(cert_pem));
+    std::lock_guard<std::mutex> lock(pool_mu_);
+    cert_not_before_ = ToUnixSeconds(crypto::NotBefore(cert.get()));
+    cert_not_after_ = ToUnixSeconds(crypto::NotAfter(cert.get()));
+    pool_.clear();  // connections made with the old certificate
+    ++generation_;
+  }
+  return Status::Ok();
+}
+
+std::unique_ptr<client::ApiClient> Agent::Acquire(Status* error) {
+  {
+    std::lock_guard<std::mutex> lock(pool_mu_);
+    if (!pool_.empty()) {
+      auto c = std::move(pool_.back());
+      pool_.pop_back();
+      return c;
+    }
+  }
+  auto c = NewClient(true);
+  if (!c.ok()) {
+    *error = c.status();
+    return nullptr;
+  }
+  return std::move(*c);
+}
+
+void Agent::Release(std::unique_ptr<client::ApiClient> c, uint64_t generation) {
+  std::lock_guard<std::mutex> lock(pool_mu_);
+  if (generation == generation_ && pool_.size() < 16) pool_.push_back(std::move(c));
+}
+
+json Agent::NodeInfo() const {
+  double load[1] = {0};
+  json info = {{"version", kAgentVersion}, {"tee", options_.tee}};
+  if (getloadavg(load, 1) == 1) info["load"] = load[0];
+  if (queue_) info["queue"] = queue_->size();
+  info["certificates_forwarded"] = issued_.load();
+  info["reports_refused"] = refused_.load();
+  return info;
+}
+
+void Agent::LogRefusal(const std::string& what, const Status& why) {
+  refused_.fetch_add(1);
+  spdlog::warn("agent: refused {}: {} ({})", what, why.message(), why.reason());
+  json line = {{"at", ToUnixSeconds(SystemClock::Get().Now())}, {"what", what}, {"code", why.reason()},
+               {"message", why.message()}};
+  std::lock_guard<std::mutex> lock(log_mu_);
+  std::ofstream out(options_.data_dir + "/refusals.log", std::ios::app);
+  out << line.dump() << "\n";
+}
+
+http::Router Agent::BuildLocalRouter() {
+  http::Router r;
+  r.Add("GET", "/v1/version", [this](Request&) {
+    return Response::Json({{"version", kAgentVersion},
+                           {"node_id", node_id_},
+                           {"zone", zone_},
+                           {"tee", options_.tee},
+                           {"insecure_sim", options_.tee == "sim"}});
+  });
+  r.Add("GET", "/v1/target-info", [this](Request&) {
+    return Response::Json({{"mrenclave", HexEncode(mrenclave_)}, {"tee", options_.tee}});
+  });
+  if (options_.tee == "sim") {
+    // Plays the CPU's EREPORT for a sim workload: MACs the body it claims for the target.
+    r.Add("POST", "/v1/sim/report", [this](Request& req) -> Response {
+      auto run = [&]() -> Result<Response> {
+        VOUCH_ASSIGN_OR_RETURN(JsonBody b, JsonBody::Parse(req.body));
+        VOUCH_ASSIGN_OR_RETURN(std::string body_b64, b.RequiredString("report_body", 1024));
+        VOUCH_ASSIGN_OR_RETURN(std::string target_hex, b.RequiredString("target_mrenclave", 64));
+        VOUCH_RETURN_IF_ERROR(b.Finish());
+        auto raw = Base64Decode(body_b64);
+        if (!raw.ok()) return InvalidArgument("report_body is not base64", "invalid_base64");
+        VOUCH_ASSIGN_OR_RETURN(auto body, evidence::ParseSgxReportBody(*raw));
+        auto target = HexDecode(target_hex);
+        if (!target.ok() || target->size() != 32) {
+          return InvalidArgument("target_mrenclave must be 64 hex digits", "invalid_target");
+        }
+        std::array<uint8_t, 32> t{};
+        std::copy(target->begin(), target->end(), t.begin());
+        // Made from the typed fields: the MAC covers exactly what a parser of the REPORT sees.
+        VOUCH_ASSIGN_OR_RETURN(auto report, sim_->platform().MakeReport(body, t));
+        return Response::Json({{"report", Base64Encode(report)}, {"insecure_sim", true}});
+      };
+      auto res = run();
+      return res.ok() ? std::move(*res) : ErrorResponse(res.status());
+    });
+  }
+  r.Add("POST", "/v1/certificate", [this](Request& req) -> Response {
+    auto run = [&]() -> Result<Response> {
+      VOUCH_ASSIGN_OR_RETURN(JsonBody b, JsonBody::Parse(req.body));
+      VOUCH_ASSIGN_OR_RETURN(std::string csr, b.RequiredString("csr", 64 * 1024));
+      VOUCH_ASSIGN_OR_RETURN(std::string report_b64, b.RequiredString("report", 2048));
+      VOUCH_ASSIGN_OR_RETURN(auto instance, b.OptionalString("instance_id", 64));
+      VOUCH_RETURN_IF_ERROR(b.Finish());
+      auto report = Base64Decode(report_b64);
+      if (!report.ok()) return InvalidArgument("report is not base64", "invalid_base64");
+      std::vector<uint8_t> body;
+      Status local = VerifyLocalRequest(sim_->platform(), mrenclave_, *report, csr, &body);
+      if (!local.ok()) {
+        if (local.code() == StatusCode::kPermissionDenied) LogRefusal("certificate request", local);
+        return local;
+      }
+      json fwd = {{"csr", csr}, {"report_body", Base64Encode(body)}};
+      if (instance && !instance->empty()) fwd["instance_id"] = *instance;
+      Status err;
+      uint64_t gen;
+      {
+        std::lock_guard<std::mutex> lock(pool_mu_);
+        gen = generation_;
+      }
+      auto client = Acquire(&err);
+      if (!client) return err;
+      auto answer = client->Post("/api/v1/certificates", fwd);
+      Release(std::move(client), gen);
+      if (!answer.ok()) {
+        Status st = answer.status();
+        if (st.code() == StatusCode::kUnavailable || st.code() == StatusCode::kDeadlineExceeded) {
+          return Unavailable("the manager is unreachable; retry later (" + st.message() + ")", "manager_unavailable");
+        }
+        return st;
+      }
+      issued_.fetch_add(1);
+      return Response::Json(*answer, 201);
+    };
+    auto res = run();
+    if (res.ok()) return std::move(*res);
+    Response resp = ErrorResponse(res.status());
+    if (resp.status == 503) resp.AddHeader("Retry-After", "2");
+    return resp;
+  });
+  r.Add("POST", "/v1/heartbeat", [this](Request& req) -> Response {
+    auto run = [&]() -> Result<Response> {
+      VOUCH_ASSIGN_OR_RETURN(JsonBody b, JsonBody::Parse(req.body));
+      VOUCH_ASSIGN_OR_RETURN(std::string instance, b.RequiredString("instance_id", 64));
+      VOUCH_ASSIGN_OR_RETURN(int64_t seq, b.RequiredInt("seq", 1));
+      VOUCH_ASSIGN_OR_RETURN(int64_t ts, b.RequiredInt("timestamp", 0));
+      VOUCH_ASSIGN_OR_RETURN(std::string status, b.RequiredString("status", 16));
+      VOUCH_ASSIGN_OR_RETURN(std::string sig, b.RequiredString("signature", 512));
+      VOUCH_RETURN_IF_ERROR(b.Finish());
+      if (!workload::IsValidWireId(instance)) return InvalidArgument("invalid instance_id", "invalid_instance_id");
+      if (status != "running" && status != "stopping") {
+        return InvalidArgument("status must be running or stopping", "invalid_status");
+      }
+      if (!Base64Decode(sig).ok()) return InvalidArgument("signature is not base64", "invalid_base64");
+      json rec = {{"instance_id", instance}, {"seq", seq}, {"timestamp", ts}, {"status", status}, {"signature", sig}};
+      VOUCH_RETURN_IF_ERROR(queue_->Push(rec.dump()));
+      if (queue_->size() >= options_.batch_max) {
+        std::lock_guard<std::mutex> lock(loop_mu_);
+        wake_ = true;
+        loop_cv_.notify_one();
+      }
+      return Response::Json({{"queued", true}}, 202);
+    };
+    auto res = run();
+    if (res.ok()) return std::move(*res);
+    Response resp = ErrorResponse(res.status());
+    if (res.status().reason() == "queue_full") {
+      resp.status = 503;
+      resp.AddHeader("Retry-After", "5");
+    }
+    return resp;
+  });
+  return r;
+}
+
+Status Agent::Start() {
+  http::ServerOptions so;
+  so.tcp_enabled = false;
+  so.unix_socket_path = options_.socket_path;
+  so.unix_socket_mode = options_.socket_mode;
+  so.threads = options_.threads;
+  so.max_body_bytes = 256 * 1024;
+  VOUCH_ASSIGN_OR_RETURN(server_, http::Server::Create(so, BuildLocalRouter()));
+  VOUCH_RETURN_IF_ERROR(server_->Start());
+  if (!options_.socket_group.empty()) {
+    struct group* g = ::getgrnam(options_.socket_group.c_str());
+    if (g == nullptr || ::chown(options_.socket_path.c_str(), static_cast<uid_t>(-1), g->gr_gid) != 0) {
+      server_->Stop(std::chrono::milliseconds(0));
+      return InvalidArgument("cannot give the socket to group '" + options_.socket_group + "'", "invalid_group");
+    }
+  }
+  loop_ = std::thread([this] { Loop(); });
+  return Status::Ok();
+}
+
+void Agent::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(loop_mu_);
+    stop_ = true;
+  }
+  loop_cv_.notify_all();
+  if (loop_.joinable()) loop_.join();
+  if (server_) server_->Stop(std::chrono::seconds(5));
+}
+
+Status Agent::DeliverOnce(bool force_checkin) {
+  VOUCH_ASSIGN_OR_RETURN(auto records, queue_->Peek(options_.batch_max));
+  if (records.empty() && !force_checkin) return Status::Ok();
+  json hbs = json::array();
+  for (const auto& [seq, text] : records) {
+    auto j = json::parse(text, nullptr, false);
+    if (j.is_object()) hbs.push_back(std::move(j));  // records are validated when queued
+  }
+  Status err;
+  uint64_t gen;
+  {
+    std::lock_guard<std::mutex> lock(pool_mu_);
+    gen = generation_;
+  }
+  auto client = Acquire(&err);
+  if (!client) return err;
+  auto answer = client->Post("/api/v1/heartbeats", {{"node", NodeInfo()}, {"heartbeats", hbs}});
+  Release(std::move(client), gen);
+  if (!answer.ok()) {
+    Status st = answer.status();
+    if (st.code() == StatusCode::kInvalidArgument && !records.empty()) {
+      // The manager refused the batch as malformed: resending cannot help. Logged, then dropped
+      // so that one bad record cannot wedge the queue (docs/agent.md).
+      spdlog::error("agent: manager refused a heartbeat batch as malformed ({}); dropping {} records", st.message(),
+                    records.size());
+      return queue_->PopThrough(records.back().first);
+    }
+    return st;
+  }
+  if (!records.empty()) {
+    VOUCH_RETURN_IF_ERROR(queue_->PopThrough(records.back().first));
+    delivered_.fetch_add(static_cast<int64_t>(records.size()));
+    if (answer->contains("rejected") && (*answer)["rejected"].is_array() && !(*answer)["rejected"].empty()) {
+      spdlog::warn("agent: manager rejected {} heartbeats (first: {})", (*answer)["rejected"].size(),
+                   (*answer)["rejected"][0].dump());
+    }
+  }
+  return Status::Ok();
+}
+
+void Agent::Loop() {
+  auto last_checkin = std::chrono::steady_clock::now() - options_.checkin_interval;
+  auto next_attempt = std::chrono::steady_clock::now();
+  auto next_renew_try = std::chrono::steady_clock::now();
+  std::chrono::milliseconds backoff(500);
+  bool hurry = false;
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(loop_mu_);
+      if (!hurry) loop_cv_.wait_for(lock, options_.batch_interval, [&] { return stop_ || wake_; });
+      wake_ = false;
+      hurry = false;
+      if (stop_) break;
+    }
+    auto now = std::chrono::steady_clock::now();
+    // Renew once renew_fraction of the certificate's life has passed.
+    int64_t nb, na;
+    {
+      std::lock_guard<std::mutex> lock(pool_mu_);
+      nb = cert_not_before_;
+      na = cert_not_after_;
+    }
+    int64_t unix_now = ToUnixSeconds(SystemClock::Get().Now());
+    if (now >= next_renew_try && unix_now >= nb + static_cast<int64_t>(static_cast<double>(na - nb) * options_.renew_fraction)) {
+      Status st = Enroll(true);
+      if (!st.ok()) {
+        spdlog::warn("agent: renewal failed: {} ({}); retrying in 60 s", st.message(), st.reason());
+        next_renew_try = now + std::chrono::seconds(60);
+      }
+    }
+    if (now < next_attempt) continue;
+    bool checkin_due = now - last_checkin >= options_.checkin_interval;
+    if (queue_->size() == 0 && !checkin_due) continue;
+    Status st = DeliverOnce(checkin_due);
+    if (st.ok()) {
+      last_checkin = now;
+      backoff = std::chrono::milliseconds(500);
+      // More queued than one batch: go on at once.
+      hurry = queue_->size() >= options_.batch_max;
+    } else {
+      spdlog::warn("agent: delivery to the manager failed: {} ({}); {} records kept, retry in {} ms", st.message(),
+                   st.reason(), queue_->size(), backoff.count());
+      next_attempt = now + backoff;
+      backoff = std::min(backoff * 2, std::chrono::milliseconds(10000));
+    }
+  }
+}
+
+}  // namespace vouch::agent

@@ -1,0 +1,118 @@
+#pragma once
+
+// The node agent (docs/agent.md). One per machine:
+//  - identity: an EC P-256 node key (DATA/node-key.pem, 0600) and the node certificate from
+//    vouchd's node CA (DATA/node-cert.pem, DATA/node.json); kept across restarts;
+//  - provisioning once with a join token: nonce -> quote binding SHA-256(node SPKI ‖ nonce) ->
+//    POST /api/v1/nodes; renewal with fresh evidence (POST /api/v1/nodes/renew, mTLS) once
+//    `renew_fraction` of the certificate's lifetime has passed;
+//  - the workload API on a Unix socket: GET /v1/version, GET /v1/target-info,
+//    POST /v1/certificate (CSR + 432-byte REPORT, MAC checked in constant time, report data =
+//    SHA-256(CSR key), then forwarded under the node identity), POST /v1/heartbeat (queued
+//    durably, then batched to POST /api/v1/heartbeats), and with the sim TEE POST /v1/sim/report;
+//  - check-ins (node version, load, queue depth) with every batch and at least every
+//    `checkin_interval`.
+//
+// Thread safety: Create, Start and Stop from one thread; handlers run on the server's threads;
+// one background thread delivers the queue and renews.
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "agent/disk_queue.h"
+#include "attest/sim_vendor.h"
+#include "base/result.h"
+#include "client/api_client.h"
+#include "http/router.h"
+#include "http/server.h"
+
+namespace vouch::agent {
+
+inline constexpr char kAgentVersion[] = "0.1.0";
+
+struct AgentOptions {
+  std::vector<std::string> server_urls;
+  std::string ca_file;
+  std::string data_dir;
+  std::string socket_path;
+  uint32_t socket_mode = 0660;
+  std::string socket_group;  // chgrp the socket to this group (optional)
+  std::string join_token;
+  std::string tee = "sim";
+  std::string sim_dir;
+  std::chrono::milliseconds batch_interval{1000};
+  size_t batch_max = 500;
+  std::chrono::seconds checkin_interval{30};
+  size_t queue_max = 100000;
+  double renew_fraction = 2.0 / 3.0;
+  size_t threads = 2;
+};
+
+// The agent's own enclave identity in the sim TEE: workloads address their REPORTs to it.
+std::array<uint8_t, 32> SimAgentMrEnclave();
+
+// The local attestation check of POST /v1/certificate: the 432-byte REPORT's MAC under this
+// platform's report key for `my_mrenclave` (constant-time compare), then report_data[0..32) ==
+// SHA-256(CSR SubjectPublicKeyInfo). On success `body_out` gets the 384 body bytes. Refusals are
+// PermissionDenied "report_mac_invalid" / "report_data_mismatch"; malformed input InvalidArgument.
+Status VerifyLocalRequest(const attest::SimPlatform& platform, std::span<const uint8_t, 32> my_mrenclave,
+                          std::span<const uint8_t> report, std::string_view csr_pem, std::vector<uint8_t>* body_out);
+
+class Agent {
+ public:
+  // Loads the sim platform and the identity, provisioning first if there is none.
+  static Result<std::unique_ptr<Agent>> Create(AgentOptions options);
+  ~Agent();
+  Agent(const Agent&) = delete;
+  Agent& operator=(const Agent&) = delete;
+
+  Status Start();
+  void Stop();
+
+  const std::string& node_id() const { return node_id_; }
+  http::Router BuildLocalRouter();
+
+ private:
+  explicit Agent(AgentOptions options);
+  Status LoadOrProvision();
+  Status Enroll(bool renewal);
+  Result<std::unique_ptr<client::ApiClient>> NewClient(bool mtls);
+  // A client with the node identity from a small pool (ApiClient is one-thread-at-a-time).
+  std::unique_ptr<client::ApiClient> Acquire(Status* error);
+  void Release(std::unique_ptr<client::ApiClient> c, uint64_t generation);
+  void Loop();
+  Status DeliverOnce(bool force_checkin);
+  nlohmann::json NodeInfo() const;
+  void LogRefusal(const std::string& what, const Status& why);
+
+  AgentOptions options_;
+  std::unique_ptr<attest::SimVendor> sim_;
+  std::array<uint8_t, 32> mrenclave_{};
+  std::string node_id_, zone_;
+  int64_t cert_not_before_ = 0, cert_not_after_ = 0;
+  std::unique_ptr<DiskQueue> queue_;
+  std::unique_ptr<http::Server> server_;
+
+  std::mutex pool_mu_;
+  std::vector<std::unique_ptr<client::ApiClient>> pool_;
+  uint64_t generation_ = 0;
+
+  std::mutex loop_mu_;
+  std::condition_variable loop_cv_;
+  bool stop_ = false;
+  bool wake_ = false;
+  std::thread loop_;
+  std::atomic<int64_t> refused_{0}, issued_{0}, delivered_{0};
+  std::mutex log_mu_;
+};
+
+}  // namespace vouch::agent

@@ -1,0 +1,265 @@
+#!/usr/bin/env bash
+# End-to-end: vouchd + vouch-agent (sim TEE) + sim workloads on loopback, checked with openssl
+# (verify, s_server/s_client), curl and the CLI. Happy path, every refusal, and the fault cases
+# of issue 4 (manager down during heartbeats, agent kill -9, vouchd kill -9 during issuance).
+# Usage: agent_test.sh VOUCHD VOUCH VOUCH_AGENT
+source "$(dirname "$0")/lib.sh"
+VOUCHD=$1
+VOUCH=$2
+AGENT=$3
+D=$E2E_TMP/manager
+PORT=$(free_port)
+URL=https://127.0.0.1:$PORT
+export VOUCH_CONFIG=$E2E_TMP/cli.json
+printf 'admin-password-123\n' >"$E2E_TMP/admin.pw"
+
+"$VOUCHD" init --dev --data-dir "$D" --admin-user admin --admin-password-file "$E2E_TMP/admin.pw" \
+  --listen "127.0.0.1:$PORT" >/dev/null || fail "vouchd init --dev"
+[[ -f "$D/sim/tcbInfo.json" ]] || fail "init --dev made no sim vendor"
+ok "vouchd init --dev wrote a sim vendor"
+"$VOUCH" sim init "$E2E_TMP/sim-old" --tcb out-of-date >/dev/null || fail "sim init out-of-date"
+
+start_vouchd() {
+  "$VOUCHD" serve --data-dir "$D" --collateral "$E2E_TMP/sim-old" --heartbeat-interval 2 >>"$E2E_TMP/vouchd.log" 2>&1 &
+  VOUCHD_PID=$!
+  E2E_PIDS+=("$VOUCHD_PID")
+  wait_healthy "$URL" "$D/service-ca.pem" "$VOUCHD_PID" || { tail -20 "$E2E_TMP/vouchd.log"; fail "vouchd did not become healthy"; }
+}
+start_vouchd
+"$VOUCH" login --server "$URL" --ca-file "$D/service-ca.pem" --user admin --password-file "$E2E_TMP/admin.pw" >/dev/null \
+  || fail "login"
+"$VOUCH" zone ca default >"$E2E_TMP/zone-ca.pem" || fail "zone ca"
+
+# ---- agent: provisioning
+A=$E2E_TMP/agent
+SOCK=$A/agent.sock
+start_agent() {  # extra args...
+  "$AGENT" --server "$URL" --ca-file "$D/service-ca.pem" --data-dir "$A" --socket "$SOCK" --tee sim --sim "$D/sim" \
+    --batch-interval-ms 200 --checkin-interval 1 "$@" >>"$E2E_TMP/agent.log" 2>&1 &
+  AGENT_PID=$!
+  E2E_PIDS+=("$AGENT_PID")
+  for _ in $(seq 1 200); do
+    curl -fsS --unix-socket "$SOCK" http://agent/v1/version >/dev/null 2>&1 && return 0
+    kill -0 "$AGENT_PID" 2>/dev/null || { tail -5 "$E2E_TMP/agent.log"; fail "agent exited"; }
+    sleep 0.05
+  done
+  fail "agent socket did not answer"
+}
+TOKEN=$("$VOUCH" zone join-token default) || fail "join-token"
+start_agent --join-token "$TOKEN"
+NODE=$(curl -fsS --unix-socket "$SOCK" http://agent/v1/version | jq_get '["node_id"]')
+expect_contains "agent provisioned a node" "node_" "$NODE"
+expect_eq "node key is 0600" 600 "$(stat -c %a "$A/node-key.pem")"
+expect_eq "workload socket is 0660" 660 "$(stat -c %a "$SOCK")"
+node=$("$VOUCH" node get "$NODE" -o json)
+expect_eq "node recorded as sim-sgx" sim-sgx "$(echo "$node" | jq_get '["platform"]')"
+expect_eq "node TCB UpToDate" UpToDate "$(echo "$node" | jq_get '["tcb_status"]')"
+expect_eq "node fmspc recorded" 00906ed50000 "$(echo "$node" | jq_get '["fmspc"]')"
+openssl verify -CAfile "$A/node-ca.pem" "$A/node-cert.pem" >/dev/null || fail "node cert does not chain to the node CA"
+ok "node certificate verifies under the node CA"
+
+# ---- app and builds: approved, pending, denied, revoked
+"$VOUCH" app create web --zone default --domain web.example.com --domain '*.svc.example.com' >/dev/null || fail "app create"
+MRS=$(printf 'cd%.0s' {1..32})
+mre() { printf "$1%.0s" {1..64}; }
+mkbuild() {  # MRENCLAVE-CHAR -> build id (pending)
+  "$VOUCH" build create --app web --mrenclave "$(mre "$1")" --mrsigner "$MRS" --isvprodid 1 --isvsvn 1 -o json | jq_get '["id"]'
+}
+task_of() { "$VOUCH" build get "$1" -o json | jq_get '["task_id"]'; }
+B_OK=$(mkbuild a); "$VOUCH" task approve "$(task_of "$B_OK")" >/dev/null || fail approve
+B_PEND=$(mkbuild b)
+B_DEN=$(mkbuild c); "$VOUCH" task deny "$(task_of "$B_DEN")" --reason "unknown signer" >/dev/null || fail deny
+B_REV=$(mkbuild e); "$VOUCH" task approve "$(task_of "$B_REV")" >/dev/null; "$VOUCH" build revoke "$B_REV" >/dev/null || fail revoke
+
+wcert() {  # OUT MRE-CHAR [args...]
+  local out=$1 m=$2; shift 2
+  "$VOUCH" workload cert --socket "$SOCK" --out "$out" --mrenclave "$(mre "$m")" --mrsigner "$MRS" --isvprodid 1 --isvsvn 1 "$@"
+}
+
+# ---- happy path
+W=$E2E_TMP/w1
+wcert "$W" a --dns web.example.com >/dev/null 2>"$E2E_TMP/err" || fail "workload cert: $(cat "$E2E_TMP/err")"
+expect_eq "workload key is 0600" 600 "$(stat -c %a "$W/key.pem")"
+cmp -s "$W/ca.pem" "$E2E_TMP/zone-ca.pem" || fail "ca.pem is not the zone root"
+ok "ca.pem is the zone root CA"
+expect_eq "openssl verify -CAfile zone-ca.pem" "$W/cert.pem: OK" "$(openssl verify -CAfile "$E2E_TMP/zone-ca.pem" "$W/cert.pem" 2>&1)"
+expect_contains "leaf carries the SPIFFE id" "spiffe://default/app/web" "$(openssl x509 -in "$W/cert.pem" -noout -text)"
+SPORT=$(free_port)
+openssl s_server -accept "$SPORT" -cert "$W/cert.pem" -key "$W/key.pem" -www -quiet >/dev/null 2>&1 &
+E2E_PIDS+=("$!")
+for _ in $(seq 1 100); do (echo >/dev/tcp/127.0.0.1/"$SPORT") 2>/dev/null && break; sleep 0.05; done
+out=$(echo | openssl s_client -connect "127.0.0.1:$SPORT" -verify_return_error -CAfile "$E2E_TMP/zone-ca.pem" \
+  -verify_hostname web.example.com 2>&1)
+expect_contains "s_client accepts the workload's s_server" "Verification: OK" "$out"
+if echo | openssl s_client -connect "127.0.0.1:$SPORT" -verify_return_error -CAfile "$E2E_TMP/zone-ca.pem" \
+  -verify_hostname other.example.com >/dev/null 2>&1; then fail "s_client accepted a wrong host name"; fi
+ok "s_client refuses another host name"
+code=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$E2E_TMP/zone-ca.pem" --resolve "web.example.com:$SPORT:127.0.0.1" \
+  "https://web.example.com:$SPORT/")
+expect_eq "curl --cacert zone-ca.pem reaches the workload" 200 "$code"
+INST=$(jq_get '["instance_id"]' <"$W/instance.json")
+inst=$("$VOUCH" instance list -o json)
+expect_contains "instance recorded" "$INST" "$inst"
+expect_contains "instance on this node" "$NODE" "$inst"
+
+# ---- refusals: each with its code, nothing issued, audited
+certs_before=$("$VOUCH" cert list -o json | jq_get '["items"].__len__()')
+refused() {  # WHAT CODE cmd...
+  local what=$1 code=$2; shift 2
+  if "$@" >/dev/null 2>"$E2E_TMP/err"; then fail "$what: was accepted"; fi
+  expect_contains "$what refused with $code" "$code" "$(cat "$E2E_TMP/err")"
+}
+refused "pending build" build_pending wcert "$E2E_TMP/r1" b
+refused "denied build" build_denied wcert "$E2E_TMP/r2" c
+refused "revoked build" build_revoked wcert "$E2E_TMP/r3" e
+refused "name outside the app's domains" domain_not_allowed wcert "$E2E_TMP/r4" a --dns evil.example.org
+audit=$("$VOUCH" audit list -o json)
+for c in build_pending build_denied build_revoked domain_not_allowed; do
+  expect_contains "audit has denied:$c" "denied:$c" "$audit"
+done
+
+# Hand-made requests through the socket: a report that binds another key, a tampered MAC.
+openssl ecparam -name prime256v1 -genkey -noout -out "$E2E_TMP/k1.pem" 2>/dev/null
+openssl ecparam -name prime256v1 -genkey -noout -out "$E2E_TMP/k2.pem" 2>/dev/null
+openssl req -new -key "$E2E_TMP/k1.pem" -subj /CN=web.example.com -out "$E2E_TMP/k1.csr" 2>/dev/null || fail "openssl req"
+openssl pkey -in "$E2E_TMP/k1.pem" -pubout -outform DER -out "$E2E_TMP/k1.spki" 2>/dev/null
+openssl pkey -in "$E2E_TMP/k2.pem" -pubout -outform DER -out "$E2E_TMP/k2.spki" 2>/dev/null
+TARGET=$(curl -fsS --unix-socket "$SOCK" http://agent/v1/target-info | jq_get '["mrenclave"]')
+local_request() {  # SPKI-FILE-BOUND TAMPER(0|1) -> writes request.json
+  python3 - "$1" "$2" "$TARGET" "$E2E_TMP/k1.csr" "$(mre a)" "$MRS" "$SOCK" "$E2E_TMP/request.json" <<'PY'
+import base64, hashlib, json, struct, subprocess, sys
+spki, tamper, target, csr, mre, mrs, sock, out = sys.argv[1:]
+body = bytearray(384)
+struct.pack_into('<QQ', body, 48, 0x5, 0x3)            # attributes: INIT | MODE64BIT, xfrm
+body[64:96] = bytes.fromhex(mre)                         # MRENCLAVE
+body[128:160] = bytes.fromhex(mrs)                       # MRSIGNER
+struct.pack_into('<HH', body, 256, 1, 1)                 # ISVPRODID, ISVSVN
+body[320:352] = hashlib.sha256(open(spki, 'rb').read()).digest()
+req = json.dumps({"report_body": base64.b64encode(bytes(body)).decode(), "target_mrenclave": target})
+r = subprocess.run(["curl", "-fsS", "--unix-socket", sock, "-H", "Content-Type: application/json", "-d", req,
+                    "http://agent/v1/sim/report"], capture_output=True, check=True)
+report = bytearray(base64.b64decode(json.loads(r.stdout)["report"]))
+assert len(report) == 432
+if tamper == "1":
+    report[420] ^= 1                                     # a bit of the MAC
+json.dump({"csr": open(csr).read(), "report": base64.b64encode(bytes(report)).decode()}, open(out, "w"))
+PY
+}
+post_local() { curl -s --unix-socket "$SOCK" -H 'Content-Type: application/json' --data @"$E2E_TMP/request.json" http://agent/v1/certificate; }
+local_request "$E2E_TMP/k1.spki" 0 || fail "building a local request"
+expect_contains "a correct hand-made request is issued" "certificate_pem" "$(post_local)"
+local_request "$E2E_TMP/k2.spki" 0
+expect_contains "report not binding the CSR key refused" '"code":"report_data_mismatch"' "$(post_local)"
+local_request "$E2E_TMP/k1.spki" 1
+expect_contains "tampered report MAC refused" '"code":"report_mac_invalid"' "$(post_local)"
+expect_contains "agent audit log has report_mac_invalid" report_mac_invalid "$(cat "$A/refusals.log")"
+expect_contains "agent audit log has report_data_mismatch" report_data_mismatch "$(cat "$A/refusals.log")"
+certs_after=$("$VOUCH" cert list -o json | jq_get '["items"].__len__()')
+expect_eq "refusals issued nothing (one hand-made success)" "$((certs_before + 1))" "$certs_after"
+
+# Node provisioning refusals.
+try_agent() {  # DATA-DIR SIM-DIR TOKEN -> stderr of a failed start
+  if "$AGENT" --server "$URL" --ca-file "$D/service-ca.pem" --data-dir "$1" --socket "$1/s.sock" --tee sim --sim "$2" \
+    --join-token "$3" >/dev/null 2>"$E2E_TMP/err"; then fail "agent with $2 started"; fi
+  cat "$E2E_TMP/err"
+}
+expect_contains "out-of-date sim platform refused under UpToDate" tcb_too_old \
+  "$(try_agent "$E2E_TMP/a-old" "$E2E_TMP/sim-old" "$("$VOUCH" zone join-token default)")"
+"$VOUCH" zone create strict >/dev/null || fail "zone create strict"
+expect_contains "sim evidence refused in a zone without allow-sim" sim_not_allowed \
+  "$(try_agent "$E2E_TMP/a-strict" "$D/sim" "$("$VOUCH" zone join-token strict)")"
+expect_contains "replayed join token refused" join_token_invalid "$(try_agent "$E2E_TMP/a-replay" "$D/sim" "$TOKEN")"
+# A replayed nonce, by hand: the same provisioning request twice (fresh token each time).
+NONCE=$(curl -fsS --cacert "$D/service-ca.pem" -X POST "$URL/api/v1/nodes/nonce" | jq_get '["nonce"]')
+python3 -c "import sys,hashlib; print(hashlib.sha256(open(sys.argv[1],'rb').read()+bytes.fromhex(sys.argv[2])).hexdigest())" \
+  "$E2E_TMP/k2.spki" "$NONCE" >"$E2E_TMP/rd"
+"$VOUCH" sim quote --sim "$D/sim" --report-data "$(cat "$E2E_TMP/rd")" --out "$E2E_TMP/q.bin" >/dev/null || fail "sim quote"
+provision_body() {
+  python3 -c "import json,base64,sys; print(json.dumps({'join_token':sys.argv[1],'nonce':sys.argv[2],'platform':'sgx',
+'public_key':base64.b64encode(open(sys.argv[3],'rb').read()).decode(),'evidence':base64.b64encode(open(sys.argv[4],'rb').read()).decode()}))" \
+    "$1" "$NONCE" "$E2E_TMP/k2.spki" "$E2E_TMP/q.bin"
+}
+r1=$(curl -s --cacert "$D/service-ca.pem" -H 'Content-Type: application/json' -d "$(provision_body "$("$VOUCH" zone join-token default)")" "$URL/api/v1/nodes")
+expect_contains "hand-made provisioning accepted" certificate_pem "$r1"
+r2=$(curl -s --cacert "$D/service-ca.pem" -H 'Content-Type: application/json' -d "$(provision_body "$("$VOUCH" zone join-token default)")" "$URL/api/v1/nodes")
+expect_contains "replayed nonce refused" '"code":"nonce_invalid"' "$r2"
+audit=$("$VOUCH" audit list -o json)
+for c in tcb_too_old sim_not_allowed join_token_invalid nonce_invalid; do
+  expect_contains "audit has denied:$c" "denied:$c" "$audit"
+done
+# Agent routes refuse a client without a node certificate, and a bearer-token user.
+code=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$D/service-ca.pem" -H 'Content-Type: application/json' -d '{}' "$URL/api/v1/heartbeats")
+expect_eq "heartbeats without a node certificate: 401" 401 "$code"
+code=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$D/service-ca.pem" --cert "$A/node-cert.pem" --key "$A/node-key.pem" \
+  -H 'Content-Type: application/json' -d '{"heartbeats":[]}' "$URL/api/v1/heartbeats")
+expect_eq "heartbeats with the node certificate (curl --cert): 200" 200 "$code"
+
+# ---- fault: manager down while the workload heartbeats; everything arrives afterwards
+"$VOUCH" workload heartbeat --socket "$SOCK" --dir "$W" --count 5 >/dev/null || fail "heartbeats"
+kill -TERM "$VOUCHD_PID"; wait "$VOUCHD_PID" 2>/dev/null
+"$VOUCH" workload heartbeat --socket "$SOCK" --dir "$W" --count 20 >/dev/null 2>"$E2E_TMP/err" \
+  || fail "heartbeats while the manager is down were not acknowledged: $(cat "$E2E_TMP/err")"
+ok "agent acknowledged 20 heartbeats while vouchd was down"
+sleep 0.5
+queued=$(find "$A/queue" -type f | wc -l)
+[[ "$queued" -ge 20 ]] || fail "expected >= 20 queued records on disk, saw $queued"
+ok "heartbeats are queued on disk ($queued)"
+refused "certificate request while the manager is down" manager_unavailable wcert "$E2E_TMP/r5" a
+start_vouchd
+for _ in $(seq 1 100); do
+  seq=$("$VOUCH" instance list -o json | python3 -c "import json,sys; print([i['last_seq'] for i in json.load(sys.stdin)['items'] if i['id']=='$INST'][0])")
+  [[ "$seq" == 25 ]] && break
+  sleep 0.1
+done
+expect_eq "every heartbeat arrived (last_seq)" 25 "$seq"
+expect_eq "queue drained" 0 "$(find "$A/queue" -type f | wc -l)"
+expect_eq "instance running" running \
+  "$("$VOUCH" instance list -o json | python3 -c "import json,sys; print([i['status'] for i in json.load(sys.stdin)['items'] if i['id']=='$INST'][0])")"
+
+# ---- fault: agent kill -9 and restart: same identity, workloads still served
+kill -9 "$AGENT_PID"; wait "$AGENT_PID" 2>/dev/null
+start_agent
+expect_eq "same node after restart" "$NODE" "$(curl -fsS --unix-socket "$SOCK" http://agent/v1/version | jq_get '["node_id"]')"
+wcert "$E2E_TMP/w2" a --dns web.example.com >/dev/null 2>"$E2E_TMP/err" || fail "cert after agent restart: $(cat "$E2E_TMP/err")"
+ok "workload served after agent restart"
+wcert "$W" a --renew >/dev/null 2>"$E2E_TMP/err" || fail "renewal: $(cat "$E2E_TMP/err")"
+expect_eq "renewal keeps the instance" "$INST" "$(jq_get '["instance_id"]' <"$W/instance.json")"
+
+# ---- fault: kill -9 of vouchd during issuance load; every certificate a client got is stored
+mkdir -p "$E2E_TMP/load"
+for j in 1 2 3 4; do
+  ( for i in $(seq 1 15); do
+      o=$E2E_TMP/load/$j-$i
+      wcert "$o" a >/dev/null 2>&1 || true
+    done ) &
+  LOADERS+=("$!")
+done
+sleep 1.5
+kill -9 "$VOUCHD_PID"; wait "$VOUCHD_PID" 2>/dev/null
+ok "vouchd killed -9 during issuance"
+for p in "${LOADERS[@]}"; do wait "$p"; done
+start_vouchd
+got=0
+for f in "$E2E_TMP"/load/*/instance.json; do
+  [[ -f "$f" ]] || continue
+  s=$(jq_get '["serial"]' <"$f")
+  "$VOUCH" cert get "$s" -o json >/dev/null 2>&1 || fail "certificate $s was received but is not in the store"
+  got=$((got + 1))
+done
+[[ "$got" -gt 0 ]] || fail "no certificate was issued during the load"
+ok "all $got certificates received during the kill -9 are in the store"
+
+# ---- deactivation: refused, audited, certificates revoked into the CRL
+SERIAL=$(jq_get '["serial"]' <"$E2E_TMP/w2/instance.json")
+"$VOUCH" node deactivate "$NODE" >/dev/null || fail "node deactivate"
+refused "deactivated node" node_deactivated wcert "$E2E_TMP/r6" a
+expect_contains "audit has denied:node_deactivated" "denied:node_deactivated" "$("$VOUCH" audit list -o json)"
+expect_eq "node's certificates revoked" revoked "$("$VOUCH" cert get "$SERIAL" -o json | jq_get '["status"]')"
+"$VOUCH" zone crl default >"$E2E_TMP/crl.pem" || fail "zone crl"
+cat "$E2E_TMP/zone-ca.pem" "$E2E_TMP/crl.pem" >"$E2E_TMP/ca-crl.pem"
+if openssl verify -crl_check -CAfile "$E2E_TMP/ca-crl.pem" "$E2E_TMP/w2/cert.pem" >/dev/null 2>&1; then
+  fail "revoked workload certificate still verifies with the CRL"
+fi
+ok "openssl verify -crl_check refuses the revoked workload certificate"
+expect_eq "audit chain verifies" true "$("$VOUCH" audit verify -o json | jq_get '["ok"]')"
+echo "agent e2e: $E2E_PASSED checks passed"
