@@ -37,7 +37,7 @@ int main(int argc, char** argv) {
   app.add_option("--join-token-file", join_token_file, "Read the join token from this file");
   app.add_option("--tee", o.tee, "TEE backend")->capture_default_str();
   app.add_option("--sim", o.sim_dir, "Sim vendor folder (vouch sim init DIR) for --tee sim");
-  app.add_option("--listen-tcp", listen_tcp, "Also serve the workload API on this loopback address (not available yet)");
+  app.add_option("--listen-tcp", listen_tcp, "Also serve the workload API (plain HTTP) on this loopback host:port");
   app.add_option("--batch-interval-ms", batch_ms, "Heartbeat batching interval")->capture_default_str()->check(CLI::Range(10, 60000));
   app.add_option("--batch-max", o.batch_max, "Heartbeats per batch")->capture_default_str()->check(CLI::Range(1, 5000));
   app.add_option("--checkin-interval", checkin_s, "Node check-in interval in seconds")->capture_default_str()->check(CLI::Range(1, 3600));
@@ -47,7 +47,7 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.0, 0.95));
   CLI11_PARSE(app, argc, argv);
 
-  if (!listen_tcp.empty()) return Fail("--listen-tcp is not available yet; use the Unix socket");
+  o.listen_tcp = listen_tcp;
   try {
     o.socket_mode = static_cast<uint32_t>(std::stoul(mode, nullptr, 8));
   } catch (...) {

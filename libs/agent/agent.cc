@@ -81,6 +81,15 @@ Result<std::unique_ptr<Agent>> Agent::Create(AgentOptions options) {
   if (options.batch_max == 0 || options.batch_max > 5000) {
     return InvalidArgument("the batch size must be 1..5000", "invalid_argument");
   }
+  if (!options.listen_tcp.empty()) {
+    // Checked before anything touches the data dir; the server checks again when it binds.
+    const std::string& l = options.listen_tcp;
+    bool loopback = l.rfind("127.", 0) == 0 || l.rfind("[::1]:", 0) == 0;
+    if (!loopback) {
+      return InvalidArgument("--listen-tcp must be a loopback host:port (127.0.0.1:PORT or [::1]:PORT), got '" + l + "'",
+                             "invalid_listen");
+    }
+  }
   auto agent = std::unique_ptr<Agent>(new Agent(std::move(options)));
   VOUCH_ASSIGN_OR_RETURN(agent->sim_, attest::SimVendor::Load(agent->options_.sim_dir));
   agent->mrenclave_ = SimAgentMrEnclave();
@@ -356,6 +365,35 @@ Status Agent::Start() {
       return InvalidArgument("cannot give the socket to group '" + options_.socket_group + "'", "invalid_group");
     }
   }
+  if (!options_.listen_tcp.empty()) {
+    size_t colon = options_.listen_tcp.rfind(':');
+    http::ServerOptions to = so;
+    to.unix_socket_path.clear();
+    to.tcp_enabled = true;
+    to.tcp_plaintext = true;
+    std::string host = colon == std::string::npos ? "" : options_.listen_tcp.substr(0, colon);
+    if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+    to.listen_address = host;
+    int port = 0;
+    try {
+      port = colon == std::string::npos ? -1 : std::stoi(options_.listen_tcp.substr(colon + 1));
+    } catch (...) {
+      port = -1;
+    }
+    if (port < 0 || port > 65535) {
+      server_->Stop(std::chrono::milliseconds(0));
+      return InvalidArgument("--listen-tcp must be host:port on loopback, got '" + options_.listen_tcp + "'",
+                             "invalid_listen");
+    }
+    to.port = static_cast<uint16_t>(port);
+    auto tcp = http::Server::Create(to, BuildLocalRouter());
+    Status st = tcp.ok() ? (*tcp)->Start() : tcp.status();
+    if (!st.ok()) {
+      server_->Stop(std::chrono::milliseconds(0));
+      return st;
+    }
+    tcp_server_ = std::move(*tcp);
+  }
   loop_ = std::thread([this] { Loop(); });
   return Status::Ok();
 }
@@ -367,6 +405,7 @@ void Agent::Stop() {
   }
   loop_cv_.notify_all();
   if (loop_.joinable()) loop_.join();
+  if (tcp_server_) tcp_server_->Stop(std::chrono::seconds(5));
   if (server_) server_->Stop(std::chrono::seconds(5));
 }
 

@@ -47,6 +47,9 @@ struct AgentOptions {
   uint32_t socket_mode = 0660;
   std::string socket_group;  // chgrp the socket to this group (optional)
   std::string join_token;
+  // Also serve the workload API as plain HTTP on this loopback address ("127.0.0.1:9092").
+  // Unlike the socket (mode 0660), any local user can reach it.
+  std::string listen_tcp;
   std::string tee = "sim";
   std::string sim_dir;
   std::chrono::milliseconds batch_interval{1000};
@@ -101,6 +104,7 @@ class Agent {
   int64_t cert_not_before_ = 0, cert_not_after_ = 0;
   std::unique_ptr<DiskQueue> queue_;
   std::unique_ptr<http::Server> server_;
+  std::unique_ptr<http::Server> tcp_server_;
 
   std::mutex pool_mu_;
   std::vector<std::unique_ptr<client::ApiClient>> pool_;

@@ -43,6 +43,7 @@ using error_code = boost::system::error_code;
 
 using TlsStream = beast::ssl_stream<beast::tcp_stream>;
 using UnixStream = beast::basic_stream<unix_socket>;
+using PlainTcpStream = beast::tcp_stream;
 
 // TLS 1.2 suites: ECDHE with AEAD only. TLS 1.3 suites are all AEAD.
 constexpr char kTls12Ciphers[] =
@@ -584,7 +585,8 @@ void Server::Impl::Accept(Acceptor* acceptor) {
           socket.close(cec);
         } else {
           std::string remote = "unix";
-          if constexpr (std::is_same_v<SessionT, Session<TlsStream>>) {
+          if constexpr (std::is_same_v<SessionT, Session<TlsStream>> ||
+                        std::is_same_v<SessionT, Session<PlainTcpStream>>) {
             error_code rec;
             auto ep = socket.remote_endpoint(rec);
             remote = rec ? std::string("unknown") : FormatEndpoint(ep);
@@ -612,7 +614,15 @@ Result<std::unique_ptr<Server>> Server::Create(ServerOptions options, Router rou
   }
   if (options.threads == 0) options.threads = std::max(1u, std::thread::hardware_concurrency());
   auto impl = std::make_unique<Impl>(static_cast<int>(options.threads));
-  if (options.tcp_enabled) {
+  if (options.tcp_enabled && options.tcp_plaintext) {
+    error_code aec;
+    asio::ip::address addr = asio::ip::make_address(options.listen_address, aec);
+    if (aec || !addr.is_loopback()) {
+      return InvalidArgument("plain HTTP on TCP is only allowed on a loopback address, not '" +
+                             options.listen_address + "'");
+    }
+    if (!options.client_ca_pem.empty()) return InvalidArgument("client_ca_pem needs TLS");
+  } else if (options.tcp_enabled) {
     if (options.cert_chain_pem.empty() || options.private_key_pem.empty()) {
       return InvalidArgument("HTTPS needs a certificate chain and a private key");
     }
@@ -688,7 +698,11 @@ Status Server::Start() {
     s.unix_acceptor = std::move(acceptor);
   }
   s.work.emplace(s.ioc.get_executor());
-  if (s.tcp_acceptor) s.Accept<tcp::acceptor, Session<TlsStream>>(s.tcp_acceptor.get());
+  if (s.tcp_acceptor && o.tcp_plaintext) {
+    s.Accept<tcp::acceptor, Session<PlainTcpStream>>(s.tcp_acceptor.get());
+  } else if (s.tcp_acceptor) {
+    s.Accept<tcp::acceptor, Session<TlsStream>>(s.tcp_acceptor.get());
+  }
   if (s.unix_acceptor) s.Accept<unix_socket::acceptor, Session<UnixStream>>(s.unix_acceptor.get());
   {
     std::lock_guard lock(s.state_mu);
@@ -706,7 +720,9 @@ Status Server::Start() {
       }
     });
   }
-  if (o.tcp_enabled) spdlog::info("http: listening on https://{}:{}", o.listen_address, port());
+  if (o.tcp_enabled) {
+    spdlog::info("http: listening on {}://{}:{}", o.tcp_plaintext ? "http" : "https", o.listen_address, port());
+  }
   if (!o.unix_socket_path.empty()) spdlog::info("http: listening on unix:{}", o.unix_socket_path);
   return Status::Ok();
 }

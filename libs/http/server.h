@@ -24,6 +24,9 @@ struct ServerOptions {
   // handshake (the connection is rejected); a verified chain reaches handlers as
   // Request::peer_cert_chain_der. Clients without a certificate proceed normally.
   std::string client_ca_pem;
+  // Serve plain HTTP (no TLS) on the TCP listener. Only for loopback addresses (127.0.0.0/8,
+  // ::1); Create refuses anything else. For local APIs such as the node agent's --listen-tcp.
+  bool tcp_plaintext = false;
 
   size_t threads = 0;  // I/O threads that also run the handlers; 0 = hardware_concurrency
   size_t max_body_bytes = 1 << 20;         // larger bodies: 413 "body_too_large", then close

@@ -218,12 +218,19 @@ expect_eq "instance running" running \
 
 # ---- fault: agent kill -9 and restart: same identity, workloads still served
 kill -9 "$AGENT_PID"; wait "$AGENT_PID" 2>/dev/null
-start_agent
+TP=$(free_port)
+start_agent --listen-tcp "127.0.0.1:$TP"
+expect_eq "workload API also on loopback TCP (--listen-tcp)" "$NODE" \
+  "$(curl -fsS "http://127.0.0.1:$TP/v1/version" | jq_get '["node_id"]')"
 expect_eq "same node after restart" "$NODE" "$(curl -fsS --unix-socket "$SOCK" http://agent/v1/version | jq_get '["node_id"]')"
 wcert "$E2E_TMP/w2" a --dns web.example.com >/dev/null 2>"$E2E_TMP/err" || fail "cert after agent restart: $(cat "$E2E_TMP/err")"
 ok "workload served after agent restart"
 wcert "$W" a --renew >/dev/null 2>"$E2E_TMP/err" || fail "renewal: $(cat "$E2E_TMP/err")"
 expect_eq "renewal keeps the instance" "$INST" "$(jq_get '["instance_id"]' <"$W/instance.json")"
+
+if "$AGENT" --server "$URL" --ca-file "$D/service-ca.pem" --data-dir "$A" --socket "$A/other.sock" --tee sim \
+  --sim "$D/sim" --listen-tcp "0.0.0.0:$(free_port)" >/dev/null 2>"$E2E_TMP/err"; then fail "non-loopback TCP accepted"; fi
+expect_contains "--listen-tcp refuses a non-loopback address" "loopback" "$(cat "$E2E_TMP/err")"
 
 # ---- fault: kill -9 of vouchd during issuance load; every certificate a client got is stored
 mkdir -p "$E2E_TMP/load"
