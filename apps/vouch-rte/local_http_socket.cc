@@ -14,6 +14,8 @@
 
 #include "workload/local_http.h"
 
+#include "base/http_status.h"
+
 namespace vouch::workload {
 namespace {
 
@@ -21,23 +23,6 @@ constexpr size_t kMaxResponse = 1 << 20;
 
 Status Unreachable(const std::string& path, const std::string& why) {
   return Unavailable("agent socket " + path + ": " + why, "agent_unavailable");
-}
-
-StatusCode CodeFor(int http) {
-  switch (http) {
-    case 400: return StatusCode::kInvalidArgument;
-    case 401: return StatusCode::kUnauthenticated;
-    case 403: return StatusCode::kPermissionDenied;
-    case 404: return StatusCode::kNotFound;
-    case 409: return StatusCode::kFailedPrecondition;
-    case 413:
-    case 429: return StatusCode::kResourceExhausted;
-    case 422: return StatusCode::kFailedPrecondition;
-    case 501: return StatusCode::kUnimplemented;
-    case 503: return StatusCode::kUnavailable;
-    case 504: return StatusCode::kDeadlineExceeded;
-    default: return http >= 500 ? StatusCode::kInternal : StatusCode::kInvalidArgument;
-  }
 }
 
 // Decodes a chunked body; false when malformed.
@@ -174,7 +159,7 @@ Result<nlohmann::json> LocalHttp::Call(std::string_view method, std::string_view
       code = j["error"].value("code", code);
       message = j["error"].value("message", message);
     }
-    return Status(CodeFor(status), message, code);
+    return Status(StatusCodeForHttp(status, code), message, code);
   }
   if (j.is_discarded()) return Internal("agent answered with invalid JSON", "invalid_response");
   return j;

@@ -1,5 +1,7 @@
 #include "workload/local_http.h"
 
+#include "base/http_status.h"
+
 #include <curl/curl.h>
 
 #include <mutex>
@@ -12,21 +14,6 @@ size_t Sink(char* data, size_t size, size_t n, void* user) {
   if (out->size() + size * n > (8u << 20)) return 0;  // a local answer is never this large
   out->append(data, size * n);
   return size * n;
-}
-
-StatusCode CodeFor(long http) {
-  switch (http) {
-    case 400: return StatusCode::kInvalidArgument;
-    case 401: return StatusCode::kUnauthenticated;
-    case 403: return StatusCode::kPermissionDenied;
-    case 404: return StatusCode::kNotFound;
-    case 409: return StatusCode::kFailedPrecondition;
-    case 413:
-    case 429: return StatusCode::kResourceExhausted;
-    case 503: return StatusCode::kUnavailable;
-    case 504: return StatusCode::kDeadlineExceeded;
-    default: return http >= 500 ? StatusCode::kInternal : StatusCode::kInvalidArgument;
-  }
 }
 
 }  // namespace
@@ -94,7 +81,7 @@ Result<nlohmann::json> LocalHttp::Call(std::string_view method, std::string_view
       code = j["error"].value("code", code);
       message = j["error"].value("message", message);
     }
-    return Status(CodeFor(status), message, code);
+    return Status(StatusCodeForHttp(status, code), message, code);
   }
   if (out.empty()) return nlohmann::json(nullptr);
   if (j.is_discarded()) return Internal("the agent answered with invalid JSON", "invalid_response");
