@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -35,6 +36,7 @@ struct ConvertArgs {
   std::string manager_url, zone_ca_file, agent_socket = "/run/vouch/agent.sock";
   std::string input_user, input_password_file, output_user, output_password_file, authfile, registry_ca_file;
   std::vector<std::string> insecure_registries;
+  std::string max_layer_size = "16G", max_content_size = "64G";
 };
 
 // "--entrypoint /bin/app" or "--entrypoint '["/bin/sh","-c","x"]'".
@@ -53,22 +55,22 @@ std::vector<std::string> ArgList(const std::string& text, const char* flag) {
   return {text};
 }
 
-uint64_t ParseSize(const std::string& s) {
+uint64_t ParseSize(const std::string& s, const char* flag = "--mem-size") {
   if (s.empty()) return 0;
   size_t pos = 0;
   unsigned long long v = 0;
   try {
     v = std::stoull(s, &pos);
   } catch (const std::exception&) {
-    UsageError("--mem-size \"" + s + "\" is not a size like 2048M");
+    UsageError(std::string(flag) + " \"" + s + "\" is not a size like 2048M");
   }
   std::string unit = s.substr(pos);
   uint64_t mul = 1;
   if (unit == "K" || unit == "k") mul = 1ull << 10;
   else if (unit == "M" || unit == "m") mul = 1ull << 20;
   else if (unit == "G" || unit == "g") mul = 1ull << 30;
-  else if (!unit.empty()) UsageError("--mem-size unit must be K, M or G");
-  if (v > UINT64_MAX / mul) UsageError("--mem-size too large");
+  else if (!unit.empty()) UsageError(std::string(flag) + " unit must be K, M or G");
+  if (v > UINT64_MAX / mul) UsageError(std::string(flag) + " too large");
   return v * mul;
 }
 
@@ -148,7 +150,12 @@ void Run(const GlobalOptions& global, const ConvertArgs& a) {
     t->auth_file = a.authfile;
     t->insecure_registries = a.insecure_registries;
     t->ca_file = a.registry_ca_file;
+    t->max_blob_bytes = ParseSize(a.max_layer_size, "--max-layer-size");
+    if (t->max_blob_bytes == 0) UsageError("--max-layer-size must be more than 0");
   }
+  o.limits.max_total_bytes = ParseSize(a.max_content_size, "--max-content-size");
+  if (o.limits.max_total_bytes == 0) UsageError("--max-content-size must be more than 0");
+  o.limits.max_entry_bytes = std::min(o.limits.max_entry_bytes, o.limits.max_total_bytes);
   if (a.authfile.empty()) {
     const char* dc = std::getenv("DOCKER_CONFIG");
     const char* home = std::getenv("HOME");
@@ -289,6 +296,11 @@ void Register(CLI::App& root, GlobalOptions& global) {
   c->add_option("--authfile", a->authfile, "Docker-style config.json with registry credentials");
   c->add_option("--insecure-registry", a->insecure_registries, "Registry host[:port] spoken to over HTTP (repeatable)");
   c->add_option("--registry-ca-file", a->registry_ca_file, "CA bundle for HTTPS registries");
+  c->add_option("--max-layer-size", a->max_layer_size, "Largest layer blob read (compressed), e.g. 16G")
+      ->capture_default_str();
+  c->add_option("--max-content-size", a->max_content_size,
+                "Largest uncompressed content of all layers (bounds decompression bombs), e.g. 64G")
+      ->capture_default_str();
   c->callback([&global, a] { Run(global, *a); });
 }
 

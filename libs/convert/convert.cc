@@ -74,7 +74,9 @@ Result<ConvertResult> Convert(const ConvertOptions& o) {
   for (size_t i = 0; i < img.manifest.layers.size(); ++i) {
     const oci::Descriptor& l = img.manifest.layers[i];
     result.layer_bytes += l.size;
-    Status st = fs.ApplyLayerFile(store->PathOf(l.digest), o.limits);
+    oci::TarLimits limits = o.limits;
+    limits.counted_before = fs.content_bytes();  // the content limit is per image, not per layer
+    Status st = fs.ApplyLayerFile(store->PathOf(l.digest), limits);
     if (!st.ok()) return st.WithContext("layer " + std::to_string(i) + " (" + l.digest + ")");
   }
   result.content_bytes = fs.content_bytes();

@@ -109,6 +109,27 @@ TEST(RootFs, RefusesWritingThroughASymlinkAndDanglingHardLinks) {
   EXPECT_EQ(fs2.ApplyLayerMemory(Tar({{"a", AE_IFREG, "", "missing", true}}), limits).reason(), "hostile_layer");
 }
 
+TEST(RootFs, RefusesAHardLinkThatMovesARelativeSymlinkOutOfTheRoot) {
+  oci::TarLimits limits;
+  RootFs fs;
+  // a/b/up -> ../../x stays inside; the same symlink hard-linked at "top" would point above the root.
+  ASSERT_TRUE(fs.ApplyLayerMemory(Tar({{"a", AE_IFDIR}, {"a/b", AE_IFDIR}, {"a/b/up", AE_IFLNK, "", "../../x"}}), limits)
+                  .ok());
+  EXPECT_EQ(fs.ApplyLayerMemory(Tar({{"top", AE_IFREG, "", "a/b/up", true}}), limits).reason(), "hostile_layer");
+  EXPECT_TRUE(fs.ApplyLayerMemory(Tar({{"a/b/same", AE_IFREG, "", "a/b/up", true}}), limits).ok());
+}
+
+TEST(RootFs, ContentLimitCountsEarlierLayers) {
+  oci::TarLimits limits;
+  limits.max_total_bytes = 10;
+  RootFs fs;
+  ASSERT_TRUE(fs.ApplyLayerMemory(Tar({{"a", AE_IFREG, "123456"}}), limits).ok());
+  limits.counted_before = fs.content_bytes();
+  auto st = fs.ApplyLayerMemory(Tar({{"b", AE_IFREG, "123456"}}), limits);
+  EXPECT_EQ(st.reason(), "layer_too_large");
+  EXPECT_NE(st.message().find("limit of 10 bytes"), std::string::npos) << st.message();
+}
+
 class ConvertTest : public ::testing::Test {
  protected:
   void SetUp() override {

@@ -101,6 +101,12 @@ Status RootFs::Apply(const TarEntry& e, oci::EntryData& data) {
       }
       node = it->second;
       node.layer = layer_;
+      // A hard link to a symlink is a symlink at the new path: its relative target must stay
+      // inside the root from there too.
+      if (node.type == TarEntry::Type::kSymlink) {
+        auto resolved = oci::ResolveSymlink(e.path, node.link_target);
+        if (!resolved.ok()) return resolved.status().WithContext("hard link " + e.path + " to a symlink");
+      }
       break;
     }
     case TarEntry::Type::kFifo:

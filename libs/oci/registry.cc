@@ -245,7 +245,23 @@ Result<RegistryClient::Response> RegistryClient::Do(Request& req) {
   if (r.status != 401) return r;
   VOUCH_RETURN_IF_ERROR(Authenticate(r, req.push));
   if (req.sink != nullptr && req.sink->written() != 0) return Internal("blob writer used before authentication");
-  return Perform(req);
+  VOUCH_ASSIGN_OR_RETURN(Response again, Perform(req));
+  if (again.status != 401) return again;
+  // Authenticated as asked and still refused: say which credentials, not just "HTTP 401".
+  const Credentials& cred = options_.credentials;
+  if (authorization_.rfind("Basic ", 0) == 0) {
+    return Unauthenticated("registry " + location_.registry + " refused the credentials of user \"" +
+                               cred.username.substr(0, 100) + "\"",
+                           "registry_auth");
+  }
+  if (cred.empty()) {
+    return Unauthenticated("registry " + location_.registry + " needs credentials for " + location_.repository +
+                               " (an anonymous token was refused; --input-user/--output-user or --authfile)",
+                           "registry_auth");
+  }
+  return Unauthenticated("registry " + location_.registry + " refused user \"" + cred.username.substr(0, 100) +
+                             "\" access to " + location_.repository + (req.push ? " (push)" : " (pull)"),
+                         "registry_auth");
 }
 
 Status RegistryClient::Authenticate(const Response& unauthorized, bool push) {

@@ -38,8 +38,14 @@ class ArchiveEntryData final : public EntryData {
 };
 
 Status ReadEntries(archive* a, const TarLimits& limits, const TarEntryFn& fn) {
-  uint64_t total = 0;
+  uint64_t total = limits.counted_before;
   uint64_t count = 0;
+  auto too_much = [&] {
+    return InvalidArgument("uncompressed image content exceeds the limit of " + std::to_string(limits.max_total_bytes) +
+                               " bytes",
+                           "layer_too_large");
+  };
+  if (total > limits.max_total_bytes) return too_much();
   ArchiveEntryData data(a);
   while (true) {
     archive_entry* e = nullptr;
@@ -80,10 +86,7 @@ Status ReadEntries(archive* a, const TarLimits& limits, const TarEntryFn& fn) {
                                    " bytes, more than the limit " + std::to_string(limits.max_entry_bytes),
                                "layer_too_large");
       }
-      if (entry.size > limits.max_total_bytes - total) {
-        return InvalidArgument("layer content exceeds " + std::to_string(limits.max_total_bytes) + " bytes",
-                               "layer_too_large");
-      }
+      if (entry.size > limits.max_total_bytes - total) return too_much();
       total += entry.size;
     } else if (ft == AE_IFDIR) {
       entry.type = TarEntry::Type::kDir;

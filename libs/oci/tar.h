@@ -32,11 +32,14 @@ struct TarEntry {
   uint64_t size = 0;        // bytes of content (kFile only)
 };
 
+// Checked against each entry's header before its content is decompressed, so a decompression
+// bomb costs at most max_total_bytes of inflating (docs/convert.md, "Limits").
 struct TarLimits {
-  uint64_t max_total_bytes = 64ull << 30;  // sum of entry sizes in one stream
+  uint64_t max_total_bytes = 64ull << 30;  // sum of file sizes: counted_before + this stream
   uint64_t max_entry_bytes = 16ull << 30;
   uint64_t max_entries = 2'000'000;
   size_t max_path_bytes = 4096;
+  uint64_t counted_before = 0;  // file bytes of earlier layers of the same image
 };
 
 // Reads the content of the current entry (kFile only).

@@ -118,15 +118,16 @@ if [[ -n "$VOUCHD" ]]; then
 fi
 
 # --- hostile and broken inputs: a clear error and nothing pushed ---
-hostile() {  # KIND EXPECTED-TEXT
+hostile() {  # KIND EXPECTED-TEXT [extra convert args...]
   python3 "$HERE/make_image.py" "bad-$1" "$1"
   local err
   err=$("$VOUCH" convert --input "oci:bad-$1:t" --output "$REG/bad/$1:t" --runtime "$RTE" --signing-key key.pem \
-        --no-certificate 2>&1 >/dev/null)
+        --no-certificate "${@:3}" 2>&1 >/dev/null)
   local rc=$?
   [[ $rc -ne 0 ]] || fail "hostile image $1 was converted"
   [[ $(wc -l <<<"$err") -eq 1 ]] || fail "hostile image $1: expected one line of error, got: $err"
   expect_contains "hostile image $1 refused" "$2" "$err"
+  echo "  # $err"
   curl -fsS "http://$REG/v2/bad/$1/manifests/t" >/dev/null 2>&1 && fail "hostile image $1: something was pushed"
   ok "hostile image $1: nothing pushed"
 }
@@ -135,10 +136,45 @@ hostile absolute "absolute path"
 hostile symlink-escape "escapes the image root"
 hostile device "device node"
 hostile through-symlink "passes through the symlink"
-hostile truncated "layer"
+hostile truncated "truncated gzip input"
+hostile truncated-tar "runcated"
 hostile digest-mismatch "expected"
 hostile wrong-media-type "not an image config"
 hostile multiarch "no manifest for platform linux/amd64 (it offers: linux/arm64/v8)"
+# Decompression bombs (~260 KB of gzip, 256 MiB of zeros) against --max-content-size: refused at
+# the tar header that crosses the limit, so at most the limit is inflated.
+hostile bomb-entry "tar entry zero0 is 268435456 bytes, more than the limit 67108864" --max-content-size 64M
+hostile bomb-many "uncompressed image content exceeds the limit of 67108864 bytes" --max-content-size 64M
+"$VOUCH" convert --input oci:bad-bomb-many:t --output oci:bomb-ok:t --runtime "$RTE" --signing-key key.pem \
+  --no-certificate -o json > /dev/null || fail "the same layer under the default --max-content-size"
+ok "the bomb layer converts under the default limit (64G): the limit, not the ratio, decides"
+# Layers whose registry manifest lies about their size (docker-registry does not check it).
+lying() {  # NAME SIZE-EXPRESSION EXPECTED-TEXT: re-tag the base image with the layer size changed
+  python3 - "http://$REG/v2/bad/lying" "$2" "$1" <<'PY' || fail "cannot push the lying manifest $1"
+import json, sys, urllib.request
+base, expr, tag = sys.argv[1:4]
+acc = "application/vnd.oci.image.manifest.v1+json"
+m = json.load(urllib.request.urlopen(urllib.request.Request(base + "/manifests/orig", headers={"Accept": acc})))
+size = m["layers"][0]["size"]
+m["layers"][0]["size"] = eval(expr, {"size": size})
+req = urllib.request.Request(base + "/manifests/" + tag, data=json.dumps(m).encode(), method="PUT",
+                             headers={"Content-Type": acc})
+urllib.request.urlopen(req)
+PY
+  local err
+  err=$("$VOUCH" convert --input "$REG/bad/lying:$1" --output "$REG/bad/lying-out:$1" --runtime "$RTE" \
+        --signing-key key.pem --no-certificate 2>&1 >/dev/null)
+  [[ $? -ne 0 ]] || fail "layer with a lying size ($1) was converted"
+  [[ $(wc -l <<<"$err") -eq 1 ]] || fail "lying size $1: expected one line of error, got: $err"
+  expect_contains "layer size lie ($1) refused" "$3" "$err"
+  curl -fsS "http://$REG/v2/bad/lying-out/manifests/$1" >/dev/null 2>&1 && fail "lying size $1: something was pushed"
+  ok "lying size $1: nothing pushed"
+}
+python3 "$HERE/make_image.py" lying-base plain
+skopeo copy -q --dest-tls-verify=false oci:lying-base:t "docker://$REG/bad/lying:orig" || fail "skopeo push lying-base"
+lying huge "100 << 30" "over the limit"
+lying smaller "size // 2" "larger than its announced size"
+lying larger "size + 100" "truncated"
 python3 "$HERE/make_image.py" zstd zstd
 "$VOUCH" convert --input oci:zstd:t --output oci:zstd-out:t --runtime "$RTE" --signing-key key.pem \
   --no-certificate -o json > /dev/null || fail "zstd layer"

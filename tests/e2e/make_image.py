@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Writes a one-layer OCI image layout with arbitrary (also hostile) tar entries, for the converter's
 e2e tests. Usage: make_image.py DIR KIND   (KIND: dotdot, absolute, symlink-escape, device,
-through-symlink, truncated, wrong-media-type, digest-mismatch, multiarch, zstd)."""
+through-symlink, truncated, truncated-tar, wrong-media-type, digest-mismatch, multiarch, zstd, bomb-entry, bomb-many).
+bomb-entry: one 256 MiB file of zeros; bomb-many: eight 32 MiB files; both as concatenated gzip
+members of 1 MiB of zeros each, so the layer is ~260 KB and takes no time to make."""
 import gzip, hashlib, io, json, os, subprocess, sys, tarfile
 
 out, kind = sys.argv[1], sys.argv[2]
@@ -39,8 +41,30 @@ entries = {
     "device": base + [("dev/mem", tarfile.CHRTYPE, None)],
     "through-symlink": base + [("lnk", tarfile.SYMTYPE, "bin"), ("lnk/evil", tarfile.REGTYPE, b"x")],
 }.get(kind, base)
+def bomb(sizes):
+    """A gzip tar layer whose files are all zeros, without building it in memory."""
+    zero_mib = gzip.compress(b"\0" * (1 << 20), mtime=0)
+    out, h = [], hashlib.sha256()
+    for i, size in enumerate(sizes):
+        ti = tarfile.TarInfo(f"zero{i}")
+        ti.size, ti.mode = size, 0o644
+        hdr = ti.tobuf(tarfile.PAX_FORMAT)
+        out.append(gzip.compress(hdr, mtime=0))
+        h.update(hdr)
+        for _ in range(size >> 20):
+            out.append(zero_mib)
+            h.update(b"\0" * (1 << 20))
+    end = b"\0" * 1024
+    out.append(gzip.compress(end, mtime=0))
+    h.update(end)
+    return b"".join(out), h.hexdigest()
+
 raw = layer(entries)
-if kind == "zstd":
+diff_id = hashlib.sha256(raw).hexdigest()
+if kind in ("bomb-entry", "bomb-many"):
+    data, diff_id = bomb([256 << 20] if kind == "bomb-entry" else [32 << 20] * 8)
+    ltype = "application/vnd.oci.image.layer.v1.tar+gzip"
+elif kind == "zstd":
     data = subprocess.run(["zstd", "-q", "-c"], input=raw, check=True, capture_output=True).stdout
     ltype = "application/vnd.oci.image.layer.v1.tar+zstd"
 else:
@@ -48,9 +72,11 @@ else:
     ltype = "application/vnd.oci.image.layer.v1.tar+gzip"
 if kind == "truncated":
     data = data[: len(data) // 2]
+if kind == "truncated-tar":  # plain tar that ends inside the content of bin/ok
+    data, ltype = raw[: 512 * 3 + 2], "application/vnd.oci.image.layer.v1.tar"
 ldig, lsize = blob(data)
 config = {"architecture": "amd64", "os": "linux", "config": {"Cmd": ["/bin/ok"]},
-          "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(raw).hexdigest()]}}
+          "rootfs": {"type": "layers", "diff_ids": ["sha256:" + diff_id]}}
 cdig, csize = blob(json.dumps(config).encode())
 ctype = "application/vnd.oci.image.config.v1+json"
 if kind == "wrong-media-type":
