@@ -116,4 +116,4 @@ void Register(CLI::App& root, GlobalOptions& global) {
 }  // namespace
 }  // namespace vouch::cli
 
-VOUCH_CLI_COMMAND_GROUP(auth, vouch::cli::Register);
+VOUCH_CLI_COMMAND_GROUP_WITH(auth, vouch::cli::Register, "login logout whoami");

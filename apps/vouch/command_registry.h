@@ -46,10 +46,17 @@ class CliExit : public std::exception {
 
 using RegisterFn = void (*)(CLI::App& root, GlobalOptions& global);
 
-// Records a group; returns true so it can initialise a static. Groups are registered in name order.
-bool RegisterCommandGroup(const char* name, RegisterFn fn);
+// Records a group; returns true so it can initialise a static. `commands` lists the top-level
+// commands the group adds, space-separated (default: the group's own name). main() builds only
+// the group whose command the command line names (start-up time: docs/design.md, "CLI start-up"),
+// and every group, in name order, when it names none (--help, completion, usage errors).
+bool RegisterCommandGroup(const char* name, RegisterFn fn, const char* commands = nullptr);
 
 }  // namespace vouch::cli
 
 #define VOUCH_CLI_COMMAND_GROUP(name, fn) \
   static const bool vouch_cli_group_##name [[maybe_unused]] = ::vouch::cli::RegisterCommandGroup(#name, fn)
+// A group whose top-level commands are not named after it, e.g. auth: "login logout whoami".
+#define VOUCH_CLI_COMMAND_GROUP_WITH(name, fn, commands) \
+  static const bool vouch_cli_group_##name [[maybe_unused]] =  \
+      ::vouch::cli::RegisterCommandGroup(#name, fn, commands)

@@ -1,20 +1,60 @@
 // vouch: the command-line client. Each command group lives in cmd_<group>.cc.
 #include <cstdio>
 #include <map>
+#include <sstream>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "command_registry.h"
 
 namespace vouch::cli {
 namespace {
-std::map<std::string, RegisterFn>& Groups() {
-  static std::map<std::string, RegisterFn> groups;
+struct Group {
+  RegisterFn fn;
+  std::vector<std::string> commands;
+};
+
+std::map<std::string, Group>& Groups() {
+  static std::map<std::string, Group> groups;
   return groups;
+}
+
+// Root options that take a value in the next argument (docs/cli.md, "Global options").
+bool TakesValue(std::string_view arg) {
+  return arg == "--server" || arg == "--ca-file" || arg == "-o" || arg == "--output" || arg == "--config";
+}
+
+// The first argument that is not an option or an option's value: the top-level command.
+std::string_view CommandWord(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    std::string_view a = argv[i];
+    if (a == "--") return {};
+    if (a.empty() || a[0] != '-') return a;
+    if (TakesValue(a)) ++i;
+  }
+  return {};
+}
+
+// The one group that adds `word`, or nullptr (then every group is added).
+const Group* GroupFor(std::string_view word) {
+  if (word.empty() || word == "completion") return nullptr;  // completion walks the whole tree
+  const Group* found = nullptr;
+  for (auto& [name, g] : Groups())
+    for (auto& c : g.commands)
+      if (c == word) {
+        if (found != nullptr) return nullptr;
+        found = &g;
+      }
+  return found;
 }
 }  // namespace
 
-bool RegisterCommandGroup(const char* name, RegisterFn fn) {
-  Groups()[name] = fn;
+bool RegisterCommandGroup(const char* name, RegisterFn fn, const char* commands) {
+  Group g{fn, {}};
+  std::istringstream words(commands != nullptr ? commands : name);
+  for (std::string w; words >> w;) g.commands.push_back(w);
+  Groups()[name] = std::move(g);
   return true;
 }
 
@@ -36,7 +76,11 @@ int main(int argc, char** argv) {
   app.add_option("-o,--output", global.output, "Output format")->check(CLI::IsMember({"table", "json"}));
   app.add_option("--config", global.config, "Context file (default $VOUCH_CONFIG or ~/.config/vouch/config.json)")
       ->envname("VOUCH_CONFIG");
-  for (auto& [name, fn] : vouch::cli::Groups()) fn(app, global);
+  if (const auto* only = vouch::cli::GroupFor(vouch::cli::CommandWord(argc, argv))) {
+    only->fn(app, global);
+  } else {
+    for (auto& [name, group] : vouch::cli::Groups()) group.fn(app, global);
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -85,5 +85,26 @@ TEST(X509, ParsesIntelRootAndRejectsGarbage) {
   EXPECT_FALSE(CertFromDer(std::vector<uint8_t>{0x30, 0x03, 0x01}).ok());
 }
 
+TEST(X509, SamePemIsParsedOnceAndSharedByReference) {
+  auto pem = ReadFile(std::string(VOUCH_SHARED_DIR) +
+                      "/testdata/attestation/roots/intel/Intel_SGX_Provisioning_Certification_RootCA.pem");
+  ASSERT_TRUE(pem.ok()) << pem.status().ToString();
+  auto a = CertFromPem(*pem);
+  auto b = CertFromPem(*pem);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(a->get(), b->get());  // one parsed object, two references
+  a->reset();                     // dropping one reference leaves the other usable
+  EXPECT_EQ(SubjectCommonName(b->get()), "Intel SGX Root CA");
+  // A different text (one base64 character changed) is parsed on its own: never served from
+  // the cache, and here rejected or different.
+  std::string changed = *pem;
+  size_t body = changed.find('\n') + 10;
+  changed[body] = changed[body] == 'A' ? 'B' : 'A';
+  auto c = CertFromPem(changed);
+  if (c.ok()) {
+    EXPECT_NE(c->get(), b->get());
+  }
+}
+
 }  // namespace
 }  // namespace vouch::crypto

@@ -2,8 +2,13 @@
 
 #include <openssl/pem.h>
 
+#include "base/encoding.h"
+
 #include <cstdio>
 #include <fstream>
+#include <map>
+#include <optional>
+#include <mutex>
 #include <sstream>
 
 namespace vouch::crypto {
@@ -18,9 +23,74 @@ Result<std::string> BioString(BIO* bio) {
   return std::string(data, static_cast<size_t>(len));
 }
 
+// Parsed certificates by their DER bytes. OpenSSL 3.0 decodes a certificate's public key through
+// its provider decoder chain while parsing, about as costly as a signature check, and a DCAP
+// verification meets the same Intel root three times (quote chain, trusted root, TCB signing
+// chain) and the TCB signing certificate twice. X509 objects are reference-counted and safe to
+// share read-only (their lazily computed extension cache is locked); nothing in vouch modifies a
+// parsed certificate. Bounded: cleared when full.
+class ParsedCertCache {
+ public:
+  X509Ptr Find(std::string_view der) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = certs_.find(der);
+    if (it == certs_.end() || X509_up_ref(it->second.get()) != 1) return nullptr;
+    return X509Ptr(it->second.get());
+  }
+  void Add(std::string_view der, X509* cert) {
+    if (X509_up_ref(cert) != 1) return;
+    X509Ptr ref(cert);
+    std::lock_guard<std::mutex> lock(mu_);
+    if (certs_.size() >= kMaxEntries) certs_.clear();
+    certs_.emplace(std::string(der), std::move(ref));
+  }
+
+ private:
+  static constexpr size_t kMaxEntries = 64;
+  std::mutex mu_;
+  std::map<std::string, X509Ptr, std::less<>> certs_;
+};
+
+ParsedCertCache& CertCache() {
+  static ParsedCertCache* cache = new ParsedCertCache();  // never destroyed: no exit-time order issues
+  return *cache;
+}
+
+// The DER inside a PEM text whose only block is one CERTIFICATE with no headers; nullopt for
+// anything else (which then goes through OpenSSL's PEM reader unchanged).
+std::optional<std::vector<uint8_t>> SimplePemBody(std::string_view pem) {
+  static constexpr std::string_view kBegin = "-----BEGIN CERTIFICATE-----";
+  static constexpr std::string_view kEnd = "-----END CERTIFICATE-----";
+  const size_t b = pem.find(kBegin);
+  if (b == std::string_view::npos) return std::nullopt;
+  const size_t e = pem.find(kEnd, b + kBegin.size());
+  if (e == std::string_view::npos || pem.find(':', b) < e) return std::nullopt;  // headers
+  std::string body;
+  body.reserve(e - b);
+  for (char ch : pem.substr(b + kBegin.size(), e - b - kBegin.size()))
+    if (ch != '\n' && ch != '\r' && ch != ' ' && ch != '\t') body.push_back(ch);
+  auto der = Base64Decode(body);
+  if (!der.ok()) return std::nullopt;
+  return std::move(*der);
+}
+
+X509Ptr ParseDerCached(std::span<const uint8_t> der) {
+  std::string_view key(reinterpret_cast<const char*>(der.data()), der.size());
+  if (X509Ptr cached = CertCache().Find(key)) return cached;
+  const unsigned char* p = der.data();
+  X509* cert = d2i_X509(nullptr, &p, static_cast<long>(der.size()));
+  if (cert == nullptr) return nullptr;
+  if (p == der.data() + der.size()) CertCache().Add(key, cert);
+  return X509Ptr(cert);
+}
+
 }  // namespace
 
 Result<X509Ptr> CertFromPem(std::string_view pem) {
+  if (auto der = SimplePemBody(pem)) {
+    if (X509Ptr cert = ParseDerCached(*der)) return cert;
+    DrainOpensslErrors();
+  }
   BioPtr bio = MemBio(pem.data(), pem.size());
   X509* cert = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr);
   if (cert == nullptr) return OpensslError("parse certificate PEM", StatusCode::kInvalidArgument, "invalid_certificate");
@@ -28,10 +98,9 @@ Result<X509Ptr> CertFromPem(std::string_view pem) {
 }
 
 Result<X509Ptr> CertFromDer(std::span<const uint8_t> der) {
-  const unsigned char* p = der.data();
-  X509* cert = d2i_X509(nullptr, &p, static_cast<long>(der.size()));
-  if (cert == nullptr) return OpensslError("parse certificate DER", StatusCode::kInvalidArgument, "invalid_certificate");
-  return X509Ptr(cert);
+  X509Ptr cert = ParseDerCached(der);
+  if (!cert) return OpensslError("parse certificate DER", StatusCode::kInvalidArgument, "invalid_certificate");
+  return cert;
 }
 
 Result<std::vector<X509Ptr>> CertsFromPem(std::string_view pem) {

@@ -1,46 +1,21 @@
 // libcurl entry points that load libcurl.so.4 on first use (see README.md).
 #define CURL_DISABLE_TYPECHECK 1
 #include <curl/curl.h>
-#include <dlfcn.h>
+
+#include "base/lazy_library.h"
 
 #include <cstdarg>
 #include <cstdio>
 
 namespace {
-
 void* Library() {
-  static void* const handle = [] {
-    void* h = dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
-    if (h == nullptr) std::fprintf(stderr, "vouch: cannot load libcurl.so.4: %s\n", dlerror());
-    return h;
-  }();
+  static void* const handle = vouch::lazy::Open("libcurl.so.4");
   return handle;
 }
-
-template <typename Fn>
-Fn Resolve(const char* name) {
-  void* h = Library();
-  if (h == nullptr) return nullptr;
-  // POSIX guarantees that a data pointer from dlsym converts to a function pointer.
-  return reinterpret_cast<Fn>(dlsym(h, name));
-}
-
 }  // namespace
 
-// NAME returns RET; FAIL is what a caller sees when libcurl cannot be loaded.
-#define VOUCH_CURL_FN(ret, name, fail, params, args) \
-  extern "C" ret name params {                       \
-    using Fn = ret(*) params;                        \
-    static const Fn fn = Resolve<Fn>(#name);         \
-    if (fn == nullptr) return fail;                  \
-    return fn args;                                  \
-  }
-#define VOUCH_CURL_VOID_FN(name, params, args) \
-  extern "C" void name params {                \
-    using Fn = void(*) params;                 \
-    static const Fn fn = Resolve<Fn>(#name);   \
-    if (fn != nullptr) fn args;                \
-  }
+#define VOUCH_CURL_FN(ret, name, fail, params, args) VOUCH_LAZY_FN(Library, ret, name, fail, params, args)
+#define VOUCH_CURL_VOID_FN(name, params, args) VOUCH_LAZY_VOID_FN(Library, name, params, args)
 
 VOUCH_CURL_FN(CURLcode, curl_global_init, CURLE_FAILED_INIT, (long flags), (flags))
 VOUCH_CURL_VOID_FN(curl_global_cleanup, (void), ())
@@ -105,7 +80,7 @@ Result ForwardOption(Result (*fn)(Handle*, Option, ...), Handle* h, Option optio
 
 extern "C" CURLcode curl_easy_setopt(CURL* c, CURLoption option, ...) {
   using Fn = CURLcode (*)(CURL*, CURLoption, ...);
-  static const Fn fn = Resolve<Fn>("curl_easy_setopt");
+  static const Fn fn = vouch::lazy::Resolve<Fn>(Library(), "curl_easy_setopt");
   if (fn == nullptr) return CURLE_FAILED_INIT;
   va_list ap;
   va_start(ap, option);
@@ -116,7 +91,7 @@ extern "C" CURLcode curl_easy_setopt(CURL* c, CURLoption option, ...) {
 
 extern "C" CURLMcode curl_multi_setopt(CURLM* m, CURLMoption option, ...) {
   using Fn = CURLMcode (*)(CURLM*, CURLMoption, ...);
-  static const Fn fn = Resolve<Fn>("curl_multi_setopt");
+  static const Fn fn = vouch::lazy::Resolve<Fn>(Library(), "curl_multi_setopt");
   if (fn == nullptr) return CURLM_INTERNAL_ERROR;
   va_list ap;
   va_start(ap, option);
@@ -128,7 +103,7 @@ extern "C" CURLMcode curl_multi_setopt(CURLM* m, CURLMoption option, ...) {
 // Every CURLINFO result is written through a pointer.
 extern "C" CURLcode curl_easy_getinfo(CURL* c, CURLINFO info, ...) {
   using Fn = CURLcode (*)(CURL*, CURLINFO, ...);
-  static const Fn fn = Resolve<Fn>("curl_easy_getinfo");
+  static const Fn fn = vouch::lazy::Resolve<Fn>(Library(), "curl_easy_getinfo");
   if (fn == nullptr) return CURLE_FAILED_INIT;
   va_list ap;
   va_start(ap, info);
