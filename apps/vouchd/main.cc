@@ -77,6 +77,7 @@ struct ServeOptions {
   std::vector<std::string> collateral_dirs;
   int node_cert_validity_hours = 7 * 24;
   int heartbeat_interval_seconds = 10;
+  int workload_cert_max_validity_seconds = 0;
 };
 
 int RunServe(const std::string& data_dir, std::string listen, std::string store_url, size_t threads,
@@ -107,6 +108,7 @@ int RunServe(const std::string& data_dir, std::string listen, std::string store_
   if (vouch::FileExists(data_dir + "/sim/tcbInfo.json")) manager_options.collateral_dirs.push_back(data_dir + "/sim");
   manager_options.node_cert_validity = std::chrono::hours(serve.node_cert_validity_hours);
   manager_options.heartbeat_interval = std::chrono::seconds(serve.heartbeat_interval_seconds);
+  manager_options.workload_cert_max_validity = std::chrono::seconds(serve.workload_cert_max_validity_seconds);
   auto manager = vouch::api::Manager::Create(db->get(), std::move(dir->master_key), &vouch::SystemClock::Get(),
                                              manager_options);
   if (!manager.ok()) return Fail(manager.status().message());
@@ -181,6 +183,10 @@ int main(int argc, char** argv) {
                         "Expected workload heartbeat interval in seconds (3 missed: unresponsive)")
       ->capture_default_str()
       ->check(CLI::Range(1, 3600));
+  serve_cmd->add_option("--workload-cert-max-validity-seconds", serve.workload_cert_max_validity_seconds,
+                        "Cap workload certificates below the zones' validity (0: no cap; short values test renewal)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 24 * 397 * 3600));
 
   vouchd::JoinArgs join;
   auto* join_cmd = app.add_subcommand("join", "Join an existing cluster: attest to a member and receive the cluster key");

@@ -134,6 +134,12 @@ Result<std::unique_ptr<Manager>> Manager::Create(store::Database* db, crypto::Se
 
 int64_t Manager::Now() const { return ToUnixSeconds(clock_->Now()); }
 
+std::chrono::seconds Manager::WorkloadCertValidity(const ZonePolicy& policy) const {
+  std::chrono::seconds v = std::chrono::hours(policy.cert_validity_hours);
+  if (options_.workload_cert_max_validity.count() > 0) v = std::min(v, options_.workload_cert_max_validity);
+  return v;
+}
+
 // ---------------------------------------------------------------- authentication
 
 Result<json> Manager::Login(std::string_view user, std::string_view password) {

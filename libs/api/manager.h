@@ -100,6 +100,9 @@ struct ManagerOptions {
   crypto::ScryptParams password_kdf;  // for new password hashes
   // --- node agents (docs/agent.md)
   std::chrono::seconds node_cert_validity{7 * 24 * 3600};
+  // Upper bound on workload certificate validity, below the zones' cert_validity_hours; 0: none.
+  // (vouchd serve --workload-cert-max-validity-seconds; short lifetimes exercise renewal.)
+  std::chrono::seconds workload_cert_max_validity{0};
   std::chrono::seconds nonce_ttl{300};
   // Workload heartbeat interval; an instance with no heartbeat for `missed_intervals` of them
   // is shown as unresponsive. Nodes likewise with the check-in interval.
@@ -257,6 +260,8 @@ class Manager {
   Result<json> DecideTask(store::Transaction& tx, const Principal& p, const store::Row& task, bool approve,
                           const std::string& reason);
   int64_t Now() const;
+  // The zone's cert_validity_hours, capped by options_.workload_cert_max_validity.
+  std::chrono::seconds WorkloadCertValidity(const ZonePolicy& policy) const;
   Result<std::shared_ptr<pki::CaSigner>> NodeSigner();
   attest::Verdict VerifyEvidence(std::span<const uint8_t> quote);
   std::string EffectiveInstanceStatus(const store::Row& r) const;

@@ -111,7 +111,7 @@ Result<json> Manager::IssueManual(const Principal& p, const std::string& build_i
     req.dns_names = names;
     req.spiffe_uri = "spiffe://" + b.Str("zone_name") + "/app/" + b.Str("app_name");
     req.not_before = clock_->Now() - std::chrono::minutes(5);
-    req.not_after = clock_->Now() + std::chrono::hours(policy.cert_validity_hours);
+    req.not_after = clock_->Now() + WorkloadCertValidity(policy);
     req.platform = b.Str("platform");
     req.mrenclave_hex = b.Str("mrenclave");
     req.mrsigner_hex = b.Str("mrsigner");

@@ -434,7 +434,7 @@ Result<json> Manager::IssueForWorkload(const Principal& node, std::string_view c
     req.dns_names = names;
     req.spiffe_uri = "spiffe://" + b->Str("zone_name") + "/app/" + b->Str("app_name");
     req.not_before = clock_->Now() - std::chrono::minutes(5);
-    req.not_after = clock_->Now() + std::chrono::hours(zone_policy.cert_validity_hours);
+    req.not_after = clock_->Now() + WorkloadCertValidity(zone_policy);
     req.platform = n.Str("platform");
     req.mrenclave_hex = mrenclave;
     req.mrsigner_hex = mrsigner;

@@ -1,0 +1,163 @@
+#!/usr/bin/env bash
+# vouch-rte certificate renewal with real tools: vouchd (workload certificates capped at 15 s by
+# --workload-cert-max-validity-seconds), vouch-agent with the sim TEE, a converted image (busybox +
+# openssl copied in, built with umoci) run under runc with the agent socket bind-mounted.
+# Checks: the runtime renews before each certificate expires, the file at the same path gets the
+# new certificate (new serial, same key) by an atomic replace (a host-side reader polling every
+# 5 ms never sees it missing or partial), the application inside reads the new serial from the
+# same path, the manager records the new serial, and heartbeats go on across renewals.
+# Usage: rte_renewal_test.sh VOUCH VOUCH_RTE VOUCHD VOUCH_AGENT
+source "$(dirname "$0")/lib.sh"
+VOUCH=$1
+RTE=$2
+VOUCHD=$3
+AGENT=$4
+VALIDITY=15
+for tool in umoci runc busybox openssl; do
+  command -v "$tool" >/dev/null || fail "$tool is not installed (scripts/setup.d/convert.list)"
+done
+BUSYBOX=$(command -v busybox)
+file -L "$BUSYBOX" 2>/dev/null | grep -q 'statically linked' || BUSYBOX=/bin/busybox
+cd "$E2E_TMP"
+export VOUCH_CONFIG=$E2E_TMP/cli/config.json
+RUNC_ROOT=$E2E_TMP/runc
+runc_cleanup() { for c in $(runc --root "$RUNC_ROOT" list -q 2>/dev/null); do runc --root "$RUNC_ROOT" delete -f "$c" >/dev/null 2>&1; done; }
+trap 'runc_cleanup; e2e_cleanup' EXIT
+
+# --- manager and agent ---
+D=$E2E_TMP/manager
+MPORT=$(free_port)
+URL=https://127.0.0.1:$MPORT
+printf 'admin-password-123\n' > admin.pw
+"$VOUCHD" init --dev --data-dir "$D" --admin-user admin --admin-password-file admin.pw --listen "127.0.0.1:$MPORT" \
+  >/dev/null || fail "vouchd init"
+"$VOUCHD" serve --data-dir "$D" --heartbeat-interval 1 --workload-cert-max-validity-seconds "$VALIDITY" \
+  > vouchd.log 2>&1 &
+E2E_PIDS+=($!)
+wait_healthy "$URL" "$D/service-ca.pem" "${E2E_PIDS[-1]}" || fail "vouchd did not start: $(cat vouchd.log)"
+"$VOUCH" login --server "$URL" --ca-file "$D/service-ca.pem" --user admin --password-file admin.pw >/dev/null \
+  || fail "login"
+"$VOUCH" app create renew --zone default --domain renew.example.com >/dev/null || fail "app create"
+A=$E2E_TMP/agent
+SOCK=$A/agent.sock
+"$AGENT" --server "$URL" --ca-file "$D/service-ca.pem" --data-dir "$A" --socket "$SOCK" --tee sim --sim "$D/sim" \
+  --join-token "$("$VOUCH" zone join-token default)" --batch-interval-ms 200 > agent.log 2>&1 &
+E2E_PIDS+=($!)
+for _ in $(seq 1 200); do curl -fsS --unix-socket "$SOCK" http://agent/v1/version >/dev/null 2>&1 && break; sleep 0.05; done
+curl -fsS --unix-socket "$SOCK" http://agent/v1/version >/dev/null || fail "agent did not start: $(tail -5 agent.log)"
+ok "vouchd (workload certificates at most ${VALIDITY}s) and vouch-agent (sim) running"
+
+# --- the image: an application that prints the serial of the certificate at the fixed path ---
+umoci init --layout img >/dev/null
+umoci new --image img:v1 >/dev/null
+umoci unpack --image img:v1 b >/dev/null
+mkdir -p b/rootfs/bin b/rootfs/usr/bin
+cp "$BUSYBOX" b/rootfs/bin/busybox
+for l in sh echo sleep; do ln -s busybox "b/rootfs/bin/$l"; done
+cp /usr/bin/openssl b/rootfs/usr/bin/openssl
+for lib in $(ldd /usr/bin/openssl | grep -oE '/[^ ]+'); do
+  mkdir -p "b/rootfs$(dirname "$lib")"
+  cp -L "$lib" "b/rootfs$lib"
+done
+umoci repack --image img:v1 b >/dev/null
+rm -rf b
+umoci config --image img:v1 --config.entrypoint /bin/sh --config.cmd -c --config.cmd \
+  'while :; do echo "app-sees $(openssl x509 -in /run/vouch/certs/cert.pem -noout -serial 2>&1)"; sleep 0.5; done' \
+  >/dev/null
+conv=$("$VOUCH" convert --input oci:img:v1 --output oci:out:v1 --runtime "$RTE" --app renew \
+       --cert-dns renew.example.com --heartbeat-interval 1 -o json) || fail "convert"
+"$VOUCH" task approve "$("$VOUCH" build get "$(jq_get '["build_id"]' <<<"$conv")" -o json | jq_get '["task_id"]')" \
+  >/dev/null || fail "approve"
+umoci unpack --image out:v1 run >/dev/null || fail "umoci unpack"
+python3 - run/config.json "$SOCK" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["process"]["terminal"] = False
+c["mounts"].append({"destination": "/run/vouch/agent.sock", "type": "bind", "source": sys.argv[2], "options": ["bind"]})
+json.dump(c, open(sys.argv[1], "w"))
+PY
+
+# --- run it, watching the certificate file from the host ---
+CERT=run/rootfs/run/vouch/certs/cert.pem
+(cd run && exec runc --root "$RUNC_ROOT" run renew1 > ../app.log 2>&1) &
+runpid=$!
+for _ in $(seq 1 200); do [[ -s $CERT ]] && break; sleep 0.05; done
+[[ -s $CERT ]] || fail "no certificate written: $(cat app.log)"
+serial() { openssl x509 -in "$1" -noout -serial | cut -d= -f2; }
+S1=$(serial "$CERT")
+PUB1=$(openssl x509 -in "$CERT" -noout -pubkey)
+end1=$(date -d "$(openssl x509 -in "$CERT" -noout -enddate | cut -d= -f2)" +%s)
+left=$((end1 - $(date +%s)))
+[[ $left -le $VALIDITY && $left -gt 0 ]] || fail "first certificate valid for ${left}s, expected at most ${VALIDITY}s"
+ok "first certificate (serial $S1) valid for ${left}s"
+
+# Poll the file every 5 ms for 2.2 validity periods: every read must be one whole certificate;
+# record each change of content with the time it was first seen.
+python3 - "$CERT" "$((VALIDITY * 22 / 10))" > watch.log <<'PY' || fail "file watcher: $(cat watch.log)"
+import subprocess, sys, time
+path, dur = sys.argv[1], float(sys.argv[2])
+seen, last, reads, end = [], None, 0, time.time() + dur
+while time.time() < end:
+    try:
+        data = open(path, "rb").read()
+    except FileNotFoundError:
+        print("MISSING at", time.time()); sys.exit(1)
+    reads += 1
+    if data.count(b"-----BEGIN CERTIFICATE-----") < 1 or not data.rstrip().endswith(b"-----END CERTIFICATE-----"):
+        print("PARTIAL at", time.time(), len(data)); sys.exit(1)
+    if data != last:
+        last = data
+        seen.append((time.time(), data))
+    time.sleep(0.005)
+for t, data in seen:
+    out = subprocess.run(["openssl", "x509", "-noout", "-serial", "-enddate"], input=data, capture_output=True).stdout.decode()
+    f = dict(l.split("=", 1) for l in out.split("\n") if "=" in l)
+    end = subprocess.run(["date", "-d", f["notAfter"], "+%s"], capture_output=True).stdout.decode().strip()
+    print(f"{t:.3f} {f['serial']} {end}")
+print("reads", reads)
+PY
+reads=$(awk '$1=="reads"{print $2}' watch.log)
+mapfile -t changes < <(grep -v '^reads' watch.log)
+[[ ${#changes[@]} -ge 3 ]] || fail "expected at least two renewals in $((VALIDITY * 22 / 10))s, saw: $(cat watch.log); $(tail -5 app.log)"
+ok "host reader: ${reads} reads, never missing or partial; $(( ${#changes[@]} - 1 )) renewals seen"
+prev_end=
+prev_serial=
+for c in "${changes[@]}"; do
+  read -r t s e <<<"$c"
+  if [[ -n $prev_end ]]; then
+    [[ $s != "$prev_serial" ]] || fail "renewed file has the same serial $s"
+    python3 -c "import sys; sys.exit(0 if $t < $prev_end else 1)" \
+      || fail "certificate $prev_serial (valid until $prev_end) was replaced only at $t, after it expired"
+    ok "serial $prev_serial replaced by $s at $t, before its expiry at $prev_end"
+  fi
+  prev_end=$e
+  prev_serial=$s
+done
+SN=$(serial "$CERT")
+expect_eq "the renewed certificate keeps the same key" "$PUB1" "$(openssl x509 -in "$CERT" -noout -pubkey)"
+openssl verify -CAfile run/rootfs/run/vouch/certs/ca.pem "$CERT" >/dev/null 2>&1 \
+  || fail "renewed certificate does not verify under the written zone CA"
+ok "renewed certificate verifies under the zone CA"
+for _ in $(seq 1 20); do grep -q "app-sees serial=$SN" app.log && break; sleep 0.25; done
+expect_contains "the application reads the new serial at the same path" "app-sees serial=$SN" "$(cat app.log)"
+[[ $(grep -c 'app-sees serial=' app.log) -eq $(grep -c 'app-sees' app.log) ]] \
+  || fail "the application once failed to read the certificate: $(grep -v 'app-sees serial=' app.log | grep app-sees | head -3)"
+ok "the application never failed to read the certificate"
+expect_contains "vouch-rte logged the renewal" "certificate renewed" "$(cat app.log)"
+
+# --- the manager: new serial recorded, heartbeats continue ---
+inst_field() { "$VOUCH" instance list --app renew -o json | python3 -c "import json,sys; print(json.load(sys.stdin)['items'][0]['$1'])"; }
+for _ in $(seq 1 20); do [[ $(inst_field serial | tr a-f A-F) == "$(serial "$CERT")" ]] && break; sleep 0.25; done
+expect_eq "manager records the renewed certificate's serial" "$(serial "$CERT")" "$(inst_field serial | tr a-f A-F)"
+seq1=$(inst_field last_seq)
+sleep 3
+seq2=$(inst_field last_seq)
+[[ $seq2 -gt $seq1 ]] || fail "heartbeats stopped after renewal (last_seq $seq1 -> $seq2)"
+ok "heartbeats continue after renewals (last_seq $seq1 -> $seq2)"
+expect_eq "instance running" running "$(inst_field status)"
+runc --root "$RUNC_ROOT" kill renew1 TERM
+wait $runpid
+for _ in $(seq 1 50); do [[ $(inst_field status) == stopped ]] && break; sleep 0.2; done
+expect_eq "instance stopped after SIGTERM" stopped "$(inst_field status)"
+
+echo "PASS rte_renewal_test ($E2E_PASSED checks)"
