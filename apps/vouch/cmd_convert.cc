@@ -220,7 +220,12 @@ void Run(const GlobalOptions& global, const ConvertArgs& a) {
   } else {
     o.work_dir = a.work_dir;
   }
-  convert::ConvertResult r = Check(convert::Convert(o), "convert");
+  auto converted = convert::Convert(o);
+  if (!converted.ok() && converted.status().reason() == "registry_auth") {
+    // An image registry refused, not the manager: no `vouch login` hint (Check adds one).
+    throw CliError(client::Sanitize("convert: " + converted.status().message()) + " (registry_auth)", kExitError);
+  }
+  convert::ConvertResult r = Check(std::move(converted), "convert");
 
   json out = {{"image", r.output},
               {"digest", r.digest},

@@ -309,9 +309,14 @@ Status RegistryClient::Authenticate(const Response& unauthorized, bool push) {
   auto tr = Perform(treq);
   authorization_ = saved;
   if (!tr.ok()) return tr.status();
+  if (tr->status == 401 && !cred.empty()) {
+    return Unauthenticated("token service " + realm.substr(0, 200) + " refused the credentials of user \"" +
+                               cred.username.substr(0, 100) + "\"",
+                           "registry_auth");
+  }
   if (tr->status != 200) {
     return Unauthenticated("token service " + realm.substr(0, 200) + " answered " + std::to_string(tr->status) +
-                               (cred.empty() ? " (no credentials given)" : " (credentials refused?)"),
+                               (cred.empty() ? " (no credentials given)" : ""),
                            "registry_auth");
   }
   json tj = json::parse(tr->body, nullptr, false);

@@ -174,13 +174,14 @@ refused() {  # WHAT EXPECTED-TEXT STORE REPO -- convert args...
   [[ $rc -ne 0 ]] || fail "$what: convert succeeded"
   [[ $(wc -l <<<"$err") -eq 1 ]] || fail "$what: expected one line of error, got: $err"
   expect_contains "$what: clear error" "$want" "$err"
+  [[ $err != *"vouch login"* ]] || fail "$what: a registry refusal should not point at vouch login: $err"
   echo "  # $err"
   ! repo_in "$store" "$repo" || fail "$what: something was pushed to $repo"
   ok "$what: nothing pushed"
 }
 # ~/.docker/config.json now holds wrong passwords for both registries.
 CA=(--registry-ca-file tls-ca.pem)
-refused "wrong output password (token server refuses)" "credentials refused" store-b wrongout \
+refused "wrong output password (token server refuses)" 'token service https://127.0.0.1:'"$PT"'/token refused the credentials of user "bob"' store-b wrongout \
   -- "${CA[@]}" --input "$REGA/src/app:v1" --output "$REGB/wrongout/app:v1" --input-user alice --input-password-file alice.pw
 expect_contains "token server saw the wrong password" "refused user=bob" "$(cat token.log)"
 refused "wrong input password (htpasswd registry refuses)" "refused the credentials" store-b wrongin \
