@@ -64,6 +64,12 @@ VOUCH_CURL_FN(CURLUcode, curl_url_set, CURLUE_OUT_OF_MEMORY, (CURLU * u, CURLUPa
 #undef VOUCH_CURL_FN
 #undef VOUCH_CURL_VOID_FN
 
+// va_start after an enum parameter (CURLoption, CURLMoption, CURLINFO, as <curl/curl.h> declares
+// them): these enums are int-sized and not promoted, so this is well defined; clang warns anyway.
+#if defined(__clang__)
+#pragma clang diagnostic ignored "-Wvarargs"
+#endif
+
 // The variadic setters take exactly one argument whose type the option number encodes
 // (CURLOPTTYPE_* ranges); read it with that type and pass it on with that type.
 namespace {
