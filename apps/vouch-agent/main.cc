@@ -45,6 +45,9 @@ int main(int argc, char** argv) {
   app.add_option("--renew-fraction", o.renew_fraction, "Renew the node certificate after this fraction of its life")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 0.95));
+  app.add_option("--threads", o.threads, "Handler threads of the workload API (each request to vouchd holds one)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 256));
   CLI11_PARSE(app, argc, argv);
 
   o.listen_tcp = listen_tcp;

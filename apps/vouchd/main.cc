@@ -1,8 +1,10 @@
 // vouchd: the vouch manager. `init` creates a data directory; `serve` runs the HTTPS API.
 #include <signal.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -124,7 +126,9 @@ int RunServe(const std::string& data_dir, std::string listen, std::string store_
   options.port = port;
   options.cert_chain_pem = dir->tls_chain_pem;
   options.private_key_pem = std::string(dir->tls_key_pem.view());
-  options.threads = threads;
+  // Handlers run on the I/O threads and block on the store (a certificate or heartbeat waits for
+  // its group's commit, docs/design.md): more threads than cores, so commits can be shared.
+  options.threads = threads != 0 ? threads : std::max<size_t>(64, 16 * std::max(1u, std::thread::hardware_concurrency()));
   options.client_ca_pem = *node_ca;
   auto router = vouch::api::BuildRouter(**manager, &metrics);
   vouch::ui::AddRoutes(router);  // the web console at /
@@ -172,7 +176,7 @@ int main(int argc, char** argv) {
   serve_cmd->add_option("--data-dir", data_dir, "Data directory made by vouchd init")->required();
   serve_cmd->add_option("--listen", listen, "host:port (default: from the data dir, 127.0.0.1:8443)");
   serve_cmd->add_option("--store", store, "Override the store URL");
-  serve_cmd->add_option("--threads", threads, "I/O threads (default: one per core)");
+  serve_cmd->add_option("--threads", threads, "I/O threads, which also run the handlers (default: 16 per core, at least 64)");
   ServeOptions serve;
   serve_cmd->add_option("--collateral", serve.collateral_dirs,
                         "DCAP collateral folder for node evidence (repeatable; DATA/sim is added in --dev)");

@@ -57,7 +57,9 @@ struct AgentOptions {
   std::chrono::seconds checkin_interval{30};
   size_t queue_max = 100000;
   double renew_fraction = 2.0 / 3.0;
-  size_t threads = 2;
+  // Handler threads of the workload API. A certificate request holds its thread while vouchd
+  // answers (vouchd commits concurrent requests together), so more threads than cores.
+  size_t threads = 64;
 };
 
 // The agent's own enclave identity in the sim TEE: workloads address their REPORTs to it.

@@ -70,8 +70,22 @@ Result<CsrInfo> InspectCsr(std::string_view csr_pem) {
   return CsrInfo{csr.common_name, csr.dns_names, std::string(pki::PublicKeyTypeName(csr.key_type))};
 }
 
+Result<CheckedCsr> CheckCsr(std::string_view csr_pem) {
+  VOUCH_ASSIGN_OR_RETURN(pki::Csr csr, pki::ParseCsr(csr_pem));
+  CheckedCsr out;
+  auto d = crypto::Sha256(csr.spki_der);
+  out.key_digest.assign(d.begin(), d.end());
+  out.dns_names = csr.dns_names;
+  out.csr = std::make_shared<const pki::Csr>(std::move(csr));
+  return out;
+}
+
 Result<IssuedCert> IssueWorkloadCert(const pki::CaSigner& ca, const WorkloadCertRequest& req) {
-  VOUCH_ASSIGN_OR_RETURN(pki::Csr csr, pki::ParseCsr(req.csr_pem));
+  pki::Csr parsed;
+  if (!req.checked_csr) {
+    VOUCH_ASSIGN_OR_RETURN(parsed, pki::ParseCsr(req.csr_pem));
+  }
+  const pki::Csr& csr = req.checked_csr ? *req.checked_csr : parsed;
   pki::IssueRequest issue = pki::IssueRequest::ForCsr(csr, pki::CertificateProfile::kWorkload);
   issue.common_name = req.common_name.size() <= 64 ? req.common_name : "";
   issue.dns_names = req.dns_names;

@@ -14,6 +14,7 @@
 
 namespace vouch::pki {
 class CaSigner;
+struct Csr;
 }
 
 namespace vouch::api {
@@ -41,8 +42,18 @@ struct CsrInfo {
 };
 Result<CsrInfo> InspectCsr(std::string_view csr_pem);
 
+// A CSR parsed and fully validated once (structure, key type, self-signature), so that issuing
+// from it does not parse and verify it again.
+struct CheckedCsr {
+  std::shared_ptr<const pki::Csr> csr;
+  std::vector<uint8_t> key_digest;     // SHA-256 of its SubjectPublicKeyInfo
+  std::vector<std::string> dns_names;  // requested DNS names
+};
+Result<CheckedCsr> CheckCsr(std::string_view csr_pem);
+
 struct WorkloadCertRequest {
   std::string csr_pem;
+  std::shared_ptr<const pki::Csr> checked_csr;  // if set: used instead of parsing csr_pem again
   std::string common_name;
   std::vector<std::string> dns_names;
   std::string spiffe_uri;

@@ -1,6 +1,7 @@
 // Node agents: provisioning and renewal with platform evidence, mTLS identity, workload
 // certificates after local attestation, heartbeats (docs/agent.md).
 #include <algorithm>
+#include <unordered_map>
 
 #include "api/ca_adapter.h"
 #include "api/manager.h"
@@ -303,10 +304,34 @@ Result<json> Manager::EnrollNode(const Principal* node, const NodeEnrollment& e)
               {"not_after", TimeJson(ToUnixSeconds(cert.not_after))}};
 }
 
-Result<Principal> Manager::AuthenticateNode(std::span<const uint8_t> leaf_der) {
-  auto cert = crypto::CertFromDer(leaf_der);
+namespace {
+
+// The serial number of a client certificate the TLS layer has verified, by its DER bytes.
+// Decoding a certificate (its key goes through OpenSSL's provider decoders) costs more than a
+// signature verification; an agent sends the same certificate with every request. A pure
+// function of the bytes, so one bounded cache for the process.
+Result<std::string> ClientCertSerial(std::span<const uint8_t> der) {
+  static std::mutex mu;
+  static std::unordered_map<std::string, std::string> cache;
+  std::string key(der.begin(), der.end());
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    auto it = cache.find(key);
+    if (it != cache.end()) return it->second;
+  }
+  auto cert = crypto::CertFromDer(der);
   if (!cert.ok()) return Unauthenticated("unreadable client certificate", "unauthenticated");
   std::string serial = crypto::SerialHex(cert->get());
+  std::lock_guard<std::mutex> lock(mu);
+  if (cache.size() >= 4096) cache.clear();
+  cache.emplace(std::move(key), serial);
+  return serial;
+}
+
+}  // namespace
+
+Result<Principal> Manager::AuthenticateNode(std::span<const uint8_t> leaf_der) {
+  VOUCH_ASSIGN_OR_RETURN(std::string serial, ClientCertSerial(leaf_der));
   int64_t now = Now();
   Principal p;
   Status st = db_->Read([&](Transaction& tx) -> Status {
@@ -347,29 +372,40 @@ Result<json> Manager::IssueForWorkload(const Principal& node, std::string_view c
   if (!instance_id.empty() && !workload::IsValidWireId(instance_id)) {
     return InvalidArgument("invalid instance_id", "invalid_instance_id");
   }
-  std::vector<std::string> csr_names;
-  auto digest = CsrKeyDigest(csr_pem, &csr_names);
-  if (!digest.ok()) return digest.status();
+  // Parsed and verified here, once (structure, key type, proof of possession): vouchd does not
+  // rely on the agent's parsing, and issues from this same parsed CSR (docs/agent.md).
+  auto checked = CheckCsr(csr_pem);
+  if (!checked.ok()) return checked.status();
   const std::string mrenclave = HexEncode(body->mr_enclave);
   const std::string mrsigner = HexEncode(body->mr_signer);
   auto refuse = [&](const Status& st) -> Status {
     AuditRefusal(node, "certificate.issue", "mrenclave:" + mrenclave, st);
     return st;
   };
-  if (!crypto::ConstantTimeEquals(std::span<const uint8_t>(body->report_data.data(), 32), *digest)) {
+  if (!crypto::ConstantTimeEquals(std::span<const uint8_t>(body->report_data.data(), 32), checked->key_digest)) {
     return refuse(Refuse("report_data_mismatch", "the report data is not SHA-256 of the CSR's public key"));
   }
-  json out;
-  std::string serial;
-  Status st = db_->Write([&](Transaction& tx) -> Status {
-    VOUCH_ASSIGN_OR_RETURN(Row n, tx.QueryOne("SELECT * FROM nodes WHERE id = ?", {node.id}, "node"));
+
+  // Every rule the request must satisfy, evaluated on one consistent view of the store. Run
+  // twice: on a read snapshot to decide and sign outside any transaction (signing is most of the
+  // CPU; writers are serialised), and again inside the write that records the certificate, so
+  // that what holds at commit time is what counts (a build revoked or a node deactivated in
+  // between refuses the request; the signed certificate is then discarded, never returned).
+  struct Decision {
+    Row node, build;
+    ZonePolicy zone_policy;
+    std::vector<std::string> names;
+  };
+  auto decide = [&](Transaction& tx, Decision* d) -> Status {
+    VOUCH_ASSIGN_OR_RETURN(d->node, tx.QueryOne("SELECT * FROM nodes WHERE id = ?", {node.id}, "node"));
+    const Row& n = d->node;
     if (n.Str("status") != "active") return Refuse("node_deactivated", "node " + node.id + " is deactivated");
-    VOUCH_ASSIGN_OR_RETURN(ZonePolicy zone_policy, LoadZonePolicy(tx, n.Str("zone_id")));
-    VOUCH_ASSIGN_OR_RETURN(policy::ZonePolicy zp, ToPolicy(zone_policy));
-    policy::Decision d = policy::EvaluatePlatform(StoredNodeVerdict(n), zp);
-    if (!d.accepted()) {
+    VOUCH_ASSIGN_OR_RETURN(d->zone_policy, LoadZonePolicy(tx, n.Str("zone_id")));
+    VOUCH_ASSIGN_OR_RETURN(policy::ZonePolicy zp, ToPolicy(d->zone_policy));
+    policy::Decision pd = policy::EvaluatePlatform(StoredNodeVerdict(n), zp);
+    if (!pd.accepted()) {
       return Refuse("node_tcb_not_acceptable", "node " + node.id + " is no longer acceptable in its zone: " +
-                                                   d.status.reason() + ": " + d.status.message());
+                                                   pd.status.reason() + ": " + pd.status.message());
     }
     VOUCH_ASSIGN_OR_RETURN(Rows builds,
                            tx.Query("SELECT b.*, a.name AS app_name, a.domains AS domains, z.name AS zone_name "
@@ -394,15 +430,16 @@ Result<json> Manager::IssueForWorkload(const Principal& node, std::string_view c
       std::string s = builds.front().Str("status");
       return Refuse("build_" + s, "build " + builds.front().Str("id") + " is " + s + ", not approved");
     }
-    if (body->debug() && !(zone_policy.allow_debug && b->Int("debug") != 0)) {
+    d->build = *b;
+    if (body->debug() && !(d->zone_policy.allow_debug && b->Int("debug") != 0)) {
       return Refuse("debug_not_allowed", "the enclave runs in debug mode, which this zone or build does not allow");
     }
     json allowed = ParseJsonColumn(b->Str("domains"), json::array());
-    std::vector<std::string> names = csr_names;
-    if (names.empty()) {
-      for (const auto& a : allowed) names.push_back(a.get<std::string>());
+    d->names = checked->dns_names;
+    if (d->names.empty()) {
+      for (const auto& a : allowed) d->names.push_back(a.get<std::string>());
     }
-    for (const auto& nm : names) {
+    for (const auto& nm : d->names) {
       bool ok = false;
       for (const auto& a : allowed) {
         std::string dom = a.get<std::string>();
@@ -418,69 +455,86 @@ Result<json> Manager::IssueForWorkload(const Principal& node, std::string_view c
                       "'" + nm.substr(0, 100) + "' is not an allowed domain of app '" + b->Str("app_name") + "'");
       }
     }
-    std::string inst = instance_id;
-    int64_t now = Now();
-    if (!inst.empty()) {
+    if (!instance_id.empty()) {
       VOUCH_ASSIGN_OR_RETURN(Rows i, tx.Query("SELECT id FROM instances WHERE id = ? AND node_id = ? AND build_id = ?",
-                                              {inst, node.id, b->Str("id")}));
-      if (i.empty()) return NotFound("instance '" + inst + "' of this build on this node not found", "instance_not_found");
-    } else {
-      inst = NewId("inst");
+                                              {instance_id, node.id, b->Str("id")}));
+      if (i.empty()) {
+        return NotFound("instance '" + instance_id + "' of this build on this node not found", "instance_not_found");
+      }
     }
-    VOUCH_ASSIGN_OR_RETURN(auto signer, ZoneSigner(tx, n.Str("zone_id")));
-    WorkloadCertRequest req;
-    req.csr_pem = std::string(csr_pem);
-    req.common_name = names.empty() ? b->Str("app_name") : names.front();
-    req.dns_names = names;
-    req.spiffe_uri = "spiffe://" + b->Str("zone_name") + "/app/" + b->Str("app_name");
-    req.not_before = clock_->Now() - std::chrono::minutes(5);
-    req.not_after = clock_->Now() + WorkloadCertValidity(zone_policy);
-    req.platform = n.Str("platform");
-    req.mrenclave_hex = mrenclave;
-    req.mrsigner_hex = mrsigner;
-    req.isvprodid = body->isv_prod_id;
-    req.isvsvn = body->isv_svn;
-    VOUCH_ASSIGN_OR_RETURN(IssuedCert cert, IssueWorkloadCert(*signer, req));
-    serial = cert.serial_hex;
-    json sans(names);
-    sans.push_back(req.spiffe_uri);
+    return Status::Ok();
+  };
+
+  // 1. Decide on a snapshot, then sign outside any transaction.
+  Decision d;
+  std::shared_ptr<pki::CaSigner> signer;
+  std::string ca_pem;
+  Status st = db_->Read([&](Transaction& tx) -> Status {
+    VOUCH_RETURN_IF_ERROR(decide(tx, &d));
+    VOUCH_ASSIGN_OR_RETURN(signer, ZoneSigner(tx, d.node.Str("zone_id")));
+    VOUCH_ASSIGN_OR_RETURN(Row z, tx.QueryOne("SELECT ca_cert_pem FROM zones WHERE id = ?", {d.node.Str("zone_id")}, "zone"));
+    ca_pem = z.Str("ca_cert_pem");
+    return Status::Ok();
+  });
+  if (!st.ok()) return st.code() == StatusCode::kPermissionDenied ? refuse(st) : st;
+  const Row& b = d.build;
+  const std::string zone_id = d.node.Str("zone_id");
+  WorkloadCertRequest req;
+  req.checked_csr = checked->csr;
+  req.common_name = d.names.empty() ? b.Str("app_name") : d.names.front();
+  req.dns_names = d.names;
+  req.spiffe_uri = "spiffe://" + b.Str("zone_name") + "/app/" + b.Str("app_name");
+  req.not_before = clock_->Now() - std::chrono::minutes(5);
+  req.not_after = clock_->Now() + WorkloadCertValidity(d.zone_policy);
+  req.platform = d.node.Str("platform");
+  req.mrenclave_hex = mrenclave;
+  req.mrsigner_hex = mrsigner;
+  req.isvprodid = body->isv_prod_id;
+  req.isvsvn = body->isv_svn;
+  VOUCH_ASSIGN_OR_RETURN(IssuedCert cert, IssueWorkloadCert(*signer, req));
+  const std::string inst = instance_id.empty() ? NewId("inst") : instance_id;
+  json sans(d.names);
+  sans.push_back(req.spiffe_uri);
+
+  // 2. Record it (SQLite commits concurrent requests in groups: one fsync for many), checking
+  //    again first. The answer goes out only after this commit.
+  st = db_->Write([&](Transaction& tx) -> Status {
+    Decision now;
+    VOUCH_RETURN_IF_ERROR(decide(tx, &now));
+    if (now.build.Str("id") != b.Str("id") || now.names != d.names || now.node.Str("zone_id") != zone_id) {
+      return Aborted("the app's builds or domains changed during the request; retry", "conflict_retry");
+    }
+    int64_t now_s = Now();
     VOUCH_RETURN_IF_ERROR(tx.Exec("INSERT INTO certificates (serial, zone_id, kind, app_id, build_id, node_id, instance_id, "
                                   "subject, sans, not_before, not_after, pem, status, issued_to, created_at) VALUES (?, ?, "
                                   "'workload', ?, ?, ?, ?, ?, ?, ?, ?, ?, 'valid', ?, ?)",
-                                  {cert.serial_hex, n.Str("zone_id"), b->Str("app_id"), b->Str("id"), node.id, inst,
+                                  {cert.serial_hex, zone_id, b.Str("app_id"), b.Str("id"), node.id, inst,
                                    "CN=" + req.common_name, sans.dump(), ToUnixSeconds(cert.not_before),
-                                   ToUnixSeconds(cert.not_after), cert.pem, node.Actor(), now})
+                                   ToUnixSeconds(cert.not_after), cert.pem, node.Actor(), now_s})
                               .status());
     if (instance_id.empty()) {
       VOUCH_RETURN_IF_ERROR(tx.Exec("INSERT INTO instances (id, app_id, build_id, node_id, serial, status, last_seq, "
                                     "first_seen, last_heartbeat) VALUES (?, ?, ?, ?, ?, 'running', 0, ?, ?)",
-                                    {inst, b->Str("app_id"), b->Str("id"), node.id, cert.serial_hex, now, now})
+                                    {inst, b.Str("app_id"), b.Str("id"), node.id, cert.serial_hex, now_s, now_s})
                                 .status());
     } else {
       VOUCH_RETURN_IF_ERROR(tx.Exec("UPDATE instances SET serial = ?, status = 'running', last_heartbeat = ? WHERE id = ?",
-                                    {cert.serial_hex, now, inst})
+                                    {cert.serial_hex, now_s, inst})
                                 .status());
     }
-    VOUCH_RETURN_IF_ERROR(Audit(tx, *this, node, "certificate.issue", cert.serial_hex,
-                                {{"build", b->Str("id")},
-                                 {"app", b->Str("app_name")},
-                                 {"instance", inst},
-                                 {"node", node.id},
-                                 {"sans", sans}}));
-    VOUCH_ASSIGN_OR_RETURN(Row z, tx.QueryOne("SELECT ca_cert_pem FROM zones WHERE id = ?", {n.Str("zone_id")}, "zone"));
-    out = json{{"serial", cert.serial_hex},
-               {"instance_id", inst},
-               {"app", b->Str("app_name")},
-               {"build_id", b->Str("id")},
-               {"certificate_pem", cert.pem},
-               {"chain_pem", cert.pem},  // the zone CA signs leaves directly: no intermediates
-               {"ca_pem", z.Str("ca_cert_pem")},
-               {"not_after", TimeJson(ToUnixSeconds(cert.not_after))}};
-    return Status::Ok();
+    return Audit(tx, *this, node, "certificate.issue", cert.serial_hex,
+                 {{"build", b.Str("id")}, {"app", b.Str("app_name")}, {"instance", inst}, {"node", node.id}, {"sans", sans}});
   });
   if (!st.ok()) return st.code() == StatusCode::kPermissionDenied ? refuse(st) : st;
   issued_.fetch_add(1);
-  return out;
+  return json{{"serial", cert.serial_hex},
+              {"instance_id", inst},
+              {"app", b.Str("app_name")},
+              {"build_id", b.Str("id")},
+              {"certificate_pem", cert.pem},
+              {"chain_pem", cert.pem},  // the zone CA signs leaves directly: no intermediates
+              {"ca_pem", ca_pem},
+              {"not_after", TimeJson(ToUnixSeconds(cert.not_after))}};
 }
 
 // ---------------------------------------------------------------- heartbeats
@@ -496,17 +550,45 @@ Result<json> Manager::IngestHeartbeats(const Principal& node, const json& node_i
   items.reserve(hbs.size());
   for (const Heartbeat& h : hbs) items.push_back({&h});
 
-  // 1. Look up each instance's certificate key (cached per serial).
-  std::map<std::string, std::pair<std::string, std::string>> inst;  // id -> (serial, pem)
+  // 1. Look up each instance's current certificate (serial and status); the certificate itself
+  //    is read and its key decoded only for a serial whose key is not cached yet.
+  struct Cert {
+    std::string serial;
+    bool valid = false;
+    std::shared_ptr<EVP_PKEY> key;
+  };
+  std::unordered_map<std::string, Cert> inst;  // instance id -> its certificate
   VOUCH_RETURN_IF_ERROR(db_->Read([&](Transaction& tx) -> Status {
+    inst.clear();
     for (Item& it : items) {
       if (inst.count(it.hb->instance_id)) continue;
-      VOUCH_ASSIGN_OR_RETURN(Rows rows, tx.Query("SELECT i.serial, c.pem, c.status FROM instances i JOIN certificates c ON "
+      VOUCH_ASSIGN_OR_RETURN(Rows rows, tx.Query("SELECT i.serial, c.status FROM instances i JOIN certificates c ON "
                                                  "c.serial = i.serial WHERE i.id = ? AND i.node_id = ?",
                                                  {it.hb->instance_id, node.id}));
-      if (!rows.empty()) {
-        inst[it.hb->instance_id] = {rows[0].Str(0), rows[0].Str(2) == "valid" ? rows[0].Str(1) : std::string()};
+      if (rows.empty()) continue;
+      Cert c;
+      c.serial = rows[0].Str(0);
+      c.valid = rows[0].Str(1) == "valid";
+      if (c.valid) {
+        {
+          std::lock_guard<std::mutex> lock(keys_mu_);
+          auto k = heartbeat_keys_.find(c.serial);
+          if (k != heartbeat_keys_.end()) c.key = k->second;
+        }
+        if (!c.key) {
+          VOUCH_ASSIGN_OR_RETURN(Rows pem, tx.Query("SELECT pem FROM certificates WHERE serial = ?", {c.serial}));
+          auto cert = pem.empty() ? Result<crypto::X509Ptr>(NotFound("gone")) : crypto::CertFromPem(pem[0].Str(0));
+          if (cert.ok()) {
+            c.key = std::shared_ptr<EVP_PKEY>(X509_get_pubkey(cert->get()), EVP_PKEY_free);  // new reference
+            if (c.key) {
+              std::lock_guard<std::mutex> lock(keys_mu_);
+              if (heartbeat_keys_.size() > 500000) heartbeat_keys_.clear();
+              heartbeat_keys_[c.serial] = c.key;
+            }
+          }
+        }
       }
+      inst.emplace(it.hb->instance_id, std::move(c));
     }
     return Status::Ok();
   }));
@@ -514,11 +596,11 @@ Result<json> Manager::IngestHeartbeats(const Principal& node, const json& node_i
   for (Item& it : items) {
     const Heartbeat& h = *it.hb;
     auto found = inst.find(h.instance_id);
-    if (found == inst.end()) {
+    if (found == inst.end() || (found->second.valid && !found->second.key)) {
       it.result = "unknown_instance";
       continue;
     }
-    if (found->second.second.empty()) {
+    if (!found->second.valid) {
       it.result = "certificate_revoked";
       continue;
     }
@@ -530,26 +612,8 @@ Result<json> Manager::IngestHeartbeats(const Principal& node, const json& node_i
       it.result = "bad_timestamp";
       continue;
     }
-    std::shared_ptr<EVP_PKEY> key;
-    {
-      std::lock_guard<std::mutex> lock(keys_mu_);
-      auto k = heartbeat_keys_.find(found->second.first);
-      if (k != heartbeat_keys_.end()) key = k->second;
-    }
-    if (!key) {
-      auto cert = crypto::CertFromPem(found->second.second);
-      if (!cert.ok()) {
-        it.result = "unknown_instance";
-        continue;
-      }
-      EVP_PKEY* pk = X509_get_pubkey(cert->get());  // new reference
-      key = std::shared_ptr<EVP_PKEY>(pk, EVP_PKEY_free);
-      std::lock_guard<std::mutex> lock(keys_mu_);
-      if (heartbeat_keys_.size() > 500000) heartbeat_keys_.clear();
-      heartbeat_keys_[found->second.first] = key;
-    }
     std::string msg = workload::HeartbeatMessage(h.instance_id, h.seq, h.timestamp, h.status);
-    if (!key || !crypto::Verify(key.get(), AsBytes(msg), h.signature)) it.result = "bad_signature";
+    if (!crypto::Verify(found->second.key.get(), AsBytes(msg), h.signature)) it.result = "bad_signature";
   }
   // 3. Record, in sequence order per instance; a sequence number not above the last is a replay.
   std::vector<size_t> order(items.size());

@@ -328,13 +328,15 @@ Result<Csr> ParseCsr(std::string_view input, const CsrPolicy& policy) {
   if (sig_has_params && !(key.type == PublicKeyType::kRsa && sig_params.tag == der::kTagNull)) {
     return BadCsr("unexpected signature algorithm parameters", "csr_signature_algorithm_not_allowed");
   }
-  std::span<const uint8_t> signature = sig_bits.contents.subspan(1);
-  EvpMdCtxPtr mdctx(EVP_MD_CTX_new());
-  if (!mdctx || EVP_DigestVerifyInit_ex(mdctx.get(), nullptr, md, nullptr, nullptr, key.pkey.get(), nullptr) != 1) {
-    return crypto::OpensslError("CSR: verify init");
-  }
-  if (EVP_DigestVerify(mdctx.get(), signature.data(), signature.size(), info.whole.data(), info.whole.size()) != 1) {
-    return BadCsr("self-signature does not verify with the CSR's public key", "csr_signature_invalid");
+  if (policy.verify_signature) {
+    std::span<const uint8_t> signature = sig_bits.contents.subspan(1);
+    EvpMdCtxPtr mdctx(EVP_MD_CTX_new());
+    if (!mdctx || EVP_DigestVerifyInit_ex(mdctx.get(), nullptr, md, nullptr, nullptr, key.pkey.get(), nullptr) != 1) {
+      return crypto::OpensslError("CSR: verify init");
+    }
+    if (EVP_DigestVerify(mdctx.get(), signature.data(), signature.size(), info.whole.data(), info.whole.size()) != 1) {
+      return BadCsr("self-signature does not verify with the CSR's public key", "csr_signature_invalid");
+    }
   }
 
   Csr csr;

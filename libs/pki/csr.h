@@ -25,9 +25,15 @@ struct CsrPolicy {
   int max_rsa_bits = 8192;
   size_t max_input_bytes = 64 * 1024;   // PEM or DER, before decoding
   size_t max_subject_bytes = 4 * 1024;  // the DER subject Name
+  // Check the self-signature (proof of possession of the key). Turn it off only where another
+  // party verifies the same CSR before anything is issued: the node agent, which only needs the
+  // CSR's key to check a REPORT's binding and forwards the CSR to vouchd, which verifies it
+  // (docs/agent.md). Everything else (structure, key type, the EC point) is still checked.
+  bool verify_signature = true;
 };
 
-// A certification request (RFC 2986) whose self-signature has been verified. A plain value:
+// A certification request (RFC 2986) whose self-signature has been verified (unless the policy
+// turned that off). A plain value:
 // no OpenSSL objects, copyable, safe to pass between threads.
 struct Csr {
   std::string subject;           // RFC 2253 one-line form, e.g. "CN=api,O=acme"

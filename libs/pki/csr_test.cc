@@ -100,6 +100,22 @@ TEST(ParseCsr, RejectsFlippedSignatureByte) {
   ExpectReason(ParseCsr(pem), "csr_signature_invalid");
 }
 
+TEST(ParseCsr, SignatureCheckCanBeLeftToAnotherParty) {
+  auto key = Key(crypto::KeyType::kEcP256);
+  auto der = CsrDer(MakeCsr(key.get()).get());
+  der.back() ^= 0x01;
+  CsrPolicy no_verify;
+  no_verify.verify_signature = false;
+  auto csr = ParseCsr(AsString(der), no_verify);
+  ASSERT_TRUE(csr.ok()) << csr.status().ToString();
+  EXPECT_EQ(csr->common_name, "api.example.com");
+  EXPECT_FALSE(csr->spki_der.empty());
+  // Structure and key checks still apply without the signature check.
+  std::string s = AsString(der);
+  ExpectReason(ParseCsr(s.substr(0, s.size() - 3), no_verify), "invalid_csr");
+  ExpectReason(ParseCsr(AsString(der)), "csr_signature_invalid");
+}
+
 TEST(ParseCsr, RejectsModifiedSubject) {
   auto key = Key(crypto::KeyType::kEcP256);
   auto der = CsrDer(MakeCsr(key.get()).get());

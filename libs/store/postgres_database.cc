@@ -22,6 +22,7 @@
 
 #include "store/database.h"
 #include "store/postgres_sql.h"
+#include "store/write_group.h"
 
 namespace vouch::store {
 namespace {
@@ -282,7 +283,35 @@ class PgTransaction final : public Transaction {
   // (PostgreSQL aborts it), so the caller decides between retry and rollback from this.
   ErrorClass failure() const { return failure_; }
 
+  // Group commit (store/write_group.h): a savepoint per member. Rolling back to it makes the
+  // transaction usable again after a member's failed statement (failure class kOther only).
+  Status Savepoint() { return Command("SAVEPOINT vouch_group_member"); }
+  Status ReleaseSavepoint() { return Command("RELEASE SAVEPOINT vouch_group_member"); }
+  Status RollbackToSavepoint() {
+    if (failure_ == ErrorClass::kConflict || failure_ == ErrorClass::kConnection) {
+      return Aborted("the transaction cannot continue", "store_busy");
+    }
+    ErrorClass e;
+    Status st = conn_->Command("ROLLBACK TO SAVEPOINT vouch_group_member", &e);
+    if (st.ok()) {
+      failure_ = ErrorClass::kNone;
+    } else if (failure_ == ErrorClass::kNone) {
+      failure_ = e;
+    }
+    return st;
+  }
+
  private:
+  Status Command(const char* sql) {
+    if (failure_ != ErrorClass::kNone) {
+      return Aborted("an earlier statement of this transaction failed", "store_tx_aborted");
+    }
+    ErrorClass e;
+    Status st = conn_->Command(sql, &e);
+    if (!st.ok()) failure_ = e;
+    return st;
+  }
+
   Result<PgResultPtr> Run(std::string_view sql, const std::vector<Value>& params) {
     if (failure_ != ErrorClass::kNone) {
       return Aborted("an earlier statement of this transaction failed", "store_tx_aborted");
@@ -306,8 +335,10 @@ class PostgresDatabase final : public Database {
     }
   }
 
+  // Group commit (store/write_group.h): concurrent writers of this instance share one
+  // transaction, one cluster writer lock and one commit.
   Status Write(const std::function<Status(Transaction&)>& fn) override {
-    return Run(fn, true);
+    return groups_.Submit(fn, [this](const std::vector<internal::GroupMember*>& group) { RunGroup(group); });
   }
   Status Read(const std::function<Status(Transaction&)>& fn) override { return Run(fn, false); }
 
@@ -409,6 +440,44 @@ class PostgresDatabase final : public Database {
     return st;
   }
 
+  void RunGroup(const std::vector<internal::GroupMember*>& group) {
+    if (group.size() == 1) {
+      group[0]->result = Run([&](Transaction& tx) { return internal::CallMember(*group[0]->fn, tx); }, true);
+      return;
+    }
+    // Run() may call this more than once (conflicts, a connection lost before COMMIT): every
+    // member starts again from a clean result each time.
+    Status st = Run(
+        [&](Transaction& t) -> Status {
+          auto& tx = static_cast<PgTransaction&>(t);
+          for (internal::GroupMember* m : group) m->result = Status::Ok();
+          bool any_ok = false;
+          for (internal::GroupMember* m : group) {
+            VOUCH_RETURN_IF_ERROR(tx.Savepoint());
+            m->result = internal::CallMember(*m->fn, tx);
+            if (tx.failure() == ErrorClass::kConflict || tx.failure() == ErrorClass::kConnection) {
+              // The whole transaction is lost; Run() retries the group or reports this.
+              return m->result.ok() ? Aborted("a statement failed inside the transaction", "store_busy") : m->result;
+            }
+            if (m->result.ok() && tx.failure() != ErrorClass::kNone) {
+              m->result = Aborted("a statement failed inside the transaction", "store_tx_aborted");
+            }
+            if (m->result.ok()) {
+              VOUCH_RETURN_IF_ERROR(tx.ReleaseSavepoint());
+              any_ok = true;
+            } else {
+              VOUCH_RETURN_IF_ERROR(tx.RollbackToSavepoint());
+            }
+          }
+          return any_ok ? Status::Ok() : Aborted("every write of the group failed", "store_group_failed");
+        },
+        true);
+    if (st.ok()) return;
+    for (internal::GroupMember* m : group) {
+      if (m->result.ok()) m->result = st;  // the group did not commit: nobody's changes are there
+    }
+  }
+
   PgConnection* Acquire() {
     std::unique_lock<std::mutex> lock(mu_);
     cv_.wait(lock, [&] { return !free_.empty(); });
@@ -428,6 +497,7 @@ class PostgresDatabase final : public Database {
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<PgConnection*> free_;
+  internal::WriteGroups groups_;
 };
 
 }  // namespace

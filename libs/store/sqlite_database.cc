@@ -8,6 +8,7 @@
 #include <mutex>
 
 #include "store/database.h"
+#include "store/write_group.h"
 
 namespace vouch::store {
 namespace {
@@ -47,6 +48,8 @@ class Connection {
     }
     return Status::Ok();
   }
+
+  bool autocommit() const { return sqlite3_get_autocommit(db_) != 0; }
 
   Result<sqlite3_stmt*> Prepare(std::string_view sql) {
     std::string key(sql);
@@ -182,18 +185,9 @@ class SqliteDatabase final : public Database {
     for (auto& r : readers_) free_readers_.push_back(r.get());
   }
 
+  // Group commit (store/write_group.h): concurrent writers share one transaction and one fsync.
   Status Write(const std::function<Status(Transaction&)>& fn) override {
-    std::lock_guard<std::mutex> lock(write_mu_);
-    VOUCH_RETURN_IF_ERROR(writer_->ExecScript("BEGIN IMMEDIATE"));
-    SqliteTransaction tx(writer_.get());
-    Status st = fn(tx);
-    if (!st.ok()) {
-      (void)writer_->ExecScript("ROLLBACK");
-      return st;
-    }
-    Status commit = writer_->ExecScript("COMMIT");
-    if (!commit.ok()) (void)writer_->ExecScript("ROLLBACK");
-    return commit;
+    return groups_.Submit(fn, [this](const std::vector<internal::GroupMember*>& group) { RunGroup(group); });
   }
 
   Status Read(const std::function<Status(Transaction&)>& fn) override {
@@ -215,6 +209,54 @@ class SqliteDatabase final : public Database {
   }
 
  private:
+  void RunGroup(const std::vector<internal::GroupMember*>& group) {
+    auto fail_all = [&](const Status& st) {
+      for (internal::GroupMember* p : group) p->result = st;
+    };
+    Status begin = writer_->ExecScript("BEGIN IMMEDIATE");
+    if (!begin.ok()) return fail_all(begin);
+    SqliteTransaction tx(writer_.get());
+    if (group.size() == 1) {
+      group[0]->result = internal::CallMember(*group[0]->fn, tx);
+    } else {
+      for (internal::GroupMember* p : group) {
+        Status sp = writer_->ExecScript("SAVEPOINT vouch_group_member");
+        if (sp.ok()) p->result = internal::CallMember(*p->fn, tx);
+        const bool ok = sp.ok() && p->result.ok();
+        if (!ok) {
+          if (p->result.ok()) p->result = sp;
+          sp = writer_->ExecScript("ROLLBACK TO vouch_group_member");
+        }
+        if (sp.ok()) sp = writer_->ExecScript("RELEASE vouch_group_member");
+        if (!sp.ok() || writer_->autocommit()) {
+          // The transaction itself is gone (SQLite rolls back the whole transaction on some
+          // errors, e.g. I/O or a full disk): nobody in the group may be told "committed".
+          (void)writer_->ExecScript("ROLLBACK");
+          Status lost = sp.ok() ? Aborted("the group's transaction was rolled back by SQLite: " + p->result.message(),
+                                          "store_busy")
+                                : sp;
+          for (internal::GroupMember* q : group) {
+            if (q->result.ok() || q == p) q->result = lost;
+          }
+          return;
+        }
+      }
+    }
+    bool any_ok = false;
+    for (internal::GroupMember* p : group) any_ok |= p->result.ok();
+    if (!any_ok) {
+      (void)writer_->ExecScript("ROLLBACK");
+      return;
+    }
+    Status commit = writer_->ExecScript("COMMIT");
+    if (!commit.ok()) {
+      (void)writer_->ExecScript("ROLLBACK");
+      for (internal::GroupMember* p : group) {
+        if (p->result.ok()) p->result = commit;
+      }
+    }
+  }
+
   Connection* AcquireReader() {
     std::unique_lock<std::mutex> lock(read_mu_);
     read_cv_.wait(lock, [&] { return !free_readers_.empty(); });
@@ -230,7 +272,7 @@ class SqliteDatabase final : public Database {
     read_cv_.notify_one();
   }
 
-  std::mutex write_mu_;
+  internal::WriteGroups groups_;
   std::unique_ptr<Connection> writer_;
   std::vector<std::unique_ptr<Connection>> readers_;
   std::mutex read_mu_;

@@ -203,6 +203,58 @@ TEST_P(StoreTest, ConcurrentWritersDoNotLoseUpdates) {
   EXPECT_EQ(value, "200");
 }
 
+// Concurrent writers (SQLite commits them in groups, one transaction and one fsync per group):
+// a writer whose callback fails, or whose statement violates a constraint, changes nothing and
+// gets its own error; every other writer's changes are there, each exactly once.
+TEST_P(StoreTest, ConcurrentWritersFailAlone) {
+  constexpr int kThreads = 8, kEach = 40;
+  std::atomic<int> ok_count{0}, failed{0}, duplicates{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kEach; ++i) {
+        std::string key = "k" + std::to_string(t) + "_" + std::to_string(i);
+        Status st = db_->Write([&](Transaction& tx) -> Status {
+          VOUCH_RETURN_IF_ERROR(tx.Exec("INSERT INTO settings (key, value) VALUES (?, 'v')", {key}).status());
+          if (i % 5 == 1) return InvalidArgument("abort on purpose");
+          // i % 5 == 2: the second insert of the same key fails, after the first one succeeded.
+          if (i % 5 == 2) return tx.Exec("INSERT INTO settings (key, value) VALUES (?, 'w')", {key}).status();
+          return Status::Ok();
+        });
+        if (st.ok()) {
+          ok_count.fetch_add(1);
+        } else if (st.code() == StatusCode::kInvalidArgument) {
+          failed.fetch_add(1);
+        } else if (st.code() == StatusCode::kAlreadyExists) {
+          duplicates.fetch_add(1);
+        } else {
+          ADD_FAILURE() << st.ToString();
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ok_count.load(), kThreads * kEach * 3 / 5);
+  EXPECT_EQ(failed.load(), kThreads * kEach / 5);
+  EXPECT_EQ(duplicates.load(), kThreads * kEach / 5);
+  EXPECT_EQ(Count("settings"), kThreads * kEach * 3 / 5);
+  int64_t wrong = -1;
+  ASSERT_TRUE(db_->Read([&](Transaction& tx) -> Status {
+                   VOUCH_ASSIGN_OR_RETURN(Rows rows, tx.Query("SELECT key FROM settings"));
+                   wrong = 0;
+                   for (const Row& r : rows) {
+                     int i = std::stoi(r.Str(0).substr(r.Str(0).find('_') + 1));
+                     if (i % 5 == 1 || i % 5 == 2) ++wrong;
+                   }
+                   return Status::Ok();
+                 }).ok());
+  EXPECT_EQ(wrong, 0);
+  // The store is still usable after all of that.
+  EXPECT_TRUE(db_->Write([](Transaction& tx) {
+                   return tx.Exec("INSERT INTO settings (key, value) VALUES ('after', 'v')").status();
+                 }).ok());
+}
+
 // A child process commits, then is killed with SIGKILL: the commit must be there afterwards.
 TEST_P(StoreTest, CommittedStateSurvivesKill9) {
   db_.reset();
