@@ -27,7 +27,9 @@ int main(int argc, char** argv) {
   vouch::agent::AgentOptions o;
   std::string join_token_file, mode = "0660", listen_tcp;
   int batch_ms = 1000, checkin_s = 30;
-  app.add_option("--server", o.server_urls, "vouchd URL (repeatable for an HA cluster)")->required();
+  app.add_option("--server", o.server_urls,
+                 "vouchd URL; repeatable or comma-separated for an HA cluster (saved in DATA/agent.json; "
+                 "optional once saved)");
   app.add_option("--ca-file", o.ca_file, "CA that signed vouchd's HTTPS certificate (service-ca.pem)");
   app.add_option("--data-dir", o.data_dir, "Where the node identity and the queue live")->required();
   app.add_option("--socket", o.socket_path, "Unix socket of the workload API")->required();

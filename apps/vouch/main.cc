@@ -70,7 +70,11 @@ int main(int argc, char** argv) {
   app.fallthrough();
   app.set_version_flag("--version", "vouch 0.1.0");
   vouch::cli::GlobalOptions global;
-  app.add_option("--server", global.server, "Manager URL, e.g. https://127.0.0.1:8443")->envname("VOUCH_SERVER");
+  app.add_option("--server", global.server,
+                 "Manager URL, e.g. https://127.0.0.1:8443; repeatable or comma-separated (HA cluster, fail-over)")
+      ->envname("VOUCH_SERVER")
+      ->multi_option_policy(CLI::MultiOptionPolicy::Join)
+      ->delimiter(',');
   app.add_option("--ca-file", global.ca_file, "CA bundle that signs the manager's TLS certificate")
       ->envname("VOUCH_CA_FILE");
   app.add_option("-o,--output", global.output, "Output format")->check(CLI::IsMember({"table", "json"}));

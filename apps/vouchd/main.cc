@@ -78,6 +78,7 @@ void EnableClusterJoin(vouch::api::Manager& manager, const std::string& data_dir
 struct ServeOptions {
   std::vector<std::string> collateral_dirs;
   int node_cert_validity_hours = 7 * 24;
+  int node_cert_validity_seconds = 0;  // overrides the hours when set (tests)
   int heartbeat_interval_seconds = 10;
   int workload_cert_max_validity_seconds = 0;
 };
@@ -109,6 +110,9 @@ int RunServe(const std::string& data_dir, std::string listen, std::string store_
   // A dev data directory's sim vendor: its collateral verifies sim nodes (zones allowing sim only).
   if (vouch::FileExists(data_dir + "/sim/tcbInfo.json")) manager_options.collateral_dirs.push_back(data_dir + "/sim");
   manager_options.node_cert_validity = std::chrono::hours(serve.node_cert_validity_hours);
+  if (serve.node_cert_validity_seconds > 0) {
+    manager_options.node_cert_validity = std::chrono::seconds(serve.node_cert_validity_seconds);
+  }
   manager_options.heartbeat_interval = std::chrono::seconds(serve.heartbeat_interval_seconds);
   manager_options.workload_cert_max_validity = std::chrono::seconds(serve.workload_cert_max_validity_seconds);
   auto manager = vouch::api::Manager::Create(db->get(), std::move(dir->master_key), &vouch::SystemClock::Get(),
@@ -183,6 +187,10 @@ int main(int argc, char** argv) {
   serve_cmd->add_option("--node-cert-validity-hours", serve.node_cert_validity_hours, "Validity of node certificates")
       ->capture_default_str()
       ->check(CLI::Range(1, 24 * 90));
+  // Test knob (hidden): node certificates that live seconds, to exercise renewal end to end.
+  serve_cmd->add_option("--node-cert-validity-seconds", serve.node_cert_validity_seconds)
+      ->check(CLI::Range(10, 24 * 90 * 3600))
+      ->group("");
   serve_cmd->add_option("--heartbeat-interval", serve.heartbeat_interval_seconds,
                         "Expected workload heartbeat interval in seconds (3 missed: unresponsive)")
       ->capture_default_str()

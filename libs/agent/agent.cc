@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 
 #include <spdlog/spdlog.h>
@@ -30,6 +31,28 @@ using nlohmann::json;
 constexpr char kKeyFile[] = "node-key.pem";
 constexpr char kCertFile[] = "node-cert.pem";
 constexpr char kNodeFile[] = "node.json";
+constexpr char kConfigFile[] = "agent.json";
+constexpr size_t kMaxPendingRefusals = 100;  // per check-in; vouchd takes at most 100
+// After vouchd refused the node itself (deactivated, certificate revoked): retrying sooner
+// cannot help and would only fill vouchd's logs.
+constexpr std::chrono::seconds kRefusedNodeBackoff{300};
+
+std::vector<std::string> SplitList(const std::vector<std::string>& entries) {
+  std::vector<std::string> out;
+  for (const auto& e : entries) {
+    size_t start = 0;
+    while (start <= e.size()) {
+      size_t comma = e.find(',', start);
+      if (comma == std::string::npos) comma = e.size();
+      std::string part = e.substr(start, comma - start);
+      while (!part.empty() && (part.back() == '/' || part.back() == ' ')) part.pop_back();
+      while (!part.empty() && part.front() == ' ') part.erase(part.begin());
+      if (!part.empty() && std::find(out.begin(), out.end(), part) == out.end()) out.push_back(part);
+      start = comma + 1;
+    }
+  }
+  return out;
+}
 
 std::array<uint8_t, 32> Digest32(std::string_view s) {
   auto d = crypto::Sha256(s);
@@ -75,7 +98,6 @@ Agent::Agent(AgentOptions options) : options_(std::move(options)) {}
 Agent::~Agent() { Stop(); }
 
 Result<std::unique_ptr<Agent>> Agent::Create(AgentOptions options) {
-  if (options.server_urls.empty()) return InvalidArgument("--server is required", "invalid_argument");
   if (options.data_dir.empty()) return InvalidArgument("--data-dir is required", "invalid_argument");
   if (options.socket_path.empty()) return InvalidArgument("--socket is required", "invalid_argument");
   if (options.tee != "sim") {
@@ -98,14 +120,45 @@ Result<std::unique_ptr<Agent>> Agent::Create(AgentOptions options) {
   VOUCH_ASSIGN_OR_RETURN(agent->sim_, attest::SimVendor::Load(agent->options_.sim_dir));
   agent->mrenclave_ = SimAgentMrEnclave();
   VOUCH_RETURN_IF_ERROR(MakeDirs(agent->options_.data_dir, 0700));
+  VOUCH_RETURN_IF_ERROR(agent->ResolveServers());
   VOUCH_ASSIGN_OR_RETURN(agent->queue_, DiskQueue::Open(agent->options_.data_dir + "/queue", agent->options_.queue_max));
   VOUCH_RETURN_IF_ERROR(agent->LoadOrProvision());
   return agent;
 }
 
+// The manager list: from the command line (saved to DATA/agent.json when it changed), else the
+// saved one.
+Status Agent::ResolveServers() {
+  const std::string path = options_.data_dir + "/" + kConfigFile;
+  std::vector<std::string> given = SplitList(options_.server_urls);
+  json config = json::object();
+  if (FileExists(path)) {
+    VOUCH_ASSIGN_OR_RETURN(std::string text, ReadWholeFile(path, 1 << 16));
+    config = json::parse(text, nullptr, false);
+    if (!config.is_object()) return DataLoss(path + " is corrupt", "config_corrupt");
+  }
+  std::vector<std::string> saved;
+  if (config.contains("servers") && config["servers"].is_array()) {
+    for (const auto& u : config["servers"]) {
+      if (u.is_string()) saved.push_back(u.get<std::string>());
+    }
+  }
+  if (given.empty()) {
+    if (saved.empty()) return InvalidArgument("--server is required (no manager list saved in " + path + ")", "invalid_argument");
+    given = saved;
+  } else if (given != saved) {
+    config["servers"] = given;
+    VOUCH_RETURN_IF_ERROR(WriteFileAtomic(path, config.dump(2) + "\n", 0644));
+  }
+  options_.server_urls = given;
+  servers_ = std::make_shared<client::ServerSet>(given.size());
+  return Status::Ok();
+}
+
 Result<std::unique_ptr<client::ApiClient>> Agent::NewClient(bool mtls) {
   client::ClientOptions o;
   o.base_urls = options_.server_urls;
+  o.servers = servers_;
   o.ca_file = options_.ca_file;
   o.user_agent = std::string("vouch-agent/") + kAgentVersion;
   o.connect_timeout = std::chrono::milliseconds(3000);
@@ -140,6 +193,7 @@ Status Agent::LoadOrProvision() {
   VOUCH_ASSIGN_OR_RETURN(auto cert, crypto::CertFromPem(cert_pem));
   cert_not_before_ = ToUnixSeconds(crypto::NotBefore(cert.get()));
   cert_not_after_ = ToUnixSeconds(crypto::NotAfter(cert.get()));
+  cert_obtained_ = node.value("obtained_at", int64_t{0});
   return Status::Ok();
 }
 
@@ -150,7 +204,9 @@ Status Agent::Enroll(bool renewal) {
   std::fill(key_pem.begin(), key_pem.end(), '\0');
   VOUCH_ASSIGN_OR_RETURN(auto spki, crypto::PublicKeyToDer(key.get()));
   VOUCH_ASSIGN_OR_RETURN(auto client, NewClient(renewal));
-  VOUCH_ASSIGN_OR_RETURN(json nonce_answer, client->Post("/api/v1/nodes/nonce", json::object()));
+  // A nonce request has no effect but an unused row: safe to send again elsewhere.
+  VOUCH_ASSIGN_OR_RETURN(json nonce_answer,
+                         client->Post("/api/v1/nodes/nonce", json::object(), client::Idempotent::kYes));
   std::string nonce_hex = nonce_answer.value("nonce", "");
   VOUCH_ASSIGN_OR_RETURN(auto nonce, HexDecode(nonce_hex));
   std::vector<uint8_t> bound = spki;
@@ -177,7 +233,8 @@ Status Agent::Enroll(bool renewal) {
                {"zone", answer.value("zone", "")},
                {"serial", answer.value("serial", "")},
                {"not_after", answer.value("not_after", "")},
-               {"tcb_status", answer.value("tcb_status", "")}};
+               {"tcb_status", answer.value("tcb_status", "")},
+               {"obtained_at", ToUnixSeconds(SystemClock::Get().Now())}};
   VOUCH_RETURN_IF_ERROR(WriteFileAtomic(dir + "/" + kNodeFile, node.dump(2) + "\n", 0644));
   if (!answer.value("ca_pem", std::string()).empty()) {
     VOUCH_RETURN_IF_ERROR(WriteFileAtomic(dir + "/node-ca.pem", answer["ca_pem"].get<std::string>(), 0644));
@@ -190,6 +247,7 @@ Status Agent::Enroll(bool renewal) {
     std::lock_guard<std::mutex> lock(pool_mu_);
     cert_not_before_ = ToUnixSeconds(crypto::NotBefore(cert.get()));
     cert_not_after_ = ToUnixSeconds(crypto::NotAfter(cert.get()));
+    cert_obtained_ = node.value("obtained_at", int64_t{0});
     pool_.clear();  // connections made with the old certificate
     ++generation_;
   }
@@ -230,14 +288,31 @@ json Agent::NodeInfo() const {
   return info;
 }
 
-void Agent::LogRefusal(const std::string& what, const Status& why) {
+void Agent::LogRefusal(const std::string& what, const Status& why, const std::string& mrenclave) {
   refused_.fetch_add(1);
   spdlog::warn("agent: refused {}: {} ({})", what, why.message(), why.reason());
   json line = {{"at", ToUnixSeconds(SystemClock::Get().Now())}, {"what", what}, {"code", why.reason()},
                {"message", why.message()}};
-  std::lock_guard<std::mutex> lock(log_mu_);
-  std::ofstream out(options_.data_dir + "/refusals.log", std::ios::app);
-  out << line.dump() << "\n";
+  if (!mrenclave.empty()) line["mrenclave"] = mrenclave;
+  {
+    std::lock_guard<std::mutex> lock(log_mu_);
+    std::ofstream out(options_.data_dir + "/refusals.log", std::ios::app);
+    out << line.dump() << "\n";
+  }
+  {
+    // Reported to vouchd with the next check-in, which is made soon.
+    std::lock_guard<std::mutex> lock(refusals_mu_);
+    if (pending_refusals_.size() < kMaxPendingRefusals) {
+      json r = {{"at", line["at"]}, {"code", why.reason()}, {"message", why.message().substr(0, 200)}};
+      if (!mrenclave.empty()) r["mrenclave"] = mrenclave;
+      pending_refusals_.push_back(std::move(r));
+    } else {
+      ++refusals_unreported_;
+    }
+  }
+  std::lock_guard<std::mutex> lock(loop_mu_);
+  wake_ = true;
+  loop_cv_.notify_one();
 }
 
 http::Router Agent::BuildLocalRouter() {
@@ -289,7 +364,14 @@ http::Router Agent::BuildLocalRouter() {
       std::vector<uint8_t> body;
       Status local = VerifyLocalRequest(sim_->platform(), mrenclave_, *report, csr, &body);
       if (!local.ok()) {
-        if (local.code() == StatusCode::kPermissionDenied) LogRefusal("certificate request", local);
+        if (local.code() == StatusCode::kPermissionDenied) {
+          std::string mrenclave;
+          if (report->size() == evidence::kSgxReportSize) {
+            auto parsed = evidence::ParseSgxReportBody(std::span<const uint8_t>(report->data(), evidence::kSgxReportBodySize));
+            if (parsed.ok()) mrenclave = HexEncode(parsed->mr_enclave);
+          }
+          LogRefusal("certificate request", local, mrenclave);
+        }
         return local;
       }
       json fwd = {{"csr", csr}, {"report_body", Base64Encode(body)}};
@@ -417,7 +499,27 @@ void Agent::Stop() {
 
 Status Agent::DeliverOnce(bool force_checkin) {
   VOUCH_ASSIGN_OR_RETURN(auto records, queue_->Peek(options_.batch_max));
-  if (records.empty() && !force_checkin) return Status::Ok();
+  json refusals = json::array();
+  int64_t unreported = 0;
+  {
+    std::lock_guard<std::mutex> lock(refusals_mu_);
+    std::swap(refusals, pending_refusals_);
+    std::swap(unreported, refusals_unreported_);
+  }
+  // Put the refusals back unless vouchd took them.
+  auto keep_refusals = [&]() {
+    std::lock_guard<std::mutex> lock(refusals_mu_);
+    for (auto& r : pending_refusals_) {
+      if (refusals.size() < kMaxPendingRefusals) {
+        refusals.push_back(std::move(r));
+      } else {
+        ++unreported;
+      }
+    }
+    pending_refusals_ = std::move(refusals);
+    refusals_unreported_ += unreported;
+  };
+  if (records.empty() && refusals.empty() && !force_checkin) return Status::Ok();
   json hbs = json::array();
   for (const auto& [seq, text] : records) {
     auto j = json::parse(text, nullptr, false);
@@ -430,11 +532,20 @@ Status Agent::DeliverOnce(bool force_checkin) {
     gen = generation_;
   }
   auto client = Acquire(&err);
-  if (!client) return err;
-  auto answer = client->Post("/api/v1/heartbeats", {{"node", NodeInfo()}, {"heartbeats", hbs}});
+  if (!client) {
+    keep_refusals();
+    return err;
+  }
+  json batch = {{"node", NodeInfo()}, {"heartbeats", hbs}};
+  if (!refusals.empty()) batch["refusals"] = refusals;
+  if (unreported > 0) batch["node"]["refusals_unreported"] = unreported;
+  // Idempotent: vouchd records a heartbeat only if its seq is above the instance's last, so a
+  // batch that may have reached a dying manager can go to the next one (docs/cluster.md).
+  auto answer = client->Post("/api/v1/heartbeats", batch, client::Idempotent::kYes);
   Release(std::move(client), gen);
   if (!answer.ok()) {
     Status st = answer.status();
+    if (st.code() != StatusCode::kInvalidArgument) keep_refusals();
     if (st.code() == StatusCode::kInvalidArgument && !records.empty()) {
       // The manager refused the batch as malformed: resending cannot help. Logged, then dropped
       // so that one bad record cannot wedge the queue (docs/agent.md).
@@ -474,26 +585,41 @@ void Agent::Loop() {
     int64_t nb, na;
     {
       std::lock_guard<std::mutex> lock(pool_mu_);
-      nb = cert_not_before_;
+      // vouchd back-dates notBefore for clock skew: count the life from when we got it.
+      nb = std::max(cert_not_before_, cert_obtained_);
       na = cert_not_after_;
     }
     int64_t unix_now = ToUnixSeconds(SystemClock::Get().Now());
     if (now >= next_renew_try && unix_now >= nb + static_cast<int64_t>(static_cast<double>(na - nb) * options_.renew_fraction)) {
       Status st = Enroll(true);
       if (!st.ok()) {
-        spdlog::warn("agent: renewal failed: {} ({}); retrying in 60 s", st.message(), st.reason());
-        next_renew_try = now + std::chrono::seconds(60);
+        // Retry within a tenth of the remaining life (1..60 s), so a short-lived certificate
+        // gets several tries before it expires.
+        int64_t wait_s = std::clamp<int64_t>((na - unix_now) / 10, 1, 60);
+        spdlog::warn("agent: renewal failed: {} ({}); retrying in {} s", st.message(), st.reason(), wait_s);
+        next_renew_try = now + std::chrono::seconds(wait_s);
       }
     }
     if (now < next_attempt) continue;
     bool checkin_due = now - last_checkin >= options_.checkin_interval;
-    if (queue_->size() == 0 && !checkin_due) continue;
+    bool refusals_pending;
+    {
+      std::lock_guard<std::mutex> lock(refusals_mu_);
+      refusals_pending = !pending_refusals_.empty();
+    }
+    if (queue_->size() == 0 && !checkin_due && !refusals_pending) continue;
     Status st = DeliverOnce(checkin_due);
     if (st.ok()) {
       last_checkin = now;
       backoff = std::chrono::milliseconds(500);
       // More queued than one batch: go on at once.
       hurry = queue_->size() >= options_.batch_max;
+    } else if (st.code() == StatusCode::kPermissionDenied || st.code() == StatusCode::kUnauthenticated) {
+      // The manager refuses this node (deactivated, certificate revoked or expired): nothing a
+      // quick retry can change. Records stay queued; try again rarely.
+      spdlog::error("agent: the manager refuses this node: {} ({}); {} records kept, retry in {} s", st.message(),
+                    st.reason(), queue_->size(), kRefusedNodeBackoff.count());
+      next_attempt = now + kRefusedNodeBackoff;
     } else {
       spdlog::warn("agent: delivery to the manager failed: {} ({}); {} records kept, retry in {} ms", st.message(),
                    st.reason(), queue_->size(), backoff.count());

@@ -11,7 +11,12 @@
 //    SHA-256(CSR key), then forwarded under the node identity), POST /v1/heartbeat (queued
 //    durably, then batched to POST /api/v1/heartbeats), and with the sim TEE POST /v1/sim/report;
 //  - check-ins (node version, load, queue depth) with every batch and at least every
-//    `checkin_interval`.
+//    `checkin_interval`; local refusals (bad REPORT MAC, report not binding the CSR key) ride on
+//    the next check-in so that vouchd audits them;
+//  - several manager URLs (an HA cluster, docs/cluster.md): kept in DATA/agent.json, one shared
+//    fail-over state for all its clients; heartbeat batches are idempotent (vouchd drops
+//    duplicates by seq) and move to the next manager on any failure, certificate requests only
+//    when the connection failed before sending.
 //
 // Thread safety: Create, Start and Stop from one thread; handlers run on the server's threads;
 // one background thread delivers the queue and renews.
@@ -40,6 +45,8 @@ namespace vouch::agent {
 inline constexpr char kAgentVersion[] = "0.1.0";
 
 struct AgentOptions {
+  // Manager URLs, tried in order with fail-over. Entries may be comma-separated lists. Empty: the
+  // list saved in DATA/agent.json by an earlier start.
   std::vector<std::string> server_urls;
   std::string ca_file;
   std::string data_dir;
@@ -97,13 +104,16 @@ class Agent {
   void Loop();
   Status DeliverOnce(bool force_checkin);
   nlohmann::json NodeInfo() const;
-  void LogRefusal(const std::string& what, const Status& why);
+  void LogRefusal(const std::string& what, const Status& why, const std::string& mrenclave);
+  Status ResolveServers();
 
   AgentOptions options_;
   std::unique_ptr<attest::SimVendor> sim_;
   std::array<uint8_t, 32> mrenclave_{};
   std::string node_id_, zone_;
   int64_t cert_not_before_ = 0, cert_not_after_ = 0;
+  int64_t cert_obtained_ = 0;  // when this agent received the current certificate (unix s)
+  std::shared_ptr<client::ServerSet> servers_;
   std::unique_ptr<DiskQueue> queue_;
   std::unique_ptr<http::Server> server_;
   std::unique_ptr<http::Server> tcp_server_;
@@ -119,6 +129,10 @@ class Agent {
   std::thread loop_;
   std::atomic<int64_t> refused_{0}, issued_{0}, delivered_{0};
   std::mutex log_mu_;
+  // Local refusals not yet reported to vouchd (at most kMaxPendingRefusals; more are counted).
+  std::mutex refusals_mu_;
+  nlohmann::json pending_refusals_ = nlohmann::json::array();
+  int64_t refusals_unreported_ = 0;
 };
 
 }  // namespace vouch::agent

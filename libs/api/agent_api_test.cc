@@ -398,6 +398,41 @@ TEST_F(AgentApiTest, HeartbeatsAreVerifiedReplayProtectedAndTracked) {
   EXPECT_EQ(Admin("GET", "/api/v1/instances", nullptr, 200)["items"][0]["status"], "stopped");
   EXPECT_EQ(Admin("GET", "/api/v1/nodes/" + n.id, nullptr, 200)["status"], "active");
   EXPECT_TRUE(Audited("ok"));
+  // After it stopped, a heartbeat is refused as such, not as a replay.
+  r = Call("POST", "/api/v1/heartbeats", json{{"heartbeats", {hb(4, "running", wkey->get())}}}.dump(), "", &n.cert_der);
+  ASSERT_EQ(r.status, 200u) << r.body;
+  EXPECT_EQ(json::parse(r.body)["rejected"][0]["code"], "instance_stopped");
+}
+
+TEST_F(AgentApiTest, LocalRefusalsReportedAtCheckInAreAudited) {
+  Node n = Provision();
+  json batch = {{"heartbeats", json::array()},
+                {"refusals", {{{"at", 1700000000}, {"code", "report_mac_invalid"}, {"message", "bad MAC"},
+                               {"mrenclave", std::string(64, 'a')}},
+                              {{"at", 1700000001}, {"code", "report_data_mismatch"}}}}};
+  Response r = Call("POST", "/api/v1/heartbeats", batch.dump(), "", &n.cert_der);
+  ASSERT_EQ(r.status, 200u) << r.body;
+  EXPECT_TRUE(Audited("denied:report_mac_invalid"));
+  EXPECT_TRUE(Audited("denied:report_data_mismatch"));
+  // Malformed refusals are refused as a whole.
+  for (const json& bad : {json{{"code", "x"}}, json{{"at", 1}, {"code", "Bad Code"}}, json{{"at", 1}, {"code", "a"}, {"extra", 1}},
+                          json{{"at", 1}, {"code", "a"}, {"mrenclave", "zz"}}}) {
+    r = Call("POST", "/api/v1/heartbeats", json{{"refusals", {bad}}}.dump(), "", &n.cert_der);
+    EXPECT_EQ(Code(r), "invalid_refusals") << bad.dump();
+  }
+}
+
+TEST_F(AgentApiTest, RepeatedRefusalsOfADeactivatedNodeAreAuditedOnce) {
+  Node n = Provision();
+  Admin("POST", "/api/v1/nodes/" + n.id + "/deactivate", nullptr, 200);
+  for (int i = 0; i < 5; ++i) {
+    Response r = Call("POST", "/api/v1/heartbeats", json{{"heartbeats", json::array()}}.dump(), "", &n.cert_der);
+    EXPECT_EQ(Code(r), "node_deactivated");
+  }
+  json a = Admin("GET", "/api/v1/audit?limit=1000", nullptr, 200);
+  int count = 0;
+  for (const auto& e : a["items"]) count += e["outcome"] == "denied:node_deactivated" ? 1 : 0;
+  EXPECT_EQ(count, 1);
 }
 
 TEST_F(AgentApiTest, RenewalNeedsFreshEvidence) {

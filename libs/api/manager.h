@@ -219,6 +219,10 @@ class Manager {
   Result<json> IssueForWorkload(const Principal& node, std::string_view csr_pem, std::span<const uint8_t> report_body,
                                 const std::string& instance_id);
   Result<json> IngestHeartbeats(const Principal& node, const json& node_info, const std::vector<Heartbeat>& heartbeats);
+  // Audits the refusals an agent made locally (bad REPORT MAC, report not binding the CSR key),
+  // reported with its check-in: each one `certificate.issue` / `denied:<code>` by that node.
+  // `refusals` was validated by the route (at most 100 objects {at, code, message?, mrenclave?}).
+  Status RecordAgentRefusals(const Principal& node, const json& refusals);
 
   // --- audit
   Result<json> ListAudit(const Principal& p, const ListQuery& q);
@@ -281,6 +285,10 @@ class Manager {
   std::vector<std::unique_ptr<attest::DcapVerifier>> verifiers_;
   std::mutex keys_mu_;
   std::map<std::string, std::shared_ptr<EVP_PKEY>> heartbeat_keys_;  // certificate serial -> key
+  // Refusals of a node's own identity (deactivated, certificate revoked) are audited once per
+  // (node, certificate, code) and hour per instance: a refused agent keeps retrying.
+  std::mutex node_refusals_mu_;
+  std::map<std::string, std::pair<int64_t, int64_t>> node_refusals_audited_;  // key -> (audited at, suppressed)
 };
 
 // Validation shared by the API and the CLI-side checks.

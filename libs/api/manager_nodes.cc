@@ -352,11 +352,32 @@ Result<Principal> Manager::AuthenticateNode(std::span<const uint8_t> leaf_der) {
     return Status::Ok();
   });
   if (st.code() == StatusCode::kPermissionDenied) {
-    // A known node that may no longer act: audited like every other refusal.
+    // A known node that may no longer act: audited like every other refusal, but an agent that
+    // keeps retrying adds one entry per hour (with the count of those not audited), not one per try.
     Principal who;
     who.kind = Principal::Kind::kNode;
     who.id = p.id.empty() ? "cert:" + serial : p.id;
-    AuditRefusal(who, "node.authenticate", serial, st);
+    bool audit = true;
+    int64_t suppressed = 0;
+    {
+      std::lock_guard<std::mutex> lock(node_refusals_mu_);
+      if (node_refusals_audited_.size() > 10000) node_refusals_audited_.clear();
+      auto& entry = node_refusals_audited_[who.id + "/" + serial + "/" + st.reason()];
+      if (entry.first != 0 && now - entry.first < 3600) {
+        ++entry.second;
+        audit = false;
+      } else {
+        suppressed = entry.second;
+        entry = {now, 0};
+      }
+    }
+    if (audit) {
+      Status logged = suppressed == 0 ? st
+                                      : Status(st.code(), st.message() + " (" + std::to_string(suppressed) +
+                                                              " identical refusals in the last hour not audited)",
+                                               st.reason());
+      AuditRefusal(who, "node.authenticate", serial, logged);
+    }
   }
   if (!st.ok()) return st;
   return p;
@@ -625,7 +646,7 @@ Result<json> Manager::IngestHeartbeats(const Principal& node, const json& node_i
     accepted = 0;
     for (size_t idx : order) {
       Item& it = items[idx];
-      if (it.result != "ok" && it.result != "replayed") continue;
+      if (it.result != "ok" && it.result != "replayed" && it.result != "instance_stopped") continue;
       it.result = "ok";
       const Heartbeat& h = *it.hb;
       int64_t seen = std::min(h.timestamp, now);
@@ -636,7 +657,10 @@ Result<json> Manager::IngestHeartbeats(const Principal& node, const json& node_i
       if (n == 1) {
         ++accepted;
       } else {
-        it.result = "replayed";
+        // Not recorded: a stopped instance takes no more heartbeats; otherwise the seq was seen.
+        VOUCH_ASSIGN_OR_RETURN(Rows cur, tx.Query("SELECT status FROM instances WHERE id = ? AND node_id = ?",
+                                                  {h.instance_id, node.id}));
+        it.result = !cur.empty() && cur[0].Str(0) == "stopped" ? "instance_stopped" : "replayed";
       }
     }
     json info = node_info.is_object() ? node_info : json::object();
@@ -657,6 +681,23 @@ Result<json> Manager::IngestHeartbeats(const Principal& node, const json& node_i
     return Status::Ok();
   }));
   return json{{"accepted", accepted}, {"rejected", rejected}};
+}
+
+Status Manager::RecordAgentRefusals(const Principal& node, const json& refusals) {
+  if (node.kind != Principal::Kind::kNode) return PermissionDenied("only node agents may do this", "node_identity_required");
+  if (!refusals.is_array() || refusals.empty()) return Status::Ok();
+  return db_->Write([&](Transaction& tx) -> Status {
+    for (const json& r : refusals) {
+      const std::string mrenclave = r.value("mrenclave", std::string());
+      VOUCH_RETURN_IF_ERROR(store::AppendAudit(tx, clock_->Now(), node.Actor(), "certificate.issue",
+                                               mrenclave.empty() ? "local" : "mrenclave:" + mrenclave,
+                                               "denied:" + r.value("code", std::string("local_refusal")),
+                                               {{"reported_by", "agent"},
+                                                {"at", TimeJson(r.value("at", int64_t{0}))},
+                                                {"message", r.value("message", std::string())}}));
+    }
+    return Status::Ok();
+  });
 }
 
 // ---------------------------------------------------------------- status on read

@@ -1,5 +1,7 @@
 #include "api/routes.h"
 
+#include <algorithm>
+
 #include "api/openapi_embedded.h"
 #include "api/session_cookie.h"
 #include "base/encoding.h"
@@ -515,6 +517,7 @@ http::Router BuildRouter(Manager& m, http::Metrics* metrics) {
           if (!j.is_object()) return InvalidArgument("body must be a JSON object", "invalid_json");
           std::vector<Heartbeat> hbs;
           json node_info = json::object();
+          json refusals = json::array();
           for (const auto& [k, v] : j.items()) {
             if (k == "node") {
               if (!v.is_object() || v.dump().size() > 4096) {
@@ -547,11 +550,40 @@ http::Router BuildRouter(Manager& m, http::Metrics* metrics) {
                 hb.signature = std::move(*sig);
                 hbs.push_back(std::move(hb));
               }
+            } else if (k == "refusals") {
+              // Local refusals of the agent, to be audited (docs/agent.md).
+              if (!v.is_array() || v.size() > 100) {
+                return InvalidArgument("refusals must be an array of at most 100", "invalid_refusals");
+              }
+              for (const auto& ref : v) {
+                bool valid = ref.is_object() && ref.contains("code") && ref["code"].is_string() && ref.contains("at") &&
+                             ref["at"].is_number_integer();
+                if (!valid) return InvalidArgument("each refusal is {at, code, message?, mrenclave?}", "invalid_refusals");
+                for (const auto& [rk, rv] : ref.items()) {
+                  if (rk == "code") {
+                    const std::string c = rv.get<std::string>();
+                    valid = valid && !c.empty() && c.size() <= 64 &&
+                            std::all_of(c.begin(), c.end(), [](char ch) { return (ch >= 'a' && ch <= 'z') || ch == '_'; });
+                  } else if (rk == "mrenclave") {
+                    valid = valid && rv.is_string() && rv.get<std::string>().size() == 64 && HexDecode(rv.get<std::string>()).ok();
+                  } else if (rk == "message") {
+                    valid = valid && rv.is_string() && rv.get<std::string>().size() <= 300;
+                  } else if (rk != "at") {
+                    valid = false;
+                  }
+                }
+                if (!valid) {
+                  return InvalidArgument("each refusal is {at, code, message?, mrenclave?}", "invalid_refusals");
+                }
+              }
+              refusals = v;
             } else {
               return InvalidArgument("unknown field '" + k.substr(0, 64) + "'", "unknown_field");
             }
           }
-          return JsonOr(m.IngestHeartbeats(p, node_info, hbs));
+          VOUCH_ASSIGN_OR_RETURN(json answer, m.IngestHeartbeats(p, node_info, hbs));
+          VOUCH_RETURN_IF_ERROR(m.RecordAgentRefusals(p, refusals));
+          return Response::Json(answer);
         }));
   r.Add("GET", "/api/v1/instances", Authed(m, Permission::kRead, [&m](const Principal& p, Request& req) -> Result<Response> {
           VOUCH_ASSIGN_OR_RETURN(ListQuery q, ListParams(req, {"app"}));

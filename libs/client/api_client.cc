@@ -5,6 +5,7 @@
 #include <curl/curl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <mutex>
 #include <utility>
 
@@ -81,7 +82,51 @@ Status TransportStatus(CURLcode rc, const std::string& detail) {
 
 std::once_flag g_curl_init;
 
+constexpr std::chrono::milliseconds kFirstBackoff{1000};
+constexpr std::chrono::milliseconds kMaxBackoff{30000};
+
+// A server answer that another equivalent server may not give: overloaded, draining, a gateway
+// error, a store it cannot reach. 501 (not implemented) would be the same everywhere.
+bool ServerSideFailure(long status) { return status >= 500 && status <= 599 && status != 501; }
+
 }  // namespace
+
+ServerSet::ServerSet(size_t n) : retry_at_(n), backoff_(n, kFirstBackoff) {}
+
+std::vector<size_t> ServerSet::Order() {
+  std::lock_guard<std::mutex> lock(mu_);
+  const size_t n = retry_at_.size();
+  const auto now = std::chrono::steady_clock::now();
+  std::vector<size_t> ready, waiting;
+  for (size_t k = 0; k < n; ++k) {
+    const size_t i = (current_ + k) % n;
+    (retry_at_[i] <= now ? ready : waiting).push_back(i);
+  }
+  ready.insert(ready.end(), waiting.begin(), waiting.end());
+  return ready;
+}
+
+void ServerSet::Succeeded(size_t index) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (index >= retry_at_.size()) return;
+  current_ = index;
+  retry_at_[index] = {};
+  backoff_[index] = kFirstBackoff;
+}
+
+void ServerSet::Failed(size_t index) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (index >= retry_at_.size()) return;
+  retry_at_[index] = std::chrono::steady_clock::now() + backoff_[index];
+  backoff_[index] = std::min(backoff_[index] * 2, kMaxBackoff);
+  // Leave a failed server: the next call starts with the one after it.
+  if (current_ == index && retry_at_.size() > 1) current_ = (index + 1) % retry_at_.size();
+}
+
+size_t ServerSet::current() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return current_;
+}
 
 StatusCode HttpStatusToCode(long http_status, std::string_view reason) {
   return StatusCodeForHttp(http_status, reason);
@@ -140,6 +185,10 @@ Result<std::unique_ptr<ApiClient>> ApiClient::Create(ClientOptions options) {
     }
     return Status::Ok();
   };
+  if (!options.servers) options.servers = std::make_shared<ServerSet>(options.base_urls.size());
+  if (options.servers->size() != options.base_urls.size()) {
+    return InvalidArgument("the shared server set does not match the URL list", "invalid_argument");
+  }
   VOUCH_RETURN_IF_ERROR(readable(options.ca_file, "CA file"));
   VOUCH_RETURN_IF_ERROR(readable(options.client_cert_file, "client certificate"));
   VOUCH_RETURN_IF_ERROR(readable(options.client_key_file, "client key"));
@@ -159,13 +208,16 @@ ApiClient::~ApiClient() {
 }
 
 Result<ApiClient::Response> ApiClient::Perform(std::string_view method, std::string_view path,
-                                               const std::string* body, std::string_view accept) {
+                                               const std::string* body, std::string_view accept,
+                                               Idempotent idem) {
   if (path.empty() || path.front() != '/') return InvalidArgument("request path must start with '/'");
+  const bool idempotent = method == "GET" || idem == Idempotent::kYes;
   std::string failures;
   Status last;
-  const size_t n = options_.base_urls.size();
-  for (size_t attempt = 0; attempt < n; ++attempt) {
-    const size_t index = (current_ + attempt) % n;
+  const std::vector<size_t> order = options_.servers->Order();
+  for (size_t attempt = 0; attempt < order.size(); ++attempt) {
+    const size_t index = order[attempt];
+    const bool more = attempt + 1 < order.size();
     const std::string url = options_.base_urls[index] + std::string(path);
     CURL* h = H(curl_);
     curl_easy_reset(h);  // keeps the connection cache: keep-alive across calls
@@ -225,7 +277,17 @@ Result<ApiClient::Response> ApiClient::Perform(std::string_view method, std::str
       if (curl_easy_getinfo(h, CURLINFO_CONTENT_TYPE, &ct) == CURLE_OK && ct != nullptr) {
         response.content_type = ct;
       }
-      current_ = index;
+      if (idempotent && more && ServerSideFailure(response.status)) {
+        options_.servers->Failed(index);
+        std::string detail = options_.base_urls[index] + ": HTTP " + std::to_string(response.status);
+        failures += failures.empty() ? detail : "; " + detail;
+        continue;
+      }
+      if (ServerSideFailure(response.status)) {
+        options_.servers->Failed(index);
+      } else {
+        options_.servers->Succeeded(index);
+      }
       return response;
     }
     if (sink.overflow) {
@@ -237,20 +299,23 @@ Result<ApiClient::Response> ApiClient::Perform(std::string_view method, std::str
     detail = options_.base_urls[index] + ": " + detail;
     last = TransportStatus(rc, detail);
     failures += failures.empty() ? detail : "; " + detail;
-    const bool retry = NotDelivered(rc) || (method == "GET" && MaybeDelivered(rc));
+    const bool not_delivered = NotDelivered(rc);
+    if (not_delivered || MaybeDelivered(rc)) options_.servers->Failed(index);
+    const bool retry = not_delivered || (idempotent && MaybeDelivered(rc));
     if (!retry) return last;
   }
   return Status(last.code(), failures, last.reason());
 }
 
-Result<json> ApiClient::JsonCall(std::string_view method, std::string_view path, const json& body) {
+Result<json> ApiClient::JsonCall(std::string_view method, std::string_view path, const json& body,
+                                 Idempotent idem) {
   std::string encoded;
   const std::string* body_ptr = nullptr;
   if (!body.is_null()) {
     encoded = body.dump();
     body_ptr = &encoded;
   }
-  VOUCH_ASSIGN_OR_RETURN(Response r, Perform(method, path, body_ptr));
+  VOUCH_ASSIGN_OR_RETURN(Response r, Perform(method, path, body_ptr, "application/json", idem));
   if (r.status < 200 || r.status >= 300) return ErrorFromResponse(r.status, r.body);
   if (r.body.empty()) return json(nullptr);
   json j = json::parse(r.body, nullptr, /*allow_exceptions=*/false);
@@ -262,7 +327,9 @@ Result<json> ApiClient::JsonCall(std::string_view method, std::string_view path,
 }
 
 Result<json> ApiClient::Get(std::string_view path, const json& body) { return JsonCall("GET", path, body); }
-Result<json> ApiClient::Post(std::string_view path, const json& body) { return JsonCall("POST", path, body); }
+Result<json> ApiClient::Post(std::string_view path, const json& body, Idempotent idem) {
+  return JsonCall("POST", path, body, idem);
+}
 Result<json> ApiClient::Patch(std::string_view path, const json& body) {
   return JsonCall("PATCH", path, body);
 }

@@ -5,9 +5,16 @@
 // - TLS always verifies the peer certificate and the host name against `ca_file` (or the system
 //   store when `ca_file` is empty); there is no switch to turn verification off.
 // - `base_urls` is an ordered list of equivalent managers (an HA cluster). A request goes to the
-//   URL that last answered; when it cannot be delivered (connection refused, DNS failure, TLS
-//   handshake failure, connect timeout) the next URL is tried. Requests that may already have
-//   reached a server (the connection broke mid-response) are retried elsewhere only for GET.
+//   URL that last answered (sticky; the choice can be shared by several clients through
+//   `ClientOptions::servers`); a URL that failed is put behind the others for a back-off (1 s,
+//   doubling to 30 s) unless they fail too. The fail-over rule (docs/cluster.md):
+//     * any request whose connection failed before it was sent (refused, DNS, TLS handshake,
+//       connect timeout) goes to the next URL;
+//     * an idempotent request (GET, or a call made with Idempotent::kYes, e.g. the agent's
+//       heartbeat batches, which vouchd de-duplicates by sequence number) also goes to the next URL
+//       when the connection broke after sending, timed out, or the server answered 5xx (not 501);
+//     * a non-idempotent request that may have reached a server is never re-sent: its error
+//       (or the 5xx answer) is returned, and the next call starts at another URL.
 // - Error responses `{"error":{"code","message"}}` become a Status whose reason() is `code` and
 //   message() is `message`; the HTTP status picks the StatusCode (HttpStatusToCode). Transport
 //   failures are kUnavailable (reason "connection_failed" or "tls_error") or kDeadlineExceeded
@@ -20,6 +27,7 @@
 #include <chrono>
 #include <cstddef>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -33,8 +41,31 @@ namespace vouch::client {
 
 using json = nlohmann::json;
 
+// The fail-over state of one list of equivalent servers: which answered last and which are backing
+// off. Thread-safe; shared by the clients that use the same list (e.g. an agent's pool).
+class ServerSet {
+ public:
+  explicit ServerSet(size_t n);
+  // Indexes to try, in order: the current one first, then the rest in list order, with servers
+  // still backing off after a failure moved to the end.
+  std::vector<size_t> Order();
+  void Succeeded(size_t index);
+  void Failed(size_t index);
+  size_t current() const;
+  size_t size() const { return retry_at_.size(); }
+
+ private:
+  mutable std::mutex mu_;
+  size_t current_ = 0;
+  std::vector<std::chrono::steady_clock::time_point> retry_at_;
+  std::vector<std::chrono::milliseconds> backoff_;
+};
+
+enum class Idempotent { kNo, kYes };
+
 struct ClientOptions {
   std::vector<std::string> base_urls;  // "https://host:port", no trailing path; at least one
+  std::shared_ptr<ServerSet> servers;  // optional; shared fail-over state (size = base_urls.size())
   std::string ca_file;                 // PEM bundle trusted for the server; empty: system store
   std::string token;                   // bearer token (vt_... or vk_...); empty: none sent
   std::string client_cert_file;        // optional PEM client certificate (mutual TLS)
@@ -66,7 +97,8 @@ class ApiClient {
   // `path` starts with '/' and may carry a query string ("/api/v1/builds?status=pending").
   // A 2xx response's JSON body is returned; an empty body (204) is returned as null.
   Result<json> Get(std::string_view path, const json& body = nullptr);
-  Result<json> Post(std::string_view path, const json& body = json::object());
+  // POST is not idempotent unless the caller says so (see the fail-over rule above).
+  Result<json> Post(std::string_view path, const json& body = json::object(), Idempotent idem = Idempotent::kNo);
   Result<json> Patch(std::string_view path, const json& body = json::object());
   Result<json> Delete(std::string_view path, const json& body = nullptr);
 
@@ -82,7 +114,7 @@ class ApiClient {
   void SetToken(std::string token) { options_.token = std::move(token); }
 
   // The base URL that answered last (for messages).
-  const std::string& current_base_url() const { return options_.base_urls[current_]; }
+  const std::string& current_base_url() const { return options_.base_urls[options_.servers->current()]; }
 
  private:
   struct Response {
@@ -92,11 +124,11 @@ class ApiClient {
   };
   explicit ApiClient(ClientOptions options);
   Result<Response> Perform(std::string_view method, std::string_view path, const std::string* body,
-                           std::string_view accept = "application/json");
-  Result<json> JsonCall(std::string_view method, std::string_view path, const json& body);
+                           std::string_view accept = "application/json", Idempotent idem = Idempotent::kNo);
+  Result<json> JsonCall(std::string_view method, std::string_view path, const json& body,
+                        Idempotent idem = Idempotent::kNo);
 
   ClientOptions options_;
-  size_t current_ = 0;
   void* curl_ = nullptr;  // CURL*, owned
 };
 

@@ -70,6 +70,12 @@ class H(BaseHTTPRequestHandler):
             status = int(u.path.split("/")[2])
             self.send(status, json.dumps({"error": {"code": "zone_not_found" if status == 404 else "name_exists",
                                                    "message": "zone \"blue\" not found" if status == 404 else "exists"}}))
+        elif u.path.startswith("/sick/"):
+            # 503 from the server listening on the port named in the path, 200 from any other.
+            if int(u.path.split("/")[2]) == self.server.server_address[1]:
+                self.send(503, json.dumps({"error": {"code": "draining", "message": "shutting down"}}))
+            else:
+                self.send(200, json.dumps({"method": self.command, "port": self.server.server_address[1]}))
         elif u.path == "/plain503":
             self.send(503, "Service Unavailable\n", "text/plain")
         elif u.path == "/raw":
@@ -358,6 +364,56 @@ TEST_F(ApiClientTest, FailsOverToTheNextUrlWhenConnectionRefused) {
   // POST fails over too: a refused connection never delivered the request.
   auto p = c->Post("/echo", {{"x", 1}});
   ASSERT_TRUE(p.ok()) << p.status().ToString();
+}
+
+TEST_F(ApiClientTest, IdempotentRequestsFailOverOn5xxButPostsAreNeverResent) {
+  TestServer sick("server.pem", "server.key");
+  ASSERT_GT(sick.port(), 0);
+  const std::string path = "/sick/" + std::to_string(sick.port());
+  auto c = MakeClient({sick.url(), server_->url()});
+  ASSERT_NE(c, nullptr);
+  // A POST that reached a server is not re-sent elsewhere, even on 503: it may have been processed.
+  auto p = c->Post(path, {{"x", 1}});
+  ASSERT_FALSE(p.ok());
+  EXPECT_EQ(p.status().reason(), "draining");
+  // ...but the next call starts with the other server (the sick one backs off).
+  auto p2 = c->Post(path, {{"x", 2}});
+  ASSERT_TRUE(p2.ok()) << p2.status().ToString();
+  EXPECT_EQ((*p2)["port"], server_->port());
+
+  auto c2 = MakeClient({sick.url(), server_->url()});
+  ASSERT_NE(c2, nullptr);
+  auto g = c2->Get(path);  // GET: a 503 answer moves on to the next server
+  ASSERT_TRUE(g.ok()) << g.status().ToString();
+  EXPECT_EQ((*g)["port"], server_->port());
+  EXPECT_EQ(c2->current_base_url(), server_->url());
+
+  ClientOptions o;
+  o.base_urls = {sick.url(), server_->url()};
+  o.ca_file = CaFile();
+  o.servers = std::make_shared<ServerSet>(2);
+  auto c3 = ApiClient::Create(o);
+  ASSERT_TRUE(c3.ok());
+  auto i = (*c3)->Post(path, {{"x", 3}}, Idempotent::kYes);  // declared idempotent: fails over too
+  ASSERT_TRUE(i.ok()) << i.status().ToString();
+  EXPECT_EQ((*i)["method"], "POST");
+  // The shared state makes another client of the same set start with the server that works.
+  auto c4 = ApiClient::Create(o);
+  ASSERT_TRUE(c4.ok());
+  EXPECT_EQ((*c4)->current_base_url(), server_->url());
+}
+
+TEST(ServerSet, StickyWithFailedServersBackingOffToTheEnd) {
+  ServerSet s(3);
+  EXPECT_EQ(s.Order(), (std::vector<size_t>{0, 1, 2}));
+  s.Failed(0);
+  EXPECT_EQ(s.Order(), (std::vector<size_t>{1, 2, 0}));
+  s.Failed(1);
+  EXPECT_EQ(s.Order(), (std::vector<size_t>{2, 0, 1}));
+  s.Succeeded(2);
+  EXPECT_EQ(s.current(), 2u);
+  s.Succeeded(0);  // a failed server that answers again is current and no longer backing off
+  EXPECT_EQ(s.Order(), (std::vector<size_t>{0, 2, 1}));
 }
 
 TEST_F(ApiClientTest, ConnectionRefusedEverywhereIsUnavailable) {

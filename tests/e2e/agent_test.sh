@@ -19,8 +19,10 @@ printf 'admin-password-123\n' >"$E2E_TMP/admin.pw"
 ok "vouchd init --dev wrote a sim vendor"
 "$VOUCH" sim init "$E2E_TMP/sim-old" --tcb out-of-date >/dev/null || fail "sim init out-of-date"
 
+VOUCHD_EXTRA=()
 start_vouchd() {
-  "$VOUCHD" serve --data-dir "$D" --collateral "$E2E_TMP/sim-old" --heartbeat-interval 2 >>"$E2E_TMP/vouchd.log" 2>&1 &
+  "$VOUCHD" serve --data-dir "$D" --collateral "$E2E_TMP/sim-old" --heartbeat-interval 2 "${VOUCHD_EXTRA[@]}" \
+    >>"$E2E_TMP/vouchd.log" 2>&1 &
   VOUCHD_PID=$!
   E2E_PIDS+=("$VOUCHD_PID")
   wait_healthy "$URL" "$D/service-ca.pem" "$VOUCHD_PID" || { tail -20 "$E2E_TMP/vouchd.log"; fail "vouchd did not become healthy"; }
@@ -46,11 +48,14 @@ start_agent() {  # extra args...
   fail "agent socket did not answer"
 }
 TOKEN=$("$VOUCH" zone join-token default) || fail "join-token"
-start_agent --join-token "$TOKEN"
+# The socket's group: any group when root, else our own.
+if [[ $(id -u) == 0 ]] && getent group nogroup >/dev/null; then SGROUP=nogroup; else SGROUP=$(id -gn); fi
+start_agent --join-token "$TOKEN" --socket-group "$SGROUP"
 NODE=$(curl -fsS --unix-socket "$SOCK" http://agent/v1/version | jq_get '["node_id"]')
 expect_contains "agent provisioned a node" "node_" "$NODE"
 expect_eq "node key is 0600" 600 "$(stat -c %a "$A/node-key.pem")"
 expect_eq "workload socket is 0660" 660 "$(stat -c %a "$SOCK")"
+expect_eq "workload socket belongs to --socket-group" "$SGROUP" "$(stat -c %G "$SOCK")"
 node=$("$VOUCH" node get "$NODE" -o json)
 expect_eq "node recorded as sim-sgx" sim-sgx "$(echo "$node" | jq_get '["platform"]')"
 expect_eq "node TCB UpToDate" UpToDate "$(echo "$node" | jq_get '["tcb_status"]')"
@@ -113,8 +118,9 @@ refused "pending build" build_pending wcert "$E2E_TMP/r1" b
 refused "denied build" build_denied wcert "$E2E_TMP/r2" c
 refused "revoked build" build_revoked wcert "$E2E_TMP/r3" e
 refused "name outside the app's domains" domain_not_allowed wcert "$E2E_TMP/r4" a --dns evil.example.org
+refused "debug enclave of a non-debug build" debug_not_allowed wcert "$E2E_TMP/r7" a --debug
 audit=$("$VOUCH" audit list -o json)
-for c in build_pending build_denied build_revoked domain_not_allowed; do
+for c in build_pending build_denied build_revoked domain_not_allowed debug_not_allowed; do
   expect_contains "audit has denied:$c" "denied:$c" "$audit"
 done
 
@@ -154,8 +160,28 @@ local_request "$E2E_TMP/k1.spki" 1
 expect_contains "tampered report MAC refused" '"code":"report_mac_invalid"' "$(post_local)"
 expect_contains "agent audit log has report_mac_invalid" report_mac_invalid "$(cat "$A/refusals.log")"
 expect_contains "agent audit log has report_data_mismatch" report_data_mismatch "$(cat "$A/refusals.log")"
+# The agent reports its local refusals with its next check-in; vouchd audits them.
+for _ in $(seq 1 50); do
+  audit=$("$VOUCH" audit list -o json)
+  [[ "$audit" == *denied:report_mac_invalid* && "$audit" == *denied:report_data_mismatch* ]] && break
+  sleep 0.1
+done
+for c in report_mac_invalid report_data_mismatch; do
+  expect_eq "vouchd audited the agent's local refusal $c (by the node, for the claimed MRENCLAVE)" \
+    "node:$NODE mrenclave:$(mre a)" \
+    "$(echo "$audit" | python3 -c "import json,sys; print(*[(e['actor'], e['target']) for e in json.load(sys.stdin)['items'] if e['outcome']=='denied:$c'][0])")"
+done
 certs_after=$("$VOUCH" cert list -o json | jq_get '["items"].__len__()')
 expect_eq "refusals issued nothing (one hand-made success)" "$((certs_before + 1))" "$certs_after"
+
+# A heartbeat after the instance stopped is rejected as instance_stopped (not "replayed").
+wcert "$E2E_TMP/w3" a >/dev/null 2>"$E2E_TMP/err" || fail "workload cert w3: $(cat "$E2E_TMP/err")"
+"$VOUCH" workload heartbeat --socket "$SOCK" --dir "$E2E_TMP/w3" --status stopping >/dev/null || fail "stopping heartbeat"
+"$VOUCH" workload heartbeat --socket "$SOCK" --dir "$E2E_TMP/w3" >/dev/null || fail "heartbeat after stop"
+for _ in $(seq 1 50); do
+  audit=$("$VOUCH" audit list -o json); [[ "$audit" == *instance_stopped* ]] && break; sleep 0.1
+done
+expect_contains "a heartbeat for a stopped instance is rejected as instance_stopped" instance_stopped "$audit"
 
 # Node provisioning refusals.
 try_agent() {  # DATA-DIR SIM-DIR TOKEN -> stderr of a failed start
@@ -194,8 +220,12 @@ code=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$D/service-ca.pem" --cer
   -H 'Content-Type: application/json' -d '{"heartbeats":[]}' "$URL/api/v1/heartbeats")
 expect_eq "heartbeats with the node certificate (curl --cert): 200" 200 "$code"
 
-# ---- fault: manager down while the workload heartbeats; everything arrives afterwards
+# ---- fault: manager down while the workload heartbeats; everything arrives afterwards. The agent
+# runs with a queue bound of 22 records: past it, heartbeats are refused (503), never dropped.
 "$VOUCH" workload heartbeat --socket "$SOCK" --dir "$W" --count 5 >/dev/null || fail "heartbeats"
+for _ in $(seq 1 100); do [[ $(find "$A/queue" -type f | wc -l) == 0 ]] && break; sleep 0.1; done
+kill -TERM "$AGENT_PID"; wait "$AGENT_PID" 2>/dev/null
+start_agent --queue-max 22
 kill -TERM "$VOUCHD_PID"; wait "$VOUCHD_PID" 2>/dev/null
 "$VOUCH" workload heartbeat --socket "$SOCK" --dir "$W" --count 20 >/dev/null 2>"$E2E_TMP/err" \
   || fail "heartbeats while the manager is down were not acknowledged: $(cat "$E2E_TMP/err")"
@@ -204,17 +234,34 @@ sleep 0.5
 queued=$(find "$A/queue" -type f | wc -l)
 [[ "$queued" -ge 20 ]] || fail "expected >= 20 queued records on disk, saw $queued"
 ok "heartbeats are queued on disk ($queued)"
+out=$("$VOUCH" workload heartbeat --socket "$SOCK" --dir "$W" --count 5 -o json 2>/dev/null) \
+  && fail "heartbeats past the queue bound were acknowledged"
+expect_eq "past the bound (22): 2 more acknowledged, then refused with queue_full" "2 queue_full 27" \
+  "$(echo "$out" | python3 -c "import json,sys; d=json.load(sys.stdin); print(d['acknowledged'], d['error']['code'], d['last_seq'])")"
+expect_eq "the workload keeps the unacknowledged sequence number" 27 "$(jq_get '["last_seq"]' <"$W/instance.json")"
+hb='{"instance_id":"'$INST'","seq":28,"timestamp":'$(date +%s)',"status":"running","signature":"AAAA"}'
+curl -s -D "$E2E_TMP/hdr" -o "$E2E_TMP/body" --unix-socket "$SOCK" -H 'Content-Type: application/json' -d "$hb" \
+  http://agent/v1/heartbeat
+expect_eq "the workload API answers 503 past the bound" 503 "$(head -1 "$E2E_TMP/hdr" | cut -d' ' -f2)"
+expect_contains "with Retry-After" "retry-after: 5" "$(tr 'A-Z' 'a-z' <"$E2E_TMP/hdr")"
+expect_eq "and a JSON error queue_full" queue_full "$(jq_get '["error"]["code"]' <"$E2E_TMP/body")"
 refused "certificate request while the manager is down" manager_unavailable wcert "$E2E_TMP/r5" a
 start_vouchd
 for _ in $(seq 1 100); do
   seq=$("$VOUCH" instance list -o json | python3 -c "import json,sys; print([i['last_seq'] for i in json.load(sys.stdin)['items'] if i['id']=='$INST'][0])")
-  [[ "$seq" == 25 ]] && break
+  [[ "$seq" == 27 ]] && break
   sleep 0.1
 done
-expect_eq "every heartbeat arrived (last_seq)" 25 "$seq"
+expect_eq "every acknowledged heartbeat arrived (last_seq)" 27 "$seq"
 expect_eq "queue drained" 0 "$(find "$A/queue" -type f | wc -l)"
-expect_eq "instance running" running \
-  "$("$VOUCH" instance list -o json | python3 -c "import json,sys; print([i['status'] for i in json.load(sys.stdin)['items'] if i['id']=='$INST'][0])")"
+# (the queued heartbeats carry their old timestamps: a fresh one shows the instance running)
+"$VOUCH" workload heartbeat --socket "$SOCK" --dir "$W" >/dev/null || fail "heartbeat after the manager returned"
+for _ in $(seq 1 50); do
+  st=$("$VOUCH" instance list -o json | python3 -c "import json,sys; print([i['status'] for i in json.load(sys.stdin)['items'] if i['id']=='$INST'][0])")
+  [[ "$st" == running ]] && break
+  sleep 0.1
+done
+expect_eq "instance running" running "$st"
 
 # ---- fault: agent kill -9 and restart: same identity, workloads still served
 kill -9 "$AGENT_PID"; wait "$AGENT_PID" 2>/dev/null
@@ -245,6 +292,7 @@ sleep 1.5
 kill -9 "$VOUCHD_PID"; wait "$VOUCHD_PID" 2>/dev/null
 ok "vouchd killed -9 during issuance"
 for p in "${LOADERS[@]}"; do wait "$p"; done
+VOUCHD_EXTRA=(--node-cert-validity-seconds 12)  # only certificates issued from now on
 start_vouchd
 got=0
 for f in "$E2E_TMP"/load/*/instance.json; do
@@ -256,11 +304,39 @@ done
 [[ "$got" -gt 0 ]] || fail "no certificate was issued during the load"
 ok "all $got certificates received during the kill -9 are in the store"
 
+# ---- node certificate renewal with fresh evidence: a second agent whose node certificate lives
+# 12 s (vouchd's test knob) renews it after half its life.
+A2=$E2E_TMP/agent2
+"$AGENT" --server "$URL" --ca-file "$D/service-ca.pem" --data-dir "$A2" --socket "$A2/s.sock" --tee sim --sim "$D/sim" \
+  --join-token "$("$VOUCH" zone join-token default)" --renew-fraction 0.5 --batch-interval-ms 200 >>"$E2E_TMP/agent2.log" 2>&1 &
+E2E_PIDS+=("$!")
+for _ in $(seq 1 100); do [[ -f "$A2/node.json" ]] && break; sleep 0.1; done
+NODE2=$(jq_get '["node_id"]' <"$A2/node.json")
+S1=$(jq_get '["serial"]' <"$A2/node.json")
+for _ in $(seq 1 150); do [[ "$(jq_get '["serial"]' <"$A2/node.json")" != "$S1" ]] && break; sleep 0.1; done
+S2=$(jq_get '["serial"]' <"$A2/node.json")
+[[ "$S2" != "$S1" ]] || fail "the agent did not renew its 12 s node certificate"
+ok "the agent renewed its node certificate before expiry"
+expect_eq "vouchd recorded the renewed node certificate" "valid $NODE2" \
+  "$("$VOUCH" cert get "$S2" -o json | python3 -c "import json,sys; d=json.load(sys.stdin); print(d['status'], d.get('node_id') or d.get('node'))")"
+expect_contains "the renewal (fresh evidence) is audited" node.renew "$("$VOUCH" audit list -o json)"
+sleep 7  # the first certificate has expired by now
+"$VOUCH" workload cert --socket "$A2/s.sock" --out "$E2E_TMP/w4" --mrenclave "$(mre a)" --mrsigner "$MRS" --isvprodid 1 \
+  --isvsvn 1 >/dev/null 2>"$E2E_TMP/err" || fail "issuance with the renewed node certificate: $(cat "$E2E_TMP/err")"
+ok "the renewed node certificate keeps serving workloads after the first expired"
+
 # ---- deactivation: refused, audited, certificates revoked into the CRL
 SERIAL=$(jq_get '["serial"]' <"$E2E_TMP/w2/instance.json")
 "$VOUCH" node deactivate "$NODE" >/dev/null || fail "node deactivate"
 refused "deactivated node" node_deactivated wcert "$E2E_TMP/r6" a
-expect_contains "audit has denied:node_deactivated" "denied:node_deactivated" "$("$VOUCH" audit list -o json)"
+for i in 1 2 3; do
+  curl -s -o /dev/null --cacert "$D/service-ca.pem" --cert "$A/node-cert.pem" --key "$A/node-key.pem" \
+    -H 'Content-Type: application/json' -d '{"heartbeats":[]}' "$URL/api/v1/heartbeats"
+done
+sleep 2  # the agent's check-ins (every 1 s) are refused too
+expect_eq "repeated refusals of the deactivated node are audited once" 1 \
+  "$("$VOUCH" audit list -o json | python3 -c "import json,sys; print(sum(1 for e in json.load(sys.stdin)['items'] if e['action']=='node.authenticate' and e['outcome']=='denied:node_deactivated' and e['actor']=='node:$NODE'))")"
+expect_contains "the refused agent backs off" "refuses this node" "$(cat "$E2E_TMP/agent.log")"
 expect_eq "node's certificates revoked" revoked "$("$VOUCH" cert get "$SERIAL" -o json | jq_get '["status"]')"
 "$VOUCH" zone crl default >"$E2E_TMP/crl.pem" || fail "zone crl"
 cat "$E2E_TMP/zone-ca.pem" "$E2E_TMP/crl.pem" >"$E2E_TMP/ca-crl.pem"

@@ -7,11 +7,15 @@
 #   - the CLI fails over between the two URLs
 #   - kill -9 of one instance under load: clients carry on through the other, nothing committed lost
 #   - PostgreSQL restarted under load: the instances reconnect on their own
-# Usage: ha_cluster_test.sh VOUCHD VOUCH
+#   - an agent given both URLs: kill -9 of the instance it uses while workloads get certificates
+#     and heartbeat; it carries on through the other (failure window printed), every acknowledged
+#     heartbeat and every received certificate is in the store; the CLI keeps working
+# Usage: ha_cluster_test.sh VOUCHD VOUCH [VOUCH_AGENT]
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/pg.sh"
 VOUCHD=$1
 VOUCH=$2
+AGENT=${3:-}
 LOAD="python3 $(dirname "$0")/ha_load.py"
 export VOUCH_CONFIG=$E2E_TMP/cli.json
 printf 'admin-password-123\n' >"$E2E_TMP/admin.pw"
@@ -173,6 +177,87 @@ comm -23 <(python3 -c 'import json,sys; print("\n".join(json.load(open(sys.argv[
   <(psql_q "SELECT serial FROM certificates" | sort) >"$E2E_TMP/lost3.txt"
 expect_eq "every acknowledged certificate survived the restart" 0 "$(wc -l <"$E2E_TMP/lost3.txt")"
 expect_eq "the audit chain is still one valid chain" true "$(api "$TADM" "$UB/api/v1/audit/verify" | jq_get '["ok"]')"
+
+# ---- an agent with both URLs; kill -9 of the instance it is using, under load
+if [[ -n "$AGENT" ]]; then
+  "$VOUCH" login --server "$UA" --server "$UB" --ca-file "$CA" --user admin --password-file "$E2E_TMP/admin.pw" >/dev/null \
+    || fail "login with a repeated --server"
+  expect_eq "vouch login --server A --server B saves both" "$UA,$UB" \
+    "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["server"])' "$VOUCH_CONFIG")"
+  "$VOUCH" app create svc --zone default --domain svc.example.com >/dev/null || fail "app create svc"
+  MRE=$(printf 'ee%.0s' {1..32})
+  b=$("$VOUCH" build create --app svc --mrenclave "$MRE" --mrsigner "$MRS" --isvprodid 1 --isvsvn 1 -o json) || fail "build create"
+  "$VOUCH" task approve "$(echo "$b" | jq_get '["task_id"]')" >/dev/null || fail "approve"
+  AG=$E2E_TMP/agent; SOCK=$AG/agent.sock
+  "$AGENT" --server "$UA,$UB" --ca-file "$CA" --data-dir "$AG" --socket "$SOCK" --tee sim --sim "$A/sim" \
+    --join-token "$("$VOUCH" zone join-token default)" --batch-interval-ms 100 --checkin-interval 1 >>"$E2E_TMP/agent.log" 2>&1 &
+  AGENT_PID=$!; E2E_PIDS+=("$AGENT_PID")
+  for _ in $(seq 1 200); do curl -fsS --unix-socket "$SOCK" http://agent/v1/version >/dev/null 2>&1 && break; sleep 0.05; done
+  expect_contains "the agent is provisioned through the first URL" node_ "$(curl -fsS --unix-socket "$SOCK" http://agent/v1/version)"
+  expect_eq "the agent keeps its manager list in its data dir" "[\"$UA\", \"$UB\"]" \
+    "$(python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1]))["servers"]))' "$AG/agent.json")"
+  wc_() { "$VOUCH" workload cert --socket "$SOCK" --out "$1" --mrenclave "$MRE" --mrsigner "$MRS" --isvprodid 1 --isvsvn 1 \
+    --retry-seconds 20 >/dev/null 2>>"$E2E_TMP/wc.err"; }
+  mkdir -p "$E2E_TMP/hb" "$E2E_TMP/certs"
+  for w in 1 2 3; do wc_ "$E2E_TMP/hb/$w" || fail "workload $w: $(tail -1 "$E2E_TMP/wc.err")"; done
+  ok "three workloads got certificates through the agent"
+  # Load: three workloads heartbeating every 10 ms, two getting a new certificate in a loop.
+  LOADERS=()
+  for w in 1 2 3; do
+    ( while [[ ! -e $E2E_TMP/stop ]]; do
+        "$VOUCH" workload heartbeat --socket "$SOCK" --dir "$E2E_TMP/hb/$w" --count 20 --interval-ms 10 >/dev/null 2>&1 || sleep 0.05
+      done ) &
+    LOADERS+=("$!")
+  done
+  for j in 1 2; do
+    ( i=0
+      while [[ ! -e $E2E_TMP/stop ]]; do
+        i=$((i + 1)); t0=$(date +%s%3N)
+        if wc_ "$E2E_TMP/certs/$j-$i"; then r=ok; else r=failed; fi
+        echo "$t0 $(date +%s%3N) $r" >>"$E2E_TMP/certs/times-$j"
+      done ) &
+    LOADERS+=("$!")
+  done
+  sleep 2
+  KILL_MS=$(date +%s%3N)
+  kill -9 "$PID_a"
+  sleep 3
+  touch "$E2E_TMP/stop"
+  for p in "${LOADERS[@]}"; do wait "$p"; done
+  kill -0 "$AGENT_PID" 2>/dev/null || fail "the agent died"
+  "$VOUCH" app list -o json >"$E2E_TMP/apps.json" || fail "vouch app list after A was killed"
+  expect_contains "the CLI (both URLs) keeps working after A is killed" '"svc"' "$(cat "$E2E_TMP/apps.json")"
+  read -r window before after failed < <(cat "$E2E_TMP"/certs/times-* | sort -n | awk -v k="$KILL_MS" '
+    $3 == "ok" && $2 > k && (first == "" || $2 < first) { first = $2 }
+    $3 == "ok" && $2 <= k { before++ } $3 == "ok" && $2 > k { after++ } $3 != "ok" { failed++ }
+    END { print (first == "" ? -1 : first - k), before + 0, after + 0, failed + 0 }')
+  [[ "$after" -gt 0 ]] || fail "no certificate was issued through B after A was killed"
+  echo "# agent failover: kill -9 of A -> first certificate through B after ${window} ms; certificates: $before before, $after after the kill, $failed requests failed for good"
+  ok "the agent carried on through B ($after certificates after the kill, first after $window ms)"
+  expect_eq "no workload certificate request failed for good" 0 "$failed"
+  queued() { ls "$AG/queue" | grep -cE '^[0-9]{20}$'; }
+  for _ in $(seq 1 200); do [[ $(queued) == 0 ]] && break; sleep 0.1; done
+  expect_eq "the agent's queue drained through B" 0 "$(queued)"
+  for w in 1 2 3; do
+    inst=$(jq_get '["instance_id"]' <"$E2E_TMP/hb/$w/instance.json")
+    acked=$(jq_get '["last_seq"]' <"$E2E_TMP/hb/$w/instance.json")
+    expect_eq "workload $w: every acknowledged heartbeat arrived ($acked)" "$acked" \
+      "$(psql_q "SELECT last_seq FROM instances WHERE id = '$inst'")"
+  done
+  lost=0; n=0
+  for f in "$E2E_TMP"/certs/*/instance.json; do
+    s=$(jq_get '["serial"]' <"$f"); n=$((n + 1))
+    [[ "$(psql_q "SELECT COUNT(*) FROM certificates WHERE serial = '$s'")" == 1 ]] || lost=$((lost + 1))
+  done
+  expect_eq "all $n certificates the workloads received are in the store" 0 "$lost"
+  kill "$AGENT_PID"; wait "$AGENT_PID" 2>/dev/null
+  "$AGENT" --ca-file "$CA" --data-dir "$AG" --socket "$SOCK" --tee sim --sim "$A/sim" >>"$E2E_TMP/agent.log" 2>&1 &
+  AGENT_PID=$!; E2E_PIDS+=("$AGENT_PID")
+  for _ in $(seq 1 200); do curl -fsS --unix-socket "$SOCK" http://agent/v1/version >/dev/null 2>&1 && break; sleep 0.05; done
+  wc_ "$E2E_TMP/after-restart" || fail "agent restarted without --server: $(tail -1 "$E2E_TMP/wc.err")"
+  ok "restarted without --server, the agent uses its saved list (A still down)"
+  kill "$AGENT_PID"; wait "$AGENT_PID" 2>/dev/null
+fi
 
 # ---- sim evidence where the cluster does not allow sim
 kill "$PID_b"; wait "$PID_b" 2>/dev/null
