@@ -6,7 +6,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include "attest/sim_pki.h"
 #include "attest/sim_vendor.h"
+#include "base/file.h"
+#include "base/clock.h"
+#include "crypto/keys.h"
 #include "base/encoding.h"
 #include "command_registry.h"
 #include "evidence/sgx_report.h"
@@ -30,6 +34,41 @@ struct QuoteArgs {
   bool debug = false;
   std::string out;
 };
+
+struct RecoveryArgs {
+  std::string dir;
+};
+
+// A TCB recovery, as Intel publishes one: new TCB Info (next evaluation data number, issued now)
+// under which this vendor's platforms are OutOfDate. Signed with the vendor's TCB signing key.
+void RunTcbRecovery(const RecoveryArgs& a, const GlobalOptions& global) {
+  using ojson = nlohmann::ordered_json;
+  auto secrets_text = ReadWholeFile(a.dir + "/" + attest::kSimSecretsFile, 1 << 20);
+  auto info_text = ReadWholeFile(a.dir + "/tcbInfo.json", 1 << 20);
+  if (!secrets_text.ok() || !info_text.ok()) throw CliError(a.dir + " is not a sim vendor folder (vouch sim init)", 1);
+  auto secrets = nlohmann::json::parse(*secrets_text, nullptr, false);
+  ojson info = ojson::parse(*info_text, nullptr, false);
+  if (!secrets.is_object() || !secrets.contains("tcb_signing_key") || !info.is_object() || !info.contains("tcbInfo")) {
+    throw CliError(a.dir + " holds a corrupt sim vendor", 1);
+  }
+  auto key = crypto::PrivateKeyFromPem(secrets["tcb_signing_key"].get<std::string>());
+  if (!key.ok()) throw CliError(key.status().message(), 1);
+  ojson body = info["tcbInfo"];
+  body["tcbEvaluationDataNumber"] = body.value("tcbEvaluationDataNumber", 1) + 1;
+  body["issueDate"] = FormatRfc3339(std::chrono::system_clock::now() - std::chrono::minutes(1));
+  for (auto& level : body["tcbLevels"]) level["tcbStatus"] = "OutOfDate";
+  auto signed_text = attest::sim::SignedJson("tcbInfo", body.dump(), key->get());
+  if (!signed_text.ok()) throw CliError(signed_text.status().message(), 1);
+  if (auto st = WriteFileAtomic(a.dir + "/tcbInfo.json", *signed_text, 0644); !st.ok()) throw CliError(st.message(), 1);
+  if (global.json()) {
+    std::cout << nlohmann::json{{"dir", a.dir}, {"tcb_evaluation_data_number", body["tcbEvaluationDataNumber"]},
+                                {"expected_tcb_status", "OutOfDate"}}
+                     .dump(2)
+              << std::endl;
+  } else {
+    std::cout << "new TCB Info in " << a.dir << "/tcbInfo.json: every TCB level of this sim vendor is now OutOfDate\n";
+  }
+}
 
 template <size_t N>
 void HexInto(const std::string& flag, const std::string& hex, std::array<uint8_t, N>* out) {
@@ -114,6 +153,12 @@ void Register(CLI::App& root, GlobalOptions& global) {
   q->add_flag("--debug", quote->debug, "Set the DEBUG attribute");
   q->add_option("--out", quote->out, "Output file")->required();
   q->callback([quote, &global] { RunQuote(*quote, global); });
+
+  auto recovery = std::make_shared<RecoveryArgs>();
+  auto* r = group->add_subcommand(
+      "tcb-recovery", "Publish new TCB Info in DIR under which this sim platform is OutOfDate (tests of TCB recovery)");
+  r->add_option("dir", recovery->dir, "Sim vendor folder")->required();
+  r->callback([recovery, &global] { RunTcbRecovery(*recovery, global); });
 }
 
 }  // namespace

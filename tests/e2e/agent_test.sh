@@ -305,12 +305,13 @@ done
 ok "all $got certificates received during the kill -9 are in the store"
 
 # ---- node certificate renewal with fresh evidence: a second agent whose node certificate lives
-# 12 s (vouchd's test knob) renews it after half its life.
+# 12 s (vouchd's test knob) renews it after 30% of its life.
 A2=$E2E_TMP/agent2
 "$AGENT" --server "$URL" --ca-file "$D/service-ca.pem" --data-dir "$A2" --socket "$A2/s.sock" --tee sim --sim "$D/sim" \
-  --join-token "$("$VOUCH" zone join-token default)" --renew-fraction 0.5 --batch-interval-ms 200 >>"$E2E_TMP/agent2.log" 2>&1 &
+  --join-token "$("$VOUCH" zone join-token default)" --renew-fraction 0.3 --batch-interval-ms 200 >>"$E2E_TMP/agent2.log" 2>&1 &
 E2E_PIDS+=("$!")
 for _ in $(seq 1 100); do [[ -f "$A2/node.json" ]] && break; sleep 0.1; done
+T_FIRST=$(date +%s)
 NODE2=$(jq_get '["node_id"]' <"$A2/node.json")
 S1=$(jq_get '["serial"]' <"$A2/node.json")
 for _ in $(seq 1 150); do [[ "$(jq_get '["serial"]' <"$A2/node.json")" != "$S1" ]] && break; sleep 0.1; done
@@ -320,10 +321,27 @@ ok "the agent renewed its node certificate before expiry"
 expect_eq "vouchd recorded the renewed node certificate" "valid $NODE2" \
   "$("$VOUCH" cert get "$S2" -o json | python3 -c "import json,sys; d=json.load(sys.stdin); print(d['status'], d.get('node_id') or d.get('node'))")"
 expect_contains "the renewal (fresh evidence) is audited" node.renew "$("$VOUCH" audit list -o json)"
-sleep 7  # the first certificate has expired by now
+while (( $(date +%s) <= T_FIRST + 13 )); do sleep 0.5; done  # the first certificate has expired
 "$VOUCH" workload cert --socket "$A2/s.sock" --out "$E2E_TMP/w4" --mrenclave "$(mre a)" --mrsigner "$MRS" --isvprodid 1 \
   --isvsvn 1 >/dev/null 2>"$E2E_TMP/err" || fail "issuance with the renewed node certificate: $(cat "$E2E_TMP/err")"
 ok "the renewed node certificate keeps serving workloads after the first expired"
+# A TCB recovery: new collateral under which this platform is OutOfDate. The next renewal (fresh
+# evidence) is refused, the node's TCB is recorded as OutOfDate, its workloads are refused.
+kill -TERM "$VOUCHD_PID"; wait "$VOUCHD_PID" 2>/dev/null
+"$VOUCH" sim tcb-recovery "$D/sim" >/dev/null || fail "sim tcb-recovery"
+SX=$(jq_get '["serial"]' <"$A2/node.json")
+start_vouchd
+for _ in $(seq 1 150); do
+  [[ "$("$VOUCH" node get "$NODE2" -o json | jq_get '["tcb_status"]')" == OutOfDate ]] && break; sleep 0.1
+done
+expect_eq "renewal under new collateral records the node as OutOfDate" OutOfDate \
+  "$("$VOUCH" node get "$NODE2" -o json | jq_get '["tcb_status"]')"
+expect_eq "and is refused (tcb_too_old, audited)" 1 \
+  "$("$VOUCH" audit list -o json | python3 -c "import json,sys; print(min(1, sum(1 for e in json.load(sys.stdin)['items'] if e['action']=='node.renew' and e['outcome']=='denied:tcb_too_old' and e['actor']=='node:$NODE2')))")"
+expect_eq "the agent keeps its old certificate" "$SX" "$(jq_get '["serial"]' <"$A2/node.json")"
+if "$VOUCH" workload cert --socket "$A2/s.sock" --out "$E2E_TMP/w5" --mrenclave "$(mre a)" --mrsigner "$MRS" \
+  --isvprodid 1 --isvsvn 1 >/dev/null 2>"$E2E_TMP/err"; then fail "a workload on the out-of-date node got a certificate"; fi
+expect_contains "its workloads are refused" node_tcb_not_acceptable "$(cat "$E2E_TMP/err")"
 
 # ---- deactivation: refused, audited, certificates revoked into the CRL
 SERIAL=$(jq_get '["serial"]' <"$E2E_TMP/w2/instance.json")
