@@ -542,6 +542,15 @@ Status Agent::DeliverOnce(bool force_checkin) {
   // Idempotent: vouchd records a heartbeat only if its seq is above the instance's last, so a
   // batch that may have reached a dying manager can go to the next one (docs/cluster.md).
   auto answer = client->Post("/api/v1/heartbeats", batch, client::Idempotent::kYes);
+  if (!answer.ok() && answer.status().code() == StatusCode::kInvalidArgument && !refusals.empty()) {
+    // A manager that does not take refusals (older version) must not cost the heartbeats: they
+    // go again without them (the refusals stay in DIR/refusals.log).
+    spdlog::warn("agent: the manager did not take {} local refusals ({}); they stay in refusals.log only",
+                 refusals.size(), answer.status().message());
+    refusals = json::array();
+    batch.erase("refusals");
+    answer = client->Post("/api/v1/heartbeats", batch, client::Idempotent::kYes);
+  }
   Release(std::move(client), gen);
   if (!answer.ok()) {
     Status st = answer.status();
