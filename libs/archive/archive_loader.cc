@@ -4,12 +4,7 @@
 
 #include "base/lazy_library.h"
 
-namespace {
-void* Library() {
-  static void* const handle = vouch::lazy::Open("libarchive.so.13");
-  return handle;
-}
-}  // namespace
+VOUCH_LAZY_LIBRARY(Library, "libarchive.so.13")
 
 #define A_FN(ret, name, fail, params, args) VOUCH_LAZY_FN(Library, ret, name, fail, params, args)
 #define A_VOID_FN(name, params, args) VOUCH_LAZY_VOID_FN(Library, name, params, args)

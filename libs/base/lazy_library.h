@@ -27,6 +27,16 @@ Fn Resolve(void* handle, const char* name) {
 
 }  // namespace vouch::lazy
 
+// Defines `void* loader()` in an anonymous namespace: the dlopen handle of `soname`, opened on the
+// first call (nullptr, with one line on stderr, if it cannot be).
+#define VOUCH_LAZY_LIBRARY(loader, soname)                                     \
+  namespace {                                                                  \
+  void* loader() {                                                             \
+    static void* const handle = ::vouch::lazy::Open(soname);                   \
+    return handle;                                                             \
+  }                                                                            \
+  }
+
 #define VOUCH_LAZY_FN(loader, ret, name, fail, params, args)                   \
   extern "C" ret name params {                                                 \
     using Fn = ret(*) params;                                                  \

@@ -7,12 +7,7 @@
 #include <cstdarg>
 #include <cstdio>
 
-namespace {
-void* Library() {
-  static void* const handle = vouch::lazy::Open("libcurl.so.4");
-  return handle;
-}
-}  // namespace
+VOUCH_LAZY_LIBRARY(Library, "libcurl.so.4")
 
 #define VOUCH_CURL_FN(ret, name, fail, params, args) VOUCH_LAZY_FN(Library, ret, name, fail, params, args)
 #define VOUCH_CURL_VOID_FN(name, params, args) VOUCH_LAZY_VOID_FN(Library, name, params, args)
