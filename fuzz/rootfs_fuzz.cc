@@ -1,7 +1,8 @@
 // libFuzzer target: the converter's overlay tree (convert::RootFs) over hostile layers: whiteouts,
 // opaque directories, hard links, symlinks, entries written through symlinks. The input is up to
 // four tar streams (plain/gzip/zstd) separated by the marker "@@LAYER@@", applied in order.
-// Invariants on what is accepted: every path is relative and normalised, hard links are resolved,
+// Odd layers are read as the converter reads them, also hashing the decompressed stream (the
+// diff_id); a diff_id must then be "sha256:" and 64 hex digits. Invariants on what is accepted: every path is relative and normalised, hard links are resolved,
 // no entry lies below a symlink, and no symlink points above the root.
 #include <cstddef>
 #include <cstdint>
@@ -24,7 +25,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::string_view one = in.substr(0, cut);
     in = cut == std::string_view::npos ? std::string_view() : in.substr(cut + kMarker.size());
     limits.counted_before = fs.content_bytes();
-    if (!fs.ApplyLayerMemory(one, limits).ok()) return 0;
+    std::string diff_id;
+    if (!fs.ApplyLayerMemory(one, limits, layer % 2 == 1 ? &diff_id : nullptr).ok()) return 0;
+    if (layer % 2 == 1 && (diff_id.size() != 71 || diff_id.compare(0, 7, "sha256:") != 0)) __builtin_trap();
   }
   for (const auto& [path, node] : fs.nodes()) {
     auto norm = vouch::oci::NormalizeEntryPath(path);

@@ -27,9 +27,13 @@ A_FN(int, archive_read_support_filter_zstd, ARCHIVE_FATAL, (arch * a), (a))
 A_FN(int, archive_read_support_format_tar, ARCHIVE_FATAL, (arch * a), (a))
 A_FN(int, archive_read_support_format_raw, ARCHIVE_FATAL, (arch * a), (a))
 A_FN(int, archive_read_open_filename, ARCHIVE_FATAL, (arch * a, const char* f, size_t block), (a, f, block))
+A_FN(int, archive_read_open, ARCHIVE_FATAL,
+     (arch * a, void* client, archive_open_callback* o, archive_read_callback* r, archive_close_callback* c),
+     (a, client, o, r, c))
 A_FN(int, archive_read_open_memory, ARCHIVE_FATAL, (arch * a, const void* buf, size_t size), (a, buf, size))
 A_FN(int, archive_read_next_header, ARCHIVE_FATAL, (arch * a, entry** e), (a, e))
 A_FN(la_ssize_t, archive_read_data, -1, (arch * a, void* buf, size_t size), (a, buf, size))
+A_FN(la_int64_t, archive_filter_bytes, -1, (arch * a, int n), (a, n))
 A_FN(int, archive_read_data_skip, ARCHIVE_FATAL, (arch * a), (a))
 
 // Writing.

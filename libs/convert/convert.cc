@@ -76,8 +76,19 @@ Result<ConvertResult> Convert(const ConvertOptions& o) {
     result.layer_bytes += l.size;
     oci::TarLimits limits = o.limits;
     limits.counted_before = fs.content_bytes();  // the content limit is per image, not per layer
-    Status st = fs.ApplyLayerFile(store->PathOf(l.digest), limits);
+    std::string diff_id;
+    Status st = fs.ApplyLayerFile(store->PathOf(l.digest), limits, &diff_id);
     if (!st.ok()) return st.WithContext("layer " + std::to_string(i) + " (" + l.digest + ")");
+    // The config names each layer by the digest of its uncompressed stream; the runtime's
+    // measurement comes from what the layers hold, but an image whose config disagrees with its
+    // layers is corrupt or forged, and converting it would carry the lie into the output.
+    const json& expected = rootfs_j["diff_ids"][i];
+    if (!expected.is_string() || expected.get<std::string>() != diff_id) {
+      return DataLoss("layer " + std::to_string(i) + " (" + l.digest + ") decompresses to " + diff_id +
+                          " but the image config's rootfs.diff_ids[" + std::to_string(i) + "] is " +
+                          (expected.is_string() ? expected.get<std::string>() : expected.dump()).substr(0, 80),
+                      "digest_mismatch");
+    }
   }
   result.content_bytes = fs.content_bytes();
   if (fs.nodes().count("vouch") != 0) {

@@ -138,24 +138,27 @@ class ConvertTest : public ::testing::Test {
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
 
-  // Writes a one-layer OCI layout at dir_/in with tag "v1".
-  void WriteInput(const std::string& layer, const json& cfg_config) {
+  // Writes a one-layer OCI layout at dir_/in with tag "v1". The config's diff_id is the digest
+  // of `layer` unless given (right for an uncompressed layer).
+  void WriteInput(const std::string& layer, const json& cfg_config, std::string diff_id = {},
+                  std::string_view layer_type = oci::kOciLayerTar) {
     auto store = *oci::BlobStore::Create(dir_ + "/seed");
     std::string ld = *store->PutBytes(layer);
+    if (diff_id.empty()) diff_id = ld;
     json config = {{"architecture", "amd64"},
                    {"os", "linux"},
                    {"config", cfg_config},
-                   {"rootfs", {{"type", "layers"}, {"diff_ids", {ld}}}}};
+                   {"rootfs", {{"type", "layers"}, {"diff_ids", {diff_id}}}}};
     std::string cfg = config.dump();
     std::string cd = *store->PutBytes(cfg);
     oci::ImageToPush img;
     img.manifest_media_type = std::string(oci::kOciManifest);
     img.manifest.config = {std::string(oci::kOciConfig), cd, cfg.size(), std::nullopt, {}};
-    img.manifest.layers.push_back({std::string(oci::kOciLayerTar), ld, layer.size(), std::nullopt, {}});
+    img.manifest.layers.push_back({std::string(layer_type), ld, layer.size(), std::nullopt, {}});
     json m = {{"schemaVersion", 2},
               {"mediaType", oci::kOciManifest},
               {"config", {{"mediaType", oci::kOciConfig}, {"digest", cd}, {"size", cfg.size()}}},
-              {"layers", {{{"mediaType", oci::kOciLayerTar}, {"digest", ld}, {"size", layer.size()}}}}};
+              {"layers", {{{"mediaType", layer_type}, {"digest", ld}, {"size", layer.size()}}}}};
     img.manifest_bytes = m.dump();
     ASSERT_TRUE(oci::PushOciLayout(*oci::ImageLocation::Parse("oci:" + dir_ + "/in:v1"), img, *store).ok());
     ASSERT_TRUE(WriteFileAtomic(dir_ + "/rte", "#!/bin/sh\necho fake runtime\n", 0755).ok());
@@ -236,6 +239,73 @@ TEST_F(ConvertTest, HostileLayerWritesNothing) {
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().reason(), "hostile_layer");
   EXPECT_FALSE(std::filesystem::exists(dir_ + "/out"));
+}
+
+// The same two files as a deterministic tar, compressed or not.
+std::string TwoFileLayer(oci::Compression c) {
+  auto w = *oci::TarWriter::Create("", c);
+  EXPECT_TRUE(w->AddDirectory("bin", 0755).ok());
+  EXPECT_TRUE(w->AddFile("bin/app", 0755, std::string(100000, 'a')).ok());
+  EXPECT_TRUE(w->AddFile("bin/b", 0644, "b").ok());
+  EXPECT_TRUE(w->Close().ok());
+  return w->data();
+}
+
+TEST(RootFs, DiffIdIsTheDigestOfTheDecompressedStream) {
+  const std::string plain = TwoFileLayer(oci::Compression::kNone);
+  for (oci::Compression c : {oci::Compression::kNone, oci::Compression::kGzip, oci::Compression::kZstd}) {
+    RootFs fs;
+    std::string diff_id;
+    const std::string layer = TwoFileLayer(c);
+    ASSERT_TRUE(fs.ApplyLayerMemory(layer, {}, &diff_id).ok());
+    EXPECT_EQ(diff_id, oci::Sha256Digest(plain));
+    EXPECT_EQ(fs.nodes().at("bin/app").size, 100000u);
+    if (c != oci::Compression::kNone) {
+      EXPECT_NE(layer, plain);
+    }
+  }
+  // Bytes after the end-of-archive marker count in the digest ...
+  const std::string padded = plain + std::string(3000, '\0');
+  RootFs fs;
+  std::string diff_id;
+  ASSERT_TRUE(fs.ApplyLayerMemory(padded, {}, &diff_id).ok());
+  EXPECT_EQ(diff_id, oci::Sha256Digest(padded));
+  EXPECT_TRUE(RootFs().ApplyLayerMemory(plain + std::string(oci::kMaxTrailingBytes - 4096, 0), {}, &diff_id).ok());
+  // ... but may not hide a bomb there, and a truncated stream is an error, not a digest.
+  RootFs fs2;
+  EXPECT_EQ(fs2.ApplyLayerMemory(plain + std::string(oci::kMaxTrailingBytes + 4096, '\0'), {}, &diff_id).reason(),
+            "hostile_layer");
+  const std::string gz = TwoFileLayer(oci::Compression::kGzip);
+  RootFs fs3;
+  EXPECT_EQ(fs3.ApplyLayerMemory(std::string_view(gz).substr(0, gz.size() - 9), {}, &diff_id).reason(), "corrupt_layer");
+}
+
+TEST_F(ConvertTest, GzipLayerWithItsDiffIdConverts) {
+  const std::string plain = TwoFileLayer(oci::Compression::kNone);
+  WriteInput(TwoFileLayer(oci::Compression::kGzip), {{"Cmd", {"/bin/app"}}}, oci::Sha256Digest(plain),
+             oci::kOciLayerGzip);
+  auto key = crypto::GenerateP256();
+  auto r = Convert(Options(key->get()));
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->protected_files, 3u);
+}
+
+TEST_F(ConvertTest, ConfigDiffIdThatLiesAboutTheLayerWritesNothing) {
+  // The layer blob matches its manifest digest, but the config claims other uncompressed content.
+  const std::string other = oci::Sha256Digest(Tar({{"bin", AE_IFDIR}, {"bin/app", AE_IFREG, "evil"}}));
+  WriteInput(TwoFileLayer(oci::Compression::kGzip), {{"Cmd", {"/bin/app"}}}, other, oci::kOciLayerGzip);
+  auto key = crypto::GenerateP256();
+  auto r = Convert(Options(key->get()));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().reason(), "digest_mismatch");
+  EXPECT_NE(r.status().message().find("rootfs.diff_ids[0]"), std::string::npos) << r.status().message();
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/out"));
+  // A gzip layer whose diff_id is the compressed digest (a common forgery or tool bug) too.
+  std::filesystem::remove_all(dir_ + "/in");
+  std::filesystem::remove_all(dir_ + "/seed");
+  const std::string gz = TwoFileLayer(oci::Compression::kGzip);
+  WriteInput(gz, {{"Cmd", {"/bin/app"}}}, oci::Sha256Digest(gz), oci::kOciLayerGzip);
+  EXPECT_EQ(Convert(Options(key->get())).status().reason(), "digest_mismatch");
 }
 
 TEST_F(ConvertTest, ImageWithoutCommandNeedsAnEntrypoint) {

@@ -124,14 +124,16 @@ Status RootFs::Apply(const TarEntry& e, oci::EntryData& data) {
   return Status::Ok();
 }
 
-Status RootFs::ApplyLayerFile(const std::string& path, const oci::TarLimits& limits) {
+Status RootFs::ApplyLayerFile(const std::string& path, const oci::TarLimits& limits, std::string* diff_id) {
   ++layer_;
-  return oci::ReadTarFile(path, limits, [this](const TarEntry& e, oci::EntryData& d) { return Apply(e, d); });
+  return oci::ReadTarFile(
+      path, limits, [this](const TarEntry& e, oci::EntryData& d) { return Apply(e, d); }, diff_id);
 }
 
-Status RootFs::ApplyLayerMemory(std::string_view bytes, const oci::TarLimits& limits) {
+Status RootFs::ApplyLayerMemory(std::string_view bytes, const oci::TarLimits& limits, std::string* diff_id) {
   ++layer_;
-  return oci::ReadTarMemory(bytes, limits, [this](const TarEntry& e, oci::EntryData& d) { return Apply(e, d); });
+  return oci::ReadTarMemory(
+      bytes, limits, [this](const TarEntry& e, oci::EntryData& d) { return Apply(e, d); }, diff_id);
 }
 
 }  // namespace vouch::convert

@@ -33,9 +33,10 @@ struct FsNode {
 
 class RootFs {
  public:
-  // Applies one layer (a tar stream, plain/gzip/zstd) on top of what is there.
-  Status ApplyLayerFile(const std::string& path, const oci::TarLimits& limits);
-  Status ApplyLayerMemory(std::string_view bytes, const oci::TarLimits& limits);
+  // Applies one layer (a tar stream, plain/gzip/zstd) on top of what is there. With `diff_id`, also
+  // stores the SHA-256 of the decompressed stream there ("sha256:<hex>", oci::ReadTarFile).
+  Status ApplyLayerFile(const std::string& path, const oci::TarLimits& limits, std::string* diff_id = nullptr);
+  Status ApplyLayerMemory(std::string_view bytes, const oci::TarLimits& limits, std::string* diff_id = nullptr);
 
   // Paths are normalised and relative ("bin/sh"); the root itself is not listed.
   const std::map<std::string, FsNode>& nodes() const { return nodes_; }

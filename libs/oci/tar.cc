@@ -6,8 +6,14 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
 #include <cstring>
 #include <vector>
+
+#include "base/encoding.h"
+#include "crypto/digest.h"
 
 namespace vouch::oci {
 namespace {
@@ -196,19 +202,171 @@ Result<std::string> ResolveSymlink(std::string_view link_path, std::string_view 
   return out;
 }
 
-Status ReadTarFile(const std::string& path, const TarLimits& limits, const TarEntryFn& fn) {
-  ArchiveReadPtr a = NewReader();
+namespace {
+
+// SHA-256 of a stream on a second thread, so that hashing the diff_id overlaps with parsing
+// (and hashing the files) on the calling thread. The caller fills the buffers in a ring of
+// kSlots and submits them in order; a buffer is handed out again only after it was hashed.
+class BackgroundSha256 {
+ public:
+  static constexpr size_t kSlots = 4;
+  static constexpr size_t kSlotBytes = 1 << 20;
+
+  BackgroundSha256() : slots_(kSlots, std::vector<uint8_t>(kSlotBytes)), sizes_(kSlots, 0), thread_([this] { Run(); }) {}
+  ~BackgroundSha256() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+  BackgroundSha256(const BackgroundSha256&) = delete;
+  BackgroundSha256& operator=(const BackgroundSha256&) = delete;
+
+  // The next buffer to fill (waits while the hasher still needs it).
+  std::span<uint8_t> Next() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return submitted_ - hashed_ < kSlots; });
+    return slots_[submitted_ % kSlots];
+  }
+  // The first n bytes of the buffer Next() returned are part of the stream.
+  void Submit(size_t n) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      sizes_[submitted_ % kSlots] = n;
+      ++submitted_;
+    }
+    cv_.notify_all();
+  }
+  crypto::Sha256Digest Finish() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return hashed_ == submitted_; });
+    return hasher_.Finish();
+  }
+
+ private:
+  void Run() {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (true) {
+      cv_.wait(lock, [&] { return stop_ || hashed_ < submitted_; });
+      if (hashed_ == submitted_) return;  // stopping, nothing left
+      const size_t slot = hashed_ % kSlots;
+      const size_t n = sizes_[slot];
+      lock.unlock();
+      hasher_.Update(std::span<const uint8_t>(slots_[slot].data(), n));
+      lock.lock();
+      ++hashed_;
+      cv_.notify_all();
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::vector<uint8_t>> slots_;
+  std::vector<size_t> sizes_;
+  uint64_t submitted_ = 0;  // guarded by mu_
+  uint64_t hashed_ = 0;     // guarded by mu_
+  bool stop_ = false;       // guarded by mu_
+  crypto::Sha256Hasher hasher_;  // the hashing thread's, until Finish
+  std::thread thread_;           // last: starts after the members above exist
+};
+
+// The layer stream decompressed once by `outer` (libarchive's raw format behind the gzip/zstd
+// filters) and handed to an inner tar reader through a read callback, which also submits every
+// byte it hands over for hashing: the parse and the diff_id share one decompression.
+struct HashingSource {
+  archive* outer = nullptr;
+  BackgroundSha256 hash;
+  uint64_t bytes = 0;
+  bool at_end = false;
+  std::string error;  // the outer reader's message: the inner one only sees a failed callback
+};
+
+la_ssize_t ReadDecompressed(archive* /*inner*/, void* user, const void** out) {
+  auto* s = static_cast<HashingSource*>(user);
+  if (s->at_end) return 0;
+  std::span<uint8_t> buf = s->hash.Next();
+  la_ssize_t n = archive_read_data(s->outer, buf.data(), buf.size());
+  if (n < 0) {
+    const char* msg = archive_error_string(s->outer);
+    s->error = msg ? msg : "unknown libarchive error";
+    return ARCHIVE_FATAL;
+  }
+  if (n == 0) s->at_end = true;
+  s->hash.Submit(static_cast<size_t>(n));
+  s->bytes += static_cast<uint64_t>(n);
+  *out = buf.data();
+  return n;
+}
+
+ArchiveReadPtr NewRawReader() {
+  ArchiveReadPtr a(archive_read_new());
+  archive_read_support_filter_gzip(a.get());
+  archive_read_support_filter_zstd(a.get());
+  archive_read_support_filter_none(a.get());
+  archive_read_support_format_raw(a.get());
+  return a;
+}
+
+// `outer` is open; parses its decompressed content as tar and stores the diff_id.
+Status ReadEntriesHashing(archive* outer, const TarLimits& limits, const TarEntryFn& fn, std::string* diff_id) {
+  HashingSource src;
+  src.outer = outer;
+  archive_entry* raw_entry = nullptr;
+  int r = archive_read_next_header(outer, &raw_entry);
+  if (r == ARCHIVE_EOF) {
+    src.at_end = true;  // an empty stream: the tar reader below says what it thinks of that
+  } else if (r != ARCHIVE_OK && r != ARCHIVE_WARN) {
+    return ArchiveError(outer, "reading layer stream");
+  }
+  ArchiveReadPtr inner(archive_read_new());
+  archive_read_support_filter_none(inner.get());
+  archive_read_support_format_tar(inner.get());
+  if (archive_read_open(inner.get(), &src, nullptr, ReadDecompressed, nullptr) != ARCHIVE_OK) {
+    if (!src.error.empty()) return DataLoss("decompressing layer: " + src.error, "corrupt_layer");
+    return ArchiveError(inner.get(), "opening tar stream");
+  }
+  Status st = ReadEntries(inner.get(), limits, fn);
+  if (!src.error.empty()) return DataLoss("decompressing layer: " + src.error, "corrupt_layer");
+  VOUCH_RETURN_IF_ERROR(st);
+  // What the tar reader did not consume (end-of-archive blocks, record padding) is part of the
+  // stream and of its digest.
+  // The tar reader's position: just past the end-of-archive marker.
+  const la_int64_t consumed = archive_filter_bytes(inner.get(), 0);
+  const uint64_t tar_end = consumed > 0 ? static_cast<uint64_t>(consumed) : 0;
+  while (!src.at_end) {
+    const void* unused = nullptr;
+    if (ReadDecompressed(nullptr, &src, &unused) < 0) {
+      return DataLoss("decompressing layer: " + src.error, "corrupt_layer");
+    }
+    if (src.bytes > tar_end && src.bytes - tar_end > kMaxTrailingBytes) {
+      return InvalidArgument("layer has more than " + std::to_string(kMaxTrailingBytes) +
+                                 " bytes after the end of its tar archive",
+                             "hostile_layer");
+    }
+  }
+  *diff_id = "sha256:" + HexEncode(src.hash.Finish());
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status ReadTarFile(const std::string& path, const TarLimits& limits, const TarEntryFn& fn, std::string* diff_id) {
+  ArchiveReadPtr a = diff_id != nullptr ? NewRawReader() : NewReader();
   if (archive_read_open_filename(a.get(), path.c_str(), 1 << 20) != ARCHIVE_OK) {
     return ArchiveError(a.get(), "opening " + path);
   }
+  if (diff_id != nullptr) return ReadEntriesHashing(a.get(), limits, fn, diff_id);
   return ReadEntries(a.get(), limits, fn);
 }
 
-Status ReadTarMemory(std::string_view bytes, const TarLimits& limits, const TarEntryFn& fn) {
-  ArchiveReadPtr a = NewReader();
+Status ReadTarMemory(std::string_view bytes, const TarLimits& limits, const TarEntryFn& fn, std::string* diff_id) {
+  ArchiveReadPtr a = diff_id != nullptr ? NewRawReader() : NewReader();
   if (archive_read_open_memory(a.get(), bytes.data(), bytes.size()) != ARCHIVE_OK) {
     return ArchiveError(a.get(), "opening tar stream");
   }
+  if (diff_id != nullptr) return ReadEntriesHashing(a.get(), limits, fn, diff_id);
   return ReadEntries(a.get(), limits, fn);
 }
 

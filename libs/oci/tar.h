@@ -53,8 +53,16 @@ class EntryData {
 // Called once per entry in stream order. Entries not read by the callback are skipped.
 using TarEntryFn = std::function<Status(const TarEntry& entry, EntryData& data)>;
 
-Status ReadTarFile(const std::string& path, const TarLimits& limits, const TarEntryFn& fn);
-Status ReadTarMemory(std::string_view bytes, const TarLimits& limits, const TarEntryFn& fn);
+//
+// With `diff_id`, the decompressed stream is also hashed as it is parsed (one decompression) and
+// "sha256:<hex>" of all of it, the OCI diff_id, is stored there on success. Bytes after the tar
+// end-of-archive marker are hashed too (they are part of the diff_id) but bounded by
+// kMaxTrailingBytes, so a layer cannot hide a decompression bomb behind its end marker.
+inline constexpr uint64_t kMaxTrailingBytes = 16ull << 20;
+Status ReadTarFile(const std::string& path, const TarLimits& limits, const TarEntryFn& fn,
+                   std::string* diff_id = nullptr);
+Status ReadTarMemory(std::string_view bytes, const TarLimits& limits, const TarEntryFn& fn,
+                     std::string* diff_id = nullptr);
 
 // "./a//b/" -> "a/b"; refuses absolute paths, "..", empty names and NUL bytes. "." and "./" give "".
 Result<std::string> NormalizeEntryPath(std::string_view raw);

@@ -139,6 +139,7 @@ hostile through-symlink "passes through the symlink"
 hostile truncated "truncated gzip input"
 hostile truncated-tar "runcated"
 hostile digest-mismatch "expected"
+hostile diff-id-mismatch "but the image config's rootfs.diff_ids[0] is sha256:"
 hostile wrong-media-type "not an image config"
 hostile multiarch "no manifest for platform linux/amd64 (it offers: linux/arm64/v8)"
 # Decompression bombs (~260 KB of gzip, 256 MiB of zeros) against --max-content-size: refused at

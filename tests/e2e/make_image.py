@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes a one-layer OCI image layout with arbitrary (also hostile) tar entries, for the converter's
 e2e tests. Usage: make_image.py DIR KIND   (KIND: dotdot, absolute, symlink-escape, device,
-through-symlink, truncated, truncated-tar, wrong-media-type, digest-mismatch, multiarch, zstd, bomb-entry, bomb-many).
+through-symlink, truncated, truncated-tar, wrong-media-type, digest-mismatch, diff-id-mismatch, multiarch, zstd, bomb-entry, bomb-many).
 bomb-entry: one 256 MiB file of zeros; bomb-many: eight 32 MiB files; both as concatenated gzip
 members of 1 MiB of zeros each, so the layer is ~260 KB and takes no time to make."""
 import gzip, hashlib, io, json, os, subprocess, sys, tarfile
@@ -75,6 +75,8 @@ if kind == "truncated":
 if kind == "truncated-tar":  # plain tar that ends inside the content of bin/ok
     data, ltype = raw[: 512 * 3 + 2], "application/vnd.oci.image.layer.v1.tar"
 ldig, lsize = blob(data)
+if kind == "diff-id-mismatch":  # the layer blob is intact; the config names other content
+    diff_id = hashlib.sha256(layer(base[:1] + [("bin/ok", tarfile.REGTYPE, b"evil")])).hexdigest()
 config = {"architecture": "amd64", "os": "linux", "config": {"Cmd": ["/bin/ok"]},
           "rootfs": {"type": "layers", "diff_ids": ["sha256:" + diff_id]}}
 cdig, csize = blob(json.dumps(config).encode())
