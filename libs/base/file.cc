@@ -13,7 +13,7 @@ namespace {
 std::string Errno() { return std::strerror(errno); }
 }  // namespace
 
-Status WriteFileAtomic(const std::string& path, std::string_view data, unsigned mode) {
+Status WriteFileAtomic(const std::string& path, std::string_view data, unsigned mode, bool durable) {
   std::string tmp = path + ".tmp." + std::to_string(getpid());
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
   if (fd < 0) return Unavailable("cannot create '" + tmp + "': " + Errno(), "io_error");
@@ -30,7 +30,7 @@ Status WriteFileAtomic(const std::string& path, std::string_view data, unsigned 
     }
     off += static_cast<size_t>(n);
   }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
+  if ((durable && ::fsync(fd) != 0) || ::close(fd) != 0) {
     ::unlink(tmp.c_str());
     return Unavailable("cannot sync '" + tmp + "': " + Errno(), "io_error");
   }
@@ -39,6 +39,7 @@ Status WriteFileAtomic(const std::string& path, std::string_view data, unsigned 
     ::unlink(tmp.c_str());
     return Unavailable("cannot rename to '" + path + "': " + err, "io_error");
   }
+  if (!durable) return Status::Ok();
   std::string dir = std::filesystem::path(path).parent_path().string();
   int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd >= 0) {

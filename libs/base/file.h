@@ -9,7 +9,10 @@ namespace vouch {
 
 // Writes `data` to `path` atomically (temp file in the same directory, fsync, rename, fsync of
 // the directory) with permission bits `mode`. A crash leaves either the old or the new file.
-Status WriteFileAtomic(const std::string& path, std::string_view data, unsigned mode = 0644);
+// With durable = false the two fsyncs are skipped: readers still see the old or the new content,
+// never a mix, but a crash of the machine may lose the change (for state that is made again
+// anyway, such as a runtime's freshly issued credentials).
+Status WriteFileAtomic(const std::string& path, std::string_view data, unsigned mode = 0644, bool durable = true);
 // Creates a directory (and parents) with `mode` if missing.
 Status MakeDirs(const std::string& path, unsigned mode = 0755);
 // Reads a whole file up to `max_bytes`.

@@ -60,6 +60,28 @@ TEST_F(RteTest, VerifiesFilesAndNamesTheFirstDifference) {
   EXPECT_FALSE(VerifyFiles(m_, root_).ok());
 }
 
+TEST_F(RteTest, ManyLargeFilesAreCheckedInParallelAndTheFirstDifferenceInManifestOrderIsNamed) {
+  // Enough bytes for the parallel path; sizes differ so the largest-first order is not manifest order.
+  for (int i = 0; i < 12; ++i) {
+    const std::string content(200000 + 50000 * ((i * 7) % 12), static_cast<char>('a' + i));
+    const std::string path = "/bin/f" + std::to_string(10 + i);
+    ASSERT_TRUE(WriteFileAtomic(root_ + path, content, 0644).ok());
+    m_.files.push_back({manifest::FileEntry::Type::kFile, path, HexEncode(crypto::Sha256(std::string_view(content))),
+                        content.size(), 0644, {}});
+  }
+  ASSERT_TRUE(VerifyFiles(m_, root_).ok());
+  for (int i : {20, 13, 17}) {  // three damaged files; /bin/f13 comes first in the manifest
+    std::string content = *ReadWholeFile(root_ + "/bin/f" + std::to_string(i));
+    content[content.size() / 2] ^= 1;
+    ASSERT_TRUE(WriteFileAtomic(root_ + "/bin/f" + std::to_string(i), content, 0644).ok());
+  }
+  for (int run = 0; run < 20; ++run) {
+    Status st = VerifyFiles(m_, root_);
+    ASSERT_EQ(st.reason(), "integrity_violation");
+    EXPECT_NE(st.message().find("/bin/f13: content differs"), std::string::npos) << st.message();
+  }
+}
+
 TEST_F(RteTest, LoadsOnlyASignedCanonicalManifest) {
   WriteSigned();
   auto loaded = LoadManifest(root_);
