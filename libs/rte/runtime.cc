@@ -187,8 +187,11 @@ int Run(const RuntimeOptions& o) {
   if (agent && cert_req != nullptr) {
     worker = std::thread([&] {
       auto renew_at = RenewAt(creds.not_after);
-      auto next_beat = std::chrono::steady_clock::now();
       const auto interval = std::chrono::seconds(std::max<uint32_t>(m.heartbeat_interval_seconds, 1));
+      // The issuance itself recorded the instance as running; the first heartbeat follows a
+      // second later, not while the application is starting on the same cores.
+      auto next_beat = std::chrono::steady_clock::now() + std::min<std::chrono::steady_clock::duration>(
+                                                               interval, std::chrono::seconds(1));
       std::unique_lock<std::mutex> lock(mu);
       while (!stop) {
         auto now = std::chrono::steady_clock::now();

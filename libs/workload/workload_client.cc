@@ -69,6 +69,9 @@ Result<TargetInfo> WorkloadClient::GetTargetInfo() {
 
 ReportSource WorkloadClient::SimReportSource(const SimIdentity& id) {
   return [this, id](const TargetInfo& target, const std::array<uint8_t, 64>& report_data) -> Result<std::vector<uint8_t>> {
+    if (target.tee != "sim") {
+      return Unimplemented("the agent runs the \"" + target.tee + "\" TEE, not the sim TEE", "tee_unsupported");
+    }
     evidence::SgxReportBody body;
     body.mr_enclave = id.mrenclave;
     body.mr_signer = id.mrsigner;
