@@ -1,6 +1,6 @@
 // libFuzzer target for the request-facing parsers of this library: request-target decoding,
 // routing with path parameters, and JsonBody validation. Input: "<target>\n<json body>".
-// Built only with -DVOUCH_FUZZ=ON and clang (see cmake/Vouch.cmake).
+// Built only by the fuzz preset (fuzz/CMakeLists.txt); run with scripts/fuzz http_request.
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
