@@ -32,7 +32,8 @@ constexpr char kKeyFile[] = "node-key.pem";
 constexpr char kCertFile[] = "node-cert.pem";
 constexpr char kNodeFile[] = "node.json";
 constexpr char kConfigFile[] = "agent.json";
-constexpr size_t kMaxPendingRefusals = 100;  // per check-in; vouchd takes at most 100
+constexpr size_t kRefusalsPerCheckin = 100;  // vouchd takes at most 100 per batch
+constexpr size_t kMaxQueuedRefusals = 10000;
 // After vouchd refused the node itself (deactivated, certificate revoked): retrying sooner
 // cannot help and would only fill vouchd's logs.
 constexpr std::chrono::seconds kRefusedNodeBackoff{300};
@@ -122,6 +123,8 @@ Result<std::unique_ptr<Agent>> Agent::Create(AgentOptions options) {
   VOUCH_RETURN_IF_ERROR(MakeDirs(agent->options_.data_dir, 0700));
   VOUCH_RETURN_IF_ERROR(agent->ResolveServers());
   VOUCH_ASSIGN_OR_RETURN(agent->queue_, DiskQueue::Open(agent->options_.data_dir + "/queue", agent->options_.queue_max));
+  VOUCH_ASSIGN_OR_RETURN(agent->refusal_queue_,
+                         DiskQueue::Open(agent->options_.data_dir + "/refusals-queue", kMaxQueuedRefusals));
   VOUCH_RETURN_IF_ERROR(agent->LoadOrProvision());
   return agent;
 }
@@ -301,13 +304,12 @@ void Agent::LogRefusal(const std::string& what, const Status& why, const std::st
   }
   {
     // Reported to vouchd with the next check-in, which is made soon.
-    std::lock_guard<std::mutex> lock(refusals_mu_);
-    if (pending_refusals_.size() < kMaxPendingRefusals) {
-      json r = {{"at", line["at"]}, {"code", why.reason()}, {"message", why.message().substr(0, 200)}};
-      if (!mrenclave.empty()) r["mrenclave"] = mrenclave;
-      pending_refusals_.push_back(std::move(r));
-    } else {
-      ++refusals_unreported_;
+    json r = {{"at", line["at"]}, {"code", why.reason()}, {"message", why.message().substr(0, 200)}};
+    if (!mrenclave.empty()) r["mrenclave"] = mrenclave;
+    Status queued = refusal_queue_->Push(r.dump());
+    if (!queued.ok()) {
+      refusals_unreported_.fetch_add(1);
+      spdlog::warn("agent: refusal not queued for the manager ({}); it stays in refusals.log", queued.message());
     }
   }
   std::lock_guard<std::mutex> lock(loop_mu_);
@@ -499,25 +501,18 @@ void Agent::Stop() {
 
 Status Agent::DeliverOnce(bool force_checkin) {
   VOUCH_ASSIGN_OR_RETURN(auto records, queue_->Peek(options_.batch_max));
+  VOUCH_ASSIGN_OR_RETURN(auto queued_refusals, refusal_queue_->Peek(kRefusalsPerCheckin));
   json refusals = json::array();
-  int64_t unreported = 0;
-  {
-    std::lock_guard<std::mutex> lock(refusals_mu_);
-    std::swap(refusals, pending_refusals_);
-    std::swap(unreported, refusals_unreported_);
+  for (const auto& [seq, text] : queued_refusals) {
+    auto j = json::parse(text, nullptr, false);
+    if (j.is_object()) refusals.push_back(std::move(j));  // written by LogRefusal
   }
-  // Put the refusals back unless vouchd took them.
-  auto keep_refusals = [&]() {
-    std::lock_guard<std::mutex> lock(refusals_mu_);
-    for (auto& r : pending_refusals_) {
-      if (refusals.size() < kMaxPendingRefusals) {
-        refusals.push_back(std::move(r));
-      } else {
-        ++unreported;
-      }
-    }
-    pending_refusals_ = std::move(refusals);
-    refusals_unreported_ += unreported;
+  const int64_t unreported = refusals_unreported_.exchange(0);
+  // Counted refusals go back to the counter unless vouchd took the batch; queued ones stay queued.
+  auto keep_refusals = [&]() { refusals_unreported_.fetch_add(unreported); };
+  // Taken by vouchd (or refused by a manager that does not take refusals): off the queue.
+  auto drop_refusals = [&]() -> Status {
+    return queued_refusals.empty() ? Status::Ok() : refusal_queue_->PopThrough(queued_refusals.back().first);
   };
   if (records.empty() && refusals.empty() && !force_checkin) return Status::Ok();
   json hbs = json::array();
@@ -547,6 +542,8 @@ Status Agent::DeliverOnce(bool force_checkin) {
     // go again without them (the refusals stay in DIR/refusals.log).
     spdlog::warn("agent: the manager did not take {} local refusals ({}); they stay in refusals.log only",
                  refusals.size(), answer.status().message());
+    VOUCH_RETURN_IF_ERROR(drop_refusals());
+    queued_refusals.clear();
     refusals = json::array();
     batch.erase("refusals");
     answer = client->Post("/api/v1/heartbeats", batch, client::Idempotent::kYes);
@@ -564,6 +561,7 @@ Status Agent::DeliverOnce(bool force_checkin) {
     }
     return st;
   }
+  VOUCH_RETURN_IF_ERROR(drop_refusals());
   if (!records.empty()) {
     VOUCH_RETURN_IF_ERROR(queue_->PopThrough(records.back().first));
     delivered_.fetch_add(static_cast<int64_t>(records.size()));
@@ -611,11 +609,7 @@ void Agent::Loop() {
     }
     if (now < next_attempt) continue;
     bool checkin_due = now - last_checkin >= options_.checkin_interval;
-    bool refusals_pending;
-    {
-      std::lock_guard<std::mutex> lock(refusals_mu_);
-      refusals_pending = !pending_refusals_.empty();
-    }
+    const bool refusals_pending = refusal_queue_->size() > 0;
     if (queue_->size() == 0 && !checkin_due && !refusals_pending) continue;
     Status st = DeliverOnce(checkin_due);
     if (st.ok()) {

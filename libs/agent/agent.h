@@ -129,10 +129,10 @@ class Agent {
   std::thread loop_;
   std::atomic<int64_t> refused_{0}, issued_{0}, delivered_{0};
   std::mutex log_mu_;
-  // Local refusals not yet reported to vouchd (at most kMaxPendingRefusals; more are counted).
-  std::mutex refusals_mu_;
-  nlohmann::json pending_refusals_ = nlohmann::json::array();
-  int64_t refusals_unreported_ = 0;
+  // Local refusals not yet reported to vouchd: on disk (DATA/refusals-queue), so that a restart
+  // or kill -9 loses none; past kMaxQueuedRefusals they are only counted.
+  std::unique_ptr<DiskQueue> refusal_queue_;
+  std::atomic<int64_t> refusals_unreported_{0};
 };
 
 }  // namespace vouch::agent

@@ -127,12 +127,17 @@ Status ReadEntries(archive* a, const TarLimits& limits, const TarEntryFn& fn) {
   return Status::Ok();
 }
 
-ArchiveReadPtr NewReader() {
+// Decompresses gzip, zstd or nothing; `raw`: hands out the decompressed bytes, else parses tar.
+ArchiveReadPtr NewReader(bool raw = false) {
   ArchiveReadPtr a(archive_read_new());
   archive_read_support_filter_gzip(a.get());
   archive_read_support_filter_zstd(a.get());
   archive_read_support_filter_none(a.get());
-  archive_read_support_format_tar(a.get());
+  if (raw) {
+    archive_read_support_format_raw(a.get());
+  } else {
+    archive_read_support_format_tar(a.get());
+  }
   return a;
 }
 
@@ -300,15 +305,6 @@ la_ssize_t ReadDecompressed(archive* /*inner*/, void* user, const void** out) {
   return n;
 }
 
-ArchiveReadPtr NewRawReader() {
-  ArchiveReadPtr a(archive_read_new());
-  archive_read_support_filter_gzip(a.get());
-  archive_read_support_filter_zstd(a.get());
-  archive_read_support_filter_none(a.get());
-  archive_read_support_format_raw(a.get());
-  return a;
-}
-
 // `outer` is open; parses its decompressed content as tar and stores the diff_id.
 Status ReadEntriesHashing(archive* outer, const TarLimits& limits, const TarEntryFn& fn, std::string* diff_id) {
   HashingSource src;
@@ -353,7 +349,7 @@ Status ReadEntriesHashing(archive* outer, const TarLimits& limits, const TarEntr
 }  // namespace
 
 Status ReadTarFile(const std::string& path, const TarLimits& limits, const TarEntryFn& fn, std::string* diff_id) {
-  ArchiveReadPtr a = diff_id != nullptr ? NewRawReader() : NewReader();
+  ArchiveReadPtr a = NewReader(/*raw=*/diff_id != nullptr);
   if (archive_read_open_filename(a.get(), path.c_str(), 1 << 20) != ARCHIVE_OK) {
     return ArchiveError(a.get(), "opening " + path);
   }
@@ -362,7 +358,7 @@ Status ReadTarFile(const std::string& path, const TarLimits& limits, const TarEn
 }
 
 Status ReadTarMemory(std::string_view bytes, const TarLimits& limits, const TarEntryFn& fn, std::string* diff_id) {
-  ArchiveReadPtr a = diff_id != nullptr ? NewRawReader() : NewReader();
+  ArchiveReadPtr a = NewReader(/*raw=*/diff_id != nullptr);
   if (archive_read_open_memory(a.get(), bytes.data(), bytes.size()) != ARCHIVE_OK) {
     return ArchiveError(a.get(), "opening tar stream");
   }

@@ -246,14 +246,27 @@ expect_eq "the workload API answers 503 past the bound" 503 "$(head -1 "$E2E_TMP
 expect_contains "with Retry-After" "retry-after: 5" "$(tr 'A-Z' 'a-z' <"$E2E_TMP/hdr")"
 expect_eq "and a JSON error queue_full" queue_full "$(jq_get '["error"]["code"]' <"$E2E_TMP/body")"
 refused "certificate request while the manager is down" manager_unavailable wcert "$E2E_TMP/r5" a
+# A local refusal while the manager is down survives an agent kill -9 (and the queued heartbeats too).
+local_request "$E2E_TMP/k1.spki" 1
+expect_contains "tampered report MAC refused while the manager is down" '"code":"report_mac_invalid"' "$(post_local)"
+expect_eq "the refusal waits on disk for the manager" 1 "$(find "$A/refusals-queue" -type f | wc -l)"
+kill -9 "$AGENT_PID"; wait "$AGENT_PID" 2>/dev/null
+start_agent --queue-max 22
 start_vouchd
 for _ in $(seq 1 100); do
   seq=$("$VOUCH" instance list -o json | python3 -c "import json,sys; print([i['last_seq'] for i in json.load(sys.stdin)['items'] if i['id']=='$INST'][0])")
   [[ "$seq" == 27 ]] && break
   sleep 0.1
 done
-expect_eq "every acknowledged heartbeat arrived (last_seq)" 27 "$seq"
+expect_eq "every acknowledged heartbeat arrived, across the agent's kill -9 (last_seq)" 27 "$seq"
 expect_eq "queue drained" 0 "$(find "$A/queue" -type f | wc -l)"
+for _ in $(seq 1 50); do
+  n=$("$VOUCH" audit list -o json | python3 -c "import json,sys; print(sum(e['outcome']=='denied:report_mac_invalid' for e in json.load(sys.stdin)['items']))")
+  [[ "$n" == 2 ]] && break
+  sleep 0.1
+done
+expect_eq "the refusal made while the manager was down reached vouchd's audit log after the agent's kill -9" 2 "$n"
+expect_eq "refusal queue drained" 0 "$(find "$A/refusals-queue" -type f | wc -l)"
 # (the queued heartbeats carry their old timestamps: a fresh one shows the instance running)
 "$VOUCH" workload heartbeat --socket "$SOCK" --dir "$W" >/dev/null || fail "heartbeat after the manager returned"
 for _ in $(seq 1 50); do
