@@ -253,19 +253,30 @@ expect_eq "the refusal waits on disk for the manager" 1 "$(find "$A/refusals-que
 kill -9 "$AGENT_PID"; wait "$AGENT_PID" 2>/dev/null
 start_agent --queue-max 22
 start_vouchd
-for _ in $(seq 1 100); do
-  seq=$("$VOUCH" instance list -o json | python3 -c "import json,sys; print([i['last_seq'] for i in json.load(sys.stdin)['items'] if i['id']=='$INST'][0])")
-  [[ "$seq" == 27 ]] && break
-  sleep 0.1
-done
-expect_eq "every acknowledged heartbeat arrived, across the agent's kill -9 (last_seq)" 27 "$seq"
+# Runs "$@" every 0.1 s until it prints WANT, at most TRIES times; its last output is in $polled.
+poll_until() {  # WANT TRIES cmd...
+  local want=$1 tries=$2 _
+  shift 2
+  for _ in $(seq 1 "$tries"); do
+    polled=$("$@")
+    [[ "$polled" == "$want" ]] && return 0
+    sleep 0.1
+  done
+  return 1
+}
+last_seq() {
+  "$VOUCH" instance list -o json |
+    python3 -c "import json,sys; print([i['last_seq'] for i in json.load(sys.stdin)['items'] if i['id']=='$INST'][0])"
+}
+mac_refusals_audited() {
+  "$VOUCH" audit list -o json |
+    python3 -c "import json,sys; print(sum(e['outcome']=='denied:report_mac_invalid' for e in json.load(sys.stdin)['items']))"
+}
+poll_until 27 100 last_seq
+expect_eq "every acknowledged heartbeat arrived, across the agent's kill -9 (last_seq)" 27 "$polled"
 expect_eq "queue drained" 0 "$(find "$A/queue" -type f | wc -l)"
-for _ in $(seq 1 50); do
-  n=$("$VOUCH" audit list -o json | python3 -c "import json,sys; print(sum(e['outcome']=='denied:report_mac_invalid' for e in json.load(sys.stdin)['items']))")
-  [[ "$n" == 2 ]] && break
-  sleep 0.1
-done
-expect_eq "the refusal made while the manager was down reached vouchd's audit log after the agent's kill -9" 2 "$n"
+poll_until 2 50 mac_refusals_audited
+expect_eq "the refusal made while the manager was down reached vouchd's audit log after the agent's kill -9" 2 "$polled"
 expect_eq "refusal queue drained" 0 "$(find "$A/refusals-queue" -type f | wc -l)"
 # (the queued heartbeats carry their old timestamps: a fresh one shows the instance running)
 "$VOUCH" workload heartbeat --socket "$SOCK" --dir "$W" >/dev/null || fail "heartbeat after the manager returned"
