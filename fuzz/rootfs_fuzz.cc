@@ -2,8 +2,9 @@
 // opaque directories, hard links, symlinks, entries written through symlinks. The input is up to
 // four tar streams (plain/gzip/zstd) separated by the marker "@@LAYER@@", applied in order.
 // Odd layers are read as the converter reads them, also hashing the decompressed stream (the
-// diff_id); a diff_id must then be "sha256:" and 64 hex digits. Invariants on what is accepted: every path is relative and normalised, hard links are resolved,
-// no entry lies below a symlink, and no symlink points above the root.
+// diff_id); a diff_id must then be "sha256:" and 64 hex digits. Invariants on what is accepted:
+// every path is relative and normalised, hard links are resolved, no entry lies below a symlink,
+// and no symlink points above the root.
 #include <cstddef>
 #include <cstdint>
 #include <string>

@@ -7,9 +7,9 @@
 
 #include <cerrno>
 #include <condition_variable>
+#include <cstring>
 #include <mutex>
 #include <thread>
-#include <cstring>
 #include <vector>
 
 #include "base/encoding.h"
@@ -327,8 +327,7 @@ Status ReadEntriesHashing(archive* outer, const TarLimits& limits, const TarEntr
   if (!src.error.empty()) return DataLoss("decompressing layer: " + src.error, "corrupt_layer");
   VOUCH_RETURN_IF_ERROR(st);
   // What the tar reader did not consume (end-of-archive blocks, record padding) is part of the
-  // stream and of its digest.
-  // The tar reader's position: just past the end-of-archive marker.
+  // stream and of its digest; it is counted from the reader's position, just past the end marker.
   const la_int64_t consumed = archive_filter_bytes(inner.get(), 0);
   const uint64_t tar_end = consumed > 0 ? static_cast<uint64_t>(consumed) : 0;
   while (!src.at_end) {

@@ -97,11 +97,14 @@ int Run(const RuntimeOptions& o) {
   // The first certificate request runs while the files are checked: the certificate is bound to
   // the manifest's measurement, and its key stays in this process until the check has passed
   // (docs/convert.md, "Start-up"). Both take ~10 ms; overlapped, the start pays for one.
+  auto connect_agent = [&]() -> Result<std::unique_ptr<AgentLink>> {
+    return o.connect ? o.connect(m.agent_socket) : Unimplemented("no agent");
+  };
   std::unique_ptr<AgentLink> agent;
   Result<IssuedCredentials> first = Unavailable("not attempted");
   std::thread first_attempt;
   if (cert_req != nullptr) {
-    auto link = o.connect ? o.connect(m.agent_socket) : Result<std::unique_ptr<AgentLink>>(Unimplemented("no agent"));
+    auto link = connect_agent();
     if (link.ok()) {
       agent = std::move(*link);
       first_attempt = std::thread([&] { first = agent->RequestCertificate(*cert_req, id, nullptr, ""); });
@@ -130,28 +133,11 @@ int Run(const RuntimeOptions& o) {
       Status st = ReplaceFile(Join(o.root, cert_req->ca_path), m.zone_ca_pem, 0644);
       if (!st.ok()) Log("cannot write the zone CA: " + st.message());
     }
+    // Attempt 1 is the one made during the file check; later ones follow a doubling backoff.
     auto backoff = std::chrono::milliseconds(1000);
-    for (int attempt = 1;; ++attempt) {
-      Status st;
-      if (attempt == 1) {
-        if (first.ok()) {
-          creds = std::move(*first);
-          break;
-        }
-        st = first.status();
-      } else if (!agent) {
-        auto link = o.connect ? o.connect(m.agent_socket) : Result<std::unique_ptr<AgentLink>>(Unimplemented("no agent"));
-        if (link.ok()) agent = std::move(*link);
-        else st = link.status();
-      }
-      if (attempt > 1 && agent) {
-        auto r = agent->RequestCertificate(*cert_req, id, nullptr, "");
-        if (r.ok()) {
-          creds = std::move(*r);
-          break;
-        }
-        st = r.status();
-      }
+    Result<IssuedCredentials> got = std::move(first);
+    for (int attempt = 1; !got.ok(); ++attempt) {
+      const Status st = got.status();
       Log("no certificate yet (attempt " + std::to_string(attempt) + "): " + st.message() + " [" + st.reason() +
           "]" + (st.reason() == "build_not_approved" || st.reason() == "build_pending" ? "; the build awaits approval"
                                                                                         : "") +
@@ -162,7 +148,17 @@ int Run(const RuntimeOptions& o) {
         return 128 + sig;
       }
       backoff = std::min(backoff * 2, o.max_backoff);
+      if (!agent) {
+        auto link = connect_agent();
+        if (!link.ok()) {
+          got = link.status();
+          continue;
+        }
+        agent = std::move(*link);
+      }
+      got = agent->RequestCertificate(*cert_req, id, nullptr, "");
     }
+    creds = std::move(*got);
     Status st = WriteCredentials(o.root, *cert_req, creds);
     if (!st.ok()) {
       Log("cannot write the certificate files: " + st.message());
