@@ -39,29 +39,11 @@ struct RecoveryArgs {
   std::string dir;
 };
 
-// A TCB recovery, as Intel publishes one: new TCB Info (next evaluation data number, issued now)
-// under which this vendor's platforms are OutOfDate. Signed with the vendor's TCB signing key.
 void RunTcbRecovery(const RecoveryArgs& a, const GlobalOptions& global) {
-  using ojson = nlohmann::ordered_json;
-  auto secrets_text = ReadWholeFile(a.dir + "/" + attest::kSimSecretsFile, 1 << 20);
-  auto info_text = ReadWholeFile(a.dir + "/tcbInfo.json", 1 << 20);
-  if (!secrets_text.ok() || !info_text.ok()) throw CliError(a.dir + " is not a sim vendor folder (vouch sim init)", 1);
-  auto secrets = nlohmann::json::parse(*secrets_text, nullptr, false);
-  ojson info = ojson::parse(*info_text, nullptr, false);
-  if (!secrets.is_object() || !secrets.contains("tcb_signing_key") || !info.is_object() || !info.contains("tcbInfo")) {
-    throw CliError(a.dir + " holds a corrupt sim vendor", 1);
-  }
-  auto key = crypto::PrivateKeyFromPem(secrets["tcb_signing_key"].get<std::string>());
-  if (!key.ok()) throw CliError(key.status().message(), 1);
-  ojson body = info["tcbInfo"];
-  body["tcbEvaluationDataNumber"] = body.value("tcbEvaluationDataNumber", 1) + 1;
-  body["issueDate"] = FormatRfc3339(std::chrono::system_clock::now() - std::chrono::minutes(1));
-  for (auto& level : body["tcbLevels"]) level["tcbStatus"] = "OutOfDate";
-  auto signed_text = attest::sim::SignedJson("tcbInfo", body.dump(), key->get());
-  if (!signed_text.ok()) throw CliError(signed_text.status().message(), 1);
-  if (auto st = WriteFileAtomic(a.dir + "/tcbInfo.json", *signed_text, 0644); !st.ok()) throw CliError(st.message(), 1);
+  auto number = attest::SimTcbRecovery(a.dir);
+  if (!number.ok()) throw CliError("sim tcb-recovery: " + number.status().message(), 1);
   if (global.json()) {
-    std::cout << nlohmann::json{{"dir", a.dir}, {"tcb_evaluation_data_number", body["tcbEvaluationDataNumber"]},
+    std::cout << nlohmann::json{{"dir", a.dir}, {"tcb_evaluation_data_number", *number},
                                 {"expected_tcb_status", "OutOfDate"}}
                      .dump(2)
               << std::endl;

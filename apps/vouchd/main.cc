@@ -2,6 +2,8 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <ctime>
 #include <cstdio>
 #include <string>
 #include <thread>
@@ -81,6 +83,7 @@ struct ServeOptions {
   int node_cert_validity_seconds = 0;  // overrides the hours when set (tests)
   int heartbeat_interval_seconds = 10;
   int workload_cert_max_validity_seconds = 0;
+  int collateral_check_seconds = 60;
 };
 
 int RunServe(const std::string& data_dir, std::string listen, std::string store_url, size_t threads,
@@ -90,6 +93,7 @@ int RunServe(const std::string& data_dir, std::string listen, std::string store_
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
@@ -145,8 +149,28 @@ int RunServe(const std::string& data_dir, std::string listen, std::string store_
               (*server)->port());
   std::fflush(stdout);
 
+  // SIGHUP re-reads the collateral folders now; besides, they are checked for changed files
+  // every --collateral-check-seconds (docs/agent.md "Collateral refresh").
+  auto reload = [&](bool force) {
+    auto reloaded = (*manager)->ReloadCollateral(force);
+    if (!reloaded.ok()) {
+      spdlog::error("collateral reload failed, the previous collateral stays in use: {}", reloaded.status().message());
+    } else if (*reloaded) {
+      spdlog::info("collateral reloaded from {} folder(s)", manager_options.collateral_dirs.size());
+    }
+  };
   int sig = 0;
-  sigwait(&signals, &sig);
+  for (;;) {
+    timespec wait{std::max(1, serve.collateral_check_seconds), 0};
+    sig = serve.collateral_check_seconds > 0 ? sigtimedwait(&signals, nullptr, &wait) : sigwaitinfo(&signals, nullptr);
+    if (sig == SIGHUP) {
+      reload(true);
+    } else if (sig < 0) {
+      if (errno == EAGAIN) reload(false);
+    } else {
+      break;
+    }
+  }
   spdlog::info("received signal {}, finishing in-flight requests", sig);
   (*server)->Stop(std::chrono::seconds(10));
   spdlog::info("stopped");
@@ -184,6 +208,10 @@ int main(int argc, char** argv) {
   ServeOptions serve;
   serve_cmd->add_option("--collateral", serve.collateral_dirs,
                         "DCAP collateral folder for node evidence (repeatable; DATA/sim is added in --dev)");
+  serve_cmd->add_option("--collateral-check-seconds", serve.collateral_check_seconds,
+                        "How often to look for changed collateral files and reload them (0: only on SIGHUP)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 86400));
   serve_cmd->add_option("--node-cert-validity-hours", serve.node_cert_validity_hours, "Validity of node certificates")
       ->capture_default_str()
       ->check(CLI::Range(1, 24 * 90));

@@ -9,6 +9,7 @@
 #include "api/routes.h"
 #include "attest/sim_vendor.h"
 #include "base/encoding.h"
+#include "base/file.h"
 #include "crypto/digest.h"
 #include "crypto/keys.h"
 #include "crypto/random.h"
@@ -446,6 +447,58 @@ TEST_F(AgentApiTest, RenewalNeedsFreshEvidence) {
   r = Call("POST", "/api/v1/nodes/renew", ProvisionBody(*sim_old_, n.key.get(), "", Nonce()).dump(), "", &n.cert_der);
   EXPECT_EQ(Code(r), "tcb_too_old");
   EXPECT_EQ(Admin("GET", "/api/v1/nodes/" + n.id, nullptr, 200)["tcb_status"], "OutOfDate");
+}
+
+// New collateral (a TCB recovery) takes effect in a running manager: renewal is refused once it
+// is reloaded, and a broken copy of the files is refused while the previous collateral stays in use.
+TEST_F(AgentApiTest, CollateralReloadTakesEffectWithoutARestart) {
+  Node n = Provision();
+  auto renew = [&] {
+    return Call("POST", "/api/v1/nodes/renew", ProvisionBody(*sim_, n.key.get(), "", Nonce()).dump(), "", &n.cert_der);
+  };
+  EXPECT_EQ(renew().status, 201u);
+  auto unchanged = manager_->ReloadCollateral();
+  ASSERT_TRUE(unchanged.ok()) << unchanged.status().ToString();
+  EXPECT_FALSE(*unchanged);
+
+  // A half-copied TCB Info: refused, the old collateral keeps working, reported once.
+  const std::string info_path = dir_ + "/sim/tcbInfo.json";
+  auto good = ReadWholeFile(info_path, 1 << 20);
+  ASSERT_TRUE(good.ok());
+  ASSERT_TRUE(WriteFileAtomic(info_path, good->substr(0, good->size() / 2)).ok());
+  auto broken = manager_->ReloadCollateral();
+  ASSERT_FALSE(broken.ok());
+  EXPECT_NE(broken.status().message().find(dir_ + "/sim"), std::string::npos) << broken.status().ToString();
+  EXPECT_EQ(renew().status, 201u);
+  auto again = manager_->ReloadCollateral();
+  ASSERT_TRUE(again.ok());
+  EXPECT_FALSE(*again);
+  // TCB Info signed by someone else than the TCB signing key: refused likewise.
+  std::string forged = *good;
+  size_t sig = forged.find("\"signature\":\"");
+  ASSERT_NE(sig, std::string::npos);
+  sig += 13;
+  forged[sig] = forged[sig] == '0' ? '1' : '0';
+  ASSERT_TRUE(WriteFileAtomic(info_path, forged).ok());
+  auto unsigned_info = manager_->ReloadCollateral();
+  ASSERT_FALSE(unsigned_info.ok());
+  EXPECT_EQ(unsigned_info.status().reason(), "invalid_collateral_signature") << unsigned_info.status().ToString();
+  EXPECT_EQ(renew().status, 201u);
+
+  // The vendor's real new TCB Info: every level OutOfDate. Until reloaded nothing changes.
+  ASSERT_TRUE(WriteFileAtomic(info_path, *good).ok());
+  auto number = attest::SimTcbRecovery(dir_ + "/sim");
+  ASSERT_TRUE(number.ok()) << number.status().ToString();
+  EXPECT_EQ(*number, 2);
+  auto reloaded = manager_->ReloadCollateral();
+  ASSERT_TRUE(reloaded.ok()) << reloaded.status().ToString();
+  EXPECT_TRUE(*reloaded);
+  EXPECT_EQ(Code(renew()), "tcb_too_old");
+  EXPECT_EQ(Admin("GET", "/api/v1/nodes/" + n.id, nullptr, 200)["tcb_status"], "OutOfDate");
+  // A forced reload (SIGHUP) reloads even when nothing changed.
+  auto forced = manager_->ReloadCollateral(true);
+  ASSERT_TRUE(forced.ok());
+  EXPECT_TRUE(*forced);
 }
 
 }  // namespace

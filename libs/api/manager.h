@@ -209,6 +209,12 @@ class Manager {
   // --- node agents (docs/agent.md). Nodes authenticate with a certificate from the node CA
   // (one per installation, created on first use) over mutual TLS.
   Result<std::string> NodeCaPem();
+  // Re-reads the collateral folders (ManagerOptions::collateral_dirs), e.g. after new TCB Info or
+  // CRLs were copied in. Unless `force`, only when a file in them changed (name, size or mtime)
+  // since the last load or the last failed attempt. The new set replaces the old one only when
+  // every folder loads and its trust root, CRL, TCB Info and QE Identity check out; otherwise the
+  // old set stays in use and the error is returned. True when a new set was installed.
+  Result<bool> ReloadCollateral(bool force = false);
   Result<json> CreateNodeNonce();
   // With a join token (provisioning) when `node` is null, else a renewal by that node.
   Result<json> EnrollNode(const Principal* node, const NodeEnrollment& e);
@@ -282,7 +288,11 @@ class Manager {
   std::shared_ptr<ClusterJoinState> cluster_;
   std::mutex node_signer_mu_;
   std::shared_ptr<pki::CaSigner> node_signer_;
-  std::vector<std::unique_ptr<attest::DcapVerifier>> verifiers_;
+  using Verifiers = std::vector<std::unique_ptr<attest::DcapVerifier>>;
+  std::mutex verifiers_mu_;  // guards the pointer; a snapshot stays valid while a request uses it
+  std::shared_ptr<const Verifiers> verifiers_;
+  std::string collateral_fingerprint_;  // of the last load or failed attempt (ReloadCollateral)
+  std::mutex reload_mu_;                // one reload at a time
   std::mutex keys_mu_;
   std::map<std::string, std::shared_ptr<EVP_PKEY>> heartbeat_keys_;  // certificate serial -> key
   // Refusals of a node's own identity (deactivated, certificate revoked) are audited once per

@@ -140,11 +140,16 @@ Result<json> Manager::CreateNodeNonce() {
 }
 
 attest::Verdict Manager::VerifyEvidence(std::span<const uint8_t> quote) {
-  if (verifiers_.empty()) {
+  std::shared_ptr<const Verifiers> verifiers;
+  {
+    std::lock_guard<std::mutex> lock(verifiers_mu_);
+    verifiers = verifiers_;
+  }
+  if (!verifiers || verifiers->empty()) {
     return attest::VerifyDcapQuote(quote, std::nullopt, clock_->Now());
   }
   attest::Verdict last;
-  for (const auto& v : verifiers_) {
+  for (const auto& v : *verifiers) {
     last = v->Verify(quote, clock_->Now());
     if (last.genuine) return last;
   }

@@ -709,6 +709,16 @@ Result<std::unique_ptr<DcapVerifier>> DcapVerifier::Create(std::shared_ptr<const
 
 Verdict DcapVerifier::Verify(std::span<const uint8_t> quote, TimePoint at) const { return impl_->Verify(quote, at); }
 
+Status DcapVerifier::CollateralStatus() const {
+  const Impl& i = *impl_;
+  if (!i.trust_status.ok()) return i.trust_status;
+  if (!i.root_crl_status.ok()) return i.root_crl_status;
+  if (!i.tcb_info.present) return Err(kDcapMissingCollateral, "no TCB Info");
+  if (!i.tcb_info.status.ok()) return i.tcb_info.status;
+  if (!i.qe_identity.present) return Err(kDcapMissingCollateral, "no QE Identity");
+  return i.qe_identity.status;
+}
+
 Verdict VerifyDcapQuote(std::span<const uint8_t> quote, const std::optional<std::string>& collateral_dir, TimePoint at,
                         const DcapTrustOptions& trust) {
   Result<std::shared_ptr<const DcapCollateral>> collateral =

@@ -87,6 +87,12 @@ class DcapVerifier {
 
   Verdict Verify(std::span<const uint8_t> quote, TimePoint at) const;
 
+  // The time-independent state of the collateral this verifier was made from: ok when the trust
+  // root is usable and the root CA CRL, TCB Info and QE Identity are present and signed by it;
+  // otherwise the first problem, with the code a verdict would carry. A running manager uses it
+  // to refuse replacing good collateral with a broken copy.
+  Status CollateralStatus() const;
+
   struct Impl;
 
  private:

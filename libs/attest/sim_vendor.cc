@@ -13,6 +13,7 @@
 #include "attest/pck_extension.h"
 #include "attest/sim_pki.h"
 #include "base/encoding.h"
+#include "base/file.h"
 #include "crypto/digest.h"
 #include "crypto/keys.h"
 #include "crypto/random.h"
@@ -251,6 +252,27 @@ Result<std::unique_ptr<SimVendor>> SimVendor::Create(const std::string& dir, con
                                       dir + " --allow-sim\n",
                                   false));
   return Load(dir);
+}
+
+Result<int> SimTcbRecovery(const std::string& dir) {
+  auto secrets_text = crypto::ReadFile(dir + "/" + kSimSecretsFile, 1 << 20);
+  auto info_text = crypto::ReadFile(dir + "/" + kTcbInfoFile, 1 << 20);
+  if (!secrets_text.ok() || !info_text.ok()) return NotFound(dir + " is not a sim vendor folder", "not_found");
+  auto secrets = nlohmann::json::parse(*secrets_text, nullptr, false);
+  ojson info = ojson::parse(*info_text, nullptr, false);
+  if (!secrets.is_object() || !info.is_object() || !info.contains("tcbInfo") || !info["tcbInfo"].is_object() ||
+      !info["tcbInfo"].contains("tcbLevels") || !info["tcbInfo"]["tcbLevels"].is_array()) {
+    return InvalidArgument(dir + " holds a corrupt sim vendor", "malformed_sim");
+  }
+  VOUCH_ASSIGN_OR_RETURN(EvpPkeyPtr key, Key(secrets, "tcb_signing_key"));
+  ojson body = info["tcbInfo"];
+  const int number = body.value("tcbEvaluationDataNumber", 1) + 1;
+  body["tcbEvaluationDataNumber"] = number;
+  body["issueDate"] = FormatRfc3339(std::chrono::system_clock::now() - std::chrono::minutes(1));
+  for (auto& level : body["tcbLevels"]) level["tcbStatus"] = "OutOfDate";
+  VOUCH_ASSIGN_OR_RETURN(std::string text, sim::SignedJson("tcbInfo", body.dump(), key.get()));
+  VOUCH_RETURN_IF_ERROR(WriteFileAtomic(dir + "/" + kTcbInfoFile, text, 0644));
+  return number;
 }
 
 Result<std::unique_ptr<SimVendor>> SimVendor::Load(const std::string& dir) {

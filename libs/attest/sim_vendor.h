@@ -139,6 +139,11 @@ class SimVendor {
 };
 
 // AES-128-CMAC (NIST SP 800-38B) through OpenSSL EVP_MAC "CMAC": the MAC of sim SGX REPORTs.
+// A TCB recovery, as Intel publishes one: rewrites DIR/tcbInfo.json (atomically) with the next
+// TCB evaluation data number, issued now, every level OutOfDate; signed with the sim vendor's
+// TCB signing key. Returns the new evaluation data number.
+Result<int> SimTcbRecovery(const std::string& dir);
+
 Result<std::array<uint8_t, 16>> SimAesCmac128(const crypto::SecretBytes& key, std::span<const uint8_t> data);
 
 // The QE enclave identity the sim quoting enclave reports (and its QE Identity describes).

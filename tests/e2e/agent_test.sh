@@ -21,7 +21,8 @@ ok "vouchd init --dev wrote a sim vendor"
 
 VOUCHD_EXTRA=()
 start_vouchd() {
-  "$VOUCHD" serve --data-dir "$D" --collateral "$E2E_TMP/sim-old" --heartbeat-interval 2 "${VOUCHD_EXTRA[@]}" \
+  "$VOUCHD" serve --data-dir "$D" --collateral "$E2E_TMP/sim-old" --heartbeat-interval 2 --collateral-check-seconds 1 \
+    "${VOUCHD_EXTRA[@]}" \
     >>"$E2E_TMP/vouchd.log" 2>&1 &
   VOUCHD_PID=$!
   E2E_PIDS+=("$VOUCHD_PID")
@@ -349,22 +350,50 @@ while (( $(date +%s) <= T_FIRST + 13 )); do sleep 0.5; done  # the first certifi
 "$VOUCH" workload cert --socket "$A2/s.sock" --out "$E2E_TMP/w4" --mrenclave "$(mre a)" --mrsigner "$MRS" --isvprodid 1 \
   --isvsvn 1 >/dev/null 2>"$E2E_TMP/err" || fail "issuance with the renewed node certificate: $(cat "$E2E_TMP/err")"
 ok "the renewed node certificate keeps serving workloads after the first expired"
-# A TCB recovery: new collateral under which this platform is OutOfDate. The next renewal (fresh
-# evidence) is refused and the node's TCB is recorded as OutOfDate (from then on vouchd refuses its
-# workloads with node_tcb_not_acceptable: libs/api/agent_api_test.cc).
-kill -TERM "$VOUCHD_PID"; wait "$VOUCHD_PID" 2>/dev/null
+# A TCB recovery: new collateral under which this platform is OutOfDate, copied into the folder of
+# the running vouchd, which notices the changed files (--collateral-check-seconds 1) without a
+# restart. The next renewal (fresh evidence) is refused and the node's TCB is recorded as OutOfDate
+# (from then on vouchd refuses its workloads with node_tcb_not_acceptable: libs/api/agent_api_test.cc).
+PID_BEFORE=$VOUCHD_PID
 "$VOUCH" sim tcb-recovery "$D/sim" >/dev/null || fail "sim tcb-recovery"
-SX=$(jq_get '["serial"]' <"$A2/node.json")
-start_vouchd
+# "yes" once vouchd's log has at least N lines containing TEXT (the 1 s poll may add one more).
+vouchd_logged() { [[ $(grep -c "$2" "$E2E_TMP/vouchd.log") -ge $1 ]] && echo yes; }
+poll_until yes 50 vouchd_logged 1 "collateral reloaded" || fail "vouchd did not reload the changed collateral"
+ok "vouchd reloads the changed collateral on its own"
 for _ in $(seq 1 150); do
   [[ "$("$VOUCH" node get "$NODE2" -o json | jq_get '["tcb_status"]')" == OutOfDate ]] && break; sleep 0.1
 done
 expect_eq "renewal under new collateral records the node as OutOfDate" OutOfDate \
   "$("$VOUCH" node get "$NODE2" -o json | jq_get '["tcb_status"]')"
+# The agent renews one at a time: once a refusal is recorded, no earlier renewal is in flight.
+SX=$(jq_get '["serial"]' <"$A2/node.json")
 expect_eq "and is refused (tcb_too_old, audited)" 1 \
   "$("$VOUCH" audit list -o json | python3 -c "import json,sys; print(min(1, sum(1 for e in json.load(sys.stdin)['items'] if e['action']=='node.renew' and e['outcome']=='denied:tcb_too_old' and e['actor']=='node:$NODE2')))")"
-expect_eq "the agent keeps its old certificate" "$SX" "$(jq_get '["serial"]' <"$A2/node.json")"
 expect_contains "the agent logs the refused renewal" "renewal failed: " "$(grep tcb_too_old "$E2E_TMP/agent2.log")"
+expect_eq "no restart was needed" "$PID_BEFORE" "$VOUCHD_PID"
+kill -0 "$VOUCHD_PID" || fail "vouchd is gone"
+# A broken copy is refused (logged once) and the previous collateral stays in use; SIGHUP reloads
+# at once, even when no file changed.
+cp "$D/sim/tcbInfo.json" "$E2E_TMP/tcbInfo.good"
+head -c 100 "$E2E_TMP/tcbInfo.good" >"$D/sim/tcbInfo.json"
+poll_until yes 50 vouchd_logged 1 "collateral reload failed, the previous collateral stays in use" \
+  || fail "a broken collateral copy was not refused"
+ok "a broken collateral copy is refused and logged"
+curl -fsS --cacert "$D/service-ca.pem" "$URL/healthz" >/dev/null || fail "vouchd unhealthy after a broken collateral copy"
+sleep 1.5
+expect_eq "the refusal is logged once, not at every check" 1 \
+  "$(grep -c "collateral reload failed" "$E2E_TMP/vouchd.log")"
+cp "$E2E_TMP/tcbInfo.good" "$D/sim/tcbInfo.json"
+poll_until yes 50 vouchd_logged 2 "collateral reloaded" || fail "the restored collateral was not reloaded"
+ok "the restored collateral is reloaded"
+sleep 1.5
+reloads=$(grep -c "collateral reloaded" "$E2E_TMP/vouchd.log")
+kill -HUP "$VOUCHD_PID"
+poll_until yes 20 vouchd_logged $((reloads + 1)) "collateral reloaded" || fail "SIGHUP did not reload the collateral"
+ok "SIGHUP reloads the collateral at once"
+expect_eq "the agent keeps its old certificate (its renewals, every ~4 s, are refused)" "$SX" \
+  "$(jq_get '["serial"]' <"$A2/node.json")"
+kill -0 "$VOUCHD_PID" || fail "vouchd is gone after SIGHUP"
 
 # ---- deactivation: refused, audited, certificates revoked into the CRL
 SERIAL=$(jq_get '["serial"]' <"$E2E_TMP/w2/instance.json")
