@@ -103,7 +103,7 @@ issue_one() {
   local gen=$! perf=""
   if [[ -n "${PERF_OUT:-}" ]]; then
     until grep -q "clock started" "$W/gen.err" 2>/dev/null || ! kill -0 "$gen" 2>/dev/null; do sleep 0.02; done
-    perf record -g -o "$PERF_OUT" -p "$(IFS=,; echo "${VPIDS[*]},${APIDS[*]}")" 2>/dev/null &
+    perf record ${PERF_FLAGS:--g} -o "$PERF_OUT" -p "$(IFS=,; echo "${VPIDS[*]},${APIDS[*]}")" 2>/dev/null &
     perf=$!
   fi
   wait "$gen" || { cat "$W/gen.err"; fail "vouch issuance run"; }

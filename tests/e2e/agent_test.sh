@@ -375,7 +375,8 @@ kill -0 "$VOUCHD_PID" || fail "vouchd is gone"
 # A broken copy is refused (logged once) and the previous collateral stays in use; SIGHUP reloads
 # at once, even when no file changed.
 cp "$D/sim/tcbInfo.json" "$E2E_TMP/tcbInfo.good"
-head -c 100 "$E2E_TMP/tcbInfo.good" >"$D/sim/tcbInfo.json"
+head -c 100 "$E2E_TMP/tcbInfo.good" >"$E2E_TMP/tcbInfo.broken"
+mv "$E2E_TMP/tcbInfo.broken" "$D/sim/tcbInfo.json"  # one change, as an operator's copy-then-rename makes
 poll_until yes 50 vouchd_logged 1 "collateral reload failed, the previous collateral stays in use" \
   || fail "a broken collateral copy was not refused"
 ok "a broken collateral copy is refused and logged"
@@ -383,7 +384,7 @@ curl -fsS --cacert "$D/service-ca.pem" "$URL/healthz" >/dev/null || fail "vouchd
 sleep 1.5
 expect_eq "the refusal is logged once, not at every check" 1 \
   "$(grep -c "collateral reload failed" "$E2E_TMP/vouchd.log")"
-cp "$E2E_TMP/tcbInfo.good" "$D/sim/tcbInfo.json"
+cp "$E2E_TMP/tcbInfo.good" "$E2E_TMP/tcbInfo.copy" && mv "$E2E_TMP/tcbInfo.copy" "$D/sim/tcbInfo.json"
 poll_until yes 50 vouchd_logged 2 "collateral reloaded" || fail "the restored collateral was not reloaded"
 ok "the restored collateral is reloaded"
 sleep 1.5
