@@ -22,6 +22,7 @@ struct InitArgs {
   std::string dir;
   std::string tcb = "up-to-date";
   bool revoked = false;
+  int validity_days = 365;
 };
 
 struct QuoteArgs {
@@ -66,6 +67,7 @@ void RunInit(const InitArgs& a, const GlobalOptions& global) {
   attest::SimVendorOptions options;
   options.tcb = *tcb;
   options.revoked = a.revoked;
+  options.collateral_validity = std::chrono::hours(24 * a.validity_days);
   auto vendor = attest::SimVendor::Create(a.dir, options);
   if (!vendor.ok()) throw CliError("sim init: " + vendor.status().message(), 1);
   const auto& p = (*vendor)->platform();
@@ -122,6 +124,9 @@ void Register(CLI::App& root, GlobalOptions& global) {
   i->add_option("--tcb", init->tcb, "Platform TCB level")
       ->check(CLI::IsMember({"up-to-date", "out-of-date", "sw-hardening-needed"}));
   i->add_flag("--revoked", init->revoked, "List the platform's PCK certificate in the PCK CRL");
+  i->add_option("--validity-days", init->validity_days, "Lifetime of the CRLs, TCB Info and QE Identity")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 3650));
   i->callback([init, &global] { RunInit(*init, global); });
 
   auto quote = std::make_shared<QuoteArgs>();

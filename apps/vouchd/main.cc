@@ -151,13 +151,34 @@ int RunServe(const std::string& data_dir, std::string listen, std::string store_
 
   // SIGHUP re-reads the collateral folders now; besides, they are checked for changed files
   // every --collateral-check-seconds (docs/agent.md "Collateral refresh").
+  // Expired collateral refuses every node: say so at start, after each reload and once a day.
+  auto last_expiry_check = std::chrono::steady_clock::now();
+  auto check_expiry = [&] {
+    last_expiry_check = std::chrono::steady_clock::now();
+    const auto now = std::chrono::system_clock::now();
+    for (const auto& [cdir, until] : (*manager)->CollateralValidUntil()) {
+      if (until == vouch::TimePoint::max()) continue;
+      if (until <= now) {
+        spdlog::error("collateral in {} has expired ({}): node provisioning and renewal are refused until it is refreshed",
+                      cdir, until == vouch::TimePoint::min() ? "a CRL without nextUpdate" : vouch::FormatRfc3339(until));
+      } else if (until - now < std::chrono::hours(24 * 7)) {
+        spdlog::warn("collateral in {} expires at {}: refresh it", cdir, vouch::FormatRfc3339(until));
+      }
+    }
+  };
+  check_expiry();
+  metrics.DeclareCounter("vouch_collateral_reloads_total", "Collateral reloads, by result (ok, failed)");
   auto reload = [&](bool force) {
     auto reloaded = (*manager)->ReloadCollateral(force);
     if (!reloaded.ok()) {
+      metrics.Increment("vouch_collateral_reloads_total", {{"result", "failed"}});
       spdlog::error("collateral reload failed, the previous collateral stays in use: {}", reloaded.status().message());
     } else if (*reloaded) {
+      metrics.Increment("vouch_collateral_reloads_total", {{"result", "ok"}});
       spdlog::info("collateral reloaded from {} folder(s)", manager_options.collateral_dirs.size());
+      check_expiry();
     }
+    if (std::chrono::steady_clock::now() - last_expiry_check > std::chrono::hours(24)) check_expiry();
   };
   int sig = 0;
   for (;;) {

@@ -457,6 +457,10 @@ TEST_F(AgentApiTest, CollateralReloadTakesEffectWithoutARestart) {
     return Call("POST", "/api/v1/nodes/renew", ProvisionBody(*sim_, n.key.get(), "", Nonce()).dump(), "", &n.cert_der);
   };
   EXPECT_EQ(renew().status, 201u);
+  auto valid = manager_->CollateralValidUntil();
+  ASSERT_EQ(valid.size(), 2u);
+  EXPECT_EQ(valid[0].first, dir_ + "/sim");
+  EXPECT_GT(valid[0].second, clock_.Now() + std::chrono::hours(24 * 300));  // a sim lasts a year
   auto unchanged = manager_->ReloadCollateral();
   ASSERT_TRUE(unchanged.ok()) << unchanged.status().ToString();
   EXPECT_FALSE(*unchanged);

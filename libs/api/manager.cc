@@ -177,6 +177,19 @@ Result<std::unique_ptr<Manager>> Manager::Create(store::Database* db, crypto::Se
   return m;
 }
 
+std::vector<std::pair<std::string, TimePoint>> Manager::CollateralValidUntil() {
+  std::shared_ptr<const Verifiers> verifiers;
+  {
+    std::lock_guard<std::mutex> lock(verifiers_mu_);
+    verifiers = verifiers_;
+  }
+  std::vector<std::pair<std::string, TimePoint>> out;
+  for (size_t i = 0; verifiers && i < verifiers->size() && i < options_.collateral_dirs.size(); ++i) {
+    out.emplace_back(options_.collateral_dirs[i], (*verifiers)[i]->CollateralValidUntil());
+  }
+  return out;
+}
+
 Result<bool> Manager::ReloadCollateral(bool force) {
   std::lock_guard<std::mutex> reload(reload_mu_);
   std::string fingerprint = CollateralFingerprint(options_.collateral_dirs);

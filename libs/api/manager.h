@@ -8,6 +8,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -215,6 +216,10 @@ class Manager {
   // every folder loads and its trust root, CRL, TCB Info and QE Identity check out; otherwise the
   // old set stays in use and the error is returned. True when a new set was installed.
   Result<bool> ReloadCollateral(bool force = false);
+  // Each collateral folder in use with the time its first piece expires
+  // (DcapVerifier::CollateralValidUntil): vouch_collateral_valid_until_seconds, and vouchd's
+  // warning when that is less than a week away.
+  std::vector<std::pair<std::string, TimePoint>> CollateralValidUntil();
   Result<json> CreateNodeNonce();
   // With a join token (provisioning) when `node` is null, else a renewal by that node.
   Result<json> EnrollNode(const Principal* node, const NodeEnrollment& e);

@@ -709,6 +709,18 @@ Result<std::unique_ptr<DcapVerifier>> DcapVerifier::Create(std::shared_ptr<const
 
 Verdict DcapVerifier::Verify(std::span<const uint8_t> quote, TimePoint at) const { return impl_->Verify(quote, at); }
 
+TimePoint DcapVerifier::CollateralValidUntil() const {
+  const Impl& i = *impl_;
+  TimePoint until = TimePoint::max();
+  if (i.collateral->root_crl() != nullptr) until = std::min(until, i.root_crl_window.not_after);
+  if (i.collateral->pck_crl() != nullptr) until = std::min(until, CrlWindow(i.collateral->pck_crl()).not_after);
+  for (const SignedDocState* doc : {&i.tcb_info, &i.qe_identity}) {
+    if (!doc->present) continue;
+    until = std::min({until, doc->doc_window.not_after, doc->cert_window.not_after});
+  }
+  return until;
+}
+
 Status DcapVerifier::CollateralStatus() const {
   const Impl& i = *impl_;
   if (!i.trust_status.ok()) return i.trust_status;

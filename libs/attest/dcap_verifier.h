@@ -92,6 +92,11 @@ class DcapVerifier {
   // otherwise the first problem, with the code a verdict would carry. A running manager uses it
   // to refuse replacing good collateral with a broken copy.
   Status CollateralStatus() const;
+  // When the first piece of this collateral stops being usable: the earliest of the TCB Info's
+  // and QE Identity's nextUpdate, the root CA and PCK CRLs' nextUpdate and the TCB signing
+  // chain's notAfter. Past it, evidence is refused (collateral_expired / crl_expired) until new
+  // collateral is loaded. TimePoint::max() if none of them is present.
+  TimePoint CollateralValidUntil() const;
 
   struct Impl;
 

@@ -186,6 +186,27 @@ TEST(SimVendor, CollateralExpiresAfterItsValidity) {
   fs::remove_all(f.dir);
 }
 
+// CollateralValidUntil is the first expiry: quotes verify up to it and not after it.
+TEST(SimVendor, CollateralValidUntilIsTheFirstExpiry) {
+  SimVendorOptions o;
+  o.now = std::chrono::system_clock::now() - std::chrono::hours(1);
+  o.collateral_validity = std::chrono::hours(24 * 30);
+  auto f = MakeSim("valid-until", o);
+  auto collateral = DcapCollateral::LoadDir(f.dir);
+  ASSERT_TRUE(collateral.ok());
+  DcapTrustOptions trust;
+  trust.allow_sim = true;
+  auto verifier = DcapVerifier::Create(*collateral, trust);
+  ASSERT_TRUE(verifier.ok());
+  EXPECT_TRUE((*verifier)->CollateralStatus().ok()) << (*verifier)->CollateralStatus().ToString();
+  TimePoint until = (*verifier)->CollateralValidUntil();
+  auto want = *o.now + o.collateral_validity;
+  EXPECT_LE(std::chrono::abs(until - want), std::chrono::seconds(1));
+  EXPECT_TRUE((*verifier)->Verify(f.quote, until - std::chrono::seconds(1)).genuine);
+  EXPECT_FALSE((*verifier)->Verify(f.quote, until + std::chrono::seconds(1)).genuine);
+  fs::remove_all(f.dir);
+}
+
 TEST(SimLocalAttestation, ReportMacVerifiesOnlyForItsTarget) {
   auto f = MakeSim("local", {});
   const SimPlatform& p = f.vendor->platform();

@@ -17,7 +17,7 @@ printf 'admin-password-123\n' >"$E2E_TMP/admin.pw"
   --listen "127.0.0.1:$PORT" >/dev/null || fail "vouchd init --dev"
 [[ -f "$D/sim/tcbInfo.json" ]] || fail "init --dev made no sim vendor"
 ok "vouchd init --dev wrote a sim vendor"
-"$VOUCH" sim init "$E2E_TMP/sim-old" --tcb out-of-date >/dev/null || fail "sim init out-of-date"
+"$VOUCH" sim init "$E2E_TMP/sim-old" --tcb out-of-date --validity-days 3 >/dev/null || fail "sim init out-of-date"
 
 VOUCHD_EXTRA=()
 start_vouchd() {
@@ -29,6 +29,8 @@ start_vouchd() {
   wait_healthy "$URL" "$D/service-ca.pem" "$VOUCHD_PID" || { tail -20 "$E2E_TMP/vouchd.log"; fail "vouchd did not become healthy"; }
 }
 start_vouchd
+expect_contains "vouchd warns of collateral expiring within a week" "collateral in $E2E_TMP/sim-old expires at" \
+  "$(cat "$E2E_TMP/vouchd.log")"
 "$VOUCH" login --server "$URL" --ca-file "$D/service-ca.pem" --user admin --password-file "$E2E_TMP/admin.pw" >/dev/null \
   || fail "login"
 "$VOUCH" zone ca default >"$E2E_TMP/zone-ca.pem" || fail "zone ca"
@@ -395,6 +397,12 @@ ok "SIGHUP reloads the collateral at once"
 expect_eq "the agent keeps its old certificate (its renewals, every ~4 s, are refused)" "$SX" \
   "$(jq_get '["serial"]' <"$A2/node.json")"
 kill -0 "$VOUCHD_PID" || fail "vouchd is gone after SIGHUP"
+metrics=$(curl -fsS --cacert "$D/service-ca.pem" "$URL/metrics") || fail "metrics"
+until_s=$(sed -n "s|^vouch_collateral_valid_until_seconds{dir=\"$D/sim\"} ||p" <<<"$metrics")
+[[ -n "$until_s" ]] && python3 -c "import sys,time; sys.exit(0 if float('$until_s') > time.time() + 300*86400 else 1)" \
+  || fail "vouch_collateral_valid_until_seconds for $D/sim: '$until_s'"
+ok "/metrics says when each collateral folder expires (the sim's in a year)"
+expect_contains "/metrics counts the refused reload" 'vouch_collateral_reloads_total{result="failed"} 1' "$metrics"
 
 # ---- deactivation: refused, audited, certificates revoked into the CRL
 SERIAL=$(jq_get '["serial"]' <"$E2E_TMP/w2/instance.json")
