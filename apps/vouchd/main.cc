@@ -149,8 +149,6 @@ int RunServe(const std::string& data_dir, std::string listen, std::string store_
               (*server)->port());
   std::fflush(stdout);
 
-  // SIGHUP re-reads the collateral folders now; besides, they are checked for changed files
-  // every --collateral-check-seconds (docs/agent.md "Collateral refresh").
   // Expired collateral refuses every node: say so at start, after each reload and once a day.
   auto last_expiry_check = std::chrono::steady_clock::now();
   auto check_expiry = [&] {
@@ -180,6 +178,8 @@ int RunServe(const std::string& data_dir, std::string listen, std::string store_
     }
     if (std::chrono::steady_clock::now() - last_expiry_check > std::chrono::hours(24)) check_expiry();
   };
+  // SIGHUP re-reads the collateral folders now; besides, they are checked for changed files
+  // every --collateral-check-seconds (docs/agent.md "Collateral refresh").
   int sig = 0;
   for (;;) {
     timespec wait{std::max(1, serve.collateral_check_seconds), 0};

@@ -177,12 +177,13 @@ Result<std::unique_ptr<Manager>> Manager::Create(store::Database* db, crypto::Se
   return m;
 }
 
+std::shared_ptr<const Manager::Verifiers> Manager::CurrentVerifiers() {
+  std::lock_guard<std::mutex> lock(verifiers_mu_);
+  return verifiers_;
+}
+
 std::vector<std::pair<std::string, TimePoint>> Manager::CollateralValidUntil() {
-  std::shared_ptr<const Verifiers> verifiers;
-  {
-    std::lock_guard<std::mutex> lock(verifiers_mu_);
-    verifiers = verifiers_;
-  }
+  std::shared_ptr<const Verifiers> verifiers = CurrentVerifiers();
   std::vector<std::pair<std::string, TimePoint>> out;
   for (size_t i = 0; verifiers && i < verifiers->size() && i < options_.collateral_dirs.size(); ++i) {
     out.emplace_back(options_.collateral_dirs[i], (*verifiers)[i]->CollateralValidUntil());

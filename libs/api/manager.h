@@ -296,6 +296,7 @@ class Manager {
   using Verifiers = std::vector<std::unique_ptr<attest::DcapVerifier>>;
   std::mutex verifiers_mu_;  // guards the pointer; a snapshot stays valid while a request uses it
   std::shared_ptr<const Verifiers> verifiers_;
+  std::shared_ptr<const Verifiers> CurrentVerifiers();  // the snapshot requests use
   std::string collateral_fingerprint_;  // of the last load or failed attempt (ReloadCollateral)
   std::mutex reload_mu_;                // one reload at a time
   std::mutex keys_mu_;

@@ -140,11 +140,7 @@ Result<json> Manager::CreateNodeNonce() {
 }
 
 attest::Verdict Manager::VerifyEvidence(std::span<const uint8_t> quote) {
-  std::shared_ptr<const Verifiers> verifiers;
-  {
-    std::lock_guard<std::mutex> lock(verifiers_mu_);
-    verifiers = verifiers_;
-  }
+  std::shared_ptr<const Verifiers> verifiers = CurrentVerifiers();
   if (!verifiers || verifiers->empty()) {
     return attest::VerifyDcapQuote(quote, std::nullopt, clock_->Now());
   }

@@ -201,16 +201,17 @@ http::Router BuildRouter(Manager& m, http::Metrics* metrics) {
     metrics->AddGaugeCallback("vouch_tasks_pending", "Approval tasks waiting for a decision", {},
                               [&m] { return static_cast<double>(m.GetStats().pending_tasks); });
     // One series per collateral folder: alert well before it (docs/agent.md "Collateral refresh").
-    for (const auto& [dir, until] : m.CollateralValidUntil()) {
+    // The folders are fixed for the process's life; only their contents are reloaded.
+    const auto folders = m.CollateralValidUntil();
+    for (size_t i = 0; i < folders.size(); ++i) {
       metrics->AddGaugeCallback(
           "vouch_collateral_valid_until_seconds",
-          "Unix time at which the first piece of a collateral folder (TCB Info, QE Identity, CRLs) expires", {{"dir", dir}},
-          [&m, dir = dir] {
-            for (const auto& [d, t] : m.CollateralValidUntil()) {
-              if (d != dir) continue;
-              return t == TimePoint::max() || t == TimePoint::min() ? 0.0 : static_cast<double>(ToUnixSeconds(t));
-            }
-            return 0.0;
+          "Unix time at which the first piece of a collateral folder (TCB Info, QE Identity, CRLs) expires",
+          {{"dir", folders[i].first}}, [&m, i] {
+            const auto now = m.CollateralValidUntil();
+            if (i >= now.size()) return 0.0;
+            const TimePoint t = now[i].second;
+            return t == TimePoint::max() || t == TimePoint::min() ? 0.0 : static_cast<double>(ToUnixSeconds(t));
           });
     }
   }
