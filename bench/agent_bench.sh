@@ -8,6 +8,8 @@
 # Environment (defaults): REQUESTS=4000 CONNS=64 INST=100000 BATCH=100 HB_CONNS=4 ROUNDS=3
 #   VOUCHD_THREADS=(vouchd's default) AGENT_THREADS=(the agent's default) CFSSL=1 (0: skip cfssl)
 #   PERF_OUT=FILE: `perf record -g` vouchd and the agents during the timed issuance run
+#   (PERF_WHO=vouchd|agent: only those; PERF_FLAGS: perf record's flags, default -g);
+#   PERF_HB_OUT=FILE: the same for vouchd during the last heartbeat round
 # e.g. nice -n 5 bench/agent_bench.sh build/rel
 # Needs: golang-cfssl (cfssl), sqlite3, openssl, curl; postgresql for pg1/pg2.
 E2E=$(cd "$(dirname "$0")/../tests/e2e" && pwd)
@@ -96,19 +98,36 @@ fi
 
 echo "== issuance: $REQUESTS requests over $CONNS keep-alive connections"
 before=$(sqlite3 "$D1/vouch.db" "SELECT COUNT(*) FROM certificates WHERE kind='workload'" 2>/dev/null || echo 0)
+perf_pids() {  # PERF_WHO: both (default), vouchd or agent
+  case ${PERF_WHO:-both} in
+    vouchd) (IFS=,; echo "${VPIDS[*]}") ;;
+    agent) (IFS=,; echo "${APIDS[*]}") ;;
+    *) (IFS=,; echo "${VPIDS[*]},${APIDS[*]}") ;;
+  esac
+}
+cpu_ticks() { local t=0 f; for p in "$@"; do read -ra f <"/proc/$p/stat"; t=$((t + f[13] + f[14])); done; echo "$t"; }
+sys_ticks() { local t=0 f; for p in "$@"; do read -ra f <"/proc/$p/stat"; t=$((t + f[14])); done; echo "$t"; }
 issue_one() {
   echo "load average before vouch: $(load)"
+  local v0 a0 v1 a1 vs0 as0 vs1 as1 hz
+  v0=$(cpu_ticks "${VPIDS[@]}") a0=$(cpu_ticks "${APIDS[@]}") vs0=$(sys_ticks "${VPIDS[@]}") as0=$(sys_ticks "${APIDS[@]}")
   "$GEN" issue --socket "$SOCKLIST" --requests "$REQUESTS" --threads "$CONNS" --mrenclave "$MRE" --mrsigner "$MRS" \
     --dns web.example.com 2>"$W/gen.err" >"$W/vouch.out" &
   local gen=$! perf=""
   if [[ -n "${PERF_OUT:-}" ]]; then
     until grep -q "clock started" "$W/gen.err" 2>/dev/null || ! kill -0 "$gen" 2>/dev/null; do sleep 0.02; done
-    perf record ${PERF_FLAGS:--g} -o "$PERF_OUT" -p "$(IFS=,; echo "${VPIDS[*]},${APIDS[*]}")" 2>/dev/null &
+    perf record ${PERF_FLAGS:--g} -o "$PERF_OUT" -p "$(perf_pids)" 2>/dev/null &
     perf=$!
   fi
   wait "$gen" || { cat "$W/gen.err"; fail "vouch issuance run"; }
+  v1=$(cpu_ticks "${VPIDS[@]}") a1=$(cpu_ticks "${APIDS[@]}") vs1=$(sys_ticks "${VPIDS[@]}") as1=$(sys_ticks "${APIDS[@]}")
+  hz=$(getconf CLK_TCK)
   [[ -n $perf ]] && { kill -INT "$perf"; wait "$perf"; }
   cat "$W/vouch.out"
+  # CPU per certificate over the whole run (set-up of the generator's connections included).
+  local us=$((1000000 / hz))
+  echo "RESULT CPU per certificate: vouchd $(( (v1 - v0) * us / REQUESTS )) us ($(( (vs1 - vs0) * us / REQUESTS )) in the kernel)," \
+    "vouch-agent $(( (a1 - a0) * us / REQUESTS )) us ($(( (as1 - as0) * us / REQUESTS )) in the kernel)"
   echo "load average after vouch: $(load)"
 }
 cfssl_one() {
@@ -181,7 +200,16 @@ for seq in $(seq 1 "$ROUNDS"); do
   echo "load average before round $seq: $(load)"
   "$GEN" heartbeats --server "$URLLIST" --ca-file "$CA" --cert "$(IFS=,; echo "${certs[*]}")" \
     --key "$(IFS=,; echo "${keys[*]}")" --key-pem "$W/w/key.pem" --instances "$INST" --batch "$BATCH" \
-    --threads "$HB_CONNS" --seq "$seq" | tee -a "$W/hb.all" || fail "heartbeat round $seq"
+    --threads "$HB_CONNS" --seq "$seq" 2>"$W/hb.err" >"$W/hb.out" &
+  gen=$! perf=""
+  if [[ -n "${PERF_HB_OUT:-}" && $seq == "$ROUNDS" ]]; then  # vouchd during the last round's timed part
+    until grep -q "clock started" "$W/hb.err" 2>/dev/null || ! kill -0 "$gen" 2>/dev/null; do sleep 0.02; done
+    perf record ${PERF_FLAGS:--g} -o "$PERF_HB_OUT" -p "$(IFS=,; echo "${VPIDS[*]}")" 2>/dev/null &
+    perf=$!
+  fi
+  wait "$gen" || { cat "$W/hb.err"; fail "heartbeat round $seq"; }
+  [[ -n $perf ]] && { kill -INT "$perf"; wait "$perf"; }
+  cat "$W/hb.out" | tee -a "$W/hb.all"
 done
 echo "load average after heartbeats: $(load)"
 echo "RESULT vouchd RSS with $INST instances tracked (after $ROUNDS heartbeat rounds): $(rss) kB"

@@ -9,7 +9,16 @@
 #include "pki/csr.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  auto csr = vouch::pki::ParseCsr(std::string_view(reinterpret_cast<const char*>(data), size));
+  const std::string_view in(reinterpret_cast<const char*>(data), size);
+  // The agent's policy (no signature check, no key object): accepts at least what the full
+  // check accepts, and the same request.
+  vouch::pki::CsrPolicy no_verify;
+  no_verify.verify_signature = false;
+  auto loose = vouch::pki::ParseCsr(in, no_verify);
+  auto csr = vouch::pki::ParseCsr(in);
+  if (csr.ok() && (!loose.ok() || loose->spki_der != csr->spki_der || loose->dns_names != csr->dns_names)) {
+    __builtin_trap();
+  }
   if (!csr.ok()) return 0;
   // Invariant: the SubjectPublicKeyInfo of an accepted CSR is one OpenSSL decodes to a key of
   // the reported type and size.

@@ -70,12 +70,17 @@ std::array<uint8_t, 32> SimAgentMrEnclave() { return Digest32("vouch-agent-sim-e
 
 Status VerifyLocalRequest(const attest::SimPlatform& platform, std::span<const uint8_t, 32> my_mrenclave,
                           std::span<const uint8_t> report, std::string_view csr_pem, std::vector<uint8_t>* body_out) {
+  return VerifyLocalRequest(platform.ReportKey(my_mrenclave), report, csr_pem, body_out);
+}
+
+Status VerifyLocalRequest(const crypto::SecretBytes& report_key, std::span<const uint8_t> report,
+                          std::string_view csr_pem, std::vector<uint8_t>* body_out) {
   if (report.size() != evidence::kSgxReportSize) {
     return InvalidArgument("report must be a " + std::to_string(evidence::kSgxReportSize) + "-byte SGX REPORT, got " +
                                std::to_string(report.size()),
                            "invalid_report");
   }
-  if (!platform.VerifyReport(report, my_mrenclave)) {
+  if (!attest::SimPlatform::VerifyReportWithKey(report, report_key)) {
     return PermissionDenied("the report's MAC does not verify for this agent (not made by this platform's EREPORT "
                             "for this target, or altered)",
                             "report_mac_invalid");
@@ -120,6 +125,7 @@ Result<std::unique_ptr<Agent>> Agent::Create(AgentOptions options) {
   auto agent = std::unique_ptr<Agent>(new Agent(std::move(options)));
   VOUCH_ASSIGN_OR_RETURN(agent->sim_, attest::SimVendor::Load(agent->options_.sim_dir));
   agent->mrenclave_ = SimAgentMrEnclave();
+  agent->report_key_ = agent->sim_->platform().ReportKey(agent->mrenclave_);
   VOUCH_RETURN_IF_ERROR(MakeDirs(agent->options_.data_dir, 0700));
   VOUCH_RETURN_IF_ERROR(agent->ResolveServers());
   VOUCH_ASSIGN_OR_RETURN(agent->queue_, DiskQueue::Open(agent->options_.data_dir + "/queue", agent->options_.queue_max));
@@ -364,7 +370,7 @@ http::Router Agent::BuildLocalRouter() {
       auto report = Base64Decode(report_b64);
       if (!report.ok()) return InvalidArgument("report is not base64", "invalid_base64");
       std::vector<uint8_t> body;
-      Status local = VerifyLocalRequest(sim_->platform(), mrenclave_, *report, csr, &body);
+      Status local = VerifyLocalRequest(report_key_, *report, csr, &body);
       if (!local.ok()) {
         if (local.code() == StatusCode::kPermissionDenied) {
           std::string mrenclave;
@@ -386,7 +392,8 @@ http::Router Agent::BuildLocalRouter() {
       }
       auto client = Acquire(&err);
       if (!client) return err;
-      auto answer = client->Post("/api/v1/certificates", fwd);
+      // vouchd's answer is passed on as it came (the workload parses it), not parsed and re-encoded.
+      auto answer = client->PostJsonRaw("/api/v1/certificates", fwd.dump());
       Release(std::move(client), gen);
       if (!answer.ok()) {
         Status st = answer.status();
@@ -396,7 +403,10 @@ http::Router Agent::BuildLocalRouter() {
         return st;
       }
       issued_.fetch_add(1);
-      return Response::Json(*answer, 201);
+      Response resp;
+      resp.status = 201;
+      resp.body = std::move(*answer);
+      return resp;
     };
     auto res = run();
     if (res.ok()) return std::move(*res);

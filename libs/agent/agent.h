@@ -78,6 +78,9 @@ std::array<uint8_t, 32> SimAgentMrEnclave();
 // PermissionDenied "report_mac_invalid" / "report_data_mismatch"; malformed input InvalidArgument.
 Status VerifyLocalRequest(const attest::SimPlatform& platform, std::span<const uint8_t, 32> my_mrenclave,
                           std::span<const uint8_t> report, std::string_view csr_pem, std::vector<uint8_t>* body_out);
+// Same with this platform's report key for the agent already derived (the agent does it once).
+Status VerifyLocalRequest(const crypto::SecretBytes& report_key, std::span<const uint8_t> report,
+                          std::string_view csr_pem, std::vector<uint8_t>* body_out);
 
 class Agent {
  public:
@@ -110,6 +113,7 @@ class Agent {
   AgentOptions options_;
   std::unique_ptr<attest::SimVendor> sim_;
   std::array<uint8_t, 32> mrenclave_{};
+  crypto::SecretBytes report_key_;  // this platform's report key for mrenclave_ (EGETKEY, once)
   std::string node_id_, zone_;
   int64_t cert_not_before_ = 0, cert_not_after_ = 0;
   int64_t cert_obtained_ = 0;  // when this agent received the current certificate (unix s)

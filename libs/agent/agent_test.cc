@@ -104,6 +104,20 @@ TEST_F(LocalReportTest, RefusesATamperedMacOrBodyOrAnotherTarget) {
             "invalid_report");
 }
 
+TEST_F(LocalReportTest, TheReportKeyDerivedOnceChecksTheSameWay) {
+  // What the agent does: derives its report key at start, then checks each REPORT with it.
+  auto key = sim_->platform().ReportKey(SimAgentMrEnclave());
+  auto report = Report(key_.get());
+  std::vector<uint8_t> body;
+  EXPECT_TRUE(VerifyLocalRequest(key, report, csr_, &body).ok());
+  report[420] ^= 0x01;
+  EXPECT_EQ(VerifyLocalRequest(key, report, csr_, &body).reason(), "report_mac_invalid");
+  std::array<uint8_t, 32> other{};
+  other.fill(7);
+  EXPECT_EQ(VerifyLocalRequest(sim_->platform().ReportKey(other), Report(key_.get()), csr_, &body).reason(),
+            "report_mac_invalid");
+}
+
 TEST_F(LocalReportTest, RefusesAReportThatBindsAnotherKey) {
   auto other = crypto::GenerateP256();
   auto report = Report(other->get());

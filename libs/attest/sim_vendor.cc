@@ -394,7 +394,8 @@ crypto::SecretBytes SimPlatform::ReportKey(std::span<const uint8_t, 32> target_m
 
 Result<std::array<uint8_t, 16>> SimAesCmac128(const crypto::SecretBytes& key, std::span<const uint8_t> data) {
   if (key.size() != 16) return InvalidArgument("AES-128-CMAC needs a 16-byte key", "invalid_key");
-  crypto::EvpMacPtr mac(EVP_MAC_fetch(nullptr, "CMAC", nullptr));
+  // Fetched once: the implementation is immutable and shared by all threads.
+  static const crypto::EvpMacPtr mac(EVP_MAC_fetch(nullptr, "CMAC", nullptr));
   if (!mac) return crypto::OpensslError("EVP_MAC_fetch(CMAC)");
   crypto::EvpMacCtxPtr ctx(EVP_MAC_CTX_new(mac.get()));
   char cipher[] = "AES-128-CBC";
@@ -421,8 +422,12 @@ Result<std::array<uint8_t, evidence::kSgxReportSize>> SimPlatform::MakeReport(
 }
 
 bool SimPlatform::VerifyReport(std::span<const uint8_t> report, std::span<const uint8_t, 32> my_mrenclave) const {
+  return VerifyReportWithKey(report, ReportKey(my_mrenclave));
+}
+
+bool SimPlatform::VerifyReportWithKey(std::span<const uint8_t> report, const crypto::SecretBytes& report_key) {
   if (report.size() != evidence::kSgxReportSize) return false;
-  auto mac = SimAesCmac128(ReportKey(my_mrenclave), report.first(evidence::kSgxReportBodySize));
+  auto mac = SimAesCmac128(report_key, report.first(evidence::kSgxReportBodySize));
   if (!mac.ok()) return false;
   return crypto::ConstantTimeEquals(*mac, report.subspan(evidence::sgx_report_offsets::kMac, evidence::kSgxReportMacSize));
 }

@@ -91,6 +91,9 @@ class SimPlatform {
   // Checks the MAC of a REPORT addressed to `my_mrenclave` (constant-time compare). False for
   // any size other than 432 or a wrong MAC.
   bool VerifyReport(std::span<const uint8_t> report, std::span<const uint8_t, 32> my_mrenclave) const;
+  // Same with the report key already derived (ReportKey(my_mrenclave)): an enclave asks EGETKEY
+  // for its report key once, not for every REPORT it checks.
+  static bool VerifyReportWithKey(std::span<const uint8_t> report, const crypto::SecretBytes& report_key);
 
   const std::array<uint8_t, 6>& fmspc() const { return fmspc_; }
   const std::array<uint8_t, 16>& comp_svns() const { return comp_svns_; }

@@ -343,6 +343,16 @@ Result<std::string> ApiClient::GetRaw(std::string_view path) {
   return std::move(r.body);
 }
 
+Result<std::string> ApiClient::PostJsonRaw(std::string_view path, const std::string& json_body, Idempotent idem) {
+  VOUCH_ASSIGN_OR_RETURN(Response r, Perform("POST", path, &json_body, "application/json", idem));
+  if (r.status < 200 || r.status >= 300) return ErrorFromResponse(r.status, r.body);
+  if (r.content_type.rfind("application/json", 0) != 0) {
+    return Internal("server sent a response that is not JSON (HTTP " + std::to_string(r.status) + ")",
+                    "invalid_response");
+  }
+  return std::move(r.body);
+}
+
 Result<json> ApiClient::ListAll(std::string_view path, size_t max_items, size_t page_size) {
   if (page_size == 0) page_size = 100;
   json items = json::array();

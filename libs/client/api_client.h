@@ -104,6 +104,9 @@ class ApiClient {
 
   // GET returning the raw body (PEM, DER, text); errors as above.
   Result<std::string> GetRaw(std::string_view path);
+  // POST of an already encoded JSON body; a 2xx answer's body is returned unparsed (for a relay
+  // that passes it on, e.g. the agent); it must be labelled application/json. Errors as above.
+  Result<std::string> PostJsonRaw(std::string_view path, const std::string& json_body, Idempotent idem = Idempotent::kNo);
 
   // Follows `next_cursor` through a paginated list (`{"items": [...], "next_cursor": C|null}`),
   // adding `limit` and `cursor` to the query. Returns the concatenated items, at most `max_items`

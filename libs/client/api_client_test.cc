@@ -298,6 +298,23 @@ TEST_F(ApiClientTest, RawGetReturnsBodyAndEmptyBodyIsNull) {
   EXPECT_EQ(notjson.status().reason(), "invalid_response");
 }
 
+TEST_F(ApiClientTest, RawJsonPostSendsTheBytesAndReturnsTheAnswerUnparsed) {
+  auto c = MakeClient({server_->url()}, "vt_secret");
+  ASSERT_NE(c, nullptr);
+  auto r = c->PostJsonRaw("/echo", R"({"csr":"x","n":1})");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  auto j = nlohmann::json::parse(*r);
+  EXPECT_EQ(j["method"], "POST");
+  EXPECT_EQ(j["content_type"], "application/json");
+  EXPECT_EQ(j["body"], nlohmann::json({{"csr", "x"}, {"n", 1}}));
+  auto err = c->PostJsonRaw("/error/409", "{}");
+  ASSERT_FALSE(err.ok());
+  EXPECT_EQ(err.status().reason(), "name_exists");
+  auto notjson = c->PostJsonRaw("/notjson", "{}");
+  ASSERT_FALSE(notjson.ok());
+  EXPECT_EQ(notjson.status().reason(), "invalid_response");
+}
+
 TEST_F(ApiClientTest, SlowAnswerIsDeadlineExceeded) {
   ClientOptions o;
   o.base_urls = {server_->url()};

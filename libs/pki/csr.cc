@@ -123,8 +123,17 @@ Result<ParsedKey> DecodeKey(const der::Element& spki, const CsrPolicy& policy) {
       return BadCsr("key is EC on curve " + ObjectName(params.contents) + ", allowed: " + AllowedList(policy),
                     "csr_key_type_not_allowed");
     }
+    const int nbits = type == PublicKeyType::kEcP256 ? 256 : 384;
+    if (!policy.verify_signature) {
+      // Nothing is computed with the key (no signature to check): its encoding is checked, and
+      // the one party that uses it (vouchd, verifying the same CSR) checks that it is on the curve.
+      if (key_bits.size() != 1 + 2 * static_cast<size_t>(nbits / 8) || key_bits[0] != 0x04) {
+        return BadCsr("EC public key is not an uncompressed " + std::string(group) + " point", "invalid_csr_key");
+      }
+      return ParsedKey{nullptr, type, nbits};
+    }
     VOUCH_ASSIGN_OR_RETURN(EvpPkeyPtr pkey, EcKeyFromPoint(group, key_bits));
-    return ParsedKey{std::move(pkey), type, type == PublicKeyType::kEcP256 ? 256 : 384};
+    return ParsedKey{std::move(pkey), type, nbits};
   }
 
   if (oid::Equals(alg_oid.contents, oid::kRsaEncryption)) {

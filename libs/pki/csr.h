@@ -28,7 +28,9 @@ struct CsrPolicy {
   // Check the self-signature (proof of possession of the key). Turn it off only where another
   // party verifies the same CSR before anything is issued: the node agent, which only needs the
   // CSR's key to check a REPORT's binding and forwards the CSR to vouchd, which verifies it
-  // (docs/agent.md). Everything else (structure, key type, the EC point) is still checked.
+  // (docs/agent.md). Everything else (structure, key type, the EC point's encoding and length) is
+  // still checked; whether an EC point lies on its curve is then left to that other party, since
+  // no key object is built (nothing is computed with the key here).
   bool verify_signature = true;
 };
 

@@ -243,6 +243,17 @@ TEST(ParseCsr, RejectsOffCurvePoint) {
   ASSERT_NE(it, der.end());
   *(it + static_cast<long>(spki->size()) - 1) ^= 0x01;  // last byte of Y
   ExpectReason(ParseCsr(AsString(der)), "invalid_csr_key");
+  // Without the signature check no key object is built: the curve check is left to the party
+  // that verifies the CSR (vouchd), the point's encoding is still checked.
+  CsrPolicy no_verify;
+  no_verify.verify_signature = false;
+  EXPECT_TRUE(ParseCsr(AsString(der), no_verify).ok());
+  auto compressed = der;
+  const auto spki_at = it - der.begin();
+  ASSERT_EQ(compressed[static_cast<size_t>(spki_at) + spki->size() - 65], 0x04);
+  compressed[static_cast<size_t>(spki_at) + spki->size() - 65] = 0x02;  // the uncompressed-point marker
+  ExpectReason(ParseCsr(AsString(compressed), no_verify), "invalid_csr_key");
+  ExpectReason(ParseCsr(AsString(compressed)), "invalid_csr_key");
 }
 
 TEST(ParseCsr, IsSafeToCallFromManyThreads) {
