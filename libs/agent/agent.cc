@@ -1,11 +1,12 @@
+// The agent's connection to vouchd (docs/agent.md): options and identity on disk, provisioning and
+// renewal, the client pool under the node identity, the manager list with fail-over, and the
+// delivery loop (heartbeat batches, check-ins, queued refusals). The local workload API is in
+// local_api.cc.
 #include "agent/agent.h"
 
-#include <grp.h>
 #include <stdlib.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <fstream>
 
 #include <spdlog/spdlog.h>
 
@@ -13,19 +14,12 @@
 #include "base/file.h"
 #include "crypto/digest.h"
 #include "crypto/keys.h"
-#include "crypto/secret.h"
 #include "crypto/x509.h"
 #include "evidence/sgx_report.h"
-#include "http/json_body.h"
-#include "pki/csr.h"
-#include "workload/wire.h"
 
 namespace vouch::agent {
 namespace {
 
-using http::JsonBody;
-using http::Request;
-using http::Response;
 using nlohmann::json;
 
 constexpr char kKeyFile[] = "node-key.pem";
@@ -62,42 +56,11 @@ std::array<uint8_t, 32> Digest32(std::string_view s) {
   return out;
 }
 
-Response ErrorResponse(const Status& st) { return Response::Error(st); }
 
 }  // namespace
 
 std::array<uint8_t, 32> SimAgentMrEnclave() { return Digest32("vouch-agent-sim-enclave-v1"); }
 
-Status VerifyLocalRequest(const attest::SimPlatform& platform, std::span<const uint8_t, 32> my_mrenclave,
-                          std::span<const uint8_t> report, std::string_view csr_pem, std::vector<uint8_t>* body_out) {
-  return VerifyLocalRequest(platform.ReportKey(my_mrenclave), report, csr_pem, body_out);
-}
-
-Status VerifyLocalRequest(const crypto::SecretBytes& report_key, std::span<const uint8_t> report,
-                          std::string_view csr_pem, std::vector<uint8_t>* body_out) {
-  if (report.size() != evidence::kSgxReportSize) {
-    return InvalidArgument("report must be a " + std::to_string(evidence::kSgxReportSize) + "-byte SGX REPORT, got " +
-                               std::to_string(report.size()),
-                           "invalid_report");
-  }
-  if (!attest::SimPlatform::VerifyReportWithKey(report, report_key)) {
-    return PermissionDenied("the report's MAC does not verify for this agent (not made by this platform's EREPORT "
-                            "for this target, or altered)",
-                            "report_mac_invalid");
-  }
-  // Only the CSR's key is needed here (the binding); vouchd verifies the CSR's self-signature
-  // before it issues anything, so it is not verified twice (docs/agent.md).
-  pki::CsrPolicy policy;
-  policy.verify_signature = false;
-  VOUCH_ASSIGN_OR_RETURN(pki::Csr csr, pki::ParseCsr(csr_pem, policy));
-  auto want = crypto::Sha256(csr.spki_der);
-  if (!crypto::ConstantTimeEquals(std::span<const uint8_t>(report.data() + evidence::sgx_report_offsets::kReportData, 32),
-                                  want)) {
-    return PermissionDenied("the report data is not SHA-256 of the CSR's public key", "report_data_mismatch");
-  }
-  body_out->assign(report.begin(), report.begin() + evidence::kSgxReportBodySize);
-  return Status::Ok();
-}
 
 Agent::Agent(AgentOptions options) : options_(std::move(options)) {}
 
@@ -295,218 +258,6 @@ json Agent::NodeInfo() const {
   info["certificates_forwarded"] = issued_.load();
   info["reports_refused"] = refused_.load();
   return info;
-}
-
-void Agent::LogRefusal(const std::string& what, const Status& why, const std::string& mrenclave) {
-  refused_.fetch_add(1);
-  spdlog::warn("agent: refused {}: {} ({})", what, why.message(), why.reason());
-  json line = {{"at", ToUnixSeconds(SystemClock::Get().Now())}, {"what", what}, {"code", why.reason()},
-               {"message", why.message()}};
-  if (!mrenclave.empty()) line["mrenclave"] = mrenclave;
-  {
-    std::lock_guard<std::mutex> lock(log_mu_);
-    std::ofstream out(options_.data_dir + "/refusals.log", std::ios::app);
-    out << line.dump() << "\n";
-  }
-  {
-    // Reported to vouchd with the next check-in, which is made soon.
-    json r = {{"at", line["at"]}, {"code", why.reason()}, {"message", why.message().substr(0, 200)}};
-    if (!mrenclave.empty()) r["mrenclave"] = mrenclave;
-    Status queued = refusal_queue_->Push(r.dump());
-    if (!queued.ok()) {
-      refusals_unreported_.fetch_add(1);
-      spdlog::warn("agent: refusal not queued for the manager ({}); it stays in refusals.log", queued.message());
-    }
-  }
-  std::lock_guard<std::mutex> lock(loop_mu_);
-  wake_ = true;
-  loop_cv_.notify_one();
-}
-
-http::Router Agent::BuildLocalRouter() {
-  http::Router r;
-  r.Add("GET", "/v1/version", [this](Request&) {
-    return Response::Json({{"version", kAgentVersion},
-                           {"node_id", node_id_},
-                           {"zone", zone_},
-                           {"tee", options_.tee},
-                           {"insecure_sim", options_.tee == "sim"}});
-  });
-  r.Add("GET", "/v1/target-info", [this](Request&) {
-    return Response::Json({{"mrenclave", HexEncode(mrenclave_)}, {"tee", options_.tee}});
-  });
-  if (options_.tee == "sim") {
-    // Plays the CPU's EREPORT for a sim workload: MACs the body it claims for the target.
-    r.Add("POST", "/v1/sim/report", [this](Request& req) -> Response {
-      auto run = [&]() -> Result<Response> {
-        VOUCH_ASSIGN_OR_RETURN(JsonBody b, JsonBody::Parse(req.body));
-        VOUCH_ASSIGN_OR_RETURN(std::string body_b64, b.RequiredString("report_body", 1024));
-        VOUCH_ASSIGN_OR_RETURN(std::string target_hex, b.RequiredString("target_mrenclave", 64));
-        VOUCH_RETURN_IF_ERROR(b.Finish());
-        auto raw = Base64Decode(body_b64);
-        if (!raw.ok()) return InvalidArgument("report_body is not base64", "invalid_base64");
-        VOUCH_ASSIGN_OR_RETURN(auto body, evidence::ParseSgxReportBody(*raw));
-        auto target = HexDecode(target_hex);
-        if (!target.ok() || target->size() != 32) {
-          return InvalidArgument("target_mrenclave must be 64 hex digits", "invalid_target");
-        }
-        std::array<uint8_t, 32> t{};
-        std::copy(target->begin(), target->end(), t.begin());
-        // Made from the typed fields: the MAC covers exactly what a parser of the REPORT sees.
-        VOUCH_ASSIGN_OR_RETURN(auto report, sim_->platform().MakeReport(body, t));
-        return Response::Json({{"report", Base64Encode(report)}, {"insecure_sim", true}});
-      };
-      auto res = run();
-      return res.ok() ? std::move(*res) : ErrorResponse(res.status());
-    });
-  }
-  r.Add("POST", "/v1/certificate", [this](Request& req) -> Response {
-    auto run = [&]() -> Result<Response> {
-      VOUCH_ASSIGN_OR_RETURN(JsonBody b, JsonBody::Parse(req.body));
-      VOUCH_ASSIGN_OR_RETURN(std::string csr, b.RequiredString("csr", 64 * 1024));
-      VOUCH_ASSIGN_OR_RETURN(std::string report_b64, b.RequiredString("report", 2048));
-      VOUCH_ASSIGN_OR_RETURN(auto instance, b.OptionalString("instance_id", 64));
-      VOUCH_RETURN_IF_ERROR(b.Finish());
-      auto report = Base64Decode(report_b64);
-      if (!report.ok()) return InvalidArgument("report is not base64", "invalid_base64");
-      std::vector<uint8_t> body;
-      Status local = VerifyLocalRequest(report_key_, *report, csr, &body);
-      if (!local.ok()) {
-        if (local.code() == StatusCode::kPermissionDenied) {
-          std::string mrenclave;
-          if (report->size() == evidence::kSgxReportSize) {
-            auto parsed = evidence::ParseSgxReportBody(std::span<const uint8_t>(report->data(), evidence::kSgxReportBodySize));
-            if (parsed.ok()) mrenclave = HexEncode(parsed->mr_enclave);
-          }
-          LogRefusal("certificate request", local, mrenclave);
-        }
-        return local;
-      }
-      json fwd = {{"csr", csr}, {"report_body", Base64Encode(body)}};
-      if (instance && !instance->empty()) fwd["instance_id"] = *instance;
-      Status err;
-      uint64_t gen;
-      {
-        std::lock_guard<std::mutex> lock(pool_mu_);
-        gen = generation_;
-      }
-      auto client = Acquire(&err);
-      if (!client) return err;
-      // vouchd's answer is passed on as it came (the workload parses it), not parsed and re-encoded.
-      auto answer = client->PostJsonRaw("/api/v1/certificates", fwd.dump());
-      Release(std::move(client), gen);
-      if (!answer.ok()) {
-        Status st = answer.status();
-        if (st.code() == StatusCode::kUnavailable || st.code() == StatusCode::kDeadlineExceeded) {
-          return Unavailable("the manager is unreachable; retry later (" + st.message() + ")", "manager_unavailable");
-        }
-        return st;
-      }
-      issued_.fetch_add(1);
-      Response resp;
-      resp.status = 201;
-      resp.body = std::move(*answer);
-      return resp;
-    };
-    auto res = run();
-    if (res.ok()) return std::move(*res);
-    Response resp = ErrorResponse(res.status());
-    if (resp.status == 503) resp.AddHeader("Retry-After", "2");
-    return resp;
-  });
-  r.Add("POST", "/v1/heartbeat", [this](Request& req) -> Response {
-    auto run = [&]() -> Result<Response> {
-      VOUCH_ASSIGN_OR_RETURN(JsonBody b, JsonBody::Parse(req.body));
-      VOUCH_ASSIGN_OR_RETURN(std::string instance, b.RequiredString("instance_id", 64));
-      VOUCH_ASSIGN_OR_RETURN(int64_t seq, b.RequiredInt("seq", 1));
-      VOUCH_ASSIGN_OR_RETURN(int64_t ts, b.RequiredInt("timestamp", 0));
-      VOUCH_ASSIGN_OR_RETURN(std::string status, b.RequiredString("status", 16));
-      VOUCH_ASSIGN_OR_RETURN(std::string sig, b.RequiredString("signature", 512));
-      VOUCH_RETURN_IF_ERROR(b.Finish());
-      if (!workload::IsValidWireId(instance)) return InvalidArgument("invalid instance_id", "invalid_instance_id");
-      if (status != "running" && status != "stopping") {
-        return InvalidArgument("status must be running or stopping", "invalid_status");
-      }
-      if (!Base64Decode(sig).ok()) return InvalidArgument("signature is not base64", "invalid_base64");
-      json rec = {{"instance_id", instance}, {"seq", seq}, {"timestamp", ts}, {"status", status}, {"signature", sig}};
-      VOUCH_RETURN_IF_ERROR(queue_->Push(rec.dump()));
-      if (queue_->size() >= options_.batch_max) {
-        std::lock_guard<std::mutex> lock(loop_mu_);
-        wake_ = true;
-        loop_cv_.notify_one();
-      }
-      return Response::Json({{"queued", true}}, 202);
-    };
-    auto res = run();
-    if (res.ok()) return std::move(*res);
-    Response resp = ErrorResponse(res.status());
-    if (res.status().reason() == "queue_full") {
-      resp.status = 503;
-      resp.AddHeader("Retry-After", "5");
-    }
-    return resp;
-  });
-  return r;
-}
-
-Status Agent::Start() {
-  http::ServerOptions so;
-  so.tcp_enabled = false;
-  so.unix_socket_path = options_.socket_path;
-  so.unix_socket_mode = options_.socket_mode;
-  so.threads = options_.threads;
-  so.max_body_bytes = 256 * 1024;
-  VOUCH_ASSIGN_OR_RETURN(server_, http::Server::Create(so, BuildLocalRouter()));
-  VOUCH_RETURN_IF_ERROR(server_->Start());
-  if (!options_.socket_group.empty()) {
-    struct group* g = ::getgrnam(options_.socket_group.c_str());
-    if (g == nullptr || ::chown(options_.socket_path.c_str(), static_cast<uid_t>(-1), g->gr_gid) != 0) {
-      server_->Stop(std::chrono::milliseconds(0));
-      return InvalidArgument("cannot give the socket to group '" + options_.socket_group + "'", "invalid_group");
-    }
-  }
-  if (!options_.listen_tcp.empty()) {
-    size_t colon = options_.listen_tcp.rfind(':');
-    http::ServerOptions to = so;
-    to.unix_socket_path.clear();
-    to.tcp_enabled = true;
-    to.tcp_plaintext = true;
-    std::string host = colon == std::string::npos ? "" : options_.listen_tcp.substr(0, colon);
-    if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-    to.listen_address = host;
-    int port = 0;
-    try {
-      port = colon == std::string::npos ? -1 : std::stoi(options_.listen_tcp.substr(colon + 1));
-    } catch (...) {
-      port = -1;
-    }
-    if (port < 0 || port > 65535) {
-      server_->Stop(std::chrono::milliseconds(0));
-      return InvalidArgument("--listen-tcp must be host:port on loopback, got '" + options_.listen_tcp + "'",
-                             "invalid_listen");
-    }
-    to.port = static_cast<uint16_t>(port);
-    auto tcp = http::Server::Create(to, BuildLocalRouter());
-    Status st = tcp.ok() ? (*tcp)->Start() : tcp.status();
-    if (!st.ok()) {
-      server_->Stop(std::chrono::milliseconds(0));
-      return st;
-    }
-    tcp_server_ = std::move(*tcp);
-  }
-  loop_ = std::thread([this] { Loop(); });
-  return Status::Ok();
-}
-
-void Agent::Stop() {
-  {
-    std::lock_guard<std::mutex> lock(loop_mu_);
-    stop_ = true;
-  }
-  loop_cv_.notify_all();
-  if (loop_.joinable()) loop_.join();
-  if (tcp_server_) tcp_server_->Stop(std::chrono::seconds(5));
-  if (server_) server_->Stop(std::chrono::seconds(5));
 }
 
 Status Agent::DeliverOnce(bool force_checkin) {
