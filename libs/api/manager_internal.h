@@ -2,6 +2,7 @@
 
 // Helpers shared by the manager_*.cc files. Not part of the public API.
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -42,4 +43,18 @@ Status Audit(Transaction& tx, const Manager& m, const Principal& p, std::string 
 
 std::string Filter(const ListQuery& q, const std::string& key);
 
+// manager_collateral.cc: name, size and mtime of every file in the collateral folders (what
+// ReloadCollateral compares), and loading them (`strict`: each must hold complete, correctly
+// signed collateral).
+std::string CollateralFingerprint(const std::vector<std::string>& dirs);
+Result<std::shared_ptr<const std::vector<std::unique_ptr<attest::DcapVerifier>>>> LoadVerifiers(
+    const std::vector<std::string>& dirs, bool strict);
+
 }  // namespace vouch::api::internal
+
+namespace vouch::api {
+
+// A zone's stored policy (manager_zones.cc); NotFound "zone" when there is no such zone.
+Result<ZonePolicy> LoadZonePolicy(store::Transaction& tx, const std::string& zone_id);
+
+}  // namespace vouch::api

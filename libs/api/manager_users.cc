@@ -1,0 +1,318 @@
+// Authentication (login, sessions, bearer tokens), users and API keys.
+#include <string>
+
+#include "api/manager.h"
+#include "api/manager_internal.h"
+#include "crypto/kdf.h"
+#include "crypto/random.h"
+
+namespace vouch::api {
+
+using namespace internal;  // NOLINT(google-build-using-namespace): file-local helpers
+
+// ---------------------------------------------------------------- authentication
+
+Result<json> Manager::Login(std::string_view user, std::string_view password) {
+  auto refused = Unauthenticated("invalid user name or password", "invalid_credentials");
+  if (user.empty() || user.size() > 63 || password.size() > 1024) return refused;
+  Row row;
+  bool found = false;
+  VOUCH_RETURN_IF_ERROR(db_->Read([&](Transaction& tx) -> Status {
+    VOUCH_ASSIGN_OR_RETURN(Rows rows, tx.Query("SELECT * FROM users WHERE name = ?", {std::string(user)}));
+    if (!rows.empty()) {
+      row = rows[0];
+      found = true;
+    }
+    return Status::Ok();
+  }));
+  // Hash even for unknown users so that timing does not reveal which names exist.
+  static const std::string kDummy = *crypto::HashPassword("dummy-password-for-timing");
+  bool ok = crypto::VerifyPassword(password, found ? row.Str("password_hash") : kDummy) && found &&
+            row.Int("disabled") == 0;
+  if (!ok) {
+    Principal who;
+    who.kind = Principal::Kind::kUser;
+    who.name = std::string(user.substr(0, 63));
+    AuditRefusal(who, "auth.login", who.name, refused);
+    return refused;
+  }
+  std::string token = "vt_" + crypto::RandomToken(32);
+  int64_t now = Now();
+  int64_t expires = now + options_.session_ttl.count();
+  Principal p;
+  p.kind = Principal::Kind::kUser;
+  p.id = row.Str("id");
+  p.name = row.Str("name");
+  VOUCH_RETURN_IF_ERROR(db_->Write([&](Transaction& tx) -> Status {
+    VOUCH_RETURN_IF_ERROR(tx.Exec("DELETE FROM sessions WHERE expires_at < ?", {now}).status());
+    VOUCH_RETURN_IF_ERROR(tx.Exec("INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
+                                  {HashToken(token), p.id, now, expires})
+                              .status());
+    return Audit(tx, *this, p, "auth.login", p.name);
+  }));
+  return json{{"token", token},
+              {"expires_at", TimeJson(expires)},
+              {"user", {{"name", p.name}, {"role", row.Str("role")}}}};
+}
+
+Result<Principal> Manager::Authenticate(std::string_view token) {
+  auto refused = Unauthenticated("missing, invalid or expired credentials", "unauthenticated");
+  if (token.size() < 10 || token.size() > 200) return refused;
+  std::string hash = HashToken(token);
+  int64_t now = Now();
+  Principal p;
+  Status st = db_->Read([&](Transaction& tx) -> Status {
+    Rows rows;
+    if (token.substr(0, 3) == "vt_") {
+      VOUCH_ASSIGN_OR_RETURN(rows, tx.Query("SELECT u.id, u.name, u.role, u.disabled, s.expires_at FROM sessions s "
+                                            "JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?",
+                                            {hash}));
+      p.kind = Principal::Kind::kUser;
+    } else if (token.substr(0, 3) == "vk_") {
+      VOUCH_ASSIGN_OR_RETURN(rows, tx.Query("SELECT k.id AS key_id, u.id, u.name, u.role, u.disabled, k.expires_at "
+                                            "FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.key_hash = ?",
+                                            {hash}));
+      p.kind = Principal::Kind::kApiKey;
+    }
+    if (rows.empty()) return refused;
+    const Row& r = rows[0];
+    if (r.Int("disabled") != 0) return refused;
+    if (!r.IsNull("expires_at") && r.Int("expires_at") <= now) return refused;
+    p.id = p.kind == Principal::Kind::kApiKey ? r.Str("key_id") : r.Str("id");
+    p.name = r.Str("name");
+    VOUCH_ASSIGN_OR_RETURN(p.role, ParseRole(r.Str("role")));
+    return Status::Ok();
+  });
+  if (!st.ok()) return st.code() == StatusCode::kUnauthenticated ? st : st;
+  return p;
+}
+
+Status Manager::Logout(const Principal& p, std::string_view token) {
+  if (p.kind != Principal::Kind::kUser) return InvalidArgument("only session tokens can be logged out", "not_a_session");
+  return db_->Write([&](Transaction& tx) -> Status {
+    VOUCH_RETURN_IF_ERROR(tx.Exec("DELETE FROM sessions WHERE token_hash = ?", {HashToken(token)}).status());
+    return Audit(tx, *this, p, "auth.logout", p.name);
+  });
+}
+
+json Manager::WhoAmI(const Principal& p) const {
+  return {{"name", p.name},
+          {"role", RoleName(p.role)},
+          {"auth", p.kind == Principal::Kind::kApiKey ? "apikey" : "session"}};
+}
+
+void Manager::AuditRefusal(const Principal& p, const std::string& action, const std::string& target,
+                           const Status& why) {
+  (void)db_->Write([&](Transaction& tx) {
+    return store::AppendAudit(tx, clock_->Now(), p.Actor(), action, target.substr(0, 200), "denied:" + why.reason(),
+                              {{"message", why.message().substr(0, 300)}});
+  });
+}
+
+// ---------------------------------------------------------------- users
+
+namespace {
+json UserJson(const Row& r) {
+  return {{"id", r.Str("id")},
+          {"name", r.Str("name")},
+          {"role", r.Str("role")},
+          {"disabled", r.Int("disabled") != 0},
+          {"created_at", TimeJson(r.Int("created_at"))}};
+}
+
+Status CheckPassword(std::string_view password) {
+  if (password.size() < 8) return InvalidArgument("password must be at least 8 characters", "weak_password");
+  if (password.size() > 1024) return InvalidArgument("password must be at most 1024 characters", "invalid_password");
+  return Status::Ok();
+}
+
+// Refuses changes that would leave no enabled admin.
+Status EnsureAnotherAdmin(Transaction& tx, const std::string& user_id) {
+  VOUCH_ASSIGN_OR_RETURN(Row r, tx.QueryOne("SELECT COUNT(*) FROM users WHERE role = 'admin' AND disabled = 0 AND id <> ?",
+                                            {user_id}, "admins"));
+  if (r.Int(0) == 0) return FailedPrecondition("this would leave no enabled admin", "last_admin");
+  return Status::Ok();
+}
+}  // namespace
+
+Result<json> Manager::CreateUser(const Principal& p, const std::string& name, const std::string& role,
+                                 std::string_view password) {
+  VOUCH_RETURN_IF_ERROR(Authorize(p, Permission::kAdmin));
+  if (!IsValidName(name)) return InvalidArgument("invalid user name '" + name.substr(0, 80) + "'", "invalid_name");
+  VOUCH_RETURN_IF_ERROR(ParseRole(role).status());
+  VOUCH_RETURN_IF_ERROR(CheckPassword(password));
+  VOUCH_ASSIGN_OR_RETURN(std::string hash, crypto::HashPassword(password, options_.password_kdf));
+  json out;
+  VOUCH_RETURN_IF_ERROR(db_->Write([&](Transaction& tx) -> Status {
+    std::string id = NewId("user");
+    Status st = tx.Exec("INSERT INTO users (id, name, role, password_hash, created_at) VALUES (?, ?, ?, ?, ?)",
+                        {id, name, role, hash, Now()})
+                    .status();
+    if (st.code() == StatusCode::kAlreadyExists) return AlreadyExists("user '" + name + "' already exists", "user_exists");
+    VOUCH_RETURN_IF_ERROR(st);
+    VOUCH_ASSIGN_OR_RETURN(Row r, tx.QueryOne("SELECT * FROM users WHERE id = ?", {id}, "user"));
+    out = UserJson(r);
+    return Audit(tx, *this, p, "user.create", name, {{"role", role}});
+  }));
+  return out;
+}
+
+Result<json> Manager::ListUsers(const Principal& p, const ListQuery& q) {
+  VOUCH_RETURN_IF_ERROR(Authorize(p, Permission::kAdmin));
+  json out;
+  VOUCH_RETURN_IF_ERROR(db_->Read([&](Transaction& tx) -> Status {
+    VOUCH_ASSIGN_OR_RETURN(PageResult page, QueryPage(tx, "SELECT * FROM users", {}, {}, q));
+    json items = json::array();
+    for (const Row& r : page.rows) items.push_back(UserJson(r));
+    out = PageJson(std::move(items), page.next_cursor);
+    return Status::Ok();
+  }));
+  return out;
+}
+
+Result<json> Manager::GetUser(const Principal& p, const std::string& key) {
+  VOUCH_RETURN_IF_ERROR(Authorize(p, Permission::kAdmin));
+  json out;
+  VOUCH_RETURN_IF_ERROR(db_->Read([&](Transaction& tx) -> Status {
+    VOUCH_ASSIGN_OR_RETURN(Row r, FindByIdOrName(tx, "users", key, "user"));
+    out = UserJson(r);
+    return Status::Ok();
+  }));
+  return out;
+}
+
+Result<json> Manager::UpdateUser(const Principal& p, const std::string& key, std::optional<std::string> role,
+                                 std::optional<std::string> password, std::optional<bool> disabled) {
+  VOUCH_RETURN_IF_ERROR(Authorize(p, Permission::kAdmin));
+  if (role) VOUCH_RETURN_IF_ERROR(ParseRole(*role).status());
+  std::string hash;
+  if (password) {
+    VOUCH_RETURN_IF_ERROR(CheckPassword(*password));
+    VOUCH_ASSIGN_OR_RETURN(hash, crypto::HashPassword(*password, options_.password_kdf));
+  }
+  json out;
+  VOUCH_RETURN_IF_ERROR(db_->Write([&](Transaction& tx) -> Status {
+    VOUCH_ASSIGN_OR_RETURN(Row r, FindByIdOrName(tx, "users", key, "user"));
+    std::string id = r.Str("id");
+    bool demotes = (role && *role != "admin") || (disabled && *disabled);
+    if (r.Str("role") == "admin" && demotes) VOUCH_RETURN_IF_ERROR(EnsureAnotherAdmin(tx, id));
+    json changed = json::object();
+    if (role) {
+      VOUCH_RETURN_IF_ERROR(tx.Exec("UPDATE users SET role = ? WHERE id = ?", {*role, id}).status());
+      changed["role"] = *role;
+    }
+    if (password) {
+      VOUCH_RETURN_IF_ERROR(tx.Exec("UPDATE users SET password_hash = ? WHERE id = ?", {hash, id}).status());
+      // A new password ends every session of that user.
+      VOUCH_RETURN_IF_ERROR(tx.Exec("DELETE FROM sessions WHERE user_id = ?", {id}).status());
+      changed["password"] = "changed";
+    }
+    if (disabled) {
+      VOUCH_RETURN_IF_ERROR(tx.Exec("UPDATE users SET disabled = ? WHERE id = ?", {int64_t{*disabled}, id}).status());
+      if (*disabled) VOUCH_RETURN_IF_ERROR(tx.Exec("DELETE FROM sessions WHERE user_id = ?", {id}).status());
+      changed["disabled"] = *disabled;
+    }
+    VOUCH_ASSIGN_OR_RETURN(Row updated, tx.QueryOne("SELECT * FROM users WHERE id = ?", {id}, "user"));
+    out = UserJson(updated);
+    return Audit(tx, *this, p, "user.update", r.Str("name"), changed);
+  }));
+  return out;
+}
+
+Status Manager::DeleteUser(const Principal& p, const std::string& key) {
+  VOUCH_RETURN_IF_ERROR(Authorize(p, Permission::kAdmin));
+  return db_->Write([&](Transaction& tx) -> Status {
+    VOUCH_ASSIGN_OR_RETURN(Row r, FindByIdOrName(tx, "users", key, "user"));
+    std::string id = r.Str("id");
+    if (r.Str("role") == "admin") VOUCH_RETURN_IF_ERROR(EnsureAnotherAdmin(tx, id));
+    VOUCH_RETURN_IF_ERROR(tx.Exec("DELETE FROM sessions WHERE user_id = ?", {id}).status());
+    VOUCH_RETURN_IF_ERROR(tx.Exec("DELETE FROM api_keys WHERE user_id = ?", {id}).status());
+    VOUCH_RETURN_IF_ERROR(tx.Exec("DELETE FROM users WHERE id = ?", {id}).status());
+    return Audit(tx, *this, p, "user.delete", r.Str("name"));
+  });
+}
+
+// ---------------------------------------------------------------- API keys
+
+namespace {
+json ApiKeyJson(const Row& r) {
+  return {{"id", r.Str("id")},
+          {"name", r.Str("name")},
+          {"user", r.Str("user_name")},
+          {"role", r.Str("role")},
+          {"created_at", TimeJson(r.Int("created_at"))},
+          {"expires_at", TimeOrNull(r, "expires_at")}};
+}
+constexpr char kApiKeySelect[] =
+    "SELECT k.id AS id, k.name AS name, k.created_at AS created_at, k.expires_at AS expires_at, "
+    "u.name AS user_name, u.role AS role, u.id AS user_id FROM api_keys k JOIN users u ON u.id = k.user_id";
+}  // namespace
+
+Result<json> Manager::CreateApiKey(const Principal& p, const std::string& name, std::optional<int64_t> days) {
+  VOUCH_RETURN_IF_ERROR(Authorize(p, Permission::kRead));
+  if (p.kind != Principal::Kind::kUser) {
+    return PermissionDenied("API keys are created with a user session, not another key", "forbidden");
+  }
+  if (!IsValidName(name)) return InvalidArgument("invalid API key name", "invalid_name");
+  if (days && (*days < 1 || *days > 3650)) {
+    return InvalidArgument("expires_in_days must be between 1 and 3650", "invalid_expiry");
+  }
+  std::string key = "vk_" + crypto::RandomToken(32);
+  json out;
+  VOUCH_RETURN_IF_ERROR(db_->Write([&](Transaction& tx) -> Status {
+    std::string id = NewId("key");
+    int64_t now = Now();
+    std::vector<Value> params = {id, name, HashToken(key), p.id, now};
+    if (days) {
+      params.emplace_back(now + *days * 86400);
+    } else {
+      params.emplace_back(nullptr);
+    }
+    Status st = tx.Exec("INSERT INTO api_keys (id, name, key_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
+                        params)
+                    .status();
+    if (st.code() == StatusCode::kAlreadyExists) {
+      return AlreadyExists("you already have an API key named '" + name + "'", "apikey_exists");
+    }
+    VOUCH_RETURN_IF_ERROR(st);
+    VOUCH_ASSIGN_OR_RETURN(Row r, tx.QueryOne(std::string(kApiKeySelect) + " WHERE k.id = ?", {id}, "api key"));
+    out = ApiKeyJson(r);
+    out["key"] = key;
+    return Audit(tx, *this, p, "apikey.create", id, {{"name", name}});
+  }));
+  return out;
+}
+
+Result<json> Manager::ListApiKeys(const Principal& p, const ListQuery& q) {
+  VOUCH_RETURN_IF_ERROR(Authorize(p, Permission::kRead));
+  json out;
+  VOUCH_RETURN_IF_ERROR(db_->Read([&](Transaction& tx) -> Status {
+    std::vector<std::string> cond;
+    std::vector<Value> params;
+    if (p.role != Role::kAdmin) {
+      cond.push_back("u.name = ?");
+      params.emplace_back(p.name);
+    }
+    VOUCH_ASSIGN_OR_RETURN(PageResult page, QueryPage(tx, kApiKeySelect, cond, params, q, "k.created_at", false, "k.id"));
+    json items = json::array();
+    for (const Row& r : page.rows) items.push_back(ApiKeyJson(r));
+    out = PageJson(std::move(items), page.next_cursor);
+    return Status::Ok();
+  }));
+  return out;
+}
+
+Status Manager::DeleteApiKey(const Principal& p, const std::string& id) {
+  VOUCH_RETURN_IF_ERROR(Authorize(p, Permission::kRead));
+  return db_->Write([&](Transaction& tx) -> Status {
+    VOUCH_ASSIGN_OR_RETURN(Rows rows, tx.Query(std::string(kApiKeySelect) + " WHERE k.id = ?", {id}));
+    // Other users' keys are invisible to non-admins: NotFound, not Forbidden.
+    if (rows.empty() || (p.role != Role::kAdmin && rows[0].Str("user_name") != p.name)) {
+      return NotFound("API key '" + id.substr(0, 80) + "' not found", "apikey_not_found");
+    }
+    VOUCH_RETURN_IF_ERROR(tx.Exec("DELETE FROM api_keys WHERE id = ?", {id}).status());
+    return Audit(tx, *this, p, "apikey.delete", id);
+  });
+}
+
+}  // namespace vouch::api
