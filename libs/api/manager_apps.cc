@@ -9,8 +9,6 @@ namespace vouch::api {
 
 using namespace internal;  // NOLINT(google-build-using-namespace)
 
-Result<ZonePolicy> LoadZonePolicy(Transaction& tx, const std::string& zone_id);
-
 namespace {
 
 constexpr char kAppSelect[] =

@@ -1,0 +1,192 @@
+// Workload certificates for reports that a node agent verified locally (docs/agent.md).
+#include "api/ca_adapter.h"
+#include "api/manager.h"
+#include "api/manager_internal.h"
+#include "api/manager_nodes_internal.h"
+#include "base/encoding.h"
+#include "crypto/digest.h"
+#include "evidence/sgx_report.h"
+#include "pki/ca.h"
+#include "policy/policy.h"
+#include "workload/wire.h"
+
+namespace vouch::api {
+
+using namespace internal;  // NOLINT(google-build-using-namespace)
+
+// ---------------------------------------------------------------- workload certificates
+
+Result<json> Manager::IssueForWorkload(const Principal& node, std::string_view csr_pem,
+                                       std::span<const uint8_t> report_body, const std::string& instance_id) {
+  if (node.kind != Principal::Kind::kNode) return PermissionDenied("only node agents may do this", "node_identity_required");
+  auto body = evidence::ParseSgxReportBody(report_body);
+  if (!body.ok()) return InvalidArgument("report must be a 384-byte SGX report body: " + body.status().message(), "invalid_report");
+  if (!instance_id.empty() && !workload::IsValidWireId(instance_id)) {
+    return InvalidArgument("invalid instance_id", "invalid_instance_id");
+  }
+  // Parsed and verified here, once (structure, key type, proof of possession): vouchd does not
+  // rely on the agent's parsing, and issues from this same parsed CSR (docs/agent.md).
+  auto checked = CheckCsr(csr_pem);
+  if (!checked.ok()) return checked.status();
+  const std::string mrenclave = HexEncode(body->mr_enclave);
+  const std::string mrsigner = HexEncode(body->mr_signer);
+  auto refuse = [&](const Status& st) -> Status {
+    AuditRefusal(node, "certificate.issue", "mrenclave:" + mrenclave, st);
+    return st;
+  };
+  if (!crypto::ConstantTimeEquals(std::span<const uint8_t>(body->report_data.data(), 32), checked->key_digest)) {
+    return refuse(Refuse("report_data_mismatch", "the report data is not SHA-256 of the CSR's public key"));
+  }
+
+  // Every rule the request must satisfy, evaluated on one consistent view of the store. Run
+  // twice: on a read snapshot to decide and sign outside any transaction (signing is most of the
+  // CPU; writers are serialised), and again inside the write that records the certificate, so
+  // that what holds at commit time is what counts (a build revoked or a node deactivated in
+  // between refuses the request; the signed certificate is then discarded, never returned).
+  struct Decision {
+    Row node, build;
+    ZonePolicy zone_policy;
+    std::vector<std::string> names;
+  };
+  auto decide = [&](Transaction& tx, Decision* d) -> Status {
+    VOUCH_ASSIGN_OR_RETURN(d->node, tx.QueryOne("SELECT * FROM nodes WHERE id = ?", {node.id}, "node"));
+    const Row& n = d->node;
+    if (n.Str("status") != "active") return Refuse("node_deactivated", "node " + node.id + " is deactivated");
+    VOUCH_ASSIGN_OR_RETURN(d->zone_policy, LoadZonePolicy(tx, n.Str("zone_id")));
+    VOUCH_ASSIGN_OR_RETURN(policy::ZonePolicy zp, ToPolicy(d->zone_policy));
+    policy::Decision pd = policy::EvaluatePlatform(StoredNodeVerdict(n), zp);
+    if (!pd.accepted()) {
+      return Refuse("node_tcb_not_acceptable", "node " + node.id + " is no longer acceptable in its zone: " +
+                                                   pd.status.reason() + ": " + pd.status.message());
+    }
+    VOUCH_ASSIGN_OR_RETURN(Rows builds,
+                           tx.Query("SELECT b.*, a.name AS app_name, a.domains AS domains, z.name AS zone_name "
+                                    "FROM builds b JOIN apps a ON a.id = b.app_id JOIN zones z ON z.id = a.zone_id "
+                                    "WHERE a.zone_id = ? AND a.deleted = 0 AND b.mrenclave = ? AND b.mrsigner = ? AND "
+                                    "b.isvprodid = ? AND b.isvsvn = ? ORDER BY b.created_at",
+                                    {n.Str("zone_id"), mrenclave, mrsigner, int64_t{body->isv_prod_id},
+                                     int64_t{body->isv_svn}}));
+    if (builds.empty()) {
+      return Refuse("measurement_not_allowed", "no build in this zone has mrenclave " + mrenclave + ", mrsigner " +
+                                                   mrsigner + ", isvprodid " + std::to_string(body->isv_prod_id) +
+                                                   ", isvsvn " + std::to_string(body->isv_svn));
+    }
+    const Row* b = nullptr;
+    for (const Row& r : builds) {
+      if (r.Str("status") == "approved") {
+        b = &r;
+        break;
+      }
+    }
+    if (b == nullptr) {
+      std::string s = builds.front().Str("status");
+      return Refuse("build_" + s, "build " + builds.front().Str("id") + " is " + s + ", not approved");
+    }
+    d->build = *b;
+    if (body->debug() && !(d->zone_policy.allow_debug && b->Int("debug") != 0)) {
+      return Refuse("debug_not_allowed", "the enclave runs in debug mode, which this zone or build does not allow");
+    }
+    json allowed = ParseJsonColumn(b->Str("domains"), json::array());
+    d->names = checked->dns_names;
+    if (d->names.empty()) {
+      for (const auto& a : allowed) d->names.push_back(a.get<std::string>());
+    }
+    for (const auto& nm : d->names) {
+      bool ok = false;
+      for (const auto& a : allowed) {
+        std::string dom = a.get<std::string>();
+        if (dom == nm) ok = true;
+        if (dom.rfind("*.", 0) == 0 && nm.size() > dom.size() - 1 &&
+            nm.compare(nm.size() - (dom.size() - 1), dom.size() - 1, dom.substr(1)) == 0 &&
+            nm.substr(0, nm.size() - (dom.size() - 1)).find('.') == std::string::npos) {
+          ok = true;
+        }
+      }
+      if (!ok) {
+        return Refuse("domain_not_allowed",
+                      "'" + nm.substr(0, 100) + "' is not an allowed domain of app '" + b->Str("app_name") + "'");
+      }
+    }
+    if (!instance_id.empty()) {
+      VOUCH_ASSIGN_OR_RETURN(Rows i, tx.Query("SELECT id FROM instances WHERE id = ? AND node_id = ? AND build_id = ?",
+                                              {instance_id, node.id, b->Str("id")}));
+      if (i.empty()) {
+        return NotFound("instance '" + instance_id + "' of this build on this node not found", "instance_not_found");
+      }
+    }
+    return Status::Ok();
+  };
+
+  // 1. Decide on a snapshot, then sign outside any transaction.
+  Decision d;
+  std::shared_ptr<pki::CaSigner> signer;
+  std::string ca_pem;
+  Status st = db_->Read([&](Transaction& tx) -> Status {
+    VOUCH_RETURN_IF_ERROR(decide(tx, &d));
+    VOUCH_ASSIGN_OR_RETURN(signer, ZoneSigner(tx, d.node.Str("zone_id")));
+    VOUCH_ASSIGN_OR_RETURN(Row z, tx.QueryOne("SELECT ca_cert_pem FROM zones WHERE id = ?", {d.node.Str("zone_id")}, "zone"));
+    ca_pem = z.Str("ca_cert_pem");
+    return Status::Ok();
+  });
+  if (!st.ok()) return st.code() == StatusCode::kPermissionDenied ? refuse(st) : st;
+  const Row& b = d.build;
+  const std::string zone_id = d.node.Str("zone_id");
+  WorkloadCertRequest req;
+  req.checked_csr = checked->csr;
+  req.common_name = d.names.empty() ? b.Str("app_name") : d.names.front();
+  req.dns_names = d.names;
+  req.spiffe_uri = "spiffe://" + b.Str("zone_name") + "/app/" + b.Str("app_name");
+  req.not_before = clock_->Now() - std::chrono::minutes(5);
+  req.not_after = clock_->Now() + WorkloadCertValidity(d.zone_policy);
+  req.platform = d.node.Str("platform");
+  req.mrenclave_hex = mrenclave;
+  req.mrsigner_hex = mrsigner;
+  req.isvprodid = body->isv_prod_id;
+  req.isvsvn = body->isv_svn;
+  VOUCH_ASSIGN_OR_RETURN(IssuedCert cert, IssueWorkloadCert(*signer, req));
+  const std::string inst = instance_id.empty() ? NewId("inst") : instance_id;
+  json sans(d.names);
+  sans.push_back(req.spiffe_uri);
+
+  // 2. Record it (SQLite commits concurrent requests in groups: one fsync for many), checking
+  //    again first. The answer goes out only after this commit.
+  st = db_->Write([&](Transaction& tx) -> Status {
+    Decision now;
+    VOUCH_RETURN_IF_ERROR(decide(tx, &now));
+    if (now.build.Str("id") != b.Str("id") || now.names != d.names || now.node.Str("zone_id") != zone_id) {
+      return Aborted("the app's builds or domains changed during the request; retry", "conflict_retry");
+    }
+    int64_t now_s = Now();
+    VOUCH_RETURN_IF_ERROR(tx.Exec("INSERT INTO certificates (serial, zone_id, kind, app_id, build_id, node_id, instance_id, "
+                                  "subject, sans, not_before, not_after, pem, status, issued_to, created_at) VALUES (?, ?, "
+                                  "'workload', ?, ?, ?, ?, ?, ?, ?, ?, ?, 'valid', ?, ?)",
+                                  {cert.serial_hex, zone_id, b.Str("app_id"), b.Str("id"), node.id, inst,
+                                   "CN=" + req.common_name, sans.dump(), ToUnixSeconds(cert.not_before),
+                                   ToUnixSeconds(cert.not_after), cert.pem, node.Actor(), now_s})
+                              .status());
+    if (instance_id.empty()) {
+      VOUCH_RETURN_IF_ERROR(tx.Exec("INSERT INTO instances (id, app_id, build_id, node_id, serial, status, last_seq, "
+                                    "first_seen, last_heartbeat) VALUES (?, ?, ?, ?, ?, 'running', 0, ?, ?)",
+                                    {inst, b.Str("app_id"), b.Str("id"), node.id, cert.serial_hex, now_s, now_s})
+                                .status());
+    } else {
+      VOUCH_RETURN_IF_ERROR(tx.Exec("UPDATE instances SET serial = ?, status = 'running', last_heartbeat = ? WHERE id = ?",
+                                    {cert.serial_hex, now_s, inst})
+                                .status());
+    }
+    return Audit(tx, *this, node, "certificate.issue", cert.serial_hex,
+                 {{"build", b.Str("id")}, {"app", b.Str("app_name")}, {"instance", inst}, {"node", node.id}, {"sans", sans}});
+  });
+  if (!st.ok()) return st.code() == StatusCode::kPermissionDenied ? refuse(st) : st;
+  issued_.fetch_add(1);
+  return json{{"serial", cert.serial_hex},
+              {"instance_id", inst},
+              {"app", b.Str("app_name")},
+              {"build_id", b.Str("id")},
+              {"certificate_pem", cert.pem},
+              {"chain_pem", cert.pem},  // the zone CA signs leaves directly: no intermediates
+              {"ca_pem", ca_pem},
+              {"not_after", TimeJson(ToUnixSeconds(cert.not_after))}};
+}
+
+}  // namespace vouch::api
