@@ -30,6 +30,7 @@
 #include "crypto/keys.h"
 #include "crypto/ossl.h"
 #include "crypto/x509.h"
+#include "http/limits.h"
 
 namespace vouch::http {
 namespace {
@@ -192,6 +193,26 @@ struct Server::Impl {
     connections.fetch_add(1);
     if (metrics != nullptr) metrics->AddToGauge("http_connections_active", {}, 1);
   }
+  // Per-source connection count (options.max_connections_per_source); "" is never capped.
+  std::mutex per_source_mu;
+  std::unordered_map<std::string, size_t> per_source;
+  bool AdmitSource(const std::string& source) {
+    if (source.empty() || options.max_connections_per_source == 0) return true;
+    std::lock_guard lock(per_source_mu);
+    size_t& n = per_source[source];
+    if (n >= options.max_connections_per_source) {
+      if (n == 0) per_source.erase(source);
+      return false;
+    }
+    ++n;
+    return true;
+  }
+  void ReleaseSource(const std::string& source) {
+    if (source.empty() || options.max_connections_per_source == 0) return;
+    std::lock_guard lock(per_source_mu);
+    auto it = per_source.find(source);
+    if (it != per_source.end() && --it->second == 0) per_source.erase(it);
+  }
   void ConnectionClosed() {
     connections.fetch_sub(1);
     if (metrics != nullptr) metrics->AddToGauge("http_connections_active", {}, -1);
@@ -228,10 +249,14 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
         stream_(MakeStream(server, std::forward<Socket>(socket))),
         remote_(std::move(remote)) {}
 
+  // The per-source slot this connection holds (Impl::AdmitSource), released with it.
+  void set_source(std::string source) { source_ = std::move(source); }
+
   ~Session() override {
     error_code ec;
     beast::get_lowest_layer(stream_).socket().close(ec);
     server_->Unregister(id_);
+    server_->ReleaseSource(source_);
     server_->ConnectionClosed();
   }
 
@@ -545,6 +570,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   Server::Impl* server_;
   Stream stream_;
   std::string remote_;
+  std::string source_;
   uint64_t id_ = 0;
   State state_ = State::kIdle;
   beast::flat_buffer buffer_;
@@ -585,16 +611,29 @@ void Server::Impl::Accept(Acceptor* acceptor) {
           socket.close(cec);
         } else {
           std::string remote = "unix";
+          std::string source;  // the Unix socket is local: never capped per source
           if constexpr (std::is_same_v<SessionT, Session<TlsStream>> ||
                         std::is_same_v<SessionT, Session<PlainTcpStream>>) {
             error_code rec;
             auto ep = socket.remote_endpoint(rec);
             remote = rec ? std::string("unknown") : FormatEndpoint(ep);
+            source = rec ? std::string("unknown") : ep.address().to_string();
             error_code nec;
             socket.set_option(tcp::no_delay(true), nec);
           }
-          ConnectionOpened();
-          std::make_shared<SessionT>(this, std::move(socket), std::move(remote))->Run();
+          if (!AdmitSource(source)) {
+            // Closed at once (no TLS handshake): one source cannot hold every connection slot.
+            if (metrics != nullptr) metrics->Increment("http_connections_refused_total", {{"reason", "per_source"}});
+            spdlog::debug("http: {} holds {} connections, refusing another", source,
+                          options.max_connections_per_source);
+            error_code cec;
+            socket.close(cec);
+          } else {
+            ConnectionOpened();
+            auto session = std::make_shared<SessionT>(this, std::move(socket), std::move(remote));
+            session->set_source(std::move(source));
+            session->Run();
+          }
         }
         Accept<Acceptor, SessionT>(acceptor);
       });
@@ -639,6 +678,8 @@ Result<std::unique_ptr<Server>> Server::Create(ServerOptions options, Router rou
     metrics->DeclareHistogram("http_request_duration_seconds",
                               "Time from a request's first byte to its response, by route");
     metrics->DeclareGauge("http_connections_active", "Open HTTP connections");
+    metrics->DeclareCounter("http_connections_refused_total",
+                            "Connections closed at accept, by reason (per_source: over max_connections_per_source)");
   }
   return std::unique_ptr<Server>(new Server(std::move(impl)));
 }

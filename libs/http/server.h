@@ -36,6 +36,9 @@ struct ServerOptions {
   std::chrono::seconds idle_timeout{60};   // keep-alive wait for the next request's first byte
   std::chrono::seconds write_timeout{30};  // sending one response
   size_t max_connections = 10000;          // further connections are accepted and closed at once
+  // Open TCP connections one source IP address may hold (0 = no cap); further ones from it are
+  // accepted and closed at once. The Unix socket is not capped.
+  size_t max_connections_per_source = 0;
   size_t max_requests_per_connection = 0;  // 0 = unlimited; else Connection: close after N
 
   // Optional plain-HTTP listener on a Unix socket (the node agent's local API). A stale socket

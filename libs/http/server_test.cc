@@ -802,6 +802,47 @@ TEST_F(ServerTest, RefusesConnectionsBeyondTheLimit) {
   ::close(c);
 }
 
+TEST_F(ServerTest, CapsConnectionsPerSource) {
+  ServerOptions o = Options();
+  o.tcp_plaintext = true;
+  o.cert_chain_pem.clear();
+  o.private_key_pem.clear();
+  o.client_ca_pem.clear();
+  o.max_connections_per_source = 2;
+  StartServer(o);
+  const uint16_t port = server_obj_->port();
+  constexpr std::string_view kRequest = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+  int a = ConnectTcp(port), b = ConnectTcp(port);
+  ASSERT_GE(a, 0);
+  ASSERT_GE(b, 0);
+  for (int fd : {a, b}) {
+    ASSERT_EQ(::write(fd, kRequest.data(), kRequest.size()), static_cast<ssize_t>(kRequest.size()));
+    EXPECT_NE(ReadUntilFd(fd, "\r\n\r\nok").find("200 OK"), std::string::npos);
+  }
+  // A third connection from 127.0.0.1 is closed at once, without an answer.
+  int c = ConnectTcp(port);
+  ASSERT_GE(c, 0);
+  (void)!::write(c, kRequest.data(), kRequest.size());
+  auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(ReadUntilFd(c, "ok"), "");
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 3s) << "the refused connection must be closed promptly";
+  ::close(c);
+  EXPECT_EQ(metrics_.Value("http_connections_refused_total", {{"reason", "per_source"}}), 1);
+  // Closing one frees its slot (the server notices the close asynchronously: bounded wait).
+  ::close(a);
+  bool served = false;
+  for (int i = 0; i < 100 && !served; ++i) {
+    int d = ConnectTcp(port);
+    ASSERT_GE(d, 0);
+    (void)!::write(d, kRequest.data(), kRequest.size());
+    served = ReadUntilFd(d, "\r\n\r\nok").find("200 OK") != std::string::npos;
+    ::close(d);
+    if (!served) std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_TRUE(served) << "a slot freed by a closed connection must be usable again";
+  ::close(b);
+}
+
 TEST_F(ServerTest, StartReportsAddressInUse) {
   StartServer(Options());
   ServerOptions o = Options();
