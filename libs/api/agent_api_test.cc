@@ -85,7 +85,11 @@ class AgentApiTest : public ::testing::Test {
     admin_token_ = json::parse(r.body)["token"];
     Admin("POST", "/api/v1/zones", {{"name", "dev"}, {"allow_sim", true}}, 201);
     Admin("POST", "/api/v1/zones", {{"name", "prod"}}, 201);
-    Admin("POST", "/api/v1/apps", {{"name", "web"}, {"zone", "dev"}, {"domains", {"web.example.com"}}}, 201);
+    json app = Admin("POST", "/api/v1/apps", {{"name", "web"}, {"zone", "dev"}, {"domains", {"web.example.com"}}}, 201);
+    // Initial domains are approval tasks like added ones (docs/design.md).
+    for (const auto& t : app["domain_tasks"]) {
+      Admin("POST", "/api/v1/tasks/" + t["task_id"].get<std::string>() + "/approve", nullptr, 200);
+    }
   }
   void TearDown() override {
     router_.reset();
@@ -336,13 +340,6 @@ TEST_F(AgentApiTest, WorkloadCertificatesAndEveryRefusal) {
   }
   EXPECT_EQ(CountRows("certificates"), certs);
 
-  // The zone tightens its TCB rule after provisioning: the node is refused. (min_tcb stays
-  // met by UpToDate, so tighten by refusing sim instead.)
-  Admin("PATCH", "/api/v1/zones/dev", {{"allow_sim", false}}, 200);
-  r = Call("POST", "/api/v1/certificates", CertBody(csr, wkey->get(), "a").dump(), "", &n.cert_der);
-  EXPECT_EQ(Code(r), "node_tcb_not_acceptable") << r.body;
-  Admin("PATCH", "/api/v1/zones/dev", {{"allow_sim", true}}, 200);
-
   // Deactivation: the node is refused and its certificates are in the CRL.
   Admin("POST", "/api/v1/nodes/" + n.id + "/deactivate", json::object(), 200);
   r = Call("POST", "/api/v1/certificates", CertBody(csr, wkey->get(), "a").dump(), "", &n.cert_der);
@@ -357,6 +354,17 @@ TEST_F(AgentApiTest, WorkloadCertificatesAndEveryRefusal) {
   X509_REVOKED* entry = nullptr;
   EXPECT_EQ(X509_CRL_get0_by_cert(crl->get(), &entry, leaf->get()), 1);
   EXPECT_EQ(Admin("GET", "/api/v1/instances", nullptr, 200)["items"][0]["status"], "stopped");
+
+  // The zone tightens after provisioning (min_tcb stays met by UpToDate, so it refuses sim): the
+  // node's certificate and its workloads' are revoked in the same step, so the node is refused.
+  Node n2 = Provision();
+  r = Call("POST", "/api/v1/certificates", CertBody(csr, wkey->get(), "a").dump(), "", &n2.cert_der);
+  ASSERT_EQ(r.status, 201u) << r.body;
+  std::string serial2 = json::parse(r.body)["serial"];
+  Admin("PATCH", "/api/v1/zones/dev", {{"allow_sim", false}}, 200);
+  r = Call("POST", "/api/v1/certificates", CertBody(csr, wkey->get(), "a").dump(), "", &n2.cert_der);
+  EXPECT_EQ(Code(r), "node_cert_revoked") << r.body;
+  EXPECT_EQ(Admin("GET", "/api/v1/certificates/" + serial2, nullptr, 200)["status"], "revoked");
 }
 
 TEST_F(AgentApiTest, HeartbeatsAreVerifiedReplayProtectedAndTracked) {

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <set>
+#include <sstream>
 
 #include "api/manager.h"
 #include "api/routes.h"
@@ -139,8 +140,18 @@ class ApiTest : public ::testing::Test {
 
   void MakeZoneAndApp(int approvals = 1) {
     CallJson("POST", "/api/v1/zones", {{"name", "prod"}, {"approvals_required", approvals}}, "admin", 201);
-    CallJson("POST", "/api/v1/apps", {{"name", "web"}, {"zone", "prod"}, {"domains", {"web.example.com", "*.svc.example.com"}}},
-             "member", 201);
+    json app = CallJson("POST", "/api/v1/apps",
+                        {{"name", "web"}, {"zone", "prod"}, {"domains", {"web.example.com", "*.svc.example.com"}}}, "member", 201);
+    ApproveDomainTasks(app, approvals);
+  }
+  // Initial domains are pending domain tasks: approve them all (with `approvals` approvers).
+  void ApproveDomainTasks(const json& app, int approvals = 1) {
+    for (const auto& t : app["domain_tasks"]) {
+      for (int i = 1; i <= approvals; ++i) {
+        CallJson("POST", "/api/v1/tasks/" + t["task_id"].get<std::string>() + "/approve", nullptr,
+                 "approver" + std::to_string(i), 200);
+      }
+    }
   }
   json MakeBuild(const std::string& mrenclave_byte = "aa") {
     std::string mre;
@@ -378,6 +389,293 @@ TEST_F(ApiTest, DomainAdditionRaisesATask) {
   app = CallJson("GET", "/api/v1/apps/web", nullptr, "viewer", 200);
   EXPECT_EQ(std::count(app["domains"].begin(), app["domains"].end(), "api.example.com"), 1);
   EXPECT_EQ(app["spiffe_id"], "spiffe://prod/app/web");
+}
+
+// ------------------------------------------------------------------ names (issue 13)
+
+TEST_F(ApiTest, InitialDomainsArePendingUntilApprovedAndOnlyThenIssuable) {
+  CallJson("POST", "/api/v1/zones", {{"name", "prod"}}, "admin", 201);
+  json app = CallJson("POST", "/api/v1/apps",
+                      {{"name", "web"}, {"zone", "prod"}, {"domains", {"Web.Example.COM", "*.svc.example.com"}}}, "member", 201);
+  EXPECT_EQ(app["domains"], json::array());
+  EXPECT_EQ(app["pending_domains"], json({"*.svc.example.com", "web.example.com"}));  // lower-cased
+  ASSERT_EQ(app["domain_tasks"].size(), 2u);
+  json build = MakeBuild();
+  CallJson("POST", "/api/v1/tasks/" + build["task_id"].get<std::string>() + "/approve", nullptr, "approver1", 200);
+  // The build task shows what its certificates may carry now: nothing approved yet.
+  json bt = CallJson("GET", "/api/v1/tasks/" + build["task_id"].get<std::string>(), nullptr, "viewer", 200);
+  EXPECT_EQ(bt["domains"], json::array());
+  EXPECT_EQ(bt["pending_domains"], json({"*.svc.example.com", "web.example.com"}));
+  auto issue = [&](const std::vector<std::string>& names) {
+    return Call("POST", "/api/v1/certificates", json{{"build_id", build["id"]}, {"csr", MakeCsr(names)}}.dump(), "admin");
+  };
+  Response r = issue({"web.example.com"});
+  EXPECT_EQ(r.status, 403u) << r.body;
+  EXPECT_EQ(json::parse(r.body)["error"]["code"], "domain_not_allowed");
+  // Approve only web.example.com.
+  std::string web_task;
+  for (const auto& t : app["domain_tasks"]) {
+    if (t["domain"] == "web.example.com") web_task = t["task_id"];
+  }
+  ASSERT_FALSE(web_task.empty());
+  json dt = CallJson("GET", "/api/v1/tasks/" + web_task, nullptr, "viewer", 200);
+  EXPECT_EQ(dt["kind"], "domain");
+  EXPECT_EQ(dt["domain"], "web.example.com");
+  CallJson("POST", "/api/v1/tasks/" + web_task + "/approve", nullptr, "approver1", 200);
+  r = issue({"WEB.example.com"});
+  ASSERT_EQ(r.status, 201u) << r.body;
+  EXPECT_EQ(json::parse(r.body)["sans"][0], "web.example.com");  // certified in lower case
+  r = issue({"a.svc.example.com"});
+  EXPECT_EQ(r.status, 403u) << r.body;
+  EXPECT_EQ(json::parse(r.body)["error"]["code"], "domain_not_allowed");
+  // Task views (one and the list) carry the app's approved and pending names.
+  bt = CallJson("GET", "/api/v1/tasks/" + build["task_id"].get<std::string>(), nullptr, "viewer", 200);
+  EXPECT_EQ(bt["domains"], json({"web.example.com"}));
+  EXPECT_EQ(bt["pending_domains"], json({"*.svc.example.com"}));
+  json list = CallJson("GET", "/api/v1/tasks", nullptr, "viewer", 200);
+  for (const auto& t : list["items"]) {
+    EXPECT_EQ(t["domains"], json({"web.example.com"})) << t.dump();
+    EXPECT_EQ(t["pending_domains"], json({"*.svc.example.com"})) << t.dump();
+  }
+  // A denied initial domain never becomes allowed.
+  json app_now = CallJson("GET", "/api/v1/apps/web", nullptr, "viewer", 200);
+  ASSERT_EQ(app_now["domain_tasks"].size(), 1u);
+  CallJson("POST", "/api/v1/tasks/" + app_now["domain_tasks"][0]["task_id"].get<std::string>() + "/deny",
+           {{"reason", "not ours"}}, "approver1", 200);
+  app_now = CallJson("GET", "/api/v1/apps/web", nullptr, "viewer", 200);
+  EXPECT_EQ(app_now["domains"], json({"web.example.com"}));
+  EXPECT_EQ(app_now["pending_domains"], json::array());
+}
+
+TEST_F(ApiTest, DomainTakenExactAndThroughWildcardsInBothDirections) {
+  CallJson("POST", "/api/v1/zones", {{"name", "prod"}}, "admin", 201);
+  CallJson("POST", "/api/v1/zones", {{"name", "staging"}}, "admin", 201);
+  json web = CallJson("POST", "/api/v1/apps", {{"name", "web"}, {"zone", "prod"}, {"domains", {"a.example.com"}}}, "member", 201);
+  auto refused = [&](const std::string& method, const std::string& path, const json& body) {
+    std::string before = Snapshot();
+    Response r = Call(method, path, body.dump(), "member");
+    EXPECT_EQ(r.status, 409u) << path << " " << body.dump() << ": " << r.body;
+    EXPECT_EQ(json::parse(r.body)["error"]["code"], "domain_taken") << r.body;
+    EXPECT_EQ(Snapshot(), before) << "a refused request changed the store";
+  };
+  // Pending counts: the same name, another case, and a wildcard covering it.
+  refused("POST", "/api/v1/apps", {{"name", "other"}, {"zone", "prod"}, {"domains", {"a.example.com"}}});
+  refused("POST", "/api/v1/apps", {{"name", "other"}, {"zone", "prod"}, {"domains", {"ok.example.org", "A.Example.com"}}});
+  refused("POST", "/api/v1/apps", {{"name", "other"}, {"zone", "prod"}, {"domains", {"*.example.com"}}});
+  ApproveDomainTasks(web);
+  // Approved counts too; names the wildcard would not cover are free.
+  json other = CallJson("POST", "/api/v1/apps",
+                        {{"name", "other"}, {"zone", "prod"}, {"domains", {"example.com", "x.a.example.com"}}}, "member", 201);
+  refused("POST", "/api/v1/apps/other/domains", {{"domain", "*.example.com"}});
+  refused("POST", "/api/v1/apps/other/domains", {{"domain", "a.EXAMPLE.com"}});
+  // The other direction: a name under another app's wildcard.
+  CallJson("POST", "/api/v1/apps/other/domains", {{"domain", "*.wild.example.com"}}, "member", 202);
+  refused("POST", "/api/v1/apps/web/domains", {{"domain", "q.wild.example.com"}});
+  refused("POST", "/api/v1/apps", {{"name", "third"}, {"zone", "prod"}, {"domains", {"*.wild.example.com"}}});
+  CallJson("POST", "/api/v1/apps/web/domains", {{"domain", "wild.example.com"}}, "member", 202);
+  // An app's own names never conflict with each other; other zones are independent.
+  CallJson("POST", "/api/v1/apps/web/domains", {{"domain", "*.example.com"}}, "member", 202);
+  CallJson("POST", "/api/v1/apps", {{"name", "elsewhere"}, {"zone", "staging"}, {"domains", {"a.example.com"}}}, "member", 201);
+  // A deleted app's names are released.
+  CallJson("DELETE", "/api/v1/apps/other", nullptr, "admin", 204);
+  CallJson("POST", "/api/v1/apps", {{"name", "fourth"}, {"zone", "prod"}, {"domains", {"q.wild.example.com"}}}, "member", 201);
+}
+
+TEST_F(ApiTest, OfTwoPendingRequestsForOneNameTheSecondApprovalFailsWithDomainTaken) {
+  CallJson("POST", "/api/v1/zones", {{"name", "prod"}}, "admin", 201);
+  json web = CallJson("POST", "/api/v1/apps", {{"name", "web"}, {"zone", "prod"}, {"domains", {"dup.example.com"}}}, "member", 201);
+  json other = CallJson("POST", "/api/v1/apps", {{"name", "other"}, {"zone", "prod"}}, "member", 201);
+  // A second pending request for the same name, as concurrent requests or a store from before
+  // the check could leave it.
+  ASSERT_TRUE(db_->Write([&](store::Transaction& tx) {
+                   return tx.Exec("INSERT INTO tasks (id, kind, status, zone_id, app_id, domain, summary, approvals_required, "
+                                  "created_at, created_by) SELECT 'task_dup', 'domain', 'pending', zone_id, id, "
+                                  "'*.example.com', 'dup', 1, 0, 'test' FROM apps WHERE name = 'other'")
+                       .status();
+                 }).ok());
+  ApproveDomainTasks(web);
+  std::string before = Snapshot();
+  Response r = Call("POST", "/api/v1/tasks/task_dup/approve", "", "approver1");
+  EXPECT_EQ(r.status, 409u) << r.body;
+  EXPECT_EQ(json::parse(r.body)["error"]["code"], "domain_taken");
+  EXPECT_EQ(Snapshot(), before);
+  EXPECT_EQ(CallJson("GET", "/api/v1/tasks/task_dup", nullptr, "viewer", 200)["status"], "pending");
+  EXPECT_EQ(CallJson("GET", "/api/v1/apps/other", nullptr, "viewer", 200)["domains"], json::array());
+}
+
+// The serials a CRL (DER or PEM file) lists, upper-case hex as `openssl crl -text` prints them.
+std::set<std::string> CrlSerials(const std::string& dir, const std::string& crl_pem) {
+  EXPECT_TRUE(WriteFileAtomic(dir + "/names-crl.pem", crl_pem).ok());
+  std::string cmd = "openssl crl -in " + dir + "/names-crl.pem -noout -text | sed -n 's/.*Serial Number: *//p' > " + dir +
+                    "/names-crl.txt";
+  EXPECT_EQ(std::system(cmd.c_str()), 0);
+  std::set<std::string> out;
+  std::istringstream in(ReadWholeFile(dir + "/names-crl.txt").value_or(""));
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty()) out.insert(line);
+  }
+  return out;
+}
+
+std::string Upper(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return s;
+}
+
+TEST_F(ApiTest, RemovingADomainRevokesExactlyTheCertificatesCarryingIt) {
+  MakeZoneAndApp(1);  // web.example.com, *.svc.example.com
+  json add = CallJson("POST", "/api/v1/apps/web/domains", {{"domain", "api.example.com"}}, "member", 202);
+  CallJson("POST", "/api/v1/tasks/" + add["id"].get<std::string>() + "/approve", nullptr, "approver1", 200);
+  json build = MakeBuild();
+  CallJson("POST", "/api/v1/tasks/" + build["task_id"].get<std::string>() + "/approve", nullptr, "approver1", 200);
+  auto issue = [&](const std::vector<std::string>& names) -> std::string {
+    json c = CallJson("POST", "/api/v1/certificates", {{"build_id", build["id"]}, {"csr", MakeCsr(names)}}, "admin", 201);
+    return c["serial"];
+  };
+  std::string web = issue({"web.example.com"});
+  std::string svc = issue({"a.svc.example.com"});
+  std::string both = issue({"api.example.com", "web.example.com"});
+  std::string api = issue({"api.example.com"});
+  auto status = [&](const std::string& serial) {
+    return CallJson("GET", "/api/v1/certificates/" + serial, nullptr, "viewer", 200)["status"].get<std::string>();
+  };
+  json r = CallJson("DELETE", "/api/v1/apps/web/domains/*.svc.example.com", nullptr, "member", 200);
+  EXPECT_EQ(r["revoked_serials"], json({svc}));
+  EXPECT_EQ(status(svc), "revoked");
+  // Upper case in the path names the same domain.
+  r = CallJson("DELETE", "/api/v1/apps/web/domains/WEB.example.com", nullptr, "member", 200);
+  std::set<std::string> got(r["revoked_serials"].begin(), r["revoked_serials"].end());
+  EXPECT_EQ(got, (std::set<std::string>{web, both}));
+  EXPECT_EQ(r["domains"], json({"api.example.com"}));
+  EXPECT_EQ(status(web), "revoked");
+  EXPECT_EQ(status(both), "revoked");
+  EXPECT_EQ(status(api), "valid");
+  EXPECT_EQ(CrlSerials(dir_, Call("GET", "/api/v1/zones/prod/crl?format=pem").body),
+            (std::set<std::string>{Upper(web), Upper(svc), Upper(both)}));
+  json audit = CallJson("GET", "/api/v1/audit?action=app.domain.remove", nullptr, "viewer", 200);
+  ASSERT_EQ(audit["items"].size(), 2u) << audit.dump();
+  int64_t total = 0;
+  for (const auto& a : audit["items"]) total += a["detail"]["revoked"].get<int64_t>();
+  EXPECT_EQ(total, 3);
+  // Withdrawing a pending request revokes nothing and cancels the task.
+  json pend = CallJson("POST", "/api/v1/apps/web/domains", {{"domain", "later.example.com"}}, "member", 202);
+  r = CallJson("DELETE", "/api/v1/apps/web/domains/later.example.com", nullptr, "member", 200);
+  EXPECT_EQ(r["pending_domains"], json::array());
+  EXPECT_EQ(CallJson("GET", "/api/v1/tasks/" + pend["id"].get<std::string>(), nullptr, "viewer", 200)["status"], "cancelled");
+  EXPECT_EQ(Call("DELETE", "/api/v1/apps/web/domains/never.example.com", "", "member").status, 404u);
+}
+
+TEST_F(ApiTest, TighteningAZoneRevokesExactlyWhatItWouldNoLongerIssue) {
+  CallJson("POST", "/api/v1/zones",
+           {{"name", "prod"}, {"allow_sim", true}, {"allow_debug", true}, {"min_tcb", "ConfigurationNeeded"},
+            {"tolerated_advisories", {"INTEL-SA-00001"}}},
+           "admin", 201);
+  json app = CallJson("POST", "/api/v1/apps", {{"name", "web"}, {"zone", "prod"}, {"domains", {"web.example.com"}}}, "member", 201);
+  ApproveDomainTasks(app);
+  json build = MakeBuild("aa");
+  json debug_build = CallJson("POST", "/api/v1/builds",
+                              {{"app", "web"}, {"mrenclave", std::string(64, 'c')}, {"mrsigner", std::string(64, 'b')},
+                               {"isvprodid", 1}, {"isvsvn", 2}, {"debug", true}},
+                              "member", 201);
+  for (const json* b : {&build, &debug_build}) {
+    CallJson("POST", "/api/v1/tasks/" + (*b)["task_id"].get<std::string>() + "/approve", nullptr, "approver1", 200);
+  }
+  auto manual = [&](const json& b) {
+    return CallJson("POST", "/api/v1/certificates", {{"build_id", b["id"]}, {"csr", MakeCsr({"web.example.com"})}}, "admin",
+                    201)["serial"]
+        .get<std::string>();
+  };
+  std::string m_ok = manual(build);
+  std::string m_debug = manual(debug_build);
+  std::string zone_id = CallJson("GET", "/api/v1/zones/prod", nullptr, "viewer", 200)["id"];
+  std::string app_id = app["id"];
+  // Nodes as enrolment records them, each with a node certificate and a workload certificate.
+  int64_t now = ToUnixSeconds(clock_.Now());
+  int counter = 0;
+  auto cert_row = [&](const std::string& kind, const std::string& node, const std::string& build_id) {
+    char serial[33];
+    std::snprintf(serial, sizeof serial, "7e%030x", ++counter);
+    EXPECT_TRUE(db_->Write([&](store::Transaction& tx) {
+                     return tx.Exec("INSERT INTO certificates (serial, zone_id, kind, app_id, build_id, node_id, subject, sans, "
+                                    "not_before, not_after, pem, status, issued_to, created_at) VALUES (?, ?, ?, ?, ?, ?, "
+                                    "'CN=x', '[]', ?, ?, '', 'valid', 'test', ?)",
+                                    {std::string(serial), zone_id, kind,
+                                     kind == "node" ? store::Value(nullptr) : store::Value(app_id),
+                                     build_id.empty() ? store::Value(nullptr) : store::Value(build_id), node, now - 60,
+                                     now + 3600, now})
+                         .status();
+                   }).ok());
+    return std::string(serial);
+  };
+  struct N {
+    std::string platform, tcb, advisories;
+    std::string node_cert, workload_cert;
+  };
+  std::map<std::string, N> nodes = {{"node_sim", {"sim-sgx", "UpToDate", "[]", "", ""}},
+                                    {"node_hw", {"sgx", "UpToDate", "[]", "", ""}},
+                                    {"node_cfg", {"sgx", "ConfigurationNeeded", "[]", "", ""}},
+                                    {"node_swh", {"sgx", "SWHardeningNeeded", "[\"INTEL-SA-00001\"]", "", ""}}};
+  for (auto& [id, n] : nodes) {
+    ASSERT_TRUE(db_->Write([&](store::Transaction& tx) {
+                     return tx.Exec("INSERT INTO nodes (id, zone_id, platform, tcb_status, advisory_ids, public_key_sha256, "
+                                    "status, created_at) VALUES (?, ?, ?, ?, ?, 'x', 'active', ?)",
+                                    {id, zone_id, n.platform, n.tcb, n.advisories, now})
+                         .status();
+                   }).ok());
+    n.node_cert = cert_row("node", id, "");
+    n.workload_cert = cert_row("workload", id, build["id"]);
+  }
+  std::string hw_debug = cert_row("workload", "node_hw", debug_build["id"]);
+  auto valid = [&]() {
+    std::set<std::string> out;
+    EXPECT_TRUE(db_->Read([&](store::Transaction& tx) -> Status {
+                     VOUCH_ASSIGN_OR_RETURN(store::Rows rows, tx.Query("SELECT serial FROM certificates WHERE status = 'valid'"));
+                     for (const auto& r : rows) out.insert(r.Str("serial"));
+                     return Status::Ok();
+                   }).ok());
+    return out;
+  };
+  auto patch = [&](const json& body, int64_t want_workload, int64_t want_node) {
+    json z = CallJson("PATCH", "/api/v1/zones/prod", body, "admin", 200);
+    EXPECT_EQ(z["revoked"]["workload_certificates"], want_workload) << body.dump() << " " << z.dump();
+    EXPECT_EQ(z["revoked"]["node_certificates"], want_node) << body.dump() << " " << z.dump();
+  };
+  std::set<std::string> all = valid();
+  auto without = [&](std::initializer_list<std::string> gone) {
+    for (const auto& g : gone) all.erase(g);
+    return all;
+  };
+  // Debug off: the debug build's certificates, nothing else.
+  patch({{"allow_debug", false}}, 2, 0);
+  EXPECT_EQ(valid(), without({m_debug, hw_debug}));
+  // A stricter minimum: the ConfigurationNeeded node (the tolerated SWHardeningNeeded one counts as UpToDate).
+  patch({{"min_tcb", "UpToDate"}}, 1, 1);
+  EXPECT_EQ(valid(), without({nodes["node_cfg"].workload_cert, nodes["node_cfg"].node_cert}));
+  // The advisory no longer tolerated.
+  patch({{"tolerated_advisories", json::array()}}, 1, 1);
+  EXPECT_EQ(valid(), without({nodes["node_swh"].workload_cert, nodes["node_swh"].node_cert}));
+  // Sim off.
+  patch({{"allow_sim", false}}, 1, 1);
+  EXPECT_EQ(valid(), without({nodes["node_sim"].workload_cert, nodes["node_sim"].node_cert}));
+  EXPECT_EQ(valid(), (std::set<std::string>{m_ok, nodes["node_hw"].node_cert, nodes["node_hw"].workload_cert}));
+  // Loosening revokes nothing and reports nothing.
+  json z = CallJson("PATCH", "/api/v1/zones/prod", {{"allow_sim", true}, {"approvals_required", 2}}, "admin", 200);
+  EXPECT_FALSE(z.contains("revoked")) << z.dump();
+  EXPECT_EQ(valid().size(), 3u);
+  // The CRL lists exactly the revoked workload certificates (node certificates belong to the node CA).
+  EXPECT_EQ(CrlSerials(dir_, Call("GET", "/api/v1/zones/prod/crl?format=pem").body),
+            (std::set<std::string>{Upper(m_debug), Upper(hw_debug), Upper(nodes["node_cfg"].workload_cert),
+                                   Upper(nodes["node_swh"].workload_cert), Upper(nodes["node_sim"].workload_cert)}));
+  json audit = CallJson("GET", "/api/v1/audit?action=zone.update", nullptr, "viewer", 200);
+  ASSERT_EQ(audit["items"].size(), 5u);
+  int64_t revoked = 0;
+  for (const auto& a : audit["items"]) {
+    if (a["detail"].contains("revoked")) {
+      revoked += a["detail"]["revoked"]["workload_certificates"].get<int64_t>() +
+                 a["detail"]["revoked"]["node_certificates"].get<int64_t>();
+    }
+  }
+  EXPECT_EQ(revoked, 8);
 }
 
 TEST_F(ApiTest, IssuedCertificateFollowsTheProfileAndRevocationReachesTheCrl) {

@@ -272,6 +272,13 @@ class Manager {
   Status RegenerateCrl(store::Transaction& tx, const std::string& zone_id);
   Status RevokeCertsWhere(store::Transaction& tx, const std::string& where_sql, const std::vector<store::Value>& params,
                           const std::string& reason, std::vector<std::string>* zones_touched);
+  // Marks the listed certificates revoked (those still valid) without regenerating any CRL: the
+  // caller regenerates its zone's CRL once. Returns how many changed.
+  Result<int64_t> MarkRevoked(store::Transaction& tx, const std::vector<std::string>& serials, const std::string& reason);
+  // After a zone's policy was tightened: revokes the zone's unexpired valid certificates that the
+  // policy would no longer issue (manager_zones.cc); the CRL is regenerated once. Returns the
+  // counts (and serials) for the audit entry.
+  Result<json> RevokeWhatZoneRefuses(store::Transaction& tx, const std::string& zone_id, const ZonePolicy& policy);
   Result<json> DecideTask(store::Transaction& tx, const Principal& p, const store::Row& task, bool approve,
                           const std::string& reason);
   int64_t Now() const;
@@ -311,5 +318,9 @@ class Manager {
 bool IsValidName(std::string_view name);     // ^[a-z0-9][a-z0-9-]{0,62}$
 bool IsValidDnsName(std::string_view name);  // RFC 1123 hostname, optional leading "*." wildcard
 bool IsValidTcbStatus(std::string_view s);
+
+// Reason codes of the app-domain rules (docs/api.md, docs/design.md "Apps, builds and approvals").
+inline constexpr std::string_view kDomainTaken = "domain_taken";              // 409: another app of the zone holds it
+inline constexpr std::string_view kDomainNotAllowed = "domain_not_allowed";   // 403: not an approved name of the app
 
 }  // namespace vouch::api

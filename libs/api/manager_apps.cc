@@ -4,6 +4,7 @@
 #include "api/manager.h"
 #include "api/manager_internal.h"
 #include "base/encoding.h"
+#include "pki/names.h"
 
 namespace vouch::api {
 
@@ -15,17 +16,38 @@ constexpr char kAppSelect[] =
     "SELECT a.id AS id, a.name AS name, a.domains AS domains, a.created_at AS created_at, a.created_by AS created_by, "
     "a.zone_id AS zone_id, z.name AS zone_name FROM apps a JOIN zones z ON z.id = a.zone_id";
 
+// The allowed names of an app as stored (a JSON array of lower-case names).
+std::vector<std::string> DomainList(const std::string& column) {
+  std::vector<std::string> out;
+  for (const auto& d : ParseJsonColumn(column, json::array())) {
+    if (d.is_string()) out.push_back(d.get<std::string>());
+  }
+  return out;
+}
+
+// The app's pending domain requests: the names and, in `tasks`, {domain, task_id} for each.
+Result<json> PendingDomains(Transaction& tx, const std::string& app_id, json* tasks) {
+  VOUCH_ASSIGN_OR_RETURN(Rows pending, tx.Query("SELECT id, domain FROM tasks WHERE app_id = ? AND kind = 'domain' AND "
+                                                "status = 'pending' ORDER BY created_at, id",
+                                                {app_id}));
+  json names = json::array();
+  if (tasks != nullptr) *tasks = json::array();
+  for (const Row& t : pending) {
+    names.push_back(t.Str("domain"));
+    if (tasks != nullptr) tasks->push_back({{"domain", t.Str("domain")}, {"task_id", t.Str("id")}});
+  }
+  return names;
+}
+
 Result<json> AppJson(Transaction& tx, const Row& r) {
-  VOUCH_ASSIGN_OR_RETURN(Rows pending, tx.Query("SELECT domain FROM tasks WHERE app_id = ? AND kind = 'domain' AND "
-                                                "status = 'pending' ORDER BY created_at",
-                                                {r.Str("id")}));
-  json pending_domains = json::array();
-  for (const Row& t : pending) pending_domains.push_back(t.Str("domain"));
+  json domain_tasks;
+  VOUCH_ASSIGN_OR_RETURN(json pending_domains, PendingDomains(tx, r.Str("id"), &domain_tasks));
   return json{{"id", r.Str("id")},
               {"name", r.Str("name")},
               {"zone", r.Str("zone_name")},
               {"domains", ParseJsonColumn(r.Str("domains"), json::array())},
               {"pending_domains", pending_domains},
+              {"domain_tasks", domain_tasks},
               {"spiffe_id", "spiffe://" + r.Str("zone_name") + "/app/" + r.Str("name")},
               {"created_at", TimeJson(r.Int("created_at"))},
               {"created_by", r.Str("created_by")}};
@@ -78,8 +100,8 @@ Result<json> BuildJson(Transaction& tx, const Row& r) {
 }
 
 constexpr char kTaskSelect[] =
-    "SELECT t.*, a.name AS app_name, z.name AS zone_name FROM tasks t JOIN apps a ON a.id = t.app_id "
-    "JOIN zones z ON z.id = t.zone_id";
+    "SELECT t.*, a.name AS app_name, a.domains AS app_domains, z.name AS zone_name FROM tasks t "
+    "JOIN apps a ON a.id = t.app_id JOIN zones z ON z.id = t.zone_id";
 
 Result<json> TaskJson(Transaction& tx, const Row& r) {
   VOUCH_ASSIGN_OR_RETURN(json approvals, ApprovalsJson(tx, r.Str("id")));
@@ -96,6 +118,12 @@ Result<json> TaskJson(Transaction& tx, const Row& r) {
          {"decided_at", TimeOrNull(r, "decided_at")}};
   if (!r.IsNull("build_id")) j["build_id"] = r.Str("build_id");
   if (!r.IsNull("domain")) j["domain"] = r.Str("domain");
+  // What an approver decides about: the names the app's certificates may carry now (approved)
+  // and those waiting for approval. A build's certificates are issued for the approved ones only.
+  if (!r.IsNull("app_domains")) {
+    j["domains"] = ParseJsonColumn(r.Str("app_domains"), json::array());
+    VOUCH_ASSIGN_OR_RETURN(j["pending_domains"], PendingDomains(tx, r.Str("app_id"), nullptr));
+  }
   if (!r.IsNull("denied_by")) j["denied_by"] = r.Str("denied_by");
   if (!r.IsNull("reason")) j["reason"] = r.Str("reason");
   return j;
@@ -105,6 +133,46 @@ Status CheckHex32(const std::string& value, const char* field) {
   auto bytes = HexDecode(value);
   if (!bytes.ok() || bytes->size() != 32) {
     return InvalidArgument(std::string(field) + " must be 64 hex characters (32 bytes)", "invalid_measurement");
+  }
+  return Status::Ok();
+}
+
+// A name another app of the zone holds: approved, or requested and pending.
+struct Holding {
+  std::string domain, app;
+  bool pending = false;
+};
+
+// The names the zone's other apps (all but `app_id`, not deleted) hold; pending requests too
+// with `include_pending`.
+
+Result<std::vector<Holding>> ZoneHoldings(Transaction& tx, const std::string& zone_id, const std::string& app_id,
+                                          bool include_pending) {
+  std::vector<Holding> out;
+  VOUCH_ASSIGN_OR_RETURN(Rows apps, tx.Query("SELECT name, domains FROM apps WHERE zone_id = ? AND id <> ? AND deleted = 0",
+                                             {zone_id, app_id}));
+  for (const Row& a : apps) {
+    for (auto& d : DomainList(a.Str("domains"))) out.push_back({std::move(d), a.Str("name"), false});
+  }
+  if (include_pending) {
+    VOUCH_ASSIGN_OR_RETURN(Rows pending, tx.Query("SELECT t.domain AS domain, a.name AS name FROM tasks t JOIN apps a ON "
+                                                  "a.id = t.app_id WHERE t.zone_id = ? AND t.app_id <> ? AND t.kind = "
+                                                  "'domain' AND t.status = 'pending' AND a.deleted = 0",
+                                                  {zone_id, app_id}));
+    for (const Row& t : pending) out.push_back({t.Str("domain"), t.Str("name"), true});
+  }
+  return out;
+}
+
+// 409 domain_taken when one of `holdings` overlaps `domain` (equal, or a wildcard covering the
+// other in either direction: pki::DomainsOverlap).
+Status CheckNotTaken(const std::vector<Holding>& holdings, const std::string& domain) {
+  for (const Holding& h : holdings) {
+    if (pki::DomainsOverlap(domain, h.domain)) {
+      return AlreadyExists("'" + domain + "' is taken in this zone: app '" + h.app + "' " +
+                               (h.pending ? "has requested '" : "holds '") + h.domain + "'",
+                           std::string(kDomainTaken));
+    }
   }
   return Status::Ok();
 }
@@ -127,22 +195,40 @@ Result<json> Manager::CreateApp(const Principal& p, const std::string& name, con
   if (domains.size() > 100) return InvalidArgument("at most 100 domains per app", "too_many_domains");
   std::set<std::string> unique;
   for (const auto& d : domains) {
-    if (!IsValidDnsName(d)) return InvalidArgument("invalid DNS name '" + d.substr(0, 100) + "'", "invalid_domain");
-    unique.insert(d);
+    VOUCH_ASSIGN_OR_RETURN(std::string n, pki::NormalizeDnsName(d));
+    unique.insert(std::move(n));
   }
   json out;
   VOUCH_RETURN_IF_ERROR(db_->Write([&](Transaction& tx) -> Status {
     VOUCH_ASSIGN_OR_RETURN(Row z, FindByIdOrName(tx, "zones", zone, "zone"));
     std::string id = NewId("app");
-    json doms(std::vector<std::string>(unique.begin(), unique.end()));
-    Status st = tx.Exec("INSERT INTO apps (id, name, zone_id, domains, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?)",
-                        {id, name, z.Str("id"), doms.dump(), Now(), p.Actor()})
+    int64_t now = Now();
+    // The app starts with no allowed names: each requested one is a pending domain task under
+    // the zone's quorum, exactly as if it were added later (docs/design.md).
+    Status st = tx.Exec("INSERT INTO apps (id, name, zone_id, domains, created_at, created_by) VALUES (?, ?, ?, '[]', ?, ?)",
+                        {id, name, z.Str("id"), now, p.Actor()})
                     .status();
     if (st.code() == StatusCode::kAlreadyExists) return AlreadyExists("app '" + name + "' already exists", "app_exists");
     VOUCH_RETURN_IF_ERROR(st);
+    VOUCH_ASSIGN_OR_RETURN(std::vector<Holding> holdings, ZoneHoldings(tx, z.Str("id"), id, true));
+    VOUCH_ASSIGN_OR_RETURN(ZonePolicy policy, LoadZonePolicy(tx, z.Str("id")));
+    json tasks = json::array();
+    for (const std::string& d : unique) {
+      VOUCH_RETURN_IF_ERROR(CheckNotTaken(holdings, d));
+      std::string task_id = NewId("task");
+      VOUCH_RETURN_IF_ERROR(tx.Exec("INSERT INTO tasks (id, kind, status, zone_id, app_id, domain, summary, "
+                                    "approvals_required, created_at, created_by) VALUES (?, 'domain', 'pending', ?, ?, ?, ?, ?, ?, ?)",
+                                    {task_id, z.Str("id"), id, d, "allow domain " + d + " for new app " + name,
+                                     int64_t{policy.approvals_required}, now, p.Actor()})
+                                .status());
+      VOUCH_RETURN_IF_ERROR(Audit(tx, *this, p, "app.domain.request", name, {{"domain", d}, {"task", task_id}}));
+      tasks.push_back(task_id);
+    }
     VOUCH_ASSIGN_OR_RETURN(Row r, FindApp(tx, id));
     VOUCH_ASSIGN_OR_RETURN(out, AppJson(tx, r));
-    return Audit(tx, *this, p, "app.create", name, {{"zone", z.Str("name")}, {"domains", doms}});
+    return Audit(tx, *this, p, "app.create", name,
+                 {{"zone", z.Str("name")}, {"pending_domains", json(std::vector<std::string>(unique.begin(), unique.end()))},
+                  {"tasks", tasks}});
   }));
   return out;
 }
@@ -202,9 +288,9 @@ Status Manager::DeleteApp(const Principal& p, const std::string& key) {
   });
 }
 
-Result<json> Manager::AddAppDomain(const Principal& p, const std::string& app, const std::string& domain) {
+Result<json> Manager::AddAppDomain(const Principal& p, const std::string& app, const std::string& requested) {
   VOUCH_RETURN_IF_ERROR(Authorize(p, Permission::kWrite));
-  if (!IsValidDnsName(domain)) return InvalidArgument("invalid DNS name '" + domain.substr(0, 100) + "'", "invalid_domain");
+  VOUCH_ASSIGN_OR_RETURN(const std::string domain, pki::NormalizeDnsName(requested));
   json out;
   VOUCH_RETURN_IF_ERROR(db_->Write([&](Transaction& tx) -> Status {
     VOUCH_ASSIGN_OR_RETURN(Row a, FindApp(tx, app));
@@ -216,6 +302,8 @@ Result<json> Manager::AddAppDomain(const Principal& p, const std::string& app, c
                                               "domain = ? AND status = 'pending'",
                                               {a.Str("id"), domain}));
     if (!dup.empty()) return AlreadyExists("a request for '" + domain + "' is already pending", "domain_pending");
+    VOUCH_ASSIGN_OR_RETURN(std::vector<Holding> holdings, ZoneHoldings(tx, a.Str("zone_id"), a.Str("id"), true));
+    VOUCH_RETURN_IF_ERROR(CheckNotTaken(holdings, domain));
     VOUCH_ASSIGN_OR_RETURN(ZonePolicy policy, LoadZonePolicy(tx, a.Str("zone_id")));
     std::string task_id = NewId("task");
     VOUCH_RETURN_IF_ERROR(tx.Exec("INSERT INTO tasks (id, kind, status, zone_id, app_id, domain, summary, "
@@ -231,21 +319,55 @@ Result<json> Manager::AddAppDomain(const Principal& p, const std::string& app, c
   return out;
 }
 
-Result<json> Manager::RemoveAppDomain(const Principal& p, const std::string& app, const std::string& domain) {
+Result<json> Manager::RemoveAppDomain(const Principal& p, const std::string& app, const std::string& requested) {
   VOUCH_RETURN_IF_ERROR(Authorize(p, Permission::kWrite));
+  const std::string domain = pki::LowerDnsName(requested);
   json out;
   VOUCH_RETURN_IF_ERROR(db_->Write([&](Transaction& tx) -> Status {
     VOUCH_ASSIGN_OR_RETURN(Row a, FindApp(tx, app));
-    json domains = ParseJsonColumn(a.Str("domains"), json::array());
+    const std::string app_id = a.Str("id");
+    std::vector<std::string> domains = DomainList(a.Str("domains"));
     auto it = std::find(domains.begin(), domains.end(), domain);
+    int64_t now = Now();
     if (it == domains.end()) {
-      return NotFound("'" + domain.substr(0, 100) + "' is not a domain of app '" + a.Str("name") + "'", "domain_not_found");
+      // A pending request is withdrawn instead.
+      VOUCH_ASSIGN_OR_RETURN(int64_t cancelled,
+                             tx.Exec("UPDATE tasks SET status = 'cancelled', decided_at = ? WHERE app_id = ? AND "
+                                     "kind = 'domain' AND domain = ? AND status = 'pending'",
+                                     {now, app_id, domain}));
+      if (cancelled == 0) {
+        return NotFound("'" + domain.substr(0, 100) + "' is not a domain of app '" + a.Str("name") + "'", "domain_not_found");
+      }
+      VOUCH_ASSIGN_OR_RETURN(Row r, FindApp(tx, app_id));
+      VOUCH_ASSIGN_OR_RETURN(out, AppJson(tx, r));
+      return Audit(tx, *this, p, "app.domain.withdraw", a.Str("name"), {{"domain", domain}});
     }
     domains.erase(it);
-    VOUCH_RETURN_IF_ERROR(tx.Exec("UPDATE apps SET domains = ? WHERE id = ?", {domains.dump(), a.Str("id")}).status());
-    VOUCH_ASSIGN_OR_RETURN(Row r, FindApp(tx, a.Str("id")));
+    VOUCH_RETURN_IF_ERROR(tx.Exec("UPDATE apps SET domains = ? WHERE id = ?", {json(domains).dump(), app_id}).status());
+    // Revoke, in this transaction, the app's unexpired certificates that carry a name the removed
+    // entry allowed and no remaining entry allows.
+    VOUCH_ASSIGN_OR_RETURN(Rows certs, tx.Query("SELECT serial, sans FROM certificates WHERE app_id = ? AND "
+                                                "status = 'valid' AND not_after > ? ORDER BY serial",
+                                                {app_id, now}));
+    std::vector<std::string> serials;
+    for (const Row& c : certs) {
+      for (const auto& san : ParseJsonColumn(c.Str("sans"), json::array())) {
+        if (!san.is_string()) continue;
+        const std::string name = san.get<std::string>();
+        if (pki::IsValidDnsName(name) && pki::DomainMatches(name, domain) && !pki::DomainAllowed(name, domains)) {
+          serials.push_back(c.Str("serial"));
+          break;
+        }
+      }
+    }
+    VOUCH_ASSIGN_OR_RETURN(int64_t revoked, MarkRevoked(tx, serials, "domain " + domain + " removed from app " + a.Str("name")));
+    if (revoked > 0) VOUCH_RETURN_IF_ERROR(RegenerateCrl(tx, a.Str("zone_id")));
+    VOUCH_ASSIGN_OR_RETURN(Row r, FindApp(tx, app_id));
     VOUCH_ASSIGN_OR_RETURN(out, AppJson(tx, r));
-    return Audit(tx, *this, p, "app.domain.remove", a.Str("name"), {{"domain", domain}});
+    out["revoked_serials"] = serials;
+    json detail = {{"domain", domain}, {"revoked", revoked}};
+    if (serials.size() <= 100) detail["serials"] = serials;
+    return Audit(tx, *this, p, "app.domain.remove", a.Str("name"), detail);
   }));
   return out;
 }
@@ -440,10 +562,16 @@ Result<json> Manager::DecideTask(Transaction& tx, const Principal& p, const Row&
                                       {t.Str("build_id")})
                                   .status());
       } else {
+        // Checked again now: another app may have been granted an overlapping name since the
+        // request (two pending requests for one name: the second approval fails).
+        VOUCH_ASSIGN_OR_RETURN(std::vector<Holding> holdings, ZoneHoldings(tx, t.Str("zone_id"), t.Str("app_id"), false));
+        VOUCH_RETURN_IF_ERROR(CheckNotTaken(holdings, t.Str("domain")));
         VOUCH_ASSIGN_OR_RETURN(Row a, tx.QueryOne("SELECT domains FROM apps WHERE id = ?", {t.Str("app_id")}, "app"));
-        json domains = ParseJsonColumn(a.Str("domains"), json::array());
+        std::vector<std::string> domains = DomainList(a.Str("domains"));
         if (std::find(domains.begin(), domains.end(), t.Str("domain")) == domains.end()) domains.push_back(t.Str("domain"));
-        VOUCH_RETURN_IF_ERROR(tx.Exec("UPDATE apps SET domains = ? WHERE id = ?", {domains.dump(), t.Str("app_id")}).status());
+        std::sort(domains.begin(), domains.end());
+        VOUCH_RETURN_IF_ERROR(
+            tx.Exec("UPDATE apps SET domains = ? WHERE id = ?", {json(domains).dump(), t.Str("app_id")}).status());
       }
       detail["decision"] = "approved";
     }

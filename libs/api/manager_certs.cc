@@ -4,6 +4,7 @@
 #include "api/ca_adapter.h"
 #include "api/manager.h"
 #include "api/manager_internal.h"
+#include "pki/names.h"
 
 namespace vouch::api {
 
@@ -39,22 +40,6 @@ json CertJson(const Row& r, int64_t now) {
   return j;
 }
 
-// "*.example.com" allows exactly one extra label; otherwise names must be equal.
-bool DomainAllowed(const std::string& name, const json& allowed) {
-  for (const auto& a : allowed) {
-    std::string d = a.get<std::string>();
-    if (d == name) return true;
-    if (d.rfind("*.", 0) == 0) {
-      std::string suffix = d.substr(1);  // ".example.com"
-      if (name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0 &&
-          name.substr(0, name.size() - suffix.size()).find('.') == std::string::npos) {
-        return true;
-      }
-    }
-  }
-  return false;
-}
-
 }  // namespace
 
 Status Manager::RevokeCertsWhere(Transaction& tx, const std::string& where_sql, const std::vector<Value>& params,
@@ -75,6 +60,26 @@ Status Manager::RevokeCertsWhere(Transaction& tx, const std::string& where_sql, 
   return Status::Ok();
 }
 
+Result<int64_t> Manager::MarkRevoked(Transaction& tx, const std::vector<std::string>& serials, const std::string& reason) {
+  constexpr size_t kChunk = 200;  // bound the statement's parameters
+  int64_t changed = 0;
+  const int64_t now = Now();
+  for (size_t i = 0; i < serials.size(); i += kChunk) {
+    size_t n = std::min(kChunk, serials.size() - i);
+    std::string marks;
+    std::vector<Value> params = {now, reason};
+    for (size_t k = 0; k < n; ++k) {
+      marks += k == 0 ? "?" : ", ?";
+      params.emplace_back(serials[i + k]);
+    }
+    VOUCH_ASSIGN_OR_RETURN(int64_t c, tx.Exec("UPDATE certificates SET status = 'revoked', revoked_at = ?, revocation_reason = ? "
+                                              "WHERE status = 'valid' AND serial IN (" + marks + ")",
+                                              params));
+    changed += c;
+  }
+  return changed;
+}
+
 Result<json> Manager::IssueManual(const Principal& p, const std::string& build_id, std::string_view csr_pem) {
   VOUCH_RETURN_IF_ERROR(Authorize(p, Permission::kAdmin));
   if (csr_pem.size() > 64 * 1024) return InvalidArgument("CSR is larger than 64 KiB", "invalid_csr");
@@ -90,15 +95,18 @@ Result<json> Manager::IssueManual(const Principal& p, const std::string& build_i
     if (b.Str("status") != "approved") {
       return FailedPrecondition("build " + build_id + " is " + b.Str("status") + ", not approved", "build_not_approved");
     }
-    json allowed = ParseJsonColumn(b.Str("domains"), json::array());
-    std::vector<std::string> names = csr.dns_names;
-    if (names.empty()) {
-      for (const auto& d : allowed) names.push_back(d.get<std::string>());
+    std::vector<std::string> allowed;
+    for (const auto& d : ParseJsonColumn(b.Str("domains"), json::array())) {
+      if (d.is_string()) allowed.push_back(d.get<std::string>());
     }
+    // Requested names are certified in lower case (pki/names.h).
+    std::vector<std::string> names;
+    for (const auto& n : csr.dns_names) names.push_back(pki::LowerDnsName(n));
+    if (names.empty()) names = allowed;
     for (const auto& n : names) {
-      if (!DomainAllowed(n, allowed)) {
+      if (!pki::DomainAllowed(n, allowed)) {
         return PermissionDenied("'" + n.substr(0, 100) + "' is not an allowed domain of app '" + b.Str("app_name") + "'",
-                                "domain_not_allowed");
+                                std::string(kDomainNotAllowed));
       }
     }
     VOUCH_ASSIGN_OR_RETURN(ZonePolicy policy, LoadZonePolicy(tx, b.Str("zone_id")));

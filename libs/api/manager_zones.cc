@@ -3,6 +3,7 @@
 #include "api/ca_adapter.h"
 #include "api/manager.h"
 #include "api/manager_internal.h"
+#include "api/manager_nodes_internal.h"
 #include "base/encoding.h"
 #include "crypto/aead.h"
 #include "crypto/random.h"
@@ -81,6 +82,19 @@ Result<json> ZoneJson(const Row& r) {
               {"ca", ca}};
 }
 
+// True when `now` refuses something `before` allowed: debug or sim switched off, a stricter
+// minimum TCB, or a tolerated advisory taken away. (approvals_required and cert_validity_hours
+// do not change what may be certified.)
+bool Tightens(const ZonePolicy& before, const ZonePolicy& now) {
+  if ((before.allow_debug && !now.allow_debug) || (before.allow_sim && !now.allow_sim)) return true;
+  auto b = policy::ParseTcbStatus(before.min_tcb);
+  auto n = policy::ParseTcbStatus(now.min_tcb);
+  if (b.ok() && n.ok() && policy::TcbRank(*n) < policy::TcbRank(*b)) return true;
+  return std::any_of(before.tolerated_advisories.begin(), before.tolerated_advisories.end(), [&](const std::string& a) {
+    return std::find(now.tolerated_advisories.begin(), now.tolerated_advisories.end(), a) == now.tolerated_advisories.end();
+  });
+}
+
 }  // namespace
 
 Result<ZonePolicy> LoadZonePolicy(Transaction& tx, const std::string& zone_id) {
@@ -122,14 +136,66 @@ Result<json> Manager::UpdateZone(const Principal& p, const std::string& key, con
   json out;
   VOUCH_RETURN_IF_ERROR(db_->Write([&](Transaction& tx) -> Status {
     VOUCH_ASSIGN_OR_RETURN(Row r, FindByIdOrName(tx, "zones", key, "zone"));
-    VOUCH_ASSIGN_OR_RETURN(ZonePolicy policy, PolicyFromJson(r.Str("policy")));
+    VOUCH_ASSIGN_OR_RETURN(const ZonePolicy before, PolicyFromJson(r.Str("policy")));
+    ZonePolicy policy = before;
     VOUCH_RETURN_IF_ERROR(ApplySpec(spec, &policy));
     VOUCH_RETURN_IF_ERROR(
         tx.Exec("UPDATE zones SET policy = ? WHERE id = ?", {policy.ToJson().dump(), r.Str("id")}).status());
+    json detail = {{"policy", policy.ToJson()}};
+    if (Tightens(before, policy)) {
+      VOUCH_ASSIGN_OR_RETURN(detail["revoked"], RevokeWhatZoneRefuses(tx, r.Str("id"), policy));
+    }
     VOUCH_ASSIGN_OR_RETURN(Row updated, tx.QueryOne("SELECT * FROM zones WHERE id = ?", {r.Str("id")}, "zone"));
     VOUCH_ASSIGN_OR_RETURN(out, ZoneJson(updated));
-    return Audit(tx, *this, p, "zone.update", r.Str("name"), {{"policy", policy.ToJson()}});
+    if (detail.contains("revoked")) out["revoked"] = detail["revoked"];
+    return Audit(tx, *this, p, "zone.update", r.Str("name"), detail);
   }));
+  return out;
+}
+
+Result<json> Manager::RevokeWhatZoneRefuses(Transaction& tx, const std::string& zone_id, const ZonePolicy& zone_policy) {
+  VOUCH_ASSIGN_OR_RETURN(policy::ZonePolicy zp, ToPolicy(zone_policy));
+  const int64_t now = Now();
+  // Nodes: their stored evidence verdict under the new rules (policy::EvaluatePlatform, the same
+  // decision enrolment and every issuance make).
+  std::map<std::string, std::string> refused_nodes;  // node id -> reason code
+  VOUCH_ASSIGN_OR_RETURN(Rows nodes, tx.Query("SELECT * FROM nodes WHERE zone_id = ? AND status = 'active'", {zone_id}));
+  for (const Row& n : nodes) {
+    policy::Decision d = policy::EvaluatePlatform(StoredNodeVerdict(n), zp);
+    if (!d.accepted()) refused_nodes[n.Str("id")] = std::string(d.status.reason());
+  }
+  // Unexpired valid certificates: workload ones of a debug build (debug refused) or of a refused
+  // node; node certificates of a refused node.
+  VOUCH_ASSIGN_OR_RETURN(Rows certs, tx.Query("SELECT c.serial AS serial, c.kind AS kind, c.node_id AS node_id, "
+                                              "b.debug AS debug FROM certificates c LEFT JOIN builds b ON b.id = c.build_id "
+                                              "WHERE c.zone_id = ? AND c.status = 'valid' AND c.not_after > ? ORDER BY c.serial",
+                                              {zone_id, now}));
+  std::map<std::string, std::vector<std::string>> by_reason;  // revocation reason -> serials
+  int64_t workload = 0, node = 0;
+  for (const Row& c : certs) {
+    std::string why;
+    auto refused = c.IsNull("node_id") ? refused_nodes.end() : refused_nodes.find(c.Str("node_id"));
+    if (c.Str("kind") == "workload") {
+      if (!zone_policy.allow_debug && !c.IsNull("debug") && c.Int("debug") != 0) {
+        why = "debug_not_allowed";
+      } else if (refused != refused_nodes.end()) {
+        why = refused->second;
+      }
+      if (!why.empty()) ++workload;
+    } else if (c.Str("kind") == "node" && refused != refused_nodes.end()) {
+      why = refused->second;
+      ++node;
+    }
+    if (!why.empty()) by_reason["zone policy tightened: " + why].push_back(c.Str("serial"));
+  }
+  json serials = json::array();
+  for (const auto& [reason, list] : by_reason) {
+    VOUCH_RETURN_IF_ERROR(MarkRevoked(tx, list, reason).status());
+    for (const auto& s : list) serials.push_back(s);
+  }
+  if (workload + node > 0) VOUCH_RETURN_IF_ERROR(RegenerateCrl(tx, zone_id));
+  json out = {{"workload_certificates", workload}, {"node_certificates", node}};
+  if (serials.size() <= 100) out["serials"] = std::move(serials);
   return out;
 }
 

@@ -10,6 +10,7 @@
 #include "base/encoding.h"
 #include "crypto/x509.h"
 #include "pki/der.h"
+#include "pki/names.h"
 #include "pki/oids.h"
 #include "pki/pki_internal.h"
 
@@ -59,26 +60,6 @@ const FixedExtensions& Fixed() {
     return f;
   }();
   return *fixed;
-}
-
-bool IsLdhLabel(std::string_view label) {
-  if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-') return false;
-  return std::all_of(label.begin(), label.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-';
-  });
-}
-
-bool IsValidDnsName(std::string_view name) {
-  if (name.empty() || name.size() > 253) return false;
-  if (name.substr(0, 2) == "*.") name.remove_prefix(2);
-  size_t start = 0;
-  while (true) {
-    size_t dot = name.find('.', start);
-    std::string_view label = name.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start);
-    if (!IsLdhLabel(label)) return false;
-    if (dot == std::string_view::npos) return true;
-    start = dot + 1;
-  }
 }
 
 bool IsValidUri(std::string_view uri) {
