@@ -97,4 +97,11 @@ size_t BoundedSemaphore::in_use() const {
   return used_;
 }
 
+
+
+size_t BoundedSemaphore::waiting() const {
+  std::lock_guard lock(mu_);
+  return waiting_;
+}
+
 }  // namespace vouch::http

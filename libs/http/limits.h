@@ -82,6 +82,7 @@ class BoundedSemaphore {
   // A permit, or nullopt when all are held and the queue is full or `max_wait` passed.
   std::optional<Permit> Acquire();
   size_t in_use() const;
+  size_t waiting() const;
 
  private:
   void Release();

@@ -62,7 +62,7 @@ TEST(RateLimiter, AFloodOfSourcesIsBounded) {
 }
 
 TEST(BoundedSemaphore, PermitsThenQueueThenRefusal) {
-  BoundedSemaphore sem(2, 1, milliseconds(2000));
+  BoundedSemaphore sem(2, 1, milliseconds(10000));
   auto a = sem.Acquire();
   auto b = sem.Acquire();
   ASSERT_TRUE(a && b);
@@ -72,19 +72,13 @@ TEST(BoundedSemaphore, PermitsThenQueueThenRefusal) {
     auto c = sem.Acquire();  // queues (one slot)
     waiter_got = c.has_value();
   });
-  // Wait (bounded) until the waiter occupies the queue: then a further caller is refused at once.
+  // Bounded wait until the waiter occupies the queue; then a further caller is refused at once.
   auto deadline = std::chrono::steady_clock::now() + seconds(5);
-  bool refused = false;
-  while (std::chrono::steady_clock::now() < deadline) {
-    auto start = std::chrono::steady_clock::now();
-    auto d = sem.Acquire();
-    if (!d && std::chrono::steady_clock::now() - start < milliseconds(500)) {
-      refused = true;
-      break;
-    }
-    std::this_thread::sleep_for(milliseconds(5));
-  }
-  EXPECT_TRUE(refused) << "a caller beyond permits + queue must be refused without waiting";
+  while (sem.waiting() == 0 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(milliseconds(1));
+  ASSERT_EQ(sem.waiting(), 1u) << "the waiter never queued";
+  auto start = std::chrono::steady_clock::now();
+  EXPECT_FALSE(sem.Acquire());
+  EXPECT_LT(std::chrono::steady_clock::now() - start, milliseconds(500)) << "refused without waiting";
   a.reset();  // frees a permit: the waiter gets it
   waiter.join();
   EXPECT_TRUE(waiter_got);
