@@ -35,7 +35,8 @@ Result<crypto::KeyType> KeyTypeOf(const std::string& name) {
 // AgentLink over the workload client library (libs/workload) and the agent's Unix socket.
 class WorkloadLink final : public AgentLink {
  public:
-  explicit WorkloadLink(std::unique_ptr<workload::WorkloadClient> client) : client_(std::move(client)) {}
+  WorkloadLink(std::unique_ptr<workload::WorkloadClient> client, std::string socket_path)
+      : client_(std::move(client)), socket_path_(std::move(socket_path)) {}
 
   Result<IssuedCredentials> RequestCertificate(const manifest::CertificateRequest& request, const Identity& id,
                                                EVP_PKEY* key, const std::string& instance_id) override {
@@ -72,8 +73,19 @@ class WorkloadLink final : public AgentLink {
     return client_->SendHeartbeat(key, instance_id, seq, status);
   }
 
+  Status ReportRefusal(const std::string& code, const std::string& path, const std::string& message,
+                       const std::string& mrenclave) override {
+    VOUCH_ASSIGN_OR_RETURN(auto http, workload::LocalHttp::Create(socket_path_, std::chrono::seconds(5)));
+    nlohmann::json body = {{"code", code}, {"message", message.substr(0, 300)}};
+    if (!path.empty()) body["path"] = path.substr(0, 1024);
+    if (!mrenclave.empty()) body["mrenclave"] = mrenclave;
+    auto answer = http->Post("/v1/refusal", body);
+    return answer.ok() ? Status::Ok() : answer.status();
+  }
+
  private:
   std::unique_ptr<workload::WorkloadClient> client_;
+  std::string socket_path_;
 };
 #endif
 
@@ -97,7 +109,7 @@ int main(int argc, char** argv) {
     if (const char* s = std::getenv("VOUCH_AGENT_SOCKET"); s != nullptr && *s) path = s;
 #ifdef VOUCH_RTE_HAS_AGENT
     VOUCH_ASSIGN_OR_RETURN(auto client, workload::WorkloadClient::Create(path));
-    return std::unique_ptr<rte::AgentLink>(new rte::WorkloadLink(std::move(client)));
+    return std::unique_ptr<rte::AgentLink>(new rte::WorkloadLink(std::move(client), path));
 #else
     return Unimplemented("this vouch-rte was built without the workload client (libs/workload); cannot reach " + path,
                          "agent_unsupported");

@@ -7,6 +7,7 @@
 #include <grp.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 
 #include <spdlog/spdlog.h>
@@ -28,6 +29,13 @@ using http::Response;
 using nlohmann::json;
 
 Response ErrorResponse(const Status& st) { return Response::Error(st); }
+
+constexpr int kWorkloadRefusalsPerMinute = 30;
+
+bool IsSnakeCase(const std::string& s) {
+  return !s.empty() && s.size() <= 64 &&
+         std::all_of(s.begin(), s.end(), [](char c) { return (c >= 'a' && c <= 'z') || c == '_'; });
+}
 
 }  // namespace
 
@@ -177,6 +185,43 @@ http::Router Agent::BuildLocalRouter() {
     Response resp = ErrorResponse(res.status());
     if (resp.status == 503) resp.AddHeader("Retry-After", "2");
     return resp;
+  });
+  // A workload runtime (vouch-rte) that refused to start tells the agent why; queued like the
+  // agent's own refusals for vouchd's audit log (docs/agent.md "Local refusals").
+  r.Add("POST", "/v1/refusal", [this](Request& req) -> Response {
+    auto run = [&]() -> Result<Response> {
+      VOUCH_ASSIGN_OR_RETURN(JsonBody b, JsonBody::Parse(req.body));
+      VOUCH_ASSIGN_OR_RETURN(std::string code, b.RequiredString("code", 64));
+      VOUCH_ASSIGN_OR_RETURN(std::string message, b.RequiredString("message", 300));
+      VOUCH_ASSIGN_OR_RETURN(auto path, b.OptionalString("path", 1024));
+      VOUCH_ASSIGN_OR_RETURN(auto mrenclave, b.OptionalString("mrenclave", 64));
+      VOUCH_RETURN_IF_ERROR(b.Finish());
+      if (!IsSnakeCase(code)) return InvalidArgument("code must be snake_case, 1..64 characters", "invalid_code");
+      if (mrenclave && !mrenclave->empty()) {
+        auto raw = HexDecode(*mrenclave);
+        if (!raw.ok() || raw->size() != 32) return InvalidArgument("mrenclave must be 64 hex digits", "invalid_mrenclave");
+      }
+      {
+        std::lock_guard<std::mutex> lock(workload_refusal_mu_);
+        const int64_t minute = ToUnixSeconds(SystemClock::Get().Now()) / 60;
+        if (minute != workload_refusal_minute_) {
+          workload_refusal_minute_ = minute;
+          workload_refusals_this_minute_ = 0;
+        }
+        if (++workload_refusals_this_minute_ > kWorkloadRefusalsPerMinute) {
+          refusals_unreported_.fetch_add(1);
+          return Response::Json({{"queued", false}, {"counted", true}}, 202);
+        }
+      }
+      // The path first: vouchd keeps the first 200 characters of a message.
+      std::string text = "workload start refused";
+      if (path && !path->empty()) text += " at " + *path;
+      text += ": " + message;
+      LogRefusal("workload start", PermissionDenied(text, code), mrenclave ? *mrenclave : std::string());
+      return Response::Json({{"queued", true}}, 202);
+    };
+    auto res = run();
+    return res.ok() ? std::move(*res) : ErrorResponse(res.status());
   });
   r.Add("POST", "/v1/heartbeat", [this](Request& req) -> Response {
     auto run = [&]() -> Result<Response> {

@@ -110,6 +110,12 @@ Result<ConvertResult> Convert(const ConvertOptions& o) {
   if (m.entrypoint.empty() && m.args.empty()) {
     return InvalidArgument("the image has no Entrypoint or Cmd; pass --entrypoint", "no_entrypoint");
   }
+  // The program is fixed here: with no Entrypoint, Cmd[0] is the program and only the rest of
+  // Cmd are arguments (which run-time arguments may replace when allowed).
+  if (m.entrypoint.empty()) {
+    m.entrypoint = {m.args.front()};
+    m.args.erase(m.args.begin());
+  }
   m.env = StringList(cc.value("Env", json()));
   for (const std::string& kv : o.env) {
     if (kv.find('=') == std::string::npos || kv.front() == '=') {
@@ -120,6 +126,14 @@ Result<ConvertResult> Convert(const ConvertOptions& o) {
   }
   m.workdir = cc.value("WorkingDir", std::string());
   m.user = cc.value("User", std::string());
+  // Resolved once, here, through the image's PATH: vouch-rte executes exactly this file.
+  std::string path_env;
+  for (const std::string& kv : m.env) {
+    if (EnvName(kv) == "PATH") path_env = kv.substr(5);
+  }
+  auto program = ResolveProgram(fs, m.entrypoint.front(), path_env, m.workdir);
+  if (!program.ok()) return program.status();
+  m.exec_path = *program;
   if (m.ro_dirs.empty()) m.ro_dirs = DefaultRoDirs();
   for (const auto* dirs : {&m.ro_dirs, &m.rw_dirs}) {
     for (const std::string& d : *dirs) {
@@ -128,6 +142,13 @@ Result<ConvertResult> Convert(const ConvertOptions& o) {
       }
     }
   }
+  if (!manifest::IsProtected(m.exec_path, m.ro_dirs, m.rw_dirs)) {
+    return InvalidArgument("the entrypoint resolves to " + m.exec_path + ", which is in a read-write directory "
+                           "(not measured); the program must be a protected file",
+                           "entrypoint_not_protected");
+  }
+  // Every entry of a protected tree is listed, directories included: vouch-rte refuses to start
+  // when it finds anything else there (docs/convert.md "What is protected").
   for (const auto& [path, node] : fs.nodes()) {
     const std::string abs = "/" + path;
     if (!manifest::IsProtected(abs, m.ro_dirs, m.rw_dirs)) continue;
@@ -135,12 +156,35 @@ Result<ConvertResult> Convert(const ConvertOptions& o) {
       m.files.push_back({manifest::FileEntry::Type::kFile, abs, HexEncode(node.sha256), node.size, node.mode, {}});
     } else if (node.type == TarEntry::Type::kSymlink) {
       m.files.push_back({manifest::FileEntry::Type::kSymlink, abs, {}, 0, 0, node.link_target});
+    } else if (node.type == TarEntry::Type::kDir) {
+      m.files.push_back({manifest::FileEntry::Type::kDir, abs, {}, 0, node.mode & 07777, {}});
+    } else {
+      return InvalidArgument("the image has a FIFO at " + abs + " in a protected directory; the runtime accepts only "
+                                 "files, symlinks and directories there (make its directory --rw-dir)",
+                             "unsupported_entry");
     }
   }
-  // The runtime itself is measured too.
+  // The runtime and its directory are measured too.
   VOUCH_ASSIGN_OR_RETURN(auto rte_hash, oci::HashFile(o.runtime_path));
   m.files.push_back({manifest::FileEntry::Type::kFile, std::string(manifest::kRuntimePath),
                      oci::DigestHex(rte_hash.first), rte_hash.second, 0755, {}});
+  if (manifest::IsProtected("/vouch", m.ro_dirs, m.rw_dirs)) {
+    m.files.push_back({manifest::FileEntry::Type::kDir, "/vouch", {}, 0, 0755, {}});
+  }
+  // The credentials directories are made fresh by the runtime at every start: the image may not
+  // have them, nor a symlink on the way to them.
+  for (const std::string& dir : manifest::CredentialDirs(m)) {
+    for (std::string d = dir; d != "/"; d = manifest::ParentDir(d)) {
+      auto it = fs.nodes().find(d.substr(1));
+      if (it == fs.nodes().end()) continue;
+      if (d == dir || it->second.type != TarEntry::Type::kDir) {
+        return InvalidArgument("the credentials directory " + dir + " (of the key, certificate and CA paths) must not "
+                                   "exist in the image, and no directory above it may be a symlink or a file, but " +
+                                   d + " is there; choose a directory the image does not have",
+                               "credentials_dir_in_image");
+      }
+    }
+  }
   std::sort(m.files.begin(), m.files.end(),
             [](const manifest::FileEntry& a, const manifest::FileEntry& b) { return a.path < b.path; });
   result.protected_files = m.files.size();

@@ -21,13 +21,14 @@ namespace {
 using json = nlohmann::json;
 
 struct E {
-  E(std::string p, mode_t t = AE_IFREG, std::string c = {}, std::string l = {}, bool h = false)
-      : path(std::move(p)), type(t), content(std::move(c)), link(std::move(l)), hardlink(h) {}
+  E(std::string p, mode_t t = AE_IFREG, std::string c = {}, std::string l = {}, bool h = false, mode_t pm = 0)
+      : path(std::move(p)), type(t), content(std::move(c)), link(std::move(l)), hardlink(h), perm(pm) {}
   std::string path;
   mode_t type;
   std::string content;
   std::string link;
   bool hardlink;
+  mode_t perm;  // 0: 0755 for directories and files
 };
 
 std::string Tar(const std::vector<E>& entries) {
@@ -45,7 +46,7 @@ std::string Tar(const std::vector<E>& entries) {
     archive_entry* e = archive_entry_new();
     archive_entry_set_pathname(e, r.path.c_str());
     archive_entry_set_filetype(e, r.type);
-    archive_entry_set_perm(e, r.type == AE_IFDIR ? 0755 : 0644);
+    archive_entry_set_perm(e, r.perm != 0 ? r.perm : r.type == AE_IFLNK ? 0777 : 0755);
     if (r.hardlink) archive_entry_set_hardlink(e, r.link.c_str());
     else if (r.type == AE_IFLNK) archive_entry_set_symlink(e, r.link.c_str());
     archive_entry_set_size(e, r.type == AE_IFREG && !r.hardlink ? static_cast<la_int64_t>(r.content.size()) : 0);
@@ -189,14 +190,20 @@ TEST_F(ConvertTest, ConvertsALayoutAndMeasuresTheManifestItEmbeds) {
   EXPECT_EQ(r->mrenclave, HexEncode(crypto::Sha256(r->manifest)));
   auto m = manifest::Parse(r->manifest);
   ASSERT_TRUE(m.ok());
-  EXPECT_TRUE(m->entrypoint.empty());
-  EXPECT_EQ(m->args, (std::vector<std::string>{"/bin/app", "--serve"}));
+  // Cmd[0] is the program, fixed at conversion; the rest are the arguments.
+  EXPECT_EQ(m->entrypoint, (std::vector<std::string>{"/bin/app"}));
+  EXPECT_EQ(m->args, (std::vector<std::string>{"--serve"}));
+  EXPECT_EQ(m->exec_path, "/bin/app");
   EXPECT_EQ(m->env, (std::vector<std::string>{"B=2", "A=3"}));
   EXPECT_EQ(m->workdir, "/srv");
   EXPECT_EQ(m->isvprodid, 5u);
-  ASSERT_EQ(m->files.size(), 2u);  // /bin/app and the runtime; /tmp is not protected
-  EXPECT_EQ(m->files[0].path, "/bin/app");
-  EXPECT_EQ(m->files[1].path, "/vouch/vouch-rte");
+  // /bin, /bin/app, /vouch and the runtime; /tmp is not protected.
+  ASSERT_EQ(m->files.size(), 4u);
+  EXPECT_EQ(m->files[0].path, "/bin");
+  EXPECT_EQ(m->files[0].type, manifest::FileEntry::Type::kDir);
+  EXPECT_EQ(m->files[1].path, "/bin/app");
+  EXPECT_EQ(m->files[2].path, "/vouch");
+  EXPECT_EQ(m->files[3].path, "/vouch/vouch-rte");
 
   // The output image: the manifest file in the new layer is the one measured; the config keeps
   // what it had and runs the runtime.
@@ -287,7 +294,7 @@ TEST_F(ConvertTest, GzipLayerWithItsDiffIdConverts) {
   auto key = crypto::GenerateP256();
   auto r = Convert(Options(key->get()));
   ASSERT_TRUE(r.ok()) << r.status().ToString();
-  EXPECT_EQ(r->protected_files, 3u);
+  EXPECT_EQ(r->protected_files, 5u);  // bin, bin/app, bin/b, vouch, vouch/vouch-rte
 }
 
 TEST_F(ConvertTest, ConfigDiffIdThatLiesAboutTheLayerWritesNothing) {
@@ -314,7 +321,97 @@ TEST_F(ConvertTest, ImageWithoutCommandNeedsAnEntrypoint) {
   EXPECT_EQ(Convert(Options(key->get())).status().reason(), "no_entrypoint");
   ConvertOptions o = Options(key->get());
   o.entrypoint = std::vector<std::string>{"/bin/app"};
+  auto missing = Convert(o);
+  EXPECT_EQ(missing.status().reason(), "entrypoint_not_found");
+  EXPECT_NE(missing.status().message().find("/bin/app"), std::string::npos) << missing.status().message();
+  std::filesystem::remove_all(dir_ + "/in");
+  std::filesystem::remove_all(dir_ + "/seed");
+  WriteInput(Tar({{"bin", AE_IFDIR}, {"bin/app", AE_IFREG, "app"}}), json::object());
   EXPECT_TRUE(Convert(o).ok());
+}
+
+RootFs Tree(const std::vector<E>& entries) {
+  RootFs fs;
+  EXPECT_TRUE(fs.ApplyLayerMemory(Tar(entries), {}).ok());
+  return fs;
+}
+
+TEST(ResolveProgram, FollowsPathOrderAndSymlinksInsideTheImage) {
+  // Merged /usr: /bin -> usr/bin; sh -> busybox; an executable earlier in PATH wins.
+  RootFs fs = Tree({{"usr", AE_IFDIR},
+                    {"usr/bin", AE_IFDIR},
+                    {"usr/bin/busybox", AE_IFREG, "bb"},
+                    {"usr/bin/sh", AE_IFLNK, "", "busybox"},
+                    {"bin", AE_IFLNK, "", "usr/bin"},
+                    {"usr/local", AE_IFDIR},
+                    {"usr/local/bin", AE_IFDIR},
+                    {"usr/local/bin/tool", AE_IFREG, "t", {}, false, 0644},  // not executable: skipped
+                    {"usr/bin/tool", AE_IFREG, "t2"},
+                    {"srv", AE_IFDIR},
+                    {"srv/run", AE_IFLNK, "", "/bin/sh"}});
+  EXPECT_EQ(*ResolveProgram(fs, "sh", "/usr/local/bin:/bin", "/"), "/usr/bin/busybox");
+  EXPECT_EQ(*ResolveProgram(fs, "tool", "", "/"), "/usr/bin/tool");
+  EXPECT_EQ(*ResolveProgram(fs, "/bin/sh", "", "/"), "/usr/bin/busybox");
+  EXPECT_EQ(*ResolveProgram(fs, "./run", "", "/srv"), "/usr/bin/busybox");
+  EXPECT_EQ(*ResolveProgram(fs, "sh", "relative/dir:/bin", "/"), "/usr/bin/busybox");
+  EXPECT_EQ(ResolveProgram(fs, "nope", "/bin", "/").status().reason(), "entrypoint_not_found");
+  EXPECT_EQ(ResolveProgram(fs, "/usr/bin", "", "/").status().reason(), "entrypoint_not_found");
+  EXPECT_EQ(ResolveProgram(fs, "/usr/local/bin/tool", "", "/").status().reason(), "entrypoint_not_found");
+  EXPECT_EQ(ResolveProgram(fs, "sh", "relative/dir", "/").status().reason(), "entrypoint_not_found");
+}
+
+TEST(ResolveProgram, RefusesASymlinkThatLeavesTheRoot) {
+  // Each link stays inside the root on its own (the layer check), but /lnk is the root itself,
+  // so ../lnk/../x climbs above it.
+  RootFs fs = Tree({{"lnk", AE_IFLNK, "", "/"},
+                    {"x", AE_IFREG, "x"},
+                    {"bin", AE_IFDIR},
+                    {"bin/app", AE_IFLNK, "", "../lnk/../x"}});
+  auto r = ResolveProgram(fs, "app", "/bin", "/");
+  EXPECT_EQ(r.status().reason(), "entrypoint_escapes_root") << r.status().ToString();
+  EXPECT_EQ(ResolveProgram(fs, "../../x", "", "/").status().reason(), "entrypoint_escapes_root");
+}
+
+TEST_F(ConvertTest, RecordsTheResolvedProgramAndListsDirectories) {
+  WriteInput(Tar({{"bin", AE_IFDIR},
+                  {"bin/busybox", AE_IFREG, "bb"},
+                  {"bin/sh", AE_IFLNK, "", "busybox"},
+                  {"etc", AE_IFDIR},
+                  {"etc/empty", AE_IFDIR}}),
+             {{"Entrypoint", {"sh", "-c"}}, {"Cmd", {"echo hi"}}, {"Env", {"PATH=/usr/bin:/bin"}}});
+  auto key = crypto::GenerateP256();
+  auto r = Convert(Options(key->get()));
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  auto m = manifest::Parse(r->manifest);
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  EXPECT_EQ(m->entrypoint, (std::vector<std::string>{"sh", "-c"}));
+  EXPECT_EQ(m->exec_path, "/bin/busybox");
+  ASSERT_NE(manifest::FindEntry(*m, "/etc/empty"), nullptr);
+  EXPECT_EQ(manifest::FindEntry(*m, "/etc/empty")->type, manifest::FileEntry::Type::kDir);
+
+  // The program in a read-write directory is not measured: refused.
+  ConvertOptions o = Options(key->get());
+  o.base.rw_dirs.push_back("/bin");
+  EXPECT_EQ(Convert(o).status().reason(), "entrypoint_not_protected");
+}
+
+TEST_F(ConvertTest, CredentialsDirectoryMayNotComeFromTheImage) {
+  WriteInput(Tar({{"bin", AE_IFDIR},
+                  {"bin/app", AE_IFREG, "app"},
+                  {"run", AE_IFDIR},
+                  {"run/vouch", AE_IFLNK, "", "/etc"},
+                  {"etc", AE_IFDIR}}),
+             {{"Cmd", {"/bin/app"}}});
+  auto key = crypto::GenerateP256();
+  ConvertOptions o = Options(key->get());
+  o.base.certificates.push_back(manifest::CertificateRequest{});
+  auto r = Convert(o);
+  EXPECT_EQ(r.status().reason(), "credentials_dir_in_image");
+  EXPECT_NE(r.status().message().find("/run/vouch"), std::string::npos) << r.status().message();
+  o.base.certificates[0].key_path = "/etc/key.pem";  // an image directory
+  o.base.certificates[0].cert_path = "/etc/cert.pem";
+  o.base.certificates[0].ca_path = "/etc/ca.pem";
+  EXPECT_EQ(Convert(o).status().reason(), "credentials_dir_in_image");
 }
 
 }  // namespace

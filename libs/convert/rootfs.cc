@@ -1,5 +1,6 @@
 #include "convert/rootfs.h"
 
+#include <deque>
 #include <vector>
 
 namespace vouch::convert {
@@ -122,6 +123,101 @@ Status RootFs::Apply(const TarEntry& e, oci::EntryData& data) {
   }
   nodes_[e.path] = std::move(node);
   return Status::Ok();
+}
+
+namespace {
+
+std::deque<std::string> Components(std::string_view path) {
+  std::deque<std::string> out;
+  size_t i = 0;
+  while (i <= path.size()) {
+    size_t j = path.find('/', i);
+    if (j == std::string_view::npos) j = path.size();
+    if (j > i) out.emplace_back(path.substr(i, j - i));
+    i = j + 1;
+  }
+  return out;
+}
+
+// `abs` with every symlink followed: the tree path ("usr/bin/app") of what it names, or
+// NotFound / the escape error.
+Result<std::string> FollowInTree(const std::map<std::string, FsNode>& nodes, std::string_view abs) {
+  std::deque<std::string> todo = Components(abs);
+  std::vector<std::string> done;
+  int links = 0;
+  auto joined = [&] {
+    std::string p;
+    for (const std::string& c : done) p += (p.empty() ? "" : "/") + c;
+    return p;
+  };
+  while (!todo.empty()) {
+    std::string c = std::move(todo.front());
+    todo.pop_front();
+    if (c == ".") continue;
+    if (c == "..") {
+      if (done.empty()) {
+        return InvalidArgument("the entrypoint \"" + std::string(abs) + "\" resolves above the image's root",
+                               "entrypoint_escapes_root");
+      }
+      done.pop_back();
+      continue;
+    }
+    done.push_back(std::move(c));
+    const std::string cur = joined();
+    auto it = nodes.find(cur);
+    if (it == nodes.end()) return NotFound("/" + cur + " does not exist", "entrypoint_not_found");
+    if (it->second.type == oci::TarEntry::Type::kSymlink) {
+      if (++links > 40) return InvalidArgument("too many symlinks resolving " + std::string(abs), "entrypoint_not_found");
+      const std::string& target = it->second.link_target;
+      done.pop_back();
+      if (!target.empty() && target.front() == '/') done.clear();
+      std::deque<std::string> more = Components(target);
+      todo.insert(todo.begin(), more.begin(), more.end());
+    } else if (it->second.type != oci::TarEntry::Type::kDir && !todo.empty()) {
+      return NotFound("/" + cur + " is not a directory", "entrypoint_not_found");
+    }
+  }
+  return joined();
+}
+
+}  // namespace
+
+Result<std::string> ResolveProgram(const RootFs& fs, std::string_view name, std::string_view path_env,
+                                   std::string_view workdir) {
+  if (name.empty()) return InvalidArgument("the entrypoint is empty", "entrypoint_not_found");
+  std::vector<std::string> candidates;
+  if (name.find('/') != std::string_view::npos) {
+    std::string wd = workdir.empty() ? std::string("/") : std::string(workdir);
+    candidates.push_back(name.front() == '/' ? std::string(name) : wd + "/" + std::string(name));
+  } else {
+    // Relative PATH entries would depend on the working directory: skipped, as is an empty one.
+    std::string_view p = path_env.empty() ? kDefaultPath : path_env;
+    size_t i = 0;
+    while (i <= p.size()) {
+      size_t j = p.find(':', i);
+      if (j == std::string_view::npos) j = p.size();
+      std::string_view dir = p.substr(i, j - i);
+      if (!dir.empty() && dir.front() == '/') candidates.push_back(std::string(dir) + "/" + std::string(name));
+      i = j + 1;
+    }
+  }
+  for (const std::string& c : candidates) {
+    auto resolved = FollowInTree(fs.nodes(), c);
+    if (!resolved.ok()) {
+      if (resolved.status().code() == StatusCode::kNotFound) continue;
+      return resolved.status();
+    }
+    auto it = fs.nodes().find(*resolved);
+    if (it == fs.nodes().end() || it->second.type != oci::TarEntry::Type::kFile || (it->second.mode & 0111) == 0) {
+      continue;
+    }
+    return "/" + *resolved;
+  }
+  return NotFound("the entrypoint \"" + std::string(name) + "\" is not an executable file in the image" +
+                      (name.find('/') != std::string_view::npos
+                           ? std::string()
+                           : " on its PATH (" + std::string(path_env.empty() ? kDefaultPath : path_env) + ")"),
+                  "entrypoint_not_found");
 }
 
 Status RootFs::ApplyLayerFile(const std::string& path, const oci::TarLimits& limits, std::string* diff_id) {

@@ -50,4 +50,15 @@ class RootFs {
   uint64_t content_bytes_ = 0;
 };
 
+// Resolves a program name (argv[0]) the way execvp in the container would, but once, against
+// `fs`: a name holding '/' is taken as it is (relative to `workdir`), otherwise each absolute
+// directory of `path_env` ("PATH" value; empty: the Docker default) is tried in order and the
+// first executable regular file wins. Symlinks are followed inside the tree (absolute targets
+// from the tree's root, at most 40); one whose resolution leaves the root is refused
+// ("entrypoint_escapes_root"). Returns the absolute path of the regular file; not found:
+// "entrypoint_not_found".
+inline constexpr std::string_view kDefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+Result<std::string> ResolveProgram(const RootFs& fs, std::string_view name, std::string_view path_env,
+                                   std::string_view workdir);
+
 }  // namespace vouch::convert

@@ -27,6 +27,8 @@ json ToJson(const EnclaveManifest& m) {
   for (const FileEntry& f : m.files) {
     if (f.type == FileEntry::Type::kFile) {
       files.push_back({{"type", "file"}, {"path", f.path}, {"sha256", f.sha256}, {"size", f.size}, {"mode", f.mode}});
+    } else if (f.type == FileEntry::Type::kDir) {
+      files.push_back({{"type", "dir"}, {"path", f.path}, {"mode", f.mode}});
     } else {
       files.push_back({{"type", "symlink"}, {"path", f.path}, {"target", f.target}});
     }
@@ -34,6 +36,7 @@ json ToJson(const EnclaveManifest& m) {
   return {{"format", kFormat},
           {"app", m.app},
           {"entrypoint", m.entrypoint},
+          {"exec_path", m.exec_path},
           {"args", m.args},
           {"allow_cmdline_args", m.allow_cmdline_args},
           {"env", m.env},
@@ -128,11 +131,17 @@ Result<EnclaveManifest> Parse(std::string_view canonical) {
   if (j.is_discarded() || !j.is_object()) return InvalidArgument("manifest is not a JSON object", "invalid_manifest");
   Reader r;
   EnclaveManifest m;
-  if (r.Str(j, "format") != kFormat) {
+  if (const std::string format = r.Str(j, "format"); format == kFormatV1) {
+    return FailedPrecondition("manifest format " + std::string(kFormatV1) +
+                                  " lists neither directories nor the resolved program; convert the image again "
+                                  "with this vouch",
+                              "manifest_format_unsupported");
+  } else if (format != kFormat) {
     return InvalidArgument("manifest format is not " + std::string(kFormat), "invalid_manifest");
   }
   m.app = r.Str(j, "app");
   m.entrypoint = r.Strings(j, "entrypoint");
+  m.exec_path = r.Str(j, "exec_path");
   m.args = r.Strings(j, "args");
   m.allow_cmdline_args = r.Bool(j, "allow_cmdline_args");
   m.env = r.Strings(j, "env");
@@ -181,6 +190,9 @@ Result<EnclaveManifest> Parse(std::string_view canonical) {
         if (e.sha256.size() != 64 || !HexDecode(e.sha256).ok()) {
           return InvalidArgument("file " + e.path.substr(0, 200) + " has a malformed sha256", "invalid_manifest");
         }
+      } else if (type == "dir") {
+        e.type = FileEntry::Type::kDir;
+        e.mode = static_cast<uint32_t>(r.U64(f, "mode", 07777));
       } else if (type == "symlink") {
         e.type = FileEntry::Type::kSymlink;
         e.target = r.Str(f, "target");
@@ -200,6 +212,23 @@ Result<EnclaveManifest> Parse(std::string_view canonical) {
   }
   if (!r.error.empty()) return InvalidArgument("manifest: " + r.error, "invalid_manifest");
   if (m.entrypoint.empty() && m.args.empty()) return InvalidArgument("manifest has nothing to run", "invalid_manifest");
+  for (const CertificateRequest& c : m.certificates) {
+    for (const std::string* p : {&c.key_path, &c.cert_path, &c.ca_path}) {
+      const bool normal = p->size() > 1 && p->front() == '/' && p->back() != '/' &&
+                          p->find("/../") == std::string::npos && p->find("/./") == std::string::npos &&
+                          p->find("//") == std::string::npos && ParentDir(*p) != "/";
+      if (!normal) {
+        return InvalidArgument("credential path \"" + p->substr(0, 200) +
+                                   "\" is not an absolute, normalised path below a directory other than /",
+                               "invalid_manifest");
+      }
+    }
+  }
+  const FileEntry* program = FindEntry(m, m.exec_path);
+  if (program == nullptr || program->type != FileEntry::Type::kFile || (program->mode & 0111) == 0) {
+    return InvalidArgument("exec_path \"" + m.exec_path.substr(0, 200) + "\" is not a listed executable file",
+                           "invalid_manifest");
+  }
   VOUCH_ASSIGN_OR_RETURN(std::string again, ToCanonical(m));
   if (again != canonical) return InvalidArgument("manifest is not in canonical form", "invalid_manifest");
   return m;
@@ -231,6 +260,28 @@ Status VerifySignature(EVP_PKEY* signer, std::string_view canonical, std::span<c
     return PermissionDenied("manifest signature does not verify with the signer key", "bad_manifest_signature");
   }
   return Status::Ok();
+}
+
+const FileEntry* FindEntry(const EnclaveManifest& m, std::string_view path) {
+  auto it = std::lower_bound(m.files.begin(), m.files.end(), path,
+                             [](const FileEntry& e, std::string_view p) { return e.path < p; });
+  return it != m.files.end() && it->path == path ? &*it : nullptr;
+}
+
+std::string ParentDir(std::string_view path) {
+  size_t s = path.rfind('/');
+  return s == std::string_view::npos || s == 0 ? std::string("/") : std::string(path.substr(0, s));
+}
+
+std::vector<std::string> CredentialDirs(const EnclaveManifest& m) {
+  std::vector<std::string> out;
+  for (const CertificateRequest& c : m.certificates) {
+    for (const std::string* p : {&c.key_path, &c.cert_path, &c.ca_path}) {
+      std::string d = ParentDir(*p);
+      if (std::find(out.begin(), out.end(), d) == out.end()) out.push_back(std::move(d));
+    }
+  }
+  return out;
 }
 
 bool PathUnder(std::string_view path, std::string_view dir) {

@@ -21,7 +21,10 @@
 
 namespace vouch::manifest {
 
-inline constexpr std::string_view kFormat = "vouch-manifest/1";
+inline constexpr std::string_view kFormat = "vouch-manifest/2";
+// Format 1 listed neither directories nor the resolved program: a runtime cannot tell an added
+// file from a listed one with it, so it is refused (convert the image again).
+inline constexpr std::string_view kFormatV1 = "vouch-manifest/1";
 // Where the converter puts things in the image.
 inline constexpr std::string_view kRuntimePath = "/vouch/vouch-rte";
 inline constexpr std::string_view kManifestPath = "/vouch/manifest.json";
@@ -39,18 +42,21 @@ struct CertificateRequest {
 };
 
 struct FileEntry {
-  enum class Type { kFile, kSymlink };
+  enum class Type { kFile, kSymlink, kDir };
   Type type = Type::kFile;
   std::string path;    // absolute, normalised ("/bin/busybox")
   std::string sha256;  // kFile: lower-case hex
   uint64_t size = 0;   // kFile
-  uint32_t mode = 0;   // kFile: permission bits
+  uint32_t mode = 0;   // kFile, kDir: permission bits
   std::string target;  // kSymlink: as stored
 };
 
 struct EnclaveManifest {
   std::string app;                      // informational
   std::vector<std::string> entrypoint;  // argv prefix; entrypoint + args must be non-empty
+  // The program executed (execv, no PATH search): entrypoint[0] resolved by the converter through
+  // the image's PATH and symlinks to an absolute path, a listed executable file.
+  std::string exec_path;
   std::vector<std::string> args;
   bool allow_cmdline_args = false;      // run-time arguments replace `args` when true
   std::vector<std::string> env;         // "NAME=value", fixed
@@ -70,7 +76,9 @@ struct EnclaveManifest {
   std::string agent_socket = "/run/vouch/agent.sock";
   std::string manager_url;
   std::string zone_ca_pem;              // written to each certificate's ca_path before issuance
-  std::vector<FileEntry> files;         // sorted by path, unique
+  // Every protected file, symlink and directory (the root "/" itself is not listed); sorted by
+  // path, unique. Under the protected trees nothing else may exist at run time.
+  std::vector<FileEntry> files;
 };
 
 // The canonical bytes. Fails only for strings that are not valid UTF-8.
@@ -85,6 +93,14 @@ Result<crypto::Sha256Digest> Mrsigner(EVP_PKEY* signer);
 Status CheckSigningKey(EVP_PKEY* key);
 Result<std::vector<uint8_t>> Sign(EVP_PKEY* key, std::string_view canonical);
 Status VerifySignature(EVP_PKEY* signer, std::string_view canonical, std::span<const uint8_t> signature);
+
+// The binary search of a sorted `files` list; null when `path` is not listed.
+const FileEntry* FindEntry(const EnclaveManifest& m, std::string_view path);
+
+// The directories that hold the credential files (key, certificate, CA) of `m`'s certificate
+// requests, without duplicates: vouch-rte creates them fresh (docs/convert.md).
+std::vector<std::string> CredentialDirs(const EnclaveManifest& m);
+std::string ParentDir(std::string_view path);
 
 // True when `path` (absolute) is `dir` or below it; "/" contains everything.
 bool PathUnder(std::string_view path, std::string_view dir);

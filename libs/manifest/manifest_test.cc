@@ -12,6 +12,7 @@ EnclaveManifest Sample() {
   EnclaveManifest m;
   m.app = "web";
   m.entrypoint = {"/bin/server"};
+  m.exec_path = "/bin/server";
   m.args = {"--port", "8443"};
   m.env = {"PATH=/bin", "MODE=prod"};
   m.isvprodid = 7;
@@ -21,6 +22,7 @@ EnclaveManifest Sample() {
   m.certificates.push_back(CertificateRequest{});
   m.files.push_back({FileEntry::Type::kFile, "/bin/server", std::string(64, 'a'), 10, 0755, {}});
   m.files.push_back({FileEntry::Type::kSymlink, "/bin/sh", {}, 0, 0, "server"});
+  m.files.push_back({FileEntry::Type::kDir, "/bin", {}, 0, 0755, {}});
   std::sort(m.files.begin(), m.files.end(), [](auto& a, auto& b) { return a.path < b.path; });
   return m;
 }
@@ -32,7 +34,11 @@ TEST(Manifest, CanonicalFormRoundTripsAndIsStable) {
   ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
   EXPECT_EQ(*ToCanonical(*parsed), *c);
   EXPECT_EQ(parsed->isvprodid, 7u);
-  EXPECT_EQ(parsed->files.size(), 2u);
+  EXPECT_EQ(parsed->files.size(), 3u);
+  EXPECT_EQ(parsed->exec_path, "/bin/server");
+  ASSERT_NE(FindEntry(*parsed, "/bin"), nullptr);
+  EXPECT_EQ(FindEntry(*parsed, "/bin")->type, FileEntry::Type::kDir);
+  EXPECT_EQ(FindEntry(*parsed, "/bin/x"), nullptr);
   // Sorted keys, no whitespace.
   EXPECT_EQ(c->find(' '), std::string::npos);
   EXPECT_LT(c->find("\"agent_socket\""), c->find("\"allow_cmdline_args\""));
@@ -46,13 +52,35 @@ TEST(Manifest, RejectsNonCanonicalBytes) {
   spaced.insert(1, " ");
   EXPECT_FALSE(Parse(spaced).ok());
   EnclaveManifest unsorted = Sample();
-  std::swap(unsorted.files[0], unsorted.files[1]);
+  std::swap(unsorted.files[0], unsorted.files[2]);
   EXPECT_FALSE(Parse(*ToCanonical(unsorted)).ok());
   EnclaveManifest relative = Sample();
   relative.files[0].path = "bin/x";
   EXPECT_FALSE(Parse(*ToCanonical(relative)).ok());
   EXPECT_FALSE(Parse("{}").ok());
   EXPECT_FALSE(Parse("[").ok());
+}
+
+TEST(Manifest, ProgramMustBeAListedExecutableAndFormatOneIsRefused) {
+  EnclaveManifest m = Sample();
+  m.exec_path = "/bin/other";
+  EXPECT_EQ(Parse(*ToCanonical(m)).status().reason(), "invalid_manifest");
+  m.exec_path = "/bin/sh";  // a symlink: the converter records the resolved file
+  EXPECT_EQ(Parse(*ToCanonical(m)).status().reason(), "invalid_manifest");
+  m.exec_path = "/bin";
+  EXPECT_EQ(Parse(*ToCanonical(m)).status().reason(), "invalid_manifest");
+  m = Sample();
+  m.files[1].mode = 0644;  // /bin/server not executable
+  EXPECT_EQ(Parse(*ToCanonical(m)).status().reason(), "invalid_manifest");
+  m = Sample();
+  m.certificates[0].key_path = "key.pem";
+  EXPECT_EQ(Parse(*ToCanonical(m)).status().reason(), "invalid_manifest");
+  m.certificates[0].key_path = "/key.pem";  // the credentials directory would be /
+  EXPECT_EQ(Parse(*ToCanonical(m)).status().reason(), "invalid_manifest");
+  std::string v1 = *ToCanonical(Sample());
+  v1.replace(v1.find(kFormat), kFormat.size(), kFormatV1);
+  EXPECT_EQ(Parse(v1).status().reason(), "manifest_format_unsupported");
+  EXPECT_EQ(CredentialDirs(Sample()), std::vector<std::string>{"/run/vouch/certs"});
 }
 
 TEST(Manifest, EscapesNonAsciiAndRefusesInvalidUtf8) {

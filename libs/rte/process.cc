@@ -69,33 +69,10 @@ int SleepOrSignal(std::chrono::milliseconds d) {
   }
 }
 
-Result<std::string> ResolveExecutable(const std::string& name, const std::vector<std::string>& env) {
-  if (name.empty()) return InvalidArgument("empty program name");
-  if (name.find('/') != std::string::npos) return name;
-  std::string path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-  for (const std::string& kv : env) {
-    if (kv.rfind("PATH=", 0) == 0) path = kv.substr(5);
-  }
-  size_t start = 0;
-  while (start <= path.size()) {
-    size_t colon = path.find(':', start);
-    if (colon == std::string::npos) colon = path.size();
-    std::string_view dir = std::string_view(path).substr(start, colon - start);
-    std::string candidate;
-    candidate.reserve(dir.size() + name.size() + 2);
-    candidate.append(dir.empty() ? std::string_view(".") : dir).append("/").append(name);
-    struct stat st {};
-    if (::stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(candidate.c_str(), X_OK) == 0) {
-      return candidate;
-    }
-    start = colon + 1;
-  }
-  return NotFound("\"" + name + "\" not found on PATH " + path, "executable_not_found");
-}
-
-Result<pid_t> StartChild(const std::vector<std::string>& argv, const std::vector<std::string>& env) {
+Result<pid_t> StartChild(const std::string& exe, const std::vector<std::string>& argv,
+                         const std::vector<std::string>& env) {
   if (argv.empty()) return InvalidArgument("nothing to run");
-  VOUCH_ASSIGN_OR_RETURN(std::string exe, ResolveExecutable(argv[0], env));
+  if (exe.empty() || exe.front() != '/') return InvalidArgument("the program must be an absolute path", "exec_failed");
   std::vector<char*> cargv, cenv;
   for (const std::string& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
   cargv.push_back(nullptr);

@@ -24,12 +24,10 @@ void BlockSignals();
 // QUIT) if one arrives; 0 when the time passed. Reaps zombies meanwhile.
 int SleepOrSignal(std::chrono::milliseconds d);
 
-// argv[0] as given when it holds a '/', else the first executable match on PATH from `env`
-// (default PATH when env has none).
-Result<std::string> ResolveExecutable(const std::string& name, const std::vector<std::string>& env);
-
-// fork + execve. The child restores the default signal mask and dispositions.
-Result<pid_t> StartChild(const std::vector<std::string>& argv, const std::vector<std::string>& env);
+// fork + execve of exactly `exe` (an absolute path: no PATH search, docs/convert.md "The
+// program") with `argv` and `env`. The child restores the default signal mask and dispositions.
+Result<pid_t> StartChild(const std::string& exe, const std::vector<std::string>& argv,
+                         const std::vector<std::string>& env);
 
 // Forwards signals and reaps until `child` exits; returns its status as a shell exit code.
 // `on_signal` (may be empty) is told of each forwarded signal.

@@ -9,6 +9,7 @@
 
 #include "base/clock.h"
 #include "base/file.h"
+#include "rte/credentials.h"
 #include "rte/process.h"
 #include "rte/verify.h"
 
@@ -22,16 +23,19 @@ std::string Join(const std::string& root, const std::string& abs) {
   return (root.back() == '/' ? root.substr(0, root.size() - 1) : root) + abs;
 }
 
-std::string Dirname(const std::string& p) {
-  size_t s = p.rfind('/');
-  return s == std::string::npos || s == 0 ? std::string("/") : p.substr(0, s);
+Status WriteCredentials(CredentialStore& store, const manifest::CertificateRequest& req, const IssuedCredentials& c) {
+  VOUCH_RETURN_IF_ERROR(store.Write(req.key_path, c.key_pem.view(), 0600));
+  VOUCH_RETURN_IF_ERROR(store.Write(req.cert_path, c.cert_pem, 0644));
+  if (!c.ca_pem.empty()) VOUCH_RETURN_IF_ERROR(store.Write(req.ca_path, c.ca_pem, 0644));
+  return Status::Ok();
 }
 
-Status WriteCredentials(const std::string& root, const manifest::CertificateRequest& req, const IssuedCredentials& c) {
-  VOUCH_RETURN_IF_ERROR(ReplaceFile(Join(root, req.key_path), c.key_pem.view(), 0600));
-  VOUCH_RETURN_IF_ERROR(ReplaceFile(Join(root, req.cert_path), c.cert_pem, 0644));
-  if (!c.ca_pem.empty()) VOUCH_RETURN_IF_ERROR(ReplaceFile(Join(root, req.ca_path), c.ca_pem, 0644));
-  return Status::Ok();
+// A refusal code as the agent and vouchd take it: snake_case, at most 64 characters.
+std::string RefusalCode(const Status& st) {
+  const std::string& r = st.reason();
+  bool valid = !r.empty() && r.size() <= 64 &&
+               std::all_of(r.begin(), r.end(), [](char c) { return (c >= 'a' && c <= 'z') || c == '_'; });
+  return valid ? r : std::string("start_refused");
 }
 
 // When to renew: two thirds into the remaining lifetime (at least 5 s from now).
@@ -45,11 +49,6 @@ std::chrono::steady_clock::time_point RenewAt(const std::string& not_after) {
 }
 
 }  // namespace
-
-Status ReplaceFile(const std::string& path, std::string_view data, unsigned mode) {
-  VOUCH_RETURN_IF_ERROR(MakeDirs(Dirname(path), 0755));
-  return WriteFileAtomic(path, data, mode, /*durable=*/false);
-}
 
 Result<std::vector<std::string>> ChildArgv(const manifest::EnclaveManifest& m, const std::vector<std::string>& cmdline) {
   std::vector<std::string> argv = m.entrypoint;
@@ -82,6 +81,14 @@ int Run(const RuntimeOptions& o) {
   auto loaded = LoadManifest(o.root);
   if (!loaded.ok()) {
     Log("refusing to start: " + loaded.status().message());
+    std::fflush(stderr);
+    // No manifest to trust: the default socket path (or the run-time override) is tried.
+    if (o.connect) {
+      if (auto link = o.connect(manifest::EnclaveManifest{}.agent_socket); link.ok()) {
+        (void)(*link)->ReportRefusal(RefusalCode(loaded.status()), std::string(manifest::kManifestPath),
+                                     loaded.status().message(), "");
+      }
+    }
     return 1;
   }
   const manifest::EnclaveManifest& m = loaded->manifest;
@@ -112,11 +119,31 @@ int Run(const RuntimeOptions& o) {
       first = link.status();
     }
   }
-  Status verified = VerifyFiles(m, o.root);
+  std::string bad_path;
+  Status verified = VerifyFiles(m, o.root, &bad_path);
+  // The credentials directories are made fresh before anything is written to them.
+  std::unique_ptr<CredentialStore> store;
+  if (verified.ok() && cert_req != nullptr) {
+    auto opened = CredentialStore::Open(*cert_req, o.root);
+    if (opened.ok()) {
+      store = std::move(*opened);
+    } else {
+      verified = opened.status();
+      bad_path = CredentialStore::LastRefusedPath();
+    }
+  }
   if (!verified.ok()) {
     Log("refusing to start: " + verified.message());
     std::fflush(stderr);
     if (first_attempt.joinable()) first_attempt.join();
+    if (!agent) {
+      if (auto link = connect_agent(); link.ok()) agent = std::move(*link);
+    }
+    if (agent) {
+      // Queued by the agent for vouchd's audit log (docs/agent.md "Local refusals").
+      Status reported = agent->ReportRefusal(RefusalCode(verified), bad_path, verified.message(), loaded->mrenclave);
+      if (!reported.ok()) Log("could not report the refusal to the agent: " + reported.message());
+    }
     if (first.ok()) {
       // Issued for a start that is refused: the key is dropped here, never written; tell the
       // manager the instance stopped so it is not shown as running.
@@ -124,13 +151,13 @@ int Run(const RuntimeOptions& o) {
     }
     return 1;
   }
-  Log("verified " + std::to_string(m.files.size()) + " protected files; mrenclave " + loaded->mrenclave);
+  Log("verified " + std::to_string(m.files.size()) + " protected entries; mrenclave " + loaded->mrenclave);
   if (first_attempt.joinable()) first_attempt.join();
 
   IssuedCredentials creds;
   if (cert_req != nullptr) {
     if (!m.zone_ca_pem.empty()) {
-      Status st = ReplaceFile(Join(o.root, cert_req->ca_path), m.zone_ca_pem, 0644);
+      Status st = store->Write(cert_req->ca_path, m.zone_ca_pem, 0644);
       if (!st.ok()) Log("cannot write the zone CA: " + st.message());
     }
     // Attempt 1 is the one made during the file check; later ones follow a doubling backoff.
@@ -159,7 +186,7 @@ int Run(const RuntimeOptions& o) {
       got = agent->RequestCertificate(*cert_req, id, nullptr, "");
     }
     creds = std::move(*got);
-    Status st = WriteCredentials(o.root, *cert_req, creds);
+    Status st = WriteCredentials(*store, *cert_req, creds);
     if (!st.ok()) {
       Log("cannot write the certificate files: " + st.message());
       return 111;
@@ -168,7 +195,13 @@ int Run(const RuntimeOptions& o) {
         creds.not_after + ")");
   }
 
-  auto child = StartChild(*argv, env);
+  // Exactly the program the converter resolved and the check above measured (no PATH search).
+  const manifest::FileEntry* program = manifest::FindEntry(m, m.exec_path);
+  if (program == nullptr || program->type != manifest::FileEntry::Type::kFile) {
+    Log("refusing to start: the program " + m.exec_path + " is not a listed file");
+    return 1;
+  }
+  auto child = StartChild(Join(o.root, m.exec_path), *argv, env);
   if (!child.ok()) {
     Log("cannot start the application: " + child.status().message());
     return 127;
@@ -202,7 +235,7 @@ int Run(const RuntimeOptions& o) {
           lock.unlock();
           auto r = agent->RequestCertificate(*cert_req, id, creds.key.get(), creds.instance_id);
           if (r.ok()) {
-            Status w = WriteCredentials(o.root, *cert_req, *r);
+            Status w = WriteCredentials(*store, *cert_req, *r);
             if (w.ok()) {
               Log("certificate renewed (valid until " + r->not_after + ")");
               creds.cert_pem = r->cert_pem;

@@ -49,6 +49,14 @@ class AgentLink {
                                                        const std::string& instance_id) = 0;
   virtual Status SendHeartbeat(EVP_PKEY* key, const std::string& instance_id, int64_t seq,
                                const std::string& status) = 0;
+  // Tells the agent this start was refused (POST /v1/refusal): `code` a snake_case reason,
+  // `path` the offending path (may be empty), `mrenclave` hex (may be empty). The agent queues
+  // it for vouchd's audit log.
+  virtual Status ReportRefusal(const std::string& code, const std::string& path, const std::string& message,
+                               const std::string& mrenclave) {
+    (void)code, (void)path, (void)message, (void)mrenclave;
+    return Unimplemented("this agent link cannot report refusals");
+  }
 };
 
 struct RuntimeOptions {
@@ -61,17 +69,18 @@ struct RuntimeOptions {
 };
 
 // Returns the process exit code; failures before the application starts are logged on stderr
-// ("vouch-rte: ...") and give 1 (integrity) or 111 (no certificate) or 128+signal.
+// ("vouch-rte: ...") and give 1 (integrity, unlisted entry, unsafe credentials path; reported to
+// the agent as a refusal) or 111 (no certificate) or 128+signal. The application is executed
+// from Join(root, manifest.exec_path).
 int Run(const RuntimeOptions& options);
 
 // The application's argv and environment from the manifest and what vouch-rte was given.
 Result<std::vector<std::string>> ChildArgv(const manifest::EnclaveManifest& m, const std::vector<std::string>& cmdline);
 std::vector<std::string> ChildEnv(const manifest::EnclaveManifest& m, const std::vector<std::string>& process_env);
 
-// Writes `data` to `path` (parents created 0755) through a temporary file and rename, so a reader
-// sees the old or the new file, never a partial one. Not fsynced: the files are the container's
-// run-time state, made again at every start (a fresh key and certificate), and three file plus
-// three directory fsyncs were ~5 ms of every start.
-Status ReplaceFile(const std::string& path, std::string_view data, unsigned mode);
+// The key, chain and CA are written through rte/credentials.h (no-follow, exclusive create,
+// rename within the directory handle). Not fsynced: the files are the container's run-time
+// state, made again at every start (a fresh key and certificate), and three file plus three
+// directory fsyncs were ~5 ms of every start.
 
 }  // namespace vouch::rte
