@@ -62,7 +62,10 @@ api() {  # METHOD PATH [JSON]
   curl -fsS --cacert "$CA" -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -X "$1" \
     "${URLS[0]}$2" ${3:+-d "$3"}
 }
-api POST /api/v1/apps '{"name":"web","zone":"default","domains":["web.example.com"]}' >/dev/null || fail "app create"
+app=$(api POST /api/v1/apps '{"name":"web","zone":"default","domains":["web.example.com"]}') || fail "app create"
+for t in $(echo "$app" | python3 -c 'import json,sys; print(" ".join(t["task_id"] for t in json.load(sys.stdin)["domain_tasks"]))'); do
+  api POST "/api/v1/tasks/$t/approve" '{}' >/dev/null || fail "approve domain"  # initial domains are approval tasks
+done
 MRE=$(printf 'a%.0s' {1..64}) MRS=$(printf 'b%.0s' {1..64})
 build=$(api POST /api/v1/builds "{\"app\":\"web\",\"mrenclave\":\"$MRE\",\"mrsigner\":\"$MRS\",\"isvprodid\":1,\"isvsvn\":1}") \
   || fail "build create"

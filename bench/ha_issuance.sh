@@ -25,6 +25,7 @@ setup() {  # DIR PORT [--store URL]: init, serve, one approved build; sets CA, T
   "$VOUCH" login --server "https://127.0.0.1:$port" --ca-file "$CA" --user admin --password-file "$E2E_TMP/admin.pw" >/dev/null
   "$VOUCH" zone create bench --approvals 1 >/dev/null
   "$VOUCH" app create web --zone bench --domain web.example.com >/dev/null
+  approve_domains "$VOUCH" web
   local b
   b=$("$VOUCH" build create --app web --mrenclave "$(printf 'ab%.0s' {1..32})" --mrsigner "$(printf 'cd%.0s' {1..32})" \
       --isvprodid 1 --isvsvn 1 -o json)

@@ -3,6 +3,7 @@
 
 #include "api/manager.h"
 #include "api/manager_internal.h"
+#include "api/manager_nodes_internal.h"
 #include "base/encoding.h"
 #include "pki/names.h"
 
@@ -28,7 +29,7 @@ std::vector<std::string> DomainList(const std::string& column) {
 // The app's pending domain requests: the names and, in `tasks`, {domain, task_id} for each.
 Result<json> PendingDomains(Transaction& tx, const std::string& app_id, json* tasks) {
   VOUCH_ASSIGN_OR_RETURN(Rows pending, tx.Query("SELECT id, domain FROM tasks WHERE app_id = ? AND kind = 'domain' AND "
-                                                "status = 'pending' ORDER BY created_at, id",
+                                                "status = 'pending' ORDER BY created_at, domain, id",
                                                 {app_id}));
   json names = json::array();
   if (tasks != nullptr) *tasks = json::array();
@@ -101,7 +102,7 @@ Result<json> BuildJson(Transaction& tx, const Row& r) {
 
 constexpr char kTaskSelect[] =
     "SELECT t.*, a.name AS app_name, a.domains AS app_domains, z.name AS zone_name FROM tasks t "
-    "JOIN apps a ON a.id = t.app_id JOIN zones z ON z.id = t.zone_id";
+    "LEFT JOIN apps a ON a.id = t.app_id JOIN zones z ON z.id = t.zone_id";  // node_identity tasks: no app
 
 Result<json> TaskJson(Transaction& tx, const Row& r) {
   VOUCH_ASSIGN_OR_RETURN(json approvals, ApprovalsJson(tx, r.Str("id")));
@@ -109,7 +110,7 @@ Result<json> TaskJson(Transaction& tx, const Row& r) {
          {"kind", r.Str("kind")},
          {"status", r.Str("status")},
          {"zone", r.Str("zone_name")},
-         {"app", r.Str("app_name")},
+         {"app", r.IsNull("app_name") ? json(nullptr) : json(r.Str("app_name"))},
          {"summary", r.Str("summary")},
          {"approvals_required", r.Int("approvals_required")},
          {"approvals", approvals},
@@ -118,6 +119,7 @@ Result<json> TaskJson(Transaction& tx, const Row& r) {
          {"decided_at", TimeOrNull(r, "decided_at")}};
   if (!r.IsNull("build_id")) j["build_id"] = r.Str("build_id");
   if (!r.IsNull("domain")) j["domain"] = r.Str("domain");
+  if (!r.IsNull("node_identity_id")) j["node_identity_id"] = r.Str("node_identity_id");
   // What an approver decides about: the names the app's certificates may carry now (approved)
   // and those waiting for approval. A build's certificates are issued for the approved ones only.
   if (!r.IsNull("app_domains")) {
@@ -145,7 +147,6 @@ struct Holding {
 
 // The names the zone's other apps (all but `app_id`, not deleted) hold; pending requests too
 // with `include_pending`.
-
 Result<std::vector<Holding>> ZoneHoldings(Transaction& tx, const std::string& zone_id, const std::string& app_id,
                                           bool include_pending) {
   std::vector<Holding> out;
@@ -561,6 +562,8 @@ Result<json> Manager::DecideTask(Transaction& tx, const Principal& p, const Row&
         VOUCH_RETURN_IF_ERROR(tx.Exec("UPDATE builds SET status = 'approved' WHERE id = ? AND status = 'pending'",
                                       {t.Str("build_id")})
                                   .status());
+      } else if (kind == "node_identity") {
+        VOUCH_RETURN_IF_ERROR(DecideNodeIdentityTask(tx, t, true));  // manager_node_identities.cc
       } else {
         // Checked again now: another app may have been granted an overlapping name since the
         // request (two pending requests for one name: the second approval fails).
@@ -584,6 +587,7 @@ Result<json> Manager::DecideTask(Transaction& tx, const Principal& p, const Row&
                                     {reason, t.Str("build_id")})
                                 .status());
     }
+    if (kind == "node_identity") VOUCH_RETURN_IF_ERROR(DecideNodeIdentityTask(tx, t, false));
     detail["decision"] = "denied";
     detail["reason"] = reason;
   }

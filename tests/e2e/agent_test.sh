@@ -68,6 +68,7 @@ ok "node certificate verifies under the node CA"
 
 # ---- app and builds: approved, pending, denied, revoked
 "$VOUCH" app create web --zone default --domain web.example.com --domain '*.svc.example.com' >/dev/null || fail "app create"
+approve_domains "$VOUCH" web
 MRS=$(printf 'cd%.0s' {1..32})
 mre() { printf "$1%.0s" {1..64}; }
 mkbuild() {  # MRENCLAVE-CHAR -> build id (pending)

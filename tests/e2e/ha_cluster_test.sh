@@ -185,6 +185,7 @@ if [[ -n "$AGENT" ]]; then
   expect_eq "vouch login --server A --server B saves both" "$UA,$UB" \
     "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["server"])' "$VOUCH_CONFIG")"
   "$VOUCH" app create svc --zone default --domain svc.example.com >/dev/null || fail "app create svc"
+  approve_domains "$VOUCH" svc
   MRE=$(printf 'ee%.0s' {1..32})
   b=$("$VOUCH" build create --app svc --mrenclave "$MRE" --mrsigner "$MRS" --isvprodid 1 --isvsvn 1 -o json) || fail "build create"
   "$VOUCH" task approve "$(echo "$b" | jq_get '["task_id"]')" >/dev/null || fail "approve"

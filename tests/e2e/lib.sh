@@ -25,3 +25,19 @@ wait_healthy() {  # URL CA PID
   return 1
 }
 jq_get() { python3 -c 'import json,sys; d=json.load(sys.stdin); exec("v=d"+sys.argv[1]); print(v if not isinstance(v,(dict,list,bool)) or v is None else json.dumps(v))' "$1"; }
+# Approves every pending domain task of an app (its initial domains are approval tasks too).
+approve_domains() {  # VOUCH APP
+  local t
+  for t in $("$1" app get "$2" -o json | python3 -c 'import json,sys; print(" ".join(t["task_id"] for t in json.load(sys.stdin)["domain_tasks"]))'); do
+    "$1" task approve "$t" >/dev/null || fail "approve domain task $t of app $2"
+  done
+}
+# Waits (10 s at most) until the agent answers on its socket; fails the test naming the log.
+wait_agent_socket() {  # SOCKET LOGFILE
+  local _
+  for _ in $(seq 1 200); do
+    curl -fsS --unix-socket "$1" http://agent/v1/version >/dev/null 2>&1 && return 0
+    sleep 0.05
+  done
+  fail "the agent did not answer on $1 within 10 s: $(tail -5 "$2" 2>/dev/null)"
+}

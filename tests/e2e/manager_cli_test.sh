@@ -67,7 +67,13 @@ expect_eq "zone policy approvals" 2 "$("$VOUCH" zone get prod -o json | jq_get '
 openssl x509 -in "$E2E_TMP/prod-ca.pem" -noout -text >"$E2E_TMP/ca.txt" || fail "zone CA is not a certificate"
 expect_contains "zone CA is an ECDSA P-256 CA" "prime256v1" "$(cat "$E2E_TMP/ca.txt")"
 expect_contains "zone CA has CA:TRUE" "CA:TRUE" "$(cat "$E2E_TMP/ca.txt")"
-"$VOUCH" app create web --zone prod --domain web.example.com --domain api.example.com >/dev/null || fail "app create"
+app=$("$VOUCH" app create web --zone prod --domain web.example.com --domain api.example.com -o json) || fail "app create"
+expect_eq "initial domains wait for approval" '["api.example.com", "web.example.com"]' "$(echo "$app" | jq_get '["pending_domains"]')"
+for t in $(echo "$app" | python3 -c 'import json,sys; print(" ".join(t["task_id"] for t in json.load(sys.stdin)["domain_tasks"]))'); do
+  as approver1 task approve "$t" >/dev/null && as approver2 task approve "$t" >/dev/null || fail "approve domain task $t"
+done
+expect_eq "approved by two approvers (quorum 2)" '["api.example.com", "web.example.com"]' \
+  "$("$VOUCH" app get web -o json | jq_get '["domains"]')"
 if as viewer1 app create nope --zone prod --domain x.example.com 2>"$E2E_TMP/err"; then fail "viewer created an app"; fi
 expect_contains "viewer refused with a clear message" "may not" "$(cat "$E2E_TMP/err")"
 MRE=$(printf 'ab%.0s' {1..32}); MRS=$(printf 'cd%.0s' {1..32})
