@@ -133,7 +133,7 @@ int Run(const RuntimeOptions& o) {
     }
   }
   if (!verified.ok()) {
-    Log("refusing to start: " + verified.message());
+    Log("refusing to start: " + verified.message() + " [" + verified.reason() + "]");
     std::fflush(stderr);
     if (first_attempt.joinable()) first_attempt.join();
     if (!agent) {

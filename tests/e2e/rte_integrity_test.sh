@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# Runtime integrity with real tools (issue 13, attack 2): vouchd, vouch-agent (sim TEE), an
+# openssl image converted once (protected: everything but /tmp, so runc's /proc, /sys, /dev
+# mounts and the agent socket mount lie inside the measured tree), then three hostile layers added
+# to the converted image with umoci (the manifest and its signature unchanged):
+#   (a) /etc/ld.so.preload plus a library,  (b) /usr/local/bin/openssl, earlier in PATH than the
+#   entrypoint's /usr/bin/openssl,  (c) a symlink at the credentials directory /run/vouch/certs.
+# Each is refused by vouch-rte naming the path, nothing is written where the symlink points, and
+# the refusal reaches vouchd's audit log through the agent (POST /v1/refusal, then the check-in).
+# The clean image gets its certificate and serves TLS that verifies against the zone CA.
+# Usage: rte_integrity_test.sh VOUCH VOUCH_RTE VOUCHD VOUCH_AGENT
+source "$(dirname "$0")/lib.sh"
+VOUCH=$1
+RTE=$2
+VOUCHD=$3
+AGENT=$4
+for tool in umoci runc busybox openssl; do
+  command -v "$tool" >/dev/null || fail "$tool is not installed (scripts/setup.d/convert.list)"
+done
+BUSYBOX=$(command -v busybox)
+file -L "$BUSYBOX" 2>/dev/null | grep -q 'statically linked' || BUSYBOX=/bin/busybox
+cd "$E2E_TMP"
+export VOUCH_CONFIG=$E2E_TMP/cli/config.json
+RUNC_ROOT=$E2E_TMP/runc
+runc_cleanup() { for c in $(runc --root "$RUNC_ROOT" list -q 2>/dev/null); do runc --root "$RUNC_ROOT" delete -f "$c" >/dev/null 2>&1; done; }
+trap 'runc_cleanup; e2e_cleanup' EXIT
+
+# --- manager and agent ---
+D=$E2E_TMP/manager
+MPORT=$(free_port)
+URL=https://127.0.0.1:$MPORT
+printf 'admin-password-123\n' > admin.pw
+"$VOUCHD" init --dev --data-dir "$D" --admin-user admin --admin-password-file admin.pw --listen "127.0.0.1:$MPORT" \
+  >/dev/null || fail "vouchd init"
+"$VOUCHD" serve --data-dir "$D" --heartbeat-interval 1 > vouchd.log 2>&1 &
+E2E_PIDS+=($!)
+wait_healthy "$URL" "$D/service-ca.pem" "${E2E_PIDS[-1]}" || fail "vouchd did not start: $(cat vouchd.log)"
+"$VOUCH" login --server "$URL" --ca-file "$D/service-ca.pem" --user admin --password-file admin.pw >/dev/null \
+  || fail "login"
+"$VOUCH" app create integ --zone default --domain integ.example.com >/dev/null || fail "app create"
+approve_domains "$VOUCH" integ
+"$VOUCH" zone ca default > zone-ca.pem || fail "zone ca default"
+A=$E2E_TMP/agent
+SOCK=$A/agent.sock
+"$AGENT" --server "$URL" --ca-file "$D/service-ca.pem" --data-dir "$A" --socket "$SOCK" --tee sim --sim "$D/sim" \
+  --join-token "$("$VOUCH" zone join-token default)" --batch-interval-ms 200 > agent.log 2>&1 &
+E2E_PIDS+=($!)
+wait_agent_socket "$SOCK" agent.log
+ok "vouchd and vouch-agent (sim) running"
+
+# --- the image: busybox, openssl and its libraries; /usr/local/bin exists and is empty ---
+umoci init --layout img >/dev/null
+umoci new --image img:v1 >/dev/null
+umoci unpack --image img:v1 b >/dev/null
+mkdir -p b/rootfs/bin b/rootfs/usr/bin b/rootfs/usr/local/bin b/rootfs/etc b/rootfs/tmp
+cp "$BUSYBOX" b/rootfs/bin/busybox
+for l in sh echo sleep cat; do ln -s busybox "b/rootfs/bin/$l"; done
+cp /usr/bin/openssl b/rootfs/usr/bin/openssl
+for lib in $(ldd /usr/bin/openssl | grep -oE '/[^ ]+'); do
+  mkdir -p "b/rootfs$(dirname "$lib")"
+  cp -L "$lib" "b/rootfs$lib"
+done
+umoci repack --image img:v1 b >/dev/null
+rm -rf b
+TPORT=$(free_port)
+# `openssl`, not a path: the converter resolves it through the image's PATH.
+umoci config --image img:v1 --config.env PATH=/usr/local/bin:/usr/bin:/bin --config.entrypoint openssl \
+  --config.cmd s_server --config.cmd -accept --config.cmd "$TPORT" --config.cmd -cert \
+  --config.cmd /run/vouch/certs/cert.pem --config.cmd -key --config.cmd /run/vouch/certs/key.pem \
+  --config.cmd -www >/dev/null
+conv=$("$VOUCH" convert --input oci:img:v1 --output oci:out:clean --runtime "$RTE" --app integ \
+       --cert-dns integ.example.com --heartbeat-interval 1 --rw-dir /tmp -o json) || fail "convert"
+MRENCLAVE=$(jq_get '["mrenclave"]' <<<"$conv")
+"$VOUCH" task approve "$("$VOUCH" build get "$(jq_get '["build_id"]' <<<"$conv")" -o json | jq_get '["task_id"]')" \
+  >/dev/null || fail "approve the build"
+ok "openssl image converted (entrypoint resolved through PATH) and its build approved"
+
+# A converter without a resolvable program fails with a clear message.
+umoci config --image img:v1 --tag nope --config.entrypoint no-such-program >/dev/null
+out=$("$VOUCH" convert --input oci:img:nope --output oci:out:nope --runtime "$RTE" --no-certificate 2>&1)
+[[ $? -ne 0 ]] || fail "an image whose entrypoint is not in it converted"
+expect_contains "unresolvable entrypoint: conversion fails naming it" 'no-such-program' "$out"
+
+# --- the hostile layers, each added to the converted image ---
+add_layer() {  # TAG: unpack out:clean, let the caller change rootfs (stdin script), repack as out:TAG
+  umoci unpack --image out:clean "h-$1" >/dev/null || fail "umoci unpack for $1"
+  (cd "h-$1/rootfs" && bash -e) || fail "building layer $1"
+  umoci repack --image "out:$1" "h-$1" >/dev/null || fail "umoci repack $1"
+  rm -rf "h-$1"
+}
+add_layer preload <<'SH'
+mkdir -p usr/lib
+cp lib/x86_64-linux-gnu/libc.so.6 usr/lib/libevil.so 2>/dev/null || echo evil > usr/lib/libevil.so
+echo /usr/lib/libevil.so > etc/ld.so.preload
+SH
+add_layer path <<'SH'
+printf '#!/bin/sh\necho attacker code with the key\n' > usr/local/bin/openssl
+chmod 755 usr/local/bin/openssl
+SH
+add_layer credlink <<'SH'
+mkdir -p run/vouch
+ln -s /tmp/stolen run/vouch/certs
+SH
+[[ $(python3 -c 'import json,sys; print(len(json.load(open("out/index.json"))["manifests"]))') -ge 4 ]] \
+  || fail "the hostile images were not written"
+ok "three hostile layers added on top of the converted image (manifest and signature unchanged)"
+
+runc_bundle() {  # TAG DIR: unpack, agent socket bind-mounted, host network
+  umoci unpack --image "out:$1" "$2" >/dev/null || fail "umoci unpack out:$1"
+  python3 - "$2/config.json" "$SOCK" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["process"]["terminal"] = False
+c["mounts"].append({"destination": "/run/vouch/agent.sock", "type": "bind", "source": sys.argv[2], "options": ["bind"]})
+c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "network"]
+json.dump(c, open(sys.argv[1], "w"))
+PY
+}
+audit_json() { "$VOUCH" audit list -o json; }
+refused() {  # TAG CODE PATH
+  runc_bundle "$1" "run-$1"
+  local log rc
+  log=$(cd "run-$1" && timeout 60 runc --root "$RUNC_ROOT" run "r-$1" 2>&1)
+  rc=$?
+  expect_eq "$1: vouch-rte refuses to start" 1 "$rc"
+  expect_contains "$1: the refusal names $3" "$3" "$log"
+  expect_contains "$1: the refusal code is $2" "$2" "$log"
+  [[ $log != *"attacker code"* && $log != *"ACCEPT"* ]] || fail "$1: the application ran: $log"
+  local found=
+  for _ in $(seq 1 100); do
+    if audit_json | python3 -c '
+import json, sys
+code, path, mre = sys.argv[1:]
+items = json.load(sys.stdin)["items"]
+sys.exit(0 if any(i.get("outcome") == "denied:" + code and path in json.dumps(i) and mre in json.dumps(i)
+                  for i in items) else 1)' "$2" "$3" "$MRENCLAVE"; then found=1; break; fi
+    sleep 0.1
+  done
+  [[ -n $found ]] || fail "$1: no denied:$2 entry naming $3 in vouchd's audit log: $(audit_json | head -c 1500)"
+  ok "$1: vouchd's audit log has denied:$2 naming $3 (reported by the agent)"
+}
+refused preload unlisted_entry /etc/ld.so.preload
+refused path unlisted_entry /usr/local/bin/openssl
+refused credlink credentials_path_unsafe /run/vouch/certs
+[[ ! -e /tmp/stolen && ! -e run-credlink/rootfs/tmp/stolen ]] || fail "something was written where the symlink points"
+ok "credlink: nothing written through the symlink"
+expect_contains "the agent logged the workload refusals" "workload start" "$(cat "$A/refusals.log")"
+
+# --- the clean image: certificate, TLS verified against the zone CA ---
+runc_bundle clean run-clean
+(cd run-clean && exec runc --root "$RUNC_ROOT" run r-clean > ../clean.log 2>&1) &
+cleanpid=$!
+for _ in $(seq 1 200); do
+  (echo > /dev/tcp/127.0.0.1/"$TPORT") 2>/dev/null && break
+  kill -0 "$cleanpid" 2>/dev/null || fail "the clean image exited: $(cat clean.log)"
+  sleep 0.1
+done
+out=$(echo | openssl s_client -connect "127.0.0.1:$TPORT" -verify_return_error -CAfile zone-ca.pem \
+      -verify_hostname integ.example.com 2>&1)
+expect_contains "clean image: s_client verifies its certificate against the zone CA" "Verification: OK" "$out"
+expect_contains "clean image: verified with /proc, /sys, /dev and the socket mounted inside the measured tree" \
+  "verified" "$(cat clean.log)"
+mode=$(stat -c %a run-clean/rootfs/run/vouch/certs)
+expect_eq "credentials directory is 0700" 700 "$mode"
+runc --root "$RUNC_ROOT" kill r-clean TERM
+wait $cleanpid
+
+echo "PASS rte_integrity_test ($E2E_PASSED checks)"
