@@ -257,7 +257,7 @@ async function apps(parts) {
       act(async () => {
         const a = await post('/apps', {name: name.value.trim(), zone: zone.value, domains: domains.value.split(/[\s,]+/).filter(Boolean)});
         location.hash = '#/apps/' + enc(a.name);
-      }, 'App created.');
+      }, 'App created. Its DNS names wait for approval: see Tasks.');
     });
     root.appendChild(h('details', {}, h('summary', {}, 'Create an app'), form));
   }
@@ -279,11 +279,19 @@ async function appDetail(name) {
   root.appendChild(props([['ID', h('code', {}, a.id)], ['Zone', link('#/zones/' + enc(a.zone), a.zone)],
     ['SPIFFE ID', h('code', {}, a.spiffe_id)], ['Created', h('span', {}, when(a.created_at), ' by ', a.created_by || '—')],
     ['Pending domains', (a.pending_domains || []).join(', ') || 'none']]));
-  root.appendChild(h('h2', {}, 'Allowed domains'));
-  root.appendChild(table(a.domains.map(d => ({d})), [
+  // Approved names, then the requests waiting for approval (an app's initial names too).
+  root.appendChild(h('h2', {}, 'Domains'));
+  const rows = a.domains.map(d => ({d, status: 'approved'}))
+    .concat((a.domain_tasks || []).map(t => ({d: t.domain, status: 'pending', task: t.task_id})));
+  root.appendChild(table(rows, [
     {title: 'DNS name', cell: x => h('code', {}, x.d)},
+    {title: 'Status', cell: x => x.task ? h('span', {}, badge(x.status), ' ', link('#/tasks', 'approval task')) : badge(x.status)},
     can('write') ? {title: 'Actions', class: 'actions', cell: x => h('button', {type: 'button', class: 'secondary',
-      onclick: () => act(() => api('DELETE', `/apps/${enc(a.name)}/domains/${enc(x.d)}`), 'Domain removed.')}, 'Remove')} : null,
+      onclick: async () => {
+        const r = x.task ? {ok: true} : await ask({title: `Remove ${x.d} from app ${a.name}?`,
+          message: 'Valid certificates of this app that carry it are revoked now.', confirm: 'Remove domain', danger: true});
+        if (r.ok) act(() => api('DELETE', `/apps/${enc(a.name)}/domains/${enc(x.d)}`), x.task ? 'Request withdrawn.' : 'Domain removed.');
+      }}, x.task ? 'Withdraw' : 'Remove')} : null,
   ].filter(Boolean), {label: 'Domains', empty: 'No domains.'}));
   if (can('write')) {
     const d = h('input', {name: 'domain', required: true, placeholder: 'api.example.com'});
@@ -339,8 +347,19 @@ async function decideButtons(task, after) {
     }}, 'Deny'));
 }
 
+// The DNS names a task's app may be certified for: approved ones, then pending requests. What an
+// approver of a build sees: its certificates will carry (some of) the approved names only.
+function namesCell(t) {
+  if (t.kind === 'domain') return h('span', {}, 'requests ', h('code', {}, t.domain));
+  const approved = t.domains || [];
+  const pending = t.pending_domains || [];
+  return h('span', {class: 'names'}, approved.length ? approved.map((d, i) => [i ? ', ' : '', h('code', {}, d)]) : 'no approved names',
+    pending.length ? h('span', {class: 'muted'}, ' · pending: ' + pending.join(', ')) : null);
+}
+
 async function buildDetail(id) {
   const b = await get('/builds/' + enc(id));
+  const task = b.task_id ? await get('/tasks/' + enc(b.task_id)) : null;
   const root = section('Build ' + b.id);
   const m = b.measurements;
   root.appendChild(props([
@@ -348,13 +367,13 @@ async function buildDetail(id) {
     ['Platform', b.platform], ['MRENCLAVE', h('code', {}, m.mrenclave)], ['MRSIGNER', h('code', {}, m.mrsigner)],
     ['ISV product ID', String(m.isvprodid)], ['ISV SVN', String(m.isvsvn)], ['Debug', m.debug ? badge('debug') : 'no'],
     ['Image', b.image_ref ? h('code', {}, b.image_ref) : '—'], ['Image digest', b.image_digest ? h('code', {}, b.image_digest) : '—'],
+    task ? ['DNS names (app)', namesCell(task)] : null,
     ['Approvals', h('span', {}, approvalsCell(b), ' ', (b.approvals || []).map(a => `${a.user} (${new Date(a.at).toISOString()})`).join(', '))],
     ['Task', b.task_id ? h('code', {}, b.task_id) : '—'], ['Created', h('span', {}, when(b.created_at), ' by ', b.created_by || '—')],
     b.reason ? ['Reason', b.reason] : null,
   ]));
   const actions = h('div', {class: 'toolbar'});
-  if (b.status === 'pending' && b.task_id) {
-    const task = await get('/tasks/' + enc(b.task_id));
+  if (b.status === 'pending' && task) {
     const d = await decideButtons(task);
     if (d) actions.appendChild(d);
   }
@@ -381,6 +400,7 @@ async function tasks() {
     {title: 'What', cell: t => t.build_id ? link('#/builds/' + enc(t.build_id), t.summary) : t.summary},
     {title: 'Kind', cell: t => t.kind, class: 'hide-narrow'},
     {title: 'App', cell: t => link('#/apps/' + enc(t.app), t.app)},
+    {title: 'DNS names', cell: namesCell},
     {title: 'Status', cell: t => badge(t.status)},
     {title: 'Approvals', cell: approvalsCell},
     {title: 'Requested', cell: t => h('span', {}, ago(t.created_at), ' by ', t.created_by), class: 'hide-narrow'},

@@ -229,7 +229,11 @@ try {
   await appForm.getByLabel('Allowed DNS names').fill('web.example.com');
   await appForm.getByRole('button', {name: 'Create app'}).click();
   await admin.getByRole('heading', {name: 'App web'}).waitFor();
-  expect(cli(['app', 'get', 'web']).domains.includes('web.example.com'), 'app created in the browser');
+  const created = cli(['app', 'get', 'web']);
+  expect(created.domains.length === 0 && created.pending_domains.includes('web.example.com'),
+         'app created in the browser; its DNS name waits for approval');
+  await admin.getByRole('row').filter({hasText: 'web.example.com'}).getByText('pending').waitFor();
+  ok('the app page shows the initial DNS name as pending');
   await go(admin, '/apps', 'Apps');
   await shot(admin, 'apps');
 
@@ -251,10 +255,12 @@ try {
   const a1 = await newPage();
   await login(a1, 'approver1', passwords.approver1);
   await go(a1, '/tasks', 'Tasks: approval inbox');
-  const row1 = a1.getByRole('row').filter({hasText: 'web'});
+  const row1 = a1.getByRole('row').filter({hasText: build.id});
+  await row1.getByText('pending: web.example.com').waitFor();
+  ok('the build task shows the app\'s DNS names (none approved, web.example.com pending)');
   await row1.getByRole('button', {name: 'Approve'}).click();
   await a1.getByText('Approved.').waitFor();
-  await a1.getByRole('row').filter({hasText: '1 / 2'}).waitFor();
+  await a1.getByRole('row').filter({hasText: build.id}).filter({hasText: '1 / 2'}).waitFor();
   expect(cli(['build', 'get', build.id]).status === 'pending', 'one approval of two: still pending');
   await shot(a1, 'tasks');
   const a2 = await newPage();
@@ -265,6 +271,17 @@ try {
   await a2.getByText('Approved.').waitFor();
   await a2.locator('.badge', {hasText: 'approved'}).first().waitFor();
   expect(cli(['build', 'get', build.id]).status === 'approved', 'second approval: approved (checked with the CLI)');
+  // The app's DNS name: a domain task under the same quorum of two.
+  for (const p of [a1, a2]) {
+    await go(p, '/tasks', 'Tasks: approval inbox');
+    const row = p.getByRole('row').filter({hasText: 'requests web.example.com'});
+    await row.getByRole('button', {name: 'Approve'}).click();
+    await p.getByText('Approved.').waitFor();
+  }
+  expect(cli(['app', 'get', 'web']).domains.includes('web.example.com'), 'two approvals in the browser allow the DNS name');
+  await go(a2, '/builds/' + build.id, 'Build ' + build.id);
+  await a2.getByText('web.example.com').first().waitFor();
+  ok('the build page shows the approved DNS name');
   await shot(a2, 'build-approved');
 
   // ---------------------------------------------------------------- a sim node and workload (needs vouch-agent)
