@@ -73,24 +73,6 @@ bool IsValidName(std::string_view name) {
   });
 }
 
-bool IsValidDnsName(std::string_view name) {
-  if (name.size() > 253 || name.empty()) return false;
-  if (name.substr(0, 2) == "*.") name.remove_prefix(2);
-  size_t start = 0;
-  while (start <= name.size()) {
-    size_t dot = name.find('.', start);
-    std::string_view label = name.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start);
-    if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-') return false;
-    for (char c : label) {
-      if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-') return false;
-      if (std::isupper(static_cast<unsigned char>(c))) return false;
-    }
-    if (dot == std::string_view::npos) break;
-    start = dot + 1;
-  }
-  return true;
-}
-
 bool IsValidTcbStatus(std::string_view s) {
   static const char* kStatuses[] = {"UpToDate", "SWHardeningNeeded", "ConfigurationNeeded",
                                     "ConfigurationAndSWHardeningNeeded", "OutOfDate", "OutOfDateConfigurationNeeded"};

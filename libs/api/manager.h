@@ -316,7 +316,7 @@ class Manager {
 
 // Validation shared by the API and the CLI-side checks.
 bool IsValidName(std::string_view name);     // ^[a-z0-9][a-z0-9-]{0,62}$
-bool IsValidDnsName(std::string_view name);  // RFC 1123 hostname, optional leading "*." wildcard
+// DNS names: pki/names.h (IsValidDnsName, NormalizeDnsName, DomainAllowed), the one validator.
 bool IsValidTcbStatus(std::string_view s);
 
 // Reason codes of the app-domain rules (docs/api.md, docs/design.md "Apps, builds and approvals").
