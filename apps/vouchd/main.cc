@@ -1,7 +1,9 @@
 // vouchd: the vouch manager. `init` creates a data directory; `serve` runs the HTTPS API.
 #include <signal.h>
+#include <sys/resource.h>
 
 #include <algorithm>
+#include <optional>
 #include <cerrno>
 #include <ctime>
 #include <cstdio>
@@ -10,6 +12,7 @@
 #include <vector>
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include "api/bootstrap.h"
@@ -77,6 +80,72 @@ void EnableClusterJoin(vouch::api::Manager& manager, const std::string& data_dir
                policy->allow_sim ? ", INSECURE sim evidence accepted" : "");
 }
 
+// The open-file limit: each connection is a descriptor, so raise the soft limit to the hard one
+// (1024 by default on many systems, far below max_connections). Logged either way.
+void RaiseFileLimit() {
+  rlimit lim{};
+  if (getrlimit(RLIMIT_NOFILE, &lim) != 0) {
+    spdlog::warn("getrlimit(RLIMIT_NOFILE) failed: errno {}", errno);
+    return;
+  }
+  if (lim.rlim_cur < lim.rlim_max) {
+    rlim_t before = lim.rlim_cur;
+    lim.rlim_cur = lim.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &lim) != 0) {
+      spdlog::warn("raising the open-file limit from {} to {} failed: errno {}", before, lim.rlim_max, errno);
+      return;
+    }
+    spdlog::info("open-file limit raised from {} to {}", before, lim.rlim_max);
+  } else {
+    spdlog::info("open-file limit {}", lim.rlim_cur == RLIM_INFINITY ? std::string("unlimited") : std::to_string(lim.rlim_cur));
+  }
+}
+
+// Limits on anonymous callers (docs/design.md, "Authentication and roles"). Command-line flags
+// override config.json's "limits" object; defaults sit well above what an agent fleet
+// provisioning from one address or the e2e tests need.
+struct Limits {
+  double unauth_rate = 10;       // requests per second per source IP to login/nonce/provisioning/cluster routes
+  double unauth_burst = 100;     // bucket size
+  size_t max_connections_per_source = 1024;
+  bool allow_cluster_join = false;
+};
+
+// config.json: {"limits": {"unauth_rate": N, "unauth_burst": N, "max_connections_per_source": N},
+//               "cluster": {"allow_join": true, ...}}. Absent keys keep the defaults.
+vouch::Status LoadLimits(const std::string& data_dir, Limits* l) {
+  auto text = vouch::ReadWholeFile(data_dir + "/config.json", 1 << 20);
+  if (!text.ok()) return text.status();
+  auto config = nlohmann::json::parse(*text, nullptr, false);
+  if (!config.is_object()) return vouch::DataLoss("config.json is not a JSON object", "invalid_config");
+  auto limits = config.value("limits", nlohmann::json::object());
+  auto cluster = config.value("cluster", nlohmann::json::object());
+  if (!limits.is_object() || !cluster.is_object()) {
+    return vouch::DataLoss("config.json: \"limits\" and \"cluster\" must be objects", "invalid_config");
+  }
+  auto number = [&](const char* key, double lo, double hi, double* out) -> vouch::Status {
+    if (!limits.contains(key)) return vouch::Status::Ok();
+    const auto& v = limits[key];
+    if (!v.is_number() || v.get<double>() < lo || v.get<double>() > hi) {
+      return vouch::DataLoss(std::string("config.json: limits.") + key + " must be a number in [" +
+                                 std::to_string(static_cast<int64_t>(lo)) + ", " + std::to_string(static_cast<int64_t>(hi)) + "]",
+                             "invalid_config");
+    }
+    *out = v.get<double>();
+    return vouch::Status::Ok();
+  };
+  VOUCH_RETURN_IF_ERROR(number("unauth_rate", 0, 1e6, &l->unauth_rate));
+  VOUCH_RETURN_IF_ERROR(number("unauth_burst", 1, 1e6, &l->unauth_burst));
+  double per_source = static_cast<double>(l->max_connections_per_source);
+  VOUCH_RETURN_IF_ERROR(number("max_connections_per_source", 0, 1e6, &per_source));
+  l->max_connections_per_source = static_cast<size_t>(per_source);
+  if (cluster.contains("allow_join")) {
+    if (!cluster["allow_join"].is_boolean()) return vouch::DataLoss("config.json: cluster.allow_join must be a boolean", "invalid_config");
+    l->allow_cluster_join = cluster["allow_join"].get<bool>();
+  }
+  return vouch::Status::Ok();
+}
+
 struct ServeOptions {
   std::vector<std::string> collateral_dirs;
   int node_cert_validity_hours = 7 * 24;
@@ -84,6 +153,11 @@ struct ServeOptions {
   int heartbeat_interval_seconds = 10;
   int workload_cert_max_validity_seconds = 0;
   int collateral_check_seconds = 60;
+  // Set from the command line only when given (they override config.json).
+  std::optional<double> unauth_rate;
+  std::optional<double> unauth_burst;
+  std::optional<size_t> max_connections_per_source;
+  bool allow_cluster_join = false;
 };
 
 int RunServe(const std::string& data_dir, std::string listen, std::string store_url, size_t threads,
@@ -96,6 +170,7 @@ int RunServe(const std::string& data_dir, std::string listen, std::string store_
   sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
+  RaiseFileLimit();
 
   auto dir = vouch::api::OpenDataDir(data_dir);
   if (!dir.ok()) return Fail(dir.status().message());
@@ -122,7 +197,24 @@ int RunServe(const std::string& data_dir, std::string listen, std::string store_
   auto manager = vouch::api::Manager::Create(db->get(), std::move(dir->master_key), &vouch::SystemClock::Get(),
                                              manager_options);
   if (!manager.ok()) return Fail(manager.status().message());
-  EnableClusterJoin(**manager, data_dir, *dir);
+  Limits limits;
+  if (auto st = LoadLimits(data_dir, &limits); !st.ok()) return Fail(st.message());
+  if (serve.unauth_rate) limits.unauth_rate = *serve.unauth_rate;
+  if (serve.unauth_burst) limits.unauth_burst = *serve.unauth_burst;
+  if (serve.max_connections_per_source) limits.max_connections_per_source = *serve.max_connections_per_source;
+  if (serve.allow_cluster_join) limits.allow_cluster_join = true;
+  // Joining hands out the master key to attested peers: only when asked for (docs/cluster.md).
+  if (limits.allow_cluster_join) {
+    EnableClusterJoin(**manager, data_dir, *dir);
+  } else {
+    spdlog::info("cluster joins disabled (vouchd serve --allow-cluster-join enables them)");
+  }
+  if (limits.unauth_rate > 0) {
+    spdlog::info("unauthenticated routes limited to {}/s per source (burst {}); at most {} connections per source",
+                 limits.unauth_rate, limits.unauth_burst, limits.max_connections_per_source);
+  } else {
+    spdlog::warn("unauthenticated routes are not rate limited (--unauth-rate 0)");
+  }
   // Node agents authenticate with certificates from the node CA (mutual TLS); other clients
   // present none and use bearer tokens.
   auto node_ca = (*manager)->NodeCaPem();
@@ -138,7 +230,11 @@ int RunServe(const std::string& data_dir, std::string listen, std::string store_
   // its group's commit, docs/design.md): more threads than cores, so commits can be shared.
   options.threads = threads != 0 ? threads : std::max<size_t>(64, 16 * std::max(1u, std::thread::hardware_concurrency()));
   options.client_ca_pem = *node_ca;
-  auto router = vouch::api::BuildRouter(**manager, &metrics);
+  options.max_connections_per_source = limits.max_connections_per_source;
+  vouch::api::RouterOptions router_options;
+  router_options.unauth_rate_per_second = limits.unauth_rate;
+  router_options.unauth_burst = limits.unauth_burst;
+  auto router = vouch::api::BuildRouter(**manager, &metrics, router_options);
   vouch::ui::AddRoutes(router);  // the web console at /
   auto server = vouch::http::Server::Create(options, std::move(router), &metrics);
   if (!server.ok()) return Fail(server.status().message());
@@ -180,20 +276,31 @@ int RunServe(const std::string& data_dir, std::string listen, std::string store_
   };
   // SIGHUP re-reads the collateral folders now; besides, they are checked for changed files
   // every --collateral-check-seconds (docs/agent.md "Collateral refresh").
+  // Wakes at least every 10 s: counts of unauthenticated refusals are written once their minute
+  // has closed (Manager::FlushRefusalAggregates).
   int sig = 0;
+  auto next_collateral_check = std::chrono::steady_clock::now() + std::chrono::seconds(serve.collateral_check_seconds);
   for (;;) {
-    timespec wait{std::max(1, serve.collateral_check_seconds), 0};
-    sig = serve.collateral_check_seconds > 0 ? sigtimedwait(&signals, nullptr, &wait) : sigwaitinfo(&signals, nullptr);
+    int wait_s = 10;
+    if (serve.collateral_check_seconds > 0) wait_s = std::min(wait_s, std::max(1, serve.collateral_check_seconds));
+    timespec wait{wait_s, 0};
+    sig = sigtimedwait(&signals, nullptr, &wait);
     if (sig == SIGHUP) {
       reload(true);
     } else if (sig < 0) {
-      if (errno == EAGAIN) reload(false);
+      if (errno != EAGAIN) continue;
+      (*manager)->FlushRefusalAggregates();
+      if (serve.collateral_check_seconds > 0 && std::chrono::steady_clock::now() >= next_collateral_check) {
+        next_collateral_check = std::chrono::steady_clock::now() + std::chrono::seconds(serve.collateral_check_seconds);
+        reload(false);
+      }
     } else {
       break;
     }
   }
   spdlog::info("received signal {}, finishing in-flight requests", sig);
   (*server)->Stop(std::chrono::seconds(10));
+  (*manager)->FlushRefusalAggregates(/*all=*/true);
   spdlog::info("stopped");
   return 0;
 }
@@ -248,6 +355,18 @@ int main(int argc, char** argv) {
                         "Cap workload certificates below the zones' validity (0: no cap; short values test renewal)")
       ->capture_default_str()
       ->check(CLI::Range(0, 24 * 397 * 3600));
+  serve_cmd->add_option("--unauth-rate", serve.unauth_rate,
+                        "Requests per second one source IP may make to the routes without credentials (login, node "
+                        "nonce and provisioning, cluster nonce and join); 0: no limit (default 10, or config.json)")
+      ->check(CLI::Range(0.0, 1e6));
+  serve_cmd->add_option("--unauth-burst", serve.unauth_burst, "Burst allowance of --unauth-rate (default 100)")
+      ->check(CLI::Range(1.0, 1e6));
+  serve_cmd->add_option("--max-connections-per-source", serve.max_connections_per_source,
+                        "Open connections one source IP may hold; 0: no cap (default 1024)")
+      ->check(CLI::Range(0, 1000000));
+  serve_cmd->add_flag("--allow-cluster-join", serve.allow_cluster_join,
+                      "Let other instances join this cluster by attestation (docs/cluster.md); off by default, also "
+                      "in --dev data directories");
 
   vouchd::JoinArgs join;
   auto* join_cmd = app.add_subcommand("join", "Join an existing cluster: attest to a member and receive the cluster key");

@@ -2,11 +2,13 @@
 
 #include <algorithm>
 #include <cctype>
+#include <thread>
 
 #include "api/ca_adapter.h"
 #include "attest/dcap_verifier.h"
 #include "api/manager_internal.h"
 #include "crypto/secret.h"
+#include "http/limits.h"
 
 namespace vouch::api {
 
@@ -89,7 +91,22 @@ json ZonePolicy::ToJson() const {
 }
 
 Manager::Manager(store::Database* db, crypto::SecretBytes master_key, const Clock* clock, ManagerOptions options)
-    : db_(db), master_key_(std::move(master_key)), clock_(clock), options_(options) {}
+    : db_(db), master_key_(std::move(master_key)), clock_(clock), options_(options) {
+  size_t slots = options_.password_hash_slots;
+  if (slots == 0) slots = std::max<size_t>(2, std::thread::hardware_concurrency());
+  kdf_slots_ = std::make_shared<http::BoundedSemaphore>(slots, options_.password_hash_queue, options_.password_hash_wait);
+  refusals_ = std::make_shared<RefusalAggregates>();
+}
+
+namespace {
+thread_local std::string t_request_source;
+}  // namespace
+
+ScopedRequestSource::ScopedRequestSource(std::string source) : previous_(std::move(t_request_source)) {
+  t_request_source = std::move(source);
+}
+ScopedRequestSource::~ScopedRequestSource() { t_request_source = std::move(previous_); }
+const std::string& ScopedRequestSource::Current() { return t_request_source; }
 
 Manager::~Manager() = default;
 

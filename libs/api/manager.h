@@ -24,6 +24,9 @@
 namespace vouch::pki {
 class CaSigner;
 }
+namespace vouch::http {
+class BoundedSemaphore;
+}
 namespace vouch::attest {
 class DcapVerifier;
 struct Verdict;
@@ -45,6 +48,9 @@ struct Principal {
   std::string name;  // user name (for API keys: the owning user's name)
   Role role = Role::kViewer;
   std::string zone_id;  // nodes only
+  // Not authenticated: built from a request that carried no valid credentials (a failed login).
+  // Its refusals are audited in aggregate per source and minute (Manager::AuditRefusal).
+  bool anonymous = false;
   std::string Actor() const;  // "user:alice", "apikey:ci (alice)", "node:node_1a2b", "system"
   static Principal System();
 };
@@ -99,6 +105,20 @@ struct ManagerOptions {
   std::chrono::seconds session_ttl{12 * 3600};
   std::chrono::seconds crl_validity{7 * 24 * 3600};
   crypto::ScryptParams password_kdf;  // for new password hashes
+  // Password hashing (32 MiB scrypt each) runs under a semaphore: at most `password_hash_slots`
+  // at once (0: max(2, cores)), at most `password_hash_queue` more waiting up to
+  // `password_hash_wait`; beyond that a login is refused with 503 "busy" (Retry-After).
+  size_t password_hash_slots = 0;
+  size_t password_hash_queue = 16;
+  std::chrono::milliseconds password_hash_wait{2000};
+  // API keys expire: after `api_key_default_days` unless created with another validity, at most
+  // `api_key_max_days` (keys stored without an expiry expire that long after their creation).
+  int api_key_default_days = 90;
+  int api_key_max_days = 365;
+  // Unauthenticated refusals are counted in memory per (source, action, outcome, minute) and
+  // written as one audit row per key when the minute closes; at most this many keys are held
+  // (further sources of the same minute are counted under source "*").
+  size_t refusal_aggregate_max_keys = 10000;
   // --- node agents (docs/agent.md)
   std::chrono::seconds node_cert_validity{7 * 24 * 3600};
   // Upper bound on workload certificate validity, below the zones' cert_validity_hours; 0: none.
@@ -174,6 +194,12 @@ class Manager {
   Result<std::vector<uint8_t>> ZoneCrl(const std::string& id_or_name);
   Result<json> CreateJoinToken(const Principal& p, const std::string& zone, int64_t ttl_seconds, int64_t uses);
   Result<json> ListJoinTokens(const Principal& p, const std::string& zone, const ListQuery& q);
+  // Node identities (docs/policy.md, "Node identity"): the agent identities a zone accepts.
+  // Adding one (admin) creates it pending with an approval task of kind node_identity under the
+  // zone's quorum; removing one (admin) needs no quorum.
+  Result<json> ListNodeIdentities(const Principal& p, const std::string& zone);
+  Result<json> AddNodeIdentity(const Principal& p, const std::string& zone, const json& rule, const std::string& note);
+  Result<json> RemoveNodeIdentity(const Principal& p, const std::string& zone, const std::string& id);
 
   // --- apps
   Result<json> CreateApp(const Principal& p, const std::string& name, const std::string& zone,
@@ -240,8 +266,17 @@ class Manager {
   Result<json> VerifyAudit(const Principal& p);
 
   // Records a refused security-relevant attempt (authorisation failure, failed login) in the
-  // audit log in its own transaction.
+  // audit log in its own transaction. Refusals of anonymous callers (Principal::anonymous, an
+  // unprovisioned node) go to AuditUnauthenticated with the current ScopedRequestSource.
   void AuditRefusal(const Principal& p, const std::string& action, const std::string& target, const Status& why);
+  // An unauthenticated failure (failed login, invalid token or API key, refused provisioning,
+  // rate-limited request): counted per (source, action, outcome, minute), not written one by one.
+  // A closed minute's counts are written (one row "anonymous:<source>" each, detail.count) by the
+  // next call or by FlushRefusalAggregates.
+  void AuditUnauthenticated(const std::string& source, const std::string& action, const std::string& target,
+                            const Status& why);
+  // Writes the counts of closed minutes (all of them when `all`, e.g. at shutdown).
+  void FlushRefusalAggregates(bool all = false);
 
   // --- cluster join (docs/cluster.md; manager_cluster.cc)
   // What this instance hands to a joiner that passed attestation, besides the master key.
@@ -253,6 +288,8 @@ class Manager {
   };
   // Enables the cluster routes. Without it they answer 404 "cluster_join_disabled".
   Status EnableClusterJoin(ClusterJoinConfig config);
+  // Whether EnableClusterJoin ran (before serving): the routes refuse before reading the body.
+  bool ClusterJoinEnabled() const { return cluster_ != nullptr; }
   Result<json> ClusterNonce();
   // Verifies the joiner's evidence; on success returns the wrapped master key and the TLS
   // identity. Every attempt is audited (outcome ok or denied).
@@ -285,8 +322,12 @@ class Manager {
   // The zone's cert_validity_hours, capped by options_.workload_cert_max_validity.
   std::chrono::seconds WorkloadCertValidity(const ZonePolicy& policy) const;
   Result<std::shared_ptr<pki::CaSigner>> NodeSigner();
+  crypto::SecretBytes NodeNonceKey() const;  // derived from the master key (stateless node nonces)
   attest::Verdict VerifyEvidence(std::span<const uint8_t> quote);
   std::string EffectiveInstanceStatus(const store::Row& r) const;
+  // Password hashing under kdf_slots_ (ManagerOptions::password_hash_*): Unavailable "busy" when
+  // no slot frees in time.
+  Result<std::string> HashPasswordBounded(std::string_view password);
   std::string EffectiveNodeStatus(const store::Row& r) const;
 
   store::Database* db_;
@@ -312,6 +353,24 @@ class Manager {
   // (node, certificate, code) and hour per instance: a refused agent keeps retrying.
   std::mutex node_refusals_mu_;
   std::map<std::string, std::pair<int64_t, int64_t>> node_refusals_audited_;  // key -> (audited at, suppressed)
+  std::shared_ptr<http::BoundedSemaphore> kdf_slots_;
+  struct RefusalAggregates;  // manager_users.cc
+  std::shared_ptr<RefusalAggregates> refusals_;
+};
+
+// The network source (IP address, no port) of the request this thread is handling, set by the
+// HTTP routes for the duration of a handler; "" outside one. Unauthenticated refusals are
+// audited per source.
+class ScopedRequestSource {
+ public:
+  explicit ScopedRequestSource(std::string source);
+  ~ScopedRequestSource();
+  ScopedRequestSource(const ScopedRequestSource&) = delete;
+  ScopedRequestSource& operator=(const ScopedRequestSource&) = delete;
+  static const std::string& Current();
+
+ private:
+  std::string previous_;
 };
 
 // Validation shared by the API and the CLI-side checks.

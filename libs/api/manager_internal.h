@@ -2,7 +2,10 @@
 
 // Helpers shared by the manager_*.cc files. Not part of the public API.
 
+#include <compare>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -51,6 +54,34 @@ Result<std::shared_ptr<const std::vector<std::unique_ptr<attest::DcapVerifier>>>
     const std::vector<std::string>& dirs, bool strict);
 
 }  // namespace vouch::api::internal
+
+namespace vouch::api {
+
+// Unauthenticated refusals counted per (minute, source, action, outcome) until written
+// (Manager::AuditUnauthenticated, manager_users.cc).
+struct Manager::RefusalAggregates {
+  struct Key {
+    int64_t minute = 0;  // Unix minute
+    std::string source, action, outcome;
+    auto operator<=>(const Key&) const = default;
+  };
+  struct Counts {
+    int64_t count = 0;  // refusals not written yet
+    std::vector<std::string> targets;  // the first few distinct ones
+    std::string message;               // of the first refusal
+  };
+  using Closed = std::vector<std::pair<Key, Counts>>;
+  std::mutex mu;
+  std::map<Key, Counts> open;
+  // Moves the keys of minutes before `minute` (every key when `all`) out of `open`. Locks mu.
+  Closed TakeClosed(int64_t minute, bool all);
+  // One audit row per key with a count > 0: "anonymous:<source>", detail {count, from, to,
+  // targets, message}. The first refusal of a key is written at once (count 1); the key's
+  // count then holds the further ones, written when its minute closes.
+  static Status Write(store::Database& db, const Clock& clock, const Closed& rows);
+};
+
+}  // namespace vouch::api
 
 namespace vouch::api {
 

@@ -1,10 +1,12 @@
 // Authentication (login, sessions, bearer tokens), users and API keys.
+#include <algorithm>
 #include <string>
 
 #include "api/manager.h"
 #include "api/manager_internal.h"
 #include "crypto/kdf.h"
 #include "crypto/random.h"
+#include "http/limits.h"
 
 namespace vouch::api {
 
@@ -25,14 +27,21 @@ Result<json> Manager::Login(std::string_view user, std::string_view password) {
     }
     return Status::Ok();
   }));
-  // Hash even for unknown users so that timing does not reveal which names exist.
+  // Hash even for unknown users so that timing does not reveal which names exist. Each hash
+  // takes 32 MiB: at most kdf_slots_ run at once, so a login flood cannot exhaust memory.
   static const std::string kDummy = *crypto::HashPassword("dummy-password-for-timing");
-  bool ok = crypto::VerifyPassword(password, found ? row.Str("password_hash") : kDummy) && found &&
-            row.Int("disabled") == 0;
+  bool ok = false;
+  {
+    auto slot = kdf_slots_->Acquire();
+    if (!slot) return Unavailable("too many logins in progress; retry shortly", std::string(http::kBusy));
+    ok = crypto::VerifyPassword(password, found ? row.Str("password_hash") : kDummy) && found &&
+         row.Int("disabled") == 0;
+  }
   if (!ok) {
     Principal who;
     who.kind = Principal::Kind::kUser;
     who.name = std::string(user.substr(0, 63));
+    who.anonymous = true;
     AuditRefusal(who, "auth.login", who.name, refused);
     return refused;
   }
@@ -69,7 +78,8 @@ Result<Principal> Manager::Authenticate(std::string_view token) {
                                             {hash}));
       p.kind = Principal::Kind::kUser;
     } else if (token.substr(0, 3) == "vk_") {
-      VOUCH_ASSIGN_OR_RETURN(rows, tx.Query("SELECT k.id AS key_id, u.id, u.name, u.role, u.disabled, k.expires_at "
+      VOUCH_ASSIGN_OR_RETURN(rows, tx.Query("SELECT k.id AS key_id, u.id, u.name, u.role, u.disabled, k.expires_at, "
+                                            "k.created_at "
                                             "FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.key_hash = ?",
                                             {hash}));
       p.kind = Principal::Kind::kApiKey;
@@ -78,6 +88,11 @@ Result<Principal> Manager::Authenticate(std::string_view token) {
     const Row& r = rows[0];
     if (r.Int("disabled") != 0) return refused;
     if (!r.IsNull("expires_at") && r.Int("expires_at") <= now) return refused;
+    // Keys made before keys expired by default: they expire api_key_max_days after creation.
+    if (p.kind == Principal::Kind::kApiKey && r.IsNull("expires_at") &&
+        r.Int("created_at") + int64_t{options_.api_key_max_days} * 86400 <= now) {
+      return refused;
+    }
     p.id = p.kind == Principal::Kind::kApiKey ? r.Str("key_id") : r.Str("id");
     p.name = r.Str("name");
     VOUCH_ASSIGN_OR_RETURN(p.role, ParseRole(r.Str("role")));
@@ -103,10 +118,95 @@ json Manager::WhoAmI(const Principal& p) const {
 
 void Manager::AuditRefusal(const Principal& p, const std::string& action, const std::string& target,
                            const Status& why) {
+  // Callers without credentials are counted, not written one by one (an unprovisioned node is
+  // one that presented a join token, not a certificate).
+  // Provisioning refusals count as anonymous only up to the join token check (a caller holding a
+  // valid join token and presenting evidence is audited one by one).
+  const bool unprovisioned = p.kind == Principal::Kind::kNode && p.id == "unprovisioned";
+  const bool anonymous =
+      p.anonymous || (unprovisioned && (why.reason() == "nonce_invalid" || why.reason() == "join_token_invalid"));
+  if (anonymous) {
+    const std::string& source = ScopedRequestSource::Current();
+    AuditUnauthenticated(source.empty() ? "unknown" : source, action, target, why);
+    return;
+  }
   (void)db_->Write([&](Transaction& tx) {
     return store::AppendAudit(tx, clock_->Now(), p.Actor(), action, target.substr(0, 200), "denied:" + why.reason(),
                               {{"message", why.message().substr(0, 300)}});
   });
+}
+
+namespace {
+constexpr size_t kAggregateTargets = 5;
+}  // namespace
+
+Manager::RefusalAggregates::Closed Manager::RefusalAggregates::TakeClosed(int64_t minute, bool all) {
+  Closed closed;
+  std::lock_guard lock(mu);
+  while (!open.empty() && (all || open.begin()->first.minute < minute)) {
+    closed.emplace_back(open.begin()->first, std::move(open.begin()->second));
+    open.erase(open.begin());
+  }
+  return closed;
+}
+
+Status Manager::RefusalAggregates::Write(store::Database& db, const Clock& clock, const Closed& rows) {
+  if (std::none_of(rows.begin(), rows.end(), [](const auto& r) { return r.second.count > 0; })) return Status::Ok();
+  return db.Write([&](Transaction& tx) -> Status {
+    for (const auto& [k, c] : rows) {
+      if (c.count == 0) continue;
+      json detail = {{"count", c.count},
+                     {"from", TimeJson(k.minute * 60)},
+                     {"to", TimeJson(k.minute * 60 + 60)},
+                     {"targets", c.targets},
+                     {"message", c.message}};
+      VOUCH_RETURN_IF_ERROR(store::AppendAudit(tx, clock.Now(), "anonymous:" + k.source, k.action,
+                                               c.targets.empty() ? "" : c.targets.front(), k.outcome, detail));
+    }
+    return Status::Ok();
+  });
+}
+
+void Manager::AuditUnauthenticated(const std::string& source, const std::string& action, const std::string& target,
+                                   const Status& why) {
+  const int64_t minute = Now() / 60;
+  RefusalAggregates::Closed closed = refusals_->TakeClosed(minute, false);
+  RefusalAggregates::Closed first;  // written now: the first of its key in this minute
+  {
+    std::lock_guard lock(refusals_->mu);
+    auto& open = refusals_->open;
+    RefusalAggregates::Key key{minute, source.substr(0, 64), action.substr(0, 100), "denied:" + why.reason()};
+    // Bounded: beyond the cap, this minute's further keys share the source "*".
+    if (open.size() >= options_.refusal_aggregate_max_keys && open.find(key) == open.end()) key.source = "*";
+    auto [it, created] = open.try_emplace(key);
+    std::string t = target.substr(0, 200);
+    if (created) {
+      RefusalAggregates::Counts one;
+      one.count = 1;
+      one.message = why.message().substr(0, 300);
+      if (!t.empty()) one.targets.push_back(t);
+      first.emplace_back(key, std::move(one));
+    } else {
+      RefusalAggregates::Counts& c = it->second;
+      if (c.count++ == 0) c.message = why.message().substr(0, 300);
+      if (!t.empty() && c.targets.size() < kAggregateTargets &&
+          std::find(c.targets.begin(), c.targets.end(), t) == c.targets.end()) {
+        c.targets.push_back(std::move(t));
+      }
+    }
+  }
+  closed.insert(closed.end(), std::make_move_iterator(first.begin()), std::make_move_iterator(first.end()));
+  (void)RefusalAggregates::Write(*db_, *clock_, closed);
+}
+
+void Manager::FlushRefusalAggregates(bool all) {
+  (void)RefusalAggregates::Write(*db_, *clock_, refusals_->TakeClosed(Now() / 60, all));
+}
+
+Result<std::string> Manager::HashPasswordBounded(std::string_view password) {
+  auto slot = kdf_slots_->Acquire();
+  if (!slot) return Unavailable("too many password hashes in progress; retry shortly", std::string(http::kBusy));
+  return crypto::HashPassword(password, options_.password_kdf);
 }
 
 // ---------------------------------------------------------------- users
@@ -141,7 +241,7 @@ Result<json> Manager::CreateUser(const Principal& p, const std::string& name, co
   if (!IsValidName(name)) return InvalidArgument("invalid user name '" + name.substr(0, 80) + "'", "invalid_name");
   VOUCH_RETURN_IF_ERROR(ParseRole(role).status());
   VOUCH_RETURN_IF_ERROR(CheckPassword(password));
-  VOUCH_ASSIGN_OR_RETURN(std::string hash, crypto::HashPassword(password, options_.password_kdf));
+  VOUCH_ASSIGN_OR_RETURN(std::string hash, HashPasswordBounded(password));
   json out;
   VOUCH_RETURN_IF_ERROR(db_->Write([&](Transaction& tx) -> Status {
     std::string id = NewId("user");
@@ -188,7 +288,7 @@ Result<json> Manager::UpdateUser(const Principal& p, const std::string& key, std
   std::string hash;
   if (password) {
     VOUCH_RETURN_IF_ERROR(CheckPassword(*password));
-    VOUCH_ASSIGN_OR_RETURN(hash, crypto::HashPassword(*password, options_.password_kdf));
+    VOUCH_ASSIGN_OR_RETURN(hash, HashPasswordBounded(*password));
   }
   json out;
   VOUCH_RETURN_IF_ERROR(db_->Write([&](Transaction& tx) -> Status {
@@ -203,14 +303,22 @@ Result<json> Manager::UpdateUser(const Principal& p, const std::string& key, std
     }
     if (password) {
       VOUCH_RETURN_IF_ERROR(tx.Exec("UPDATE users SET password_hash = ? WHERE id = ?", {hash, id}).status());
-      // A new password ends every session of that user.
+      // A new password ends every session of that user and revokes their API keys.
       VOUCH_RETURN_IF_ERROR(tx.Exec("DELETE FROM sessions WHERE user_id = ?", {id}).status());
+      VOUCH_ASSIGN_OR_RETURN(int64_t keys, tx.Exec("DELETE FROM api_keys WHERE user_id = ?", {id}));
       changed["password"] = "changed";
+      if (keys > 0) changed["api_keys_revoked"] = keys;
     }
     if (disabled) {
       VOUCH_RETURN_IF_ERROR(tx.Exec("UPDATE users SET disabled = ? WHERE id = ?", {int64_t{*disabled}, id}).status());
-      if (*disabled) VOUCH_RETURN_IF_ERROR(tx.Exec("DELETE FROM sessions WHERE user_id = ?", {id}).status());
       changed["disabled"] = *disabled;
+      if (*disabled) {
+        // Disabling ends the user's sessions and revokes their API keys (re-enabling does not
+        // bring them back).
+        VOUCH_RETURN_IF_ERROR(tx.Exec("DELETE FROM sessions WHERE user_id = ?", {id}).status());
+        VOUCH_ASSIGN_OR_RETURN(int64_t keys, tx.Exec("DELETE FROM api_keys WHERE user_id = ?", {id}));
+        if (keys > 0) changed["api_keys_revoked"] = changed.value("api_keys_revoked", int64_t{0}) + keys;
+      }
     }
     VOUCH_ASSIGN_OR_RETURN(Row updated, tx.QueryOne("SELECT * FROM users WHERE id = ?", {id}, "user"));
     out = UserJson(updated);
@@ -254,20 +362,18 @@ Result<json> Manager::CreateApiKey(const Principal& p, const std::string& name, 
     return PermissionDenied("API keys are created with a user session, not another key", "forbidden");
   }
   if (!IsValidName(name)) return InvalidArgument("invalid API key name", "invalid_name");
-  if (days && (*days < 1 || *days > 3650)) {
-    return InvalidArgument("expires_in_days must be between 1 and 3650", "invalid_expiry");
+  // Keys expire: api_key_default_days unless asked otherwise, at most api_key_max_days.
+  if (days && (*days < 1 || *days > options_.api_key_max_days)) {
+    return InvalidArgument("expires_in_days must be between 1 and " + std::to_string(options_.api_key_max_days),
+                           "invalid_expiry");
   }
+  const int64_t valid_days = days.value_or(std::min(options_.api_key_default_days, options_.api_key_max_days));
   std::string key = "vk_" + crypto::RandomToken(32);
   json out;
   VOUCH_RETURN_IF_ERROR(db_->Write([&](Transaction& tx) -> Status {
     std::string id = NewId("key");
     int64_t now = Now();
-    std::vector<Value> params = {id, name, HashToken(key), p.id, now};
-    if (days) {
-      params.emplace_back(now + *days * 86400);
-    } else {
-      params.emplace_back(nullptr);
-    }
+    std::vector<Value> params = {id, name, HashToken(key), p.id, now, now + valid_days * 86400};
     Status st = tx.Exec("INSERT INTO api_keys (id, name, key_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
                         params)
                     .status();
@@ -278,7 +384,7 @@ Result<json> Manager::CreateApiKey(const Principal& p, const std::string& name, 
     VOUCH_ASSIGN_OR_RETURN(Row r, tx.QueryOne(std::string(kApiKeySelect) + " WHERE k.id = ?", {id}, "api key"));
     out = ApiKeyJson(r);
     out["key"] = key;
-    return Audit(tx, *this, p, "apikey.create", id, {{"name", name}});
+    return Audit(tx, *this, p, "apikey.create", id, {{"name", name}, {"expires_in_days", valid_days}});
   }));
   return out;
 }

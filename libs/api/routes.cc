@@ -6,6 +6,7 @@
 #include "api/session_cookie.h"
 #include "base/encoding.h"
 #include "http/json_body.h"
+#include "http/limits.h"
 #include "workload/wire.h"
 
 namespace vouch::api {
@@ -43,7 +44,16 @@ Result<Credentials> RequestCredentials(const Request& req) {
 // session's CSRF token (bearer tokens are never sent implicitly, so they need neither).
 Result<Principal> AuthenticateRequest(Manager& m, const Request& req, std::string* token_out = nullptr) {
   VOUCH_ASSIGN_OR_RETURN(Credentials c, RequestCredentials(req));
-  VOUCH_ASSIGN_OR_RETURN(Principal p, m.Authenticate(c.token));
+  auto authenticated = m.Authenticate(c.token);
+  if (!authenticated.ok()) {
+    // A presented but invalid, expired or revoked token or key: counted per source and minute.
+    if (authenticated.status().code() == StatusCode::kUnauthenticated) {
+      m.AuditUnauthenticated(http::SourceOf(req.remote_address), c.token.rfind("vk_", 0) == 0 ? "auth.apikey" : "auth.token",
+                             "", authenticated.status());
+    }
+    return authenticated.status();
+  }
+  Principal p = std::move(*authenticated);
   if (c.from_cookie && !IsSafeMethod(req.method)) {
     if (req.HasHeader("Origin") && !SameOrigin(req.Header("Origin"), req.Header("Host"))) {
       return PermissionDenied("cross-origin request refused", "csrf_failed");
@@ -130,6 +140,35 @@ Result<NodeEnrollment> EnrollmentFrom(JsonBody& b, bool with_token) {
   return e;
 }
 
+// An error answer; "busy" (password hashing saturated) says when to come back.
+Response ErrorResponse(const Status& st) {
+  Response resp = Response::Error(st);
+  if (st.reason() == http::kBusy) resp.AddHeader("Retry-After", "1");
+  return resp;
+}
+
+// Routes callers reach without credentials: rate limited per source before anything else runs,
+// and the source is known to the Manager for auditing refusals (ScopedRequestSource).
+http::Handler Unauthenticated(Manager& m, std::shared_ptr<http::RateLimiter> limiter, http::Metrics* metrics,
+                              http::Handler fn) {
+  return [&m, limiter = std::move(limiter), metrics, fn = std::move(fn)](Request& req) -> Response {
+    std::string source = http::SourceOf(req.remote_address);
+    auto d = limiter->Take(source);
+    if (!d.allowed) {
+      Status st = ResourceExhausted("too many requests from " + source + "; retry after " +
+                                        std::to_string(d.retry_after.count()) + " s",
+                                    std::string(http::kRateLimited));
+      m.AuditUnauthenticated(source, req.method + " " + req.route, "", st);
+      if (metrics != nullptr) metrics->Increment("vouch_unauth_rate_limited_total", {{"route", req.route}});
+      Response resp = Response::Error(st);
+      resp.AddHeader("Retry-After", std::to_string(d.retry_after.count()));
+      return resp;
+    }
+    ScopedRequestSource scope(std::move(source));
+    return fn(req);
+  };
+}
+
 // Bodies of POSTs that take no fields may be empty.
 Result<JsonBody> Body(const Request& req) {
   if (req.body.empty()) return JsonBody::Parse("{}");
@@ -193,9 +232,14 @@ bool IsLoopback(const std::string& remote) {
 
 std::string_view OpenApiDocument() { return kOpenApiJson; }
 
-http::Router BuildRouter(Manager& m, http::Metrics* metrics) {
+http::Router BuildRouter(Manager& m, http::Metrics* metrics, const RouterOptions& options) {
   http::Router r;
+  auto limiter = std::make_shared<http::RateLimiter>(http::RateLimiter::Options{
+      options.unauth_rate_per_second, options.unauth_burst, options.unauth_max_sources});
+  auto limited = [&m, limiter, metrics](http::Handler fn) { return Unauthenticated(m, limiter, metrics, std::move(fn)); };
   if (metrics != nullptr) {
+    metrics->DeclareCounter("vouch_unauth_rate_limited_total",
+                            "Requests to unauthenticated routes refused with 429 rate_limited, by route");
     metrics->AddGaugeCallback("vouch_certificates_issued_total", "Certificates issued by this instance", {},
                               [&m] { return static_cast<double>(m.GetStats().certificates_issued); });
     metrics->AddGaugeCallback("vouch_tasks_pending", "Approval tasks waiting for a decision", {},
@@ -236,7 +280,7 @@ http::Router BuildRouter(Manager& m, http::Metrics* metrics) {
   });
 
   // ---- auth
-  r.Add("POST", "/api/v1/sys/auth", [&m](Request& req) -> Response {
+  r.Add("POST", "/api/v1/sys/auth", limited([&m](Request& req) -> Response {
     auto run = [&]() -> Result<Response> {
       VOUCH_ASSIGN_OR_RETURN(JsonBody b, JsonBody::Parse(req.body));
       VOUCH_ASSIGN_OR_RETURN(std::string user, b.RequiredString("username", 256));
@@ -254,8 +298,8 @@ http::Router BuildRouter(Manager& m, http::Metrics* metrics) {
       return resp;
     };
     auto res = run();
-    return res.ok() ? std::move(*res) : Response::Error(res.status());
-  });
+    return res.ok() ? std::move(*res) : ErrorResponse(res.status());
+  }));
   r.Add("DELETE", "/api/v1/sys/auth", [&m](Request& req) -> Response {
     std::string token;
     auto p = AuthenticateRequest(m, req, &token);
@@ -332,6 +376,25 @@ http::Router BuildRouter(Manager& m, http::Metrics* metrics) {
   r.Add("GET", "/api/v1/zones/{id}/join-tokens", Authed(m, Permission::kAdmin, [&m](const Principal& p, Request& req) -> Result<Response> {
           VOUCH_ASSIGN_OR_RETURN(ListQuery q, ListParams(req, {}));
           return JsonOr(m.ListJoinTokens(p, Param(req, "id"), q));
+        }));
+  // Node identities (docs/policy.md, "Node identity"): adding one opens an approval task.
+  r.Add("GET", "/api/v1/zones/{id}/node-identities", Authed(m, Permission::kRead, [&m](const Principal& p, Request& req) -> Result<Response> {
+          return JsonOr(m.ListNodeIdentities(p, Param(req, "id")));
+        }));
+  r.Add("POST", "/api/v1/zones/{id}/node-identities", Authed(m, Permission::kAdmin, [&m](const Principal& p, Request& req) -> Result<Response> {
+          VOUCH_ASSIGN_OR_RETURN(JsonBody b, JsonBody::Parse(req.body));
+          const nlohmann::json* rule = b.Raw("rule");
+          if (rule == nullptr || !rule->is_object()) {
+            return InvalidArgument("rule must be an object, e.g. {\"platform\": \"sgx\", \"mrenclave\": \"...\"}",
+                                   "invalid_rule");
+          }
+          nlohmann::json copy = *rule;
+          VOUCH_ASSIGN_OR_RETURN(auto note, b.OptionalString("note", 200));
+          VOUCH_RETURN_IF_ERROR(b.Finish());
+          return JsonOr(m.AddNodeIdentity(p, Param(req, "id"), copy, note.value_or("")), 201);
+        }));
+  r.Add("DELETE", "/api/v1/zones/{id}/node-identities/{identity}", Authed(m, Permission::kAdmin, [&m](const Principal& p, Request& req) -> Result<Response> {
+          return JsonOr(m.RemoveNodeIdentity(p, Param(req, "id"), Param(req, "identity")));
         }));
 
   // ---- users and API keys
@@ -507,12 +570,12 @@ http::Router BuildRouter(Manager& m, http::Metrics* metrics) {
           return JsonOr(m.DeactivateNode(p, Param(req, "id")));
         }));
   // Node provisioning: a fresh nonce, then evidence bound to the node key and that nonce.
-  r.Add("POST", "/api/v1/nodes/nonce", [&m](Request&) -> Response {
+  r.Add("POST", "/api/v1/nodes/nonce", limited([&m](Request&) -> Response {
     auto n = m.CreateNodeNonce();
     if (!n.ok()) return Response::Error(n.status());
     return Response::Json(*n, 201);
-  });
-  r.Add("POST", "/api/v1/nodes", [&m](Request& req) -> Response {
+  }));
+  r.Add("POST", "/api/v1/nodes", limited([&m](Request& req) -> Response {
     auto run = [&]() -> Result<Response> {
       VOUCH_ASSIGN_OR_RETURN(JsonBody b, JsonBody::Parse(req.body));
       VOUCH_ASSIGN_OR_RETURN(NodeEnrollment e, EnrollmentFrom(b, true));
@@ -520,15 +583,17 @@ http::Router BuildRouter(Manager& m, http::Metrics* metrics) {
     };
     auto res = run();
     return res.ok() ? std::move(*res) : Response::Error(res.status());
-  });
+  }));
   r.Add("POST", "/api/v1/nodes/renew", NodeAuthed(m, [&m](const Principal& p, Request& req) -> Result<Response> {
           VOUCH_ASSIGN_OR_RETURN(JsonBody b, JsonBody::Parse(req.body));
           VOUCH_ASSIGN_OR_RETURN(NodeEnrollment e, EnrollmentFrom(b, false));
           return JsonOr(m.EnrollNode(&p, e), 201);
         }));
   r.Add("POST", "/api/v1/heartbeats", NodeAuthed(m, [&m](const Principal& p, Request& req) -> Result<Response> {
-          auto j = nlohmann::json::parse(req.body, nullptr, false);
-          if (!j.is_object()) return InvalidArgument("body must be a JSON object", "invalid_json");
+          // Depth- and size-limited like every body; the fields are then checked by hand (a batch
+          // of up to 5000 heartbeats is validated without a JsonBody per item).
+          VOUCH_ASSIGN_OR_RETURN(JsonBody body, JsonBody::Parse(req.body));
+          const json& j = body.json();
           std::vector<Heartbeat> hbs;
           json node_info = json::object();
           json refusals = json::array();
@@ -614,16 +679,22 @@ http::Router BuildRouter(Manager& m, http::Metrics* metrics) {
         }));
 
   // ---- cluster join (docs/cluster.md): public, the joiner's TEE evidence is its credential
-  r.Add("POST", "/api/v1/cluster/nonce", [&m](Request&) {
+  // Refused before the body is read unless joining was enabled (vouchd serve --allow-cluster-join).
+  auto join_disabled = [] {
+    return Response::Error(NotFound("this instance does not accept cluster joins", "cluster_join_disabled"));
+  };
+  r.Add("POST", "/api/v1/cluster/nonce", limited([&m, join_disabled](Request&) {
+    if (!m.ClusterJoinEnabled()) return join_disabled();
     auto res = JsonOr(m.ClusterNonce());
     return res.ok() ? std::move(*res) : Response::Error(res.status());
-  });
-  r.Add("POST", "/api/v1/cluster/join", [&m](Request& req) {
-    auto body = json::parse(req.body, nullptr, false);
-    if (body.is_discarded()) return Response::Error(InvalidArgument("the body is not JSON", "invalid_json"));
-    auto res = JsonOr(m.ClusterJoin(body, req.remote_address));
+  }));
+  r.Add("POST", "/api/v1/cluster/join", limited([&m, join_disabled](Request& req) {
+    if (!m.ClusterJoinEnabled()) return join_disabled();
+    auto body = JsonBody::Parse(req.body);
+    if (!body.ok()) return Response::Error(body.status());
+    auto res = JsonOr(m.ClusterJoin(body->json(), req.remote_address));
     return res.ok() ? std::move(*res) : Response::Error(res.status());
-  });
+  }));
   return r;
 }
 

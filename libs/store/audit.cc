@@ -1,5 +1,8 @@
 #include "store/audit.h"
 
+#include <algorithm>
+#include <functional>
+
 #include "base/encoding.h"
 #include "crypto/digest.h"
 
@@ -64,45 +67,113 @@ AuditEntry AuditEntryFromRow(const Row& row) {
   return e;
 }
 
-Result<AuditVerification> VerifyAuditChain(Transaction& tx) {
-  VOUCH_ASSIGN_OR_RETURN(
-      Rows rows, tx.Query("SELECT seq, at, actor, action, target, outcome, detail, prev_hash, hash FROM audit "
-                          "ORDER BY seq"));
+namespace {
+
+constexpr char kAuditColumns[] = "seq, at, actor, action, target, outcome, detail, prev_hash, hash";
+
+// Where the chain ends: settings.audit_head and the seq of the entry carrying that hash, and the
+// highest seq present. Read max_seq first: an append committing in between raises the head too.
+struct ChainEnd {
+  bool has_head = false;
+  std::string head_hash;
+  int64_t head_seq = 0;  // 0: no entry carries head_hash
+  int64_t max_seq = 0;   // 0: no entries
+};
+
+Result<ChainEnd> ReadChainEnd(Transaction& tx) {
+  ChainEnd end;
+  VOUCH_ASSIGN_OR_RETURN(Rows max, tx.Query("SELECT MAX(seq) FROM audit"));
+  if (!max.empty() && !max[0].IsNull(0)) end.max_seq = max[0].Int(0);
+  VOUCH_ASSIGN_OR_RETURN(Rows head, tx.Query("SELECT value FROM settings WHERE key = 'audit_head'"));
+  if (head.empty()) return end;
+  end.has_head = true;
+  end.head_hash = head[0].Str(0);
+  VOUCH_ASSIGN_OR_RETURN(Rows at, tx.Query("SELECT seq FROM audit WHERE hash = ?", {end.head_hash}));
+  if (!at.empty()) end.head_seq = at[0].Int(0);
+  return end;
+}
+
+// Walks the chain in pages of `page_size` entries (keyset pagination by seq), each page read by
+// `read` in a transaction of its own choosing, up to the head as it stands when the walk reaches
+// it: entries appended meanwhile are followed, entries after the head that no append recorded
+// are a failure.
+Result<AuditVerification> Walk(const std::function<Status(const std::function<Status(Transaction&)>&)>& read,
+                               int64_t page_size) {
   AuditVerification v;
+  auto fail = [&v](int64_t seq, std::string message) {
+    v.ok = false;
+    v.first_bad_seq = seq;
+    v.message = std::move(message);
+    return v;
+  };
   std::string prev = kAuditGenesis;
   int64_t expect_seq = 1;
-  for (const Row& row : rows) {
-    AuditEntry e = AuditEntryFromRow(row);
-    ++v.entries;
-    if (e.seq != expect_seq) {
-      v.ok = false;
-      v.first_bad_seq = expect_seq;
-      v.message = "entry " + std::to_string(expect_seq) + " is missing (next is " + std::to_string(e.seq) + ")";
+  constexpr int kMaxRounds = 20;
+  int rounds = 0;
+  for (;;) {
+    ChainEnd end;
+    VOUCH_RETURN_IF_ERROR(read([&](Transaction& tx) -> Status {
+      VOUCH_ASSIGN_OR_RETURN(end, ReadChainEnd(tx));
+      return Status::Ok();
+    }));
+    if (!end.has_head) {
+      if (end.max_seq == 0 && expect_seq == 1) return v;  // an empty log
+      return fail(expect_seq, "the chain head record (settings.audit_head) is missing");
+    }
+    if (end.head_seq == 0) {
+      return fail(std::max(expect_seq, end.max_seq + 1),
+                  "the chain head record points to a missing entry (the newest entries were removed)");
+    }
+    if (end.head_seq < expect_seq - 1) return fail(end.head_seq, "the chain head record points to an older entry");
+    // Under a steady stream of appends, stop following after a few rounds: every entry up to the
+    // head of the previous round was verified.
+    if (++rounds > kMaxRounds && end.head_seq > expect_seq - 1) return v;
+    if (end.head_seq == expect_seq - 1) {
+      // Walked up to the head: nothing may follow it.
+      if (end.max_seq > end.head_seq) {
+        return fail(end.head_seq + 1, "entry " + std::to_string(end.head_seq + 1) + " follows the chain head");
+      }
+      if (prev != end.head_hash) return fail(end.head_seq, "the chain head does not match the newest entry");
       return v;
     }
-    if (e.prev_hash != prev) {
-      v.ok = false;
-      v.first_bad_seq = e.seq;
-      v.message = "entry " + std::to_string(e.seq) + " does not link to its predecessor";
-      return v;
+    // The entries up to this head, page by page.
+    while (expect_seq <= end.head_seq) {
+      Rows rows;
+      VOUCH_RETURN_IF_ERROR(read([&](Transaction& tx) -> Status {
+        VOUCH_ASSIGN_OR_RETURN(rows, tx.Query(std::string("SELECT ") + kAuditColumns +
+                                                  " FROM audit WHERE seq >= ? AND seq <= ? ORDER BY seq LIMIT ?",
+                                              {expect_seq, end.head_seq, page_size}));
+        return Status::Ok();
+      }));
+      if (rows.empty()) {
+        return fail(expect_seq, "entry " + std::to_string(expect_seq) + " is missing (the chain head is entry " +
+                                    std::to_string(end.head_seq) + ")");
+      }
+      for (const Row& row : rows) {
+        AuditEntry e = AuditEntryFromRow(row);
+        if (e.seq != expect_seq) {
+          return fail(expect_seq, "entry " + std::to_string(expect_seq) + " is missing (next is " +
+                                      std::to_string(e.seq) + ")");
+        }
+        if (e.prev_hash != prev) return fail(e.seq, "entry " + std::to_string(e.seq) + " does not link to its predecessor");
+        if (AuditHash(e) != e.hash) return fail(e.seq, "entry " + std::to_string(e.seq) + " was modified (hash mismatch)");
+        prev = e.hash;
+        ++expect_seq;
+        ++v.entries;
+      }
     }
-    if (AuditHash(e) != e.hash) {
-      v.ok = false;
-      v.first_bad_seq = e.seq;
-      v.message = "entry " + std::to_string(e.seq) + " was modified (hash mismatch)";
-      return v;
-    }
-    prev = e.hash;
-    ++expect_seq;
   }
-  // The newest hash is also kept in settings so that truncating the tail is detected.
-  VOUCH_ASSIGN_OR_RETURN(Rows head, tx.Query("SELECT value FROM settings WHERE key = 'audit_head'"));
-  if (!head.empty() && head[0].Str(0) != prev) {
-    v.ok = false;
-    v.first_bad_seq = expect_seq;
-    v.message = "the newest entries were removed (chain head does not match)";
-  }
-  return v;
+}
+
+}  // namespace
+
+Result<AuditVerification> VerifyAuditChain(Transaction& tx, int64_t page_size) {
+  return Walk([&tx](const std::function<Status(Transaction&)>& fn) { return fn(tx); }, std::max<int64_t>(1, page_size));
+}
+
+Result<AuditVerification> VerifyAuditChain(Database& db, int64_t page_size) {
+  return Walk([&db](const std::function<Status(Transaction&)>& fn) { return db.Read(fn); },
+              std::max<int64_t>(1, page_size));
 }
 
 nlohmann::json AuditEntryToJson(const AuditEntry& e) {

@@ -43,9 +43,14 @@ struct AuditVerification {
   std::string message;
 };
 
-// Recomputes the whole chain; reports the first entry whose hash or link does not match, and a
-// gap in sequence numbers (a deleted row).
-Result<AuditVerification> VerifyAuditChain(Transaction& tx);
+// Recomputes the chain up to its head (settings.audit_head); reports the first entry whose hash
+// or link does not match, a gap in sequence numbers (a deleted row), a head record that is
+// missing or names no entry (the newest entries were removed), and entries after the head. Reads
+// `page_size` entries at a time by seq; entries appended during the walk are followed to the new
+// head. The Database form reads each page in its own read transaction (no reader is held for the
+// whole walk); the Transaction form reads every page in `tx`.
+Result<AuditVerification> VerifyAuditChain(Transaction& tx, int64_t page_size = 1000);
+Result<AuditVerification> VerifyAuditChain(Database& db, int64_t page_size = 1000);
 
 nlohmann::json AuditEntryToJson(const AuditEntry& e);
 AuditEntry AuditEntryFromRow(const Row& row);

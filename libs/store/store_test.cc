@@ -176,6 +176,86 @@ TEST_P(StoreTest, AuditTailTruncationIsDetected) {
   EXPECT_FALSE(v.ok);
 }
 
+TEST_P(StoreTest, AuditVerifyFailsWhenTheHeadRecordOrTheNewestEntryIsMissing) {
+  FixedClock clock(FromUnixSeconds(1700000000));
+  auto append = [&](int n) {
+    for (int i = 0; i < n; ++i) {
+      ASSERT_TRUE(db_->Write([&](Transaction& tx) { return AppendAudit(tx, clock.Now(), "system", "x", "t", "ok"); }).ok());
+    }
+  };
+  auto exec = [&](const std::string& sql) {
+    ASSERT_TRUE(db_->Write([&](Transaction& tx) { return tx.Exec(sql).status(); }).ok());
+  };
+  // An empty log verifies.
+  auto empty = VerifyAuditChain(*db_, 2);
+  ASSERT_TRUE(empty.ok());
+  EXPECT_TRUE(empty->ok);
+  EXPECT_EQ(empty->entries, 0);
+  append(7);
+  // Pages of 2 and of 1000 agree.
+  for (int64_t page : {1, 2, 3, 1000}) {
+    auto v = VerifyAuditChain(*db_, page);
+    ASSERT_TRUE(v.ok());
+    EXPECT_TRUE(v->ok) << page << ": " << v->message;
+    EXPECT_EQ(v->entries, 7) << page;
+  }
+  // The newest entry removed: the head record names a missing entry.
+  std::string head_value;
+  ASSERT_TRUE(db_->Read([&](Transaction& tx) -> Status {
+                   VOUCH_ASSIGN_OR_RETURN(Row r, tx.QueryOne("SELECT value FROM settings WHERE key = 'audit_head'", {}, "head"));
+                   head_value = r.Str(0);
+                   return Status::Ok();
+                 }).ok());
+  exec("DELETE FROM audit WHERE seq = 7");
+  auto v = VerifyAuditChain(*db_, 2);
+  ASSERT_TRUE(v.ok());
+  EXPECT_FALSE(v->ok);
+  EXPECT_NE(v->message.find("missing entry"), std::string::npos) << v->message;
+  // The head record itself removed (with entries present): refused too.
+  exec("DELETE FROM settings WHERE key = 'audit_head'");
+  v = VerifyAuditChain(*db_, 2);
+  ASSERT_TRUE(v.ok());
+  EXPECT_FALSE(v->ok);
+  EXPECT_NE(v->message.find("head record"), std::string::npos) << v->message;
+  // A forged entry after the head (the head not moved) is refused.
+  exec("DELETE FROM audit");
+  exec("DELETE FROM settings WHERE key = 'audit_head'");
+  append(3);
+  exec("INSERT INTO audit (seq, at, actor, action, target, outcome, detail, prev_hash, hash) "
+       "SELECT 4, at, actor, action, target, outcome, detail, hash, hash FROM audit WHERE seq = 3");
+  v = VerifyAuditChain(*db_, 2);
+  ASSERT_TRUE(v.ok());
+  EXPECT_FALSE(v->ok);
+  EXPECT_EQ(v->first_bad_seq, 4);
+}
+
+TEST_P(StoreTest, AuditVerifyFollowsEntriesAppendedDuringTheWalk) {
+  FixedClock clock(FromUnixSeconds(1700000000));
+  for (int i = 0; i < 50; ++i) {
+    ASSERT_TRUE(db_->Write([&](Transaction& tx) { return AppendAudit(tx, clock.Now(), "system", "x", "t", "ok"); }).ok());
+  }
+  std::atomic<bool> stop{false};
+  std::atomic<int> appended{0};
+  std::thread writer([&] {
+    while (!stop.load() && appended.load() < 2000) {
+      if (db_->Write([&](Transaction& tx) { return AppendAudit(tx, clock.Now(), "system", "y", "t", "ok"); }).ok()) {
+        ++appended;
+      }
+    }
+  });
+  // Walks page by page while the writer appends: every walk verifies, and sees at least the
+  // entries that existed when it began.
+  for (int i = 0; i < 5; ++i) {
+    int before = 50 + appended.load();
+    auto v = VerifyAuditChain(*db_, 7);
+    ASSERT_TRUE(v.ok()) << v.status().ToString();
+    EXPECT_TRUE(v->ok) << v->message;
+    EXPECT_GE(v->entries, before);
+  }
+  stop = true;
+  writer.join();
+}
+
 TEST_P(StoreTest, ConcurrentWritersDoNotLoseUpdates) {
   ASSERT_TRUE(db_->Write([](Transaction& tx) {
                    return tx.Exec("INSERT INTO settings (key, value) VALUES ('n', '0')").status();
