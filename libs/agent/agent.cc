@@ -10,6 +10,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "attest/sim_agent.h"
 #include "base/encoding.h"
 #include "base/file.h"
 #include "crypto/digest.h"
@@ -49,17 +50,10 @@ std::vector<std::string> SplitList(const std::vector<std::string>& entries) {
   return out;
 }
 
-std::array<uint8_t, 32> Digest32(std::string_view s) {
-  auto d = crypto::Sha256(s);
-  std::array<uint8_t, 32> out{};
-  std::copy(d.begin(), d.end(), out.begin());
-  return out;
-}
-
 
 }  // namespace
 
-std::array<uint8_t, 32> SimAgentMrEnclave() { return Digest32("vouch-agent-sim-enclave-v1"); }
+std::array<uint8_t, 32> SimAgentMrEnclave() { return attest::ShippedSimAgent().mrenclave; }
 
 
 Agent::Agent(AgentOptions options) : options_(std::move(options)) {}
@@ -187,7 +181,7 @@ Status Agent::Enroll(bool renewal) {
   // The agent's own report body: its enclave identity (sim) and the binding in report_data.
   evidence::SgxReportBody body;
   body.mr_enclave = mrenclave_;
-  body.mr_signer = Digest32("vouch-agent-sim-signer-v1");
+  body.mr_signer = attest::ShippedSimAgent().mrsigner;
   body.attribute_flags = evidence::kSgxFlagInit | evidence::kSgxFlagMode64Bit;
   body.attribute_xfrm = 3;
   VOUCH_ASSIGN_OR_RETURN(auto quote, sim_->platform().Quote(body, digest));

@@ -7,6 +7,7 @@
 
 #include "api/manager.h"
 #include "api/routes.h"
+#include "attest/sim_agent.h"
 #include "attest/sim_vendor.h"
 #include "base/encoding.h"
 #include "base/file.h"
@@ -16,6 +17,7 @@
 #include "crypto/signature.h"
 #include "crypto/x509.h"
 #include "store/database.h"
+#include "store/migrations.h"
 #include "workload/wire.h"
 
 #include <openssl/pem.h>
@@ -139,9 +141,11 @@ class AgentApiTest : public ::testing::Test {
     std::vector<uint8_t> bound = *bind_spki;
     bound.insert(bound.end(), n->begin(), n->end());
     auto digest = crypto::Sha256(bound);
+    // The shipped sim agent's identity unless a test sets another one (quote_*).
     evidence::SgxReportBody body;
-    body.mr_enclave.fill(0x11);
-    body.mr_signer.fill(0x22);
+    body.mr_enclave = quote_mrenclave_;
+    body.mr_signer = quote_mrsigner_;
+    if (quote_debug_) body.attribute_flags |= evidence::kSgxFlagDebug;
     auto quote = sim.platform().Quote(body, digest);
     EXPECT_TRUE(quote.ok());
     json j = {{"nonce", nonce}, {"public_key", Base64Encode(*spki)}, {"platform", "sgx"}, {"evidence", Base64Encode(*quote)},
@@ -205,6 +209,9 @@ class AgentApiTest : public ::testing::Test {
     return false;
   }
 
+  std::array<uint8_t, 32> quote_mrenclave_ = attest::ShippedSimAgent().mrenclave;
+  std::array<uint8_t, 32> quote_mrsigner_ = attest::ShippedSimAgent().mrsigner;
+  bool quote_debug_ = false;
   FixedClock clock_{FromUnixSeconds(ToUnixSeconds(SystemClock::Get().Now()))};
   std::string dir_;
   std::unique_ptr<attest::SimVendor> sim_, sim_old_;
@@ -451,8 +458,9 @@ TEST_F(AgentApiTest, RenewalNeedsFreshEvidence) {
   ASSERT_EQ(r.status, 201u) << r.body;
   json j = json::parse(r.body);
   EXPECT_EQ(j["node_id"], n.id);
+  std::vector<uint8_t> renewed = *crypto::CertToDer(crypto::CertFromPem(j["certificate_pem"].get<std::string>())->get());
   // Evidence from an out-of-date platform is not renewed.
-  r = Call("POST", "/api/v1/nodes/renew", ProvisionBody(*sim_old_, n.key.get(), "", Nonce()).dump(), "", &n.cert_der);
+  r = Call("POST", "/api/v1/nodes/renew", ProvisionBody(*sim_old_, n.key.get(), "", Nonce()).dump(), "", &renewed);
   EXPECT_EQ(Code(r), "tcb_too_old");
   EXPECT_EQ(Admin("GET", "/api/v1/nodes/" + n.id, nullptr, 200)["tcb_status"], "OutOfDate");
 }
@@ -462,7 +470,11 @@ TEST_F(AgentApiTest, RenewalNeedsFreshEvidence) {
 TEST_F(AgentApiTest, CollateralReloadTakesEffectWithoutARestart) {
   Node n = Provision();
   auto renew = [&] {
-    return Call("POST", "/api/v1/nodes/renew", ProvisionBody(*sim_, n.key.get(), "", Nonce()).dump(), "", &n.cert_der);
+    Response r = Call("POST", "/api/v1/nodes/renew", ProvisionBody(*sim_, n.key.get(), "", Nonce()).dump(), "", &n.cert_der);
+    if (r.status == 201) {  // only the newest node certificate authenticates
+      n.cert_der = *crypto::CertToDer(crypto::CertFromPem(json::parse(r.body)["certificate_pem"].get<std::string>())->get());
+    }
+    return r;
   };
   EXPECT_EQ(renew().status, 201u);
   auto valid = manager_->CollateralValidUntil();
@@ -511,6 +523,152 @@ TEST_F(AgentApiTest, CollateralReloadTakesEffectWithoutARestart) {
   auto forced = manager_->ReloadCollateral(true);
   ASSERT_TRUE(forced.ok());
   EXPECT_TRUE(*forced);
+}
+
+
+// ---- node identity (docs/policy.md, "Node identity") ---------------------------------------
+
+TEST_F(AgentApiTest, OnlyTheZonesAgentIdentitiesBecomeNodes) {
+  // A genuine quote with a correct binding, from some other enclave: refused, audited.
+  auto key = crypto::GenerateP256();
+  quote_mrenclave_.fill(0x11);
+  quote_mrsigner_.fill(0x22);
+  Response r = Call("POST", "/api/v1/nodes", ProvisionBody(*sim_, key->get(), JoinToken("dev"), Nonce()).dump());
+  EXPECT_EQ(r.status, 403u);
+  EXPECT_EQ(Code(r), "node_identity_not_allowed") << r.body;
+  // The shipped agent's enclave signed by someone else: refused too.
+  quote_mrenclave_ = attest::ShippedSimAgent().mrenclave;
+  r = Call("POST", "/api/v1/nodes", ProvisionBody(*sim_, key->get(), JoinToken("dev"), Nonce()).dump());
+  EXPECT_EQ(Code(r), "node_identity_not_allowed") << r.body;
+  // The shipped agent in debug mode: refused whatever the zone allows.
+  quote_mrsigner_ = attest::ShippedSimAgent().mrsigner;
+  quote_debug_ = true;
+  Admin("PATCH", "/api/v1/zones/dev", {{"allow_debug", true}}, 200);
+  r = Call("POST", "/api/v1/nodes", ProvisionBody(*sim_, key->get(), JoinToken("dev"), Nonce()).dump());
+  EXPECT_EQ(r.status, 403u);
+  EXPECT_EQ(Code(r), "debug_not_allowed") << r.body;
+  EXPECT_EQ(CountRows("nodes"), 0);
+  EXPECT_EQ(CountRows("certificates"), 0);
+  // The shipped agent: accepted.
+  quote_debug_ = false;
+  r = Call("POST", "/api/v1/nodes", ProvisionBody(*sim_, key->get(), JoinToken("dev"), Nonce()).dump());
+  EXPECT_EQ(r.status, 201u) << r.body;
+  // A zone without sim accepts no sim agent (and no default identity: docs/policy.md).
+  EXPECT_EQ(Admin("GET", "/api/v1/zones/prod/node-identities", nullptr, 200)["items"].size(), 0u);
+  json dev = Admin("GET", "/api/v1/zones/dev/node-identities", nullptr, 200);
+  ASSERT_EQ(dev["items"].size(), 1u);
+  EXPECT_EQ(dev["items"][0]["status"], "active");
+  EXPECT_EQ(dev["items"][0]["rule"]["mrenclave"], HexEncode(attest::ShippedSimAgent().mrenclave));
+}
+
+TEST_F(AgentApiTest, WideningTheIdentityListIsAnApprovalTask) {
+  Admin("PATCH", "/api/v1/zones/dev", {{"approvals_required", 2}}, 200);
+  ASSERT_TRUE(manager_->CreateUser(Principal::System(), "bob", "approver", "correct-horse-battery").ok());
+  json rule = {{"platform", "sgx"}, {"mrenclave", std::string(64, '1')}};
+  // Admins only, and the rule must be well formed.
+  EXPECT_EQ(Code(Call("POST", "/api/v1/zones/dev/node-identities", json{{"rule", {{"platform", "sgx"}}}}.dump(),
+                      admin_token_)),
+            "invalid_rule");
+  json added = Admin("POST", "/api/v1/zones/dev/node-identities", {{"rule", rule}, {"note", "agent v2"}}, 201);
+  EXPECT_EQ(added["status"], "pending");
+  EXPECT_EQ(Code(Call("POST", "/api/v1/zones/dev/node-identities", json{{"rule", rule}}.dump(), admin_token_)),
+            "node_identity_exists");
+  json task = Admin("GET", "/api/v1/tasks/" + added["task_id"].get<std::string>(), nullptr, 200);
+  EXPECT_EQ(task["kind"], "node_identity");
+  EXPECT_TRUE(task["app"].is_null());
+  EXPECT_EQ(task["node_identity_id"], added["id"]);
+  // Pending: still refused.
+  auto key = crypto::GenerateP256();
+  quote_mrenclave_.fill(0x11);
+  Response r = Call("POST", "/api/v1/nodes", ProvisionBody(*sim_, key->get(), JoinToken("dev"), Nonce()).dump());
+  EXPECT_EQ(Code(r), "node_identity_not_allowed") << r.body;
+  // One approval of two: still pending; the second activates it.
+  Admin("POST", "/api/v1/tasks/" + task["id"].get<std::string>() + "/approve", nullptr, 200);
+  r = Call("POST", "/api/v1/nodes", ProvisionBody(*sim_, key->get(), JoinToken("dev"), Nonce()).dump());
+  EXPECT_EQ(Code(r), "node_identity_not_allowed") << r.body;
+  Response login =
+      Call("POST", "/api/v1/sys/auth", json{{"username", "bob"}, {"password", "correct-horse-battery"}}.dump());
+  std::string bob = json::parse(login.body)["token"];
+  EXPECT_EQ(Call("POST", "/api/v1/tasks/" + task["id"].get<std::string>() + "/approve", "", bob).status, 200u);
+  json list = Admin("GET", "/api/v1/zones/dev/node-identities", nullptr, 200);
+  ASSERT_EQ(list["items"].size(), 2u);
+  EXPECT_EQ(list["items"][1]["status"], "active");
+  r = Call("POST", "/api/v1/nodes", ProvisionBody(*sim_, key->get(), JoinToken("dev"), Nonce()).dump());
+  EXPECT_EQ(r.status, 201u) << r.body;
+  // Narrowing needs no quorum: removed, refused again.
+  Admin("DELETE", "/api/v1/zones/dev/node-identities/" + added["id"].get<std::string>(), nullptr, 200);
+  r = Call("POST", "/api/v1/nodes", ProvisionBody(*sim_, key->get(), JoinToken("dev"), Nonce()).dump());
+  EXPECT_EQ(Code(r), "node_identity_not_allowed") << r.body;
+  Admin("DELETE", "/api/v1/zones/dev/node-identities/" + added["id"].get<std::string>(), nullptr, 404);
+  // A denied request never activates.
+  json again = Admin("POST", "/api/v1/zones/dev/node-identities", {{"rule", rule}}, 201);
+  Admin("POST", "/api/v1/tasks/" + again["task_id"].get<std::string>() + "/deny", {{"reason", "unknown build"}}, 200);
+  r = Call("POST", "/api/v1/nodes", ProvisionBody(*sim_, key->get(), JoinToken("dev"), Nonce()).dump());
+  EXPECT_EQ(Code(r), "node_identity_not_allowed") << r.body;
+  EXPECT_TRUE(Audited("ok"));
+}
+
+TEST_F(AgentApiTest, RenewalRevokesThePreviousNodeCertificate) {
+  Node n = Provision();
+  Response r = Call("POST", "/api/v1/nodes/renew", ProvisionBody(*sim_, n.key.get(), "", Nonce()).dump(), "", &n.cert_der);
+  ASSERT_EQ(r.status, 201u) << r.body;
+  json j = json::parse(r.body);
+  std::vector<uint8_t> renewed = *crypto::CertToDer(crypto::CertFromPem(j["certificate_pem"].get<std::string>())->get());
+  // The old certificate no longer authenticates; the new one does.
+  r = Call("POST", "/api/v1/heartbeats", "{}", "", &n.cert_der);
+  EXPECT_EQ(r.status, 403u);
+  EXPECT_EQ(Code(r), "node_cert_revoked");
+  EXPECT_EQ(Call("POST", "/api/v1/heartbeats", "{}", "", &renewed).status, 200u);
+  json certs = Admin("GET", "/api/v1/certificates?status=revoked", nullptr, 200);
+  ASSERT_EQ(certs["items"].size(), 1u);
+  EXPECT_EQ(certs["items"][0]["revocation_reason"], "superseded");
+  // Renewal with a foreign identity: refused, and the node keeps its current certificate.
+  quote_mrenclave_.fill(0x11);
+  r = Call("POST", "/api/v1/nodes/renew", ProvisionBody(*sim_, n.key.get(), "", Nonce()).dump(), "", &renewed);
+  EXPECT_EQ(r.status, 403u);
+  EXPECT_EQ(Code(r), "node_identity_not_allowed") << r.body;
+  EXPECT_TRUE(Audited("denied:node_identity_not_allowed"));  // a known node's refusal: one row each
+  EXPECT_EQ(Call("POST", "/api/v1/heartbeats", "{}", "", &renewed).status, 200u);
+}
+
+TEST_F(AgentApiTest, NodeNoncesAreStatelessSingleUseAndExpire) {
+  // Thousands of nonces write nothing and never run out (here without the per-source rate limit
+  // of unauthenticated routes, which the e2e test node_identity_test.sh meets).
+  RouterOptions unlimited;
+  unlimited.unauth_rate_per_second = 0;
+  router_ = std::make_unique<http::Router>(BuildRouter(*manager_, nullptr, unlimited));
+  for (int i = 0; i < 12000; ++i) {
+    Response r = Call("POST", "/api/v1/nodes/nonce");
+    ASSERT_EQ(r.status, 201u) << r.body;
+  }
+  EXPECT_EQ(CountRows("node_nonces"), 0);
+  Node n = Provision();
+  EXPECT_EQ(CountRows("node_nonces"), 1);  // consumed: recorded until it expires
+  auto key = crypto::GenerateP256();
+  // Forged: a flipped bit of a real one.
+  std::string forged = Nonce();
+  forged[40] = forged[40] == '0' ? '1' : '0';
+  Response r = Call("POST", "/api/v1/nodes", ProvisionBody(*sim_, key->get(), JoinToken("dev"), forged).dump());
+  EXPECT_EQ(r.status, 403u);
+  EXPECT_EQ(Code(r), "nonce_invalid");
+  // Expired.
+  std::string old = Nonce();
+  clock_.Advance(std::chrono::seconds(310));
+  r = Call("POST", "/api/v1/nodes", ProvisionBody(*sim_, key->get(), JoinToken("dev"), old).dump());
+  EXPECT_EQ(Code(r), "nonce_invalid");
+  // A fresh one works.
+  r = Call("POST", "/api/v1/nodes", ProvisionBody(*sim_, key->get(), JoinToken("dev"), Nonce()).dump());
+  EXPECT_EQ(r.status, 201u) << r.body;
+  EXPECT_EQ(CountRows("node_nonces"), 1);  // the expired record was pruned
+}
+
+TEST_F(AgentApiTest, MigrationThreeSeedsTheShippedSimAgent) {
+  // Migration 3 gives existing sim zones the shipped sim agent's identity as literals: they must
+  // be the identity the agent quotes with.
+  std::string m3;
+  for (const auto& stmt : store::Migrations().at(2)) m3 += stmt;
+  EXPECT_NE(m3.find(HexEncode(attest::ShippedSimAgent().mrenclave)), std::string::npos);
+  EXPECT_NE(m3.find(HexEncode(attest::ShippedSimAgent().mrsigner)), std::string::npos);
 }
 
 }  // namespace

@@ -34,8 +34,17 @@ Result<json> Manager::IssueForWorkload(const Principal& node, std::string_view c
     AuditRefusal(node, "certificate.issue", "mrenclave:" + mrenclave, st);
     return st;
   };
-  if (!crypto::ConstantTimeEquals(std::span<const uint8_t>(body->report_data.data(), 32), checked->key_digest)) {
-    return refuse(Refuse("report_data_mismatch", "the report data is not SHA-256 of the CSR's public key"));
+  // The workload's verdict: its REPORT, verified by the node agent (local attestation).
+  attest::Verdict workload_verdict;
+  workload_verdict.platform = attest::Platform::kSgx;
+  workload_verdict.genuine = true;
+  workload_verdict.report_data_hex = HexEncode(body->report_data);
+  workload_verdict.measurements = {{"mrenclave", mrenclave},       {"mrsigner", mrsigner},
+                                   {"isvprodid", body->isv_prod_id}, {"isvsvn", body->isv_svn},
+                                   {"debug", body->debug()}};
+  policy::Decision binding = policy::CheckReportData(workload_verdict, checked->key_digest);
+  if (!binding.accepted()) {
+    return refuse(Refuse(binding.status.reason(), "the report data is not SHA-256 of the CSR's public key"));
   }
 
   // Every rule the request must satisfy, evaluated on one consistent view of the store. Run
@@ -54,10 +63,11 @@ Result<json> Manager::IssueForWorkload(const Principal& node, std::string_view c
     if (n.Str("status") != "active") return Refuse("node_deactivated", "node " + node.id + " is deactivated");
     VOUCH_ASSIGN_OR_RETURN(d->zone_policy, LoadZonePolicy(tx, n.Str("zone_id")));
     VOUCH_ASSIGN_OR_RETURN(policy::ZonePolicy zp, ToPolicy(d->zone_policy));
-    policy::Decision pd = policy::EvaluatePlatform(StoredNodeVerdict(n), zp);
-    if (!pd.accepted()) {
-      return Refuse("node_tcb_not_acceptable", "node " + node.id + " is no longer acceptable in its zone: " +
-                                                   pd.status.reason() + ": " + pd.status.message());
+    // One decision, libs/policy's (docs/policy.md): the node's standing, then the workload's
+    // measurement against the zone's builds, their approval and debug.
+    policy::Decision standing = policy::EvaluateNodeStanding(StoredNodeVerdict(n), zp);
+    if (!standing.accepted()) {
+      return Refuse(standing.status.reason(), "node " + node.id + ": " + standing.status.message());
     }
     VOUCH_ASSIGN_OR_RETURN(Rows builds,
                            tx.Query("SELECT b.*, a.name AS app_name, a.domains AS domains, z.name AS zone_name "
@@ -66,26 +76,20 @@ Result<json> Manager::IssueForWorkload(const Principal& node, std::string_view c
                                     "b.isvprodid = ? AND b.isvsvn = ? ORDER BY b.created_at",
                                     {n.Str("zone_id"), mrenclave, mrsigner, int64_t{body->isv_prod_id},
                                      int64_t{body->isv_svn}}));
-    if (builds.empty()) {
-      return Refuse("measurement_not_allowed", "no build in this zone has mrenclave " + mrenclave + ", mrsigner " +
-                                                   mrsigner + ", isvprodid " + std::to_string(body->isv_prod_id) +
-                                                   ", isvsvn " + std::to_string(body->isv_svn));
-    }
-    const Row* b = nullptr;
+    std::vector<policy::BuildRule> rules;
     for (const Row& r : builds) {
-      if (r.Str("status") == "approved") {
-        b = &r;
-        break;
-      }
+      policy::SgxMeasurementRule m;
+      m.mrenclave = r.Str("mrenclave");
+      m.mrsigner = r.Str("mrsigner");
+      m.isvprodid = static_cast<uint16_t>(r.Int("isvprodid"));
+      m.min_isvsvn = static_cast<uint16_t>(r.Int("isvsvn"));
+      rules.push_back(policy::BuildRule{policy::MeasurementRule{m}, r.Str("status"), r.Int("debug") != 0});
     }
-    if (b == nullptr) {
-      std::string s = builds.front().Str("status");
-      return Refuse("build_" + s, "build " + builds.front().Str("id") + " is " + s + ", not approved");
-    }
+    size_t chosen = 0;
+    policy::Decision workload = policy::EvaluateWorkload(workload_verdict, rules, zp, &chosen);
+    if (!workload.accepted()) return workload.status;
+    const Row* b = &builds[chosen];
     d->build = *b;
-    if (body->debug() && !(d->zone_policy.allow_debug && b->Int("debug") != 0)) {
-      return Refuse("debug_not_allowed", "the enclave runs in debug mode, which this zone or build does not allow");
-    }
     json allowed = ParseJsonColumn(b->Str("domains"), json::array());
     d->names = checked->dns_names;
     if (d->names.empty()) {

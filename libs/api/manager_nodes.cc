@@ -14,6 +14,7 @@
 #include "crypto/digest.h"
 #include "crypto/keys.h"
 #include "crypto/random.h"
+#include "crypto/timed_nonce.h"
 #include "crypto/x509.h"
 #include "pki/ca.h"
 #include "policy/policy.h"
@@ -56,7 +57,7 @@ namespace {
 constexpr char kNodeCaCertSetting[] = "node_ca_cert_pem";
 constexpr char kNodeCaKeySetting[] = "node_ca_key_sealed";
 constexpr char kNodeCaAad[] = "vouch:node-ca-key";
-constexpr size_t kMaxNonces = 10000;
+constexpr std::string_view kNodeNonceLabel = "vouch-node-nonce-v1";
 constexpr size_t kMaxEvidenceBytes = 64 * 1024;
 
 Principal Unprovisioned() {
@@ -121,22 +122,20 @@ Result<std::string> Manager::NodeCaPem() {
 
 // ---------------------------------------------------------------- nonces and evidence
 
+// Node nonces are stateless (crypto/timed_nonce.h, as cluster join nonces): MAC'd under a key
+// derived from the master key, with their issue time. Making one writes nothing, so no flood of
+// nonce requests can crowd out a real node; single use is enforced where a nonce is consumed.
+crypto::SecretBytes Manager::NodeNonceKey() const {
+  auto k = crypto::HmacSha256(master_key_.span(), AsBytes("vouch-node-nonce-key-v1"));
+  crypto::SecretBytes key{std::span<const uint8_t>(k)};
+  std::fill(k.begin(), k.end(), 0);
+  return key;
+}
+
 Result<json> Manager::CreateNodeNonce() {
-  std::vector<uint8_t> nonce = crypto::RandomBytes(32);
-  std::string nonce_hex = HexEncode(nonce);
-  int64_t now = Now();
-  int64_t expires = now + options_.nonce_ttl.count();
-  VOUCH_RETURN_IF_ERROR(db_->Write([&](Transaction& tx) -> Status {
-    VOUCH_RETURN_IF_ERROR(tx.Exec("DELETE FROM node_nonces WHERE expires_at <= ?", {now}).status());
-    VOUCH_ASSIGN_OR_RETURN(Row c, tx.QueryOne("SELECT COUNT(*) AS n FROM node_nonces", {}, "count"));
-    if (static_cast<size_t>(c.Int("n")) >= kMaxNonces) {
-      return ResourceExhausted("too many outstanding nonces; retry later", "too_many_nonces");
-    }
-    return tx.Exec("INSERT INTO node_nonces (nonce_hash, created_at, expires_at) VALUES (?, ?, ?)",
-                   {HashToken(nonce_hex), now, expires})
-        .status();
-  }));
-  return json{{"nonce", nonce_hex}, {"expires_at", TimeJson(expires)}};
+  const int64_t now = Now();
+  crypto::TimedNonce nonce = crypto::MakeTimedNonce(NodeNonceKey().span(), kNodeNonceLabel, now);
+  return json{{"nonce", HexEncode(nonce)}, {"expires_at", TimeJson(now + options_.nonce_ttl.count())}};
 }
 
 attest::Verdict Manager::VerifyEvidence(std::span<const uint8_t> quote) {
@@ -175,12 +174,18 @@ Result<json> Manager::EnrollNode(const Principal* node, const NodeEnrollment& e)
   }
   if (!renewal && e.join_token.empty()) return Unauthenticated("a join token is required", "join_token_required");
 
-  // The nonce is consumed whatever happens next: it can never be used twice.
+  // The nonce must be ours and fresh; it is consumed whatever happens next: recorded until it
+  // expires, so that it can never be used twice (the primary key is the replay check).
   int64_t now = Now();
+  auto issued = crypto::CheckTimedNonce(NodeNonceKey().span(), kNodeNonceLabel, *nonce, now,
+                                        options_.nonce_ttl.count(), "nonce_invalid");
+  if (!issued.ok()) return refuse(Refuse("nonce_invalid", "the nonce is unknown, expired or already used"));
   int64_t consumed = 0;
   VOUCH_RETURN_IF_ERROR(db_->Write([&](Transaction& tx) -> Status {
-    VOUCH_ASSIGN_OR_RETURN(consumed, tx.Exec("DELETE FROM node_nonces WHERE nonce_hash = ? AND expires_at > ?",
-                                             {HashToken(e.nonce_hex), now}));
+    VOUCH_RETURN_IF_ERROR(tx.Exec("DELETE FROM node_nonces WHERE expires_at <= ?", {now}).status());
+    VOUCH_ASSIGN_OR_RETURN(consumed, tx.Exec("INSERT INTO node_nonces (nonce_hash, created_at, expires_at) VALUES (?, ?, ?) "
+                                             "ON CONFLICT (nonce_hash) DO NOTHING",
+                                             {HashToken(e.nonce_hex), now, *issued + options_.nonce_ttl.count() + 6}));
     return Status::Ok();
   }));
   if (consumed != 1) return refuse(Refuse("nonce_invalid", "the nonce is unknown, expired or already used"));
@@ -203,27 +208,25 @@ Result<json> Manager::EnrollNode(const Principal* node, const NodeEnrollment& e)
   }
   ZonePolicy zone_policy;
   std::string zone_name;
+  std::vector<policy::MeasurementRule> identities;
   VOUCH_RETURN_IF_ERROR(db_->Read([&](Transaction& tx) -> Status {
     VOUCH_ASSIGN_OR_RETURN(zone_policy, LoadZonePolicy(tx, zone_id));
+    VOUCH_ASSIGN_OR_RETURN(identities, ActiveNodeIdentities(tx, zone_id));
     VOUCH_ASSIGN_OR_RETURN(Row z, tx.QueryOne("SELECT name FROM zones WHERE id = ?", {zone_id}, "zone"));
     zone_name = z.Str("name");
     return Status::Ok();
   }));
 
-  // Genuine? Bound to this key and nonce? Acceptable under the zone's rules?
+  // Genuine? Bound to this key and nonce? Acceptable under the zone's rules, from an agent
+  // identity the zone accepts, never debug? One decision: libs/policy's (docs/policy.md).
+  VOUCH_ASSIGN_OR_RETURN(policy::ZonePolicy zp, ToPolicy(zone_policy));
   attest::Verdict verdict = VerifyEvidence(e.evidence);
-  if (!verdict.genuine) {
-    std::string why = verdict.error ? verdict.error->reason() + ": " + verdict.error->message() : "not genuine";
-    return refuse(Refuse("evidence_not_genuine", "the node evidence is not genuine (" + why.substr(0, 300) + ")"));
-  }
+  if (!verdict.genuine) return refuse(policy::EvaluatePlatform(verdict, zp).status);
   std::vector<uint8_t> bound = e.public_key_der;
   bound.insert(bound.end(), nonce->begin(), nonce->end());
-  std::string expected = HexEncode(crypto::Sha256(bound));
-  if (verdict.report_data_hex.size() < 64 || !crypto::ConstantTimeEquals(verdict.report_data_hex.substr(0, 64), expected)) {
-    return refuse(Refuse("report_data_mismatch", "the evidence's report data is not SHA-256(node public key || nonce)"));
-  }
-  VOUCH_ASSIGN_OR_RETURN(policy::ZonePolicy zp, ToPolicy(zone_policy));
-  policy::Decision decision = policy::EvaluatePlatform(verdict, zp);
+  policy::Decision binding = policy::CheckReportData(verdict, crypto::Sha256(bound));
+  if (!binding.accepted()) return refuse(binding.status);
+  policy::Decision decision = policy::EvaluateIdentity(verdict, identities, zp, policy::kNodeIdentityNotAllowed);
   std::string platform = verdict.insecure_sim ? "sim-sgx" : "sgx";
   json advisories(verdict.advisory_ids);
   std::string fmspc = verdict.details.value("fmspc", std::string());
@@ -253,9 +256,15 @@ Result<json> Manager::EnrollNode(const Principal* node, const NodeEnrollment& e)
   std::string key_sha = HexEncode(crypto::Sha256(e.public_key_der));
   json info = e.info.is_object() ? e.info : json::object();
   Status st = db_->Write([&](Transaction& tx) -> Status {
+    int64_t superseded = 0;
     if (renewal) {
       VOUCH_ASSIGN_OR_RETURN(Row n, tx.QueryOne("SELECT status FROM nodes WHERE id = ?", {node_id}, "node"));
       if (n.Str("status") != "active") return Refuse("node_deactivated", "node " + node_id + " is deactivated");
+      // Only the newest node certificate authenticates (AuthenticateNode checks the status).
+      VOUCH_ASSIGN_OR_RETURN(superseded, tx.Exec("UPDATE certificates SET status = 'revoked', revoked_at = ?, "
+                                                 "revocation_reason = 'superseded' WHERE kind = 'node' AND "
+                                                 "node_id = ? AND status = 'valid'",
+                                                 {now, node_id}));
       VOUCH_RETURN_IF_ERROR(tx.Exec("UPDATE nodes SET tcb_status = ?, advisory_ids = ?, fmspc = ?, evidence_sha256 = ?, "
                                     "public_key_sha256 = ?, cert_serial = ?, cert_not_after = ?, last_seen = ?, info = ? "
                                     "WHERE id = ?",
@@ -290,6 +299,7 @@ Result<json> Manager::EnrollNode(const Principal* node, const NodeEnrollment& e)
                   {"fmspc", fmspc},
                   {"evidence_sha256", evidence_sha},
                   {"join_token", token_id},
+                  {"superseded_certificates", superseded},
                   {"serial", cert.serial_hex}});
   });
   if (!st.ok()) return st.code() == StatusCode::kPermissionDenied ? refuse(st) : st;

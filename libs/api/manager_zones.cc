@@ -124,6 +124,7 @@ Result<json> Manager::CreateZone(const Principal& p, const ZoneSpec& spec) {
     }
     VOUCH_RETURN_IF_ERROR(st);
     VOUCH_RETURN_IF_ERROR(RegenerateCrl(tx, id));
+    VOUCH_RETURN_IF_ERROR(SeedNodeIdentities(tx, id, policy.allow_sim, Now()));  // manager_node_identities.cc
     VOUCH_ASSIGN_OR_RETURN(Row r, tx.QueryOne("SELECT * FROM zones WHERE id = ?", {id}, "zone"));
     VOUCH_ASSIGN_OR_RETURN(out, ZoneJson(r));
     return Audit(tx, *this, p, "zone.create", spec.name, {{"policy", policy.ToJson()}});

@@ -73,7 +73,7 @@ TEST_F(JoinTest, WrongMeasurementGetsNothing) {
   ASSERT_TRUE(req.ok());
   auto grant = Grant(*req);
   EXPECT_EQ(grant.status().code(), StatusCode::kPermissionDenied);
-  EXPECT_EQ(grant.status().reason(), "measurement_not_approved");
+  EXPECT_EQ(grant.status().reason(), "measurement_not_allowed");
 }
 
 TEST_F(JoinTest, SimEvidenceWhereSimIsNotAllowedGetsNothing) {
@@ -104,7 +104,7 @@ TEST_F(JoinTest, OutOfDateTcbGetsNothing) {
   auto joiner = Joiner::Create();
   auto req = (*joiner)->SimRequest(**old, approved_, MakeNonce(master_, Now()));
   ASSERT_TRUE(req.ok());
-  EXPECT_EQ(Grant(*req).status().reason(), "tcb_not_acceptable");
+  EXPECT_EQ(Grant(*req).status().reason(), "tcb_too_old");
 }
 
 TEST_F(JoinTest, EvidenceBoundToAnotherKeyOrNonceGetsNothing) {

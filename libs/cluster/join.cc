@@ -6,7 +6,6 @@
 #include <openssl/kdf.h>
 
 #include <algorithm>
-#include <charconv>
 #include <fstream>
 
 #include "base/encoding.h"
@@ -15,7 +14,9 @@
 #include "crypto/aead.h"
 #include "crypto/digest.h"
 #include "crypto/keys.h"
+#include "crypto/timed_nonce.h"
 #include "evidence/sgx_report.h"
+#include "policy/policy.h"
 
 namespace vouch::cluster {
 namespace {
@@ -124,27 +125,16 @@ Result<std::unique_ptr<attest::DcapVerifier>> MakeJoinVerifier(const JoinPolicy&
 Result<Measurement> SelfMeasurement() { return FileMeasurement("/proc/self/exe"); }
 
 std::string MakeNonce(const crypto::SecretBytes& master_key, TimePoint now) {
-  std::string seconds = std::to_string(ToUnixSeconds(now));
-  std::string msg = std::string(kNonceLabel) + seconds;
-  return seconds + "." + HexEncode(crypto::HmacSha256(master_key.span(), Bytes(msg)));
+  return HexEncode(crypto::MakeTimedNonce(master_key.span(), kNonceLabel, ToUnixSeconds(now)));
 }
 
 Status CheckNonce(const crypto::SecretBytes& master_key, const std::string& nonce, TimePoint now,
                   std::chrono::seconds max_age) {
-  size_t dot = nonce.find('.');
-  int64_t issued = 0;
-  if (dot == std::string::npos || dot == 0 || dot > 19 ||
-      std::from_chars(nonce.data(), nonce.data() + dot, issued).ptr != nonce.data() + dot) {
-    return Refuse("the join nonce is malformed", "invalid_nonce");
-  }
-  std::string msg = std::string(kNonceLabel) + nonce.substr(0, dot);
-  std::string expect = HexEncode(crypto::HmacSha256(master_key.span(), Bytes(msg)));
-  if (!crypto::ConstantTimeEquals(std::string_view(nonce).substr(dot + 1), expect)) {
-    return Refuse("the join nonce was not issued by this cluster", "invalid_nonce");
-  }
-  int64_t age = ToUnixSeconds(now) - issued;
-  if (age < -5 || age > max_age.count()) return Refuse("the join nonce has expired; ask for a new one", "invalid_nonce");
-  return Status::Ok();
+  auto bytes = nonce.size() == 64 ? HexDecode(nonce) : Result<std::vector<uint8_t>>(InvalidArgument("length"));
+  if (!bytes.ok()) return Refuse("the join nonce is malformed", "invalid_nonce");
+  return crypto::CheckTimedNonce(master_key.span(), kNonceLabel, *bytes, ToUnixSeconds(now), max_age.count(),
+                                 "invalid_nonce")
+      .status();
 }
 
 std::array<uint8_t, 64> JoinReportData(std::span<const uint8_t> joiner_public_key, const std::string& nonce) {
@@ -217,28 +207,25 @@ Result<JoinGrant> GrantJoin(const JoinRequest& request, const JoinPolicy& policy
   attest::Verdict v = verifier.Verify(request.evidence, now);
   JoinGrant grant;
   grant.verdict = v.ToJson();
-  if (!v.genuine) {
-    std::string code = v.error ? v.error->reason() : "not_genuine";
-    if (code == attest::kDcapSimNotAllowed) return Refuse("sim evidence is not allowed for this cluster", "sim_not_allowed");
-    return Refuse("the joiner's evidence is not genuine (" + code + ")", "evidence_not_genuine");
-  }
-  if (v.insecure_sim && !policy.allow_sim) return Refuse("sim evidence is not allowed for this cluster", "sim_not_allowed");
-  static const std::vector<std::string> kAcceptable = {"UpToDate", "SWHardeningNeeded", "ConfigurationNeeded",
-                                                      "ConfigurationAndSWHardeningNeeded"};
-  if (std::find(kAcceptable.begin(), kAcceptable.end(), v.tcb_status) == kAcceptable.end()) {
-    return Refuse("the joiner's TCB status is " + v.tcb_status, "tcb_not_acceptable");
-  }
+  // Acceptable? One decision, policy's (docs/policy.md): genuine, sim only where allowed, a TCB
+  // no worse than ConfigurationAndSWHardeningNeeded, bound to this key and nonce, never a debug
+  // enclave, and an approved vouchd measurement.
+  policy::ZonePolicy zone;
+  zone.allow_sim = policy.allow_sim;
+  zone.min_tcb = policy::TcbStatus::kConfigurationAndSWHardeningNeeded;
+  policy::Decision platform = policy::EvaluatePlatform(v, zone);
+  if (!platform.accepted()) return platform.status;
   auto rd = JoinReportData(request.public_key, request.nonce);
-  if (!crypto::ConstantTimeEquals(v.report_data_hex, HexEncode(rd))) {
-    return Refuse("the evidence's report data does not bind the joiner's key and nonce", "report_data_mismatch");
+  policy::Decision bound = policy::CheckReportData(v, rd);
+  if (!bound.accepted()) return bound.status;
+  std::vector<policy::MeasurementRule> approved;
+  for (const Measurement& m : policy.measurements) {
+    policy::SgxMeasurementRule r;
+    r.mrenclave = HexEncode(m);
+    approved.push_back(policy::MeasurementRule{r});
   }
-  if (v.measurements.value("debug", false) || v.details.value("debug", false)) {
-    return Refuse("the joiner runs as a debug enclave", "debug_enclave");
-  }
-  std::string mrenclave = v.measurements.value("mrenclave", "");
-  bool approved = std::any_of(policy.measurements.begin(), policy.measurements.end(),
-                              [&](const Measurement& m) { return HexEncode(m) == mrenclave; });
-  if (!approved) return Refuse("measurement " + mrenclave + " is not an approved vouchd build", "measurement_not_approved");
+  policy::Decision identity = policy::EvaluateIdentity(v, approved, zone, policy::kMeasurementNotAllowed);
+  if (!identity.accepted()) return identity.status;
 
   VOUCH_ASSIGN_OR_RETURN(crypto::EvpPkeyPtr eph, crypto::GenerateP256());
   VOUCH_ASSIGN_OR_RETURN(grant.peer_public_key, crypto::EcPublicPointEncoded(eph.get()));

@@ -42,8 +42,9 @@ struct JoinPolicy {
 // "sim_not_allowed" rather than an anonymous untrusted chain.
 Result<std::unique_ptr<attest::DcapVerifier>> MakeJoinVerifier(const JoinPolicy& policy);
 
-// A fresh, stateless nonce: "<unix seconds>.<hex HMAC-SHA256(key, "vouch-cluster-nonce-v1" ‖ seconds)>".
-// Any member holding the master key can check a nonce another member issued.
+// A fresh, stateless nonce: hex of crypto::MakeTimedNonce(master key, "vouch-cluster-nonce-v1", now)
+// (issue time ‖ random ‖ truncated HMAC). Any member holding the master key can check a nonce
+// another member issued.
 std::string MakeNonce(const crypto::SecretBytes& master_key, TimePoint now);
 // Ok when `nonce` was made with `master_key` at most `max_age` ago (and not in the future).
 Status CheckNonce(const crypto::SecretBytes& master_key, const std::string& nonce, TimePoint now,
@@ -87,9 +88,10 @@ struct JoinGrant {
 
 // The member's half. Verifies `request` under `policy` with `verifier` (built with the policy's
 // collateral and allow_sim) at `now`, then wraps `payload` (the master key) to the joiner.
-// Refusals are PermissionDenied with a stable reason:
-//   invalid_nonce, evidence_not_genuine, sim_not_allowed, tcb_not_acceptable,
-//   report_data_mismatch, measurement_not_approved, debug_enclave.
+// Acceptability is decided by libs/policy (docs/policy.md). Refusals are PermissionDenied with a
+// stable reason: invalid_nonce, then policy's codes: evidence_not_genuine, sim_not_allowed,
+// tcb_too_old / tcb_revoked / tcb_not_supported / tcb_unknown, report_data_mismatch,
+// debug_not_allowed, measurement_not_allowed.
 Result<JoinGrant> GrantJoin(const JoinRequest& request, const JoinPolicy& policy, const attest::DcapVerifier& verifier,
                             const crypto::SecretBytes& master_key, std::span<const uint8_t> payload, TimePoint now);
 

@@ -3,6 +3,10 @@
 #include <algorithm>
 #include <cctype>
 
+#include "attest/dcap_verifier.h"
+#include "base/encoding.h"
+#include "crypto/secret.h"
+
 namespace vouch::policy {
 namespace {
 
@@ -186,8 +190,12 @@ Platform MeasurementRule::platform() const {
 
 Decision EvaluatePlatform(const Verdict& verdict, const ZonePolicy& zone) {
   if (!verdict.genuine) {
+    if (verdict.error && verdict.error->reason() == attest::kDcapSimNotAllowed) {
+      // A verifier that does not trust the sim root at all (cluster joins without allow_sim).
+      return Reject(kSimNotAllowed, "evidence comes from the insecure simulated TEE, which is not allowed here");
+    }
     std::string why = verdict.error ? verdict.error->reason() + ": " + verdict.error->message() : "no reason given";
-    return Reject(kNotGenuine, "evidence is not genuine (" + why + ")");
+    return Reject(kNotGenuine, "evidence is not genuine (" + why.substr(0, 300) + ")");
   }
   if (verdict.insecure_sim && !zone.allow_sim) {
     return Reject(kSimNotAllowed, "evidence comes from the insecure simulated TEE and the zone does not allow sim");
@@ -277,6 +285,195 @@ Decision Evaluate(const Verdict& verdict, const MeasurementRule& rule, const Zon
   Decision measurement = EvaluateMeasurement(verdict, rule, zone);
   if (!measurement.accepted()) return measurement;
   return platform;  // carries effective_tcb and the tolerated advisories
+}
+
+Decision CheckReportData(const Verdict& verdict, std::span<const uint8_t> expected) {
+  const std::string want = HexEncode(expected);
+  std::string got = verdict.report_data_hex.substr(0, want.size());
+  std::transform(got.begin(), got.end(), got.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  if (want.empty() || got.size() != want.size() || !crypto::ConstantTimeEquals(got, want)) {
+    return Reject(kReportDataMismatch, "the evidence's report data does not bind the key and nonce of this request");
+  }
+  return Decision::Accept();
+}
+
+Decision EvaluateIdentity(const Verdict& verdict, const std::vector<MeasurementRule>& rules, const ZonePolicy& zone,
+                          std::string_view none_reason) {
+  Decision platform = EvaluatePlatform(verdict, zone);
+  if (!platform.accepted()) return platform;
+  ZonePolicy strict = zone;
+  strict.allow_debug = false;
+  std::optional<bool> debug = VerdictDebug(verdict);
+  if (!debug.has_value() || *debug) {
+    return Reject(kDebugNotAllowed, debug.has_value() ? "the evidence comes from a debug enclave or VM, which is never accepted here"
+                                                      : "the evidence does not state the debug flag");
+  }
+  std::string closest;
+  for (const MeasurementRule& rule : rules) {
+    Decision d = EvaluateMeasurement(verdict, rule, strict);
+    if (d.accepted()) return platform;  // carries effective_tcb and the tolerated advisories
+    if (d.status.reason() == kPlatformMismatch || d.status.reason() == kInvalidRule) continue;
+    if (closest.empty()) closest = d.status.reason() + ": " + d.status.message();
+  }
+  std::string what;
+  for (const char* key : {"mrenclave", "mrsigner", "mrtd", "measurement"}) {
+    auto v = VerdictHex(verdict, key);
+    if (v) what += std::string(what.empty() ? "" : ", ") + key + " " + Short(*v);
+  }
+  return Reject(none_reason, "the evidence's identity (" + (what.empty() ? std::string("none stated") : what) +
+                                 ") is not one of the " + std::to_string(rules.size()) + " accepted here" +
+                                 (closest.empty() ? std::string() : " (closest: " + closest + ")"));
+}
+
+Decision EvaluateNodeStanding(const Verdict& recorded, const ZonePolicy& zone) {
+  Decision d = EvaluatePlatform(recorded, zone);
+  if (d.accepted()) return d;
+  return Reject(kNodeTcbNotAcceptable,
+                "the node is no longer acceptable in its zone: " + d.status.reason() + ": " + d.status.message());
+}
+
+Decision EvaluateWorkload(const Verdict& workload, const std::vector<BuildRule>& builds, const ZonePolicy& zone,
+                          size_t* chosen) {
+  ZonePolicy lenient = zone;
+  lenient.allow_debug = true;  // matching first; debug is judged against the chosen build below
+  std::optional<size_t> first_match;
+  std::optional<size_t> approved;
+  std::string closest;
+  for (size_t i = 0; i < builds.size(); ++i) {
+    Decision d = EvaluateMeasurement(workload, builds[i].rule, lenient);
+    if (!d.accepted()) {
+      if (closest.empty()) closest = d.status.message();
+      continue;
+    }
+    if (!first_match) first_match = i;
+    if (builds[i].status == "approved") {
+      approved = i;
+      break;
+    }
+  }
+  if (!first_match) {
+    std::string what;
+    for (const char* key : {"mrenclave", "mrsigner"}) {
+      auto v = VerdictHex(workload, key);
+      if (v) what += std::string(what.empty() ? "" : ", ") + key + " " + *v;
+    }
+    for (const char* key : {"isvprodid", "isvsvn"}) {
+      auto v = JsonInt(workload.measurements, key);
+      if (v) what += std::string(", ") + key + " " + std::to_string(*v);
+    }
+    return Reject(kMeasurementNotAllowed, "no build in this zone has " + what);
+  }
+  if (!approved) {
+    const std::string& s = builds[*first_match].status;
+    std::string_view code = s == "pending" ? kBuildPending : s == "denied" ? kBuildDenied : kBuildRevoked;
+    return Reject(code, "the matching build is " + s + ", not approved");
+  }
+  std::optional<bool> debug = VerdictDebug(workload);
+  if (debug.value_or(true) && !(zone.allow_debug && builds[*approved].debug)) {
+    return Reject(kDebugNotAllowed, "the enclave runs in debug mode, which this zone or build does not allow");
+  }
+  if (chosen != nullptr) *chosen = *approved;
+  return Decision::Accept();
+}
+
+namespace {
+
+Result<std::string> RuleHex(const json& j, const char* key, size_t digits, bool required) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) {
+    if (required) return InvalidArgument(std::string(key) + " is required", std::string(kInvalidRule));
+    return std::string();
+  }
+  std::optional<std::string> hex = it->is_string() ? NormalizeHex(it->get<std::string>(), digits) : std::nullopt;
+  if (!hex) return InvalidArgument(std::string(key) + " must be " + std::to_string(digits) + " hex digits", std::string(kInvalidRule));
+  return *hex;
+}
+
+Result<std::optional<uint16_t>> RuleU16(const json& j, const char* key) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return std::optional<uint16_t>();
+  if (!it->is_number_integer() || it->get<int64_t>() < 0 || it->get<int64_t>() > 65535) {
+    return InvalidArgument(std::string(key) + " must be an integer 0..65535", std::string(kInvalidRule));
+  }
+  return std::optional<uint16_t>(static_cast<uint16_t>(it->get<int64_t>()));
+}
+
+}  // namespace
+
+Result<MeasurementRule> ParseIdentityRule(const json& j) {
+  auto bad = [](std::string m) { return InvalidArgument(std::move(m), std::string(kInvalidRule)); };
+  if (!j.is_object()) return bad("an identity rule must be a JSON object");
+  auto pit = j.find("platform");
+  if (pit == j.end() || !pit->is_string()) return bad("platform must be \"sgx\", \"tdx\" or \"sev-snp\"");
+  const std::string platform = pit->get<std::string>();
+  std::vector<std::string> allowed;
+  MeasurementRule out;
+  if (platform == "sgx") {
+    allowed = {"platform", "mrenclave", "mrsigner", "isvprodid", "min_isvsvn"};
+    SgxMeasurementRule r;
+    VOUCH_ASSIGN_OR_RETURN(std::string enclave, RuleHex(j, "mrenclave", 64, false));
+    VOUCH_ASSIGN_OR_RETURN(std::string signer, RuleHex(j, "mrsigner", 64, false));
+    VOUCH_ASSIGN_OR_RETURN(r.isvprodid, RuleU16(j, "isvprodid"));
+    VOUCH_ASSIGN_OR_RETURN(r.min_isvsvn, RuleU16(j, "min_isvsvn"));
+    if (!enclave.empty()) r.mrenclave = enclave;
+    if (!signer.empty()) r.mrsigner = signer;
+    if (enclave.empty() && (signer.empty() || !r.isvprodid || !r.min_isvsvn)) {
+      return bad("an SGX identity is an exact mrenclave, or mrsigner with isvprodid and min_isvsvn");
+    }
+    out.rule = r;
+  } else if (platform == "tdx") {
+    allowed = {"platform", "mrtd", "rtmr0", "rtmr1", "rtmr2", "rtmr3"};
+    TdxMeasurementRule r;
+    VOUCH_ASSIGN_OR_RETURN(r.mrtd, RuleHex(j, "mrtd", 96, true));
+    for (int i = 0; i < 4; ++i) {
+      const std::string key = "rtmr" + std::to_string(i);
+      VOUCH_ASSIGN_OR_RETURN(std::string v, RuleHex(j, key.c_str(), 96, false));
+      if (!v.empty()) r.rtmr[i] = v;
+    }
+    out.rule = r;
+  } else if (platform == "sev-snp") {
+    allowed = {"platform", "measurement", "host_data"};
+    SnpMeasurementRule r;
+    VOUCH_ASSIGN_OR_RETURN(r.measurement, RuleHex(j, "measurement", 96, true));
+    VOUCH_ASSIGN_OR_RETURN(std::string host, RuleHex(j, "host_data", 64, false));
+    if (!host.empty()) r.host_data = host;
+    out.rule = r;
+  } else {
+    return bad("platform must be \"sgx\", \"tdx\" or \"sev-snp\"");
+  }
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    if (std::find(allowed.begin(), allowed.end(), it.key()) == allowed.end()) {
+      return bad("unknown field '" + it.key().substr(0, 40) + "' for platform " + platform);
+    }
+  }
+  return out;
+}
+
+json IdentityRuleJson(const MeasurementRule& rule) {
+  return std::visit(
+      [](const auto& r) -> json {
+        using T = std::decay_t<decltype(r)>;
+        json j;
+        if constexpr (std::is_same_v<T, SgxMeasurementRule>) {
+          j["platform"] = "sgx";
+          if (r.mrenclave) j["mrenclave"] = *r.mrenclave;
+          if (r.mrsigner) j["mrsigner"] = *r.mrsigner;
+          if (r.isvprodid) j["isvprodid"] = *r.isvprodid;
+          if (r.min_isvsvn) j["min_isvsvn"] = *r.min_isvsvn;
+        } else if constexpr (std::is_same_v<T, TdxMeasurementRule>) {
+          j["platform"] = "tdx";
+          j["mrtd"] = r.mrtd;
+          for (int i = 0; i < 4; ++i) {
+            if (r.rtmr[i]) j["rtmr" + std::to_string(i)] = *r.rtmr[i];
+          }
+        } else {
+          j["platform"] = "sev-snp";
+          j["measurement"] = r.measurement;
+          if (r.host_data) j["host_data"] = *r.host_data;
+        }
+        return j;
+      },
+      rule.rule);
 }
 
 }  // namespace vouch::policy

@@ -9,19 +9,23 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <variant>
 #include <vector>
 
 #include "attest/verdict.h"
+#include "base/result.h"
 #include "base/status.h"
 #include "policy/tcb_status.h"
 
 namespace vouch::policy {
 
-// Stable reason codes.
-inline constexpr std::string_view kNotGenuine = "not_genuine";
+// Stable reason codes: the one set for every "is this evidence acceptable?" decision (node
+// enrolment and renewal, workload issuance, cluster join; docs/policy.md). The API maps them all
+// to 403.
+inline constexpr std::string_view kNotGenuine = "evidence_not_genuine";
 inline constexpr std::string_view kSimNotAllowed = "sim_not_allowed";
 inline constexpr std::string_view kTcbTooOld = "tcb_too_old";
 inline constexpr std::string_view kTcbRevoked = "tcb_revoked";
@@ -40,6 +44,16 @@ inline constexpr std::string_view kGuestSvnTooLow = "guest_svn_too_low";
 inline constexpr std::string_view kReportedTcbTooLow = "reported_tcb_too_low";
 inline constexpr std::string_view kDebugNotAllowed = "debug_not_allowed";
 inline constexpr std::string_view kInvalidRule = "invalid_rule";
+// The evidence's report data does not bind what the protocol says it must (key, nonce).
+inline constexpr std::string_view kReportDataMismatch = "report_data_mismatch";
+// Node agents: the evidence is not from an agent identity the zone accepts.
+inline constexpr std::string_view kNodeIdentityNotAllowed = "node_identity_not_allowed";
+// A node's recorded platform no longer meets its zone's rules (at a workload certificate request).
+inline constexpr std::string_view kNodeTcbNotAcceptable = "node_tcb_not_acceptable";
+// Workloads: the build whose measurement matched is not approved.
+inline constexpr std::string_view kBuildPending = "build_pending";
+inline constexpr std::string_view kBuildDenied = "build_denied";
+inline constexpr std::string_view kBuildRevoked = "build_revoked";
 
 // A zone's platform rules.
 struct ZonePolicy {
@@ -114,5 +128,39 @@ Decision EvaluateMeasurement(const attest::Verdict& verdict, const MeasurementRu
 
 // EvaluatePlatform, then EvaluateMeasurement: the first rejection wins.
 Decision Evaluate(const attest::Verdict& verdict, const MeasurementRule& rule, const ZonePolicy& zone);
+
+// The verdict's report data starts with `expected` (constant-time); else kReportDataMismatch.
+Decision CheckReportData(const attest::Verdict& verdict, std::span<const uint8_t> expected);
+
+// Evidence of an identity from a list (node agents, vouchd joining a cluster): EvaluatePlatform;
+// then never debug, whatever zone.allow_debug (kDebugNotAllowed); then the first rule that
+// accepts wins (EvaluateMeasurement); none: `none_reason` (kNodeIdentityNotAllowed for node
+// agents, kMeasurementNotAllowed for cluster joins), the message naming the closest refusal.
+Decision EvaluateIdentity(const attest::Verdict& verdict, const std::vector<MeasurementRule>& rules,
+                          const ZonePolicy& zone, std::string_view none_reason);
+
+// A node's standing at a later request: its recorded verdict under the zone's current rules
+// (EvaluatePlatform); a refusal is kNodeTcbNotAcceptable with the underlying reason in the message.
+Decision EvaluateNodeStanding(const attest::Verdict& recorded, const ZonePolicy& zone);
+
+// A build a workload's measurement may match.
+struct BuildRule {
+  MeasurementRule rule;
+  std::string status;  // "approved", "pending", "denied", "revoked"
+  bool debug = false;  // the build was registered as a debug build
+};
+// A workload's verdict (its locally attested report) against the candidate builds of its zone:
+// the first approved build whose rule accepts (debug aside) is chosen (`*chosen` its index);
+// none matches: kMeasurementNotAllowed; only unapproved ones: kBuildPending / kBuildDenied /
+// kBuildRevoked (of the first); a debug workload only when the zone and the build allow debug.
+Decision EvaluateWorkload(const attest::Verdict& workload, const std::vector<BuildRule>& builds, const ZonePolicy& zone,
+                          size_t* chosen);
+
+// Node identity rules as JSON (API, store): {"platform":"sgx","mrenclave":...} or
+// {"platform":"sgx","mrsigner":...,"isvprodid":N,"min_isvsvn":N}; {"platform":"tdx","mrtd":...,
+// "rtmr0".."rtmr3"?}; {"platform":"sev-snp","measurement":...,"host_data"?}. Hex is lower-cased.
+// InvalidArgument kInvalidRule for anything else (unknown keys included).
+Result<MeasurementRule> ParseIdentityRule(const nlohmann::json& j);
+nlohmann::json IdentityRuleJson(const MeasurementRule& rule);
 
 }  // namespace vouch::policy

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "attest/dcap_verifier.h"
+
 #include <string>
 #include <vector>
 
@@ -187,11 +189,11 @@ TEST(EvaluatePlatform, NotGenuineAndSim) {
   bad.genuine = false;
   bad.error = Status(StatusCode::kPermissionDenied, "bad signature", "snp_invalid_signature");
   Decision d = EvaluatePlatform(bad, zone);
-  EXPECT_EQ(Reason(d), "not_genuine");
+  EXPECT_EQ(Reason(d), "evidence_not_genuine");
   EXPECT_NE(d.status.message().find("snp_invalid_signature"), std::string::npos);
   // A not-genuine verdict is refused even if it claims a good status.
   bad.tcb_status = "UpToDate";
-  EXPECT_EQ(Reason(EvaluatePlatform(bad, zone)), "not_genuine");
+  EXPECT_EQ(Reason(EvaluatePlatform(bad, zone)), "evidence_not_genuine");
 
   Verdict sim = Genuine(Platform::kSgx, "UpToDate");
   sim.insecure_sim = true;
@@ -338,7 +340,7 @@ std::vector<MeasurementCase> MeasurementCases() {
   {
     Verdict ng = Snp();
     ng.genuine = false;
-    add("not genuine", ng, {SnpRule()}, true, "not_genuine");
+    add("not genuine", ng, {SnpRule()}, true, "evidence_not_genuine");
   }
   return cases;
 }
@@ -379,6 +381,171 @@ TEST(MeasurementRule, PlatformOfEachKind) {
   EXPECT_EQ(MeasurementRule{SgxRule()}.platform(), Platform::kSgx);
   EXPECT_EQ(MeasurementRule{TdxRule()}.platform(), Platform::kTdx);
   EXPECT_EQ(MeasurementRule{SnpRule()}.platform(), Platform::kSevSnp);
+}
+
+
+// ---- node identities, cluster identities, report data, workloads ---------------------------
+
+MeasurementRule SgxEnclaveRule(const std::string& enclave) {
+  SgxMeasurementRule r;
+  r.mrenclave = enclave;
+  return MeasurementRule{r};
+}
+
+TEST(EvaluateIdentity, AcceptsOnlyListedIdentitiesAndNeverDebug) {
+  ZonePolicy zone;
+  const std::vector<MeasurementRule> rules = {SgxEnclaveRule(std::string(64, '1')), SgxEnclaveRule(kEnclave)};
+  EXPECT_EQ(Reason(EvaluateIdentity(Sgx(), rules, zone, kNodeIdentityNotAllowed)), "accept");
+  // Not listed: the caller's code, whatever rule came closest.
+  EXPECT_EQ(Reason(EvaluateIdentity(Sgx(), {SgxEnclaveRule(std::string(64, '1'))}, zone, kNodeIdentityNotAllowed)),
+            "node_identity_not_allowed");
+  EXPECT_EQ(Reason(EvaluateIdentity(Sgx(), {}, zone, kMeasurementNotAllowed)), "measurement_not_allowed");
+  // A signer rule: signer, product and minimum SVN.
+  SgxMeasurementRule by_signer;
+  by_signer.mrsigner = kSigner;
+  by_signer.isvprodid = 7;
+  by_signer.min_isvsvn = 3;
+  EXPECT_EQ(Reason(EvaluateIdentity(Sgx(), {MeasurementRule{by_signer}}, zone, kNodeIdentityNotAllowed)), "accept");
+  by_signer.min_isvsvn = 4;
+  EXPECT_EQ(Reason(EvaluateIdentity(Sgx(), {MeasurementRule{by_signer}}, zone, kNodeIdentityNotAllowed)),
+            "node_identity_not_allowed");
+  // Debug: refused even where the zone allows debug workloads, and when the verdict is silent.
+  zone.allow_debug = true;
+  Verdict debug = Sgx();
+  debug.measurements["debug"] = true;
+  EXPECT_EQ(Reason(EvaluateIdentity(debug, rules, zone, kNodeIdentityNotAllowed)), "debug_not_allowed");
+  Verdict silent = Sgx();
+  silent.measurements.erase("debug");
+  EXPECT_EQ(Reason(EvaluateIdentity(silent, rules, zone, kNodeIdentityNotAllowed)), "debug_not_allowed");
+  // The platform comes first: not genuine, sim, TCB.
+  Verdict fake = Sgx();
+  fake.genuine = false;
+  EXPECT_EQ(Reason(EvaluateIdentity(fake, rules, zone, kNodeIdentityNotAllowed)), "evidence_not_genuine");
+  Verdict sim = Sgx();
+  sim.insecure_sim = true;
+  EXPECT_EQ(Reason(EvaluateIdentity(sim, rules, zone, kNodeIdentityNotAllowed)), "sim_not_allowed");
+  Verdict old = Sgx();
+  old.tcb_status = "OutOfDate";
+  EXPECT_EQ(Reason(EvaluateIdentity(old, rules, zone, kNodeIdentityNotAllowed)), "tcb_too_old");
+  // Other platforms: TDX by MRTD (+ RTMRs), SNP by MEASUREMENT (+ HOST_DATA).
+  TdxMeasurementRule tdx;
+  tdx.mrtd = kMrtd;
+  tdx.rtmr[2] = kRtmr;
+  EXPECT_EQ(Reason(EvaluateIdentity(Tdx(), {MeasurementRule{tdx}}, zone, kNodeIdentityNotAllowed)), "accept");
+  tdx.rtmr[2] = std::string(96, '0');
+  EXPECT_EQ(Reason(EvaluateIdentity(Tdx(), {MeasurementRule{tdx}}, zone, kNodeIdentityNotAllowed)),
+            "node_identity_not_allowed");
+  SnpMeasurementRule snp;
+  snp.measurement = kSnpMeasurement;
+  snp.host_data = kHostData;
+  EXPECT_EQ(Reason(EvaluateIdentity(Snp(), {MeasurementRule{snp}}, zone, kNodeIdentityNotAllowed)), "accept");
+  // A rule for another platform never matches.
+  EXPECT_EQ(Reason(EvaluateIdentity(Snp(), rules, zone, kNodeIdentityNotAllowed)), "node_identity_not_allowed");
+}
+
+TEST(EvaluateIdentity, VerifierRefusingSimIsSimNotAllowed) {
+  Verdict v;
+  v.genuine = false;
+  v.error = PermissionDenied("sim root not trusted", std::string(attest::kDcapSimNotAllowed));
+  EXPECT_EQ(Reason(EvaluatePlatform(v, ZonePolicy{})), "sim_not_allowed");
+}
+
+TEST(CheckReportData, ComparesThePrefix) {
+  Verdict v = Sgx();
+  std::vector<uint8_t> want(32, 0xab);
+  v.report_data_hex = std::string(64, 'a') + std::string(64, '0');
+  EXPECT_EQ(Reason(CheckReportData(v, want)), "report_data_mismatch");
+  v.report_data_hex = std::string(32, 'a') + std::string(32, 'b');
+  EXPECT_EQ(Reason(CheckReportData(v, want)), "report_data_mismatch");
+  v.report_data_hex.clear();
+  for (int i = 0; i < 32; ++i) v.report_data_hex += "AB";  // case-insensitive
+  v.report_data_hex += std::string(64, '0');
+  EXPECT_EQ(Reason(CheckReportData(v, want)), "accept");
+  v.report_data_hex = "abab";
+  EXPECT_EQ(Reason(CheckReportData(v, want)), "report_data_mismatch");
+  EXPECT_EQ(Reason(CheckReportData(v, {})), "report_data_mismatch");
+}
+
+TEST(EvaluateWorkload, BuildsApprovalAndDebug) {
+  ZonePolicy zone;
+  SgxMeasurementRule exact;
+  exact.mrenclave = kEnclave;
+  exact.mrsigner = kSigner;
+  exact.isvprodid = 7;
+  exact.min_isvsvn = 3;
+  SgxMeasurementRule other = exact;
+  other.mrenclave = std::string(64, '9');
+  size_t chosen = 99;
+  EXPECT_EQ(Reason(EvaluateWorkload(Sgx(), {}, zone, &chosen)), "measurement_not_allowed");
+  EXPECT_EQ(Reason(EvaluateWorkload(Sgx(), {{MeasurementRule{other}, "approved", false}}, zone, &chosen)),
+            "measurement_not_allowed");
+  EXPECT_EQ(Reason(EvaluateWorkload(Sgx(), {{MeasurementRule{exact}, "pending", false}}, zone, &chosen)), "build_pending");
+  EXPECT_EQ(Reason(EvaluateWorkload(Sgx(), {{MeasurementRule{exact}, "revoked", false}}, zone, &chosen)), "build_revoked");
+  EXPECT_EQ(Reason(EvaluateWorkload(Sgx(), {{MeasurementRule{exact}, "denied", false}}, zone, &chosen)), "build_denied");
+  EXPECT_EQ(Reason(EvaluateWorkload(Sgx(),
+                                    {{MeasurementRule{other}, "approved", false},
+                                     {MeasurementRule{exact}, "revoked", false},
+                                     {MeasurementRule{exact}, "approved", false}},
+                                    zone, &chosen)),
+            "accept");
+  EXPECT_EQ(chosen, 2u);
+  // Debug needs both the zone and the build to allow it.
+  Verdict debug = Sgx();
+  debug.measurements["debug"] = true;
+  std::vector<BuildRule> debug_build = {{MeasurementRule{exact}, "approved", true}};
+  EXPECT_EQ(Reason(EvaluateWorkload(debug, debug_build, zone, &chosen)), "debug_not_allowed");
+  zone.allow_debug = true;
+  EXPECT_EQ(Reason(EvaluateWorkload(debug, debug_build, zone, &chosen)), "accept");
+  EXPECT_EQ(Reason(EvaluateWorkload(debug, {{MeasurementRule{exact}, "approved", false}}, zone, &chosen)),
+            "debug_not_allowed");
+}
+
+TEST(EvaluateNodeStanding, WrapsThePlatformReason) {
+  ZonePolicy zone;
+  Verdict v = Sgx();
+  EXPECT_EQ(Reason(EvaluateNodeStanding(v, zone)), "accept");
+  v.tcb_status = "OutOfDate";
+  Decision d = EvaluateNodeStanding(v, zone);
+  EXPECT_EQ(Reason(d), "node_tcb_not_acceptable");
+  EXPECT_NE(d.status.message().find("tcb_too_old"), std::string::npos) << d.status.message();
+}
+
+TEST(IdentityRules, ParseAndPrintRoundTrip) {
+  const nlohmann::json good[] = {
+      {{"platform", "sgx"}, {"mrenclave", std::string(64, 'A')}},
+      {{"platform", "sgx"}, {"mrsigner", kSigner}, {"isvprodid", 1}, {"min_isvsvn", 0}},
+      {{"platform", "tdx"}, {"mrtd", kMrtd}, {"rtmr1", kRtmr}},
+      {{"platform", "sev-snp"}, {"measurement", kSnpMeasurement}, {"host_data", kHostData}},
+  };
+  for (const auto& j : good) {
+    auto r = ParseIdentityRule(j);
+    ASSERT_TRUE(r.ok()) << j.dump() << ": " << r.status().message();
+    nlohmann::json back = IdentityRuleJson(*r);
+    auto again = ParseIdentityRule(back);
+    ASSERT_TRUE(again.ok());
+    EXPECT_EQ(IdentityRuleJson(*again), back);
+  }
+  EXPECT_EQ(IdentityRuleJson(*ParseIdentityRule(good[0]))["mrenclave"], std::string(64, 'a'));  // lower-cased
+  const nlohmann::json bad[] = {
+      nullptr,
+      nlohmann::json::array(),
+      {{"platform", "sgx"}},
+      {{"platform", "sgx"}, {"mrsigner", kSigner}},  // a signer needs product and minimum SVN
+      {{"platform", "sgx"}, {"mrenclave", "zz"}},
+      {{"platform", "sgx"}, {"mrenclave", kEnclave}, {"debug", true}},  // unknown field
+      {{"platform", "sgx"}, {"mrsigner", kSigner}, {"isvprodid", 70000}, {"min_isvsvn", 0}},
+      {{"platform", "tdx"}},
+      {{"platform", "tdx"}, {"mrtd", kEnclave}},
+      {{"platform", "sev-snp"}, {"measurement", kSnpMeasurement}, {"host_data", "00"}},
+      {{"platform", "nitro"}, {"pcr0", kMrtd}},
+  };
+  for (const auto& j : bad) {
+    auto r = ParseIdentityRule(j);
+    EXPECT_FALSE(r.ok()) << j.dump();
+    if (!r.ok()) {
+      EXPECT_EQ(r.status().reason(), "invalid_rule") << j.dump();
+    }
+  }
 }
 
 }  // namespace

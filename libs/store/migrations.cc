@@ -160,6 +160,65 @@ const std::vector<std::vector<std::string>>& Migrations() {
           "CREATE INDEX certificates_node ON certificates (node_id)",
           "CREATE INDEX builds_app ON builds (app_id)",
       },
+      // 3: issue 13 (chain of trust)
+      {
+          // Node identity policy (docs/policy.md, "Node identity"): the agent identities a zone
+          // accepts; pending ones wait for their approval task.
+          R"(CREATE TABLE node_identities (
+               id TEXT PRIMARY KEY,
+               zone_id TEXT NOT NULL REFERENCES zones(id),
+               platform TEXT NOT NULL CHECK (platform IN ('sgx', 'tdx', 'sev-snp')),
+               rule TEXT NOT NULL,
+               status TEXT NOT NULL CHECK (status IN ('pending', 'active', 'denied')),
+               task_id TEXT,
+               note TEXT,
+               created_at INTEGER NOT NULL,
+               created_by TEXT NOT NULL))",
+          "CREATE INDEX node_identities_zone ON node_identities (zone_id, status)",
+          // Existing zones that allow sim accept the shipped sim agent (SHA-256 of
+          // "vouch-agent-sim-enclave-v1" / "vouch-agent-sim-signer-v1", attest/sim_agent.h; a test
+          // checks these literals); zones without sim get no default: their admin adds the real
+          // agent's identity through the approval flow (docs/policy.md).
+          R"(INSERT INTO node_identities (id, zone_id, platform, rule, status, task_id, note, created_at, created_by)
+             SELECT 'nid_m3_' || id, id, 'sgx',
+               '{"isvprodid":0,"min_isvsvn":0,"mrenclave":"c123733b4276bb5833aeb6895eebe36ce673ccc06db4e104d58fb070481e92d5","mrsigner":"5a77f481fdad3c892e818583b0dc19dcaa642662d0b3eabe2fb1cf952abca41a","platform":"sgx"}',
+               'active', NULL, 'the shipped sim agent (migration 3)', created_at, 'system'
+             FROM zones WHERE policy LIKE '%"allow_sim":true%')",
+          // Tasks of kind node_identity belong to a zone, not an app. SQLite cannot alter a CHECK
+          // or a NOT NULL: new tables, copy, drop, rename (the same statements on PostgreSQL).
+          R"(CREATE TABLE tasks_v3 (
+               id TEXT PRIMARY KEY,
+               kind TEXT NOT NULL CHECK (kind IN ('build', 'domain', 'node_identity')),
+               status TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'denied', 'cancelled')),
+               zone_id TEXT NOT NULL REFERENCES zones(id),
+               app_id TEXT REFERENCES apps(id),
+               build_id TEXT,
+               domain TEXT,
+               summary TEXT NOT NULL,
+               approvals_required INTEGER NOT NULL,
+               denied_by TEXT,
+               reason TEXT,
+               created_at INTEGER NOT NULL,
+               created_by TEXT NOT NULL,
+               decided_at INTEGER,
+               node_identity_id TEXT))",
+          R"(INSERT INTO tasks_v3 (id, kind, status, zone_id, app_id, build_id, domain, summary, approvals_required,
+               denied_by, reason, created_at, created_by, decided_at)
+             SELECT id, kind, status, zone_id, app_id, build_id, domain, summary, approvals_required, denied_by, reason,
+               created_at, created_by, decided_at FROM tasks)",
+          R"(CREATE TABLE task_approvals_v3 (
+               task_id TEXT NOT NULL REFERENCES tasks_v3(id),
+               user_name TEXT NOT NULL,
+               at INTEGER NOT NULL,
+               PRIMARY KEY (task_id, user_name)))",
+          "INSERT INTO task_approvals_v3 (task_id, user_name, at) SELECT task_id, user_name, at FROM task_approvals",
+          "DROP TABLE task_approvals",
+          "DROP TABLE tasks",
+          // Renaming the parent carries the child's foreign key along (SQLite >= 3.26, PostgreSQL).
+          "ALTER TABLE tasks_v3 RENAME TO tasks",
+          "ALTER TABLE task_approvals_v3 RENAME TO task_approvals",
+          "CREATE INDEX tasks_zone_status ON tasks (zone_id, status)",
+      },
   };
   return kMigrations;
 }
