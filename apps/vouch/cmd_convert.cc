@@ -236,6 +236,7 @@ void Run(const GlobalOptions& global, const ConvertArgs& a) {
               {"isvsvn", r.isvsvn},
               {"debug", r.debug},
               {"protected_files", r.protected_files},
+              {"exec_path", r.exec_path},
               {"signing_key", key_path},
               {"signing_key_generated", generated},
               {"build_id", nullptr},

@@ -188,6 +188,7 @@ Result<ConvertResult> Convert(const ConvertOptions& o) {
   std::sort(m.files.begin(), m.files.end(),
             [](const manifest::FileEntry& a, const manifest::FileEntry& b) { return a.path < b.path; });
   result.protected_files = m.files.size();
+  result.exec_path = m.exec_path;
   VOUCH_ASSIGN_OR_RETURN(std::string canonical, manifest::ToCanonical(m));
   VOUCH_ASSIGN_OR_RETURN(std::vector<uint8_t> signature, manifest::Sign(o.signing_key, canonical));
   VOUCH_ASSIGN_OR_RETURN(crypto::Sha256Digest mrsigner, manifest::Mrsigner(o.signing_key));

@@ -46,7 +46,8 @@ struct ConvertResult {
   uint32_t isvprodid = 0;
   uint32_t isvsvn = 0;
   bool debug = false;
-  size_t protected_files = 0;
+  size_t protected_files = 0;  // manifest entries: files, symlinks and directories
+  std::string exec_path;       // the program vouch-rte executes (resolved entrypoint)
   uint64_t layer_bytes = 0;    // compressed input layer bytes
   uint64_t content_bytes = 0;  // uncompressed file content hashed
   std::string manifest;        // canonical manifest bytes

@@ -386,6 +386,7 @@ TEST_F(ConvertTest, RecordsTheResolvedProgramAndListsDirectories) {
   ASSERT_TRUE(m.ok()) << m.status().ToString();
   EXPECT_EQ(m->entrypoint, (std::vector<std::string>{"sh", "-c"}));
   EXPECT_EQ(m->exec_path, "/bin/busybox");
+  EXPECT_EQ(r->exec_path, "/bin/busybox");
   ASSERT_NE(manifest::FindEntry(*m, "/etc/empty"), nullptr);
   EXPECT_EQ(manifest::FindEntry(*m, "/etc/empty")->type, manifest::FileEntry::Type::kDir);
 

@@ -227,6 +227,7 @@ ok "the application did not run"
 if [[ -n "$VOUCHD" && -n "$AGENT" ]]; then
   "$VOUCH" zone ca default > zone-ca.pem || fail "zone ca default"
   "$VOUCH" app create tls --zone default --domain tls.example.com >/dev/null || fail "app create tls"
+  approve_domains "$VOUCH" tls
   A=$E2E_TMP/agent
   SOCK=$A/agent.sock
   TOKEN=$("$VOUCH" zone join-token default) || fail "join-token"

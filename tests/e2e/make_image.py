@@ -28,8 +28,8 @@ def layer(entries):
                 ti.linkname = extra
             elif typ in (tarfile.CHRTYPE, tarfile.BLKTYPE):
                 ti.devmajor, ti.devminor = 1, 3
-            if typ == tarfile.DIRTYPE:
-                ti.mode = 0o755
+            if typ in (tarfile.DIRTYPE, tarfile.REGTYPE):
+                ti.mode = 0o755  # the converter resolves the program to an executable file
             t.addfile(ti, io.BytesIO(data) if data else None)
     return buf.getvalue()
 
@@ -47,7 +47,7 @@ def bomb(sizes):
     out, h = [], hashlib.sha256()
     for i, size in enumerate(sizes):
         ti = tarfile.TarInfo(f"zero{i}")
-        ti.size, ti.mode = size, 0o644
+        ti.size, ti.mode = size, 0o755
         hdr = ti.tobuf(tarfile.PAX_FORMAT)
         out.append(gzip.compress(hdr, mtime=0))
         h.update(hdr)
@@ -77,7 +77,8 @@ if kind == "truncated-tar":  # plain tar that ends inside the content of bin/ok
 ldig, lsize = blob(data)
 if kind == "diff-id-mismatch":  # the layer blob is intact; the config names other content
     diff_id = hashlib.sha256(layer(base[:1] + [("bin/ok", tarfile.REGTYPE, b"evil")])).hexdigest()
-config = {"architecture": "amd64", "os": "linux", "config": {"Cmd": ["/bin/ok"]},
+program = "/zero0" if kind in ("bomb-entry", "bomb-many") else "/bin/ok"
+config = {"architecture": "amd64", "os": "linux", "config": {"Cmd": [program]},
           "rootfs": {"type": "layers", "diff_ids": ["sha256:" + diff_id]}}
 cdig, csize = blob(json.dumps(config).encode())
 ctype = "application/vnd.oci.image.config.v1+json"

@@ -38,6 +38,7 @@ wait_healthy "$URL" "$D/service-ca.pem" "${E2E_PIDS[-1]}" || fail "vouchd did no
 "$VOUCH" login --server "$URL" --ca-file "$D/service-ca.pem" --user admin --password-file admin.pw >/dev/null \
   || fail "login"
 "$VOUCH" app create renew --zone default --domain renew.example.com >/dev/null || fail "app create"
+approve_domains "$VOUCH" renew
 A=$E2E_TMP/agent
 SOCK=$A/agent.sock
 "$AGENT" --server "$URL" --ca-file "$D/service-ca.pem" --data-dir "$A" --socket "$SOCK" --tee sim --sim "$D/sim" \
