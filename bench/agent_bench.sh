@@ -25,6 +25,7 @@ if [[ $STORE == pg* ]]; then
   start_postgres
 fi
 vflags=() aflags=()
+[[ $STORE == pg2 ]] && vflags+=(--allow-cluster-join)  # the second instance joins the first
 [[ -n "${VOUCHD_THREADS:-}" ]] && vflags+=(--threads "$VOUCHD_THREADS")
 [[ -n "${AGENT_THREADS:-}" ]] && aflags+=(--threads "$AGENT_THREADS")
 load() { cut -d' ' -f1-3 /proc/loadavg; }

@@ -9,8 +9,8 @@ source "$E2E/pg.sh"
 VOUCHD=$1; VOUCH=$2; SECS=${3:-5}; THREADS=${4:-8}
 printf 'admin-password-123\n' >"$E2E_TMP/admin.pw"
 start_postgres
-serve() {  # DIR URL
-  "$VOUCHD" serve --data-dir "$1" >>"$E2E_TMP/serve.log" 2>&1 &
+serve() {  # DIR URL (members accept joins: the second instance joins the first)
+  "$VOUCHD" serve --data-dir "$1" --allow-cluster-join >>"$E2E_TMP/serve.log" 2>&1 &
   E2E_PIDS+=($!)
   wait_healthy "$2" "$CA" $! || fail "vouchd did not start"
 }

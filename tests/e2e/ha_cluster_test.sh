@@ -34,14 +34,19 @@ UA=https://127.0.0.1:$PA; UB=https://127.0.0.1:$PB
 CA=$A/service-ca.pem
 # init --dev makes the sim vendor in DIR/sim (INTERFACES.md); make it here if this build does not.
 [[ -e "$A/sim/sim-secrets.json" ]] || "$VOUCH" sim init "$A/sim" >/dev/null || fail "sim init"
-serve() {  # serve DIR URL NAME: sets PID_<NAME>
-  "$VOUCHD" serve --data-dir "$1" >>"$E2E_TMP/$3.log" 2>&1 &
+serve() {  # serve DIR URL NAME [FLAGS...]: sets PID_<NAME>
+  "$VOUCHD" serve --data-dir "$1" "${@:4}" >>"$E2E_TMP/$3.log" 2>&1 &
   local pid=$!
   E2E_PIDS+=("$pid")
   eval "PID_$3=$pid"
   wait_healthy "$2" "$CA" "$pid" || { tail -20 "$E2E_TMP/$3.log"; fail "vouchd $3 did not become healthy"; }
 }
+# Joining is off unless asked for (also in --dev data directories): refused before the body is read.
 serve "$A" "$UA" a
+expect_contains "cluster join refused without --allow-cluster-join" '"code":"cluster_join_disabled"' \
+  "$(curl -sS --cacert "$CA" -H 'Content-Type: application/json' -d '{}' "$UA/api/v1/cluster/nonce")"
+kill "$PID_a"; wait "$PID_a" 2>/dev/null || true
+serve "$A" "$UA" a --allow-cluster-join
 expect_eq "instance A serves on PostgreSQL" "ready" "$(curl -fsS --cacert "$CA" "$UA/readyz")"
 
 # ---- join by attestation
