@@ -137,11 +137,11 @@ class Agent {
   // or kill -9 loses none; past kMaxQueuedRefusals they are only counted.
   std::unique_ptr<DiskQueue> refusal_queue_;
   std::atomic<int64_t> refusals_unreported_{0};
-  // POST /v1/refusal: at most kWorkloadRefusalsPerMinute queued per minute (the rest counted), so
-  // a local caller cannot flood vouchd's audit log.
+  // POST /v1/refusal: a token bucket (30, refilled at 30 a minute); past it refusals are only
+  // counted, so a local caller cannot flood vouchd's audit log.
   std::mutex workload_refusal_mu_;
-  int64_t workload_refusal_minute_ = 0;
-  int workload_refusals_this_minute_ = 0;
+  double workload_refusal_tokens_ = 30;
+  std::chrono::steady_clock::time_point workload_refusal_refilled_ = std::chrono::steady_clock::now();
 };
 
 }  // namespace vouch::agent

@@ -203,15 +203,16 @@ http::Router Agent::BuildLocalRouter() {
       }
       {
         std::lock_guard<std::mutex> lock(workload_refusal_mu_);
-        const int64_t minute = ToUnixSeconds(SystemClock::Get().Now()) / 60;
-        if (minute != workload_refusal_minute_) {
-          workload_refusal_minute_ = minute;
-          workload_refusals_this_minute_ = 0;
-        }
-        if (++workload_refusals_this_minute_ > kWorkloadRefusalsPerMinute) {
+        const auto now = std::chrono::steady_clock::now();
+        const double minutes = std::chrono::duration<double>(now - workload_refusal_refilled_).count() / 60.0;
+        workload_refusal_refilled_ = now;
+        workload_refusal_tokens_ = std::min<double>(kWorkloadRefusalsPerMinute,
+                                                    workload_refusal_tokens_ + minutes * kWorkloadRefusalsPerMinute);
+        if (workload_refusal_tokens_ < 1) {
           refusals_unreported_.fetch_add(1);
           return Response::Json({{"queued", false}, {"counted", true}}, 202);
         }
+        workload_refusal_tokens_ -= 1;
       }
       // The path first: vouchd keeps the first 200 characters of a message.
       std::string text = "workload start refused";

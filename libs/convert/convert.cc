@@ -174,6 +174,11 @@ Result<ConvertResult> Convert(const ConvertOptions& o) {
   // The credentials directories are made fresh by the runtime at every start: the image may not
   // have them, nor a symlink on the way to them.
   for (const std::string& dir : manifest::CredentialDirs(m)) {
+    if (manifest::PathUnder(m.agent_socket, dir)) {
+      return InvalidArgument("the credentials directory " + dir + " would hold the agent socket " + m.agent_socket +
+                                 "; the runtime empties that directory at start: choose another one",
+                             "credentials_dir_in_image");
+    }
     for (std::string d = dir; d != "/"; d = manifest::ParentDir(d)) {
       auto it = fs.nodes().find(d.substr(1));
       if (it == fs.nodes().end()) continue;

@@ -413,6 +413,14 @@ TEST_F(ConvertTest, CredentialsDirectoryMayNotComeFromTheImage) {
   o.base.certificates[0].cert_path = "/etc/cert.pem";
   o.base.certificates[0].ca_path = "/etc/ca.pem";
   EXPECT_EQ(Convert(o).status().reason(), "credentials_dir_in_image");
+  o.base.certificates[0] = manifest::CertificateRequest{};
+  o.base.certificates[0].key_path = "/var/vouch/key.pem";
+  o.base.certificates[0].cert_path = "/var/vouch/cert.pem";
+  o.base.certificates[0].ca_path = "/var/vouch/ca.pem";
+  o.base.agent_socket = "/var/vouch/agent.sock";  // emptied at start: not with the socket in it
+  EXPECT_EQ(Convert(o).status().reason(), "credentials_dir_in_image");
+  o.base.agent_socket = "/var/agent.sock";
+  EXPECT_TRUE(Convert(o).ok());
 }
 
 }  // namespace

@@ -165,4 +165,26 @@ expect_eq "credentials directory is 0700" 700 "$mode"
 runc --root "$RUNC_ROOT" kill r-clean TERM
 wait $cleanpid
 
+# --- POST /v1/refusal: bounded input, bounded rate ---
+post_refusal() {  # BODY -> answer body, a space, the HTTP status
+  curl -s -w ' %{http_code}' --unix-socket "$SOCK" -H 'Content-Type: application/json' -d "$1" http://agent/v1/refusal
+}
+bad_refusal() {  # WHAT BODY TEXT: 400 with TEXT in the error
+  local out
+  out=$(post_refusal "$2")
+  [[ $out == *" 400" ]] || fail "$1: expected HTTP 400, got: $out"
+  expect_contains "$1: 400" "$3" "$out"
+}
+bad_refusal "refusal with a code that is not snake_case" '{"code":"Bad-Code","message":"x"}' invalid_code
+bad_refusal "refusal with an oversized message" "{\"code\":\"x\",\"message\":\"$(head -c 301 /dev/zero | tr '\0' a)\"}" \
+  "'message'"
+bad_refusal "refusal with an unknown field" '{"code":"x","message":"x","extra":1}' unknown_field
+queued=0
+for _ in $(seq 1 40); do
+  [[ $(post_refusal '{"code":"flood","message":"x"}') == *'"queued":true'* ]] && queued=$((queued + 1))
+done
+# The bucket holds 30 (refilled at 30 a minute; the burst takes well under a second).
+[[ $queued -le 30 && $queued -ge 20 ]] || fail "40 refusals in a burst: $queued queued, expected 20..30"
+ok "a burst of 40 posted refusals: $queued queued, the rest only counted"
+
 echo "PASS rte_integrity_test ($E2E_PASSED checks)"
