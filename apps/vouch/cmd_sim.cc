@@ -13,6 +13,7 @@
 #include "crypto/keys.h"
 #include "base/encoding.h"
 #include "command_registry.h"
+#include "attest/sim_agent.h"
 #include "evidence/sgx_report.h"
 
 namespace vouch::cli {
@@ -33,6 +34,7 @@ struct QuoteArgs {
   int isvprodid = 0;
   int isvsvn = 0;
   bool debug = false;
+  bool agent = false;
   std::string out;
 };
 
@@ -94,6 +96,10 @@ void RunQuote(const QuoteArgs& a, const GlobalOptions& global) {
   auto rd = HexDecode(a.report_data);
   if (!rd.ok() || rd->size() > 64) throw CliError("--report-data must be at most 64 bytes of hex", 2);
   evidence::SgxReportBody body;
+  if (a.agent) {  // the shipped sim vouch-agent's identity; --mrenclave / --mrsigner still override
+    body.mr_enclave = attest::ShippedSimAgent().mrenclave;
+    body.mr_signer = attest::ShippedSimAgent().mrsigner;
+  }
   HexInto("--mrenclave", a.mrenclave, &body.mr_enclave);
   HexInto("--mrsigner", a.mrsigner, &body.mr_signer);
   if (a.isvprodid < 0 || a.isvprodid > 0xFFFF || a.isvsvn < 0 || a.isvsvn > 0xFFFF) {
@@ -138,6 +144,8 @@ void Register(CLI::App& root, GlobalOptions& global) {
   q->add_option("--isvprodid", quote->isvprodid, "ISV product id");
   q->add_option("--isvsvn", quote->isvsvn, "ISV security version");
   q->add_flag("--debug", quote->debug, "Set the DEBUG attribute");
+  q->add_flag("--agent", quote->agent,
+              "Quote as the shipped sim vouch-agent (its MRENCLAVE and MRSIGNER; docs/agent.md, \"Node identity\")");
   q->add_option("--out", quote->out, "Output file")->required();
   q->callback([quote, &global] { RunQuote(*quote, global); });
 

@@ -1,4 +1,4 @@
-// vouch zone create | list | get | update | ca | crl | join-token | join-tokens
+// vouch zone create | list | get | update | ca | crl | join-token | join-tokens | node-identity add|list|remove
 #include <iostream>
 
 #include "cmd_common.h"
@@ -73,6 +73,39 @@ const std::vector<client::Column> kJoinTokenColumns = {
     {"ID", "/id"}, {"ZONE", "/zone"}, {"USES_LEFT", "/uses_left"}, {"EXPIRES", "/expires_at"}, {"CREATED", "/created_at"},
 };
 
+const std::vector<client::Column> kNodeIdentityColumns = {
+    {"ID", "/id"},         {"PLATFORM", "/platform"},     {"STATUS", "/status"},          {"MRENCLAVE", "/rule/mrenclave"},
+    {"MRSIGNER", "/rule/mrsigner"}, {"MRTD", "/rule/mrtd"}, {"MEASUREMENT", "/rule/measurement"}, {"TASK", "/task_id"},
+};
+
+// `zone node-identity add`: the rule's fields; the server validates the combination.
+struct IdentityArgs {
+  std::string platform = "sgx";
+  std::string mrenclave, mrsigner, mrtd, measurement, host_data, note;
+  std::string rtmr[4];
+  int isvprodid = 0;
+  int min_isvsvn = 0;
+  CLI::Option* isvprodid_opt = nullptr;
+  CLI::Option* min_isvsvn_opt = nullptr;
+  std::string id;
+};
+
+json IdentityRule(const IdentityArgs& a) {
+  json rule = {{"platform", a.platform}};
+  auto put = [&rule](const char* key, const std::string& v) {
+    if (!v.empty()) rule[key] = v;
+  };
+  put("mrenclave", a.mrenclave);
+  put("mrsigner", a.mrsigner);
+  put("mrtd", a.mrtd);
+  for (int i = 0; i < 4; ++i) put(("rtmr" + std::to_string(i)).c_str(), a.rtmr[i]);
+  put("measurement", a.measurement);
+  put("host_data", a.host_data);
+  if (a.isvprodid_opt->count() > 0) rule["isvprodid"] = a.isvprodid;
+  if (a.min_isvsvn_opt->count() > 0) rule["min_isvsvn"] = a.min_isvsvn;
+  return rule;
+}
+
 struct ZoneArgs {
   std::string name;
   PolicyArgs create_policy;
@@ -84,6 +117,7 @@ struct ZoneArgs {
   CLI::Option* ttl_opt = nullptr;
   CLI::Option* uses_opt = nullptr;
   size_t limit = 0;
+  IdentityArgs identity;
 };
 
 void Register(CLI::App& root, GlobalOptions& global) {
@@ -174,6 +208,46 @@ void Register(CLI::App& root, GlobalOptions& global) {
   tokens->callback([&global, a] {
     Session s = Connect(global);
     PrintList(global, FetchList(s, ApiPath({"zones", a->name, "join-tokens"}), a->limit), kJoinTokenColumns);
+  });
+
+  // Node identities (docs/policy.md, "Node identity").
+  CLI::App* ni = zone->add_subcommand("node-identity", "The vouch-agent identities a zone accepts as nodes");
+  ni->require_subcommand(1);
+  CLI::App* ni_add = ni->add_subcommand("add", "Request an accepted agent identity; pending until its approval task "
+                                               "reaches the zone's quorum (admin)");
+  ni_add->add_option("name", a->name, "Zone name or id")->required();
+  IdentityArgs& id = a->identity;
+  ni_add->add_option("--platform", id.platform, "sgx (default), tdx or sev-snp")
+      ->check(CLI::IsMember({"sgx", "tdx", "sev-snp"}));
+  ni_add->add_option("--mrenclave", id.mrenclave, "SGX: exact MRENCLAVE (64 hex digits)");
+  ni_add->add_option("--mrsigner", id.mrsigner, "SGX: MRSIGNER (64 hex digits), with --isvprodid and --min-isvsvn");
+  id.isvprodid_opt = ni_add->add_option("--isvprodid", id.isvprodid, "SGX: ISVPRODID")->check(CLI::Range(0, 65535));
+  id.min_isvsvn_opt = ni_add->add_option("--min-isvsvn", id.min_isvsvn, "SGX: minimum ISVSVN")->check(CLI::Range(0, 65535));
+  ni_add->add_option("--mrtd", id.mrtd, "TDX: MRTD (96 hex digits)");
+  for (int i = 0; i < 4; ++i) {
+    ni_add->add_option("--rtmr" + std::to_string(i), id.rtmr[i], "TDX: RTMR" + std::to_string(i) + " (96 hex digits)");
+  }
+  ni_add->add_option("--measurement", id.measurement, "SEV-SNP: MEASUREMENT (96 hex digits)");
+  ni_add->add_option("--host-data", id.host_data, "SEV-SNP: HOST_DATA (64 hex digits)");
+  ni_add->add_option("--note", id.note, "What this identity is (e.g. agent version)");
+  ni_add->callback([&global, a] {
+    json body = {{"rule", IdentityRule(a->identity)}};
+    if (!a->identity.note.empty()) body["note"] = a->identity.note;
+    Session s = Connect(global);
+    PrintObject(global, Check(s.api->Post(ApiPath({"zones", a->name, "node-identities"}), body)));
+  });
+  CLI::App* ni_list = ni->add_subcommand("list", "List a zone's node identities (active, pending, denied)");
+  ni_list->add_option("name", a->name, "Zone name or id")->required();
+  ni_list->callback([&global, a] {
+    Session s = Connect(global);
+    PrintList(global, FetchList(s, ApiPath({"zones", a->name, "node-identities"}), 0), kNodeIdentityColumns);
+  });
+  CLI::App* ni_remove = ni->add_subcommand("remove", "Stop accepting an agent identity, at once; no quorum (admin)");
+  ni_remove->add_option("name", a->name, "Zone name or id")->required();
+  ni_remove->add_option("id", a->identity.id, "Node identity id (from list)")->required();
+  ni_remove->callback([&global, a] {
+    Session s = Connect(global);
+    PrintObject(global, Check(s.api->Delete(ApiPath({"zones", a->name, "node-identities", a->identity.id}))));
   });
 }
 
