@@ -25,7 +25,7 @@ void Register(CLI::App& root, GlobalOptions& global) {
 
   CLI::App* create = apikey->add_subcommand("create", "Create an API key with your role; prints the key alone");
   create->add_option("name", a->name, "Key name")->required();
-  a->expires_opt = create->add_option("--expires-in-days", a->expires_in_days, "Lifetime in days (default: no expiry)")
+  a->expires_opt = create->add_option("--expires-in-days", a->expires_in_days, "Lifetime in days (default 90, at most 365; revoked earlier when your password changes or you are disabled)")
                        ->check(CLI::PositiveNumber);
   create->callback([&global, a] {
     json body = {{"name", a->name}};
