@@ -205,6 +205,21 @@ async function zoneDetail(name) {
       ['Tolerated advisories', p.tolerated_advisories.join(', ') || 'none'], ['Certificate validity', p.cert_validity_hours + ' h'],
       ['Sim evidence', p.allow_sim ? 'accepted (insecure)' : 'refused'], ['Debug builds', p.allow_debug ? 'allowed' : 'refused']]));
   }
+  // Node identities (docs/policy.md, "Node identity"): which agent code may become a node here.
+  root.appendChild(h('h2', {}, 'Node identities'));
+  root.appendChild(h('p', {class: 'muted'}, 'The vouch-agent identities whose evidence may make a node in this zone (never debug). ' +
+    'Adding one is an approval task under the zone\'s quorum (vouch zone node-identity add).'));
+  const identityText = i => Object.entries(i.rule).filter(([k]) => k !== 'platform')
+    .map(([k, v]) => `${k} ${typeof v === 'string' && v.length > 16 ? v.slice(0, 16) + '…' : v}`).join(', ');
+  const identities = (await get(`/zones/${enc(z.name)}/node-identities`)).items;
+  root.appendChild(table(identities, [
+    {title: 'Platform', cell: i => i.platform},
+    {title: 'Identity', cell: i => h('code', {title: JSON.stringify(i.rule)}, identityText(i))},
+    {title: 'Status', cell: i => i.status === 'pending' && i.task_id ? h('span', {}, badge(i.status), ' ', link('#/tasks', 'approval task'))
+      : badge(i.status)},
+    {title: 'Note', cell: i => i.note ?? '—', class: 'hide-narrow'},
+    {title: 'Added', cell: i => h('span', {}, when(i.created_at), ' by ', i.created_by), class: 'hide-narrow'},
+  ], {label: 'Node identities', empty: 'No agent identity is accepted: no node can join this zone.'}));
   if (can('admin')) {
     root.appendChild(h('h2', {}, 'Join tokens'));
     const out = h('div', {});
@@ -351,6 +366,7 @@ async function decideButtons(task, after) {
 // approver of a build sees: its certificates will carry (some of) the approved names only.
 function namesCell(t) {
   if (t.kind === 'domain') return h('span', {}, 'requests ', h('code', {}, t.domain));
+  if (t.kind === 'node_identity') return '—';
   const approved = t.domains || [];
   const pending = t.pending_domains || [];
   return h('span', {class: 'names'}, approved.length ? approved.map((d, i) => [i ? ', ' : '', h('code', {}, d)]) : 'no approved names',
@@ -399,7 +415,7 @@ async function tasks() {
   root.appendChild(table(items, [
     {title: 'What', cell: t => t.build_id ? link('#/builds/' + enc(t.build_id), t.summary) : t.summary},
     {title: 'Kind', cell: t => t.kind, class: 'hide-narrow'},
-    {title: 'App', cell: t => link('#/apps/' + enc(t.app), t.app)},
+    {title: 'App', cell: t => t.app ? link('#/apps/' + enc(t.app), t.app) : link('#/zones/' + enc(t.zone), 'zone ' + t.zone)},
     {title: 'DNS names', cell: namesCell},
     {title: 'Status', cell: t => badge(t.status)},
     {title: 'Approvals', cell: approvalsCell},

@@ -225,7 +225,12 @@ Result<JoinGrant> GrantJoin(const JoinRequest& request, const JoinPolicy& policy
     approved.push_back(policy::MeasurementRule{r});
   }
   policy::Decision identity = policy::EvaluateIdentity(v, approved, zone, policy::kMeasurementNotAllowed);
-  if (!identity.accepted()) return identity.status;
+  if (!identity.accepted()) {
+    if (identity.status.reason() != policy::kMeasurementNotAllowed) return identity.status;
+    return Refuse("measurement " + v.measurements.value("mrenclave", std::string("?")) +
+                      " is not an approved vouchd build",
+                  identity.status.reason());
+  }
 
   VOUCH_ASSIGN_OR_RETURN(crypto::EvpPkeyPtr eph, crypto::GenerateP256());
   VOUCH_ASSIGN_OR_RETURN(grant.peer_public_key, crypto::EcPublicPointEncoded(eph.get()));

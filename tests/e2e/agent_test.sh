@@ -203,7 +203,8 @@ expect_contains "replayed join token refused" join_token_invalid "$(try_agent "$
 NONCE=$(curl -fsS --cacert "$D/service-ca.pem" -X POST "$URL/api/v1/nodes/nonce" | jq_get '["nonce"]')
 python3 -c "import sys,hashlib; print(hashlib.sha256(open(sys.argv[1],'rb').read()+bytes.fromhex(sys.argv[2])).hexdigest())" \
   "$E2E_TMP/k2.spki" "$NONCE" >"$E2E_TMP/rd"
-"$VOUCH" sim quote --sim "$D/sim" --report-data "$(cat "$E2E_TMP/rd")" --out "$E2E_TMP/q.bin" >/dev/null || fail "sim quote"
+"$VOUCH" sim quote --sim "$D/sim" --agent --report-data "$(cat "$E2E_TMP/rd")" --out "$E2E_TMP/q.bin" >/dev/null \
+  || fail "sim quote"  # --agent: as the shipped sim agent, the identity the zone accepts
 provision_body() {
   python3 -c "import json,base64,sys; print(json.dumps({'join_token':sys.argv[1],'nonce':sys.argv[2],'platform':'sgx',
 'public_key':base64.b64encode(open(sys.argv[3],'rb').read()).decode(),'evidence':base64.b64encode(open(sys.argv[4],'rb').read()).decode()}))" \

@@ -208,6 +208,11 @@ try {
   await zoneForm.getByRole('button', {name: 'Create zone'}).click();
   await admin.getByRole('heading', {name: 'Zone prod'}).waitFor();
   expect(cli(['zone', 'get', 'prod']).policy.approvals_required === 2, 'zone created in the browser (quorum 2, checked with the CLI)');
+  const identities = admin.getByRole('region', {name: 'Node identities'});
+  await identities.waitFor();
+  const identitiesText = await identities.textContent();
+  expect(identitiesText.includes('mrenclave c123733b4276bb58') && identitiesText.includes('active'),
+         'the zone page shows its node identities (a sim zone accepts the shipped sim agent)');
   await admin.getByRole('button', {name: 'Create join token'}).click();
   const token = (await admin.locator('#join-token').textContent()).trim();
   const command = await admin.locator('#agent-command').textContent();
