@@ -6,7 +6,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
+#include <chrono>
 #include <mutex>
+#include <optional>
+#include <string_view>
+#include <thread>
 #include <utility>
 
 namespace vouch::client {
@@ -88,6 +93,29 @@ constexpr std::chrono::milliseconds kMaxBackoff{30000};
 // A server answer that another equivalent server may not give: overloaded, draining, a gateway
 // error, a store it cannot reach. 501 (not implemented) would be the same everywhere.
 bool ServerSideFailure(long status) { return status >= 500 && status <= 599 && status != 501; }
+
+// Keeps the value of a Retry-After header line (CURLOPT_HEADERFUNCTION; `user` is a std::string).
+size_t HeaderCallback(char* data, size_t size, size_t nmemb, void* user) {
+  const size_t n = size * nmemb;
+  std::string_view line(data, n);
+  constexpr std::string_view kName = "retry-after:";
+  if (line.size() > kName.size() &&
+      std::equal(kName.begin(), kName.end(), line.begin(), [](char a, char b) { return a == std::tolower(static_cast<unsigned char>(b)); })) {
+    line.remove_prefix(kName.size());
+    while (!line.empty() && (line.front() == ' ' || line.front() == '\t')) line.remove_prefix(1);
+    while (!line.empty() && (line.back() == '\r' || line.back() == '\n' || line.back() == ' ')) line.remove_suffix(1);
+    static_cast<std::string*>(user)->assign(line.substr(0, 32));
+  }
+  return n;
+}
+
+// A Retry-After value in seconds (the delay form; an HTTP date or a malformed value: none).
+std::optional<std::chrono::seconds> RetryAfterSeconds(std::string_view v) {
+  if (v.empty() || v.size() > 6 || !std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return std::nullopt;
+  }
+  return std::chrono::seconds(std::stol(std::string(v)));
+}
 
 }  // namespace
 
@@ -215,6 +243,7 @@ Result<ApiClient::Response> ApiClient::Perform(std::string_view method, std::str
   std::string failures;
   Status last;
   const std::vector<size_t> order = options_.servers->Order();
+  std::chrono::seconds waited{0};  // Retry-After waits so far (ClientOptions::max_retry_after)
   for (size_t attempt = 0; attempt < order.size(); ++attempt) {
     const size_t index = order[attempt];
     const bool more = attempt + 1 < order.size();
@@ -253,6 +282,9 @@ Result<ApiClient::Response> ApiClient::Perform(std::string_view method, std::str
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &WriteCallback);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
+    std::string retry_after;
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, &HeaderCallback);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, &retry_after);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers.get());
     if (method == "GET") {
       curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
@@ -276,6 +308,15 @@ Result<ApiClient::Response> ApiClient::Perform(std::string_view method, std::str
       const char* ct = nullptr;
       if (curl_easy_getinfo(h, CURLINFO_CONTENT_TYPE, &ct) == CURLE_OK && ct != nullptr) {
         response.content_type = ct;
+      }
+      if (response.status == 429) {
+        const std::optional<std::chrono::seconds> wait = RetryAfterSeconds(retry_after);
+        if (wait && waited + *wait <= options_.max_retry_after) {
+          std::this_thread::sleep_for(*wait);
+          waited += *wait;
+          --attempt;  // the same server again (unsigned wrap-around is undone by ++attempt)
+          continue;
+        }
       }
       if (idempotent && more && ServerSideFailure(response.status)) {
         options_.servers->Failed(index);

@@ -73,6 +73,10 @@ struct ClientOptions {
   std::chrono::milliseconds connect_timeout{5000};
   std::chrono::milliseconds request_timeout{30000};
   size_t max_response_bytes = 64u << 20;  // larger responses fail with kResourceExhausted
+  // A 429 answer (the server's per-source rate limit: the request was refused unprocessed, so
+  // sending it again is safe even for a POST) is waited out and retried on the same server when
+  // its Retry-After fits in what is left of this budget per call; 0: 429s are returned at once.
+  std::chrono::seconds max_retry_after{10};
   std::string user_agent = "vouch/0.1";
 };
 

@@ -36,6 +36,7 @@ cert, key = sys.argv[1], sys.argv[2]
 client_ca = sys.argv[3] if len(sys.argv) > 3 else None
 
 ITEMS = [{"id": "item_%d" % i} for i in range(7)]
+LIMITED = {}
 
 class H(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -76,6 +77,22 @@ class H(BaseHTTPRequestHandler):
                 self.send(503, json.dumps({"error": {"code": "draining", "message": "shutting down"}}))
             else:
                 self.send(200, json.dumps({"method": self.command, "port": self.server.server_address[1]}))
+        elif u.path.startswith("/limited/"):
+            # /limited/<name>/<n>/<retry_after>: 429 rate_limited with Retry-After the first n
+            # times for that name, then 200.
+            _, _, name, n, ra = u.path.split("/")
+            seen = LIMITED.get(name, 0)
+            LIMITED[name] = seen + 1
+            if seen < int(n):
+                data = json.dumps({"error": {"code": "rate_limited", "message": "too many"}}).encode()
+                self.send_response(429)
+                self.send_header("Retry-After", ra)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+            else:
+                self.send(200, json.dumps({"method": self.command, "attempts": seen + 1}))
         elif u.path == "/plain503":
             self.send(503, "Service Unavailable\n", "text/plain")
         elif u.path == "/raw":
@@ -418,6 +435,31 @@ TEST_F(ApiClientTest, IdempotentRequestsFailOverOn5xxButPostsAreNeverResent) {
   auto c4 = ApiClient::Create(o);
   ASSERT_TRUE(c4.ok());
   EXPECT_EQ((*c4)->current_base_url(), server_->url());
+}
+
+TEST_F(ApiClientTest, RateLimitedRequestsWaitRetryAfterAndTryAgain) {
+  ASSERT_GT(server_->port(), 0);
+  auto c = MakeClient({server_->url()});
+  ASSERT_NE(c, nullptr);
+  // A 429 means the request was refused unprocessed: even a POST is sent again after Retry-After.
+  auto start = std::chrono::steady_clock::now();
+  auto r = c->Post("/limited/a/2/1", {{"x", 1}});
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ((*r)["attempts"], 3);
+  EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::seconds(2));
+  // A Retry-After beyond the client's budget is returned at once as the error.
+  ClientOptions o;
+  o.base_urls = {server_->url()};
+  o.ca_file = CaFile();
+  o.max_retry_after = std::chrono::seconds(5);
+  auto c2 = ApiClient::Create(o);
+  ASSERT_TRUE(c2.ok());
+  start = std::chrono::steady_clock::now();
+  auto r2 = (*c2)->Get("/limited/b/1/30");
+  ASSERT_FALSE(r2.ok());
+  EXPECT_EQ(r2.status().reason(), "rate_limited");
+  EXPECT_EQ(r2.status().code(), StatusCode::kResourceExhausted);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
 }
 
 TEST(ServerSet, StickyWithFailedServersBackingOffToTheEnd) {
