@@ -97,8 +97,6 @@ size_t BoundedSemaphore::in_use() const {
   return used_;
 }
 
-
-
 size_t BoundedSemaphore::waiting() const {
   std::lock_guard lock(mu_);
   return waiting_;
