@@ -147,6 +147,28 @@ Result<ConvertResult> Convert(const ConvertOptions& o) {
                            "(not measured); the program must be a protected file",
                            "entrypoint_not_protected");
   }
+  // Search paths the program uses at run time (a script calling `ls`, the dynamic loader) must
+  // not lead into a read-write directory, where anything may appear first.
+  for (const std::string& kv : m.env) {
+    const std::string name = EnvName(kv);
+    if (name != "PATH" && name != "LD_LIBRARY_PATH") continue;
+    const std::string value = kv.substr(name.size() + 1);
+    size_t i = 0;
+    while (i <= value.size()) {
+      size_t j = value.find(':', i);
+      if (j == std::string::npos) j = value.size();
+      const std::string dir = value.substr(i, j - i);
+      i = j + 1;
+      if (dir.empty() || dir.front() != '/' || !manifest::IsProtected(dir, m.ro_dirs, m.rw_dirs)) {
+        return InvalidArgument(name + " entry \"" + dir + "\" is " +
+                                   (dir.empty() || dir.front() != '/' ? "not an absolute path"
+                                                                      : "in a read-write directory") +
+                                   ": files found there at run time would not be measured; remove it with --env " +
+                                   name + "=...",
+                               "search_path_not_protected");
+      }
+    }
+  }
   // Every entry of a protected tree is listed, directories included: vouch-rte refuses to start
   // when it finds anything else there (docs/convert.md "What is protected").
   for (const auto& [path, node] : fs.nodes()) {

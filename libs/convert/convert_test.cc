@@ -390,6 +390,13 @@ TEST_F(ConvertTest, RecordsTheResolvedProgramAndListsDirectories) {
   ASSERT_NE(manifest::FindEntry(*m, "/etc/empty"), nullptr);
   EXPECT_EQ(manifest::FindEntry(*m, "/etc/empty")->type, manifest::FileEntry::Type::kDir);
 
+  // A search path into a read-write directory: refused.
+  ConvertOptions tmp_path = Options(key->get());
+  tmp_path.env = {"PATH=/tmp/bin:/bin"};
+  EXPECT_EQ(Convert(tmp_path).status().reason(), "search_path_not_protected");
+  tmp_path.env = {"LD_LIBRARY_PATH=lib"};
+  EXPECT_EQ(Convert(tmp_path).status().reason(), "search_path_not_protected");
+
   // The program in a read-write directory is not measured: refused.
   ConvertOptions o = Options(key->get());
   o.base.rw_dirs.push_back("/bin");
