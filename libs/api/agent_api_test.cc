@@ -645,6 +645,14 @@ TEST_F(AgentApiTest, NodeNoncesAreStatelessSingleUseAndExpire) {
   Node n = Provision();
   EXPECT_EQ(CountRows("node_nonces"), 1);  // consumed: recorded until it expires
   auto key = crypto::GenerateP256();
+  // Replayed, also when spelled in upper case (the same bytes).
+  std::string once = Nonce();
+  ASSERT_EQ(Call("POST", "/api/v1/nodes", ProvisionBody(*sim_, key->get(), JoinToken("dev"), once).dump()).status, 201u);
+  std::string upper = once;
+  for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  Response replay = Call("POST", "/api/v1/nodes", ProvisionBody(*sim_, key->get(), JoinToken("dev"), upper).dump());
+  EXPECT_EQ(replay.status, 403u);
+  EXPECT_EQ(Code(replay), "nonce_invalid") << replay.body;
   // Forged: a flipped bit of a real one.
   std::string forged = Nonce();
   forged[40] = forged[40] == '0' ? '1' : '0';

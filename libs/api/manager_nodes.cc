@@ -185,7 +185,7 @@ Result<json> Manager::EnrollNode(const Principal* node, const NodeEnrollment& e)
     VOUCH_RETURN_IF_ERROR(tx.Exec("DELETE FROM node_nonces WHERE expires_at <= ?", {now}).status());
     VOUCH_ASSIGN_OR_RETURN(consumed, tx.Exec("INSERT INTO node_nonces (nonce_hash, created_at, expires_at) VALUES (?, ?, ?) "
                                              "ON CONFLICT (nonce_hash) DO NOTHING",
-                                             {HashToken(e.nonce_hex), now, *issued + options_.nonce_ttl.count() + 6}));
+                                             {HashToken(HexEncode(*nonce)), now, *issued + options_.nonce_ttl.count() + 6}));
     return Status::Ok();
   }));
   if (consumed != 1) return refuse(Refuse("nonce_invalid", "the nonce is unknown, expired or already used"));
