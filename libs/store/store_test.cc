@@ -14,6 +14,7 @@
 #include "pgtest/test_postgres.h"
 #include "store/audit.h"
 #include "store/database.h"
+#include "store/migrations.h"
 #include "store/postgres_sql.h"
 
 namespace vouch::store {
@@ -493,6 +494,84 @@ TEST(OpenDatabase, RejectsUnknownBackendsClearly) {
   EXPECT_EQ(OpenDatabase("postgres://[bad").status().code(), StatusCode::kInvalidArgument);
   EXPECT_FALSE(OpenDatabase("").ok());
   EXPECT_FALSE(OpenDatabase("/nonexistent-dir/x/y.db").ok());
+}
+
+// Migration 3 (issue 13) on a store with data, as an upgrade meets it: tasks are rebuilt (a new
+// kind, app_id optional) keeping their approvals and the approvals' foreign key; zones that
+// allow sim get the shipped sim agent's node identity, other zones none.
+TEST_P(StoreTest, MigrationThreeUpgradesTasksAndSeedsSimZones) {
+  std::unique_ptr<Database> old;
+  if (postgres()) {
+    auto url = pg_->CreateDatabase("m3upgrade_" + std::to_string(getpid()));
+    ASSERT_TRUE(url.ok()) << url.status().ToString();
+    auto db = OpenDatabase(*url);
+    ASSERT_TRUE(db.ok()) << db.status().ToString();
+    old = std::move(*db);
+  } else {
+    auto db = OpenDatabase("sqlite:" + (dir_ / "old.db").string());
+    ASSERT_TRUE(db.ok()) << db.status().ToString();
+    old = std::move(*db);
+  }
+  const auto& m = Migrations();
+  ASSERT_GE(m.size(), 3u);
+  Status st = old->Write([&](Transaction& tx) -> Status {
+    VOUCH_RETURN_IF_ERROR(tx.Exec("CREATE TABLE schema_version (version INTEGER NOT NULL)").status());
+    VOUCH_RETURN_IF_ERROR(tx.Exec("INSERT INTO schema_version (version) VALUES (2)").status());
+    for (size_t i = 0; i < 2; ++i) {
+      for (const std::string& stmt : m[i]) VOUCH_RETURN_IF_ERROR(tx.Exec(stmt).status());
+    }
+    const char* zone = "INSERT INTO zones (id, name, created_at, created_by, policy, ca_cert_pem, ca_key_sealed) "
+                       "VALUES (?, ?, 1, 'x', ?, 'pem', ?)";
+    VOUCH_RETURN_IF_ERROR(
+        tx.Exec(zone, {std::string("z1"), std::string("dev"), std::string(R"({"allow_debug":false,"allow_sim":true})"),
+                       Blob{1}})
+            .status());
+    VOUCH_RETURN_IF_ERROR(
+        tx.Exec(zone, {std::string("z2"), std::string("prod"), std::string(R"({"allow_debug":false,"allow_sim":false})"),
+                       Blob{1}})
+            .status());
+    VOUCH_RETURN_IF_ERROR(
+        tx.Exec("INSERT INTO apps (id, name, zone_id, domains, created_at, created_by) VALUES ('a1', 'web', 'z1', '[]', 1, 'x')")
+            .status());
+    VOUCH_RETURN_IF_ERROR(tx.Exec("INSERT INTO tasks (id, kind, status, zone_id, app_id, summary, approvals_required, "
+                                  "created_at, created_by) VALUES ('t1', 'build', 'pending', 'z1', 'a1', 's', 2, 1, 'x')")
+                              .status());
+    return tx.Exec("INSERT INTO task_approvals (task_id, user_name, at) VALUES ('t1', 'bob', 1)").status();
+  });
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  auto v = old->Migrate();
+  ASSERT_TRUE(v.ok()) << v.status().ToString();
+  EXPECT_EQ(*v, static_cast<int>(m.size()));
+  st = old->Read([&](Transaction& tx) -> Status {
+    VOUCH_ASSIGN_OR_RETURN(Rows a, tx.Query("SELECT task_id, user_name FROM task_approvals"));
+    EXPECT_EQ(a.size(), 1u);
+    VOUCH_ASSIGN_OR_RETURN(Rows t, tx.Query("SELECT kind, app_id FROM tasks WHERE id = 't1'"));
+    EXPECT_EQ(t.size(), 1u);
+    VOUCH_ASSIGN_OR_RETURN(Rows ids, tx.Query("SELECT zone_id, platform, status, rule FROM node_identities"));
+    EXPECT_EQ(ids.size(), 1u);
+    if (ids.size() == 1) {
+      EXPECT_EQ(ids[0].Str("zone_id"), "z1");
+      EXPECT_EQ(ids[0].Str("status"), "active");
+      EXPECT_NE(ids[0].Str("rule").find("\"mrenclave\""), std::string::npos);
+    }
+    return Status::Ok();
+  });
+  EXPECT_TRUE(st.ok()) << st.ToString();
+  // The new kind without an app; approvals still need their task.
+  EXPECT_TRUE(old->Write([](Transaction& tx) -> Status {
+                   return tx.Exec("INSERT INTO tasks (id, kind, status, zone_id, summary, approvals_required, created_at, "
+                                  "created_by, node_identity_id) VALUES ('t2', 'node_identity', 'pending', 'z2', 's', 1, 1, "
+                                  "'x', 'nid_1')")
+                       .status();
+                 }).ok());
+  EXPECT_FALSE(old->Write([](Transaction& tx) -> Status {
+                    return tx.Exec("INSERT INTO task_approvals (task_id, user_name, at) VALUES ('nope', 'bob', 1)").status();
+                  }).ok());
+  EXPECT_FALSE(old->Write([](Transaction& tx) -> Status {
+                    return tx.Exec("INSERT INTO tasks (id, kind, status, zone_id, summary, approvals_required, created_at, "
+                                   "created_by) VALUES ('t3', 'other', 'pending', 'z2', 's', 1, 1, 'x')")
+                        .status();
+                  }).ok());
 }
 
 }  // namespace
