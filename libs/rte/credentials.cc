@@ -17,13 +17,8 @@ namespace {
 
 constexpr char kTempPrefix[] = ".vouch-tmp-";
 
-std::string& RefusedPath() {
-  static std::string path;
-  return path;
-}
-
+// The refused path travels in the status message: "credentials path PATH: what; ...".
 Status Refuse(const std::string& path, const std::string& what) {
-  RefusedPath() = path;
   return FailedPrecondition("credentials path " + path + ": " + what + "; refusing to write the key there",
                             std::string(kCredentialsPathUnsafe));
 }
@@ -119,14 +114,24 @@ Status MakeFresh(int fd, const std::string& dir, const std::vector<std::string>&
 
 }  // namespace
 
-const std::string& CredentialStore::LastRefusedPath() { return RefusedPath(); }
-
 CredentialStore::~CredentialStore() {
   for (auto& [dir, fd] : dirs_) ::close(fd);
 }
 
 Result<std::unique_ptr<CredentialStore>> CredentialStore::Open(const manifest::CertificateRequest& request,
-                                                               const std::string& root) {
+                                                               const std::string& root, std::string* refused_path) {
+  auto result = OpenImpl(request, root);
+  if (!result.ok() && refused_path != nullptr) {
+    // "credentials path PATH: what"
+    const std::string& msg = result.status().message();
+    const size_t start = msg.find(' ', msg.find(' ') + 1) + 1;
+    *refused_path = msg.substr(start, msg.find(": ", start) - start);
+  }
+  return result;
+}
+
+Result<std::unique_ptr<CredentialStore>> CredentialStore::OpenImpl(const manifest::CertificateRequest& request,
+                                                                   const std::string& root) {
   std::unique_ptr<CredentialStore> store(new CredentialStore());
   int root_fd = ::open(root.empty() ? "/" : root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (root_fd < 0) return Refuse(root, std::string("cannot open the root (") + std::strerror(errno) + ")");

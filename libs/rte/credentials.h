@@ -26,9 +26,11 @@ inline constexpr std::string_view kCredentialsPathUnsafe = "credentials_path_uns
 
 class CredentialStore {
  public:
-  // `root`: where the image's files are ("/" in a container).
+  // `root`: where the image's files are ("/" in a container). On a refusal `refused_path`
+  // (optional) gets the path it names.
   static Result<std::unique_ptr<CredentialStore>> Open(const manifest::CertificateRequest& request,
-                                                       const std::string& root = "/");
+                                                       const std::string& root = "/",
+                                                       std::string* refused_path = nullptr);
   ~CredentialStore();
   CredentialStore(const CredentialStore&) = delete;
   CredentialStore& operator=(const CredentialStore&) = delete;
@@ -36,11 +38,10 @@ class CredentialStore {
   // `path` is one of the request's key, cert or CA paths.
   Status Write(const std::string& path, std::string_view data, unsigned mode);
 
-  // The path a refusal of Open named (for the report to the agent).
-  static const std::string& LastRefusedPath();
-
  private:
   CredentialStore() = default;
+  static Result<std::unique_ptr<CredentialStore>> OpenImpl(const manifest::CertificateRequest& request,
+                                                           const std::string& root);
   std::map<std::string, int> dirs_;  // absolute directory -> open descriptor
 };
 

@@ -242,9 +242,10 @@ TEST_F(RteTest, CredentialsDirectoryIsMadeFreshAndNeverFollowed) {
   }
   // A foreign file, a symlink at a credential name, a symlink at the directory or above it.
   ASSERT_TRUE(WriteFileAtomic(root_ + "/run/vouch/certs/ld.so.preload", "x", 0644).ok());
-  auto foreign = CredentialStore::Open(req, root_);
+  std::string refused;
+  auto foreign = CredentialStore::Open(req, root_, &refused);
   EXPECT_EQ(foreign.status().reason(), "credentials_path_unsafe");
-  EXPECT_EQ(CredentialStore::LastRefusedPath(), "/run/vouch/certs/ld.so.preload");
+  EXPECT_EQ(refused, "/run/vouch/certs/ld.so.preload");
   std::filesystem::remove(root_ + "/run/vouch/certs/ld.so.preload");
   ASSERT_TRUE(WriteFileAtomic(root_ + "/victim", "untouched", 0644).ok());
   ASSERT_EQ(::symlink((root_ + "/victim").c_str(), (root_ + "/run/vouch/certs/key.pem").c_str()), 0);

@@ -124,12 +124,11 @@ int Run(const RuntimeOptions& o) {
   // The credentials directories are made fresh before anything is written to them.
   std::unique_ptr<CredentialStore> store;
   if (verified.ok() && cert_req != nullptr) {
-    auto opened = CredentialStore::Open(*cert_req, o.root);
+    auto opened = CredentialStore::Open(*cert_req, o.root, &bad_path);
     if (opened.ok()) {
       store = std::move(*opened);
     } else {
       verified = opened.status();
-      bad_path = CredentialStore::LastRefusedPath();
     }
   }
   if (!verified.ok()) {
