@@ -141,7 +141,7 @@ cfssl_one() {
   echo "load average after cfssl: $(load)"
 }
 # Alternate, so that neither always runs first on a machine whose load drifts.
-for r in $(seq 1 "${ISSUE_ROUNDS:-1}"); do
+for _ in $(seq 1 "${ISSUE_ROUNDS:-1}"); do
   issue_one; cat "$W/vouch.out" >>"$W/vouch.all"
   if [[ $CFSSL == 1 ]]; then
     cfssl_one; cat "$W/cfssl.out" >>"$W/cfssl.all"

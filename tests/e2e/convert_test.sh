@@ -15,7 +15,7 @@ for tool in docker-registry umoci skopeo runc busybox; do
 done
 BUSYBOX=$(command -v busybox)
 file -L "$BUSYBOX" 2>/dev/null | grep -q 'statically linked' || BUSYBOX=/bin/busybox
-cd "$E2E_TMP"
+cd "$E2E_TMP" || fail "cd $E2E_TMP"
 export VOUCH_CONFIG=$E2E_TMP/cli/config.json
 RUNC_ROOT=$E2E_TMP/runc
 runc_cleanup() { for c in $(runc --root "$RUNC_ROOT" list -q 2>/dev/null); do runc --root "$RUNC_ROOT" delete -f "$c" >/dev/null 2>&1; done; }
@@ -259,8 +259,8 @@ if [[ -n "$VOUCHD" && -n "$AGENT" ]]; then
   conv=$("$VOUCH" convert --input oci:img-tls:v1 --output oci:tls-out:v1 --runtime "$RTE" --app tls \
          --cert-dns tls.example.com --heartbeat-interval 1 -o json) || fail "convert the openssl image"
   TLS_BUILD=$(jq_get '["build_id"]' <<<"$conv")
-  conv2=$("$VOUCH" convert --input oci:img-tls:v1 --output oci:tls-pending:v1 --runtime "$RTE" --app tls \
-          --cert-dns tls.example.com --isvsvn 9 -o json) || fail "convert the pending build"
+  "$VOUCH" convert --input oci:img-tls:v1 --output oci:tls-pending:v1 --runtime "$RTE" --app tls \
+    --cert-dns tls.example.com --isvsvn 9 -o json >/dev/null || fail "convert the pending build"
 
   runc_bundle() {  # IMAGE DIR: unpack, agent socket bind-mounted, host network
     bundle "$1" "$2"

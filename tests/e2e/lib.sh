@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared helpers for the e2e shell tests. Each check prints one line; the test fails at the first
 # failed check with a message saying what was expected and what was seen.
 set -uo pipefail

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # A throwaway PostgreSQL server for e2e tests (source after lib.sh): loopback, random port, a
 # temporary directory, run as an unprivileged user ('postgres', else 'nobody', when root).
 # start_postgres sets PG_URL (postgres://vouch@127.0.0.1:PORT/vouch), PG_PORT; stop_postgres /
@@ -30,7 +31,7 @@ start_postgres() {
   PG_PORT=$(free_port)
   pg_start_server || fail "PostgreSQL did not start: $(tail -5 "$PG_DIR/log")"
   pg_run "$PG_BIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U vouch vouch || fail "createdb"
-  PG_URL="postgres://vouch@127.0.0.1:$PG_PORT/vouch"
+  export PG_URL="postgres://vouch@127.0.0.1:$PG_PORT/vouch"  # for the sourcing test
 }
 pg_start_server() {
   pg_run "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/log" -w -t 30 \

@@ -17,7 +17,7 @@ for tool in docker-registry umoci skopeo htpasswd openssl busybox; do
 done
 BUSYBOX=$(command -v busybox)
 file -L "$BUSYBOX" 2>/dev/null | grep -q 'statically linked' || BUSYBOX=/bin/busybox
-cd "$E2E_TMP"
+cd "$E2E_TMP" || fail "cd $E2E_TMP"
 export VOUCH_CONFIG=$E2E_TMP/cli/config.json
 unset DOCKER_CONFIG
 export HOME=$E2E_TMP/home
