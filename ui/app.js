@@ -1,38 +1,12 @@
-// vouch console: session, navigation and the hash router. Views live in views.js.
+// vouch console: sign-in, navigation and the hash router (the entry point). Views live in views.js;
+// the state both share in shell.js.
 import {api, setCsrf, onSessionLost, ApiError} from './api.js';
 import {h, clear} from './dom.js';
 import {routes} from './views.js';
-
-const kRank = {viewer: 0, member: 1, approver: 2, admin: 3};
-export const session = {user: null, role: null};
-
-// What the signed-in role may do; mirrors the server's Authorize() (which refuses anyway).
-export function can(perm) {
-  const r = session.role;
-  switch (perm) {
-    case 'write': return r === 'member' || r === 'admin';
-    case 'approve': return r === 'approver' || r === 'admin';
-    case 'admin': return r === 'admin';
-    default: return kRank[r] !== undefined;
-  }
-}
+import {session, can, say, nextGeneration, currentGeneration, setRenderer} from './shell.js';
 
 const main = () => document.getElementById('main');
-let refreshTimer = null;
-let generation = 0;
 let lastHash = null;
-
-export function say(text) { document.getElementById('status').textContent = text || ''; }
-
-// Runs `fn` every `ms` while the current view is shown (live refresh).
-export function every(ms, fn) {
-  const mine = generation;
-  clearInterval(refreshTimer);
-  refreshTimer = setInterval(() => {
-    if (mine !== generation) return clearInterval(refreshTimer);
-    if (document.visibilityState === 'visible') fn();
-  }, ms);
-}
 
 function showShell(signedIn) {
   document.getElementById('nav').hidden = !signedIn;
@@ -44,8 +18,7 @@ function showShell(signedIn) {
 }
 
 function showLogin(message, isError) {
-  generation++;
-  clearInterval(refreshTimer);
+  nextGeneration();
   session.user = session.role = null;
   setCsrf(null);
   showShell(false);
@@ -87,10 +60,9 @@ async function logout() {
   showLogin('You have signed out.', false);
 }
 
-export async function render() {
+async function render() {
   if (!session.user) return;
-  generation++;
-  clearInterval(refreshTimer);
+  nextGeneration();
   const hash = (location.hash.replace(/^#/, '') || '/').split('?')[0];
   const parts = hash.split('/').filter(Boolean).map(decodeURIComponent);
   const key = parts[0] || '';
@@ -102,24 +74,20 @@ export async function render() {
     if (target === key) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');
   }
   const container = clear(main());
-  const mine = generation;
+  const mine = currentGeneration();
   try {
     const node = await view(parts.slice(1));
-    if (mine !== generation) return;
+    if (mine !== currentGeneration()) return;
     container.appendChild(node);
     const heading = container.querySelector('h1');
     if (heading) document.title = heading.textContent + ' · vouch';
   } catch (e) {
-    if (mine !== generation || (e instanceof ApiError && e.status === 401)) return;
+    if (mine !== currentGeneration() || (e instanceof ApiError && e.status === 401)) return;
     container.appendChild(h('section', {}, h('h1', {}, 'Error'), h('p', {class: 'error', role: 'alert'}, e.message)));
   }
 }
 
-// Re-renders the current view (after an action), keeping scroll position.
-export function rerender() {
-  const y = window.scrollY;
-  return render().then(() => window.scrollTo(0, y));
-}
+setRenderer(render);
 
 onSessionLost(() => {
   if (session.user) showLogin('Your session has expired or was ended. Sign in again.', true);

@@ -2,7 +2,7 @@
 // Mutating controls are only built when can(...) says the role may use them.
 import {api, get, post, page, all, enc} from './api.js';
 import {h, clear, table, props, badge, when, ago, short, link, copyButton, ask, field} from './dom.js';
-import {can, every, rerender, say, session} from './app.js';
+import {can, every, rerender, say, session} from './shell.js';
 
 // Names as the API accepts them (the pattern attribute is compiled with the v flag: escape '-').
 const kNamePattern = '[a-z0-9][a-z0-9\\-]{0,62}';
