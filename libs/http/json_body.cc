@@ -74,6 +74,9 @@ Result<JsonBody> JsonBody::Parse(std::string_view body) {
   if (body.find_first_not_of(" \t\r\n") == std::string_view::npos) {
     return InvalidArgument("request body is empty; expected a JSON object", "invalid_json");
   }
+  if (body.size() > kMaxBodyBytes) {
+    return ResourceExhausted(fmt::format("request body exceeds {} bytes", kMaxBodyBytes), "body_too_large");
+  }
   if (!DepthWithinLimit(body)) {
     return InvalidArgument(fmt::format("JSON nested deeper than {} levels", kMaxDepth),
                            "invalid_json");

@@ -17,6 +17,8 @@ namespace vouch::http {
 // same way (docs/api.md): every error maps to 400 (InvalidArgument; OutOfRange for
 // out_of_range) with reason
 //   invalid_json   the body is not JSON, or not a JSON object, or nested deeper than 64 levels
+//                  (checked before parsing: 1 MiB of "[[[[..." costs a scan, no parser state)
+//   body_too_large the body exceeds kMaxBodyBytes (ResourceExhausted: 413)
 //   missing_field  a required key is absent (or null)
 //   invalid_type   a key has the wrong JSON type
 //   out_of_range   a number or array/string length is outside the allowed range
@@ -33,6 +35,9 @@ class JsonBody {
   static constexpr int64_t kMinInt = std::numeric_limits<int64_t>::min();
   static constexpr int64_t kMaxInt = std::numeric_limits<int64_t>::max();
   static constexpr size_t kNoLimit = std::numeric_limits<size_t>::max();
+  // Larger bodies are refused before parsing (413 body_too_large), whatever the server allows;
+  // the server's own limit (ServerOptions::max_body_bytes) is the same by default.
+  static constexpr size_t kMaxBodyBytes = 1 << 20;
 
   static Result<JsonBody> Parse(std::string_view body);
   // Wraps an already parsed value (e.g. a nested object); fails unless it is an object.

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+
 namespace vouch::http {
 namespace {
 
@@ -32,6 +34,28 @@ TEST(JsonBody, RejectsInvalidUtf8) {
 TEST(JsonBody, RejectsDeepNesting) {
   std::string deep = "{\"a\":" + std::string(100, '[') + std::string(100, ']') + "}";
   EXPECT_EQ(JsonBody::Parse(deep).status().reason(), "invalid_json");
+  // A megabyte of nesting, unclosed or closed, objects or arrays: refused, quickly, without a crash.
+  for (const std::string& hostile : {std::string(1 << 20, '['), std::string(1 << 19, '[') + std::string(1 << 19, ']'),
+                                     "{\"a\":" + [] {
+                                       std::string s;
+                                       for (int i = 0; i < 100000; ++i) s += "{\"a\":";
+                                       return s;
+                                     }()}) {
+    auto start = std::chrono::steady_clock::now();
+    EXPECT_EQ(JsonBody::Parse(hostile).status().reason(), "invalid_json");
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(1));
+  }
+  // Exactly 64 levels are fine; 65 are not.
+  std::string ok64 = std::string(1, '{') + "\"a\":" + std::string(63, '[') + std::string(63, ']') + "}";
+  EXPECT_TRUE(JsonBody::Parse(ok64).ok()) << JsonBody::Parse(ok64).status().ToString();
+  std::string deep65 = std::string(1, '{') + "\"a\":" + std::string(64, '[') + std::string(64, ']') + "}";
+  EXPECT_EQ(JsonBody::Parse(deep65).status().reason(), "invalid_json");
+  // Brackets inside strings do not count.
+  EXPECT_TRUE(JsonBody::Parse("{\"a\":\"" + std::string(1000, '[') + "\"}").ok());
+  // Over 1 MiB: refused before any parsing, whatever the server's limit.
+  std::string big = "{\"a\":\"" + std::string(1 << 20, 'x') + "\"}";
+  EXPECT_EQ(JsonBody::Parse(big).status().reason(), "body_too_large");
+  EXPECT_EQ(JsonBody::Parse(big).status().code(), StatusCode::kResourceExhausted);
   // Brackets inside strings do not count.
   std::string shallow = "{\"a\":\"" + std::string(100, '[') + "\"}";
   EXPECT_TRUE(JsonBody::Parse(shallow).ok());
