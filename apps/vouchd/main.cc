@@ -81,24 +81,26 @@ void EnableClusterJoin(vouch::api::Manager& manager, const std::string& data_dir
 }
 
 // The open-file limit: each connection is a descriptor, so raise the soft limit to the hard one
-// (1024 by default on many systems, far below max_connections). Logged either way.
-void RaiseFileLimit() {
+// (1024 by default on many systems, far below max_connections). Logged either way. Returns the
+// soft limit in force (0: unknown or unlimited).
+rlim_t RaiseFileLimit() {
   rlimit lim{};
   if (getrlimit(RLIMIT_NOFILE, &lim) != 0) {
     spdlog::warn("getrlimit(RLIMIT_NOFILE) failed: errno {}", errno);
-    return;
+    return 0;
   }
   if (lim.rlim_cur < lim.rlim_max) {
     rlim_t before = lim.rlim_cur;
     lim.rlim_cur = lim.rlim_max;
     if (setrlimit(RLIMIT_NOFILE, &lim) != 0) {
       spdlog::warn("raising the open-file limit from {} to {} failed: errno {}", before, lim.rlim_max, errno);
-      return;
+      return before;
     }
     spdlog::info("open-file limit raised from {} to {}", before, lim.rlim_max);
   } else {
     spdlog::info("open-file limit {}", lim.rlim_cur == RLIM_INFINITY ? std::string("unlimited") : std::to_string(lim.rlim_cur));
   }
+  return lim.rlim_cur == RLIM_INFINITY ? 0 : lim.rlim_cur;
 }
 
 // Limits on anonymous callers (docs/design.md, "Authentication and roles"). Command-line flags
@@ -170,7 +172,7 @@ int RunServe(const std::string& data_dir, std::string listen, std::string store_
   sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
-  RaiseFileLimit();
+  const rlim_t file_limit = RaiseFileLimit();
 
   auto dir = vouch::api::OpenDataDir(data_dir);
   if (!dir.ok()) return Fail(dir.status().message());
@@ -231,6 +233,12 @@ int RunServe(const std::string& data_dir, std::string listen, std::string store_
   options.threads = threads != 0 ? threads : std::max<size_t>(64, 16 * std::max(1u, std::thread::hardware_concurrency()));
   options.client_ca_pem = *node_ca;
   options.max_connections_per_source = limits.max_connections_per_source;
+  // Connections beyond what the descriptor limit allows would fail at accept (EMFILE) and starve
+  // the store and files of descriptors: keep 256 for those.
+  if (file_limit != 0 && file_limit < options.max_connections + 256) {
+    options.max_connections = file_limit > 512 ? static_cast<size_t>(file_limit - 256) : 256;
+    spdlog::warn("open-file limit {}: at most {} connections", file_limit, options.max_connections);
+  }
   vouch::api::RouterOptions router_options;
   router_options.unauth_rate_per_second = limits.unauth_rate;
   router_options.unauth_burst = limits.unauth_burst;
