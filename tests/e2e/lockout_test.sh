@@ -125,7 +125,15 @@ ok "  in $rows audit rows"
 
 # ---- audit verify fails once the newest row (the chain head) is gone
 q "DELETE FROM audit WHERE seq = (SELECT MAX(seq) FROM audit)"
+# (and joining enabled through config.json this time)
+python3 - "$D/config.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1])); c.setdefault("cluster", {})["allow_join"] = True
+json.dump(c, open(sys.argv[1], "w"), indent=2)
+PY
 start
+expect_eq "config.json cluster.allow_join enables the cluster nonce" 200 \
+  "$(client once --source 127.0.0.11 --path /api/v1/cluster/nonce --body '{}' | get 'd["status"]')"
 if "$VOUCH" audit verify >"$E2E_TMP/verify.out" 2>&1; then fail "audit verify passed with the head row deleted"; fi
 expect_contains "audit verify names the missing head" "missing" "$(cat "$E2E_TMP/verify.out")"
 alive || fail "vouchd died"
