@@ -108,7 +108,7 @@ expect_eq "another source is served meanwhile" 200 "$(get 'd["other_source_statu
 alive || fail "vouchd died"
 
 # ---- aggregated audit of unauthenticated failures (written at shutdown at the latest)
-expect_eq "audit chain verifies" true "$("$VOUCH" audit verify -o json | jq_get '["ok"]' | tr 'A-Z' 'a-z')"
+expect_eq "audit chain verifies" true "$("$VOUCH" audit verify -o json | jq_get '["ok"]' | tr '[:upper:]' '[:lower:]')"
 stop
 q() { sqlite3 "$D/vouch.db" "$1"; }
 sum_count() {  # ACTOR ACTION OUTCOME
