@@ -578,7 +578,7 @@ async function apikeys() {
   const out = h('div', {});
   if (session.role) {
     const name = h('input', {name: 'name', required: true, pattern: kNamePattern});
-    const days = h('input', {name: 'expires_in_days', type: 'number', min: '1', max: '3650', placeholder: 'never'});
+    const days = h('input', {name: 'expires_in_days', type: 'number', min: '1', max: '365', placeholder: '90'});
     const form = h('form', {class: 'inline', 'aria-label': 'Create API key'}, field('Name', name), field('Expires in days', days),
       h('button', {type: 'submit'}, 'Create API key'));
     form.addEventListener('submit', async e => {
