@@ -114,10 +114,14 @@ TEST_F(AuthLimitsTest, UnauthenticatedRoutesAreRateLimitedPerSource) {
   EXPECT_EQ(Call("POST", "/api/v1/sys/auth", R"({"username":"admin","password":"x"})").status, 429u);
   EXPECT_EQ(Call("POST", "/api/v1/nodes", "{}").status, 429u);
   EXPECT_EQ(Call("POST", "/api/v1/cluster/join", "{}").status, 429u);
-  // Another source is not affected (IPv6 with its port stripped), nor are authenticated routes.
+  // Another source is not affected (IPv6 with its port stripped)...
   EXPECT_EQ(Call("POST", "/api/v1/nodes/nonce", "{}", "", "[2001:db8::7]:5000").status, 201u);
   EXPECT_EQ(Call("POST", "/api/v1/nodes/nonce", "{}", "", "[2001:db8::7]:5001").status, 201u);
-  EXPECT_EQ(metrics_.Value("vouch_unauth_rate_limited_total", {{"route", "/api/v1/nodes/nonce"}}), 1);
+  // ...but the addresses of one IPv6 /64 share a bucket.
+  EXPECT_EQ(Call("POST", "/api/v1/nodes/nonce", "{}", "", "[2001:db8::8]:5000").status, 201u);
+  EXPECT_EQ(Call("POST", "/api/v1/nodes/nonce", "{}", "", "[2001:db8::9]:5000").status, 429u);
+  EXPECT_EQ(Call("POST", "/api/v1/nodes/nonce", "{}", "", "[2001:db8:0:1::9]:5000").status, 201u);
+  EXPECT_EQ(metrics_.Value("vouch_unauth_rate_limited_total", {{"route", "/api/v1/nodes/nonce"}}), 2);
 }
 
 TEST_F(AuthLimitsTest, RateLimitDisabledWithZeroRate) {

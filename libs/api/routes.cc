@@ -153,7 +153,7 @@ http::Handler Unauthenticated(Manager& m, std::shared_ptr<http::RateLimiter> lim
                               http::Handler fn) {
   return [&m, limiter = std::move(limiter), metrics, fn = std::move(fn)](Request& req) -> Response {
     std::string source = http::SourceOf(req.remote_address);
-    auto d = limiter->Take(source);
+    auto d = limiter->Take(http::RateLimitKey(source));
     if (!d.allowed) {
       Status st = ResourceExhausted("too many requests from " + source + "; retry after " +
                                         std::to_string(d.retry_after.count()) + " s",

@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <iterator>
+
+#include <arpa/inet.h>
 
 namespace vouch::http {
 
@@ -15,6 +18,16 @@ std::string SourceOf(std::string_view remote) {
   // Exactly one colon: IPv4 "a.b.c.d:port". Several: a bare IPv6 address (kept whole).
   if (colon != std::string_view::npos && remote.find(':') == colon) return std::string(remote.substr(0, colon));
   return std::string(remote);
+}
+
+std::string RateLimitKey(std::string_view source) {
+  if (source.find(':') == std::string_view::npos) return std::string(source);
+  in6_addr a{};
+  if (inet_pton(AF_INET6, std::string(source).c_str(), &a) != 1) return std::string(source);
+  std::fill(std::begin(a.s6_addr) + 8, std::end(a.s6_addr), 0);
+  char text[INET6_ADDRSTRLEN] = {0};
+  if (inet_ntop(AF_INET6, &a, text, sizeof text) == nullptr) return std::string(source);
+  return std::string(text) + "/64";
 }
 
 RateLimiter::RateLimiter(Options options) : options_(options) {

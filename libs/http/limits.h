@@ -24,6 +24,10 @@ inline constexpr std::string_view kBusy = "busy";                 // 503 + Retry
 // The rate-limit key of a Request::remote_address: the IP address without the port
 // ("192.0.2.1:5000" -> "192.0.2.1", "[2001:db8::1]:443" -> "2001:db8::1"); "unix" stays "unix".
 std::string SourceOf(std::string_view remote_address);
+// The rate-limit bucket of a source: an IPv4 address as is, an IPv6 address by its /64 prefix
+// ("2001:db8:1:2::/64": one host usually holds a whole /64, so per-address buckets would not
+// limit it). Anything else (e.g. "unix") as is.
+std::string RateLimitKey(std::string_view source);
 
 // One token bucket per source: `burst` tokens, refilled at `rate_per_second`. Memory is bounded:
 // at most `max_sources` buckets; when full, the least recently used bucket is dropped (a dropped

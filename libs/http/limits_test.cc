@@ -20,6 +20,15 @@ TEST(SourceOf, StripsThePort) {
   EXPECT_EQ(SourceOf(""), "");
 }
 
+TEST(RateLimitKey, IPv6ByItsSlash64) {
+  EXPECT_EQ(RateLimitKey("192.0.2.1"), "192.0.2.1");
+  EXPECT_EQ(RateLimitKey("2001:db8:1:2:3:4:5:6"), "2001:db8:1:2::/64");
+  EXPECT_EQ(RateLimitKey("2001:db8:1:2::ffff"), RateLimitKey("2001:db8:1:2:aaaa::1"));
+  EXPECT_NE(RateLimitKey("2001:db8:1:2::1"), RateLimitKey("2001:db8:1:3::1"));
+  EXPECT_EQ(RateLimitKey("unix"), "unix");
+  EXPECT_EQ(RateLimitKey("not:an:address"), "not:an:address");
+}
+
 TEST(RateLimiter, BurstThenRefusedWithRetryAfterThenRefilled) {
   RateLimiter rl({.rate_per_second = 2, .burst = 5, .max_sources = 10});
   auto t0 = RateLimiter::Clock::now();
