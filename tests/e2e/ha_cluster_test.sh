@@ -34,18 +34,19 @@ UA=https://127.0.0.1:$PA; UB=https://127.0.0.1:$PB
 CA=$A/service-ca.pem
 # init --dev makes the sim vendor in DIR/sim (INTERFACES.md); make it here if this build does not.
 [[ -e "$A/sim/sim-secrets.json" ]] || "$VOUCH" sim init "$A/sim" >/dev/null || fail "sim init"
-serve() {  # serve DIR URL NAME [FLAGS...]: sets PID_<NAME>
+declare -A PID  # serve's instances by name
+serve() {  # serve DIR URL NAME [FLAGS...]: sets PID[NAME]
   "$VOUCHD" serve --data-dir "$1" "${@:4}" >>"$E2E_TMP/$3.log" 2>&1 &
   local pid=$!
   E2E_PIDS+=("$pid")
-  eval "PID_$3=$pid"
+  PID[$3]=$pid
   wait_healthy "$2" "$CA" "$pid" || { tail -20 "$E2E_TMP/$3.log"; fail "vouchd $3 did not become healthy"; }
 }
 # Joining is off unless asked for (also in --dev data directories): refused before the body is read.
 serve "$A" "$UA" a
 expect_contains "cluster join refused without --allow-cluster-join" '"code":"cluster_join_disabled"' \
   "$(curl -sS --cacert "$CA" -H 'Content-Type: application/json' -d '{}' "$UA/api/v1/cluster/nonce")"
-kill "$PID_a"; wait "$PID_a" 2>/dev/null || true
+kill "${PID[a]}"; wait "${PID[a]}" 2>/dev/null || true
 serve "$A" "$UA" a --allow-cluster-join
 expect_eq "instance A serves on PostgreSQL" "ready" "$(curl -fsS --cacert "$CA" "$UA/readyz")"
 
@@ -148,7 +149,7 @@ $LOAD --urls "$UA,$UB" --ca "$CA" --token "$TADM" --build "$BUILD" --csr "$E2E_T
   >"$E2E_TMP/load2.json" &
 LOADPID=$!
 sleep 2
-kill -9 "$PID_a"
+kill -9 "${PID[a]}"
 "$VOUCH" build list -o json >/dev/null || fail "the CLI did not fail over to B"
 ok "the CLI fails over to B while A is dead"
 wait $LOADPID || fail "load under kill -9"
@@ -178,7 +179,7 @@ sleep 2
 restart_postgres || fail "PostgreSQL restart"
 wait $LOADPID || fail "load under PostgreSQL restart"
 echo "# PostgreSQL restart under load: $(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); d.pop("serials"); print(json.dumps(d))' "$E2E_TMP/load3.json")"
-kill -0 "$PID_a" && kill -0 "$PID_b" || fail "an instance died when PostgreSQL restarted"
+kill -0 "${PID[a]}" && kill -0 "${PID[b]}" || fail "an instance died when PostgreSQL restarted"
 ok "both instances survived the PostgreSQL restart"
 expect_eq "A reconnected on its own" ready "$(curl -fsS --cacert "$CA" "$UA/readyz")"
 expect_eq "B reconnected on its own" ready "$(curl -fsS --cacert "$CA" "$UB/readyz")"
@@ -233,7 +234,7 @@ if [[ -n "$AGENT" ]]; then
   done
   sleep 2
   KILL_MS=$(date +%s%3N)
-  kill -9 "$PID_a"
+  kill -9 "${PID[a]}"
   sleep 3
   touch "$E2E_TMP/stop"
   for p in "${LOADERS[@]}"; do wait "$p"; done
@@ -248,7 +249,7 @@ if [[ -n "$AGENT" ]]; then
   echo "# agent failover: kill -9 of A -> first certificate through B after ${window} ms; certificates: $before before, $after after the kill, $failed requests failed for good"
   ok "the agent carried on through B ($after certificates after the kill, first after $window ms)"
   expect_eq "no workload certificate request failed for good" 0 "$failed"
-  queued() { ls "$AG/queue" | grep -cE '^[0-9]{20}$'; }
+  queued() { find "$AG/queue" -maxdepth 1 -regextype posix-extended -regex '.*/[0-9]{20}' 2>/dev/null | wc -l; }
   for _ in $(seq 1 200); do [[ $(queued) == 0 ]] && break; sleep 0.1; done
   expect_eq "the agent's queue drained through B" 0 "$(queued)"
   for w in 1 2 3; do
@@ -273,7 +274,7 @@ if [[ -n "$AGENT" ]]; then
 fi
 
 # ---- sim evidence where the cluster does not allow sim
-kill "$PID_b"; wait "$PID_b" 2>/dev/null
+kill "${PID[b]}"; wait "${PID[b]}" 2>/dev/null
 python3 - "$B/config.json" <<'PY'
 import json, sys
 c = json.load(open(sys.argv[1])); c["cluster"]["allow_sim"] = False
