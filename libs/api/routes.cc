@@ -240,7 +240,7 @@ http::Router BuildRouter(Manager& m, http::Metrics* metrics, const RouterOptions
   if (metrics != nullptr) {
     metrics->DeclareCounter("vouch_unauth_rate_limited_total",
                             "Requests to unauthenticated routes refused with 429 rate_limited, by route");
-    metrics->AddGaugeCallback("vouch_certificates_issued_total", "Certificates issued by this instance", {},
+    metrics->AddCounterCallback("vouch_certificates_issued_total", "Certificates issued by this instance", {},
                               [&m] { return static_cast<double>(m.GetStats().certificates_issued); });
     metrics->AddGaugeCallback("vouch_tasks_pending", "Approval tasks waiting for a decision", {},
                               [&m] { return static_cast<double>(m.GetStats().pending_tasks); });

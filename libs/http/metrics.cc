@@ -147,8 +147,18 @@ void Metrics::Observe(std::string_view name, const MetricLabels& labels, double 
 
 void Metrics::AddGaugeCallback(std::string_view name, std::string_view help, MetricLabels labels,
                                std::function<double()> callback) {
+  AddCallback(name, Type::kGauge, help, std::move(labels), std::move(callback));
+}
+
+void Metrics::AddCounterCallback(std::string_view name, std::string_view help, MetricLabels labels,
+                                 std::function<double()> callback) {
+  AddCallback(name, Type::kCounter, help, std::move(labels), std::move(callback));
+}
+
+void Metrics::AddCallback(std::string_view name, Type type, std::string_view help, MetricLabels labels,
+                          std::function<double()> callback) {
   std::lock_guard lock(mu_);
-  Family* f = GetFamily(name, Type::kGauge);
+  Family* f = GetFamily(name, type);
   if (f == nullptr || !callback) return;
   if (!help.empty()) f->help = help;
   f->callbacks.push_back({std::move(labels), std::move(callback)});

@@ -46,6 +46,10 @@ class Metrics {
   // The callback runs without the registry lock held, on the thread calling Render().
   void AddGaugeCallback(std::string_view name, std::string_view help, MetricLabels labels,
                         std::function<double()> callback);
+  // The same for a counter kept elsewhere (e.g. vouch_certificates_issued_total): the callback
+  // must return a value that never decreases during the process's life.
+  void AddCounterCallback(std::string_view name, std::string_view help, MetricLabels labels,
+                          std::function<double()> callback);
 
   // Current value of a counter or set gauge (0 if absent); for tests.
   double Value(std::string_view name, const MetricLabels& labels = {}) const;
@@ -77,6 +81,8 @@ class Metrics {
     std::vector<Callback> callbacks;
   };
   Family* GetFamily(std::string_view name, Type type);  // requires mu_
+  void AddCallback(std::string_view name, Type type, std::string_view help, MetricLabels labels,
+                   std::function<double()> callback);
 
   mutable std::mutex mu_;
   std::map<std::string, Family, std::less<>> families_;

@@ -59,6 +59,18 @@ TEST(Metrics, GaugesAndCallbacks) {
   EXPECT_NE(m.Render().find("vouch_tasks_pending 9\n"), std::string::npos);
 }
 
+TEST(Metrics, CounterCallbacksRenderAsCounters) {
+  Metrics m;
+  double issued = 4;
+  m.AddCounterCallback("vouch_certificates_issued_total", "Certificates issued", {}, [&issued] { return issued; });
+  EXPECT_NE(m.Render().find("# TYPE vouch_certificates_issued_total counter\nvouch_certificates_issued_total 4\n"),
+            std::string::npos)
+      << m.Render();
+  // A gauge callback under a counter's name is a type conflict: ignored, the counter stays.
+  m.AddGaugeCallback("vouch_certificates_issued_total", "", {}, [] { return -1.0; });
+  EXPECT_EQ(m.Render().find("-1"), std::string::npos);
+}
+
 TEST(Metrics, TypeConflictsAndBadNamesAreIgnored) {
   Metrics m;
   m.Increment("x_total");

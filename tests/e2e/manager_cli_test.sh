@@ -135,6 +135,13 @@ expect_eq "store unchanged by bad input" "$before" "$after"
 metrics=$(curl -fsS --cacert "$D/service-ca.pem" "$URL/metrics")
 expect_contains "metrics count requests by route" 'route="/api/v1/zones"' "$metrics"
 expect_contains "metrics expose pending tasks" "vouch_tasks_pending" "$metrics"
+# Prometheus' own linter: types, names, HELP, counters named *_total (Debian's prometheus package).
+if command -v promtool >/dev/null; then
+  lint=$(promtool check metrics <<<"$metrics" 2>&1) || fail "promtool check metrics: $lint"
+  expect_eq "promtool check metrics finds nothing to report" "" "$lint"
+else
+  fail "promtool is missing (scripts/setup installs the prometheus package)"
+fi
 
 # ---- audit chain
 expect_contains "audit verify passes" "ok" "$("$VOUCH" audit verify 2>&1)"
