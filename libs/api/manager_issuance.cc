@@ -7,6 +7,7 @@
 #include "crypto/digest.h"
 #include "evidence/sgx_report.h"
 #include "pki/ca.h"
+#include "pki/names.h"
 #include "policy/policy.h"
 #include "workload/wire.h"
 
@@ -90,24 +91,16 @@ Result<json> Manager::IssueForWorkload(const Principal& node, std::string_view c
     if (!workload.accepted()) return workload.status;
     const Row* b = &builds[chosen];
     d->build = *b;
-    json allowed = ParseJsonColumn(b->Str("domains"), json::array());
-    d->names = checked->dns_names;
-    if (d->names.empty()) {
-      for (const auto& a : allowed) d->names.push_back(a.get<std::string>());
+    std::vector<std::string> allowed;
+    for (const auto& a : ParseJsonColumn(b->Str("domains"), json::array())) {
+      if (a.is_string()) allowed.push_back(a.get<std::string>());
     }
+    d->names.clear();  // requested names are certified in lower case (pki/names.h)
+    for (const auto& nm : checked->dns_names) d->names.push_back(pki::LowerDnsName(nm));
+    if (d->names.empty()) d->names = allowed;
     for (const auto& nm : d->names) {
-      bool ok = false;
-      for (const auto& a : allowed) {
-        std::string dom = a.get<std::string>();
-        if (dom == nm) ok = true;
-        if (dom.rfind("*.", 0) == 0 && nm.size() > dom.size() - 1 &&
-            nm.compare(nm.size() - (dom.size() - 1), dom.size() - 1, dom.substr(1)) == 0 &&
-            nm.substr(0, nm.size() - (dom.size() - 1)).find('.') == std::string::npos) {
-          ok = true;
-        }
-      }
-      if (!ok) {
-        return Refuse("domain_not_allowed",
+      if (!pki::DomainAllowed(nm, allowed)) {
+        return Refuse(kDomainNotAllowed,
                       "'" + nm.substr(0, 100) + "' is not an allowed domain of app '" + b->Str("app_name") + "'");
       }
     }

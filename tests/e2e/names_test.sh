@@ -89,8 +89,10 @@ expect_eq "approved names are shown on the build task" '["*.svc.example.com", "w
   "$("$VOUCH" task get "$TASK" -o json | jq_get '["domains"]')"
 
 serial() { openssl x509 -in "$1/cert.pem" -noout -serial | cut -d= -f2; }
-wcert "$E2E_TMP/w1" a --dns web.example.com >/dev/null 2>"$E2E_TMP/err" || fail "w1: $(cat "$E2E_TMP/err")"
-ok "approved initial domain is certified"
+wcert "$E2E_TMP/w1" a --dns WEB.example.com >/dev/null 2>"$E2E_TMP/err" || fail "w1: $(cat "$E2E_TMP/err")"
+ok "approved initial domain is certified (requested in upper case)"
+expect_contains "names are certified in lower case" "DNS:web.example.com" \
+  "$(openssl x509 -in "$E2E_TMP/w1/cert.pem" -noout -ext subjectAltName)"
 wcert "$E2E_TMP/w2" a --dns a.svc.example.com >/dev/null 2>"$E2E_TMP/err" || fail "w2: $(cat "$E2E_TMP/err")"
 wcert "$E2E_TMP/w3" a --dns b.svc.example.com --dns web.example.com >/dev/null 2>"$E2E_TMP/err" || fail "w3: $(cat "$E2E_TMP/err")"
 wcert "$E2E_TMP/w4" d --debug --dns web.example.com >/dev/null 2>"$E2E_TMP/err" || fail "w4 (debug): $(cat "$E2E_TMP/err")"
