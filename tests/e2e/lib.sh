@@ -42,3 +42,33 @@ wait_agent_socket() {  # SOCKET LOGFILE
   done
   fail "the agent did not answer on $1 within 10 s: $(tail -5 "$2" 2>/dev/null)"
 }
+# Fails naming the first tool that is missing (scripts/setup installs them all).
+require_tools() {  # TOOL...
+  local t
+  for t in "$@"; do command -v "$t" >/dev/null || fail "$t is not installed (run scripts/setup)"; done
+}
+# A fresh `vouchd init --dev` manager in $E2E_TMP/manager on a free loopback port, served until
+# healthy (SERVE_FLAGS go to `vouchd serve`), and the CLI ($VOUCH, config $E2E_TMP/cli.json) signed
+# in as admin (password in $E2E_TMP/admin.pw). Needs VOUCHD and VOUCH; sets D, PORT, URL, CA and
+# VOUCHD_PID. Logs go to $E2E_TMP/vouchd.log.
+# shellcheck disable=SC2034  # the variables are the caller's
+start_dev_manager() {  # [SERVE_FLAGS...]
+  D=$E2E_TMP/manager
+  PORT=$(free_port)
+  URL=https://127.0.0.1:$PORT
+  CA=$D/service-ca.pem
+  export VOUCH_CONFIG=$E2E_TMP/cli.json
+  printf 'admin-password-123\n' >"$E2E_TMP/admin.pw"
+  "$VOUCHD" init --dev --data-dir "$D" --admin-user admin --admin-password-file "$E2E_TMP/admin.pw" \
+    --listen "127.0.0.1:$PORT" >/dev/null || fail "vouchd init --dev"
+  serve_manager "$@"
+  "$VOUCH" login --server "$URL" --ca-file "$CA" --user admin --password-file "$E2E_TMP/admin.pw" >/dev/null \
+    || fail "vouch login as admin"
+}
+# (Re)starts `vouchd serve` on start_dev_manager's data directory until healthy; sets VOUCHD_PID.
+serve_manager() {  # [SERVE_FLAGS...]
+  "$VOUCHD" serve --data-dir "$D" "$@" >>"$E2E_TMP/vouchd.log" 2>&1 &
+  VOUCHD_PID=$!
+  E2E_PIDS+=("$VOUCHD_PID")
+  wait_healthy "$URL" "$CA" "$VOUCHD_PID" || fail "vouchd did not become healthy: $(tail -20 "$E2E_TMP/vouchd.log")"
+}

@@ -8,22 +8,11 @@
 #   right serials in the zone CRL (openssl crl -text), which verifies under the zone CA.
 # Usage: names_test.sh VOUCHD VOUCH VOUCH_AGENT
 source "$(dirname "$0")/lib.sh"
+# shellcheck disable=SC2034  # start_dev_manager (lib.sh) runs it
 VOUCHD=$1
 VOUCH=$2
 AGENT=$3
-D=$E2E_TMP/manager
-PORT=$(free_port)
-URL=https://127.0.0.1:$PORT
-export VOUCH_CONFIG=$E2E_TMP/cli.json
-printf 'admin-password-123\n' >"$E2E_TMP/admin.pw"
-
-"$VOUCHD" init --dev --data-dir "$D" --admin-user admin --admin-password-file "$E2E_TMP/admin.pw" \
-  --listen "127.0.0.1:$PORT" >/dev/null || fail "vouchd init --dev"
-"$VOUCHD" serve --data-dir "$D" >>"$E2E_TMP/vouchd.log" 2>&1 &
-E2E_PIDS+=("$!")
-wait_healthy "$URL" "$D/service-ca.pem" "$!" || { tail -20 "$E2E_TMP/vouchd.log"; fail "vouchd did not become healthy"; }
-"$VOUCH" login --server "$URL" --ca-file "$D/service-ca.pem" --user admin --password-file "$E2E_TMP/admin.pw" >/dev/null \
-  || fail "login"
+start_dev_manager
 "$VOUCH" zone ca default >"$E2E_TMP/zone-ca.pem" || fail "zone ca"
 "$VOUCH" zone update default --allow-debug true >/dev/null || fail "zone update --allow-debug true"
 

@@ -13,28 +13,16 @@
 #   from the agent's own address.
 # Usage: node_identity_test.sh VOUCHD VOUCH VOUCH_AGENT
 source "$(dirname "$0")/lib.sh"
+# shellcheck disable=SC2034  # start_dev_manager (lib.sh) runs it
 VOUCHD=$1
 VOUCH=$2
 AGENT=$3
 ENROLL="python3 $(dirname "$0")/node_enroll.py"
-D=$E2E_TMP/manager
-PORT=$(free_port)
-URL=https://127.0.0.1:$PORT
-export VOUCH_CONFIG=$E2E_TMP/cli.json
-printf 'admin-password-123\n' >"$E2E_TMP/admin.pw"
 printf 'approver-password-123\n' >"$E2E_TMP/bob.pw"
-
-"$VOUCHD" init --dev --data-dir "$D" --admin-user admin --admin-password-file "$E2E_TMP/admin.pw" \
-  --listen "127.0.0.1:$PORT" >/dev/null || fail "vouchd init --dev"
 # The first nonce flood below is about state, not rate: vouchd runs without the per-source limit
 # of unauthenticated routes (--unauth-rate 0); the second one with the default limits.
-"$VOUCHD" serve --data-dir "$D" --unauth-rate 0 >>"$E2E_TMP/vouchd.log" 2>&1 &
-VOUCHD_PID=$!
-E2E_PIDS+=("$VOUCHD_PID")
-wait_healthy "$URL" "$D/service-ca.pem" "$!" || { tail -20 "$E2E_TMP/vouchd.log"; fail "vouchd did not become healthy"; }
-CA=$D/service-ca.pem
+start_dev_manager --unauth-rate 0
 SIM=$D/sim
-"$VOUCH" login --server "$URL" --ca-file "$CA" --user admin --password-file "$E2E_TMP/admin.pw" >/dev/null || fail "login"
 
 field() { python3 -c 'import json,sys; d=json.loads(sys.stdin.read()); print(eval("d"+sys.argv[1]))' "$1"; }
 # enroll NAME provision|renew [args...]: prints "STATUS CODE" (CODE: the error code, or "-")
@@ -131,9 +119,7 @@ expect_contains "a new vouch-agent provisions after the flood (within 10 s)" nod
 # 2. The same flood from the agent's own address with vouchd's default per-source limits: most
 # requests get 429 with Retry-After, and the agent (which waits as told) still provisions in time.
 kill "$VOUCHD_PID"; wait "$VOUCHD_PID" 2>/dev/null
-"$VOUCHD" serve --data-dir "$D" >>"$E2E_TMP/vouchd.log" 2>&1 &
-E2E_PIDS+=("$!")
-wait_healthy "$URL" "$CA" "$!" || { tail -20 "$E2E_TMP/vouchd.log"; fail "vouchd did not restart"; }
+serve_manager
 counts=$($ENROLL nonces "$URL" "$CA" 12000) || fail "nonce flood"
 echo "# 12,000 nonce requests, default limits: $counts (status: count)"
 expect_eq "default limits: every nonce request answered 201 or 429" 12000 \

@@ -12,31 +12,19 @@
 source "$(dirname "$0")/lib.sh"
 VOUCH=$1
 RTE=$2
+# shellcheck disable=SC2034  # start_dev_manager (lib.sh) runs it
 VOUCHD=$3
 AGENT=$4
-for tool in umoci runc busybox openssl; do
-  command -v "$tool" >/dev/null || fail "$tool is not installed (scripts/setup.d/convert.list)"
-done
+require_tools umoci runc busybox openssl
 BUSYBOX=$(command -v busybox)
 file -L "$BUSYBOX" 2>/dev/null | grep -q 'statically linked' || BUSYBOX=/bin/busybox
 cd "$E2E_TMP" || fail "cd $E2E_TMP"
-export VOUCH_CONFIG=$E2E_TMP/cli/config.json
 RUNC_ROOT=$E2E_TMP/runc
 runc_cleanup() { for c in $(runc --root "$RUNC_ROOT" list -q 2>/dev/null); do runc --root "$RUNC_ROOT" delete -f "$c" >/dev/null 2>&1; done; }
 trap 'runc_cleanup; e2e_cleanup' EXIT
 
 # --- manager and agent ---
-D=$E2E_TMP/manager
-MPORT=$(free_port)
-URL=https://127.0.0.1:$MPORT
-printf 'admin-password-123\n' > admin.pw
-"$VOUCHD" init --dev --data-dir "$D" --admin-user admin --admin-password-file admin.pw --listen "127.0.0.1:$MPORT" \
-  >/dev/null || fail "vouchd init"
-"$VOUCHD" serve --data-dir "$D" --heartbeat-interval 1 > vouchd.log 2>&1 &
-E2E_PIDS+=($!)
-wait_healthy "$URL" "$D/service-ca.pem" "${E2E_PIDS[-1]}" || fail "vouchd did not start: $(cat vouchd.log)"
-"$VOUCH" login --server "$URL" --ca-file "$D/service-ca.pem" --user admin --password-file admin.pw >/dev/null \
-  || fail "login"
+start_dev_manager --heartbeat-interval 1
 "$VOUCH" app create integ --zone default --domain integ.example.com >/dev/null || fail "app create"
 approve_domains "$VOUCH" integ
 "$VOUCH" zone ca default > zone-ca.pem || fail "zone ca default"
