@@ -16,35 +16,21 @@
 # - `vouch audit verify` fails once the newest audit row (the chain head) is deleted.
 # Usage: lockout_test.sh VOUCHD VOUCH
 source "$(dirname "$0")/lib.sh"
+# shellcheck disable=SC2034  # start_dev_manager (lib.sh) runs it
 VOUCHD=$1
 VOUCH=$2
 CLIENT=$(dirname "$0")/lockout_client.py
 OPENAPI=$(cd "$(dirname "$0")/../.." && pwd)/docs/api/openapi.json
 command -v sqlite3 >/dev/null || { echo "SKIP: sqlite3 is needed"; exit 77; }
-D=$E2E_TMP/manager
-PORT=$(free_port)
-URL=https://127.0.0.1:$PORT
-CA=$D/service-ca.pem
-export VOUCH_CONFIG=$E2E_TMP/cli.json
-printf 'admin-password-123\n' >"$E2E_TMP/admin.pw"
-"$VOUCHD" init --dev --data-dir "$D" --admin-user admin --admin-password-file "$E2E_TMP/admin.pw" \
-  --listen "127.0.0.1:$PORT" >/dev/null || fail "vouchd init --dev"
 # Small limits so that floods trip them quickly (the defaults are 10/s, burst 100, 1024).
 LIMITS=(--unauth-rate 5 --unauth-burst 10 --max-connections-per-source 40)
-start() {
-  "$VOUCHD" serve --data-dir "$D" "${LIMITS[@]}" >>"$E2E_TMP/vouchd.log" 2>&1 &
-  VPID=$!
-  E2E_PIDS+=("$VPID")
-  wait_healthy "$URL" "$CA" "$VPID" || { tail -20 "$E2E_TMP/vouchd.log"; fail "vouchd did not become healthy"; }
-}
-stop() { kill -TERM "$VPID"; wait "$VPID" 2>/dev/null || true; }
+stop() { kill -TERM "$VOUCHD_PID"; wait "$VOUCHD_PID" 2>/dev/null || true; }
 client() { python3 "$CLIENT" "$1" --port "$PORT" --ca "$CA" "${@:2}"; }
 get() { python3 -c 'import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1], {}, {"d": d}))' "$1"; }
-alive() { kill -0 "$VPID" 2>/dev/null && curl -fsS --cacert "$CA" "$URL/healthz" >/dev/null; }
-start
+alive() { kill -0 "$VOUCHD_PID" 2>/dev/null && curl -fsS --cacert "$CA" "$URL/healthz" >/dev/null; }
+start_dev_manager "${LIMITS[@]}"
 grep -q "open-file limit" "$E2E_TMP/vouchd.log" || fail "vouchd did not log its open-file limit"
 ok "vouchd logs its open-file limit ($(grep -o 'open-file limit.*' "$E2E_TMP/vouchd.log" | head -1))"
-"$VOUCH" login --server "$URL" --ca-file "$CA" --user admin --password-file "$E2E_TMP/admin.pw" >/dev/null || fail "login"
 TOKEN=$(jq_get '["token"]' <<<"$(client once --source 127.0.0.2 --path /api/v1/sys/auth \
   --body '{"username":"admin","password":"admin-password-123"}' | get 'd["body"]')") || fail "token"
 
@@ -70,7 +56,7 @@ expect_eq "another source logs in meanwhile" 200 \
   "$(client once --source 127.0.0.7 --path /api/v1/sys/auth --body '{"username":"admin","password":"admin-password-123"}' | get 'd["status"]')"
 
 # ---- login flood over 40 sources (past the per-source limit): peak RSS stays bounded
-rss_kib() { awk -v k="$1:" '$1 == k {print $2}' "/proc/$VPID/status"; }
+rss_kib() { awk -v k="$1:" '$1 == k {print $2}' "/proc/$VOUCHD_PID/status"; }
 BASE=$(rss_kib VmRSS)
 SLOTS=$(( $(nproc) > 2 ? $(nproc) : 2 ))
 BOUND=$(( BASE + (SLOTS + 2) * 32 * 1024 + 100 * 1024 ))
@@ -131,7 +117,7 @@ import json, sys
 c = json.load(open(sys.argv[1])); c.setdefault("cluster", {})["allow_join"] = True
 json.dump(c, open(sys.argv[1], "w"), indent=2)
 PY
-start
+serve_manager "${LIMITS[@]}"
 expect_eq "config.json cluster.allow_join enables the cluster nonce" 200 \
   "$(client once --source 127.0.0.11 --path /api/v1/cluster/nonce --body '{}' | get 'd["status"]')"
 if "$VOUCH" audit verify >"$E2E_TMP/verify.out" 2>&1; then fail "audit verify passed with the head row deleted"; fi
