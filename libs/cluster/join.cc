@@ -1,10 +1,5 @@
 #include "cluster/join.h"
 
-#include <openssl/core_names.h>
-#include <openssl/ec.h>
-#include <openssl/evp.h>
-#include <openssl/kdf.h>
-
 #include <algorithm>
 #include <fstream>
 
@@ -13,6 +8,7 @@
 #include "crypto/x509.h"
 #include "crypto/aead.h"
 #include "crypto/digest.h"
+#include "crypto/kdf.h"
 #include "crypto/keys.h"
 #include "crypto/timed_nonce.h"
 #include "evidence/sgx_report.h"
@@ -41,37 +37,12 @@ Status Refuse(std::string message, std::string reason) { return PermissionDenied
 Result<crypto::SecretBytes> WrapKey(EVP_PKEY* own, std::span<const uint8_t> peer_public,
                                     std::span<const uint8_t> joiner_public, std::span<const uint8_t> member_public,
                                     std::span<const uint8_t> report_data) {
-  if (peer_public.size() != kSec1P256Size || peer_public[0] != 0x04) {
-    return InvalidArgument("public key must be an uncompressed P-256 point (65 bytes)", "invalid_public_key");
-  }
-  VOUCH_ASSIGN_OR_RETURN(crypto::EvpPkeyPtr peer, crypto::EcPublicKeyFromRaw(peer_public.subspan(1), NID_X9_62_prime256v1));
-  crypto::EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new(own, nullptr));
-  size_t len = 0;
-  if (!ctx || EVP_PKEY_derive_init(ctx.get()) != 1 || EVP_PKEY_derive_set_peer(ctx.get(), peer.get()) != 1 ||
-      EVP_PKEY_derive(ctx.get(), nullptr, &len) != 1) {
-    return crypto::OpensslError("ECDH");
-  }
-  crypto::SecretBytes shared(len);
-  if (EVP_PKEY_derive(ctx.get(), shared.data(), &len) != 1) return crypto::OpensslError("ECDH");
-
+  VOUCH_ASSIGN_OR_RETURN(crypto::EvpPkeyPtr peer, crypto::P256PublicKeyFromEncoded(peer_public));
+  VOUCH_ASSIGN_OR_RETURN(crypto::SecretBytes shared, crypto::EcdhSharedSecret(own, peer.get()));
   std::vector<uint8_t> info(kWrapLabel.begin(), kWrapLabel.end());
   AppendLenPrefixed(info, joiner_public);
   AppendLenPrefixed(info, member_public);
-  crypto::EvpKdfPtr kdf(EVP_KDF_fetch(nullptr, "HKDF", nullptr));
-  crypto::EvpKdfCtxPtr kctx(kdf ? EVP_KDF_CTX_new(kdf.get()) : nullptr);
-  if (!kctx) return crypto::OpensslError("HKDF");
-  char digest[] = "SHA256";
-  OSSL_PARAM params[] = {
-      OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, digest, 0),
-      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, shared.data(), len),
-      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, const_cast<uint8_t*>(report_data.data()),
-                                        report_data.size()),
-      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, info.data(), info.size()),
-      OSSL_PARAM_construct_end(),
-  };
-  crypto::SecretBytes key(32);
-  if (EVP_KDF_derive(kctx.get(), key.data(), key.size(), params) != 1) return crypto::OpensslError("HKDF");
-  return key;
+  return crypto::HkdfSha256(shared.span(), report_data, info, 32);
 }
 
 Result<std::vector<uint8_t>> DecodeB64Field(const nlohmann::json& j, const char* name, size_t max) {

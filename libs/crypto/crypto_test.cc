@@ -107,4 +107,55 @@ TEST(X509, SamePemIsParsedOnceAndSharedByReference) {
 }
 
 }  // namespace
+TEST(Hkdf, MatchesRfc5869TestCaseOne) {
+  std::vector<uint8_t> ikm(22, 0x0b);
+  auto salt = HexDecode("000102030405060708090a0b0c").value();
+  auto info = HexDecode("f0f1f2f3f4f5f6f7f8f9").value();
+  auto okm = HkdfSha256(ikm, salt, info, 42);
+  ASSERT_TRUE(okm.ok()) << okm.status().ToString();
+  EXPECT_EQ(HexEncode(okm->span()),
+            "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865");
+}
+
+TEST(Hkdf, EmptySaltIsRfc5869TestCaseThreeAndLengthIsBounded) {
+  std::vector<uint8_t> ikm(22, 0x0b);
+  auto okm = HkdfSha256(ikm, {}, {}, 42);
+  ASSERT_TRUE(okm.ok()) << okm.status().ToString();
+  EXPECT_EQ(HexEncode(okm->span()),
+            "8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d9d201395faa4b61a96c8");
+  EXPECT_EQ(HkdfSha256(ikm, {}, {}, 0).status().reason(), "invalid_length");
+  EXPECT_EQ(HkdfSha256(ikm, {}, {}, 255 * 32 + 1).status().reason(), "invalid_length");
+  EXPECT_TRUE(HkdfSha256(ikm, {}, {}, 255 * 32).ok());
+}
+
+TEST(Ecdh, BothSidesAgreeAndOnlyOnTheSameCurve) {
+  auto a = GenerateP256().value();
+  auto b = GenerateP256().value();
+  auto a_pub = P256PublicKeyFromEncoded(EcPublicPointEncoded(a.get()).value()).value();
+  auto b_pub = P256PublicKeyFromEncoded(EcPublicPointEncoded(b.get()).value()).value();
+  auto ab = EcdhSharedSecret(a.get(), b_pub.get());
+  auto ba = EcdhSharedSecret(b.get(), a_pub.get());
+  ASSERT_TRUE(ab.ok() && ba.ok());
+  EXPECT_EQ(ab->size(), 32u);
+  EXPECT_EQ(HexEncode(ab->span()), HexEncode(ba->span()));
+  auto c = GenerateP256().value();
+  EXPECT_NE(HexEncode(EcdhSharedSecret(c.get(), b_pub.get())->span()), HexEncode(ab->span()));
+  auto p384 = GenerateKey(KeyType::kEcP384).value();
+  EXPECT_FALSE(EcdhSharedSecret(p384.get(), b_pub.get()).ok());
+}
+
+TEST(Ecdh, EncodedP256PointsAreCheckedBeforeUse) {
+  auto a = GenerateP256().value();
+  std::vector<uint8_t> point = EcPublicPointEncoded(a.get()).value();
+  ASSERT_EQ(point.size(), 65u);
+  EXPECT_TRUE(P256PublicKeyFromEncoded(point).ok());
+  std::vector<uint8_t> compressed = point;
+  compressed[0] = 0x02;
+  EXPECT_EQ(P256PublicKeyFromEncoded(compressed).status().reason(), "invalid_public_key");
+  EXPECT_EQ(P256PublicKeyFromEncoded(std::span(point).first(64)).status().reason(), "invalid_public_key");
+  std::vector<uint8_t> off_curve = point;
+  off_curve[64] ^= 1;
+  EXPECT_EQ(P256PublicKeyFromEncoded(off_curve).status().reason(), "invalid_public_key");
+}
+
 }  // namespace vouch::crypto

@@ -54,6 +54,32 @@ bool ParseNum(std::string_view s, T* out) {
 
 }  // namespace
 
+Result<SecretBytes> HkdfSha256(std::span<const uint8_t> key, std::span<const uint8_t> salt,
+                               std::span<const uint8_t> info, size_t length) {
+  if (length == 0 || length > 255 * 32) {
+    return InvalidArgument("HKDF-SHA256 output must be 1..8160 bytes, asked for " + std::to_string(length),
+                           "invalid_length");
+  }
+  EvpKdfPtr kdf(EVP_KDF_fetch(nullptr, "HKDF", nullptr));
+  EvpKdfCtxPtr ctx(kdf ? EVP_KDF_CTX_new(kdf.get()) : nullptr);
+  if (!ctx) return OpensslError("fetch HKDF");
+  char digest[] = "SHA256";
+  // OSSL_PARAM takes non-const pointers; the KDF only reads them. An empty salt is omitted
+  // (RFC 5869: a string of HashLen zeros is used instead).
+  std::vector<OSSL_PARAM> params = {
+      OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, digest, 0),
+      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, const_cast<uint8_t*>(key.data()), key.size()),
+      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, const_cast<uint8_t*>(info.data()), info.size())};
+  if (!salt.empty()) {
+    params.push_back(
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, const_cast<uint8_t*>(salt.data()), salt.size()));
+  }
+  params.push_back(OSSL_PARAM_construct_end());
+  SecretBytes out(length);
+  if (EVP_KDF_derive(ctx.get(), out.data(), out.size(), params.data()) != 1) return OpensslError("HKDF");
+  return out;
+}
+
 Result<std::string> HashPassword(std::string_view password, const ScryptParams& params) {
   std::vector<uint8_t> salt = RandomBytes(16);
   VOUCH_ASSIGN_OR_RETURN(SecretBytes hash, Scrypt(password, salt, params));

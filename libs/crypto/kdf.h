@@ -1,9 +1,12 @@
 #pragma once
 
+#include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 
 #include "base/result.h"
+#include "crypto/secret.h"
 
 namespace vouch::crypto {
 
@@ -12,6 +15,11 @@ struct ScryptParams {
   uint32_t r = 8;
   uint32_t p = 1;
 };
+
+// HKDF-SHA256 (RFC 5869), extract then expand: `length` bytes (1 .. 255 * 32) of key material
+// from the input keying material `key`, with `salt` (may be empty) and context `info`.
+Result<SecretBytes> HkdfSha256(std::span<const uint8_t> key, std::span<const uint8_t> salt,
+                               std::span<const uint8_t> info, size_t length);
 
 // Hashes a password with scrypt (memory-hard) and a random 16-byte salt. The result is
 // self-describing: "scrypt$<N>$<r>$<p>$<salt b64url>$<hash b64url>".

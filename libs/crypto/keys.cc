@@ -163,4 +163,27 @@ std::string DescribeKey(EVP_PKEY* key) {
   return "key type " + std::to_string(id);
 }
 
+Result<EvpPkeyPtr> P256PublicKeyFromEncoded(std::span<const uint8_t> point) {
+  if (point.size() != 65 || point[0] != 0x04) {
+    return InvalidArgument("public key must be an uncompressed P-256 point (65 bytes, 0x04 first), got " +
+                               std::to_string(point.size()) + " bytes",
+                           "invalid_public_key");
+  }
+  auto key = EcPublicKeyFromRaw(point.subspan(1), NID_X9_62_prime256v1);
+  if (!key.ok()) return InvalidArgument("public key is not a P-256 point: " + key.status().message(), "invalid_public_key");
+  return key;
+}
+
+Result<SecretBytes> EcdhSharedSecret(EVP_PKEY* own, EVP_PKEY* peer) {
+  EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new(own, nullptr));
+  size_t len = 0;
+  if (!ctx || EVP_PKEY_derive_init(ctx.get()) != 1 || EVP_PKEY_derive_set_peer(ctx.get(), peer) != 1 ||
+      EVP_PKEY_derive(ctx.get(), nullptr, &len) != 1) {
+    return OpensslError("ECDH");
+  }
+  SecretBytes shared(len);
+  if (EVP_PKEY_derive(ctx.get(), shared.data(), &len) != 1 || len != shared.size()) return OpensslError("ECDH");
+  return shared;
+}
+
 }  // namespace vouch::crypto

@@ -34,6 +34,14 @@ Result<EvpPkeyPtr> PublicKeyFromPem(std::string_view pem);
 // quotes) for Raw. `curve_nid` is NID_X9_62_prime256v1 or NID_secp384r1.
 Result<std::vector<uint8_t>> EcPublicPointEncoded(EVP_PKEY* key);
 Result<EvpPkeyPtr> EcPublicKeyFromRaw(std::span<const uint8_t> xy, int curve_nid);
+// A P-256 public key from its uncompressed SEC 1 encoding (0x04 || X || Y, 65 bytes); anything
+// else, or a point not on the curve, is InvalidArgument "invalid_public_key".
+Result<EvpPkeyPtr> P256PublicKeyFromEncoded(std::span<const uint8_t> point);
+
+// ECDH (SEC 1 section 3.3.1): the shared secret (the X coordinate) of `own`'s private key and
+// `peer`'s public key, which must be on the same curve. Feed it to a KDF (HkdfSha256), never use
+// it as a key directly.
+Result<SecretBytes> EcdhSharedSecret(EVP_PKEY* own, EVP_PKEY* peer);
 
 // A short description for logs and errors: "EC P-256", "RSA 3072".
 std::string DescribeKey(EVP_PKEY* key);
