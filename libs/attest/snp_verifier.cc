@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "attest/amd_roots.h"
+#include "attest/signed_by.h"
 #include "base/encoding.h"
 #include "crypto/keys.h"
 #include "crypto/signature.h"
@@ -230,14 +231,6 @@ Result<LeafFacts> ReadLeafFacts(X509* leaf) {
 bool IsSelfSigned(X509* c) {
   EVP_PKEY* key = X509_get0_pubkey(c);
   bool ok = key != nullptr && X509_verify(c, key) == 1;
-  crypto::DrainOpensslErrors();
-  return ok;
-}
-
-bool SignedBy(X509* child, X509* issuer) {
-  if (child == nullptr || issuer == nullptr) return false;
-  EVP_PKEY* key = X509_get0_pubkey(issuer);
-  bool ok = key != nullptr && X509_verify(child, key) == 1;
   crypto::DrainOpensslErrors();
   return ok;
 }
