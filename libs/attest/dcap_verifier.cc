@@ -5,6 +5,7 @@
 
 #include "attest/intel_root.h"
 #include "attest/pck_extension.h"
+#include "attest/signed_by.h"
 #include "attest/sim_vendor.h"
 #include "base/byte_reader.h"
 #include "base/encoding.h"
@@ -43,21 +44,6 @@ bool SameCert(X509* a, X509* b) {
 }
 
 bool Contains(const std::string& s, std::string_view part) { return s.find(part) != std::string::npos; }
-
-bool SignedBy(X509* cert, X509* issuer) {
-  EVP_PKEY* key = X509_get0_pubkey(issuer);
-  bool ok = key != nullptr && X509_verify(cert, key) == 1;
-  crypto::DrainOpensslErrors();
-  return ok;
-}
-
-bool CrlSignedBy(X509_CRL* crl, X509* issuer) {
-  EVP_PKEY* key = X509_get0_pubkey(issuer);
-  bool ok = key != nullptr && X509_CRL_verify(crl, key) == 1 &&
-            X509_NAME_cmp(X509_CRL_get_issuer(crl), X509_get_subject_name(issuer)) == 0;
-  crypto::DrainOpensslErrors();
-  return ok;
-}
 
 bool Revoked(X509_CRL* crl, X509* cert) {
   X509_REVOKED* entry = nullptr;
@@ -202,6 +188,28 @@ void FillMeasurements(const DcapQuote& q, Verdict* v) {
   v->details["qe_isvsvn"] = q.qe_report.isv_svn;
 }
 
+// What one quote's verification has established so far, handed from step to step.
+struct QuoteChecks {
+  std::vector<std::string> missing;                     // collateral files not given
+  std::shared_ptr<const PckChainInfo> chain;            // step 1
+  const evidence::TdxModuleIdentity* module = nullptr;  // step 4.4 (TDX with TCB Info)
+  const IsvSvnLevel* qe_level = nullptr;                // step 4.7 (with QE Identity)
+  std::string qe_status;                                // step 4.7, as convergence sees it
+  std::string tcb_status;                               // steps 4.9 - 4.11 (with TCB Info)
+  std::vector<std::string> advisories;                  // steps 4.9 - 4.11
+};
+
+// `v` as a failed verdict: not genuine, no TCB status or advisories, `s` as the error and the
+// step that failed in details.failed_step.
+Verdict Failed(Verdict v, const Status& s, const char* step) {
+  v.genuine = false;
+  v.tcb_status.clear();
+  v.advisory_ids.clear();
+  v.error = s;
+  v.details["failed_step"] = step;
+  return v;
+}
+
 }  // namespace
 
 struct DcapVerifier::Impl {
@@ -233,6 +241,21 @@ struct DcapVerifier::Impl {
   std::shared_ptr<const PckChainInfo> Chain(std::span<const uint8_t> pem_or_empty) const;
   std::shared_ptr<const PckChainInfo> BuildChain(std::vector<crypto::X509Ptr> certs, Status parse_status) const;
   Verdict Verify(std::span<const uint8_t> quote, TimePoint at) const;
+
+  // The steps of Verify (defined below, in QVL's order). Each returns its first failure, ok when
+  // the step passed, and records what it learned in the verdict's details and in `c`.
+  Result<DcapQuote> ParseQuote(std::span<const uint8_t> bytes, Verdict* v) const;
+  Status CheckPckChain(const DcapQuote& q, TimePoint at, Verdict* v, QuoteChecks* c) const;
+  Status CheckSignedDocAt(const SignedDocState& s, const char* file, const char* what, TimePoint at,
+                          QuoteChecks* c) const;
+  Status CheckTcbInfoFitsQuote(const DcapQuote& q, const PckSgxExtension& ext, Verdict* v) const;
+  Status CheckTdxModule(const DcapQuote& q, Verdict* v, QuoteChecks* c) const;
+  Status CheckQeReportSignature(const DcapQuote& q, const PckChainInfo& chain) const;
+  Status CheckAttestationKeyBinding(const DcapQuote& q) const;
+  Status CheckQeIdentity(const DcapQuote& q, Verdict* v, QuoteChecks* c) const;
+  Status CheckQuoteSignature(const DcapQuote& q) const;
+  void MatchTcbLevel(const DcapQuote& q, const PckSgxExtension& ext, Verdict* v, QuoteChecks* c) const;
+  Verdict AssembleVerdict(Verdict v, QuoteChecks c) const;
 };
 
 void DcapVerifier::Impl::CheckRootCrl() {
@@ -403,266 +426,322 @@ Result<std::shared_ptr<EVP_PKEY>> DcapVerifier::Impl::AttestationKey(std::span<c
   return shared;
 }
 
+// ---- Verify, step by step ----
+//
+// Verify runs the steps of Intel QVL's quote verification (ATTESTATION-FORMATS.md §5, QVL's
+// numbering) in QVL's order; the first failing step decides the verdict's error and its
+// details.failed_step. The time-independent halves of steps 1-3 were done at Create (root CRL,
+// TCB Signing chain, collateral signatures) or are cached per PCK chain (BuildChain); the steps
+// below add the checks at `at` and everything that depends on the quote.
+
+// Step 4.1: parse. evidence::ParseDcapQuote checks every size and offset, the version (3, 4 or
+// 5), attestation key type, TEE type, QE vendor and the certification data layout
+// (docs/formats/sgx-quote.md, tdx-quote.md); any failure is malformed_quote.
+Result<DcapQuote> DcapVerifier::Impl::ParseQuote(std::span<const uint8_t> bytes, Verdict* v) const {
+  auto parsed = evidence::ParseDcapQuote(bytes);
+  if (!parsed.ok()) {
+    v->details["parse_error"] = parsed.status().reason();
+    return Err(kDcapMalformedQuote, parsed.status().reason() + ": " + parsed.status().message());
+  }
+  v->platform = parsed->is_tdx() ? Platform::kTdx : Platform::kSgx;
+  FillMeasurements(*parsed, v);
+  return parsed;
+}
+
+// Step 1 (sgxAttestationVerifyPCKCertificate) and step 4.2: the PCK chain from the quote's
+// certification data (or the folder's pckCert.pem + pckSignChain.pem): 3 certificates ending in
+// the trusted root, signatures, PCK SGX extension, root and PCK CRLs (issuer, signature,
+// revocation; cached per chain by BuildChain), then the certificate and CRL validity at `at`.
+// Absent CRLs do not fail the step: they are recorded as missing collateral.
+Status DcapVerifier::Impl::CheckPckChain(const DcapQuote& q, TimePoint at, Verdict* v, QuoteChecks* c) const {
+  if (q.cert_data.type == static_cast<uint16_t>(evidence::CertDataType::kPckChain)) {
+    c->chain = Chain(q.cert_data.data);
+  } else if (!collateral->pck_chain_pem().empty()) {
+    c->chain = Chain(AsBytes(collateral->pck_chain_pem()));
+  } else {
+    return Err(kDcapMissingCollateral, "the quote carries certification data type " + std::to_string(q.cert_data.type) +
+                                           ", not a PCK chain, and no pckCert.pem/pckSignChain.pem was given");
+  }
+  const PckChainInfo& chain = *c->chain;
+  if (!chain.status.ok()) return chain.status;
+  const PckSgxExtension& ext = chain.ext;
+  v->details["fmspc"] = HexEncode(ext.fmspc);
+  v->details["pce_id"] = HexEncode(ext.pce_id);
+  v->details["pcesvn"] = ext.pcesvn;
+  v->details["pck_comp_svns"] = std::vector<int>(ext.comp_svns.begin(), ext.comp_svns.end());
+  v->details["sgx_type"] = static_cast<int>(ext.sgx_type);
+  if (!chain.ca_kind.empty()) v->details["pck_ca"] = chain.ca_kind;
+  if (!chain.crls_present) {
+    if (collateral->root_crl() == nullptr) c->missing.push_back(kRootCaCrlFile);
+    if (collateral->pck_crl() == nullptr) c->missing.push_back(kPckCrlFile);
+  } else if (!chain.crl_status.ok()) {
+    return chain.crl_status;
+  }
+  if (!chain.cert_window.Contains(at)) {
+    return Err(kDcapCollateralExpired, "PCK certificate chain is valid " + Fmt(chain.cert_window.not_before) + " .. " +
+                                           Fmt(chain.cert_window.not_after) + ", not at " + Fmt(at));
+  }
+  if (chain.crls_present && !chain.crl_window.Contains(at)) {
+    return Err(kDcapCrlExpired, "CRLs are valid " + Fmt(chain.crl_window.not_before) + " .. " +
+                                    Fmt(chain.crl_window.not_after) + ", not at " + Fmt(at));
+  }
+  return Status::Ok();
+}
+
+// Steps 2 (sgxAttestationVerifyTCBInfo) and 3 (sgxAttestationVerifyEnclaveIdentity) at `at`:
+// the signature over the document and its TCB Signing chain were checked at Create
+// (CheckSignedDoc); here the outcome is applied and the TCB Signing chain, root CRL and the
+// document's issueDate .. nextUpdate must cover `at`. An absent document (or TCB Signing chain)
+// is recorded as missing collateral.
+Status DcapVerifier::Impl::CheckSignedDocAt(const SignedDocState& s, const char* file, const char* what, TimePoint at,
+                                            QuoteChecks* c) const {
+  if (!s.present) {
+    c->missing.push_back(file);
+    return Status::Ok();
+  }
+  if (!s.status.ok()) {
+    if (s.status.reason() == kDcapMissingCollateral) {
+      c->missing.push_back(kTcbSignChainFile);
+      return Status::Ok();
+    }
+    return s.status;
+  }
+  if (!s.cert_window.Contains(at)) {
+    return Err(kDcapCollateralExpired, std::string("TCB Signing chain for the ") + what + " is valid " +
+                                           Fmt(s.cert_window.not_before) + " .. " + Fmt(s.cert_window.not_after) +
+                                           ", not at " + Fmt(at));
+  }
+  if (collateral->root_crl() != nullptr && !root_crl_window.Contains(at)) {
+    return Err(kDcapCrlExpired, "root CA CRL is valid " + Fmt(root_crl_window.not_before) + " .. " +
+                                    Fmt(root_crl_window.not_after) + ", not at " + Fmt(at));
+  }
+  if (!s.doc_window.Contains(at)) {
+    return Err(kDcapCollateralExpired, std::string(what) + " is valid " + Fmt(s.doc_window.not_before) + " .. " +
+                                           Fmt(s.doc_window.not_after) + ", not at " + Fmt(at));
+  }
+  return Status::Ok();
+}
+
+// Step 4.3: the TCB Info fits the quote: v3 id "TDX" for a TDX quote, "SGX" (or v2) for SGX;
+// FMSPC and PCE-ID equal the PCK extension's (STATUS_TCB_INFO_MISMATCH).
+Status DcapVerifier::Impl::CheckTcbInfoFitsQuote(const DcapQuote& q, const PckSgxExtension& ext, Verdict* v) const {
+  const std::optional<TcbInfo>& info = collateral->tcb_info();
+  if (!info.has_value()) return Status::Ok();
+  bool type_ok = q.is_tdx() ? (info->version == 3 && info->id == "TDX")
+                            : (info->version == 2 || (info->version == 3 && info->id == "SGX"));
+  if (!type_ok) {
+    return Err(kDcapTcbInfoMismatch, "TCB Info (version " + std::to_string(info->version) + ", id \"" + info->id +
+                                         "\") does not fit a " + std::string(q.is_tdx() ? "TDX" : "SGX") + " quote");
+  }
+  if (info->fmspc != ext.fmspc) {
+    return Err(kDcapTcbInfoMismatch,
+               "TCB Info FMSPC " + HexEncode(info->fmspc) + " differs from the PCK's " + HexEncode(ext.fmspc));
+  }
+  if (info->pce_id != ext.pce_id) {
+    return Err(kDcapTcbInfoMismatch,
+               "TCB Info PCE-ID " + HexEncode(info->pce_id) + " differs from the PCK's " + HexEncode(ext.pce_id));
+  }
+  v->details["tcb_evaluation_data_number"] = info->tcb_evaluation_data_number;
+  v->details["tcb_info_next_update"] = info->next_update;
+  return Status::Ok();
+}
+
+// Step 4.4 (TDX only): the TDX module identity: "TDX_%02X" of tee_tcb_svn[1] from
+// tdxModuleIdentities when that byte is set, else tdxModule; MRSIGNERSEAM equal to its mrsigner,
+// SEAMATTRIBUTES all zero and matching (STATUS_TDX_MODULE_MISMATCH).
+Status DcapVerifier::Impl::CheckTdxModule(const DcapQuote& q, Verdict* v, QuoteChecks* c) const {
+  const std::optional<TcbInfo>& info = collateral->tcb_info();
+  if (!q.is_tdx() || !info.has_value()) return Status::Ok();
+  const auto& td = *q.td_report;
+  const evidence::TdxModuleIdentity* module = nullptr;
+  if (td.tee_tcb_svn[1] > 0) {
+    char id[16];
+    std::snprintf(id, sizeof id, "TDX_%02X", td.tee_tcb_svn[1]);
+    for (const auto& m : info->tdx_module_identities) {
+      if (m.id == id) module = &m;
+    }
+    if (module == nullptr) return Err(kDcapTdxModuleMismatch, std::string("TCB Info has no TDX module identity ") + id);
+    v->details["tdx_module_id"] = id;
+  } else {
+    module = info->tdx_module.has_value() ? &*info->tdx_module : nullptr;
+    if (module == nullptr) return Err(kDcapTdxModuleMismatch, "TCB Info has no tdxModule");
+  }
+  c->module = module;
+  if (td.mr_signer_seam != module->mrsigner) {
+    return Err(kDcapTdxModuleMismatch, "MRSIGNERSEAM " + HexEncode(td.mr_signer_seam) +
+                                           " differs from the TDX module's " + HexEncode(module->mrsigner));
+  }
+  bool zero = std::all_of(td.seam_attributes.begin(), td.seam_attributes.end(), [](uint8_t b) { return b == 0; });
+  if (!zero || !MaskedEqual(td.seam_attributes, module->attributes_mask, module->attributes)) {
+    return Err(kDcapTdxModuleMismatch,
+               "SEAMATTRIBUTES " + HexEncode(td.seam_attributes) + " do not match the TDX module identity");
+  }
+  return Status::Ok();
+}
+
+// Step 4.5: the QE report is signed by the PCK key (STATUS_INVALID_QE_REPORT_SIGNATURE).
+Status DcapVerifier::Impl::CheckQeReportSignature(const DcapQuote& q, const PckChainInfo& chain) const {
+  EVP_PKEY* pck_key = X509_get0_pubkey(chain.certs[0].get());
+  if (pck_key == nullptr || !crypto::VerifyEcdsaRaw(pck_key, q.qe_report.raw, q.qe_report_signature)) {
+    return Err(kDcapInvalidQeReportSignature, "QE report signature does not verify with the PCK key");
+  }
+  return Status::Ok();
+}
+
+// Step 4.6: the QE report data binds the attestation key: SHA-256(attestation key || QE auth
+// data) followed by 32 zero bytes (STATUS_INVALID_QE_REPORT_DATA).
+Status DcapVerifier::Impl::CheckAttestationKeyBinding(const DcapQuote& q) const {
+  std::vector<uint8_t> bound(q.attestation_key.begin(), q.attestation_key.end());
+  bound.insert(bound.end(), q.qe_auth_data.begin(), q.qe_auth_data.end());
+  auto h = crypto::Sha256(bound);
+  bool ok = std::equal(h.begin(), h.end(), q.qe_report.report_data.begin());
+  ok = ok && std::all_of(q.qe_report.report_data.begin() + 32, q.qe_report.report_data.end(),
+                         [](uint8_t b) { return b == 0; });
+  if (!ok) {
+    return Err(kDcapInvalidQeReportData,
+               "QE report data is not SHA-256(attestation key || QE auth data) followed by zeros");
+  }
+  return Status::Ok();
+}
+
+// Step 4.7: the QE matches the QE Identity (id QE / TD_QE, masked MISCSELECT and ATTRIBUTES,
+// MRSIGNER, ISVPRODID; STATUS_QE_IDENTITY_MISMATCH); its TCB status is that of the first level
+// (descending isvsvn) at or below the QE's isvsvn, kept for convergence in step 4.11.
+Status DcapVerifier::Impl::CheckQeIdentity(const DcapQuote& q, Verdict* v, QuoteChecks* c) const {
+  const std::optional<EnclaveIdentity>& qe_id = collateral->qe_identity();
+  if (!qe_id.has_value()) return Status::Ok();
+  const char* want = q.is_tdx() ? "TD_QE" : "QE";
+  if (qe_id->id != want) {
+    return Err(kDcapQeIdentityMismatch, "QE Identity id \"" + qe_id->id + "\", expected \"" + want + "\"");
+  }
+  std::array<uint8_t, 4> misc{};
+  for (size_t i = 0; i < 4; ++i) misc[i] = static_cast<uint8_t>(q.qe_report.misc_select >> (8 * i));
+  if (!MaskedEqual(misc, qe_id->miscselect_mask, qe_id->miscselect)) {
+    return Err(kDcapQeIdentityMismatch, "QE MISCSELECT does not match the QE Identity");
+  }
+  if (!MaskedEqual(q.qe_report.AttributesBytes(), qe_id->attributes_mask, qe_id->attributes)) {
+    return Err(kDcapQeIdentityMismatch, "QE ATTRIBUTES do not match the QE Identity");
+  }
+  if (q.qe_report.mr_signer != qe_id->mrsigner) {
+    return Err(kDcapQeIdentityMismatch, "QE MRSIGNER " + HexEncode(q.qe_report.mr_signer) +
+                                            " differs from the QE Identity's " + HexEncode(qe_id->mrsigner));
+  }
+  if (q.qe_report.isv_prod_id != qe_id->isvprodid) {
+    return Err(kDcapQeIdentityMismatch, "QE ISVPRODID " + std::to_string(q.qe_report.isv_prod_id) +
+                                            " differs from the QE Identity's " + std::to_string(qe_id->isvprodid));
+  }
+  c->qe_level = MatchIsvSvn(qe_id->tcb_levels, q.qe_report.isv_svn);
+  c->qe_status = IdentityStatus(c->qe_level);
+  v->details["qe_tcb_status"] = c->qe_level != nullptr ? c->qe_level->tcb_status : kNotSupported;
+  if (c->qe_level != nullptr) v->details["qe_tcb_date"] = c->qe_level->tcb_date;
+  return Status::Ok();
+}
+
+// Step 4.8: the quote (header and report body) is signed by the attestation key
+// (STATUS_INVALID_QUOTE_SIGNATURE; a key that is not a P-256 point is invalid_attestation_key).
+Status DcapVerifier::Impl::CheckQuoteSignature(const DcapQuote& q) const {
+  auto key = AttestationKey(q.attestation_key);
+  if (!key.ok()) {
+    return Err(kDcapInvalidAttestationKey, "attestation key is not a P-256 point: " + key.status().message());
+  }
+  if (!crypto::VerifyEcdsaRaw(key->get(), q.signed_data, q.signature)) {
+    return Err(kDcapInvalidQuoteSignature, "quote signature does not verify with the attestation key");
+  }
+  return Status::Ok();
+}
+
+// Steps 4.9 - 4.11: the TCB level (first TCB Info level the PCK's SVNs, and for TDX the TD
+// report's TEE TCB SVNs, reach), converged with the TDX module's and the QE's TCB status; the
+// advisories are the matched level's plus those of a module or QE level that lowered the status.
+// No match is TcbLevelNotSupported with no advisories. Without TCB Info nothing is set.
+void DcapVerifier::Impl::MatchTcbLevel(const DcapQuote& q, const PckSgxExtension& ext, Verdict* v,
+                                       QuoteChecks* c) const {
+  const std::optional<TcbInfo>& info = collateral->tcb_info();
+  if (!info.has_value()) return;
+  std::string& status = c->tcb_status;
+  std::vector<std::string>& advisories = c->advisories;
+  const TcbLevel* sgx_match = nullptr;
+  const TcbLevel* match = nullptr;
+  for (const auto& l : info->tcb_levels) {
+    if (!SgxLevelMatches(l, ext)) continue;
+    if (sgx_match == nullptr) sgx_match = &l;
+    if (!q.is_tdx() || TdxLevelMatches(l, *q.td_report)) {
+      match = &l;
+      break;
+    }
+  }
+  if (match == nullptr) {
+    status = kNotSupported;
+  } else {
+    status = match->tcb_status;
+    AddAdvisories(match->advisory_ids, &advisories);
+    v->details["tcb_date"] = match->tcb_date;
+    v->details["tcb_level_status"] = match->tcb_status;
+    const evidence::TdxModuleIdentity* module = c->module;
+    if (q.is_tdx() && module != nullptr && !module->tcb_levels.empty()) {
+      const IsvSvnLevel* ml = MatchIsvSvn(module->tcb_levels, q.td_report->tee_tcb_svn[0]);
+      v->details["tdx_module_tcb_status"] = ml != nullptr ? ml->tcb_status : kNotSupported;
+      std::string converged = ConvergeTcbStatus(status, IdentityStatus(ml));
+      if (ml != nullptr && ml->tcb_status != "UpToDate") AddAdvisories(ml->advisory_ids, &advisories);
+      status = converged;
+    }
+  }
+  if (!c->qe_status.empty() && status != kNotSupported) {
+    status = ConvergeTcbStatus(status, c->qe_status);
+    if (c->qe_level != nullptr && c->qe_level->tcb_status != "UpToDate") {
+      AddAdvisories(c->qe_level->advisory_ids, &advisories);
+    }
+  }
+  if (status == kNotSupported) advisories.clear();
+}
+
+// The verdict once every check passed: genuine with the TCB status and advisories, unless some
+// collateral was missing (then not genuine, missing_collateral, with the partial TCB status).
+Verdict DcapVerifier::Impl::AssembleVerdict(Verdict v, QuoteChecks c) const {
+  if (!c.missing.empty()) {
+    v.details["missing_collateral"] = c.missing;
+    if (!c.tcb_status.empty()) v.details["tcb_status_partial"] = c.tcb_status;
+    std::string list;
+    for (const auto& m : c.missing) list += (list.empty() ? "" : ", ") + m;
+    return Failed(std::move(v),
+                  Err(kDcapMissingCollateral, "signatures and chain verified, but collateral is missing: " + list),
+                  "collateral");
+  }
+  v.genuine = true;
+  v.tcb_status = std::move(c.tcb_status);
+  v.advisory_ids = std::move(c.advisories);
+  return v;
+}
+
 Verdict DcapVerifier::Impl::Verify(std::span<const uint8_t> bytes, TimePoint at) const {
   Verdict v;
   v.insecure_sim = sim;
   v.details["trust_root"] = trust_name;
   if (bytes.size() >= 8 && LoadU32(bytes, 4) == evidence::kTeeTypeTdx) v.platform = Platform::kTdx;
-  auto fail = [&v](const Status& s, const char* step) {
-    v.genuine = false;
-    v.tcb_status.clear();
-    v.advisory_ids.clear();
-    v.error = s;
-    v.details["failed_step"] = step;
-    return v;
-  };
 
-  // ---- parse ----
-  auto parsed = evidence::ParseDcapQuote(bytes);
-  if (!parsed.ok()) {
-    v.details["parse_error"] = parsed.status().reason();
-    return fail(Err(kDcapMalformedQuote, parsed.status().reason() + ": " + parsed.status().message()), "parse");
-  }
+  auto parsed = ParseQuote(bytes, &v);  // 4.1
+  if (!parsed.ok()) return Failed(std::move(v), parsed.status(), "parse");
   const DcapQuote& q = *parsed;
-  v.platform = q.is_tdx() ? Platform::kTdx : Platform::kSgx;
-  FillMeasurements(q, &v);
-  if (!trust_status.ok()) return fail(trust_status, "trust");
-  std::vector<std::string> missing;
+  if (!trust_status.ok()) return Failed(std::move(v), trust_status, "trust");
 
-  // ---- step 1: PCK certificate chain ----
-  std::shared_ptr<const PckChainInfo> chain;
-  if (q.cert_data.type == static_cast<uint16_t>(evidence::CertDataType::kPckChain)) {
-    chain = Chain(q.cert_data.data);
-  } else if (!collateral->pck_chain_pem().empty()) {
-    chain = Chain(AsBytes(collateral->pck_chain_pem()));
-  } else {
-    return fail(Err(kDcapMissingCollateral, "the quote carries certification data type " +
-                                                std::to_string(q.cert_data.type) +
-                                                ", not a PCK chain, and no pckCert.pem/pckSignChain.pem was given"),
-                "pck_chain");
+  QuoteChecks c;
+  if (Status s = CheckPckChain(q, at, &v, &c); !s.ok()) return Failed(std::move(v), s, "pck_chain");  // 1, 4.2
+  if (Status s = CheckSignedDocAt(tcb_info, kTcbInfoFile, "TCB Info", at, &c); !s.ok()) {  // 2
+    return Failed(std::move(v), s, "tcb_info");
   }
-  if (!chain->status.ok()) return fail(chain->status, "pck_chain");
-  const PckSgxExtension& ext = chain->ext;
-  v.details["fmspc"] = HexEncode(ext.fmspc);
-  v.details["pce_id"] = HexEncode(ext.pce_id);
-  v.details["pcesvn"] = ext.pcesvn;
-  v.details["pck_comp_svns"] = std::vector<int>(ext.comp_svns.begin(), ext.comp_svns.end());
-  v.details["sgx_type"] = static_cast<int>(ext.sgx_type);
-  if (!chain->ca_kind.empty()) v.details["pck_ca"] = chain->ca_kind;
-  if (!chain->crls_present) {
-    if (collateral->root_crl() == nullptr) missing.push_back(kRootCaCrlFile);
-    if (collateral->pck_crl() == nullptr) missing.push_back(kPckCrlFile);
-  } else if (!chain->crl_status.ok()) {
-    return fail(chain->crl_status, "pck_chain");
+  if (Status s = CheckSignedDocAt(qe_identity, kQeIdentityFile, "QE Identity", at, &c); !s.ok()) {  // 3
+    return Failed(std::move(v), s, "qe_identity");
   }
-  if (!chain->cert_window.Contains(at)) {
-    return fail(Err(kDcapCollateralExpired, "PCK certificate chain is valid " + Fmt(chain->cert_window.not_before) +
-                                                " .. " + Fmt(chain->cert_window.not_after) + ", not at " + Fmt(at)),
-                "pck_chain");
-  }
-  if (chain->crls_present && !chain->crl_window.Contains(at)) {
-    return fail(Err(kDcapCrlExpired, "CRLs are valid " + Fmt(chain->crl_window.not_before) + " .. " +
-                                         Fmt(chain->crl_window.not_after) + ", not at " + Fmt(at)),
-                "pck_chain");
-  }
-
-  // ---- steps 2 and 3: TCB Info, QE Identity ----
-  auto check_doc = [&](const SignedDocState& s, const char* file, const char* what, const char* step) -> std::optional<Status> {
-    if (!s.present) {
-      missing.push_back(file);
-      return std::nullopt;
-    }
-    if (!s.status.ok()) {
-      if (s.status.reason() == kDcapMissingCollateral) {
-        missing.push_back(kTcbSignChainFile);
-        return std::nullopt;
-      }
-      return s.status;
-    }
-    if (!s.cert_window.Contains(at)) {
-      return Err(kDcapCollateralExpired, std::string("TCB Signing chain for the ") + what + " is valid " +
-                                             Fmt(s.cert_window.not_before) + " .. " + Fmt(s.cert_window.not_after) +
-                                             ", not at " + Fmt(at));
-    }
-    if (collateral->root_crl() != nullptr && !root_crl_window.Contains(at)) {
-      return Err(kDcapCrlExpired, "root CA CRL is valid " + Fmt(root_crl_window.not_before) + " .. " +
-                                      Fmt(root_crl_window.not_after) + ", not at " + Fmt(at));
-    }
-    if (!s.doc_window.Contains(at)) {
-      return Err(kDcapCollateralExpired, std::string(what) + " is valid " + Fmt(s.doc_window.not_before) + " .. " +
-                                             Fmt(s.doc_window.not_after) + ", not at " + Fmt(at));
-    }
-    (void)step;
-    return std::nullopt;
-  };
-  if (auto e = check_doc(tcb_info, kTcbInfoFile, "TCB Info", "tcb_info")) return fail(*e, "tcb_info");
-  if (auto e = check_doc(qe_identity, kQeIdentityFile, "QE Identity", "qe_identity")) return fail(*e, "qe_identity");
-
-  // ---- step 4: the quote ----
-  const std::optional<TcbInfo>& info = collateral->tcb_info();
-  const std::optional<EnclaveIdentity>& qe_id = collateral->qe_identity();
-  // 4.3 TCB Info matches the TEE type and the PCK.
-  if (info.has_value()) {
-    bool type_ok = q.is_tdx() ? (info->version == 3 && info->id == "TDX")
-                              : (info->version == 2 || (info->version == 3 && info->id == "SGX"));
-    if (!type_ok) {
-      return fail(Err(kDcapTcbInfoMismatch, "TCB Info (version " + std::to_string(info->version) + ", id \"" + info->id +
-                                                "\") does not fit a " + std::string(q.is_tdx() ? "TDX" : "SGX") + " quote"),
-                  "quote");
-    }
-    if (info->fmspc != ext.fmspc) {
-      return fail(Err(kDcapTcbInfoMismatch, "TCB Info FMSPC " + HexEncode(info->fmspc) + " differs from the PCK's " +
-                                                HexEncode(ext.fmspc)),
-                  "quote");
-    }
-    if (info->pce_id != ext.pce_id) {
-      return fail(Err(kDcapTcbInfoMismatch, "TCB Info PCE-ID " + HexEncode(info->pce_id) + " differs from the PCK's " +
-                                                HexEncode(ext.pce_id)),
-                  "quote");
-    }
-    v.details["tcb_evaluation_data_number"] = info->tcb_evaluation_data_number;
-    v.details["tcb_info_next_update"] = info->next_update;
-  }
-  // 4.4 TDX module identity.
-  const evidence::TdxModuleIdentity* module = nullptr;
-  if (q.is_tdx() && info.has_value()) {
-    const auto& td = *q.td_report;
-    if (td.tee_tcb_svn[1] > 0) {
-      char id[16];
-      std::snprintf(id, sizeof id, "TDX_%02X", td.tee_tcb_svn[1]);
-      for (const auto& m : info->tdx_module_identities) {
-        if (m.id == id) module = &m;
-      }
-      if (module == nullptr) {
-        return fail(Err(kDcapTdxModuleMismatch, std::string("TCB Info has no TDX module identity ") + id), "quote");
-      }
-      v.details["tdx_module_id"] = id;
-    } else {
-      module = info->tdx_module.has_value() ? &*info->tdx_module : nullptr;
-      if (module == nullptr) return fail(Err(kDcapTdxModuleMismatch, "TCB Info has no tdxModule"), "quote");
-    }
-    if (td.mr_signer_seam != module->mrsigner) {
-      return fail(Err(kDcapTdxModuleMismatch, "MRSIGNERSEAM " + HexEncode(td.mr_signer_seam) +
-                                                  " differs from the TDX module's " + HexEncode(module->mrsigner)),
-                  "quote");
-    }
-    bool zero = std::all_of(td.seam_attributes.begin(), td.seam_attributes.end(), [](uint8_t b) { return b == 0; });
-    if (!zero || !MaskedEqual(td.seam_attributes, module->attributes_mask, module->attributes)) {
-      return fail(Err(kDcapTdxModuleMismatch, "SEAMATTRIBUTES " + HexEncode(td.seam_attributes) +
-                                                  " do not match the TDX module identity"),
-                  "quote");
-    }
-  }
-  // 4.5 QE report signature by the PCK key.
-  EVP_PKEY* pck_key = X509_get0_pubkey(chain->certs[0].get());
-  if (pck_key == nullptr || !crypto::VerifyEcdsaRaw(pck_key, q.qe_report.raw, q.qe_report_signature)) {
-    return fail(Err(kDcapInvalidQeReportSignature, "QE report signature does not verify with the PCK key"), "quote");
-  }
-  // 4.6 QE report data binds the attestation key and auth data.
-  {
-    std::vector<uint8_t> bound(q.attestation_key.begin(), q.attestation_key.end());
-    bound.insert(bound.end(), q.qe_auth_data.begin(), q.qe_auth_data.end());
-    auto h = crypto::Sha256(bound);
-    bool ok = std::equal(h.begin(), h.end(), q.qe_report.report_data.begin());
-    ok = ok && std::all_of(q.qe_report.report_data.begin() + 32, q.qe_report.report_data.end(),
-                           [](uint8_t b) { return b == 0; });
-    if (!ok) {
-      return fail(Err(kDcapInvalidQeReportData,
-                      "QE report data is not SHA-256(attestation key || QE auth data) followed by zeros"),
-                  "quote");
-    }
-  }
-  // 4.7 QE identity.
-  std::string qe_status;
-  const IsvSvnLevel* qe_level = nullptr;
-  if (qe_id.has_value()) {
-    const char* want = q.is_tdx() ? "TD_QE" : "QE";
-    if (qe_id->id != want) {
-      return fail(Err(kDcapQeIdentityMismatch, "QE Identity id \"" + qe_id->id + "\", expected \"" + want + "\""), "quote");
-    }
-    std::array<uint8_t, 4> misc{};
-    for (size_t i = 0; i < 4; ++i) misc[i] = static_cast<uint8_t>(q.qe_report.misc_select >> (8 * i));
-    if (!MaskedEqual(misc, qe_id->miscselect_mask, qe_id->miscselect)) {
-      return fail(Err(kDcapQeIdentityMismatch, "QE MISCSELECT does not match the QE Identity"), "quote");
-    }
-    if (!MaskedEqual(q.qe_report.AttributesBytes(), qe_id->attributes_mask, qe_id->attributes)) {
-      return fail(Err(kDcapQeIdentityMismatch, "QE ATTRIBUTES do not match the QE Identity"), "quote");
-    }
-    if (q.qe_report.mr_signer != qe_id->mrsigner) {
-      return fail(Err(kDcapQeIdentityMismatch, "QE MRSIGNER " + HexEncode(q.qe_report.mr_signer) +
-                                                   " differs from the QE Identity's " + HexEncode(qe_id->mrsigner)),
-                  "quote");
-    }
-    if (q.qe_report.isv_prod_id != qe_id->isvprodid) {
-      return fail(Err(kDcapQeIdentityMismatch, "QE ISVPRODID " + std::to_string(q.qe_report.isv_prod_id) +
-                                                   " differs from the QE Identity's " + std::to_string(qe_id->isvprodid)),
-                  "quote");
-    }
-    qe_level = MatchIsvSvn(qe_id->tcb_levels, q.qe_report.isv_svn);
-    qe_status = IdentityStatus(qe_level);
-    v.details["qe_tcb_status"] = qe_level != nullptr ? qe_level->tcb_status : kNotSupported;
-    if (qe_level != nullptr) v.details["qe_tcb_date"] = qe_level->tcb_date;
-  }
-  // 4.8 Quote signature by the attestation key.
-  {
-    auto key = AttestationKey(q.attestation_key);
-    if (!key.ok()) {
-      return fail(Err(kDcapInvalidAttestationKey, "attestation key is not a P-256 point: " + key.status().message()),
-                  "quote");
-    }
-    if (!crypto::VerifyEcdsaRaw(key->get(), q.signed_data, q.signature)) {
-      return fail(Err(kDcapInvalidQuoteSignature, "quote signature does not verify with the attestation key"), "quote");
-    }
-  }
-
-  // 4.9 - 4.11 TCB level and convergence.
-  std::string status;
-  std::vector<std::string> advisories;
-  if (info.has_value()) {
-    const TcbLevel* sgx_match = nullptr;
-    const TcbLevel* match = nullptr;
-    for (const auto& l : info->tcb_levels) {
-      if (!SgxLevelMatches(l, ext)) continue;
-      if (sgx_match == nullptr) sgx_match = &l;
-      if (!q.is_tdx() || TdxLevelMatches(l, *q.td_report)) {
-        match = &l;
-        break;
-      }
-    }
-    if (match == nullptr) {
-      status = kNotSupported;
-    } else {
-      status = match->tcb_status;
-      AddAdvisories(match->advisory_ids, &advisories);
-      v.details["tcb_date"] = match->tcb_date;
-      v.details["tcb_level_status"] = match->tcb_status;
-      if (q.is_tdx() && module != nullptr && !module->tcb_levels.empty()) {
-        const IsvSvnLevel* ml = MatchIsvSvn(module->tcb_levels, q.td_report->tee_tcb_svn[0]);
-        v.details["tdx_module_tcb_status"] = ml != nullptr ? ml->tcb_status : kNotSupported;
-        std::string converged = ConvergeTcbStatus(status, IdentityStatus(ml));
-        if (ml != nullptr && ml->tcb_status != "UpToDate") AddAdvisories(ml->advisory_ids, &advisories);
-        status = converged;
-      }
-    }
-    if (!qe_status.empty() && status != kNotSupported) {
-      status = ConvergeTcbStatus(status, qe_status);
-      if (qe_level != nullptr && qe_level->tcb_status != "UpToDate") AddAdvisories(qe_level->advisory_ids, &advisories);
-    }
-    if (status == kNotSupported) advisories.clear();
-  }
-
-  if (!missing.empty()) {
-    v.details["missing_collateral"] = missing;
-    if (!status.empty()) v.details["tcb_status_partial"] = status;
-    std::string list;
-    for (const auto& m : missing) list += (list.empty() ? "" : ", ") + m;
-    return fail(Err(kDcapMissingCollateral, "signatures and chain verified, but collateral is missing: " + list),
-                "collateral");
-  }
-  v.genuine = true;
-  v.tcb_status = status;
-  v.advisory_ids = std::move(advisories);
-  return v;
+  const PckSgxExtension& ext = c.chain->ext;
+  Status s = CheckTcbInfoFitsQuote(q, ext, &v);              // 4.3
+  if (s.ok()) s = CheckTdxModule(q, &v, &c);                 // 4.4
+  if (s.ok()) s = CheckQeReportSignature(q, *c.chain);       // 4.5
+  if (s.ok()) s = CheckAttestationKeyBinding(q);             // 4.6
+  if (s.ok()) s = CheckQeIdentity(q, &v, &c);                // 4.7
+  if (s.ok()) s = CheckQuoteSignature(q);                    // 4.8
+  if (!s.ok()) return Failed(std::move(v), s, "quote");
+  MatchTcbLevel(q, ext, &v, &c);  // 4.9 - 4.11
+  return AssembleVerdict(std::move(v), std::move(c));
 }
 
 DcapVerifier::DcapVerifier(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
