@@ -11,6 +11,7 @@
 #include "attest/amd_roots.h"
 #include "attest/signed_by.h"
 #include "base/encoding.h"
+#include "base/file.h"
 #include "crypto/keys.h"
 #include "crypto/signature.h"
 #include "crypto/x509.h"
@@ -544,7 +545,7 @@ void Classify(std::vector<crypto::X509Ptr>& certs, std::vector<X509*>& leaves, s
 }
 
 Result<std::vector<crypto::X509Ptr>> LoadCertFile(const std::string& path) {
-  VOUCH_ASSIGN_OR_RETURN(std::string text, crypto::ReadFile(path, 1 << 20));
+  VOUCH_ASSIGN_OR_RETURN(std::string text, ReadWholeFile(path, 1 << 20));
   if (text.find("-----BEGIN CERTIFICATE-----") != std::string::npos) return crypto::CertsFromPem(text);
   VOUCH_ASSIGN_OR_RETURN(crypto::X509Ptr c, crypto::CertFromDer(AsBytes(text)));
   std::vector<crypto::X509Ptr> out;

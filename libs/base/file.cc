@@ -1,6 +1,7 @@
 #include "base/file.h"
 
 #include <fcntl.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -8,45 +9,58 @@
 #include <cstring>
 #include <filesystem>
 
+#include "base/encoding.h"
+
 namespace vouch {
 namespace {
 std::string Errno() { return std::strerror(errno); }
 }  // namespace
 
-Status WriteFileAtomic(const std::string& path, std::string_view data, unsigned mode, bool durable) {
-  std::string tmp = path + ".tmp." + std::to_string(getpid());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+Status WriteFileAtomicAt(int dir_fd, const std::string& name, std::string_view data, unsigned mode, bool durable) {
+  if (name.empty() || name.find('/') != std::string::npos || name == "." || name == "..") {
+    return InvalidArgument("'" + name + "' is not a file name", "io_error");
+  }
+  uint8_t rnd[8];
+  if (::getrandom(rnd, sizeof(rnd), 0) != static_cast<ssize_t>(sizeof(rnd))) {
+    return Unavailable("getrandom failed: " + Errno(), "io_error");
+  }
+  const std::string tmp = std::string(kAtomicWriteTempPrefix) + name + "-" + HexEncode(rnd);
+  const int fd = ::openat(dir_fd, tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
   if (fd < 0) return Unavailable("cannot create '" + tmp + "': " + Errno(), "io_error");
-  ::fchmod(fd, mode);
+  Status st = Status::Ok();
+  if (::fchmod(fd, mode) != 0) st = Unavailable("cannot set the mode of '" + tmp + "': " + Errno(), "io_error");
   size_t off = 0;
-  while (off < data.size()) {
-    ssize_t n = ::write(fd, data.data() + off, data.size() - off);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      std::string err = Errno();
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      return Unavailable("cannot write '" + tmp + "': " + err, "io_error");
+  while (st.ok() && off < data.size()) {
+    const ssize_t n = ::write(fd, data.data() + off, data.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      st = Unavailable("cannot write '" + tmp + "': " + Errno(), "io_error");
+      break;
     }
     off += static_cast<size_t>(n);
   }
-  if ((durable && ::fsync(fd) != 0) || ::close(fd) != 0) {
-    ::unlink(tmp.c_str());
-    return Unavailable("cannot sync '" + tmp + "': " + Errno(), "io_error");
+  if (st.ok() && durable && ::fsync(fd) != 0) st = Unavailable("cannot sync '" + tmp + "': " + Errno(), "io_error");
+  if (::close(fd) != 0 && st.ok()) st = Unavailable("cannot close '" + tmp + "': " + Errno(), "io_error");
+  if (st.ok() && ::renameat(dir_fd, tmp.c_str(), dir_fd, name.c_str()) != 0) {
+    st = Unavailable("cannot rename to '" + name + "': " + Errno(), "io_error");
   }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::string err = Errno();
-    ::unlink(tmp.c_str());
-    return Unavailable("cannot rename to '" + path + "': " + err, "io_error");
+  if (!st.ok()) {
+    ::unlinkat(dir_fd, tmp.c_str(), 0);
+    return st;
   }
-  if (!durable) return Status::Ok();
-  std::string dir = std::filesystem::path(path).parent_path().string();
-  int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
+  if (durable) ::fsync(dir_fd);
   return Status::Ok();
+}
+
+Status WriteFileAtomic(const std::string& path, std::string_view data, unsigned mode, bool durable) {
+  const std::filesystem::path p(path);
+  const std::string dir = p.parent_path().string();
+  const int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0) return Unavailable("cannot open the directory of '" + path + "': " + Errno(), "io_error");
+  Status st = WriteFileAtomicAt(dfd, p.filename().string(), data, mode, durable);
+  ::close(dfd);
+  if (!st.ok()) return Unavailable("cannot write '" + path + "': " + st.message(), "io_error");
+  return st;
 }
 
 Status MakeDirs(const std::string& path, unsigned mode) {

@@ -13,6 +13,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/file.h"
+
 namespace vouch::client {
 namespace {
 
@@ -38,19 +40,6 @@ Status MakeDirs(const std::string& dir) {
   VOUCH_RETURN_IF_ERROR(MakeDirs(DirName(dir)));
   if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
     return Internal("cannot create directory " + dir + ": " + Errno(), "io_error");
-  }
-  return Status::Ok();
-}
-
-Status WriteAll(int fd, const std::string& data, const std::string& path) {
-  size_t off = 0;
-  while (off < data.size()) {
-    const ssize_t n = ::write(fd, data.data() + off, data.size() - off);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return Internal("cannot write " + path + ": " + Errno(), "io_error");
-    }
-    off += static_cast<size_t>(n);
   }
   return Status::Ok();
 }
@@ -110,27 +99,9 @@ Status SaveContext(const std::string& path, const Context& context) {
             {"user", context.user},
             {"expires_at", context.expires_at}};
   const std::string data = j.dump(2) + "\n";
-  std::string tmp = path + ".tmp.XXXXXX";
-  const int fd = ::mkstemp(tmp.data());  // created with mode 0600
-  if (fd < 0) return Internal("cannot create a temporary file next to " + path + ": " + Errno(), "io_error");
-  Status s = Status::Ok();
-  if (::fchmod(fd, 0600) != 0) s = Internal("cannot chmod " + tmp + ": " + Errno(), "io_error");
-  if (s.ok()) s = WriteAll(fd, data, tmp);
-  if (s.ok() && ::fsync(fd) != 0) s = Internal("cannot sync " + tmp + ": " + Errno(), "io_error");
-  if (::close(fd) != 0 && s.ok()) s = Internal("cannot close " + tmp + ": " + Errno(), "io_error");
-  if (s.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) {
-    s = Internal("cannot replace " + path + ": " + Errno(), "io_error");
-  }
-  if (!s.ok()) {
-    ::unlink(tmp.c_str());
-    return s;
-  }
-  // Make the rename durable.
-  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
+  // Durable (fsync of the file and the directory); a crash leaves the old or the new context.
+  Status s = WriteFileAtomic(path, data, 0600);
+  if (!s.ok()) return Internal(s.message(), "io_error");
   return Status::Ok();
 }
 

@@ -5,7 +5,6 @@
 #include "base/encoding.h"
 
 #include <cstdio>
-#include <fstream>
 #include <map>
 #include <optional>
 #include <mutex>
@@ -204,17 +203,5 @@ TimePoint Asn1TimeToTimePoint(const ASN1_TIME* t) {
 
 TimePoint NotBefore(X509* cert) { return Asn1TimeToTimePoint(X509_get0_notBefore(cert)); }
 TimePoint NotAfter(X509* cert) { return Asn1TimeToTimePoint(X509_get0_notAfter(cert)); }
-
-Result<std::string> ReadFile(const std::string& path, size_t max_bytes) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return NotFound("cannot open '" + path + "'", "file_not_found");
-  std::string out;
-  char buf[65536];
-  while (in.read(buf, sizeof(buf)) || in.gcount() > 0) {
-    out.append(buf, static_cast<size_t>(in.gcount()));
-    if (out.size() > max_bytes) return ResourceExhausted("'" + path + "' is larger than the limit", "file_too_large");
-  }
-  return out;
-}
 
 }  // namespace vouch::crypto

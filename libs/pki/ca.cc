@@ -185,6 +185,7 @@ Result<std::unique_ptr<CaSigner>> CaSigner::Create(X509* cert, EVP_PKEY* key) {
       signer->signature_algorithm_der_ = AlgorithmIdentifier(oid::kEcdsaWithSha256, false);
     } else if (g == "secp384r1") {
       signer->md_ = EVP_sha384();
+      signer->alg_ = crypto::DigestAlg::kSha384;
       signer->signature_algorithm_der_ = AlgorithmIdentifier(oid::kEcdsaWithSha384, false);
     } else {
       return InvalidArgument("CA key is EC on " + std::string(g) + ", expected P-256 or P-384",
@@ -249,16 +250,7 @@ Status CaSigner::Sign(X509* cert) const {
 }
 
 Result<std::vector<uint8_t>> CaSigner::SignData(std::span<const uint8_t> data) const {
-  crypto::EvpMdCtxPtr ctx(EVP_MD_CTX_new());
-  size_t len = 0;
-  if (!ctx || EVP_DigestSignInit(ctx.get(), nullptr, md_, nullptr, key_.get()) != 1 ||
-      EVP_DigestSign(ctx.get(), nullptr, &len, data.data(), data.size()) != 1) {
-    return OpensslError("sign");
-  }
-  std::vector<uint8_t> sig(len);
-  if (EVP_DigestSign(ctx.get(), sig.data(), &len, data.data(), data.size()) != 1) return OpensslError("sign");
-  sig.resize(len);
-  return sig;
+  return crypto::Sign(key_.get(), data, alg_);
 }
 
 Status CaSigner::Sign(X509_CRL* crl) const {

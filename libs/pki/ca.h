@@ -13,6 +13,7 @@
 #include "base/clock.h"
 #include "base/result.h"
 #include "crypto/ossl.h"
+#include "crypto/signature.h"
 
 namespace vouch::pki {
 
@@ -97,6 +98,7 @@ class CaSigner {
   std::vector<uint8_t> aki_der_;
   std::string cert_pem_;
   const EVP_MD* md_ = nullptr;
+  crypto::DigestAlg alg_ = crypto::DigestAlg::kSha256;  // the same digest as md_, for crypto::Sign
   TimePoint not_after_;
 };
 

@@ -2,7 +2,6 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -11,11 +10,12 @@
 #include <cstring>
 
 #include "base/encoding.h"
+#include "base/file.h"
 
 namespace vouch::rte {
 namespace {
 
-constexpr char kTempPrefix[] = ".vouch-tmp-";
+constexpr std::string_view kTempPrefix = kAtomicWriteTempPrefix;  // base/file.h
 
 // The refused path travels in the status message: "credentials path PATH: what; ...".
 Status Refuse(const std::string& path, const std::string& what) {
@@ -161,30 +161,10 @@ Status CredentialStore::Write(const std::string& path, std::string_view data, un
   if (it == dirs_.end()) return InvalidArgument(path + " is not a credentials path of the manifest");
   const int dir = it->second;
   const std::string name = Basename(path);
-  uint8_t rnd[8];
-  if (::getrandom(rnd, sizeof(rnd), 0) != static_cast<ssize_t>(sizeof(rnd))) return Internal("getrandom failed");
-  const std::string tmp = std::string(kTempPrefix) + name + "-" + HexEncode(rnd);
-  int fd = ::openat(dir, tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
-  if (fd < 0) return Internal("cannot create " + path + " (" + std::strerror(errno) + ")", "write_failed");
-  size_t off = 0;
-  Status st = Status::Ok();
-  while (off < data.size()) {
-    ssize_t n = ::write(fd, data.data() + off, data.size() - off);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      st = Internal("cannot write " + path + " (" + std::strerror(errno) + ")", "write_failed");
-      break;
-    }
-    off += static_cast<size_t>(n);
-  }
-  if (st.ok() && ::fchmod(fd, mode) != 0) st = Internal("cannot chmod " + path, "write_failed");
-  ::close(fd);
   // Not fsynced: made again at every start (runtime.h ReplaceFile).
-  if (st.ok() && ::renameat(dir, tmp.c_str(), dir, name.c_str()) != 0) {
-    st = Internal("cannot rename into " + path + " (" + std::strerror(errno) + ")", "write_failed");
-  }
-  if (!st.ok()) ::unlinkat(dir, tmp.c_str(), 0);
-  return st;
+  const Status st = WriteFileAtomicAt(dir, name, data, mode, /*durable=*/false);
+  if (!st.ok()) return Internal("cannot write " + path + " (" + st.message() + ")", "write_failed");
+  return Status::Ok();
 }
 
 }  // namespace vouch::rte
