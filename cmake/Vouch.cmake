@@ -12,14 +12,42 @@ endif()
 
 function(_vouch_target_defaults target)
   target_compile_options(${target} PRIVATE ${VOUCH_WARNINGS})
-  target_include_directories(${target} PUBLIC ${CMAKE_SOURCE_DIR}/libs)
+endfunction()
+
+# The include path enforces the library graph (docs/design.md, "Layout"): libs/ itself is on no
+# target's include path. Each library instead gets a directory of its own in the build tree,
+# <build>/vouch_include/<name>/, holding one symlink <name> -> libs/<name>, as its PUBLIC include
+# directory; a target reaches "<name>/x.h" only if it links vouch::<name>, directly or through
+# another library's usage requirements. A header of a library not depended on is a compile error
+# ("No such file"), proved by the ctest lint.build_enforces_deps (tests/lint).
+function(_vouch_include_dir name out)
+  set(dir ${CMAKE_BINARY_DIR}/vouch_include/${name})
+  if(NOT IS_SYMLINK ${dir}/${name})
+    file(MAKE_DIRECTORY ${dir})
+    file(CREATE_LINK ${CMAKE_SOURCE_DIR}/libs/${name} ${dir}/${name} SYMBOLIC)
+  endif()
+  set(${out} ${dir} PARENT_SCOPE)
+endfunction()
+
+# vouch_include_libraries(TARGET lib...): the headers of the named libraries, for a target that
+# compiles their sources itself instead of linking them (apps/vouch-rte, linked statically).
+function(vouch_include_libraries target)
+  foreach(name IN LISTS ARGN)
+    _vouch_include_dir(${name} dir)
+    target_include_directories(${target} PRIVATE ${dir})
+  endforeach()
 endfunction()
 
 # vouch_library(NAME [DEPS lib...])
 # Sources: every *.cc in the calling folder except *_test.cc and *_fuzz.cc.
-# Creates target vouch_<NAME> with alias vouch::<NAME>.
+# Creates target vouch_<NAME> with alias vouch::<NAME>. Its PUBLIC include directory exposes only
+# "<NAME>/..." (libs/<NAME>); the headers of DEPS come through their own usage requirements.
 function(vouch_library name)
   cmake_parse_arguments(ARG "" "" "DEPS;SOURCES" ${ARGN})
+  if(NOT CMAKE_CURRENT_SOURCE_DIR STREQUAL "${CMAKE_SOURCE_DIR}/libs/${name}")
+    message(FATAL_ERROR "vouch_library(${name}) must be called from libs/${name}/CMakeLists.txt")
+  endif()
+  _vouch_include_dir(${name} incdir)
   if(ARG_SOURCES)
     set(srcs ${ARG_SOURCES})
   else()
@@ -29,10 +57,11 @@ function(vouch_library name)
   if(srcs)
     add_library(vouch_${name} STATIC ${srcs})
     _vouch_target_defaults(vouch_${name})
+    target_include_directories(vouch_${name} PUBLIC ${incdir})
     target_link_libraries(vouch_${name} PUBLIC ${ARG_DEPS})
   else()
     add_library(vouch_${name} INTERFACE)
-    target_include_directories(vouch_${name} INTERFACE ${CMAKE_SOURCE_DIR}/libs)
+    target_include_directories(vouch_${name} INTERFACE ${incdir})
     target_link_libraries(vouch_${name} INTERFACE ${ARG_DEPS})
   endif()
   add_library(vouch::${name} ALIAS vouch_${name})
@@ -40,6 +69,7 @@ endfunction()
 
 # vouch_test(NAME [DEPS ...] [LABELS ...])
 # One GoogleTest binary per library from every *_test.cc in the folder; label "unit" by default.
+# Like every target, a test sees only the headers of the libraries in its DEPS (and theirs).
 function(vouch_test name)
   cmake_parse_arguments(ARG "" "" "DEPS;LABELS;SOURCES" ${ARGN})
   if(ARG_SOURCES)
