@@ -9,20 +9,15 @@
 #include "crypto/digest.h"
 #include "crypto/keys.h"
 #include "crypto/random.h"
-#include "workload/workload_client.h"
+#include "testing/csr.h"
+#include "testing/temp_dir.h"
 
 namespace vouch::agent {
 namespace {
 
-std::string TempDir(const std::string& tag) {
-  auto dir = std::filesystem::temp_directory_path() /
-             ("vouch-agent-" + std::to_string(getpid()) + "-" + tag + "-" + crypto::RandomToken(4));
-  std::filesystem::create_directories(dir);
-  return dir.string();
-}
-
 TEST(DiskQueue, KeepsOrderAcrossReopenAndRefusesPastItsBound) {
-  std::string dir = TempDir("queue");
+  test::TempDir tmp("agent-queue");
+  const std::string& dir = tmp.path();
   {
     auto q = DiskQueue::Open(dir, 3);
     ASSERT_TRUE(q.ok());
@@ -50,20 +45,17 @@ TEST(DiskQueue, KeepsOrderAcrossReopenAndRefusesPastItsBound) {
   EXPECT_EQ((*items)[0].second, "c");
   EXPECT_EQ((*items)[1].second, "d");
   EXPECT_FALSE(std::filesystem::exists(dir + "/.tmp-123"));
-  std::filesystem::remove_all(dir);
 }
 
 class LocalReportTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = TempDir("sim");
     auto v = attest::SimVendor::Create(dir_ + "/sim");
     ASSERT_TRUE(v.ok());
     sim_ = std::move(*v);
     key_ = std::move(*crypto::GenerateP256());
-    csr_ = *workload::MakeCsr(key_.get(), {"web.example.com"});
+    csr_ = test::CsrPemFor(key_.get(), {"web.example.com"}, "web.example.com");
   }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
   std::array<uint8_t, 432> Report(EVP_PKEY* bound) {
     evidence::SgxReportBody body;
     body.mr_enclave.fill(0xaa);
@@ -72,7 +64,8 @@ class LocalReportTest : public ::testing::Test {
     std::copy(d.begin(), d.end(), body.report_data.begin());
     return *sim_->platform().MakeReport(body, SimAgentMrEnclave());
   }
-  std::string dir_;
+  test::TempDir tmp_{"agent-sim"};
+  std::string dir_ = tmp_.path();
   std::unique_ptr<attest::SimVendor> sim_;
   crypto::EvpPkeyPtr key_;
   std::string csr_;

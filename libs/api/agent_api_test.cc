@@ -18,6 +18,9 @@
 #include "crypto/x509.h"
 #include "store/database.h"
 #include "store/migrations.h"
+#include "testing/csr.h"
+#include "testing/request.h"
+#include "testing/temp_dir.h"
 #include "workload/wire.h"
 
 #include <openssl/pem.h>
@@ -28,39 +31,11 @@ namespace {
 using http::Request;
 using http::Response;
 
-std::string TempDir(const std::string& tag) {
-  auto dir = std::filesystem::temp_directory_path() /
-             ("vouch-agentapi-" + std::to_string(getpid()) + "-" + tag + "-" + crypto::RandomToken(4));
-  std::filesystem::create_directories(dir);
-  return dir.string();
-}
-
-std::string CsrFor(EVP_PKEY* key, const std::vector<std::string>& dns) {
-  crypto::X509ReqPtr req(X509_REQ_new());
-  X509_REQ_set_version(req.get(), 0);
-  X509_NAME_add_entry_by_txt(X509_REQ_get_subject_name(req.get()), "CN", MBSTRING_ASC,
-                             reinterpret_cast<const unsigned char*>("w"), -1, -1, 0);
-  X509_REQ_set_pubkey(req.get(), key);
-  if (!dns.empty()) {
-    std::string san;
-    for (const auto& d : dns) san += (san.empty() ? "DNS:" : ",DNS:") + d;
-    STACK_OF(X509_EXTENSION)* exts = sk_X509_EXTENSION_new_null();
-    sk_X509_EXTENSION_push(exts, X509V3_EXT_conf_nid(nullptr, nullptr, NID_subject_alt_name, san.c_str()));
-    X509_REQ_add_extensions(req.get(), exts);
-    sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
-  }
-  X509_REQ_sign(req.get(), key, EVP_sha256());
-  crypto::BioPtr bio(BIO_new(BIO_s_mem()));
-  PEM_write_bio_X509_REQ(bio.get(), req.get());
-  char* data = nullptr;
-  long len = BIO_get_mem_data(bio.get(), &data);
-  return std::string(data, static_cast<size_t>(len));
-}
+std::string CsrFor(EVP_PKEY* key, const std::vector<std::string>& dns) { return test::CsrPemFor(key, dns, "w"); }
 
 class AgentApiTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = TempDir(::testing::UnitTest::GetInstance()->current_test_info()->name());
     auto good = attest::SimVendor::Create(dir_ + "/sim");
     ASSERT_TRUE(good.ok()) << good.status().ToString();
     sim_ = std::move(*good);
@@ -97,20 +72,16 @@ class AgentApiTest : public ::testing::Test {
     router_.reset();
     manager_.reset();
     db_.reset();
-    std::filesystem::remove_all(dir_);
   }
 
   Response Call(const std::string& method, const std::string& target, const std::string& body = "",
                 const std::string& token = "", const std::vector<uint8_t>* client_cert = nullptr) {
-    Request req;
-    req.method = method;
-    req.target = target;
-    EXPECT_TRUE(req.ParseTarget().ok());
-    req.body = body;
-    req.remote_address = "127.0.0.1:40000";
-    req.tls = true;
-    if (!token.empty()) req.headers.emplace_back("Authorization", "Bearer " + token);
-    if (client_cert != nullptr) req.peer_cert_chain_der.push_back(*client_cert);
+    test::RequestBuilder builder(method, target);
+    builder.Body(body).Bearer(token);
+    if (client_cert != nullptr) builder.ClientCert(*client_cert);
+    bool parsed = false;
+    Request req = builder.Build(&parsed);
+    EXPECT_TRUE(parsed);
     return router_->Dispatch(req);
   }
   json Admin(const std::string& method, const std::string& target, const json& body, unsigned want) {
@@ -213,7 +184,8 @@ class AgentApiTest : public ::testing::Test {
   std::array<uint8_t, 32> quote_mrsigner_ = attest::ShippedSimAgent().mrsigner;
   bool quote_debug_ = false;
   FixedClock clock_{FromUnixSeconds(ToUnixSeconds(SystemClock::Get().Now()))};
-  std::string dir_;
+  test::TempDir tmp_{"agentapi"};
+  std::string dir_ = tmp_.path();
   std::unique_ptr<attest::SimVendor> sim_, sim_old_;
   std::unique_ptr<store::Database> db_;
   std::unique_ptr<Manager> manager_;

@@ -17,8 +17,10 @@
 #include "crypto/x509.h"
 #include "pgtest/test_postgres.h"
 #include "store/database.h"
+#include "testing/csr.h"
+#include "testing/request.h"
+#include "testing/temp_dir.h"
 
-#include <openssl/pem.h>
 
 namespace vouch::api {
 namespace {
@@ -26,45 +28,14 @@ namespace {
 using http::Request;
 using http::Response;
 
-std::string TempDir(const std::string& tag) {
-  auto dir = std::filesystem::temp_directory_path() /
-             ("vouch-api-" + std::to_string(getpid()) + "-" + tag + "-" + crypto::RandomToken(4));
-  std::filesystem::create_directories(dir);
-  return dir.string();
-}
-
-// A CSR made with OpenSSL directly, so that the manager's parser is tested against real input.
-std::string MakeCsr(const std::vector<std::string>& dns, crypto::EvpPkeyPtr* key_out = nullptr) {
-  auto key = crypto::GenerateP256();
-  crypto::X509ReqPtr req(X509_REQ_new());
-  X509_REQ_set_version(req.get(), 0);
-  X509_NAME* name = X509_REQ_get_subject_name(req.get());
-  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>("workload"), -1, -1, 0);
-  X509_REQ_set_pubkey(req.get(), key->get());
-  if (!dns.empty()) {
-    std::string san;
-    for (const auto& d : dns) san += (san.empty() ? "DNS:" : ",DNS:") + d;
-    STACK_OF(X509_EXTENSION)* exts = sk_X509_EXTENSION_new_null();
-    X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, nullptr, NID_subject_alt_name, san.c_str());
-    sk_X509_EXTENSION_push(exts, ext);
-    X509_REQ_add_extensions(req.get(), exts);
-    sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
-  }
-  X509_REQ_sign(req.get(), key->get(), EVP_sha256());
-  crypto::BioPtr bio(BIO_new(BIO_s_mem()));
-  PEM_write_bio_X509_REQ(bio.get(), req.get());
-  char* data = nullptr;
-  long len = BIO_get_mem_data(bio.get(), &data);
-  if (key_out) *key_out = std::move(*key);
-  return std::string(data, static_cast<size_t>(len));
-}
+// A CSR made with OpenSSL directly (libs/testing), so that the manager's parser is tested against real input.
+std::string MakeCsr(const std::vector<std::string>& dns) { return test::CsrPemFor(test::Key().get(), dns); }
 
 class ApiTest : public ::testing::Test {
  protected:
   static constexpr char kPassword[] = "correct-horse-battery";
 
   void SetUp() override {
-    dir_ = TempDir(::testing::UnitTest::GetInstance()->current_test_info()->name());
     std::string url = "sqlite:" + dir_ + "/vouch.db";
     if (const char* store = std::getenv("VOUCH_TEST_STORE"); store && std::string(store) == "postgres") {
       auto pg = pgtest::FreshTestDatabase();
@@ -98,19 +69,16 @@ class ApiTest : public ::testing::Test {
     router_.reset();
     manager_.reset();
     db_.reset();
-    std::filesystem::remove_all(dir_);
   }
 
   Response Call(const std::string& method, const std::string& target, const std::string& body = "",
                 const std::string& user = "") {
-    Request req;
-    req.method = method;
-    req.target = target;
-    EXPECT_TRUE(req.ParseTarget().ok()) << target;
-    req.body = body;
-    req.remote_address = "127.0.0.1:40000";
-    req.tls = true;
-    if (!user.empty()) req.headers.emplace_back("Authorization", "Bearer " + tokens_[user]);
+    test::RequestBuilder builder(method, target);
+    builder.Body(body);
+    if (!user.empty()) builder.Header("Authorization", "Bearer " + tokens_[user]);
+    bool parsed = false;
+    Request req = builder.Build(&parsed);
+    EXPECT_TRUE(parsed) << target;
     return router_->Dispatch(req);
   }
   json CallJson(const std::string& method, const std::string& target, const json& body, const std::string& user,
@@ -163,7 +131,8 @@ class ApiTest : public ::testing::Test {
 
   // Real time (fixed during the test), since certificates are checked by the openssl binary.
   FixedClock clock_{FromUnixSeconds(ToUnixSeconds(SystemClock::Get().Now()))};
-  std::string dir_;
+  test::TempDir tmp_{"api"};
+  std::string dir_ = tmp_.path();
   std::unique_ptr<store::Database> db_;
   std::unique_ptr<Manager> manager_;
   http::Metrics metrics_;
@@ -263,11 +232,9 @@ TEST_F(ApiTest, NonPublicRoutesAnswer401WithoutCredentials) {
     ASSERT_TRUE(j.is_object()) << route;
     EXPECT_EQ(j["error"]["code"], "unauthenticated") << route;
     // A wrong token is just as unauthenticated.
-    Request req;
-    req.method = method;
-    req.target = path;
-    ASSERT_TRUE(req.ParseTarget().ok());
-    req.headers.emplace_back("Authorization", "Bearer vt_not-a-real-token-at-all");
+    bool parsed = false;
+    Request req = test::RequestBuilder(method, path).Bearer("vt_not-a-real-token-at-all").Build(&parsed);
+    ASSERT_TRUE(parsed);
     EXPECT_EQ(router_->Dispatch(req).status, 401u) << route;
   }
 }

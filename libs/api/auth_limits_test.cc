@@ -12,6 +12,8 @@
 #include "api/routes.h"
 #include "crypto/random.h"
 #include "store/database.h"
+#include "testing/request.h"
+#include "testing/temp_dir.h"
 
 namespace vouch::api {
 namespace {
@@ -24,10 +26,6 @@ class AuthLimitsTest : public ::testing::Test {
   static constexpr char kPassword[] = "correct-horse-battery";
 
   void SetUp() override {
-    dir_ = (std::filesystem::temp_directory_path() /
-            ("vouch-authlimits-" + std::to_string(getpid()) + "-" + crypto::RandomToken(4)))
-               .string();
-    std::filesystem::create_directories(dir_);
     auto db = store::OpenDatabase("sqlite:" + dir_ + "/vouch.db");
     ASSERT_TRUE(db.ok()) << db.status().ToString();
     db_ = std::move(*db);
@@ -40,7 +38,6 @@ class AuthLimitsTest : public ::testing::Test {
     router_.reset();
     manager_.reset();
     db_.reset();
-    std::filesystem::remove_all(dir_);
   }
   void Make(ManagerOptions options, RouterOptions router_options = {}) {
     router_.reset();
@@ -52,14 +49,9 @@ class AuthLimitsTest : public ::testing::Test {
   }
   Response Call(const std::string& method, const std::string& target, const std::string& body,
                 const std::string& token = "", const std::string& remote = "192.0.2.1:40000") {
-    Request req;
-    req.method = method;
-    req.target = target;
-    EXPECT_TRUE(req.ParseTarget().ok());
-    req.body = body;
-    req.remote_address = remote;
-    req.tls = true;
-    if (!token.empty()) req.headers.emplace_back("Authorization", "Bearer " + token);
+    bool parsed = false;
+    Request req = test::RequestBuilder(method, target).Body(body).Remote(remote).Bearer(token).Build(&parsed);
+    EXPECT_TRUE(parsed);
     return router_->Dispatch(req);
   }
   std::string Login(const std::string& user, const std::string& password = kPassword) {
@@ -93,7 +85,8 @@ class AuthLimitsTest : public ::testing::Test {
     return out;
   }
 
-  std::string dir_;
+  test::TempDir tmp_{"authlimits"};
+  std::string dir_ = tmp_.path();
   FixedClock clock_{FromUnixSeconds(ToUnixSeconds(SystemClock::Get().Now()) / 60 * 60 + 5)};
   std::unique_ptr<store::Database> db_;
   std::unique_ptr<Manager> manager_;

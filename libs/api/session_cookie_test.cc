@@ -9,6 +9,8 @@
 #include "api/routes.h"
 #include "crypto/random.h"
 #include "store/database.h"
+#include "testing/request.h"
+#include "testing/temp_dir.h"
 
 namespace vouch::api {
 namespace {
@@ -60,10 +62,6 @@ TEST(SessionCookie, SameOriginComparesSchemeHostAndPort) {
 class CookieSessionTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = (std::filesystem::temp_directory_path() /
-            ("vouch-cookie-" + std::to_string(getpid()) + "-" + crypto::RandomToken(4)))
-               .string();
-    std::filesystem::create_directories(dir_);
     auto db = store::OpenDatabase("sqlite:" + dir_ + "/vouch.db");
     ASSERT_TRUE(db.ok()) << db.status().ToString();
     db_ = std::move(*db);
@@ -82,19 +80,15 @@ class CookieSessionTest : public ::testing::Test {
     router_.reset();
     manager_.reset();
     db_.reset();
-    std::filesystem::remove_all(dir_);
   }
   Response Call(const std::string& method, const std::string& target, const std::string& body,
                 std::vector<std::pair<std::string, std::string>> headers) {
-    Request req;
-    req.method = method;
-    req.target = target;
-    EXPECT_TRUE(req.ParseTarget().ok());
-    req.body = body;
-    req.remote_address = "127.0.0.1:40000";
-    req.tls = true;
-    req.headers = std::move(headers);
-    req.headers.emplace_back("Host", "127.0.0.1:8443");
+    test::RequestBuilder builder(method, target);
+    builder.Body(body);
+    for (auto& [name, value] : headers) builder.Header(std::move(name), std::move(value));
+    bool parsed = false;
+    Request req = builder.Header("Host", "127.0.0.1:8443").Build(&parsed);
+    EXPECT_TRUE(parsed);
     return router_->Dispatch(req);
   }
   // Logs in with {"cookie": true}; returns the cookie value and the CSRF token.
@@ -113,7 +107,8 @@ class CookieSessionTest : public ::testing::Test {
   }
 
   FixedClock clock_{FromUnixSeconds(1'800'000'000)};
-  std::string dir_;
+  test::TempDir tmp_{"cookie"};
+  std::string dir_ = tmp_.path();
   std::unique_ptr<store::Database> db_;
   std::unique_ptr<Manager> manager_;
   std::unique_ptr<http::Router> router_;

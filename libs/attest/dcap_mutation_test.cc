@@ -28,6 +28,7 @@
 #include "crypto/x509.h"
 #include "evidence/dcap_collateral.h"
 #include "evidence/dcap_quote.h"
+#include "testing/temp_dir.h"
 
 namespace vouch::attest {
 namespace {
@@ -79,8 +80,7 @@ constexpr size_t kAuthSize = kSig + 576;
 class Forge {
  public:
   Forge() {
-    dir_ = (fs::temp_directory_path() / ("vouch-forge-" + std::to_string(::getpid()))).string();
-    fs::remove_all(dir_);
+    dir_ = tmp_.File("sim");
     SimVendorOptions o;
     o.now = now_ - std::chrono::hours(1);
     auto v = SimVendor::Create(dir_, o);
@@ -111,7 +111,6 @@ class Forge {
     EXPECT_TRUE(q.ok());
     quote_ = *q;
   }
-  ~Forge() { fs::remove_all(dir_); }
 
   Verdict Verify(std::span<const uint8_t> quote, const CollateralFiles& files) const {
     DcapTrustOptions trust;
@@ -168,6 +167,7 @@ class Forge {
   }
 
   TimePoint now_ = std::chrono::system_clock::now();
+  test::TempDir tmp_{"forge"};
   std::string dir_;
   std::unique_ptr<SimVendor> vendor_;
   crypto::EvpPkeyPtr root_key_, ca_key_, tcb_key_, pck_key_, att_key_;

@@ -14,17 +14,12 @@
 #include "base/encoding.h"
 #include "crypto/x509.h"
 #include "evidence/dcap_quote.h"
+#include "testing/temp_dir.h"
 
 namespace vouch::attest {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string TempDir(const std::string& name) {
-  std::string dir = (fs::temp_directory_path() / ("vouch-sim-test-" + std::to_string(::getpid()) + "-" + name)).string();
-  fs::remove_all(dir);
-  return dir;
-}
 
 std::string Code(const Verdict& v) { return v.error.has_value() ? v.error->reason() : std::string("(none)"); }
 
@@ -41,6 +36,7 @@ evidence::SgxReportBody EnclaveBody() {
 }
 
 struct SimFixture {
+  test::TempDir tmp{"sim-test"};  // removed with the fixture
   std::string dir;
   std::unique_ptr<SimVendor> vendor;
   std::vector<uint8_t> quote;
@@ -48,7 +44,7 @@ struct SimFixture {
 
 SimFixture MakeSim(const std::string& name, SimVendorOptions options) {
   SimFixture f;
-  f.dir = TempDir(name);
+  f.dir = f.tmp.File(name);
   auto v = SimVendor::Create(f.dir, options);
   EXPECT_TRUE(v.ok()) << v.status().ToString();
   f.vendor = std::move(*v);
@@ -102,7 +98,6 @@ TEST(SimVendor, EachTcbOptionGivesItsStatusAndIsMarkedInsecure) {
     Verdict no_allow = VerifyDcapQuote(f.quote, f.dir, std::chrono::system_clock::now(), explicit_root);
     EXPECT_FALSE(no_allow.genuine);
     EXPECT_EQ(Code(no_allow), "sim_not_allowed");
-    fs::remove_all(f.dir);
   }
 }
 
@@ -117,7 +112,6 @@ TEST(SimVendor, RevokedPlatformIsNotGenuine) {
   EXPECT_EQ(Code(v), "pck_revoked");
   EXPECT_TRUE(v.insecure_sim);
   EXPECT_EQ(v.ExitCode(), 2);
-  fs::remove_all(f.dir);
 }
 
 TEST(SimVendor, QuoteIsARealSgxQuoteV3) {
@@ -154,7 +148,6 @@ TEST(SimVendor, QuoteIsARealSgxQuoteV3) {
   EXPECT_EQ(p2->sgx_report->mr_signer, EnclaveBody().mr_signer);
   const uint8_t too_long[65] = {};
   EXPECT_FALSE(f.vendor->platform().Quote(EnclaveBody(), too_long).ok());
-  fs::remove_all(f.dir);
 }
 
 TEST(SimVendor, LoadGivesAPlatformWhoseQuotesVerify) {
@@ -169,7 +162,6 @@ TEST(SimVendor, LoadGivesAPlatformWhoseQuotesVerify) {
   EXPECT_TRUE(v.genuine) << Code(v);
   EXPECT_FALSE(SimVendor::Create(f.dir, {}).ok());  // never overwrites
   EXPECT_FALSE(SimVendor::Load(f.dir + "/nope").ok());
-  fs::remove_all(f.dir);
 }
 
 TEST(SimVendor, CollateralExpiresAfterItsValidity) {
@@ -183,7 +175,6 @@ TEST(SimVendor, CollateralExpiresAfterItsValidity) {
   Verdict late = VerifyDcapQuote(f.quote, f.dir, now + std::chrono::hours(24 * 31), trust);
   EXPECT_FALSE(late.genuine);
   EXPECT_TRUE(Code(late) == "crl_expired" || Code(late) == "collateral_expired") << Code(late);
-  fs::remove_all(f.dir);
 }
 
 // CollateralValidUntil is the first expiry: quotes verify up to it and not after it.
@@ -204,7 +195,6 @@ TEST(SimVendor, CollateralValidUntilIsTheFirstExpiry) {
   EXPECT_LE(std::chrono::abs(until - want), std::chrono::seconds(1));
   EXPECT_TRUE((*verifier)->Verify(f.quote, until - std::chrono::seconds(1)).genuine);
   EXPECT_FALSE((*verifier)->Verify(f.quote, until + std::chrono::seconds(1)).genuine);
-  fs::remove_all(f.dir);
 }
 
 TEST(SimLocalAttestation, ReportMacVerifiesOnlyForItsTarget) {
@@ -241,8 +231,6 @@ TEST(SimLocalAttestation, ReportMacVerifiesOnlyForItsTarget) {
   // Another platform cannot forge it.
   auto g = MakeSim("local2", {});
   EXPECT_FALSE(g.vendor->platform().VerifyReport(*report, target));
-  fs::remove_all(f.dir);
-  fs::remove_all(g.dir);
 }
 
 TEST(SimLocalAttestation, CmacMatchesRfc4493) {

@@ -13,6 +13,7 @@
 #include "base/encoding.h"
 #include "crypto/x509.h"
 #include "evidence/snp_report.h"
+#include "testing/temp_dir.h"
 
 namespace vouch::attest {
 namespace {
@@ -217,8 +218,8 @@ TEST_F(SnpVerifierTest, MissingOrEmptyCollateralIsNotGenuine) {
   EXPECT_EQ(none.measurements["reported_tcb"]["microcode"], 68);  // still described
   Verdict nodir = VerifySnpReport(*go_report_, kDir + "does-not-exist", At(kMid2025));
   EXPECT_EQ(Code(nodir), "snp_missing_collateral");
-  auto tmp = std::filesystem::temp_directory_path() / ("vouch-snp-empty-" + std::to_string(::getpid()));
-  std::filesystem::create_directories(tmp);
+  test::TempDir dir("snp-empty");
+  const std::filesystem::path tmp = dir.path();
   Verdict empty = VerifySnpReport(*go_report_, tmp.string(), At(kMid2025));
   EXPECT_EQ(Code(empty), "snp_missing_collateral");
   // Chain only, no leaf.
@@ -228,7 +229,6 @@ TEST_F(SnpVerifierTest, MissingOrEmptyCollateralIsNotGenuine) {
   std::filesystem::copy_file(kGoDir + "/vcek.der", tmp / "vcek.der");
   std::filesystem::remove(tmp / "ask_ark_milan.pem");
   EXPECT_TRUE(VerifySnpReport(*go_report_, tmp.string(), At(kMid2025)).genuine);
-  std::filesystem::remove_all(tmp);
 }
 
 TEST_F(SnpVerifierTest, ReportWithTheWrongFolderFailsOnTheBinding) {
@@ -407,8 +407,8 @@ TEST_F(SnpVerifierTest, EveryChainLinkIsChecked) {
 }
 
 TEST_F(SnpVerifierTest, FolderWithATamperedVcekIsRejected) {
-  auto tmp = std::filesystem::temp_directory_path() / ("vouch-snp-tamper-" + std::to_string(::getpid()));
-  std::filesystem::create_directories(tmp);
+  test::TempDir dir("snp-tamper");
+  const std::filesystem::path tmp = dir.path();
   auto der = ReadBytes(kGoDir + "/vcek.der");
   der[der.size() - 5] ^= 0x01;
   {
@@ -425,7 +425,6 @@ TEST_F(SnpVerifierTest, FolderWithATamperedVcekIsRejected) {
   }
   std::filesystem::copy_file(kGoDir + "/vcek.der", tmp / "z-good.der");
   EXPECT_TRUE(VerifySnpReport(*go_report_, tmp.string(), At(kMid2025)).genuine);
-  std::filesystem::remove_all(tmp);
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // ApiClient against a real local HTTPS server: python3's http.server wrapped in ssl, with
 // certificates made by the openssl binary for each test run.
 #include "client/api_client.h"
+#include "testing/temp_dir.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -137,15 +138,14 @@ void Run(const std::string& cmd) {
 class Pki {
  public:
   static Pki& Get() {
-    static Pki* pki = new Pki();
-    return *pki;
+    static Pki pki;  // its directory is removed at exit
+    return pki;
   }
-  fs::path dir;
+  test::TempDir tmp{"client-test"};
+  fs::path dir = tmp.path();
 
  private:
   Pki() {
-    char tmpl[] = "/tmp/vouch_client_test_XXXXXX";
-    dir = ::mkdtemp(tmpl);
     const std::string d = dir.string();
     std::ofstream(d + "/server.py") << kServerPy;
     std::ofstream(d + "/san.cnf") << "subjectAltName=IP:127.0.0.1,DNS:localhost\n";

@@ -11,6 +11,8 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "testing/temp_dir.h"
+
 namespace vouch::client {
 namespace {
 
@@ -18,12 +20,8 @@ namespace fs = std::filesystem;
 
 class ContextTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/vouch_context_test_XXXXXX";
-    dir_ = ::mkdtemp(tmpl);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-  fs::path dir_;
+  test::TempDir tmp_{"context-test"};
+  fs::path dir_ = tmp_.path();
 };
 
 unsigned Mode(const fs::path& p) {

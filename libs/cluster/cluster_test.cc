@@ -6,6 +6,7 @@
 #include "base/encoding.h"
 #include "cluster/join.h"
 #include "crypto/random.h"
+#include "testing/temp_dir.h"
 
 namespace vouch::cluster {
 namespace {
@@ -13,9 +14,6 @@ namespace {
 class JoinTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = (std::filesystem::temp_directory_path() /
-            ("vouch-cluster-" + std::to_string(getpid()) + "-" + crypto::RandomToken(4)))
-               .string();
     auto sim = attest::SimVendor::Create(dir_ + "/sim");
     ASSERT_TRUE(sim.ok()) << sim.status().ToString();
     sim_ = std::move(*sim);
@@ -25,7 +23,6 @@ class JoinTest : public ::testing::Test {
     policy_.allow_sim = true;
     policy_.collateral_dir = dir_ + "/sim";
   }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
 
   Result<JoinGrant> Grant(const JoinRequest& req) {
     VOUCH_ASSIGN_OR_RETURN(auto verifier, MakeJoinVerifier(policy_));
@@ -33,7 +30,8 @@ class JoinTest : public ::testing::Test {
   }
   static TimePoint Now() { return std::chrono::system_clock::now(); }
 
-  std::string dir_;
+  test::TempDir tmp_{"cluster"};
+  std::string dir_ = tmp_.path();
   std::unique_ptr<attest::SimVendor> sim_;
   crypto::SecretBytes master_;
   Measurement approved_{};

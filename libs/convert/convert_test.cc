@@ -14,6 +14,7 @@
 #include "convert/rootfs.h"
 #include "crypto/keys.h"
 #include "oci/blob_store.h"
+#include "testing/temp_dir.h"
 
 namespace vouch::convert {
 namespace {
@@ -133,11 +134,6 @@ TEST(RootFs, ContentLimitCountsEarlierLayers) {
 
 class ConvertTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/convert-test-XXXXXX";
-    dir_ = ::mkdtemp(tmpl);
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
 
   // Writes a one-layer OCI layout at dir_/in with tag "v1". The config's diff_id is the digest
   // of `layer` unless given (right for an uncompressed layer).
@@ -176,7 +172,8 @@ class ConvertTest : public ::testing::Test {
     o.base.rw_dirs = DefaultRwDirs();
     return o;
   }
-  std::string dir_;
+  test::TempDir tmp_{"convert-test"};
+  std::string dir_ = tmp_.path();
 };
 
 TEST_F(ConvertTest, ConvertsALayoutAndMeasuresTheManifestItEmbeds) {

@@ -23,6 +23,7 @@
 
 #include "crypto/keys.h"
 #include "crypto/x509.h"
+#include "testing/temp_dir.h"
 
 namespace vouch::http {
 namespace {
@@ -208,8 +209,7 @@ class ServerTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     ::signal(SIGPIPE, SIG_IGN);  // the raw clients write to sockets the server may have closed
-    dir_ = new fs::path(fs::temp_directory_path() / fmt::format("vouch_http_test_{}", ::getpid()));
-    fs::create_directories(*dir_);
+    dir_ = new test::TempDir("http");
     server_ca_ = new KeyCert(MakeCert("vouch test service CA", nullptr, Kind::kCa));
     server_ = new KeyCert(MakeCert("127.0.0.1", server_ca_, Kind::kServer));
     client_ca_ = new KeyCert(MakeCert("vouch test node CA", nullptr, Kind::kCa));
@@ -224,8 +224,6 @@ class ServerTest : public ::testing::Test {
     WriteFile(Path("big.json"), "{\"x\":\"" + std::string(2 << 20, 'a') + "\"}");
   }
   static void TearDownTestSuite() {
-    std::error_code ec;
-    fs::remove_all(*dir_, ec);
     delete server_ca_;
     delete server_;
     delete client_ca_;
@@ -234,7 +232,7 @@ class ServerTest : public ::testing::Test {
     delete rogue_;
     delete dir_;
   }
-  static std::string Path(const std::string& name) { return (*dir_ / name).string(); }
+  static std::string Path(const std::string& name) { return dir_->File(name); }
 
   ServerOptions Options() {
     ServerOptions o;
@@ -303,14 +301,14 @@ class ServerTest : public ::testing::Test {
     return fmt::format("curl --http1.1 -sS --max-time 10 --cacert {} {}", Path("ca.pem"), args);
   }
 
-  static fs::path* dir_;
+  static test::TempDir* dir_;  // removed with everything in it by TearDownTestSuite
   static KeyCert *server_ca_, *server_, *client_ca_, *client_, *rogue_ca_, *rogue_;
   Metrics metrics_;
   std::unique_ptr<Server> server_obj_;
   std::string base_;
 };
 
-fs::path* ServerTest::dir_ = nullptr;
+test::TempDir* ServerTest::dir_ = nullptr;
 KeyCert *ServerTest::server_ca_, *ServerTest::server_, *ServerTest::client_ca_,
     *ServerTest::client_, *ServerTest::rogue_ca_, *ServerTest::rogue_;
 

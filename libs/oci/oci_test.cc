@@ -15,6 +15,7 @@
 #include "oci/registry.h"
 #include "oci/tar.h"
 #include "oci/transport.h"
+#include "testing/temp_dir.h"
 
 namespace vouch::oci {
 namespace {
@@ -228,12 +229,8 @@ TEST(Tar, RejectsTruncatedAndOversizedStreams) {
 
 class TempDirTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/oci-test-XXXXXX";
-    dir_ = ::mkdtemp(tmpl);
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-  std::string dir_;
+  test::TempDir tmp_{"oci-test"};
+  std::string dir_ = tmp_.path();
 };
 
 TEST_F(TempDirTest, BlobStoreRejectsDigestAndSizeMismatch) {

@@ -13,20 +13,17 @@
 #include "pki/ca.h"
 #include "pki/crl.h"
 #include "pki/service.h"
-#include "pki/test_util.h"
+#include "testing/command.h"
+#include "testing/csr.h"
+#include "testing/temp_dir.h"
 
 namespace vouch::pki {
 namespace {
 
 using namespace std::chrono_literals;
-using testing::CsrPem;
-using testing::MakeCsr;
-
-crypto::EvpPkeyPtr Key(crypto::KeyType type) {
-  auto key = crypto::GenerateKey(type);
-  EXPECT_TRUE(key.ok()) << key.status().ToString();
-  return std::move(key).value();
-}
+using test::CsrPem;
+using test::Key;
+using test::MakeCsr;
 
 const TimePoint kNow = FromUnixSeconds(1795000000);  // 2026-11-18
 
@@ -279,20 +276,20 @@ TEST(IssueCertificate, VerifiesAgainstTheCaInProcessAndWithTheOpensslTool) {
   X509_STORE_CTX_set_purpose(ctx.get(), X509_PURPOSE_SSL_SERVER);
   EXPECT_EQ(X509_verify_cert(ctx.get()), 1) << X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx.get()));
 
-  testing::TempDir dir;
+  test::TempDir dir("pki");
   std::string ca_file = dir.Write("ca.pem", ca.material.cert_pem);
   std::string leaf = dir.Write("leaf.pem", issued->pem);
-  auto verify = testing::Run("openssl verify -x509_strict -purpose sslserver -CAfile " + ca_file + " " + leaf);
+  auto verify = test::Run("openssl verify -x509_strict -purpose sslserver -CAfile " + ca_file + " " + leaf);
   EXPECT_EQ(verify.exit_code, 0) << verify.output;
   EXPECT_NE(verify.output.find(": OK"), std::string::npos) << verify.output;
-  auto client = testing::Run("openssl verify -x509_strict -purpose sslclient -CAfile " + ca_file + " " + leaf);
+  auto client = test::Run("openssl verify -x509_strict -purpose sslclient -CAfile " + ca_file + " " + leaf);
   EXPECT_EQ(client.exit_code, 0) << client.output;
   // A different CA does not verify it.
   Ca other = MakeCa();
   std::string other_file = dir.Write("other.pem", other.material.cert_pem);
-  EXPECT_NE(testing::Run("openssl verify -CAfile " + other_file + " " + leaf).exit_code, 0);
+  EXPECT_NE(test::Run("openssl verify -CAfile " + other_file + " " + leaf).exit_code, 0);
   // The text form shows the profile, including the measurement extension's OID.
-  auto text = testing::Run("openssl x509 -noout -text -in " + leaf);
+  auto text = test::Run("openssl x509 -noout -text -in " + leaf);
   ASSERT_EQ(text.exit_code, 0) << text.output;
   EXPECT_NE(text.output.find("CA:FALSE"), std::string::npos);
   EXPECT_NE(text.output.find("TLS Web Server Authentication, TLS Web Client Authentication"), std::string::npos);
@@ -562,10 +559,10 @@ TEST(BuildCrl, ListsRevokedSerialsAndReadsBackWithOpenssl) {
 
   // An issued, revoked certificate now fails verification with the CRL.
   auto leaf = crypto::CertFromPem(IssueCertificate(*ca.signer, req)->pem);
-  testing::TempDir dir;
+  test::TempDir dir("pki");
   std::string ca_file = dir.Write("ca.pem", ca.material.cert_pem);
   std::string crl_file = dir.Write("crl.pem", crl->pem);
-  auto text = testing::Run("openssl crl -noout -text -in " + crl_file);
+  auto text = test::Run("openssl crl -noout -text -in " + crl_file);
   ASSERT_EQ(text.exit_code, 0) << text.output;
   for (const auto& r : revoked) {
     std::string upper = r.serial_hex;
@@ -575,8 +572,8 @@ TEST(BuildCrl, ListsRevokedSerialsAndReadsBackWithOpenssl) {
   EXPECT_NE(text.output.find("Key Compromise"), std::string::npos);
   EXPECT_NE(text.output.find("Superseded"), std::string::npos);
   EXPECT_NE(text.output.find("X509v3 CRL Number"), std::string::npos);
-  auto der_file = dir.Write("crl.der", testing::AsString(crl->der));
-  EXPECT_EQ(testing::Run("openssl crl -inform DER -noout -in " + der_file + " -CAfile " + ca_file).exit_code, 0);
+  auto der_file = dir.Write("crl.der", std::string(crl->der.begin(), crl->der.end()));
+  EXPECT_EQ(test::Run("openssl crl -inform DER -noout -in " + der_file + " -CAfile " + ca_file).exit_code, 0);
 
   // `openssl verify -crl_check` rejects a revoked certificate and accepts a good one.
   auto bad_issued = IssueCertificate(*ca.signer, req);
@@ -588,10 +585,10 @@ TEST(BuildCrl, ListsRevokedSerialsAndReadsBackWithOpenssl) {
   std::string crl2_file = dir.Write("crl2.pem", crl2->pem);
   std::string revoked_leaf = dir.Write("revoked.pem", bad_issued->pem);
   std::string good_leaf = dir.Write("good.pem", IssueCertificate(*ca.signer, req)->pem);
-  auto rv = testing::Run("openssl verify -crl_check -CAfile " + ca_file + " -CRLfile " + crl2_file + " " + revoked_leaf);
+  auto rv = test::Run("openssl verify -crl_check -CAfile " + ca_file + " -CRLfile " + crl2_file + " " + revoked_leaf);
   EXPECT_NE(rv.exit_code, 0) << rv.output;
   EXPECT_NE(rv.output.find("revoked"), std::string::npos) << rv.output;
-  auto gv = testing::Run("openssl verify -crl_check -CAfile " + ca_file + " -CRLfile " + crl2_file + " " + good_leaf);
+  auto gv = test::Run("openssl verify -crl_check -CAfile " + ca_file + " -CRLfile " + crl2_file + " " + good_leaf);
   EXPECT_EQ(gv.exit_code, 0) << gv.output;
 }
 
@@ -624,8 +621,8 @@ TEST(CreateServiceCertificates, ChainVerifiesForTlsServerOnLocalhost) {
   auto chain = crypto::CertsFromPem(svc->server_chain_pem);
   ASSERT_TRUE(chain.ok());
   EXPECT_EQ(chain->size(), 2u);
-  testing::TempDir dir;
-  auto v = testing::Run("openssl verify -x509_strict -purpose sslserver -CAfile " + dir.Write("ca.pem", svc->ca_cert_pem) +
+  test::TempDir dir("pki");
+  auto v = test::Run("openssl verify -x509_strict -purpose sslserver -CAfile " + dir.Write("ca.pem", svc->ca_cert_pem) +
                         " " + dir.Write("server.pem", svc->server_cert_pem));
   EXPECT_EQ(v.exit_code, 0) << v.output;
 }

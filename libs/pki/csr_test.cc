@@ -9,22 +9,18 @@
 #include "crypto/keys.h"
 #include "crypto/x509.h"
 #include "pki/der.h"
-#include "pki/test_util.h"
+#include "testing/csr.h"
 
 namespace vouch::pki {
 namespace {
 
-using testing::AsString;
-using testing::CsrDer;
-using testing::CsrPem;
-using testing::CsrSpec;
-using testing::MakeCsr;
+using test::CsrDer;
+using test::CsrPem;
+using test::CsrSpec;
+using test::Key;
+using test::MakeCsr;
 
-crypto::EvpPkeyPtr Key(crypto::KeyType type) {
-  auto key = crypto::GenerateKey(type);
-  EXPECT_TRUE(key.ok()) << key.status().ToString();
-  return std::move(key).value();
-}
+std::string AsString(const std::vector<uint8_t>& b) { return std::string(b.begin(), b.end()); }
 
 crypto::EvpPkeyPtr KeyByName(const char* name, int bits = 0) {
   EVP_PKEY* key = bits > 0 ? EVP_PKEY_Q_keygen(nullptr, nullptr, name, static_cast<size_t>(bits))

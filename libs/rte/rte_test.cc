@@ -14,6 +14,7 @@
 #include "rte/process.h"
 #include "rte/runtime.h"
 #include "rte/verify.h"
+#include "testing/temp_dir.h"
 
 namespace vouch::rte {
 namespace {
@@ -21,8 +22,6 @@ namespace {
 class RteTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/rte-test-XXXXXX";
-    root_ = ::mkdtemp(tmpl);
     ASSERT_TRUE(MakeDirs(root_ + "/bin").ok());
     ASSERT_TRUE(WriteFileAtomic(root_ + "/bin/app", "app-bytes", 0755).ok());
     ASSERT_EQ(::symlink("app", (root_ + "/bin/alias").c_str()), 0);
@@ -35,7 +34,6 @@ class RteTest : public ::testing::Test {
     m_.files.push_back({manifest::FileEntry::Type::kFile, "/bin/app",
                         HexEncode(crypto::Sha256(std::string_view("app-bytes"))), 9, 0755, {}});
   }
-  void TearDown() override { std::filesystem::remove_all(root_); }
 
   void WriteSigned() {
     if (manifest::FindEntry(m_, "/vouch") == nullptr) {
@@ -50,7 +48,8 @@ class RteTest : public ::testing::Test {
     ASSERT_TRUE(WriteFileAtomic(root_ + "/vouch/signer.pem", *crypto::PublicKeyToPem(key->get())).ok());
   }
 
-  std::string root_;
+  test::TempDir tmp_{"rte-test"};
+  std::string root_ = tmp_.path();
   manifest::EnclaveManifest m_;
 };
 

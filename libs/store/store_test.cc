@@ -16,6 +16,7 @@
 #include "store/database.h"
 #include "store/migrations.h"
 #include "store/postgres_sql.h"
+#include "testing/temp_dir.h"
 
 namespace vouch::store {
 namespace {
@@ -30,9 +31,6 @@ class StoreTest : public ::testing::TestWithParam<std::string> {
     for (char& c : name) {
       if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
     }
-    dir_ = std::filesystem::temp_directory_path() / ("vouch-store-" + std::to_string(getpid()) + "-" + name);
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
     path_ = (dir_ / "vouch.db").string();
     url_ = "sqlite:" + path_;
     if (postgres()) {
@@ -56,7 +54,6 @@ class StoreTest : public ::testing::TestWithParam<std::string> {
   }
   void TearDown() override {
     db_.reset();
-    std::filesystem::remove_all(dir_);
   }
   int64_t Count(const std::string& table) {
     int64_t n = -1;
@@ -68,7 +65,8 @@ class StoreTest : public ::testing::TestWithParam<std::string> {
     return n;
   }
 
-  std::filesystem::path dir_;
+  test::TempDir tmp_{"store"};
+  std::filesystem::path dir_ = tmp_.path();
   std::string path_;
   std::string url_;
   pgtest::TestPostgres* pg_ = nullptr;

@@ -43,12 +43,7 @@ start_agent() {  # extra args...
     --batch-interval-ms 200 --checkin-interval 1 "$@" >>"$E2E_TMP/agent.log" 2>&1 &
   AGENT_PID=$!
   E2E_PIDS+=("$AGENT_PID")
-  for _ in $(seq 1 200); do
-    curl -fsS --unix-socket "$SOCK" http://agent/v1/version >/dev/null 2>&1 && return 0
-    kill -0 "$AGENT_PID" 2>/dev/null || { tail -5 "$E2E_TMP/agent.log"; fail "agent exited"; }
-    sleep 0.05
-  done
-  fail "agent socket did not answer"
+  wait_agent_socket "$SOCK" "$E2E_TMP/agent.log" "$AGENT_PID"
 }
 TOKEN=$("$VOUCH" zone join-token default) || fail "join-token"
 # The socket's group: any group when root, else our own.
@@ -96,7 +91,7 @@ expect_contains "leaf carries the SPIFFE id" "spiffe://default/app/web" "$(opens
 SPORT=$(free_port)
 openssl s_server -accept "$SPORT" -cert "$W/cert.pem" -key "$W/key.pem" -www -quiet >/dev/null 2>&1 &
 E2E_PIDS+=("$!")
-for _ in $(seq 1 100); do (echo >/dev/tcp/127.0.0.1/"$SPORT") 2>/dev/null && break; sleep 0.05; done
+wait_until "openssl s_server listens on port $SPORT" 50 tcp_open "$SPORT"
 out=$(echo | openssl s_client -connect "127.0.0.1:$SPORT" -verify_return_error -CAfile "$E2E_TMP/zone-ca.pem" \
   -verify_hostname web.example.com 2>&1)
 expect_contains "s_client accepts the workload's s_server" "Verification: OK" "$out"
@@ -165,11 +160,14 @@ expect_contains "tampered report MAC refused" '"code":"report_mac_invalid"' "$(p
 expect_contains "agent audit log has report_mac_invalid" report_mac_invalid "$(cat "$A/refusals.log")"
 expect_contains "agent audit log has report_data_mismatch" report_data_mismatch "$(cat "$A/refusals.log")"
 # The agent reports its local refusals with its next check-in; vouchd audits them.
-for _ in $(seq 1 50); do
-  audit=$("$VOUCH" audit list -o json)
-  [[ "$audit" == *denied:report_mac_invalid* && "$audit" == *denied:report_data_mismatch* ]] && break
-  sleep 0.1
-done
+# For wait_until: vouchd's audit log holds every TEXT.
+audit_has() {
+  local a w
+  a=$("$VOUCH" audit list -o json) || return 1
+  for w in "$@"; do [[ "$a" == *"$w"* ]] || { echo "no $w in the audit log"; return 1; }; done
+}
+wait_until "vouchd audited the agent's two local refusals" 50 audit_has denied:report_mac_invalid denied:report_data_mismatch
+audit=$("$VOUCH" audit list -o json)
 for c in report_mac_invalid report_data_mismatch; do
   expect_eq "vouchd audited the agent's local refusal $c (by the node, for the claimed MRENCLAVE)" \
     "node:$NODE mrenclave:$(mre a)" \
@@ -182,9 +180,8 @@ expect_eq "refusals issued nothing (one hand-made success)" "$((certs_before + 1
 wcert "$E2E_TMP/w3" a >/dev/null 2>"$E2E_TMP/err" || fail "workload cert w3: $(cat "$E2E_TMP/err")"
 "$VOUCH" workload heartbeat --socket "$SOCK" --dir "$E2E_TMP/w3" --status stopping >/dev/null || fail "stopping heartbeat"
 "$VOUCH" workload heartbeat --socket "$SOCK" --dir "$E2E_TMP/w3" >/dev/null || fail "heartbeat after stop"
-for _ in $(seq 1 50); do
-  audit=$("$VOUCH" audit list -o json); [[ "$audit" == *instance_stopped* ]] && break; sleep 0.1
-done
+wait_until "vouchd audited the heartbeat for the stopped instance" 50 audit_has instance_stopped
+audit=$("$VOUCH" audit list -o json)
 expect_contains "a heartbeat for a stopped instance is rejected as instance_stopped" instance_stopped "$audit"
 
 # Node provisioning refusals.
@@ -228,15 +225,17 @@ expect_eq "heartbeats with the node certificate (curl --cert): 200" 200 "$code"
 # ---- fault: manager down while the workload heartbeats; everything arrives afterwards. The agent
 # runs with a queue bound of 22 records: past it, heartbeats are refused (503), never dropped.
 "$VOUCH" workload heartbeat --socket "$SOCK" --dir "$W" --count 5 >/dev/null || fail "heartbeats"
-for _ in $(seq 1 100); do [[ $(find "$A/queue" -type f | wc -l) == 0 ]] && break; sleep 0.1; done
+queue_len() { find "$A/queue" -type f | wc -l; }
+wait_until "the agent's heartbeat queue is drained" 100 output_is 0 queue_len
 kill -TERM "$AGENT_PID"; wait "$AGENT_PID" 2>/dev/null
 start_agent --queue-max 22
 kill -TERM "$VOUCHD_PID"; wait "$VOUCHD_PID" 2>/dev/null
 "$VOUCH" workload heartbeat --socket "$SOCK" --dir "$W" --count 20 >/dev/null 2>"$E2E_TMP/err" \
   || fail "heartbeats while the manager is down were not acknowledged: $(cat "$E2E_TMP/err")"
 ok "agent acknowledged 20 heartbeats while vouchd was down"
-sleep 0.5
-queued=$(find "$A/queue" -type f | wc -l)
+at_least_20_queued() { local n; n=$(queue_len); echo "$n queued"; [[ "$n" -ge 20 ]]; }
+wait_until "at least 20 heartbeat records are queued on disk" 50 at_least_20_queued
+queued=$(queue_len)
 [[ "$queued" -ge 20 ]] || fail "expected >= 20 queued records on disk, saw $queued"
 ok "heartbeats are queued on disk ($queued)"
 out=$("$VOUCH" workload heartbeat --socket "$SOCK" --dir "$W" --count 5 -o json 2>/dev/null) \
@@ -258,17 +257,6 @@ expect_eq "the refusal waits on disk for the manager" 1 "$(find "$A/refusals-que
 kill -9 "$AGENT_PID"; wait "$AGENT_PID" 2>/dev/null
 start_agent --queue-max 22
 start_vouchd
-# Runs "$@" every 0.1 s until it prints WANT, at most TRIES times; its last output is in $polled.
-poll_until() {  # WANT TRIES cmd...
-  local want=$1 tries=$2 _
-  shift 2
-  for _ in $(seq 1 "$tries"); do
-    polled=$("$@")
-    [[ "$polled" == "$want" ]] && return 0
-    sleep 0.1
-  done
-  return 1
-}
 last_seq() {
   "$VOUCH" instance list -o json |
     python3 -c "import json,sys; print([i['last_seq'] for i in json.load(sys.stdin)['items'] if i['id']=='$INST'][0])"
@@ -277,20 +265,20 @@ mac_refusals_audited() {
   "$VOUCH" audit list -o json |
     python3 -c "import json,sys; print(sum(e['outcome']=='denied:report_mac_invalid' for e in json.load(sys.stdin)['items']))"
 }
-poll_until 27 100 last_seq
-expect_eq "every acknowledged heartbeat arrived, across the agent's kill -9 (last_seq)" 27 "$polled"
+wait_until "vouchd has every acknowledged heartbeat (last_seq 27)" 100 output_is 27 last_seq
+expect_eq "every acknowledged heartbeat arrived, across the agent's kill -9 (last_seq)" 27 "$(last_seq)"
 expect_eq "queue drained" 0 "$(find "$A/queue" -type f | wc -l)"
-poll_until 2 50 mac_refusals_audited
-expect_eq "the refusal made while the manager was down reached vouchd's audit log after the agent's kill -9" 2 "$polled"
+wait_until "vouchd audited the second report_mac_invalid refusal" 50 output_is 2 mac_refusals_audited
+expect_eq "the refusal made while the manager was down reached vouchd's audit log after the agent's kill -9" 2 "$(mac_refusals_audited)"
 expect_eq "refusal queue drained" 0 "$(find "$A/refusals-queue" -type f | wc -l)"
 # (the queued heartbeats carry their old timestamps: a fresh one shows the instance running)
 "$VOUCH" workload heartbeat --socket "$SOCK" --dir "$W" >/dev/null || fail "heartbeat after the manager returned"
-for _ in $(seq 1 50); do
-  st=$("$VOUCH" instance list -o json | python3 -c "import json,sys; print([i['status'] for i in json.load(sys.stdin)['items'] if i['id']=='$INST'][0])")
-  [[ "$st" == running ]] && break
-  sleep 0.1
-done
-expect_eq "instance running" running "$st"
+inst_status() {
+  "$VOUCH" instance list -o json |
+    python3 -c "import json,sys; print([i['status'] for i in json.load(sys.stdin)['items'] if i['id']=='$INST'][0])"
+}
+wait_until "the instance is running again" 50 output_is running inst_status
+expect_eq "instance running" running "$(inst_status)"
 
 # ---- fault: agent kill -9 and restart: same identity, workloads still served
 kill -9 "$AGENT_PID"; wait "$AGENT_PID" 2>/dev/null
@@ -317,7 +305,7 @@ for j in 1 2 3 4; do
     done ) &
   LOADERS+=("$!")
 done
-sleep 1.5
+sleep 1.5  # on purpose: the loaders are mid-issuance when vouchd is killed (a fixed time, nothing to poll for)
 kill -9 "$VOUCHD_PID"; wait "$VOUCHD_PID" 2>/dev/null
 ok "vouchd killed -9 during issuance"
 for p in "${LOADERS[@]}"; do wait "$p"; done
@@ -339,18 +327,21 @@ A2=$E2E_TMP/agent2
 "$AGENT" --server "$URL" --ca-file "$D/service-ca.pem" --data-dir "$A2" --socket "$A2/s.sock" --tee sim --sim "$D/sim" \
   --join-token "$("$VOUCH" zone join-token default)" --renew-fraction 0.3 --batch-interval-ms 200 >>"$E2E_TMP/agent2.log" 2>&1 &
 E2E_PIDS+=("$!")
-for _ in $(seq 1 100); do [[ -f "$A2/node.json" ]] && break; sleep 0.1; done
+wait_until "the second agent wrote $A2/node.json" 100 test -f "$A2/node.json"
 T_FIRST=$(date +%s)
 NODE2=$(jq_get '["node_id"]' <"$A2/node.json")
 S1=$(jq_get '["serial"]' <"$A2/node.json")
-for _ in $(seq 1 150); do [[ "$(jq_get '["serial"]' <"$A2/node.json")" != "$S1" ]] && break; sleep 0.1; done
+node2_serial() { jq_get '["serial"]' <"$A2/node.json"; }
+renewed() { local s; s=$(node2_serial); echo "serial $s"; [[ "$s" != "$S1" ]]; }
+wait_until "the second agent renews its 12 s node certificate" 150 renewed
 S2=$(jq_get '["serial"]' <"$A2/node.json")
 [[ "$S2" != "$S1" ]] || fail "the agent did not renew its 12 s node certificate"
 ok "the agent renewed its node certificate before expiry"
 expect_eq "vouchd recorded the renewed node certificate" "valid $NODE2" \
   "$("$VOUCH" cert get "$S2" -o json | python3 -c "import json,sys; d=json.load(sys.stdin); print(d['status'], d.get('node_id') or d.get('node'))")"
 expect_contains "the renewal (fresh evidence) is audited" node.renew "$("$VOUCH" audit list -o json)"
-while (( $(date +%s) <= T_FIRST + 13 )); do sleep 0.5; done  # the first certificate has expired
+# Waits out a fixed time on purpose: the first certificate must have expired (nothing to poll for).
+while (( $(date +%s) <= T_FIRST + 13 )); do sleep 0.5; done
 "$VOUCH" workload cert --socket "$A2/s.sock" --out "$E2E_TMP/w4" --mrenclave "$(mre a)" --mrsigner "$MRS" --isvprodid 1 \
   --isvsvn 1 >/dev/null 2>"$E2E_TMP/err" || fail "issuance with the renewed node certificate: $(cat "$E2E_TMP/err")"
 ok "the renewed node certificate keeps serving workloads after the first expired"
@@ -362,11 +353,10 @@ PID_BEFORE=$VOUCHD_PID
 "$VOUCH" sim tcb-recovery "$D/sim" >/dev/null || fail "sim tcb-recovery"
 # "yes" once vouchd's log has at least N lines containing TEXT (the 1 s poll may add one more).
 vouchd_logged() { [[ $(grep -c "$2" "$E2E_TMP/vouchd.log") -ge $1 ]] && echo yes; }
-poll_until yes 50 vouchd_logged 1 "collateral reloaded" || fail "vouchd did not reload the changed collateral"
+wait_until "vouchd reloads the changed collateral" 50 vouchd_logged 1 "collateral reloaded"
 ok "vouchd reloads the changed collateral on its own"
-for _ in $(seq 1 150); do
-  [[ "$("$VOUCH" node get "$NODE2" -o json | jq_get '["tcb_status"]')" == OutOfDate ]] && break; sleep 0.1
-done
+node2_tcb() { "$VOUCH" node get "$NODE2" -o json | jq_get '["tcb_status"]'; }
+wait_until "vouchd records the second node's TCB as OutOfDate" 150 output_is OutOfDate node2_tcb
 expect_eq "renewal under new collateral records the node as OutOfDate" OutOfDate \
   "$("$VOUCH" node get "$NODE2" -o json | jq_get '["tcb_status"]')"
 # The agent renews one at a time: once a refusal is recorded, no earlier renewal is in flight.
@@ -381,20 +371,20 @@ kill -0 "$VOUCHD_PID" || fail "vouchd is gone"
 cp "$D/sim/tcbInfo.json" "$E2E_TMP/tcbInfo.good"
 head -c 100 "$E2E_TMP/tcbInfo.good" >"$E2E_TMP/tcbInfo.broken"
 mv "$E2E_TMP/tcbInfo.broken" "$D/sim/tcbInfo.json"  # one change, as an operator's copy-then-rename makes
-poll_until yes 50 vouchd_logged 1 "collateral reload failed, the previous collateral stays in use" \
-  || fail "a broken collateral copy was not refused"
+wait_until "vouchd refuses the broken collateral copy" 50 \
+  vouchd_logged 1 "collateral reload failed, the previous collateral stays in use"
 ok "a broken collateral copy is refused and logged"
 curl -fsS --cacert "$D/service-ca.pem" "$URL/healthz" >/dev/null || fail "vouchd unhealthy after a broken collateral copy"
-sleep 1.5
+sleep 1.5  # on purpose: more 1 s collateral checks must NOT log the refusal again
 expect_eq "the refusal is logged once, not at every check" 1 \
   "$(grep -c "collateral reload failed" "$E2E_TMP/vouchd.log")"
 cp "$E2E_TMP/tcbInfo.good" "$E2E_TMP/tcbInfo.copy" && mv "$E2E_TMP/tcbInfo.copy" "$D/sim/tcbInfo.json"
-poll_until yes 50 vouchd_logged 2 "collateral reloaded" || fail "the restored collateral was not reloaded"
+wait_until "vouchd reloads the restored collateral" 50 vouchd_logged 2 "collateral reloaded"
 ok "the restored collateral is reloaded"
-sleep 1.5
+sleep 1.5  # on purpose: lets a pending 1 s check pass, so that the count below is settled
 reloads=$(grep -c "collateral reloaded" "$E2E_TMP/vouchd.log")
 kill -HUP "$VOUCHD_PID"
-poll_until yes 20 vouchd_logged $((reloads + 1)) "collateral reloaded" || fail "SIGHUP did not reload the collateral"
+wait_until "SIGHUP reloads the collateral" 20 vouchd_logged $((reloads + 1)) "collateral reloaded"
 ok "SIGHUP reloads the collateral at once"
 expect_eq "the agent keeps its old certificate (its renewals, every ~4 s, are refused)" "$SX" \
   "$(jq_get '["serial"]' <"$A2/node.json")"
@@ -414,7 +404,7 @@ for i in 1 2 3; do
   curl -s -o /dev/null --cacert "$D/service-ca.pem" --cert "$A/node-cert.pem" --key "$A/node-key.pem" \
     -H 'Content-Type: application/json' -d '{"heartbeats":[]}' "$URL/api/v1/heartbeats"
 done
-sleep 2  # the agent's check-ins (every 1 s) are refused too
+sleep 2  # on purpose: the agent's check-ins (every 1 s) are refused too, and must not be audited again
 expect_eq "repeated refusals of the deactivated node are audited once" 1 \
   "$("$VOUCH" audit list -o json | python3 -c "import json,sys; print(sum(1 for e in json.load(sys.stdin)['items'] if e['action']=='node.authenticate' and e['outcome']=='denied:node_deactivated' and e['actor']=='node:$NODE'))")"
 expect_contains "the refused agent backs off" "refuses this node" "$(cat "$E2E_TMP/agent.log")"

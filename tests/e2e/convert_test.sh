@@ -32,7 +32,7 @@ http: {addr: $REG}
 YML
 docker-registry serve registry.yml > registry.log 2>&1 &
 E2E_PIDS+=($!)
-for _ in $(seq 1 100); do curl -fsS "http://$REG/v2/" >/dev/null 2>&1 && break; sleep 0.05; done
+wait_until "the registry answers on $REG" 100 curl -fsS "http://$REG/v2/"
 curl -fsS "http://$REG/v2/" >/dev/null || fail "docker-registry did not start"
 ok "docker-registry serves on $REG"
 
@@ -207,8 +207,7 @@ expect_contains "runtime verified the files" "verified" "$log"
 bundle sig-out:v1 run-sig
 (cd run-sig && exec runc --root "$RUNC_ROOT" run sig1 > ../sig.log 2>&1) &
 runpid=$!
-for _ in $(seq 1 100); do grep -q ready sig.log && break; sleep 0.1; done
-grep -q ready sig.log || fail "signal test app did not start: $(cat sig.log)"
+wait_until "the signal test app is ready" 100 file_has sig.log ready
 runc --root "$RUNC_ROOT" kill sig1 TERM
 wait $runpid
 expect_eq "SIGTERM forwarded to the application, its exit code returned" 42 $?
@@ -234,8 +233,7 @@ if [[ -n "$VOUCHD" && -n "$AGENT" ]]; then
   "$AGENT" --server "$URL" --ca-file "$D/service-ca.pem" --data-dir "$A" --socket "$SOCK" --tee sim --sim "$D/sim" \
     --join-token "$TOKEN" --batch-interval-ms 200 > agent.log 2>&1 &
   E2E_PIDS+=($!)
-  for _ in $(seq 1 200); do curl -fsS --unix-socket "$SOCK" http://agent/v1/version >/dev/null 2>&1 && break; sleep 0.05; done
-  curl -fsS --unix-socket "$SOCK" http://agent/v1/version >/dev/null || fail "agent did not start: $(tail -5 agent.log)"
+  wait_agent_socket "$SOCK" agent.log
   ok "vouch-agent provisioned with the sim TEE"
 
   # An image with openssl and its libraries copied in (no package manager, no Docker).
@@ -276,7 +274,7 @@ PY
   runc_bundle tls-pending:v1 run-pending
   (cd run-pending && exec runc --root "$RUNC_ROOT" run pend1 > ../pending.log 2>&1) &
   pendpid=$!
-  for _ in $(seq 1 100); do grep -q "no certificate yet" pending.log && break; sleep 0.1; done
+  wait_until "the pending build's runtime says it has no certificate yet" 100 file_has pending.log "no certificate yet"
   expect_contains "pending build: the runtime says why" "build_pending" "$(cat pending.log)"
   [[ ! -e run-pending/rootfs/run/vouch/certs/cert.pem ]] || fail "a certificate was written for a pending build"
   ok "pending build: no certificate issued"
@@ -289,21 +287,22 @@ PY
   runc_bundle tls-out:v1 run-tls
   (cd run-tls && exec runc --root "$RUNC_ROOT" run tls1 > ../tls.log 2>&1) &
   tlspid=$!
-  for _ in $(seq 1 200); do (echo > /dev/tcp/127.0.0.1/"$TPORT") 2>/dev/null && break; sleep 0.1; done
+  wait_until "the converted app listens on port $TPORT" 200 tcp_open "$TPORT"
   out=$(echo | openssl s_client -connect "127.0.0.1:$TPORT" -verify_return_error -CAfile zone-ca.pem \
         -verify_hostname tls.example.com 2>&1)
   expect_contains "s_client -verify_return_error -CAfile zone-ca.pem accepts the converted app" "Verification: OK" "$out"
   code=$(curl -s -o /dev/null -w '%{http_code}' --cacert zone-ca.pem --resolve "tls.example.com:$TPORT:127.0.0.1" \
          "https://tls.example.com:$TPORT/")
   expect_eq "curl --cacert zone-ca.pem reaches the converted app" 200 "$code"
-  sleep 3
+  tls_instance_is() { "$VOUCH" instance list --app tls -o json | grep -q "\"$1\"" || { echo "no $1 instance"; return 1; }; }
+  wait_until "a heartbeat shows the tls instance running" 50 tls_instance_is running
   inst=$("$VOUCH" instance list --app tls -o json)
   expect_contains "heartbeats show the instance running" '"running"' "$inst"
   runc --root "$RUNC_ROOT" kill tls1 TERM
   wait $tlspid
   rc=$?
   [[ $rc -ne 0 ]] || true
-  for _ in $(seq 1 50); do "$VOUCH" instance list --app tls -o json | grep -q '"stopped"' && break; sleep 0.2; done
+  wait_until "a heartbeat shows the tls instance stopped" 100 tls_instance_is stopped
   expect_contains "heartbeats show the instance stopped" '"stopped"' "$("$VOUCH" instance list --app tls -o json)"
 
   # Start-up benchmark (BENCHMARKS.md): CONVERT_STARTUP_RUNS=N times `runc run` until the app

@@ -14,11 +14,11 @@ VOUCH_DEMO_BUILD_DIR=$BUILD VOUCH_DEMO_PORT=$PORT VOUCH_DEMO_APP_PORT=$APP_PORT 
   >"$E2E_TMP/demo.log" 2>&1 &
 DEMO=$!
 E2E_PIDS+=("$DEMO")
-for _ in $(seq 1 600); do
-  grep -q "Press Ctrl-C" "$E2E_TMP/demo.log" && break
-  kill -0 "$DEMO" 2>/dev/null || break
-  sleep 0.2
-done
+# Up, or gone (the check below then shows why).
+demo_up_or_gone() {
+  grep -q "Press Ctrl-C" "$E2E_TMP/demo.log" || ! kill -0 "$DEMO" 2>/dev/null || { tail -3 "$E2E_TMP/demo.log"; return 1; }
+}
+wait_until "the demo comes up" 1200 demo_up_or_gone
 grep -q "Press Ctrl-C" "$E2E_TMP/demo.log" || fail "the demo did not come up: $(tail -20 "$E2E_TMP/demo.log")"
 ok "the demo is running"
 expect_eq "manager healthz" ok "$(curl -fsS --cacert "$DATA/manager/service-ca.pem" "https://127.0.0.1:$PORT/healthz")"

@@ -148,7 +148,7 @@ expect_contains "a revocation made on B is in A's CRL" "$(echo "$SERIAL" | tr a-
 $LOAD --urls "$UA,$UB" --ca "$CA" --token "$TADM" --build "$BUILD" --csr "$E2E_TMP/w.csr" --seconds 6 --threads 4 \
   >"$E2E_TMP/load2.json" &
 LOADPID=$!
-sleep 2
+sleep 2  # on purpose: the load runs a while before the kill (a fixed time, nothing to poll for)
 kill -9 "${PID[a]}"
 "$VOUCH" build list -o json >/dev/null || fail "the CLI did not fail over to B"
 ok "the CLI fails over to B while A is dead"
@@ -175,7 +175,7 @@ expect_eq "A restarts and serves again" ready "$(curl -fsS --cacert "$CA" "$UA/r
 $LOAD --urls "$UA,$UB" --ca "$CA" --token "$TADM" --build "$BUILD" --csr "$E2E_TMP/w.csr" --seconds 6 --threads 4 \
   >"$E2E_TMP/load3.json" &
 LOADPID=$!
-sleep 2
+sleep 2  # on purpose: the load runs a while before the restart (a fixed time, nothing to poll for)
 restart_postgres || fail "PostgreSQL restart"
 wait $LOADPID || fail "load under PostgreSQL restart"
 echo "# PostgreSQL restart under load: $(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); d.pop("serials"); print(json.dumps(d))' "$E2E_TMP/load3.json")"
@@ -206,7 +206,7 @@ if [[ -n "$AGENT" ]]; then
   "$AGENT" --server "$UA,$UB" --ca-file "$CA" --data-dir "$AG" --socket "$SOCK" --tee sim --sim "$A/sim" \
     --join-token "$("$VOUCH" zone join-token default)" --batch-interval-ms 100 --checkin-interval 1 >>"$E2E_TMP/agent.log" 2>&1 &
   AGENT_PID=$!; E2E_PIDS+=("$AGENT_PID")
-  for _ in $(seq 1 200); do curl -fsS --unix-socket "$SOCK" http://agent/v1/version >/dev/null 2>&1 && break; sleep 0.05; done
+  wait_agent_socket "$SOCK" "$E2E_TMP/agent.log"
   expect_contains "the agent is provisioned through the first URL" node_ "$(curl -fsS --unix-socket "$SOCK" http://agent/v1/version)"
   expect_eq "the agent keeps its manager list in its data dir" "[\"$UA\", \"$UB\"]" \
     "$(python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1]))["servers"]))' "$AG/agent.json")"
@@ -232,7 +232,7 @@ if [[ -n "$AGENT" ]]; then
       done ) &
     LOADERS+=("$!")
   done
-  sleep 2
+  sleep 2  # on purpose: the load runs a while before and after the kill (fixed times, nothing to poll for)
   KILL_MS=$(date +%s%3N)
   kill -9 "${PID[a]}"
   sleep 3
@@ -250,7 +250,7 @@ if [[ -n "$AGENT" ]]; then
   ok "the agent carried on through B ($after certificates after the kill, first after $window ms)"
   expect_eq "no workload certificate request failed for good" 0 "$failed"
   queued() { find "$AG/queue" -maxdepth 1 -regextype posix-extended -regex '.*/[0-9]{20}' 2>/dev/null | wc -l; }
-  for _ in $(seq 1 200); do [[ $(queued) == 0 ]] && break; sleep 0.1; done
+  wait_until "the agent's queue drains through B" 200 output_is 0 queued
   expect_eq "the agent's queue drained through B" 0 "$(queued)"
   for w in 1 2 3; do
     inst=$(jq_get '["instance_id"]' <"$E2E_TMP/hb/$w/instance.json")
@@ -267,7 +267,7 @@ if [[ -n "$AGENT" ]]; then
   kill "$AGENT_PID"; wait "$AGENT_PID" 2>/dev/null
   "$AGENT" --ca-file "$CA" --data-dir "$AG" --socket "$SOCK" --tee sim --sim "$A/sim" >>"$E2E_TMP/agent.log" 2>&1 &
   AGENT_PID=$!; E2E_PIDS+=("$AGENT_PID")
-  for _ in $(seq 1 200); do curl -fsS --unix-socket "$SOCK" http://agent/v1/version >/dev/null 2>&1 && break; sleep 0.05; done
+  wait_agent_socket "$SOCK" "$E2E_TMP/agent.log"
   wc_ "$E2E_TMP/after-restart" || fail "agent restarted without --server: $(tail -1 "$E2E_TMP/wc.err")"
   ok "restarted without --server, the agent uses its saved list (A still down)"
   kill "$AGENT_PID"; wait "$AGENT_PID" 2>/dev/null

@@ -25,6 +25,32 @@ wait_healthy() {  # URL CA PID
   done
   return 1
 }
+# Runs CMD... every 0.1 s until it succeeds, at most TRIES times; on timeout fails the test naming
+# DESCRIPTION (what it waited for) and CMD's last output. CMD runs in a subshell: variables it sets
+# do not reach the caller (read the state again after the wait).
+wait_until() {  # DESCRIPTION TRIES CMD...
+  local what=$1 tries=$2 out="" i
+  shift 2
+  for ((i = 0; i < tries; i++)); do
+    out=$("$@" 2>&1) && return 0
+    sleep 0.1
+  done
+  fail "timed out after $((tries / 10)).$((tries % 10)) s waiting until $what; last output: '${out:0:400}'"
+}
+# For wait_until: prints CMD's output and succeeds when it is WANT.
+output_is() {  # WANT CMD...
+  local want=$1 out
+  shift
+  out=$("$@" 2>&1)
+  echo "$out"
+  [[ "$out" == "$want" ]]
+}
+# For wait_until: something accepts TCP connections on 127.0.0.1:PORT.
+tcp_open() { (echo >/dev/tcp/127.0.0.1/"$1") 2>/dev/null; }
+# For wait_until: PID has exited.
+process_gone() { ! kill -0 "$1" 2>/dev/null || { echo "process $1 is still running"; return 1; }; }
+# For wait_until: FILE exists and contains TEXT.
+file_has() { grep -q -- "$2" "$1" 2>/dev/null || { echo "no '$2' in $1"; return 1; }; }
 jq_get() { python3 -c 'import json,sys; d=json.load(sys.stdin); exec("v=d"+sys.argv[1]); print(v if not isinstance(v,(dict,list,bool)) or v is None else json.dumps(v))' "$1"; }
 # Approves every pending domain task of an app (its initial domains are approval tasks too).
 approve_domains() {  # VOUCH APP
@@ -33,14 +59,17 @@ approve_domains() {  # VOUCH APP
     "$1" task approve "$t" >/dev/null || fail "approve domain task $t of app $2"
   done
 }
-# Waits (10 s at most) until the agent answers on its socket; fails the test naming the log.
-wait_agent_socket() {  # SOCKET LOGFILE
-  local _
-  for _ in $(seq 1 200); do
-    curl -fsS --unix-socket "$1" http://agent/v1/version >/dev/null 2>&1 && return 0
-    sleep 0.05
-  done
-  fail "the agent did not answer on $1 within 10 s: $(tail -5 "$2" 2>/dev/null)"
+# Waits (10 s at most) until the agent answers on its socket; fails the test showing the end of its
+# log, and at once if the agent's PID (when given) has exited.
+wait_agent_socket() {  # SOCKET LOGFILE [PID]
+  wait_until "the agent answers on $1" 100 _agent_up_or_gone "$@"
+  if [[ -n "${3:-}" ]] && ! kill -0 "$3" 2>/dev/null; then fail "the agent exited: $(tail -5 "$2" 2>/dev/null)"; fi
+}
+_agent_up_or_gone() {  # SOCKET LOGFILE [PID]
+  curl -fsS --unix-socket "$1" http://agent/v1/version >/dev/null 2>&1 && return 0
+  [[ -n "${3:-}" ]] && ! kill -0 "$3" 2>/dev/null && return 0
+  tail -5 "$2" 2>/dev/null
+  return 1
 }
 # Fails naming the first tool that is missing (scripts/setup installs them all).
 require_tools() {  # TOOL...

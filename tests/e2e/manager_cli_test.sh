@@ -154,8 +154,7 @@ expect_eq "after kill -9 the approved-then-revoked build is still revoked" revok
 expect_contains "audit still verifies after kill -9" "ok" "$("$VOUCH" audit verify 2>&1)"
 # SIGTERM stops gracefully.
 kill -TERM "$VOUCHD_PID"
-for _ in $(seq 1 100); do kill -0 "$VOUCHD_PID" 2>/dev/null || break; sleep 0.1; done
-kill -0 "$VOUCHD_PID" 2>/dev/null && fail "vouchd did not stop on SIGTERM"
+wait_until "vouchd stops on SIGTERM" 100 process_gone "$VOUCHD_PID"
 wait "$VOUCHD_PID"; expect_eq "SIGTERM exit status" 0 "$?"
 # Edit a row behind the manager's back: verify must fail.
 sqlite3 "$D/vouch.db" "UPDATE audit SET actor = 'user:mallory' WHERE seq = 3;"

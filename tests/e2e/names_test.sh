@@ -23,13 +23,7 @@ SOCK=$A/agent.sock
   >>"$E2E_TMP/agent.log" 2>&1 &
 AGENT_PID=$!
 E2E_PIDS+=("$AGENT_PID")
-up=0
-for _ in $(seq 1 200); do
-  curl -fsS --unix-socket "$SOCK" http://agent/v1/version >/dev/null 2>&1 && { up=1; break; }
-  kill -0 "$AGENT_PID" 2>/dev/null || { tail -5 "$E2E_TMP/agent.log"; fail "agent exited"; }
-  sleep 0.05
-done
-[[ $up == 1 ]] || fail "agent socket did not answer within 10 s"
+wait_agent_socket "$SOCK" "$E2E_TMP/agent.log" "$AGENT_PID"
 ok "agent provisioned in zone default"
 
 # ---- domain_taken, exact and through wildcards, pending and approved

@@ -84,14 +84,16 @@ YML
 docker-registry serve reg-b.yml > reg-b.log 2>&1 &
 E2E_PIDS+=($!)
 touch token.log
-for _ in $(seq 1 100); do
+# registry A, registry B and the token server answer (401, 401, 200)
+servers_up() {
+  local a b t
   a=$(curl -s -o /dev/null -w '%{http_code}' --cacert tls-ca.pem "https://$REGA/v2/")
   b=$(curl -s -o /dev/null -w '%{http_code}' "http://$REGB/v2/")
   t=$(curl -s -o /dev/null -w '%{http_code}' --cacert tls-ca.pem "https://127.0.0.1:$PT/token?service=x")
-  [[ $a == 401 && $b == 401 && $t == 200 ]] && break
-  sleep 0.05
-done
-[[ $a == 401 && $b == 401 && $t == 200 ]] || fail "registries/token server did not start ($a $b $t): $(cat reg-a.log reg-b.log token-server.log)"
+  echo "$a $b $t: $(tail -c 300 reg-a.log reg-b.log token-server.log 2>/dev/null)"
+  [[ $a == 401 && $b == 401 && $t == 200 ]]
+}
+wait_until "both registries and the token server answer (401 401 200)" 100 servers_up
 expect_contains "registry A asks for Basic" 'Basic realm="vouch-e2e"' \
   "$(curl -s -D - -o /dev/null --cacert tls-ca.pem "https://$REGA/v2/")"
 expect_contains "registry B asks for a Bearer token" "Bearer realm=\"https://127.0.0.1:$PT/token\"" \

@@ -114,18 +114,17 @@ refused() {  # TAG CODE PATH
   expect_contains "$1: the refusal names $3" "$3" "$log"
   expect_contains "$1: the refusal code is $2" "$2" "$log"
   [[ $log != *"attacker code"* && $log != *"ACCEPT"* ]] || fail "$1: the application ran: $log"
-  local found=
-  for _ in $(seq 1 100); do
-    if audit_json | python3 -c '
+  wait_until "$1: vouchd's audit log has denied:$2 naming $3" 100 audited_refusal "$2" "$3"
+  ok "$1: vouchd's audit log has denied:$2 naming $3 (reported by the agent)"
+}
+# For wait_until: vouchd's audit log has a denied:CODE entry naming PATH and this MRENCLAVE.
+audited_refusal() {  # CODE PATH
+  audit_json | python3 -c '
 import json, sys
 code, path, mre = sys.argv[1:]
 items = json.load(sys.stdin)["items"]
 sys.exit(0 if any(i.get("outcome") == "denied:" + code and path in json.dumps(i) and mre in json.dumps(i)
-                  for i in items) else 1)' "$2" "$3" "$MRENCLAVE"; then found=1; break; fi
-    sleep 0.1
-  done
-  [[ -n $found ]] || fail "$1: no denied:$2 entry naming $3 in vouchd's audit log: $(audit_json | head -c 1500)"
-  ok "$1: vouchd's audit log has denied:$2 naming $3 (reported by the agent)"
+                  for i in items) else 1)' "$1" "$2" "$MRENCLAVE" || { echo "no denied:$1 entry naming $2"; return 1; }
 }
 refused preload unlisted_entry /etc/ld.so.preload
 refused path unlisted_entry /usr/local/bin/openssl
@@ -138,11 +137,9 @@ expect_contains "the agent logged the workload refusals" "workload start" "$(cat
 runc_bundle clean run-clean
 (cd run-clean && exec runc --root "$RUNC_ROOT" run r-clean > ../clean.log 2>&1) &
 cleanpid=$!
-for _ in $(seq 1 200); do
-  (echo > /dev/tcp/127.0.0.1/"$TPORT") 2>/dev/null && break
-  kill -0 "$cleanpid" 2>/dev/null || fail "the clean image exited: $(cat clean.log)"
-  sleep 0.1
-done
+clean_up_or_gone() { tcp_open "$TPORT" || ! kill -0 "$cleanpid" 2>/dev/null; }
+wait_until "the clean image listens on port $TPORT" 200 clean_up_or_gone
+kill -0 "$cleanpid" 2>/dev/null || fail "the clean image exited: $(cat clean.log)"
 out=$(echo | openssl s_client -connect "127.0.0.1:$TPORT" -verify_return_error -CAfile zone-ca.pem \
       -verify_hostname integ.example.com 2>&1)
 expect_contains "clean image: s_client verifies its certificate against the zone CA" "Verification: OK" "$out"

@@ -44,8 +44,7 @@ SOCK=$A/agent.sock
 "$AGENT" --server "$URL" --ca-file "$D/service-ca.pem" --data-dir "$A" --socket "$SOCK" --tee sim --sim "$D/sim" \
   --join-token "$("$VOUCH" zone join-token default)" --batch-interval-ms 200 > agent.log 2>&1 &
 E2E_PIDS+=($!)
-for _ in $(seq 1 200); do curl -fsS --unix-socket "$SOCK" http://agent/v1/version >/dev/null 2>&1 && break; sleep 0.05; done
-curl -fsS --unix-socket "$SOCK" http://agent/v1/version >/dev/null || fail "agent did not start: $(tail -5 agent.log)"
+wait_agent_socket "$SOCK" agent.log
 ok "vouchd (workload certificates at most ${VALIDITY}s) and vouch-agent (sim) running"
 
 # --- the image: an application that prints the serial of the certificate at the fixed path ---
@@ -82,8 +81,8 @@ PY
 CERT=run/rootfs/run/vouch/certs/cert.pem
 (cd run && exec runc --root "$RUNC_ROOT" run renew1 > ../app.log 2>&1) &
 runpid=$!
-for _ in $(seq 1 200); do [[ -s $CERT ]] && break; sleep 0.05; done
-[[ -s $CERT ]] || fail "no certificate written: $(cat app.log)"
+cert_written() { [[ -s $CERT ]] || { tail -3 app.log; return 1; }; }
+wait_until "vouch-rte writes the certificate to $CERT" 100 cert_written
 serial() { openssl x509 -in "$1" -noout -serial | cut -d= -f2; }
 S1=$(serial "$CERT")
 PUB1=$(openssl x509 -in "$CERT" -noout -pubkey)
@@ -139,7 +138,7 @@ expect_eq "the renewed certificate keeps the same key" "$PUB1" "$(openssl x509 -
 openssl verify -CAfile run/rootfs/run/vouch/certs/ca.pem "$CERT" >/dev/null 2>&1 \
   || fail "renewed certificate does not verify under the written zone CA"
 ok "renewed certificate verifies under the zone CA"
-for _ in $(seq 1 20); do grep -q "app-sees serial=$SN" app.log && break; sleep 0.25; done
+wait_until "the application sees serial $SN" 50 file_has app.log "app-sees serial=$SN"
 expect_contains "the application reads the new serial at the same path" "app-sees serial=$SN" "$(cat app.log)"
 cp app.log app.snap  # the application keeps writing: count on one snapshot
 [[ $(grep -c 'app-sees serial=' app.snap) -eq $(grep -c 'app-sees' app.snap) ]] \
@@ -149,17 +148,19 @@ expect_contains "vouch-rte logged the renewal" "certificate renewed" "$(cat app.
 
 # --- the manager: new serial recorded, heartbeats continue ---
 inst_field() { "$VOUCH" instance list --app renew -o json | python3 -c "import json,sys; print(json.load(sys.stdin)['items'][0]['$1'])"; }
-for _ in $(seq 1 20); do [[ $(inst_field serial | tr a-f A-F) == "$(serial "$CERT")" ]] && break; sleep 0.25; done
+inst_serial() { inst_field serial | tr a-f A-F; }
+wait_until "the manager records the renewed certificate's serial" 50 output_is "$(serial "$CERT")" inst_serial
 expect_eq "manager records the renewed certificate's serial" "$(serial "$CERT")" "$(inst_field serial | tr a-f A-F)"
 seq1=$(inst_field last_seq)
-sleep 3
+seq_above() { local n; n=$(inst_field last_seq); echo "last_seq $n"; [[ $n -gt $1 ]]; }
+wait_until "a heartbeat after the renewal arrives (last_seq above $seq1)" 50 seq_above "$seq1"
 seq2=$(inst_field last_seq)
 [[ $seq2 -gt $seq1 ]] || fail "heartbeats stopped after renewal (last_seq $seq1 -> $seq2)"
 ok "heartbeats continue after renewals (last_seq $seq1 -> $seq2)"
 expect_eq "instance running" running "$(inst_field status)"
 runc --root "$RUNC_ROOT" kill renew1 TERM
 wait $runpid
-for _ in $(seq 1 50); do [[ $(inst_field status) == stopped ]] && break; sleep 0.2; done
+wait_until "the manager records the instance as stopped" 100 output_is stopped inst_field status
 expect_eq "instance stopped after SIGTERM" stopped "$(inst_field status)"
 
 echo "PASS rte_renewal_test ($E2E_PASSED checks)"
