@@ -1,0 +1,117 @@
+// Node reads and deactivation, and the workload instances the agents report.
+#include "api/manager.h"
+#include "api/manager_internal.h"
+
+namespace vouch::api {
+
+using namespace internal;  // NOLINT(google-build-using-namespace)
+
+namespace {
+constexpr char kNodeSelect[] = "SELECT n.*, z.name AS zone_name FROM nodes n JOIN zones z ON z.id = n.zone_id";
+
+json NodeJson(const Row& r) {
+  return {{"id", r.Str("id")},
+          {"zone", r.Str("zone_name")},
+          {"platform", r.Str("platform")},
+          {"tcb_status", r.Str("tcb_status")},
+          {"advisory_ids", ParseJsonColumn(r.Str("advisory_ids"), json::array())},
+          {"fmspc", r.IsNull("fmspc") ? json(nullptr) : json(r.Str("fmspc"))},
+          {"status", r.Str("status")},
+          {"last_seen", TimeOrNull(r, "last_seen")},
+          {"cert_not_after", TimeOrNull(r, "cert_not_after")},
+          {"info", r.IsNull("info") ? json::object() : ParseJsonColumn(r.Str("info"), json::object())},
+          {"created_at", TimeJson(r.Int("created_at"))}};
+}
+}  // namespace
+
+Result<json> Manager::ListNodes(const Principal& p, const ListQuery& q) {
+  VOUCH_RETURN_IF_ERROR(Authorize(p, Permission::kRead));
+  json out;
+  VOUCH_RETURN_IF_ERROR(db_->Read([&](Transaction& tx) -> Status {
+    std::vector<std::string> cond;
+    std::vector<Value> params;
+    if (std::string zone = Filter(q, "zone"); !zone.empty()) {
+      cond.push_back("(z.name = ? OR z.id = ?)");
+      params.emplace_back(zone);
+      params.emplace_back(zone);
+    }
+    VOUCH_ASSIGN_OR_RETURN(PageResult page, QueryPage(tx, kNodeSelect, cond, params, q, "n.created_at", false, "n.id"));
+    json items = json::array();
+    for (const Row& r : page.rows) {
+      items.push_back(NodeJson(r));
+      items.back()["status"] = EffectiveNodeStatus(r);
+    }
+    out = PageJson(std::move(items), page.next_cursor);
+    return Status::Ok();
+  }));
+  return out;
+}
+
+Result<json> Manager::GetNode(const Principal& p, const std::string& id) {
+  VOUCH_RETURN_IF_ERROR(Authorize(p, Permission::kRead));
+  json out;
+  VOUCH_RETURN_IF_ERROR(db_->Read([&](Transaction& tx) -> Status {
+    VOUCH_ASSIGN_OR_RETURN(Rows rows, tx.Query(std::string(kNodeSelect) + " WHERE n.id = ?", {id}));
+    if (rows.empty()) return NotFound("node '" + id.substr(0, 80) + "' not found", "node_not_found");
+    out = NodeJson(rows[0]);
+    out["status"] = EffectiveNodeStatus(rows[0]);
+    return Status::Ok();
+  }));
+  return out;
+}
+
+Result<json> Manager::DeactivateNode(const Principal& p, const std::string& id) {
+  VOUCH_RETURN_IF_ERROR(Authorize(p, Permission::kAdmin));
+  json out;
+  VOUCH_RETURN_IF_ERROR(db_->Write([&](Transaction& tx) -> Status {
+    VOUCH_ASSIGN_OR_RETURN(Rows rows, tx.Query(std::string(kNodeSelect) + " WHERE n.id = ?", {id}));
+    if (rows.empty()) return NotFound("node '" + id.substr(0, 80) + "' not found", "node_not_found");
+    if (rows[0].Str("status") == "deactivated") {
+      return FailedPrecondition("node " + id + " is already deactivated", "node_deactivated");
+    }
+    VOUCH_RETURN_IF_ERROR(tx.Exec("UPDATE nodes SET status = 'deactivated' WHERE id = ?", {id}).status());
+    std::vector<std::string> zones;
+    VOUCH_RETURN_IF_ERROR(RevokeCertsWhere(tx, "node_id = ?", {id}, "node deactivated", &zones));
+    VOUCH_RETURN_IF_ERROR(
+        tx.Exec("UPDATE instances SET status = 'stopped' WHERE node_id = ? AND status <> 'stopped'", {id}).status());
+    VOUCH_ASSIGN_OR_RETURN(Row r, tx.QueryOne(std::string(kNodeSelect) + " WHERE n.id = ?", {id}, "node"));
+    out = NodeJson(r);
+    return Audit(tx, *this, p, "node.deactivate", id);
+  }));
+  return out;
+}
+
+Result<json> Manager::ListInstances(const Principal& p, const ListQuery& q) {
+  VOUCH_RETURN_IF_ERROR(Authorize(p, Permission::kRead));
+  json out;
+  VOUCH_RETURN_IF_ERROR(db_->Read([&](Transaction& tx) -> Status {
+    std::vector<std::string> cond;
+    std::vector<Value> params;
+    if (std::string app = Filter(q, "app"); !app.empty()) {
+      cond.push_back("(a.name = ? OR a.id = ?)");
+      params.emplace_back(app);
+      params.emplace_back(app);
+    }
+    VOUCH_ASSIGN_OR_RETURN(PageResult page,
+                           QueryPage(tx, "SELECT i.*, i.first_seen AS created_at, a.name AS app_name FROM instances i "
+                                         "JOIN apps a ON a.id = i.app_id",
+                                     cond, params, q, "i.first_seen", false, "i.id"));
+    json items = json::array();
+    for (const Row& r : page.rows) {
+      items.push_back({{"id", r.Str("id")},
+                       {"app", r.Str("app_name")},
+                       {"build_id", r.Str("build_id")},
+                       {"node", r.IsNull("node_id") ? json(nullptr) : json(r.Str("node_id"))},
+                       {"serial", r.IsNull("serial") ? json(nullptr) : json(r.Str("serial"))},
+                       {"status", EffectiveInstanceStatus(r)},
+                       {"last_seq", r.Int("last_seq")},
+                       {"first_seen", TimeJson(r.Int("first_seen"))},
+                       {"last_heartbeat", TimeOrNull(r, "last_heartbeat")}});
+    }
+    out = PageJson(std::move(items), page.next_cursor);
+    return Status::Ok();
+  }));
+  return out;
+}
+
+}  // namespace vouch::api
