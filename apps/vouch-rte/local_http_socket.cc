@@ -3,7 +3,6 @@
 // agent's Unix socket, one request per connection ("Connection: close"), bounded responses
 // (1 MiB), error bodies {"error":{"code","message"}} become a Status with that reason, an
 // unreachable socket is kUnavailable "agent_unavailable". Never throws.
-#if __has_include("workload/local_http.h")
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -14,7 +13,8 @@
 
 #include "workload/local_http.h"
 
-#include "base/http_status.h"
+#include "base/http_response.h"
+#include "workload/agent_error.h"
 
 namespace vouch::workload {
 namespace {
@@ -25,26 +25,14 @@ Status Unreachable(const std::string& path, const std::string& why) {
   return Unavailable("agent socket " + path + ": " + why, "agent_unavailable");
 }
 
-// Decodes a chunked body; false when malformed.
-bool Dechunk(std::string_view in, std::string* out) {
-  while (true) {
-    size_t eol = in.find("\r\n");
-    if (eol == std::string_view::npos) return false;
-    std::string_view size_text = in.substr(0, eol);
-    size_text = size_text.substr(0, size_text.find(';'));
-    size_t n = 0;
-    if (size_text.empty() || size_text.size() > 8) return false;
-    for (char c : size_text) {
-      int v = (c >= '0' && c <= '9') ? c - '0' : (c >= 'a' && c <= 'f') ? c - 'a' + 10 : (c >= 'A' && c <= 'F') ? c - 'A' + 10 : -1;
-      if (v < 0) return false;
-      n = n * 16 + static_cast<size_t>(v);
-    }
-    in.remove_prefix(eol + 2);
-    if (n == 0) return true;
-    if (in.size() < n + 2) return false;
-    out->append(in.substr(0, n));
-    in.remove_prefix(n + 2);
+// The status line and headers of the agent's answer (HTTP/1.x only), bounds-checked.
+Result<HttpResponseHead> ParseAgentHead(std::string_view head) {
+  if (head.substr(0, 7) != "HTTP/1.") return Internal("malformed HTTP response from the agent", "invalid_response");
+  auto parsed = ParseHttpResponseHead(head, kMaxResponse);
+  if (!parsed.ok()) {
+    return Internal("malformed HTTP response from the agent: " + parsed.status().message(), "invalid_response");
   }
+  return parsed;
 }
 
 }  // namespace
@@ -120,50 +108,31 @@ Result<nlohmann::json> LocalHttp::Call(std::string_view method, std::string_view
     }
     resp.append(buf, static_cast<size_t>(n));
     // Stop as soon as a Content-Length body is complete (the server may keep the socket open).
-    size_t hend = resp.find("\r\n\r\n");
+    const size_t hend = resp.find("\r\n\r\n");
     if (hend != std::string::npos) {
-      std::string head = resp.substr(0, hend);
-      for (char& c : head) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-      size_t cl = head.find("\r\ncontent-length:");
-      if (cl != std::string::npos) {
-        size_t len = std::strtoul(head.c_str() + cl + 17, nullptr, 10);
-        if (resp.size() >= hend + 4 + len) break;
-      }
+      VOUCH_ASSIGN_OR_RETURN(HttpResponseHead head, ParseAgentHead(std::string_view(resp).substr(0, hend)));
+      if (head.content_length && !head.chunked && resp.size() - (hend + 4) >= *head.content_length) break;
     }
   }
-  size_t hend = resp.find("\r\n\r\n");
-  if (resp.rfind("HTTP/1.", 0) != 0 || hend == std::string::npos || resp.size() < 12) {
-    return Internal("malformed HTTP response from the agent", "invalid_response");
-  }
-  int status = std::atoi(resp.c_str() + 9);
-  std::string head = resp.substr(0, hend);
-  for (char& c : head) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  const size_t hend = resp.find("\r\n\r\n");
+  if (hend == std::string::npos) return Internal("malformed HTTP response from the agent", "invalid_response");
+  VOUCH_ASSIGN_OR_RETURN(HttpResponseHead head, ParseAgentHead(std::string_view(resp).substr(0, hend)));
+  const std::string_view rest = std::string_view(resp).substr(hend + 4);
   std::string body_text;
-  if (head.find("transfer-encoding: chunked") != std::string::npos) {
-    if (!Dechunk(std::string_view(resp).substr(hend + 4), &body_text)) {
-      return Internal("malformed chunked response from the agent", "invalid_response");
-    }
+  if (head.chunked) {
+    auto decoded = DecodeChunkedBody(rest, kMaxResponse);
+    if (!decoded.ok()) return Internal("malformed chunked response from the agent", "invalid_response");
+    body_text = std::move(*decoded);
+  } else if (head.content_length) {
+    if (*head.content_length > rest.size()) return Internal("truncated response from the agent", "invalid_response");
+    body_text = rest.substr(0, *head.content_length);
   } else {
-    body_text = resp.substr(hend + 4);
-    size_t cl = head.find("\r\ncontent-length:");
-    if (cl != std::string::npos) {
-      size_t len = std::strtoul(head.c_str() + cl + 17, nullptr, 10);
-      if (len > body_text.size()) return Internal("truncated response from the agent", "invalid_response");
-      body_text.resize(len);
-    }
+    body_text = rest;
   }
+  if (head.status < 200 || head.status > 299) return ErrorFromAgentAnswer(head.status, body_text);
   nlohmann::json j = body_text.empty() ? nlohmann::json(nullptr) : nlohmann::json::parse(body_text, nullptr, false);
-  if (status < 200 || status > 299) {
-    std::string code = "agent_error", message = "agent answered HTTP " + std::to_string(status);
-    if (!j.is_discarded() && j.is_object() && j.contains("error") && j["error"].is_object()) {
-      code = j["error"].value("code", code);
-      message = j["error"].value("message", message);
-    }
-    return Status(StatusCodeForHttp(status, code), message, code);
-  }
   if (j.is_discarded()) return Internal("agent answered with invalid JSON", "invalid_response");
   return j;
 }
 
 }  // namespace vouch::workload
-#endif

@@ -13,6 +13,8 @@
 #include <iterator>
 #include <sstream>
 
+#include "base/file.h"
+
 namespace vouch::cli {
 namespace {
 
@@ -163,25 +165,8 @@ std::string ReadSecretFile(const std::string& path, std::string_view what) {
 }
 
 void WriteFileOrDie(const std::string& path, std::string_view data, unsigned mode) {
-  std::string tmp = path + ".tmp.XXXXXX";
-  const int fd = ::mkstemp(tmp.data());
-  if (fd < 0) throw CliError("cannot write " + path + ": " + std::strerror(errno));
-  bool ok = ::fchmod(fd, static_cast<mode_t>(mode)) == 0;
-  size_t off = 0;
-  while (ok && off < data.size()) {
-    const ssize_t n = ::write(fd, data.data() + off, data.size() - off);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) ok = false;
-    else off += static_cast<size_t>(n);
-  }
-  ok = ok && ::fsync(fd) == 0;
-  const int saved = errno;
-  ok = (::close(fd) == 0) && ok;
-  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int err = ok ? errno : saved;
-    ::unlink(tmp.c_str());
-    throw CliError("cannot write " + path + ": " + std::strerror(err));
-  }
+  const Status st = WriteFileAtomic(path, data, mode);
+  if (!st.ok()) throw CliError(st.message());
 }
 
 CLI::App* AddGroup(CLI::App& root, const std::string& name, const std::string& description) {

@@ -13,6 +13,7 @@
 #include <spdlog/spdlog.h>
 
 #include "base/encoding.h"
+#include "base/host_port.h"
 #include "crypto/digest.h"
 #include "crypto/secret.h"
 #include "evidence/sgx_report.h"
@@ -61,12 +62,12 @@ Status VerifyLocalRequest(const crypto::SecretBytes& report_key, std::span<const
   pki::CsrPolicy policy;
   policy.verify_signature = false;
   VOUCH_ASSIGN_OR_RETURN(pki::Csr csr, pki::ParseCsr(csr_pem, policy));
+  VOUCH_ASSIGN_OR_RETURN(evidence::SgxReport parsed, evidence::ParseSgxReport(report));
   auto want = crypto::Sha256(csr.spki_der);
-  if (!crypto::ConstantTimeEquals(std::span<const uint8_t>(report.data() + evidence::sgx_report_offsets::kReportData, 32),
-                                  want)) {
+  if (!crypto::ConstantTimeEquals(std::span<const uint8_t>(parsed.body.report_data).first(32), want)) {
     return PermissionDenied("the report data is not SHA-256 of the CSR's public key", "report_data_mismatch");
   }
-  body_out->assign(report.begin(), report.begin() + evidence::kSgxReportBodySize);
+  body_out->assign(parsed.body.raw.begin(), parsed.body.raw.end());
   return Status::Ok();
 }
 void Agent::LogRefusal(const std::string& what, const Status& why, const std::string& mrenclave) {
@@ -146,10 +147,8 @@ http::Router Agent::BuildLocalRouter() {
       if (!local.ok()) {
         if (local.code() == StatusCode::kPermissionDenied) {
           std::string mrenclave;
-          if (report->size() == evidence::kSgxReportSize) {
-            auto parsed = evidence::ParseSgxReportBody(std::span<const uint8_t>(report->data(), evidence::kSgxReportBodySize));
-            if (parsed.ok()) mrenclave = HexEncode(parsed->mr_enclave);
-          }
+          auto parsed = evidence::ParseSgxReport(*report);
+          if (parsed.ok()) mrenclave = HexEncode(parsed->body.mr_enclave);
           LogRefusal("certificate request", local, mrenclave);
         }
         return local;
@@ -276,26 +275,18 @@ Status Agent::Start() {
     }
   }
   if (!options_.listen_tcp.empty()) {
-    size_t colon = options_.listen_tcp.rfind(':');
-    http::ServerOptions to = so;
-    to.unix_socket_path.clear();
-    to.tcp_enabled = true;
-    to.tcp_plaintext = true;
-    std::string host = colon == std::string::npos ? "" : options_.listen_tcp.substr(0, colon);
-    if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-    to.listen_address = host;
-    int port = 0;
-    try {
-      port = colon == std::string::npos ? -1 : std::stoi(options_.listen_tcp.substr(colon + 1));
-    } catch (...) {
-      port = -1;
-    }
-    if (port < 0 || port > 65535) {
+    auto listen = ParseHostPort(options_.listen_tcp);
+    if (!listen.ok()) {
       server_->Stop(std::chrono::milliseconds(0));
       return InvalidArgument("--listen-tcp must be host:port on loopback, got '" + options_.listen_tcp + "'",
                              "invalid_listen");
     }
-    to.port = static_cast<uint16_t>(port);
+    http::ServerOptions to = so;
+    to.unix_socket_path.clear();
+    to.tcp_enabled = true;
+    to.tcp_plaintext = true;
+    to.listen_address = listen->host;
+    to.port = listen->port;
     auto tcp = http::Server::Create(to, BuildLocalRouter());
     Status st = tcp.ok() ? (*tcp)->Start() : tcp.status();
     if (!st.ok()) {

@@ -2,11 +2,13 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
 
+#include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <string>
@@ -64,16 +66,29 @@ TEST_F(AtomicWriteTest, AModeIsKeptDespiteTheUmask) {
 }
 
 TEST_F(AtomicWriteTest, AFailedWriteLeavesTheOldFileWhole) {
-  if (::geteuid() == 0) GTEST_SKIP() << "root ignores directory permissions";
   const std::string path = dir_ + "/state.json";
   ASSERT_TRUE(WriteFileAtomic(path, "old content", 0600).ok());
-  ASSERT_EQ(::chmod(dir_.c_str(), 0500), 0);  // the temporary file cannot be created
-  Status st = WriteFileAtomic(path, "new", 0600);
-  ASSERT_EQ(::chmod(dir_.c_str(), 0700), 0);
+  // A file size limit makes the write of the new content fail half way (EFBIG), also for root.
+  struct rlimit old {};
+  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &old), 0);
+  auto old_handler = std::signal(SIGXFSZ, SIG_IGN);
+  struct rlimit small = old;
+  small.rlim_cur = 64;
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &small), 0);
+  Status st = WriteFileAtomic(path, std::string(100000, 'n'), 0600);
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &old), 0);
+  std::signal(SIGXFSZ, old_handler);
   EXPECT_FALSE(st.ok());
   EXPECT_EQ(st.reason(), "io_error");
   EXPECT_EQ(*ReadWholeFile(path), "old content");
-  EXPECT_EQ(Entries(), std::vector<std::string>{"state.json"});
+  EXPECT_EQ(Entries(), std::vector<std::string>{"state.json"});  // the temporary file is removed
+}
+
+TEST_F(AtomicWriteTest, AFailedRenameLeavesNoTemporaryFile) {
+  ASSERT_EQ(::mkdir((dir_ + "/taken").c_str(), 0700), 0);
+  ASSERT_EQ(::mkdir((dir_ + "/taken/sub").c_str(), 0700), 0);  // a non-empty directory cannot be replaced
+  EXPECT_FALSE(WriteFileAtomic(dir_ + "/taken", "x").ok());
+  EXPECT_EQ(Entries(), std::vector<std::string>{"taken"});
 }
 
 TEST_F(AtomicWriteTest, AMissingDirectoryIsAnError) {

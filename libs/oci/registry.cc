@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/encoding.h"
+#include "base/http_response.h"
 
 namespace vouch::oci {
 namespace {
@@ -188,8 +189,8 @@ Result<RegistryClient::Response> RegistryClient::Perform(Request& req) {
     if (line.rfind("HTTP/", 0) == 0) {
       // A new response (after a redirect or 100-continue): reset what we saw.
       x->resp->headers.clear();
-      size_t sp = line.find(' ');
-      x->req->status_seen = sp == std::string::npos ? 0 : std::atol(line.c_str() + sp + 1);
+      auto status = ParseHttpStatusLine(line);  // 0 (not a success) when malformed
+      x->req->status_seen = status.ok() ? *status : 0;
       return size * n;
     }
     size_t colon = line.find(':');

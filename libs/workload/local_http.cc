@@ -1,6 +1,6 @@
 #include "workload/local_http.h"
 
-#include "base/http_status.h"
+#include "workload/agent_error.h"
 
 #include <curl/curl.h>
 
@@ -74,15 +74,8 @@ Result<nlohmann::json> LocalHttp::Call(std::string_view method, std::string_view
     if (rc == CURLE_OPERATION_TIMEDOUT) return Status(StatusCode::kDeadlineExceeded, "agent: " + msg, "timeout");
     return Unavailable("cannot reach the agent at " + socket_path_ + ": " + msg, "agent_unavailable");
   }
+  if (status < 200 || status >= 300) return ErrorFromAgentAnswer(status, out);
   auto j = nlohmann::json::parse(out, nullptr, false);
-  if (status < 200 || status >= 300) {
-    std::string code = "http_" + std::to_string(status), message = out.substr(0, 300);
-    if (j.is_object() && j.contains("error") && j["error"].is_object()) {
-      code = j["error"].value("code", code);
-      message = j["error"].value("message", message);
-    }
-    return Status(StatusCodeForHttp(status, code), message, code);
-  }
   if (out.empty()) return nlohmann::json(nullptr);
   if (j.is_discarded()) return Internal("the agent answered with invalid JSON", "invalid_response");
   return j;
