@@ -11,19 +11,15 @@
 #include "rte/process.h"
 #include "rte/runtime.h"
 
-#if __has_include("workload/workload_client.h")
 #include "base/encoding.h"
 #include "crypto/keys.h"
 #include "workload/workload_client.h"
-#define VOUCH_RTE_HAS_AGENT 1
-#endif
 
 extern char** environ;
 
 namespace vouch::rte {
 namespace {
 
-#ifdef VOUCH_RTE_HAS_AGENT
 Result<crypto::KeyType> KeyTypeOf(const std::string& name) {
   if (name == "ec-p256" || name.empty()) return crypto::KeyType::kEcP256;
   if (name == "ec-p384") return crypto::KeyType::kEcP384;
@@ -87,7 +83,6 @@ class WorkloadLink final : public AgentLink {
   std::unique_ptr<workload::WorkloadClient> client_;
   std::string socket_path_;
 };
-#endif
 
 }  // namespace
 }  // namespace vouch::rte
@@ -107,13 +102,8 @@ int main(int argc, char** argv) {
   o.connect = [&o](const std::string& socket) -> Result<std::unique_ptr<rte::AgentLink>> {
     std::string path = o.root == "/" ? socket : o.root + socket;
     if (const char* s = std::getenv("VOUCH_AGENT_SOCKET"); s != nullptr && *s) path = s;
-#ifdef VOUCH_RTE_HAS_AGENT
     VOUCH_ASSIGN_OR_RETURN(auto client, workload::WorkloadClient::Create(path));
     return std::unique_ptr<rte::AgentLink>(new rte::WorkloadLink(std::move(client), path));
-#else
-    return Unimplemented("this vouch-rte was built without the workload client (libs/workload); cannot reach " + path,
-                         "agent_unsupported");
-#endif
   };
   return rte::Run(o);
 }

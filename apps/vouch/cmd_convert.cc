@@ -1,5 +1,6 @@
 // vouch convert: an OCI/Docker image in, a TEE-ready image (vouch-rte + signed manifest) out.
-#if __has_include("convert/convert.h")
+// Compiled to nothing when libs/convert is not built (no libarchive): apps/vouch/CMakeLists.txt.
+#ifdef VOUCH_HAVE_CONVERT
 #include <limits.h>
 #include <stdlib.h>
 #include <unistd.h>

@@ -221,13 +221,14 @@ class Manager {
   Result<json> DenyTask(const Principal& p, const std::string& id, const std::string& reason);
 
   // --- certificates
-  // Manual issuance by an admin for an approved build (the agent path comes with node provisioning).
+  // Manual issuance by an admin for an approved build (a node's agent gets workload certificates
+  // through IssueForWorkload under "node agents", below).
   Result<json> IssueManual(const Principal& p, const std::string& build_id, std::string_view csr_pem);
   Result<json> ListCertificates(const Principal& p, const ListQuery& q);
   Result<json> GetCertificate(const Principal& p, const std::string& serial);
   Result<json> RevokeCertificate(const Principal& p, const std::string& serial, const std::string& reason);
 
-  // --- nodes and instances (read side; provisioning arrives with the agent)
+  // --- nodes and instances (read side; enrolment and check-ins are under "node agents", below)
   Result<json> ListNodes(const Principal& p, const ListQuery& q);
   Result<json> GetNode(const Principal& p, const std::string& id);
   Result<json> DeactivateNode(const Principal& p, const std::string& id);

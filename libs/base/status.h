@@ -6,7 +6,7 @@
 
 namespace vouch {
 
-// Broad error categories. Each maps to exactly one HTTP status (see http/error_mapping)
+// Broad error categories. Each maps to exactly one HTTP status (HttpStatusFor in http/message.h)
 // and one CLI exit behaviour; the finer, stable machine-readable reason lives in
 // Status::reason() (e.g. "measurement_not_allowed").
 enum class StatusCode {
