@@ -8,6 +8,7 @@
 
 #include "base/result.h"
 #include "crypto/ossl.h"
+#include "pki/pem.h"
 
 // Helpers shared by the pki sources; not part of the public API.
 namespace vouch::pki {
@@ -22,12 +23,5 @@ std::span<const uint8_t> SpkiKeyBits(std::span<const uint8_t> spki_der);
 
 // SHA-1 of the key bits: the RFC 5280 §4.2.1.2 method (1) key identifier.
 Result<std::vector<uint8_t>> KeyIdentifier(std::span<const uint8_t> spki_der);
-
-}  // namespace vouch::pki
-
-namespace vouch::pki {
-
-// "-----BEGIN <label>-----\n<base64, 64 columns>\n-----END <label>-----\n".
-std::string DerToPem(std::string_view label, std::span<const uint8_t> der);
 
 }  // namespace vouch::pki

@@ -3,6 +3,7 @@
 // TCB status names of Intel's Quote Verification Library (ATTESTATION-FORMATS.md §5) as one
 // enum with a strict "how good is it" order. Pure; thread-safe.
 
+#include <array>
 #include <string_view>
 
 #include "base/result.h"
@@ -39,6 +40,22 @@ inline bool TcbAtLeast(TcbStatus status, TcbStatus minimum) { return TcbRank(sta
 inline bool TcbNeverAcceptable(TcbStatus s) {
   return s == TcbStatus::kRevoked || s == TcbStatus::kTcbLevelNotSupported;
 }
+// The statuses a zone may name as its minimum (`min_tcb`, docs/api.md), best first. The one list:
+// the API validates against it, and a test checks the OpenAPI enum and the console's list
+// (ui/views.js) against it (libs/api/tcb_list_test.cc).
+inline constexpr std::array<TcbStatus, 6> kZoneMinimumTcbStatuses = {
+    TcbStatus::kUpToDate,  TcbStatus::kSWHardeningNeeded, TcbStatus::kConfigurationNeeded,
+    TcbStatus::kConfigurationAndSWHardeningNeeded, TcbStatus::kOutOfDate, TcbStatus::kOutOfDateConfigurationNeeded};
+// True when `name` is the QVL name of one of kZoneMinimumTcbStatuses.
+inline bool IsZoneMinimumTcbName(std::string_view name) {
+  auto status = ParseTcbStatus(name);
+  if (!status.ok()) return false;
+  for (TcbStatus s : kZoneMinimumTcbStatuses) {
+    if (s == *status) return true;
+  }
+  return false;
+}
+
 // The status with its "SWHardeningNeeded" part taken away (what it counts as once every advisory
 // is tolerated): SWHardeningNeeded -> UpToDate, ConfigurationAndSWHardeningNeeded ->
 // ConfigurationNeeded; other statuses are returned unchanged.
