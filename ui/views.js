@@ -129,6 +129,8 @@ async function dashboard() {
 
 // ------------------------------------------------------------------ zones
 
+// The minimums a zone may name: policy::kZoneMinimumTcbStatuses (libs/policy/tcb_status.h), checked
+// against this list and the OpenAPI enum by libs/api/tcb_list_test.cc.
 const kTcb = ['UpToDate', 'SWHardeningNeeded', 'ConfigurationNeeded', 'ConfigurationAndSWHardeningNeeded',
               'OutOfDate', 'OutOfDateConfigurationNeeded'];
 

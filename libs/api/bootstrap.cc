@@ -10,6 +10,7 @@
 #include "attest/sim_vendor.h"
 #include "base/encoding.h"
 #include "base/file.h"
+#include "base/host_port.h"
 #include "crypto/aead.h"
 #include "crypto/random.h"
 
@@ -23,20 +24,13 @@ std::string Join(const std::string& dir, const std::string& name) { return dir +
 }  // namespace
 
 Status ParseListen(const std::string& listen, std::string* host, uint16_t* port) {
-  size_t colon = listen.rfind(':');
-  if (colon == std::string::npos || colon == 0 || colon + 1 == listen.size()) {
-    return InvalidArgument("listen address must be host:port, got '" + listen + "'", "invalid_listen");
+  auto parsed = ParseHostPort(listen);
+  if (!parsed.ok()) {
+    return InvalidArgument("listen address must be host:port, got '" + listen + "' (" + parsed.status().message() + ")",
+                           "invalid_listen");
   }
-  std::string h = listen.substr(0, colon);
-  if (h.size() >= 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
-  unsigned value = 0;
-  std::string p = listen.substr(colon + 1);
-  auto [ptr, ec] = std::from_chars(p.data(), p.data() + p.size(), value);
-  if (ec != std::errc() || ptr != p.data() + p.size() || value > 65535) {
-    return InvalidArgument("invalid port in listen address '" + listen + "'", "invalid_listen");
-  }
-  *host = h;
-  *port = static_cast<uint16_t>(value);
+  *host = parsed->host;
+  *port = parsed->port;
   return Status::Ok();
 }
 

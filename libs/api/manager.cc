@@ -9,6 +9,7 @@
 #include "api/manager_internal.h"
 #include "crypto/secret.h"
 #include "http/limits.h"
+#include "policy/tcb_status.h"
 
 namespace vouch::api {
 
@@ -75,11 +76,7 @@ bool IsValidName(std::string_view name) {
   });
 }
 
-bool IsValidTcbStatus(std::string_view s) {
-  static const char* kStatuses[] = {"UpToDate", "SWHardeningNeeded", "ConfigurationNeeded",
-                                    "ConfigurationAndSWHardeningNeeded", "OutOfDate", "OutOfDateConfigurationNeeded"};
-  return std::any_of(std::begin(kStatuses), std::end(kStatuses), [&](const char* k) { return s == k; });
-}
+bool IsValidTcbStatus(std::string_view s) { return policy::IsZoneMinimumTcbName(s); }
 
 json ZonePolicy::ToJson() const {
   return {{"allow_sim", allow_sim},

@@ -7,6 +7,7 @@
 #include "base/encoding.h"
 #include "http/json_body.h"
 #include "http/limits.h"
+#include "pki/pem.h"
 #include "workload/wire.h"
 
 namespace vouch::api {
@@ -355,11 +356,7 @@ http::Router BuildRouter(Manager& m, http::Metrics* metrics, const RouterOptions
     if (!der.ok()) return Response::Error(der.status());
     Response resp;
     if (format == "pem") {
-      std::string b64 = Base64Encode(*der);
-      std::string pem = "-----BEGIN X509 CRL-----\n";
-      for (size_t i = 0; i < b64.size(); i += 64) pem += b64.substr(i, 64) + "\n";
-      pem += "-----END X509 CRL-----\n";
-      resp = Response::Text(pem, "application/x-pem-file");
+      resp = Response::Text(pki::DerToPem("X509 CRL", *der), "application/x-pem-file");
     } else {
       resp = Response::Text(std::string(der->begin(), der->end()), "application/pkix-crl");
     }
