@@ -79,12 +79,12 @@ bool IsValidName(std::string_view name) {
 bool IsValidTcbStatus(std::string_view s) { return policy::IsZoneMinimumTcbName(s); }
 
 json ZonePolicy::ToJson() const {
-  return {{"allow_sim", allow_sim},
-          {"min_tcb", min_tcb},
-          {"tolerated_advisories", tolerated_advisories},
+  return {{"allow_sim", rules.allow_sim},
+          {"min_tcb", std::string(policy::TcbStatusName(rules.min_tcb))},
+          {"tolerated_advisories", rules.tolerated_advisories},
           {"approvals_required", approvals_required},
           {"cert_validity_hours", cert_validity_hours},
-          {"allow_debug", allow_debug}};
+          {"allow_debug", rules.allow_debug}};
 }
 
 Manager::Manager(store::Database* db, crypto::SecretBytes master_key, const Clock* clock, ManagerOptions options)

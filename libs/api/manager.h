@@ -19,6 +19,7 @@
 #include "crypto/kdf.h"
 #include "crypto/ossl.h"
 #include "crypto/secret.h"
+#include "policy/policy.h"
 #include "store/database.h"
 
 namespace vouch::pki {
@@ -64,13 +65,13 @@ enum class Permission {
 };
 Status Authorize(const Principal& p, Permission perm);
 
+// A zone's policy as stored (zones.policy) and served: the platform rules libs/policy decides
+// with, and what only the manager uses. Converted from and to JSON in one place
+// (manager_zones.cc, ZonePolicy::ToJson), never field by field at a use.
 struct ZonePolicy {
-  bool allow_sim = false;
-  std::string min_tcb = "UpToDate";
-  std::vector<std::string> tolerated_advisories;
+  policy::ZonePolicy rules;  // min_tcb, tolerated_advisories, allow_sim, allow_debug
   int approvals_required = 1;
   int cert_validity_hours = 24;
-  bool allow_debug = false;
   json ToJson() const;
 };
 

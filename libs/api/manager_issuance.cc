@@ -63,7 +63,7 @@ Result<json> Manager::IssueForWorkload(const Principal& node, std::string_view c
     const Row& n = d->node;
     if (n.Str("status") != "active") return Refuse("node_deactivated", "node " + node.id + " is deactivated");
     VOUCH_ASSIGN_OR_RETURN(d->zone_policy, LoadZonePolicy(tx, n.Str("zone_id")));
-    VOUCH_ASSIGN_OR_RETURN(policy::ZonePolicy zp, ToPolicy(d->zone_policy));
+    const policy::ZonePolicy& zp = d->zone_policy.rules;
     // One decision, libs/policy's (docs/policy.md): the node's standing, then the workload's
     // measurement against the zone's builds, their approval and debug.
     policy::Decision standing = policy::EvaluateNodeStanding(StoredNodeVerdict(n), zp);

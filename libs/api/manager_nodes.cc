@@ -25,15 +25,6 @@ using namespace internal;  // NOLINT(google-build-using-namespace)
 
 namespace internal {
 
-Result<policy::ZonePolicy> ToPolicy(const ZonePolicy& z) {
-  policy::ZonePolicy p;
-  VOUCH_ASSIGN_OR_RETURN(p.min_tcb, policy::ParseTcbStatus(z.min_tcb));
-  p.tolerated_advisories = z.tolerated_advisories;
-  p.allow_sim = z.allow_sim;
-  p.allow_debug = z.allow_debug;
-  return p;
-}
-
 // The verdict a node's stored record stands for, so that a zone's current rules can be applied
 // again at every certificate request.
 attest::Verdict StoredNodeVerdict(const Row& n) {
@@ -219,7 +210,7 @@ Result<json> Manager::EnrollNode(const Principal* node, const NodeEnrollment& e)
 
   // Genuine? Bound to this key and nonce? Acceptable under the zone's rules, from an agent
   // identity the zone accepts, never debug? One decision: libs/policy's (docs/policy.md).
-  VOUCH_ASSIGN_OR_RETURN(policy::ZonePolicy zp, ToPolicy(zone_policy));
+  const policy::ZonePolicy& zp = zone_policy.rules;
   attest::Verdict verdict = VerifyEvidence(e.evidence);
   if (!verdict.genuine) return refuse(policy::EvaluatePlatform(verdict, zp).status);
   std::vector<uint8_t> bound = e.public_key_der;

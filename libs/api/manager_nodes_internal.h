@@ -14,9 +14,6 @@
 
 namespace vouch::api::internal {
 
-// The policy library's view of a zone's rules.
-Result<policy::ZonePolicy> ToPolicy(const ZonePolicy& z);
-
 // The verdict a node's stored record stands for, so that a zone's current rules can be applied
 // again at every certificate request.
 attest::Verdict StoredNodeVerdict(const Row& n);

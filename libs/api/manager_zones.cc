@@ -20,25 +20,27 @@ Result<ZonePolicy> PolicyFromJson(const std::string& text) {
   ZonePolicy p;
   auto j = json::parse(text, nullptr, false);
   if (!j.is_object()) return DataLoss("stored zone policy is corrupt", "store_corrupt");
-  p.allow_sim = j.value("allow_sim", false);
-  p.min_tcb = j.value("min_tcb", std::string("UpToDate"));
-  p.tolerated_advisories = j.value("tolerated_advisories", std::vector<std::string>{});
+  p.rules.allow_sim = j.value("allow_sim", false);
+  auto min_tcb = policy::ParseTcbStatus(j.value("min_tcb", std::string("UpToDate")));
+  if (!min_tcb.ok()) return DataLoss("stored zone policy has an unknown min_tcb", "store_corrupt");
+  p.rules.min_tcb = *min_tcb;
+  p.rules.tolerated_advisories = j.value("tolerated_advisories", std::vector<std::string>{});
   p.approvals_required = j.value("approvals_required", 1);
   p.cert_validity_hours = j.value("cert_validity_hours", 24);
-  p.allow_debug = j.value("allow_debug", false);
+  p.rules.allow_debug = j.value("allow_debug", false);
   return p;
 }
 
 Status ApplySpec(const ZoneSpec& spec, ZonePolicy* p) {
-  if (spec.allow_sim) p->allow_sim = *spec.allow_sim;
-  if (spec.allow_debug) p->allow_debug = *spec.allow_debug;
+  if (spec.allow_sim) p->rules.allow_sim = *spec.allow_sim;
+  if (spec.allow_debug) p->rules.allow_debug = *spec.allow_debug;
   if (spec.min_tcb) {
     if (!IsValidTcbStatus(*spec.min_tcb)) {
       return InvalidArgument("min_tcb must be one of UpToDate, SWHardeningNeeded, ConfigurationNeeded, "
                              "ConfigurationAndSWHardeningNeeded, OutOfDate, OutOfDateConfigurationNeeded",
                              "invalid_min_tcb");
     }
-    p->min_tcb = *spec.min_tcb;
+    VOUCH_ASSIGN_OR_RETURN(p->rules.min_tcb, policy::ParseTcbStatus(*spec.min_tcb));
   }
   if (spec.tolerated_advisories) {
     for (const auto& a : *spec.tolerated_advisories) {
@@ -48,7 +50,7 @@ Status ApplySpec(const ZoneSpec& spec, ZonePolicy* p) {
         return InvalidArgument("invalid advisory id '" + a.substr(0, 64) + "'", "invalid_advisory");
       }
     }
-    p->tolerated_advisories = *spec.tolerated_advisories;
+    p->rules.tolerated_advisories = *spec.tolerated_advisories;
   }
   if (spec.approvals_required) {
     if (*spec.approvals_required < 1 || *spec.approvals_required > 10) {
@@ -85,11 +87,11 @@ Result<json> ZoneJson(const Row& r) {
 // True when `now` refuses something `before` allowed: debug or sim switched off, a stricter
 // minimum TCB, or a tolerated advisory taken away. (approvals_required and cert_validity_hours
 // do not change what may be certified.)
-bool Tightens(const ZonePolicy& before, const ZonePolicy& now) {
+bool Tightens(const ZonePolicy& before_policy, const ZonePolicy& now_policy) {
+  const policy::ZonePolicy& before = before_policy.rules;
+  const policy::ZonePolicy& now = now_policy.rules;
   if ((before.allow_debug && !now.allow_debug) || (before.allow_sim && !now.allow_sim)) return true;
-  auto b = policy::ParseTcbStatus(before.min_tcb);
-  auto n = policy::ParseTcbStatus(now.min_tcb);
-  if (b.ok() && n.ok() && policy::TcbRank(*n) < policy::TcbRank(*b)) return true;
+  if (policy::TcbRank(now.min_tcb) < policy::TcbRank(before.min_tcb)) return true;
   return std::any_of(before.tolerated_advisories.begin(), before.tolerated_advisories.end(), [&](const std::string& a) {
     return std::find(now.tolerated_advisories.begin(), now.tolerated_advisories.end(), a) == now.tolerated_advisories.end();
   });
@@ -124,7 +126,7 @@ Result<json> Manager::CreateZone(const Principal& p, const ZoneSpec& spec) {
     }
     VOUCH_RETURN_IF_ERROR(st);
     VOUCH_RETURN_IF_ERROR(RegenerateCrl(tx, id));
-    VOUCH_RETURN_IF_ERROR(SeedNodeIdentities(tx, id, policy.allow_sim, Now()));  // manager_node_identities.cc
+    VOUCH_RETURN_IF_ERROR(SeedNodeIdentities(tx, id, policy.rules.allow_sim, Now()));  // manager_node_identities.cc
     VOUCH_ASSIGN_OR_RETURN(Row r, tx.QueryOne("SELECT * FROM zones WHERE id = ?", {id}, "zone"));
     VOUCH_ASSIGN_OR_RETURN(out, ZoneJson(r));
     return Audit(tx, *this, p, "zone.create", spec.name, {{"policy", policy.ToJson()}});
@@ -155,7 +157,7 @@ Result<json> Manager::UpdateZone(const Principal& p, const std::string& key, con
 }
 
 Result<json> Manager::RevokeWhatZoneRefuses(Transaction& tx, const std::string& zone_id, const ZonePolicy& zone_policy) {
-  VOUCH_ASSIGN_OR_RETURN(policy::ZonePolicy zp, ToPolicy(zone_policy));
+  const policy::ZonePolicy& zp = zone_policy.rules;
   const int64_t now = Now();
   // Nodes: their stored evidence verdict under the new rules (policy::EvaluatePlatform, the same
   // decision enrolment and every issuance make).
@@ -177,7 +179,7 @@ Result<json> Manager::RevokeWhatZoneRefuses(Transaction& tx, const std::string& 
     std::string why;
     auto refused = c.IsNull("node_id") ? refused_nodes.end() : refused_nodes.find(c.Str("node_id"));
     if (c.Str("kind") == "workload") {
-      if (!zone_policy.allow_debug && !c.IsNull("debug") && c.Int("debug") != 0) {
+      if (!zone_policy.rules.allow_debug && !c.IsNull("debug") && c.Int("debug") != 0) {
         why = "debug_not_allowed";
       } else if (refused != refused_nodes.end()) {
         why = refused->second;
