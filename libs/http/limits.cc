@@ -24,6 +24,12 @@ std::string RateLimitKey(std::string_view source) {
   if (source.find(':') == std::string_view::npos) return std::string(source);
   in6_addr a{};
   if (inet_pton(AF_INET6, std::string(source).c_str(), &a) != 1) return std::string(source);
+  // An IPv4 client of a dual-stack listener appears as ::ffff:a.b.c.d: it is that IPv4 address,
+  // not a /64 that every IPv4 client would share (one flooding client would lock out all).
+  if (IN6_IS_ADDR_V4MAPPED(&a)) {
+    char v4[INET_ADDRSTRLEN] = {0};
+    if (inet_ntop(AF_INET, &a.s6_addr[12], v4, sizeof v4) != nullptr) return std::string(v4);
+  }
   std::fill(std::begin(a.s6_addr) + 8, std::end(a.s6_addr), 0);
   char text[INET6_ADDRSTRLEN] = {0};
   if (inet_ntop(AF_INET6, &a, text, sizeof text) == nullptr) return std::string(source);

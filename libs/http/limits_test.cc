@@ -25,6 +25,10 @@ TEST(RateLimitKey, IPv6ByItsSlash64) {
   EXPECT_EQ(RateLimitKey("2001:db8:1:2:3:4:5:6"), "2001:db8:1:2::/64");
   EXPECT_EQ(RateLimitKey("2001:db8:1:2::ffff"), RateLimitKey("2001:db8:1:2:aaaa::1"));
   EXPECT_NE(RateLimitKey("2001:db8:1:2::1"), RateLimitKey("2001:db8:1:3::1"));
+  // IPv4 clients of a dual-stack listener keep a bucket each (not one shared ::/64).
+  EXPECT_EQ(RateLimitKey("::ffff:192.0.2.1"), "192.0.2.1");
+  EXPECT_NE(RateLimitKey("::ffff:192.0.2.1"), RateLimitKey("::ffff:192.0.2.2"));
+  EXPECT_EQ(RateLimitKey("::ffff:192.0.2.1"), RateLimitKey("192.0.2.1"));
   EXPECT_EQ(RateLimitKey("unix"), "unix");
   EXPECT_EQ(RateLimitKey("not:an:address"), "not:an:address");
 }
