@@ -101,3 +101,16 @@ serve_manager() {  # [SERVE_FLAGS...]
   E2E_PIDS+=("$VOUCHD_PID")
   wait_healthy "$URL" "$CA" "$VOUCHD_PID" || fail "vouchd did not become healthy: $(tail -20 "$E2E_TMP/vouchd.log")"
 }
+# A vouch-agent on the sim TEE of the manager in $D at $URL, provisioned with a fresh join token of
+# zone default (through $VOUCH), answering on DIR/agent.sock; AGENT_FLAGS go to vouch-agent, its
+# log to LOG. Needs AGENT, D, URL and VOUCH; sets SOCK and AGENT_PID.
+start_sim_agent() {  # DIR LOG [AGENT_FLAGS...]
+  local dir=$1 log=$2
+  shift 2
+  SOCK=$dir/agent.sock
+  "$AGENT" --server "$URL" --ca-file "$D/service-ca.pem" --data-dir "$dir" --socket "$SOCK" --tee sim \
+    --sim "$D/sim" --join-token "$("$VOUCH" zone join-token default)" "$@" >>"$log" 2>&1 &
+  AGENT_PID=$!
+  E2E_PIDS+=("$AGENT_PID")
+  wait_agent_socket "$SOCK" "$log" "$AGENT_PID"
+}

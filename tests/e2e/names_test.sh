@@ -11,19 +11,14 @@ source "$(dirname "$0")/lib.sh"
 # shellcheck disable=SC2034  # start_dev_manager (lib.sh) runs it
 VOUCHD=$1
 VOUCH=$2
+# shellcheck disable=SC2034  # start_sim_agent (lib.sh) runs it
 AGENT=$3
 start_dev_manager
 "$VOUCH" zone ca default >"$E2E_TMP/zone-ca.pem" || fail "zone ca"
 "$VOUCH" zone update default --allow-debug true >/dev/null || fail "zone update --allow-debug true"
 
 A=$E2E_TMP/agent
-SOCK=$A/agent.sock
-"$AGENT" --server "$URL" --ca-file "$D/service-ca.pem" --data-dir "$A" --socket "$SOCK" --tee sim --sim "$D/sim" \
-  --batch-interval-ms 200 --checkin-interval 1 --join-token "$("$VOUCH" zone join-token default)" \
-  >>"$E2E_TMP/agent.log" 2>&1 &
-AGENT_PID=$!
-E2E_PIDS+=("$AGENT_PID")
-wait_agent_socket "$SOCK" "$E2E_TMP/agent.log" "$AGENT_PID"
+start_sim_agent "$A" "$E2E_TMP/agent.log" --batch-interval-ms 200 --checkin-interval 1
 ok "agent provisioned in zone default"
 
 # ---- domain_taken, exact and through wildcards, pending and approved

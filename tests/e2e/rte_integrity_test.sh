@@ -14,6 +14,7 @@ VOUCH=$1
 RTE=$2
 # shellcheck disable=SC2034  # start_dev_manager (lib.sh) runs it
 VOUCHD=$3
+# shellcheck disable=SC2034  # start_sim_agent (lib.sh) runs it
 AGENT=$4
 require_tools umoci runc busybox openssl
 BUSYBOX=$(command -v busybox)
@@ -29,11 +30,7 @@ start_dev_manager --heartbeat-interval 1
 approve_domains "$VOUCH" integ
 "$VOUCH" zone ca default > zone-ca.pem || fail "zone ca default"
 A=$E2E_TMP/agent
-SOCK=$A/agent.sock
-"$AGENT" --server "$URL" --ca-file "$D/service-ca.pem" --data-dir "$A" --socket "$SOCK" --tee sim --sim "$D/sim" \
-  --join-token "$("$VOUCH" zone join-token default)" --batch-interval-ms 200 > agent.log 2>&1 &
-E2E_PIDS+=($!)
-wait_agent_socket "$SOCK" agent.log
+start_sim_agent "$A" agent.log --batch-interval-ms 200
 ok "vouchd and vouch-agent (sim) running"
 
 # --- the image: busybox, openssl and its libraries; /usr/local/bin exists and is empty ---

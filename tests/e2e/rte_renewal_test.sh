@@ -11,6 +11,7 @@ source "$(dirname "$0")/lib.sh"
 VOUCH=$1
 RTE=$2
 VOUCHD=$3
+# shellcheck disable=SC2034  # start_sim_agent (lib.sh) runs it
 AGENT=$4
 VALIDITY=15
 for tool in umoci runc busybox openssl; do
@@ -40,11 +41,7 @@ wait_healthy "$URL" "$D/service-ca.pem" "${E2E_PIDS[-1]}" || fail "vouchd did no
 "$VOUCH" app create renew --zone default --domain renew.example.com >/dev/null || fail "app create"
 approve_domains "$VOUCH" renew
 A=$E2E_TMP/agent
-SOCK=$A/agent.sock
-"$AGENT" --server "$URL" --ca-file "$D/service-ca.pem" --data-dir "$A" --socket "$SOCK" --tee sim --sim "$D/sim" \
-  --join-token "$("$VOUCH" zone join-token default)" --batch-interval-ms 200 > agent.log 2>&1 &
-E2E_PIDS+=($!)
-wait_agent_socket "$SOCK" agent.log
+start_sim_agent "$A" agent.log --batch-interval-ms 200
 ok "vouchd (workload certificates at most ${VALIDITY}s) and vouch-agent (sim) running"
 
 # --- the image: an application that prints the serial of the certificate at the fixed path ---
