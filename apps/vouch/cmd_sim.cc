@@ -12,6 +12,7 @@
 #include "base/clock.h"
 #include "crypto/keys.h"
 #include "base/encoding.h"
+#include "cmd_sim_parts.h"
 #include "command_registry.h"
 #include "attest/sim_agent.h"
 #include "evidence/sgx_report.h"
@@ -154,6 +155,9 @@ void Register(CLI::App& root, GlobalOptions& global) {
       "tcb-recovery", "Publish new TCB Info in DIR under which this sim platform is OutOfDate (tests of TCB recovery)");
   r->add_option("dir", recovery->dir, "Sim vendor folder")->required();
   r->callback([recovery, &global] { RunTcbRecovery(*recovery, global); });
+
+  RegisterSimTsm(group, global);
+  RegisterSimPcs(group, global);
 }
 
 }  // namespace
