@@ -219,6 +219,30 @@ const std::vector<std::vector<std::string>>& Migrations() {
           "ALTER TABLE task_approvals_v3 RENAME TO task_approvals",
           "CREATE INDEX tasks_zone_status ON tasks (zone_id, status)",
       },
+      // 4: issue 14: collateral. The vendors' verification collateral (libs/collateral,
+      // docs/collateral.md), shared by every member: one row per version of an item, verified
+      // before it was written; the current version of (kind, item_key, root) is the one with the
+      // latest issue_date.
+      {
+          R"(CREATE TABLE collateral (
+               id TEXT PRIMARY KEY,
+               kind TEXT NOT NULL,
+               item_key TEXT NOT NULL,
+               root TEXT NOT NULL,
+               sim INTEGER NOT NULL DEFAULT 0,
+               issue_date INTEGER NOT NULL,
+               next_update INTEGER NOT NULL,
+               tcb_evaluation_data_number INTEGER,
+               source TEXT NOT NULL,
+               origin TEXT NOT NULL,
+               content_type TEXT NOT NULL,
+               body BLOB NOT NULL,
+               issuer_chain TEXT NOT NULL,
+               sha256 TEXT NOT NULL,
+               stored_at INTEGER NOT NULL,
+               UNIQUE (kind, item_key, root, sha256)))",
+          "CREATE INDEX collateral_item ON collateral (kind, item_key, root, issue_date)",
+      },
   };
   return kMigrations;
 }
