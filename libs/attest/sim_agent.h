@@ -14,6 +14,11 @@ struct SimAgentIdentity {
   std::array<uint8_t, 32> mrsigner{};   // SHA-256("vouch-agent-sim-signer-v1")
   uint16_t isvprodid = 0;
   uint16_t isvsvn = 0;
+  // The same agent in a sim confidential VM (issue 14): the TD's MRTD (RTMR0..3 all zero) and
+  // the SEV-SNP launch MEASUREMENT.
+  std::array<uint8_t, 48> tdx_mrtd{};                  // SHA-384("vouch-agent-sim-tdx-mrtd-v1")
+  std::array<std::array<uint8_t, 48>, 4> tdx_rtmr{};   // zero
+  std::array<uint8_t, 48> snp_measurement{};           // SHA-384("vouch-agent-sim-snp-measurement-v1")
 };
 
 const SimAgentIdentity& ShippedSimAgent();

@@ -1,6 +1,8 @@
 #include "attest/sim_pki.h"
 
+#include <openssl/evp.h>
 #include <openssl/objects.h>
+#include <openssl/rsa.h>
 
 #include <string>
 
@@ -90,13 +92,27 @@ Status AddExt(X509* cert, X509* issuer, int nid, const char* value) {
   return Status::Ok();
 }
 
-crypto::X509NamePtr SimName(const std::string& cn) {
+crypto::X509NamePtr SimName(const std::string& cn, const std::string& org) {
   crypto::X509NamePtr name(X509_NAME_new());
   X509_NAME_add_entry_by_txt(name.get(), "CN", MBSTRING_UTF8, reinterpret_cast<const unsigned char*>(cn.c_str()), -1,
                              -1, 0);
   X509_NAME_add_entry_by_txt(name.get(), "O", MBSTRING_UTF8,
-                             reinterpret_cast<const unsigned char*>("vouch sim (INSECURE, not Intel)"), -1, -1, 0);
+                             reinterpret_cast<const unsigned char*>(org.empty() ? "vouch sim (INSECURE, not Intel)" : org.c_str()),
+                             -1, -1, 0);
   return name;
+}
+
+// A digest-sign context for RSASSA-PSS with SHA-384, MGF1-SHA-384 and a 48-byte salt: the
+// parameters of AMD's KDS certificates and CRLs.
+Result<crypto::EvpMdCtxPtr> PssContext(EVP_PKEY* key) {
+  crypto::EvpMdCtxPtr md(EVP_MD_CTX_new());
+  EVP_PKEY_CTX* pctx = nullptr;
+  if (!md || EVP_DigestSignInit(md.get(), &pctx, EVP_sha384(), nullptr, key) != 1 ||
+      EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) != 1 ||
+      EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, 48) != 1 || EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, EVP_sha384()) != 1) {
+    return crypto::OpensslError("RSA-PSS signing context");
+  }
+  return md;
 }
 
 Status SetTime(ASN1_TIME* field, TimePoint t) {
@@ -113,7 +129,7 @@ Result<X509Ptr> MakeCert(const CertSpec& s) {
   crypto::Asn1IntegerPtr serial(ASN1_INTEGER_new());
   ASN1_INTEGER_set_uint64(serial.get(), s.serial);
   X509_set_serialNumber(cert.get(), serial.get());
-  auto name = SimName(s.cn);
+  auto name = SimName(s.cn, s.organization);
   X509_set_subject_name(cert.get(), name.get());
   X509_set_issuer_name(cert.get(), s.issuer ? X509_get_subject_name(s.issuer) : name.get());
   VOUCH_RETURN_IF_ERROR(SetTime(X509_getm_notBefore(cert.get()), s.not_before));
@@ -140,12 +156,26 @@ Result<X509Ptr> MakeCert(const CertSpec& s) {
     crypto::X509ExtensionPtr ext(X509_EXTENSION_create_by_OBJ(nullptr, oid.get(), 0, data.get()));
     if (!ext || X509_add_ext(cert.get(), ext.get(), -1) != 1) return crypto::OpensslError("add SGX extension");
   }
+  for (const RawExtension& e : s.extensions) {
+    crypto::Asn1ObjectPtr oid(OBJ_txt2obj(e.oid.c_str(), 1));
+    crypto::Asn1OctetStringPtr data(ASN1_OCTET_STRING_new());
+    if (!oid || !data || ASN1_OCTET_STRING_set(data.get(), e.value.data(), static_cast<int>(e.value.size())) != 1) {
+      return crypto::OpensslError("extension " + e.oid);
+    }
+    crypto::X509ExtensionPtr ext(X509_EXTENSION_create_by_OBJ(nullptr, oid.get(), 0, data.get()));
+    if (!ext || X509_add_ext(cert.get(), ext.get(), -1) != 1) return crypto::OpensslError("add extension " + e.oid);
+  }
+  if (s.rsa_pss_sha384) {
+    VOUCH_ASSIGN_OR_RETURN(crypto::EvpMdCtxPtr md, PssContext(s.issuer_key));
+    if (X509_sign_ctx(cert.get(), md.get()) <= 0) return crypto::OpensslError("X509_sign_ctx (RSA-PSS)");
+    return cert;
+  }
   if (X509_sign(cert.get(), s.issuer_key, EVP_sha256()) <= 0) return crypto::OpensslError("X509_sign");
   return cert;
 }
 
 Result<std::vector<uint8_t>> MakeCrl(X509* issuer, EVP_PKEY* key, TimePoint this_update, TimePoint next_update,
-                                     const std::vector<X509*>& revoked) {
+                                     const std::vector<X509*>& revoked, bool rsa_pss_sha384) {
   crypto::X509CrlPtr crl(X509_CRL_new());
   if (!crl) return crypto::OpensslError("X509_CRL_new");
   X509_CRL_set_version(crl.get(), 1);
@@ -163,8 +193,32 @@ Result<std::vector<uint8_t>> MakeCrl(X509* issuer, EVP_PKEY* key, TimePoint this
     X509_CRL_add0_revoked(crl.get(), r);
   }
   X509_CRL_sort(crl.get());
+  if (rsa_pss_sha384) {
+    VOUCH_ASSIGN_OR_RETURN(crypto::EvpMdCtxPtr md, PssContext(key));
+    if (X509_CRL_sign_ctx(crl.get(), md.get()) <= 0) return crypto::OpensslError("X509_CRL_sign_ctx (RSA-PSS)");
+    return crypto::CrlToDer(crl.get());
+  }
   if (X509_CRL_sign(crl.get(), key, EVP_sha256()) <= 0) return crypto::OpensslError("X509_CRL_sign");
   return crypto::CrlToDer(crl.get());
+}
+
+Result<crypto::EvpPkeyPtr> GenerateRsa(unsigned bits) {
+  crypto::EvpPkeyPtr key(EVP_RSA_gen(bits));
+  if (!key) return crypto::OpensslError("EVP_RSA_gen");
+  return key;
+}
+
+std::vector<RawExtension> AmdVcekExtensions(const std::string& product_name, uint8_t bl, uint8_t tee, uint8_t snp,
+                                            uint8_t ucode, std::span<const uint8_t> hwid) {
+  const std::string r = "1.3.6.1.4.1.3704.1";
+  std::vector<RawExtension> out;
+  out.push_back({r + ".1", UInt(0x02, 1)});
+  out.push_back({r + ".2", Tlv(0x16, AsBytes(product_name))});
+  const std::pair<const char*, uint8_t> spls[] = {{".3.1", bl}, {".3.2", tee}, {".3.3", snp}, {".3.4", 0},
+                                                  {".3.5", 0},  {".3.6", 0},   {".3.7", 0},   {".3.8", ucode}};
+  for (const auto& [suffix, v] : spls) out.push_back({r + suffix, UInt(0x02, v)});
+  out.push_back({r + ".4", std::vector<uint8_t>(hwid.begin(), hwid.end())});
+  return out;
 }
 
 // `{"<key>":<body>,"signature":"<hex r||s>"}` with the body signed as written.

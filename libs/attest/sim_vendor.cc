@@ -31,6 +31,7 @@ using ojson = nlohmann::ordered_json;
 constexpr char kReportKeyLabel[] = "vouch-sim-report-key-v1";
 constexpr uint16_t kSimPcesvn = 13;
 constexpr std::array<uint8_t, 6> kSimFmspc = {0x00, 0x90, 0x6E, 0xD5, 0x00, 0x00};  // sim-only value
+constexpr std::array<uint8_t, 6> kSimTdxFmspc = {0x00, 0x80, 0x6F, 0xD5, 0x00, 0x00};  // sim-only value (TDX)
 constexpr std::array<uint8_t, 2> kSimPceId = {0x00, 0x00};
 
 using sim::CertSpec;
@@ -38,11 +39,23 @@ using sim::MakeCert;
 using sim::MakeCrl;
 using sim::SgxExtensionDer;
 
-ojson SgxLevel(uint8_t comp, const char* date, const char* status, std::vector<std::string> advisories) {
+// The TDX TCB components of every sim TDX level: [0] module SVN, [1] module major (both skipped
+// when matching a quote with a major version, QVL's rule), [2] late microcode.
+constexpr std::array<uint8_t, 16> kSimTdxTcbComponents = {kSimTdxModuleSvn, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+// The TD report's TEE_TCB_SVN.
+constexpr std::array<uint8_t, 16> kSimTeeTcbSvn = {kSimTdxModuleSvn, kSimTdxModuleMajor, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+
+ojson SgxLevel(uint8_t comp, const char* date, const char* status, std::vector<std::string> advisories, bool tdx = false) {
   ojson comps = ojson::array();
   std::array<uint8_t, 16> svns{comp, comp, 3, 3, 255, 255, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0};
   for (uint8_t s : svns) comps.push_back({{"svn", s}});
-  ojson level = {{"tcb", {{"sgxtcbcomponents", comps}, {"pcesvn", kSimPcesvn}}}, {"tcbDate", date}, {"tcbStatus", status}};
+  ojson tcb = {{"sgxtcbcomponents", comps}, {"pcesvn", kSimPcesvn}};
+  if (tdx) {
+    ojson t = ojson::array();
+    for (uint8_t s : kSimTdxTcbComponents) t.push_back({{"svn", s}});
+    tcb["tdxtcbcomponents"] = t;
+  }
+  ojson level = {{"tcb", tcb}, {"tcbDate", date}, {"tcbStatus", status}};
   if (!advisories.empty()) level["advisoryIDs"] = advisories;
   return level;
 }
@@ -77,6 +90,20 @@ Result<std::string> Pem(X509* c) { return crypto::CertToPem(c); }
 
 std::array<uint8_t, 32> SimQeMrSigner() { return crypto::Sha256(std::string_view("vouch INSECURE SIM quoting enclave signer")); }
 std::array<uint8_t, 32> SimQeMrEnclave() { return crypto::Sha256(std::string_view("vouch INSECURE SIM quoting enclave")); }
+std::array<uint8_t, 32> SimTdQeMrSigner() { return crypto::Sha256(std::string_view("vouch INSECURE SIM TD quoting enclave signer")); }
+std::array<uint8_t, 32> SimTdQeMrEnclave() { return crypto::Sha256(std::string_view("vouch INSECURE SIM TD quoting enclave")); }
+std::array<uint8_t, 48> SimMrSeam() {
+  auto d = crypto::Sha384(AsBytes("vouch INSECURE SIM TDX module"));
+  std::array<uint8_t, 48> out{};
+  std::copy(d.begin(), d.end(), out.begin());
+  return out;
+}
+
+Status WrongPlatform(const std::string& what, SimTee have) {
+  return Status(StatusCode::kFailedPrecondition,
+                what + " needs another sim platform; this folder is " + std::string(SimTeeName(have)),
+                std::string(kSimWrongPlatform));
+}
 
 Result<std::array<uint8_t, 64>> RawPoint(EVP_PKEY* key) {
   VOUCH_ASSIGN_OR_RETURN(auto enc, crypto::EcPublicPointEncoded(key));
@@ -106,6 +133,36 @@ bool IsSimRootCa(X509* cert) {
   if (cert == nullptr) return false;
   if (X509_NAME_cmp(X509_get_subject_name(cert), X509_get_issuer_name(cert)) != 0) return false;
   return crypto::SubjectCommonName(cert).rfind(kSimNamePrefix, 0) == 0;
+}
+
+std::string_view SimTeeName(SimTee tee) {
+  switch (tee) {
+    case SimTee::kSgx: return "sgx";
+    case SimTee::kTdx: return "tdx";
+    case SimTee::kSevSnp: return "sev-snp";
+  }
+  return "sgx";
+}
+
+Result<SimTee> ParseSimTee(std::string_view name) {
+  for (SimTee t : {SimTee::kSgx, SimTee::kTdx, SimTee::kSevSnp}) {
+    if (name == SimTeeName(t)) return t;
+  }
+  return InvalidArgument("sim platform \"" + std::string(name) + "\", expected sgx, tdx or sev-snp", "invalid_sim_platform");
+}
+
+uint64_t SimSnpTcb::Raw() const {
+  return static_cast<uint64_t>(bootloader) | (static_cast<uint64_t>(tee) << 8) | (static_cast<uint64_t>(snp) << 48) |
+         (static_cast<uint64_t>(microcode) << 56);
+}
+
+SimSnpTcb SimSnpTcbFor(SimTcb tcb) {
+  switch (tcb) {
+    case SimTcb::kUpToDate: return {4, 0, 22, 213};
+    case SimTcb::kSwHardeningNeeded: return {3, 0, 20, 209};
+    case SimTcb::kOutOfDate: return {2, 0, 8, 115};
+  }
+  return {4, 0, 22, 213};
 }
 
 std::string_view SimTcbName(SimTcb tcb) {
@@ -145,6 +202,12 @@ Result<std::unique_ptr<SimVendor>> SimVendor::Create(const std::string& dir, con
     return AlreadyExists(dir + " already holds a sim vendor", "already_exists");
   }
   const TimePoint now = options.now.value_or(std::chrono::system_clock::now() - std::chrono::hours(1));
+  if (options.tee == SimTee::kSevSnp) {
+    VOUCH_RETURN_IF_ERROR(CreateSnpFiles(dir, options, now));
+    return Load(dir);
+  }
+  const bool tdx = options.tee == SimTee::kTdx;
+  const std::array<uint8_t, 6>& fmspc = tdx ? kSimTdxFmspc : kSimFmspc;
   const TimePoint certs_end = now + std::chrono::hours(24 * 365 * 10);
   const TimePoint coll_end = now + options.collateral_validity;
 
@@ -155,7 +218,7 @@ Result<std::unique_ptr<SimVendor>> SimVendor::Create(const std::string& dir, con
   VOUCH_ASSIGN_OR_RETURN(EvpPkeyPtr att_key, crypto::GenerateP256());
 
   auto platform = std::unique_ptr<SimPlatform>(new SimPlatform());
-  platform->fmspc_ = kSimFmspc;
+  platform->fmspc_ = fmspc;
   uint8_t c = CompSvnFor(options.tcb);
   platform->comp_svns_ = {c, c, 3, 3, 255, 255, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0};
   platform->cpusvn_ = platform->comp_svns_;
@@ -167,16 +230,16 @@ Result<std::unique_ptr<SimVendor>> SimVendor::Create(const std::string& dir, con
   uint64_t serial_base = 0;
   for (uint8_t b : crypto::RandomBytes(6)) serial_base = (serial_base << 8) | b;
 
-  CertSpec root_spec{kSimRootCommonName, root_key.get(), nullptr, root_key.get(), serial_base + 1, now, certs_end, true, 1, {}};
+  CertSpec root_spec{kSimRootCommonName, root_key.get(), nullptr, root_key.get(), serial_base + 1, now, certs_end, true, 1, {}, {}, false, {}};
   VOUCH_ASSIGN_OR_RETURN(X509Ptr root, MakeCert(root_spec));
-  CertSpec ca_spec{"vouch INSECURE SIM SGX PCK Platform CA", ca_key.get(), root.get(), root_key.get(), serial_base + 2,
-                   now, certs_end, true, 0, {}};
+  CertSpec ca_spec{tdx ? "vouch INSECURE SIM TDX PCK Platform CA" : "vouch INSECURE SIM SGX PCK Platform CA", ca_key.get(), root.get(), root_key.get(), serial_base + 2,
+                   now, certs_end, true, 0, {}, {}, false, {}};
   VOUCH_ASSIGN_OR_RETURN(X509Ptr ca, MakeCert(ca_spec));
   CertSpec tcb_spec{"vouch INSECURE SIM SGX TCB Signing", tcb_key.get(), root.get(), root_key.get(), serial_base + 3,
-                    now, certs_end, false, -1, {}};
+                    now, certs_end, false, -1, {}, {}, false, {}};
   VOUCH_ASSIGN_OR_RETURN(X509Ptr tcb_cert, MakeCert(tcb_spec));
   CertSpec pck_spec{"vouch INSECURE SIM SGX PCK Certificate", pck_key.get(), ca.get(), ca_key.get(), serial_base + 4,
-                    now, certs_end, false, -1, SgxExtensionDer(platform->comp_svns_, platform->pcesvn_, platform->cpusvn_, ppid, kSimPceId, platform->fmspc_)};
+                    now, certs_end, false, -1, SgxExtensionDer(platform->comp_svns_, platform->pcesvn_, platform->cpusvn_, ppid, kSimPceId, platform->fmspc_), {}, false, {}};
   VOUCH_ASSIGN_OR_RETURN(X509Ptr pck, MakeCert(pck_spec));
 
   VOUCH_ASSIGN_OR_RETURN(auto root_crl, MakeCrl(root.get(), root_key.get(), now, coll_end, {}));
@@ -184,21 +247,37 @@ Result<std::unique_ptr<SimVendor>> SimVendor::Create(const std::string& dir, con
   if (options.revoked) revoked.push_back(pck.get());
   VOUCH_ASSIGN_OR_RETURN(auto pck_crl, MakeCrl(ca.get(), ca_key.get(), now, coll_end, revoked));
 
-  // TCB Info v3 (SGX), levels newest first.
-  ojson tcb_info = {{"id", "SGX"},
+  // TCB Info v3 (SGX or TDX), levels newest first.
+  ojson tcb_info = {{"id", tdx ? "TDX" : "SGX"},
                     {"version", 3},
                     {"issueDate", FormatRfc3339(now)},
                     {"nextUpdate", FormatRfc3339(coll_end)},
-                    {"fmspc", HexEncode(kSimFmspc)},
+                    {"fmspc", HexEncode(fmspc)},
                     {"pceId", HexEncode(kSimPceId)},
                     {"tcbType", 0},
-                    {"tcbEvaluationDataNumber", 1},
-                    {"tcbLevels",
-                     {SgxLevel(12, "2025-01-01T00:00:00Z", "UpToDate", {}),
-                      SgxLevel(11, "2024-06-01T00:00:00Z", "SWHardeningNeeded", {kSimAdvisoryId}),
-                      SgxLevel(10, "2023-01-01T00:00:00Z", "OutOfDate", {kSimAdvisoryId, "INTEL-SA-00828"})}}};
+                    {"tcbEvaluationDataNumber", 1}};
+  if (tdx) {
+    // As Intel's: a zero MRSIGNER for the module (Intel signs the TDX module), attributes 0
+    // under a full mask, and the identity of major version 1 with its own levels.
+    const std::string zero48(96, '0');
+    tcb_info["tdxModule"] = {{"mrsigner", zero48}, {"attributes", "0000000000000000"}, {"attributesMask", "FFFFFFFFFFFFFFFF"}};
+    tcb_info["tdxModuleIdentities"] = ojson::array(
+        {{{"id", "TDX_01"},
+          {"mrsigner", zero48},
+          {"attributes", "0000000000000000"},
+          {"attributesMask", "FFFFFFFFFFFFFFFF"},
+          {"tcbLevels",
+           {{{"tcb", {{"isvsvn", kSimTdxModuleSvn}}}, {"tcbDate", "2025-01-01T00:00:00Z"}, {"tcbStatus", "UpToDate"}},
+            {{"tcb", {{"isvsvn", 2}}},
+             {"tcbDate", "2023-08-09T00:00:00Z"},
+             {"tcbStatus", "OutOfDate"},
+             {"advisoryIDs", {"INTEL-SA-01036"}}}}}}});
+  }
+  tcb_info["tcbLevels"] = {SgxLevel(12, "2025-01-01T00:00:00Z", "UpToDate", {}, tdx),
+                           SgxLevel(11, "2024-06-01T00:00:00Z", "SWHardeningNeeded", {kSimAdvisoryId}, tdx),
+                           SgxLevel(10, "2023-01-01T00:00:00Z", "OutOfDate", {kSimAdvisoryId, "INTEL-SA-00828"}, tdx)};
   VOUCH_ASSIGN_OR_RETURN(std::string tcb_info_text, sim::SignedJson("tcbInfo", tcb_info.dump(), tcb_key.get()));
-  ojson qe_identity = {{"id", "QE"},
+  ojson qe_identity = {{"id", tdx ? "TD_QE" : "QE"},
                        {"version", 2},
                        {"issueDate", FormatRfc3339(now)},
                        {"nextUpdate", FormatRfc3339(coll_end)},
@@ -207,11 +286,13 @@ Result<std::unique_ptr<SimVendor>> SimVendor::Create(const std::string& dir, con
                        {"miscselectMask", "FFFFFFFF"},
                        {"attributes", "11000000000000000000000000000000"},
                        {"attributesMask", "FBFFFFFFFFFFFFFF0000000000000000"},
-                       {"mrsigner", HexEncode(SimQeMrSigner())},
-                       {"isvprodid", kSimQeIsvProdId},
+                       {"mrsigner", HexEncode(tdx ? SimTdQeMrSigner() : SimQeMrSigner())},
+                       {"isvprodid", tdx ? kSimTdQeIsvProdId : kSimQeIsvProdId},
                        {"tcbLevels",
-                        {{{"tcb", {{"isvsvn", kSimQeIsvSvn}}}, {"tcbDate", "2025-01-01T00:00:00Z"}, {"tcbStatus", "UpToDate"}},
-                         {{"tcb", {{"isvsvn", 6}}}, {"tcbDate", "2023-01-01T00:00:00Z"}, {"tcbStatus", "OutOfDate"}}}}};
+                        {{{"tcb", {{"isvsvn", tdx ? kSimTdQeIsvSvn : kSimQeIsvSvn}}},
+                          {"tcbDate", "2025-01-01T00:00:00Z"},
+                          {"tcbStatus", "UpToDate"}},
+                         {{"tcb", {{"isvsvn", tdx ? 2 : 6}}}, {"tcbDate", "2023-01-01T00:00:00Z"}, {"tcbStatus", "OutOfDate"}}}}};
   VOUCH_ASSIGN_OR_RETURN(std::string qe_identity_text, sim::SignedJson("enclaveIdentity", qe_identity.dump(), tcb_key.get()));
 
   VOUCH_ASSIGN_OR_RETURN(std::string root_pem, Pem(root.get()));
@@ -225,6 +306,7 @@ Result<std::unique_ptr<SimVendor>> SimVendor::Create(const std::string& dir, con
   };
   nlohmann::json secrets = {{"version", 1},
                             {"warning", "INSECURE sim TEE vendor: test keys, not Intel"},
+                            {"platform", SimTeeName(options.tee)},
                             {"tcb", SimTcbName(options.tcb)},
                             {"revoked", options.revoked},
                             {"platform_secret", HexEncode(platform->secret_.span())},
@@ -248,7 +330,8 @@ Result<std::unique_ptr<SimVendor>> SimVendor::Create(const std::string& dir, con
   VOUCH_RETURN_IF_ERROR(WriteFile(d + kPckSignChainFile, ca_pem + root_pem, false));
   VOUCH_RETURN_IF_ERROR(WriteFile(d + "README-INSECURE-SIM.txt",
                                   "This folder is a vouch sim TEE vendor: INSECURE test keys, NOT Intel.\n"
-                                  "Verify its quotes with: vouch evidence verify --evidence QUOTE --collateral " +
+                                  "Platform: " + std::string(SimTeeName(options.tee)) +
+                                      "\nVerify its quotes with: vouch evidence verify --evidence QUOTE --collateral " +
                                       dir + " --allow-sim\n",
                                   false));
   return Load(dir);
@@ -256,6 +339,12 @@ Result<std::unique_ptr<SimVendor>> SimVendor::Create(const std::string& dir, con
 
 Result<int> SimTcbRecovery(const std::string& dir) {
   auto secrets_text = crypto::ReadFile(dir + "/" + kSimSecretsFile, 1 << 20);
+  if (secrets_text.ok()) {
+    auto j = nlohmann::json::parse(*secrets_text, nullptr, false);
+    if (j.is_object() && j.value("platform", std::string("sgx")) == "sev-snp") {
+      return WrongPlatform("tcb-recovery (a sev-snp sim has no TCB Info)", SimTee::kSevSnp);
+    }
+  }
   auto info_text = crypto::ReadFile(dir + "/" + kTcbInfoFile, 1 << 20);
   if (!secrets_text.ok() || !info_text.ok()) return NotFound(dir + " is not a sim vendor folder", "not_found");
   auto secrets = nlohmann::json::parse(*secrets_text, nullptr, false);
@@ -287,6 +376,14 @@ Result<std::unique_ptr<SimVendor>> SimVendor::Load(const std::string& dir) {
   if (!tcb.ok()) return tcb.status();
   v->tcb_ = *tcb;
   v->revoked_ = j.value("revoked", false);
+  // Folders written before issue 14 name no platform: they are sgx.
+  auto tee = ParseSimTee(j.contains("platform") && j["platform"].is_string() ? j["platform"].get<std::string>() : "sgx");
+  if (!tee.ok()) return tee.status();
+  v->tee_ = *tee;
+  if (v->tee_ == SimTee::kSevSnp) {
+    VOUCH_RETURN_IF_ERROR(v->LoadSnp(*text));
+    return v;
+  }
   VOUCH_ASSIGN_OR_RETURN(std::string root_pem, crypto::ReadFile(d + kTrustedRootFile));
   VOUCH_ASSIGN_OR_RETURN(v->root_, crypto::CertFromPem(root_pem));
   if (!IsSimRootCa(v->root_.get())) return InvalidArgument(d + kTrustedRootFile + " is not a sim root", "malformed_sim");
@@ -296,6 +393,7 @@ Result<std::unique_ptr<SimVendor>> SimVendor::Load(const std::string& dir) {
   VOUCH_ASSIGN_OR_RETURN(PckSgxExtension ext, ParsePckSgxExtension(pck.get()));
 
   auto p = std::unique_ptr<SimPlatform>(new SimPlatform());
+  p->tee_ = v->tee_;
   VOUCH_ASSIGN_OR_RETURN(p->pck_key_, Key(j, "pck_key"));
   VOUCH_ASSIGN_OR_RETURN(p->attestation_key_, Key(j, "attestation_key"));
   VOUCH_ASSIGN_OR_RETURN(auto secret, Hex(j, "platform_secret", 32));
@@ -318,34 +416,97 @@ Result<std::vector<uint8_t>> SimPlatform::Quote(std::span<const uint8_t> report_
   return Quote(body, report_data);
 }
 
+namespace {
+void PutU16(std::vector<uint8_t>* q, uint16_t x) {
+  q->push_back(static_cast<uint8_t>(x));
+  q->push_back(static_cast<uint8_t>(x >> 8));
+}
+void PutU32(std::vector<uint8_t>* q, uint32_t x) {
+  for (int i = 0; i < 4; ++i) q->push_back(static_cast<uint8_t>(x >> (8 * i)));
+}
+void PutBytes(std::vector<uint8_t>* q, std::span<const uint8_t> b) { q->insert(q->end(), b.begin(), b.end()); }
+
+// The 48-byte quote header (ATTESTATION-FORMATS.md §1.1): SGX v3 carries the QE and PCE SVNs;
+// TDX quotes leave those two words zero, as real ones do. User data = QE ID ‖ 4 zero bytes.
+void PutHeader(std::vector<uint8_t>* q, uint16_t version, uint32_t tee_type, uint16_t qe_svn, uint16_t pce_svn,
+               const std::array<uint8_t, 16>& qe_id) {
+  PutU16(q, version);
+  PutU16(q, evidence::kAttKeyTypeEcdsaP256);
+  PutU32(q, tee_type);
+  PutU16(q, qe_svn);
+  PutU16(q, pce_svn);
+  PutBytes(q, evidence::kIntelQeVendorId);
+  PutBytes(q, qe_id);
+  PutU32(q, 0);
+}
+
+// A TD report (1.0: 584 bytes, 1.5: 648) in the layout of docs/formats/tdx-quote.md.
+std::vector<uint8_t> EncodeTdReport(const SimTdxQuoteOptions& o, std::span<const uint8_t> report_data) {
+  std::vector<uint8_t> b;
+  PutBytes(&b, kSimTeeTcbSvn);
+  PutBytes(&b, SimMrSeam());
+  b.resize(b.size() + 48, 0);  // MRSIGNERSEAM: zero (Intel's module)
+  b.resize(b.size() + 8, 0);   // SEAMATTRIBUTES
+  std::array<uint8_t, 8> td_attributes{};
+  td_attributes[0] = o.debug ? 0x01 : 0x00;
+  PutBytes(&b, td_attributes);
+  const std::array<uint8_t, 8> xfam = {0xE7, 0x02, 0x06, 0x00, 0x00, 0x00, 0x00, 0x00};
+  PutBytes(&b, xfam);
+  PutBytes(&b, o.mr_td);
+  PutBytes(&b, o.mr_config_id);
+  PutBytes(&b, o.mr_owner);
+  PutBytes(&b, o.mr_owner_config);
+  for (const auto& r : o.rtmr) PutBytes(&b, r);
+  std::array<uint8_t, 64> rd{};
+  std::copy(report_data.begin(), report_data.end(), rd.begin());
+  PutBytes(&b, rd);
+  if (o.td_report_15) {
+    PutBytes(&b, kSimTeeTcbSvn);  // TEE_TCB_SVN2
+    b.resize(b.size() + 48, 0);   // MRSERVICETD
+  }
+  return b;
+}
+}  // namespace
+
 Result<std::vector<uint8_t>> SimPlatform::Quote(const evidence::SgxReportBody& body_in,
                                                 std::span<const uint8_t> report_data) const {
+  if (tee_ != SimTee::kSgx) return WrongPlatform("an SGX quote", tee_);
   if (report_data.size() > 64) return InvalidArgument("report data is longer than 64 bytes", "invalid_report_data");
   evidence::SgxReportBody body = body_in;
   body.report_data.fill(0);
   std::copy(report_data.begin(), report_data.end(), body.report_data.begin());
-
   std::vector<uint8_t> q;
-  auto u16 = [&q](uint16_t x) {
-    q.push_back(static_cast<uint8_t>(x));
-    q.push_back(static_cast<uint8_t>(x >> 8));
-  };
-  auto u32 = [&q](uint32_t x) {
-    for (int i = 0; i < 4; ++i) q.push_back(static_cast<uint8_t>(x >> (8 * i)));
-  };
-  auto bytes = [&q](std::span<const uint8_t> b) { q.insert(q.end(), b.begin(), b.end()); };
-  // Header (48 bytes).
-  u16(3);
-  u16(evidence::kAttKeyTypeEcdsaP256);
-  u32(0);
-  u16(kSimQeIsvSvn);
-  u16(pcesvn_);
-  bytes(evidence::kIntelQeVendorId);
-  bytes(qe_id_);
-  u32(0);
+  PutHeader(&q, 3, evidence::kTeeTypeSgx, kSimQeIsvSvn, pcesvn_, qe_id_);
   auto enc = evidence::EncodeSgxReportBody(body);
-  bytes(enc);
-  // Quote signature over header ‖ body.
+  PutBytes(&q, enc);
+  return SignQuote(std::move(q));
+}
+
+Result<std::vector<uint8_t>> SimPlatform::TdxQuote(const SimTdxQuoteOptions& o, std::span<const uint8_t> report_data) const {
+  if (tee_ != SimTee::kTdx) return WrongPlatform("a TDX quote", tee_);
+  if (report_data.size() > 64) return InvalidArgument("report data is longer than 64 bytes", "invalid_report_data");
+  if (o.version != 4 && o.version != 5) {
+    return InvalidArgument("TDX quote version " + std::to_string(o.version) + ", expected 4 or 5", "invalid_quote_version");
+  }
+  if (o.td_report_15 && o.version != 5) return InvalidArgument("TD report 1.5 needs quote version 5", "invalid_quote_version");
+  std::vector<uint8_t> q;
+  PutHeader(&q, static_cast<uint16_t>(o.version), evidence::kTeeTypeTdx, 0, 0, qe_id_);
+  std::vector<uint8_t> body = EncodeTdReport(o, report_data);
+  if (o.version == 5) {
+    PutU16(&q, static_cast<uint16_t>(o.td_report_15 ? evidence::QuoteBodyType::kTdReport15 : evidence::QuoteBodyType::kTdReport10));
+    PutU32(&q, static_cast<uint32_t>(body.size()));
+  }
+  PutBytes(&q, body);
+  return SignQuote(std::move(q));
+}
+
+// Appends the signature data to `q` (header ‖ [descriptor ‖] body): quote signature by the
+// attestation key, the attestation key, then for SGX v3 the QE report, its signature, the auth
+// data and certification data type 5; for TDX (v4/v5) certification data type 6 wrapping
+// exactly that (QE report certification data, ATTESTATION-FORMATS.md §2).
+Result<std::vector<uint8_t>> SimPlatform::SignQuote(std::vector<uint8_t> q) const {
+  if (!pck_key_ || !attestation_key_) return WrongPlatform("a DCAP quote", tee_);
+  const bool tdx = tee_ == SimTee::kTdx;
   VOUCH_ASSIGN_OR_RETURN(auto qsig_der, crypto::Sign(attestation_key_.get(), q));
   VOUCH_ASSIGN_OR_RETURN(auto qsig, crypto::EcdsaDerToRaw(qsig_der, 32));
   // QE report binding the attestation key and the auth data.
@@ -357,10 +518,10 @@ Result<std::vector<uint8_t>> SimPlatform::Quote(const evidence::SgxReportBody& b
   qe.cpu_svn = cpusvn_;
   qe.attribute_flags = evidence::kSgxFlagInit | evidence::kSgxFlagMode64Bit | evidence::kSgxFlagProvisionKey;
   qe.attribute_xfrm = 0xE7;
-  qe.mr_enclave = SimQeMrEnclave();
-  qe.mr_signer = SimQeMrSigner();
-  qe.isv_prod_id = kSimQeIsvProdId;
-  qe.isv_svn = kSimQeIsvSvn;
+  qe.mr_enclave = tdx ? SimTdQeMrEnclave() : SimQeMrEnclave();
+  qe.mr_signer = tdx ? SimTdQeMrSigner() : SimQeMrSigner();
+  qe.isv_prod_id = tdx ? kSimTdQeIsvProdId : kSimQeIsvProdId;
+  qe.isv_svn = tdx ? kSimTdQeIsvSvn : kSimQeIsvSvn;
   auto h = crypto::Sha256(bound);
   std::copy(h.begin(), h.end(), qe.report_data.begin());
   auto qe_bytes = evidence::EncodeSgxReportBody(qe);
@@ -369,17 +530,24 @@ Result<std::vector<uint8_t>> SimPlatform::Quote(const evidence::SgxReportBody& b
   // Certification data type 5: the PEM chain with a trailing NUL, as real QEs emit it.
   std::string cert = chain_pem_;
   cert.push_back('\0');
-  const size_t sig_len = 64 + 64 + 384 + 64 + 2 + auth.size() + 2 + 4 + cert.size();
-  u32(static_cast<uint32_t>(sig_len));
-  bytes(qsig);
-  bytes(attestation_key_raw_);
-  bytes(qe_bytes);
-  bytes(qe_sig);
-  u16(static_cast<uint16_t>(auth.size()));
-  bytes(auth);
-  u16(static_cast<uint16_t>(evidence::CertDataType::kPckChain));
-  u32(static_cast<uint32_t>(cert.size()));
-  bytes(AsBytes(cert));
+  std::vector<uint8_t> qe_part;  // QE report ‖ signature ‖ auth ‖ type-5 certification data
+  PutBytes(&qe_part, qe_bytes);
+  PutBytes(&qe_part, qe_sig);
+  PutU16(&qe_part, static_cast<uint16_t>(auth.size()));
+  PutBytes(&qe_part, auth);
+  PutU16(&qe_part, static_cast<uint16_t>(evidence::CertDataType::kPckChain));
+  PutU32(&qe_part, static_cast<uint32_t>(cert.size()));
+  PutBytes(&qe_part, AsBytes(cert));
+  std::vector<uint8_t> sig;
+  PutBytes(&sig, qsig);
+  PutBytes(&sig, attestation_key_raw_);
+  if (tdx) {
+    PutU16(&sig, static_cast<uint16_t>(evidence::CertDataType::kQeReportCertData));
+    PutU32(&sig, static_cast<uint32_t>(qe_part.size()));
+  }
+  PutBytes(&sig, qe_part);
+  PutU32(&q, static_cast<uint32_t>(sig.size()));
+  PutBytes(&q, sig);
   return q;
 }
 

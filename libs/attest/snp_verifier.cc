@@ -10,11 +10,13 @@
 
 #include "attest/amd_roots.h"
 #include "attest/signed_by.h"
+#include "attest/sim_vendor.h"
 #include "base/encoding.h"
 #include "base/file.h"
 #include "crypto/keys.h"
 #include "crypto/signature.h"
 #include "crypto/x509.h"
+#include "evidence/snp_cert_table.h"
 #include "evidence/snp_report.h"
 
 namespace vouch::attest {
@@ -722,6 +724,200 @@ Verdict VerifySnpReport(std::span<const uint8_t> report, const std::optional<std
     if (!best_failure.has_value() || stage(v) > stage(*best_failure)) best_failure = std::move(v);
   }
   return *best_failure;
+}
+
+}  // namespace vouch::attest
+
+namespace vouch::attest {
+namespace {
+
+// Certificates of `bytes` (PEM with one or more certificates, or one DER); empty when neither.
+std::vector<crypto::X509Ptr> CertsOf(std::span<const uint8_t> bytes) {
+  std::vector<crypto::X509Ptr> out;
+  std::string_view text(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+  if (text.find("-----BEGIN CERTIFICATE-----") != std::string_view::npos) {
+    auto certs = crypto::CertsFromPem(text);
+    if (certs.ok()) out = std::move(*certs);
+  } else {
+    auto c = crypto::CertFromDer(bytes);
+    if (c.ok()) out.push_back(std::move(*c));
+  }
+  crypto::DrainOpensslErrors();
+  return out;
+}
+
+bool IsSimArk(X509* ark) { return ark != nullptr && IsSimRootCa(ark) && FindPinnedArk(ark) == nullptr; }
+
+// The CRL checks of VerifySnpEvidence on a verdict whose chain held.
+Verdict CheckCrl(Verdict v, std::span<const uint8_t> crl_bytes, X509* leaf, X509* ask, X509* ark, TimePoint at) {
+  auto crl = crypto::CrlFromDerOrPem(crl_bytes);
+  crypto::DrainOpensslErrors();
+  if (!crl.ok()) return Fail(std::move(v), kSnpCrlInvalid, "AMD CRL: " + crl.status().message());
+  X509_CRL* c = crl->get();
+  if (X509_NAME_cmp(X509_CRL_get_issuer(c), X509_get_subject_name(ark)) != 0) {
+    return Fail(std::move(v), kSnpCrlInvalid,
+                "AMD CRL is issued by " + crypto::NameToString(X509_CRL_get_issuer(c)) + ", not by the chain's ARK " +
+                    DescribeCert(ark));
+  }
+  if (!CrlSignedBy(c, ark)) return Fail(std::move(v), kSnpCrlInvalid, "AMD CRL signature does not verify with the ARK");
+  const ASN1_TIME* next = X509_CRL_get0_nextUpdate(c);
+  if (next != nullptr && crypto::Asn1TimeToTimePoint(next) < at) {
+    return Fail(std::move(v), kSnpCrlExpired,
+                "AMD CRL nextUpdate " + FormatRfc3339(crypto::Asn1TimeToTimePoint(next)) + " is before the verification time " +
+                    FormatRfc3339(at));
+  }
+  const std::pair<X509*, const char*> checked[] = {{ask, "ASK/ASVK"}, {leaf, "VCEK/VLEK"}};
+  for (const auto& [cert, what] : checked) {
+    X509_REVOKED* r = nullptr;
+    if (X509_CRL_get0_by_serial(c, &r, X509_get0_serialNumber(cert)) == 1) {
+      return Fail(std::move(v), kSnpCertRevoked,
+                  std::string(what) + " " + DescribeCert(cert) + " (serial " + crypto::SerialHex(cert) +
+                      ") is revoked by the AMD CRL");
+    }
+  }
+  crypto::DrainOpensslErrors();
+  v.details["crl_checked"] = true;
+  return v;
+}
+
+}  // namespace
+
+Verdict VerifySnpEvidence(std::span<const uint8_t> evidence, const SnpCollateral& collateral, TimePoint at,
+                          const SnpTrustOptions& trust) {
+  auto parts = evidence::SplitSnpEvidence(evidence);
+  if (!parts.ok()) {
+    Verdict v = NewVerdict();
+    v.details = {{"parse_error", parts.status().reason()}};
+    return Fail(std::move(v), kSnpMalformedReport, parts.status().message());
+  }
+  auto parsed = evidence::ParseSnpReport(parts->report);
+  if (!parsed.ok()) return VerifyResolved(parts->report, nullptr, nullptr, nullptr, at, BuiltinAmdRoots());
+  auto describe = [&parsed]() {
+    Verdict v = NewVerdict();
+    Describe(v, *parsed, parsed->ProductFromCpuid());
+    return v;
+  };
+  auto table = evidence::ParseSnpCertTable(parts->cert_table);
+  if (!table.ok()) {
+    Verdict v = describe();
+    v.details["parse_error"] = table.status().reason();
+    return Fail(std::move(v), kSnpMalformedCertTable, table.status().message());
+  }
+
+  // Candidates: the table's first, then the collateral's.
+  std::vector<crypto::X509Ptr> owned;
+  std::vector<X509*> table_leaves, leaves, intermediates, arks;
+  for (const auto& e : table->entries) {
+    if (e.kind == evidence::SnpCertKind::kOther) continue;
+    auto c = crypto::CertFromDer(e.data);
+    crypto::DrainOpensslErrors();
+    if (!c.ok()) {
+      Verdict v = describe();
+      return Fail(std::move(v), kSnpMalformedCertificate,
+                  "certificate table entry " + std::string(evidence::SnpCertKindName(e.kind)) + " is not a DER certificate");
+    }
+    X509* x = c->get();
+    owned.push_back(std::move(*c));
+    switch (e.kind) {
+      case evidence::SnpCertKind::kVcek:
+      case evidence::SnpCertKind::kVlek: table_leaves.push_back(x); break;
+      case evidence::SnpCertKind::kAsk: intermediates.push_back(x); break;
+      case evidence::SnpCertKind::kArk: arks.push_back(x); break;
+      case evidence::SnpCertKind::kOther: break;
+    }
+  }
+  size_t ignored = 0;
+  std::vector<crypto::X509Ptr> extra;
+  for (const auto& bytes : collateral.certs) {
+    auto certs = CertsOf(bytes);
+    if (certs.empty()) ++ignored;
+    for (auto& c : certs) extra.push_back(std::move(c));
+  }
+  std::vector<X509*> extra_leaves, extra_intermediates, extra_arks;
+  Classify(extra, extra_leaves, extra_intermediates, extra_arks);
+  for (auto& c : extra) owned.push_back(std::move(c));
+  leaves = table_leaves;
+  leaves.insert(leaves.end(), extra_leaves.begin(), extra_leaves.end());
+  intermediates.insert(intermediates.end(), extra_intermediates.begin(), extra_intermediates.end());
+  arks.insert(arks.end(), extra_arks.begin(), extra_arks.end());
+  if (leaves.empty()) {
+    Verdict v = describe();
+    return Fail(std::move(v), kSnpMissingCollateral,
+                "no VCEK/VLEK certificate: neither the evidence's certificate table nor the collateral holds one");
+  }
+
+  std::vector<std::pair<int, X509*>> ranked;
+  for (X509* l : leaves) ranked.emplace_back(MatchScore(l, *parsed), l);
+  std::stable_sort(ranked.begin(), ranked.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  Pools p;
+  p.intermediates = intermediates;
+  AddBuiltins(p, BuiltinAmdRoots());
+  p.arks = arks;
+  AddBuiltinArks(p, BuiltinAmdRoots());
+  auto stage = [](const Verdict& v) {
+    const std::string code = v.error.has_value() ? v.error->reason() : std::string();
+    return (code == kSnpMalformedCertificate || code == kSnpChainUntrusted || code == kSnpSimNotAllowed) ? 0 : 1;
+  };
+  std::optional<Verdict> best_failure;
+  for (const auto& [score, leaf] : ranked) {
+    auto [ask, ark] = Resolve(leaf, p);
+    const bool from_table = std::find(table_leaves.begin(), table_leaves.end(), leaf) != table_leaves.end();
+    Verdict v;
+    if (IsSimArk(ark)) {
+      if (!trust.allow_sim) {
+        v = describe();
+        v.insecure_sim = true;
+        v = Fail(std::move(v), kSnpSimNotAllowed,
+                 "the chain ends in an INSECURE sim ARK (" + DescribeCert(ark) + ") and sim evidence is not allowed");
+      } else {
+        // The sim's own root set: its ARK and the ASK it signed, for the product the leaf names.
+        AmdRootSet sim_set;
+        auto facts = ReadLeafFacts(leaf);
+        sim_set.product = facts.ok() && facts->product_name ? evidence::SnpProductFromName(*facts->product_name)
+                                                            : parsed->ProductFromCpuid();
+        sim_set.ark = ark;
+        sim_set.ask = ask;
+        v = VerifyResolved(parts->report, leaf, ask, ark, at, std::span<const AmdRootSet>(&sim_set, 1));
+        v.insecure_sim = true;
+        v.details["trust_root"] = "sim";
+      }
+    } else {
+      v = VerifyResolved(parts->report, leaf, ask, ark, at, BuiltinAmdRoots());
+      v.details["trust_root"] = "amd";
+    }
+    if (v.genuine && !collateral.crl.empty()) v = CheckCrl(std::move(v), collateral.crl, leaf, ask, ark, at);
+    v.details["certificate_source"] = from_table ? "cert_table" : "collateral";
+    if (ignored > 0) v.details["ignored_certificates"] = ignored;
+    if (v.genuine) return v;
+    if (!best_failure.has_value() || stage(v) > stage(*best_failure)) best_failure = std::move(v);
+  }
+  return *best_failure;
+}
+
+Result<SnpCollateral> LoadSnpCollateralDir(const std::string& dir) {
+  std::error_code ec;
+  std::vector<std::filesystem::path> files;
+  std::filesystem::directory_iterator it(dir, ec), end;
+  for (; !ec && it != end; it.increment(ec)) {
+    std::error_code fec;
+    if (it->is_regular_file(fec) && !fec && HasCertExtension(it->path())) files.push_back(it->path());
+    if (files.size() > 256) break;
+  }
+  if (ec) return InvalidArgument("cannot read collateral folder '" + dir + "': " + ec.message(), "collateral_dir_unreadable");
+  std::sort(files.begin(), files.end());
+  SnpCollateral out;
+  for (const auto& f : files) {
+    auto text = ReadWholeFile(f.string(), 1 << 20);
+    if (!text.ok()) continue;
+    std::vector<uint8_t> bytes(text->begin(), text->end());
+    const std::string name = f.filename().string();
+    if (name == "crl.der" || name == "crl.pem") {
+      out.crl = std::move(bytes);
+    } else {
+      out.certs.push_back(std::move(bytes));
+    }
+  }
+  return out;
 }
 
 }  // namespace vouch::attest

@@ -19,6 +19,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "attest/amd_roots.h"
 #include "attest/verdict.h"
@@ -40,6 +41,12 @@ inline constexpr std::string_view kSnpHwidMismatch = "snp_hwid_mismatch";
 inline constexpr std::string_view kSnpSigningKeyMismatch = "snp_signing_key_mismatch";
 inline constexpr std::string_view kSnpUnsupportedAlgo = "snp_unsupported_algo";
 inline constexpr std::string_view kSnpProductMismatch = "snp_product_mismatch";
+// VerifySnpEvidence (issue 14):
+inline constexpr std::string_view kSnpMalformedCertTable = "snp_malformed_cert_table";  // details.parse_error
+inline constexpr std::string_view kSnpSimNotAllowed = "snp_sim_not_allowed";  // a sim ARK without allow_sim
+inline constexpr std::string_view kSnpCertRevoked = "snp_cert_revoked";        // ASK or VCEK/VLEK listed in the ARK's CRL
+inline constexpr std::string_view kSnpCrlInvalid = "snp_crl_invalid";          // CRL unparsable, not the ARK's, or badly signed
+inline constexpr std::string_view kSnpCrlExpired = "snp_crl_expired";          // CRL nextUpdate before `at`
 
 // Verifies one SNP report (the raw 1184 bytes).
 //  - collateral_dir: a folder holding the VCEK or VLEK (DER, *.der / *.cer / *.crt) and
@@ -58,6 +65,44 @@ inline constexpr std::string_view kSnpProductMismatch = "snp_product_mismatch";
 vouch::attest::Verdict VerifySnpReport(std::span<const uint8_t> report,
                                        const std::optional<std::string>& collateral_dir,
                                        vouch::TimePoint at);
+
+// ---- SEV-SNP evidence blobs (report ‖ certificate table) -----------------------------------
+
+// Trust for VerifySnpEvidence.
+struct SnpTrustOptions {
+  // Accept an INSECURE sim ARK (self-signed, subject CN starting "vouch INSECURE SIM":
+  // sim_vendor.h); the verdict is then marked insecure_sim. Without it such evidence is refused
+  // with kSnpSimNotAllowed. Real ARKs must always equal (DER) a built-in AMD root.
+  bool allow_sim = false;
+};
+
+// Certificates and the CRL known besides those in the evidence (a collateral cache, a folder).
+struct SnpCollateral {
+  // Each entry DER or PEM (a PEM may hold several, e.g. KDS cert_chain: ASK then ARK). Entries
+  // that are not certificates are ignored (counted in details.ignored_certificates).
+  std::vector<std::vector<uint8_t>> certs;
+  // The ARK's CRL (KDS /vcek/v1/{product}/crl), DER or PEM; empty: no revocation check.
+  std::vector<uint8_t> crl;
+};
+
+// Verifies SEV-SNP evidence as vouch carries it: the 1184-byte report followed by the optional
+// GHCB certificate table (evidence/snp_cert_table.h). Certificates from the table are tried
+// first, then those of `collateral`, then the built-in ASK/ASVK and ARKs; with several leaves
+// the best fit is tried first (as VerifySnpReport). Checks are VerifySnpReportWithCerts's, plus:
+//  - the ARK: a built-in AMD root (by DER), or — only with trust.allow_sim — a sim ARK
+//    (verdict insecure_sim; details.trust_root "sim"); a sim ARK without it: kSnpSimNotAllowed;
+//  - with collateral.crl: the CRL must be issued and signed by the chain's ARK
+//    (kSnpCrlInvalid), its nextUpdate not before `at` (kSnpCrlExpired), and list neither the
+//    ASK/ASVK nor the leaf serial (kSnpCertRevoked).
+// A blob shorter than 1184 bytes: kSnpMalformedReport; a malformed table:
+// kSnpMalformedCertTable. details.certificate_source is "cert_table" or "collateral".
+vouch::attest::Verdict VerifySnpEvidence(std::span<const uint8_t> evidence, const SnpCollateral& collateral,
+                                         vouch::TimePoint at, const SnpTrustOptions& trust = {});
+
+// Reads a folder into SnpCollateral: every *.der, *.cer, *.crt, *.pem file as a certificate
+// candidate, except crl.der / crl.pem, which is the CRL (a sev-snp sim folder, a KDS download).
+// Fails only when the folder cannot be read ("collateral_dir_unreadable").
+Result<SnpCollateral> LoadSnpCollateralDir(const std::string& dir);
 
 // ---- Lower-level API ---------------------------------------------------------------------
 
