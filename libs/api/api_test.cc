@@ -201,6 +201,18 @@ const std::map<std::string, std::string>& RouteRoles() {
       {"GET /api/v1/instances", "any"},
       {"GET /api/v1/audit", "any"},
       {"GET /api/v1/audit/verify", "any"},
+      // issue 14: the collateral service; the PCCS v4 read side is public like a PCCS.
+      {"GET /api/v1/collateral", "any"},
+      {"POST /api/v1/collateral/refresh", "admin"},
+      {"POST /api/v1/collateral/import", "admin"},
+      {"GET /api/v1/collateral/export", "admin"},
+      {"POST /api/v1/evidence/verify", "any"},
+      {"GET /sgx/certification/v4/tcb", "public"},
+      {"GET /tdx/certification/v4/tcb", "public"},
+      {"GET /sgx/certification/v4/qe/identity", "public"},
+      {"GET /tdx/certification/v4/qe/identity", "public"},
+      {"GET /sgx/certification/v4/pckcrl", "public"},
+      {"GET /sgx/certification/v4/rootcacrl", "public"},
   };
   return kRoles;
 }

@@ -1,10 +1,15 @@
 #include "api/routes.h"
 
 #include <algorithm>
+#include <cctype>
 
 #include "api/openapi_embedded.h"
 #include "api/session_cookie.h"
+#include "attest/verdict.h"
 #include "base/encoding.h"
+#include "collateral/service.h"
+#include "crypto/random.h"
+#include "crypto/x509.h"
 #include "http/json_body.h"
 #include "http/limits.h"
 #include "pki/pem.h"
@@ -227,6 +232,141 @@ Result<ZoneSpec> ZoneSpecFrom(JsonBody& b, bool with_name) {
 
 bool IsLoopback(const std::string& remote) {
   return remote.rfind("127.", 0) == 0 || remote.rfind("[::1]", 0) == 0 || remote == "unix";
+}
+
+// ---- collateral (issue 14; docs/collateral.md)
+
+// encodeURIComponent, as Intel PCS and PCCS encode the *-Issuer-Chain headers.
+std::string UrlEncodeComponent(std::string_view in) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : in) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '!' || c == '~' || c == '*' || c == '\'' ||
+        c == '(' || c == ')') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 15]);
+    }
+  }
+  return out;
+}
+
+// One PCCS v4 answer from the collateral service's cache (fetched on a miss): the body as the
+// vendor served it, its issuer chain header, a Request-ID. Errors are vouch's JSON errors.
+Response PccsAnswer(Manager& m, std::string_view kind, const std::string& key, const char* chain_header,
+                    bool crl_as_pem = false) {
+  collateral::Service* svc = m.collateral_service();
+  if (svc == nullptr) {
+    return Response::Error(NotFound("the collateral service is not enabled on this manager", "collateral_disabled"));
+  }
+  auto item = svc->GetForServing(kind, key, /*fetch=*/true);
+  if (!item.ok()) return Response::Error(item.status());
+  Response r;
+  r.content_type = item->content_type;
+  r.body = std::move(item->body);
+  if (crl_as_pem) {
+    auto crl = crypto::CrlFromDerOrPem(AsBytes(r.body));
+    auto pem = crl.ok() ? crypto::CrlToPem(crl->get()) : Result<std::string>(crl.status());
+    if (!pem.ok()) return Response::Error(Internal("stored CRL cannot be re-encoded", "internal"));
+    r.body = std::move(*pem);
+    r.content_type = "application/x-pem-file";
+  }
+  if (chain_header != nullptr && !item->issuer_chain_pem.empty()) {
+    r.AddHeader(chain_header, UrlEncodeComponent(item->issuer_chain_pem));
+  }
+  r.AddHeader("Request-ID", HexEncode(crypto::RandomBytes(16)));
+  return r;
+}
+
+// PCCS parameter checks: update=early|standard (the service's own setting decides which is
+// fetched); tcbEvaluationDataNumber is not supported by a PCCS either.
+Status CheckPccsUpdate(const Request& req) {
+  auto u = req.query.find("update");
+  if (u != req.query.end() && u->second != "early" && u->second != "standard") {
+    return InvalidArgument("update must be early or standard", "invalid_update");
+  }
+  return Status();
+}
+
+Result<std::string> PccsFmspc(const Request& req) {
+  std::string fmspc = req.Query("fmspc");
+  if (fmspc.size() != 12 || !std::all_of(fmspc.begin(), fmspc.end(), [](unsigned char c) { return std::isxdigit(c); })) {
+    return InvalidArgument("fmspc must be 12 hex digits", "invalid_fmspc");
+  }
+  std::transform(fmspc.begin(), fmspc.end(), fmspc.begin(), [](unsigned char c) { return std::tolower(c); });
+  VOUCH_RETURN_IF_ERROR(CheckPccsUpdate(req));
+  return fmspc;
+}
+
+// POST /api/v1/collateral/import: {"files": {name: base64}, "origin"?}. Names are plain file
+// names; a sim vendor's private file is refused, never stored.
+constexpr size_t kMaxImportFiles = 256;
+Status ImportFilesFrom(const json& body, std::map<std::string, std::string>* files, std::string* origin) {
+  if (!body.is_object()) return InvalidArgument("the body must be a JSON object", "invalid_json");
+  for (const auto& [k, v] : body.items()) {
+    if (k == "origin") {
+      if (!v.is_string() || v.get<std::string>().size() > 256) {
+        return InvalidArgument("origin must be a string of at most 256 characters", "invalid_origin");
+      }
+      *origin = v.get<std::string>();
+    } else if (k != "files") {
+      return InvalidArgument("unknown field '" + k.substr(0, 64) + "'", "unknown_field");
+    }
+  }
+  auto f = body.find("files");
+  if (f == body.end() || !f->is_object() || f->empty() || f->size() > kMaxImportFiles) {
+    return InvalidArgument("files must be an object of 1.." + std::to_string(kMaxImportFiles) + " {name: base64}",
+                           "invalid_files");
+  }
+  for (const auto& [name, v] : f->items()) {
+    bool ok_name = !name.empty() && name.size() <= 128 && name[0] != '.' &&
+                   std::all_of(name.begin(), name.end(), [](unsigned char c) {
+                     return std::isalnum(c) || c == '.' || c == '_' || c == '-';
+                   });
+    if (!ok_name) return InvalidArgument("file names are plain names ([A-Za-z0-9._-], at most 128)", "invalid_file_name");
+    if (name == "sim-secrets.json") {
+      return InvalidArgument("sim-secrets.json holds a sim vendor's private keys: not collateral, never imported",
+                             "secret_file_refused");
+    }
+    if (!v.is_string()) return InvalidArgument("files." + name + " must be a base64 string", "invalid_files");
+    auto bytes = Base64Decode(v.get<std::string>());
+    if (!bytes.ok()) return InvalidArgument("files." + name + " is not valid base64", "invalid_files");
+    (*files)[name] = ToString(*bytes);
+  }
+  return Status();
+}
+
+// POST /api/v1/evidence/verify: {"evidence": base64, "platform"?, "at"?}.
+struct VerifyRequest {
+  std::vector<uint8_t> evidence;
+  std::string platform;
+  std::optional<TimePoint> at;
+};
+Result<VerifyRequest> VerifyRequestFrom(JsonBody& b) {
+  VerifyRequest v;
+  VOUCH_ASSIGN_OR_RETURN(std::string evidence, b.RequiredString("evidence", 4 * 128 * 1024 / 3 + 4));
+  auto bytes = Base64Decode(evidence);
+  if (!bytes.ok() || bytes->empty()) {
+    return InvalidArgument("evidence must be non-empty standard base64", "invalid_evidence");
+  }
+  v.evidence = std::move(*bytes);
+  VOUCH_ASSIGN_OR_RETURN(auto platform, b.OptionalString("platform", 16));
+  if (platform) {
+    if (*platform != "sgx" && *platform != "tdx" && *platform != "sev-snp") {
+      return InvalidArgument("platform must be sgx, tdx or sev-snp", "invalid_platform");
+    }
+    v.platform = *platform;
+  }
+  VOUCH_ASSIGN_OR_RETURN(auto at, b.OptionalString("at", 64));
+  if (at) {
+    auto t = ParseRfc3339(*at);
+    if (!t.ok()) return InvalidArgument("at must be an RFC 3339 time", "invalid_at");
+    v.at = *t;
+  }
+  VOUCH_RETURN_IF_ERROR(b.Finish());
+  return v;
 }
 
 }  // namespace
@@ -692,6 +832,69 @@ http::Router BuildRouter(Manager& m, http::Metrics* metrics, const RouterOptions
     auto res = JsonOr(m.ClusterJoin(body->json(), req.remote_address));
     return res.ok() ? std::move(*res) : Response::Error(res.status());
   }));
+
+  // ---- collateral service (issue 14; docs/collateral.md)
+  r.Add("GET", "/api/v1/collateral", Authed(m, Permission::kRead, [&m](const Principal& p, Request& req) -> Result<Response> {
+          VOUCH_ASSIGN_OR_RETURN(ListQuery q, ListParams(req, {"kind", "key", "versions"}));
+          return JsonOr(m.ListCollateral(p, q));
+        }));
+  r.Add("POST", "/api/v1/collateral/refresh", Authed(m, Permission::kAdmin, [&m](const Principal& p, Request& req) -> Result<Response> {
+          VOUCH_ASSIGN_OR_RETURN(JsonBody b, Body(req));
+          VOUCH_ASSIGN_OR_RETURN(auto kind, b.OptionalString("kind", 64));
+          VOUCH_ASSIGN_OR_RETURN(auto key, b.OptionalString("key", 256));
+          VOUCH_RETURN_IF_ERROR(b.Finish());
+          if (key && !kind) return InvalidArgument("key needs a kind", "invalid_key");
+          return JsonOr(m.RefreshCollateral(p, kind.value_or(""), key.value_or("")));
+        }));
+  r.Add("POST", "/api/v1/collateral/import", Authed(m, Permission::kAdmin, [&m](const Principal& p, Request& req) -> Result<Response> {
+          VOUCH_ASSIGN_OR_RETURN(JsonBody b, JsonBody::Parse(req.body));
+          std::map<std::string, std::string> files;
+          std::string origin;
+          VOUCH_RETURN_IF_ERROR(ImportFilesFrom(b.json(), &files, &origin));
+          return JsonOr(m.ImportCollateral(p, files, origin));
+        }));
+  r.Add("GET", "/api/v1/collateral/export", Authed(m, Permission::kAdmin, [&m](const Principal& p, Request&) -> Result<Response> {
+          return JsonOr(m.ExportCollateral(p));
+        }));
+  r.Add("POST", "/api/v1/evidence/verify", Authed(m, Permission::kRead, [&m](const Principal& p, Request& req) -> Result<Response> {
+          VOUCH_ASSIGN_OR_RETURN(JsonBody b, JsonBody::Parse(req.body));
+          VOUCH_ASSIGN_OR_RETURN(VerifyRequest v, VerifyRequestFrom(b));
+          VOUCH_ASSIGN_OR_RETURN(attest::Verdict verdict, m.VerifyEvidenceFor(p, v.evidence, v.platform, v.at));
+          return Response::Json(verdict.ToJson());
+        }));
+  // PCCS v4 read side (Intel's DCAP quote provider library with pccs_url pointing here): public
+  // like a PCCS, rate-limited per source like every unauthenticated route.
+  auto pccs = [&](http::Handler fn) { return limited(std::move(fn)); };
+  for (const char* tee : {"sgx", "tdx"}) {
+    const std::string base = std::string("/") + tee + "/certification/v4";
+    const bool tdx = std::string_view(tee) == "tdx";
+    r.Add("GET", base + "/tcb", pccs([&m, tdx](Request& req) -> Response {
+            auto fmspc = PccsFmspc(req);
+            if (!fmspc.ok()) return Response::Error(fmspc.status());
+            return PccsAnswer(m, tdx ? collateral::kTdxTcbInfo : collateral::kSgxTcbInfo, *fmspc, "TCB-Info-Issuer-Chain");
+          }));
+    r.Add("GET", base + "/qe/identity", pccs([&m, tdx](Request& req) -> Response {
+            if (Status st = CheckPccsUpdate(req); !st.ok()) return Response::Error(st);
+            return PccsAnswer(m, tdx ? collateral::kTdQeIdentity : collateral::kQeIdentity, tdx ? "TD_QE" : "QE",
+                              "SGX-Enclave-Identity-Issuer-Chain");
+          }));
+  }
+  r.Add("GET", "/sgx/certification/v4/pckcrl", pccs([&m](Request& req) -> Response {
+          std::string ca = req.Query("ca");
+          std::transform(ca.begin(), ca.end(), ca.begin(), [](unsigned char c) { return std::tolower(c); });
+          if (ca != "processor" && ca != "platform") {
+            return Response::Error(InvalidArgument("ca must be processor or platform", "invalid_ca"));
+          }
+          std::string encoding = req.Query("encoding");
+          std::transform(encoding.begin(), encoding.end(), encoding.begin(), [](unsigned char c) { return std::tolower(c); });
+          if (!encoding.empty() && encoding != "der" && encoding != "pem") {
+            return Response::Error(InvalidArgument("encoding must be der or pem", "invalid_encoding"));
+          }
+          return PccsAnswer(m, collateral::kPckCrl, ca, "SGX-PCK-CRL-Issuer-Chain", encoding != "der");
+        }));
+  r.Add("GET", "/sgx/certification/v4/rootcacrl", pccs([&m](Request&) -> Response {
+          return PccsAnswer(m, collateral::kRootCaCrl, "root", nullptr);
+        }));
   return r;
 }
 
