@@ -3,6 +3,9 @@
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <condition_variable>
+#include <map>
+#include <mutex>
 #include <optional>
 #include <cerrno>
 #include <ctime>
@@ -21,6 +24,7 @@
 #include "base/encoding.h"
 #include "base/file.h"
 #include "cluster/join.h"
+#include "collateral/service.h"
 #include "http/server.h"
 #include "join.h"
 #include "store/database.h"
@@ -148,7 +152,57 @@ vouch::Status LoadLimits(const std::string& data_dir, Limits* l) {
   return vouch::Status::Ok();
 }
 
+// The collateral service's settings (docs/collateral.md): config.json "collateral" object
+// {"pccs_url", "kds_url", "ca_file", "refresh_margin_hours"}; command-line flags override it.
+struct CollateralSettings {
+  std::optional<std::string> pccs_url;
+  std::optional<std::string> kds_url;
+  std::optional<std::string> ca_file;
+  std::optional<int> refresh_margin_hours;
+  int refresh_check_seconds = 300;  // how often the refresher looks for items due
+  int kds_min_interval_ms = 10000;
+};
+
+vouch::Status LoadCollateralSettings(const std::string& data_dir, CollateralSettings* c) {
+  auto text = vouch::ReadWholeFile(data_dir + "/config.json", 1 << 20);
+  if (!text.ok()) return text.status();
+  auto config = nlohmann::json::parse(*text, nullptr, false);
+  if (!config.is_object()) return vouch::DataLoss("config.json is not a JSON object", "invalid_config");
+  auto col = config.value("collateral", nlohmann::json::object());
+  if (!col.is_object()) return vouch::DataLoss("config.json: \"collateral\" must be an object", "invalid_config");
+  for (const char* key : {"pccs_url", "kds_url", "ca_file"}) {
+    if (!col.contains(key)) continue;
+    if (!col[key].is_string()) return vouch::DataLoss(std::string("config.json: collateral.") + key + " must be a string", "invalid_config");
+    std::string v = col[key].get<std::string>();
+    if (std::string(key) == "pccs_url" && !c->pccs_url) c->pccs_url = v;
+    if (std::string(key) == "kds_url" && !c->kds_url) c->kds_url = v;
+    if (std::string(key) == "ca_file" && !c->ca_file) c->ca_file = v;
+  }
+  if (col.contains("refresh_margin_hours") && !c->refresh_margin_hours) {
+    const auto& v = col["refresh_margin_hours"];
+    if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > 24 * 30) {
+      return vouch::DataLoss("config.json: collateral.refresh_margin_hours must be an integer in [0, 720]", "invalid_config");
+    }
+    c->refresh_margin_hours = v.get<int>();
+  }
+  return vouch::Status::Ok();
+}
+
+void LogReport(const std::string& what, const vouch::collateral::Report& r) {
+  for (const auto& o : r.outcomes) {
+    if (o.result == "refused") {
+      spdlog::error("collateral {} {} {} from {} REFUSED ({}): {}; the last good copy stays in use", what, o.kind, o.key,
+                    o.origin, o.reason, o.message);
+    } else if (o.result == "failed") {
+      spdlog::warn("collateral {} {} {} from {} failed ({}): {}", what, o.kind, o.key, o.origin, o.reason, o.message);
+    } else if (o.result == "stored") {
+      spdlog::info("collateral {}: stored {} {} from {}", what, o.kind, o.key, o.origin);
+    }
+  }
+}
+
 struct ServeOptions {
+  CollateralSettings collateral;
   std::vector<std::string> collateral_dirs;
   int node_cert_validity_hours = 7 * 24;
   int node_cert_validity_seconds = 0;  // overrides the hours when set (tests)
@@ -196,6 +250,32 @@ int RunServe(const std::string& data_dir, std::string listen, std::string store_
   }
   manager_options.heartbeat_interval = std::chrono::seconds(serve.heartbeat_interval_seconds);
   manager_options.workload_cert_max_validity = std::chrono::seconds(serve.workload_cert_max_validity_seconds);
+  // The collateral service: the store's shared copy, fetched from PCS/PCCS and KDS when configured.
+  CollateralSettings col = serve.collateral;
+  if (auto st = LoadCollateralSettings(data_dir, &col); !st.ok()) return Fail(st.message());
+  vouch::collateral::ServiceOptions col_options;
+  col_options.pccs_url = col.pccs_url.value_or("");
+  col_options.kds_url = col.kds_url.value_or("");
+  col_options.ca_file = col.ca_file.value_or("");
+  col_options.refresh_margin = std::chrono::hours(col.refresh_margin_hours.value_or(24));
+  col_options.kds_min_interval = std::chrono::milliseconds(col.kds_min_interval_ms);
+  if (!col_options.ca_file.empty() && !vouch::FileExists(col_options.ca_file)) {
+    return Fail("--collateral-ca-file " + col_options.ca_file + " does not exist");
+  }
+  auto col_service = vouch::collateral::Service::Create(db->get(), &vouch::SystemClock::Get(), col_options);
+  if (!col_service.ok()) return Fail(col_service.status().message());
+  std::shared_ptr<vouch::collateral::Service> collateral(std::move(*col_service));
+  manager_options.collateral = collateral;
+  spdlog::info("collateral service: Intel {}, AMD {}, refresh {} h before nextUpdate",
+               col_options.pccs_url.empty() ? "(no source: store and imports only)" : col_options.pccs_url,
+               col_options.kds_url.empty() ? "(no source: store, imports and evidence certificate tables only)"
+                                           : col_options.kds_url,
+               col.refresh_margin_hours.value_or(24));
+  // Collateral folders are an import path into the shared store (verified item by item).
+  auto import_dirs = [&](const std::vector<std::string>& dirs) {
+    for (const std::string& d : dirs) LogReport("import " + d, collateral->ImportDir(d));
+  };
+  import_dirs(manager_options.collateral_dirs);
   auto manager = vouch::api::Manager::Create(db->get(), std::move(dir->master_key), &vouch::SystemClock::Get(),
                                              manager_options);
   if (!manager.ok()) return Fail(manager.status().message());
@@ -278,10 +358,45 @@ int RunServe(const std::string& data_dir, std::string listen, std::string store_
     } else if (*reloaded) {
       metrics.Increment("vouch_collateral_reloads_total", {{"result", "ok"}});
       spdlog::info("collateral reloaded from {} folder(s)", manager_options.collateral_dirs.size());
+      import_dirs(manager_options.collateral_dirs);
       check_expiry();
     }
     if (std::chrono::steady_clock::now() - last_expiry_check > std::chrono::hours(24)) check_expiry();
   };
+  // The collateral refresher: items due (nextUpdate minus the margin) are fetched again; metrics
+  // for each item's remaining validity and for fetch failures by source and kind.
+  metrics.DeclareGauge("vouch_collateral_remaining_seconds",
+                       "Seconds until an item of the collateral service expires (negative: expired), by kind, key and root");
+  metrics.DeclareCounter("vouch_collateral_fetch_failures_total",
+                         "Collateral fetches or imports that failed or were refused, by source and kind");
+  std::mutex refresher_mu;
+  std::condition_variable refresher_cv;
+  bool stopping = false;
+  std::map<std::pair<std::string, std::string>, int64_t> failures_seen;
+  auto publish = [&] {
+    for (const auto& [item, left] : collateral->RemainingValidity()) {
+      metrics.SetGauge("vouch_collateral_remaining_seconds", {{"kind", item.kind}, {"key", item.key}, {"root", item.root}},
+                       left);
+    }
+    for (const auto& [k, n] : collateral->GetStats().failures) {
+      int64_t& seen = failures_seen[k];
+      if (n > seen) {
+        metrics.Increment("vouch_collateral_fetch_failures_total", {{"source", k.first}, {"kind", k.second}},
+                          static_cast<double>(n - seen));
+        seen = n;
+      }
+    }
+  };
+  std::thread refresher([&] {
+    std::unique_lock<std::mutex> lock(refresher_mu);
+    for (;;) {
+      lock.unlock();
+      if (collateral->has_intel_source() || collateral->has_amd_source()) LogReport("refresh", collateral->RefreshDue());
+      publish();
+      lock.lock();
+      if (refresher_cv.wait_for(lock, std::chrono::seconds(col.refresh_check_seconds), [&] { return stopping; })) break;
+    }
+  });
   // SIGHUP re-reads the collateral folders now; besides, they are checked for changed files
   // every --collateral-check-seconds (docs/agent.md "Collateral refresh").
   // Wakes at least every 10 s: counts of unauthenticated refusals are written once their minute
@@ -307,6 +422,12 @@ int RunServe(const std::string& data_dir, std::string listen, std::string store_
     }
   }
   spdlog::info("received signal {}, finishing in-flight requests", sig);
+  {
+    std::lock_guard<std::mutex> lock(refresher_mu);
+    stopping = true;
+  }
+  refresher_cv.notify_all();
+  refresher.join();
   (*server)->Stop(std::chrono::seconds(10));
   (*manager)->FlushRefusalAggregates(/*all=*/true);
   spdlog::info("stopped");
@@ -344,6 +465,24 @@ int main(int argc, char** argv) {
   ServeOptions serve;
   serve_cmd->add_option("--collateral", serve.collateral_dirs,
                         "DCAP collateral folder for node evidence (repeatable; DATA/sim is added in --dev)");
+  serve_cmd->add_option("--pccs-url", serve.collateral.pccs_url,
+                        "Intel PCS (https://api.trustedservices.intel.com) or a PCCS to fetch SGX/TDX collateral from "
+                        "(default: config.json collateral.pccs_url; none: store and imports only)");
+  serve_cmd->add_option("--kds-url", serve.collateral.kds_url,
+                        "AMD KDS (https://kdsintf.amd.com) to fetch VCEKs, cert chains and CRLs from (default: "
+                        "config.json collateral.kds_url)");
+  serve_cmd->add_option("--collateral-ca-file", serve.collateral.ca_file,
+                        "PEM file of the TLS roots trusted for --pccs-url and --kds-url (default: the system store)");
+  serve_cmd->add_option("--collateral-refresh-margin-hours", serve.collateral.refresh_margin_hours,
+                        "Fetch collateral again this many hours before its nextUpdate (default 24)")
+      ->check(CLI::Range(0, 24 * 30));
+  // Test knobs (hidden): how often the refresher looks for items due; KDS pacing.
+  serve_cmd->add_option("--collateral-refresh-check-seconds", serve.collateral.refresh_check_seconds)
+      ->check(CLI::Range(1, 86400))
+      ->group("");
+  serve_cmd->add_option("--kds-min-interval-ms", serve.collateral.kds_min_interval_ms)
+      ->check(CLI::Range(0, 600000))
+      ->group("");
   serve_cmd->add_option("--collateral-check-seconds", serve.collateral_check_seconds,
                         "How often to look for changed collateral files and reload them (0: only on SIGHUP)")
       ->capture_default_str()

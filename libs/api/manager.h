@@ -32,6 +32,9 @@ namespace vouch::attest {
 class DcapVerifier;
 struct Verdict;
 }
+namespace vouch::collateral {
+class Service;
+}
 
 namespace vouch::api {
 
@@ -134,6 +137,10 @@ struct ManagerOptions {
   // DCAP collateral folders (Intel PCS files, or a sim vendor's folder) that node evidence is
   // verified against; a sim root there is trusted only for zones that allow sim.
   std::vector<std::string> collateral_dirs;
+  // The collateral service (libs/collateral, docs/collateral.md): collateral kept in the store,
+  // fetched from Intel PCS/PCCS and AMD KDS. Node evidence the folders above do not verify is
+  // verified with it; TDX and SEV-SNP nodes need it. Null: folders only (SGX and TDX).
+  std::shared_ptr<collateral::Service> collateral;
 };
 
 // Node evidence for provisioning (with a join token) or renewal (by an authenticated node).
@@ -141,8 +148,10 @@ struct NodeEnrollment {
   std::string join_token;             // provisioning only
   std::string nonce_hex;              // from CreateNodeNonce
   std::vector<uint8_t> public_key_der;  // the node key's SubjectPublicKeyInfo
-  std::string platform = "sgx";
-  std::vector<uint8_t> evidence;      // SGX quote v3
+  std::string platform = "sgx";      // "sgx" | "tdx" | "sev-snp"
+  // sgx: SGX quote v3; tdx: DCAP TDX quote v4/v5 (the configfs-tsm outblob); sev-snp: the
+  // 1184-byte report followed by the GHCB certificate table (outblob ‖ auxblob; may be absent).
+  std::vector<uint8_t> evidence;
   json info = json::object();         // agent version etc., recorded as reported
 };
 
@@ -249,6 +258,29 @@ class Manager {
   // warning when that is less than a week away.
   std::vector<std::pair<std::string, TimePoint>> CollateralValidUntil();
   Result<json> CreateNodeNonce();
+  // --- collateral service (docs/collateral.md; manager_collateral.cc). NotFound
+  // "collateral_disabled" when ManagerOptions::collateral is null.
+  collateral::Service* collateral_service() const { return options_.collateral.get(); }
+  // Viewer: {items: [{id, kind, key, root, sim, issue_date, next_update, tcb_evaluation_data_number,
+  // source, origin, state, stored_at, sha256, current}]}; filters "kind", "key", "versions"=all.
+  Result<json> ListCollateral(const Principal& p, const ListQuery& q);
+  // Admin: fetch one item now (kind and key), or with an empty kind every held item (force).
+  // Audited ("collateral.refresh"). {stored, unchanged, refused, failed, outcomes: [...]}.
+  Result<json> RefreshCollateral(const Principal& p, const std::string& kind, const std::string& key);
+  // Admin: import one folder's files (name -> bytes; see collateral/service.h), each verified
+  // before it is stored. Audited ("collateral.import"). Same answer as RefreshCollateral.
+  Result<json> ImportCollateral(const Principal& p, const std::map<std::string, std::string>& files,
+                                const std::string& origin);
+  // Viewer: every stored version as files {files: {name: base64}} (manifest.json included), the
+  // input of ImportCollateral on another installation.
+  Result<json> ExportCollateral(const Principal& p);
+  // Any signed-in user or API key (POST /api/v1/evidence/verify): the verdict of `vouch evidence
+  // verify -o json` for `evidence` ("sgx"/"tdx"/"sev-snp" detected from the bytes unless
+  // `platform` says), at `at` (default now), with collateral from the service (fetched if missing)
+  // and the collateral folders. Sim evidence is recognised (verdict insecure_sim). 400
+  // invalid_evidence for an empty or oversized blob.
+  Result<attest::Verdict> VerifyEvidenceFor(const Principal& p, std::span<const uint8_t> evidence,
+                                            const std::string& platform, std::optional<TimePoint> at);
   // With a join token (provisioning) when `node` is null, else a renewal by that node.
   Result<json> EnrollNode(const Principal* node, const NodeEnrollment& e);
   // Maps a verified client certificate (leaf DER) to its node: the certificate must be a valid,
@@ -325,7 +357,9 @@ class Manager {
   std::chrono::seconds WorkloadCertValidity(const ZonePolicy& policy) const;
   Result<std::shared_ptr<pki::CaSigner>> NodeSigner();
   crypto::SecretBytes NodeNonceKey() const;  // derived from the master key (stateless node nonces)
-  attest::Verdict VerifyEvidence(std::span<const uint8_t> quote);
+  // Node evidence of `platform` ("sgx", "tdx", "sev-snp") at `at`: the collateral folders first
+  // (DCAP), then the collateral service.
+  attest::Verdict VerifyEvidence(const std::string& platform, std::span<const uint8_t> evidence, TimePoint at);
   std::string EffectiveInstanceStatus(const store::Row& r) const;
   // Password hashing under kdf_slots_ (ManagerOptions::password_hash_*): Unavailable "busy" when
   // no slot frees in time.

@@ -9,6 +9,8 @@
 #include "api/manager_internal.h"
 #include "api/manager_nodes_internal.h"
 #include "attest/dcap_verifier.h"
+#include "attest/snp_verifier.h"
+#include "collateral/service.h"
 #include "base/encoding.h"
 #include "crypto/aead.h"
 #include "crypto/digest.h"
@@ -34,7 +36,11 @@ attest::Verdict StoredNodeVerdict(const Row& n) {
   for (const auto& a : ParseJsonColumn(n.Str("advisory_ids"), json::array())) {
     if (a.is_string()) v.advisory_ids.push_back(a.get<std::string>());
   }
-  v.insecure_sim = n.Str("platform").rfind("sim-", 0) == 0;
+  const std::string platform = n.Str("platform");
+  v.insecure_sim = platform.rfind("sim-", 0) == 0;
+  const std::string base = v.insecure_sim ? platform.substr(4) : platform;
+  if (base == "tdx") v.platform = attest::Platform::kTdx;
+  if (base == "sev-snp") v.platform = attest::Platform::kSevSnp;
   return v;
 }
 
@@ -129,17 +135,41 @@ Result<json> Manager::CreateNodeNonce() {
   return json{{"nonce", HexEncode(nonce)}, {"expires_at", TimeJson(now + options_.nonce_ttl.count())}};
 }
 
-attest::Verdict Manager::VerifyEvidence(std::span<const uint8_t> quote) {
-  std::shared_ptr<const Verifiers> verifiers = CurrentVerifiers();
-  if (!verifiers || verifiers->empty()) {
-    return attest::VerifyDcapQuote(quote, std::nullopt, clock_->Now());
+attest::Verdict Manager::VerifyEvidence(const std::string& platform, std::span<const uint8_t> evidence, TimePoint at) {
+  // DCAP (sgx, tdx): the collateral folders first, as before the collateral service; the service
+  // when none of them verifies the quote. A folder's refusal for a reason other than missing or
+  // foreign collateral stands (a revoked PCK stays revoked whatever the service holds).
+  std::optional<attest::Verdict> from_folders;
+  if (platform == "sgx" || platform == "tdx") {
+    std::shared_ptr<const Verifiers> verifiers = CurrentVerifiers();
+    if (verifiers && !verifiers->empty()) {
+      for (const auto& v : *verifiers) {
+        attest::Verdict verdict = v->Verify(evidence, at);
+        if (verdict.genuine) return verdict;
+        from_folders = std::move(verdict);
+      }
+    } else if (!options_.collateral) {
+      return attest::VerifyDcapQuote(evidence, std::nullopt, at);
+    }
   }
-  attest::Verdict last;
-  for (const auto& v : *verifiers) {
-    last = v->Verify(quote, clock_->Now());
-    if (last.genuine) return last;
+  if (!options_.collateral) {
+    if (from_folders) return *from_folders;
+    attest::Verdict v;
+    v.platform = attest::Platform::kSevSnp;
+    v.error = FailedPrecondition("SEV-SNP evidence needs the collateral service (vouchd serve --kds-url)",
+                                 std::string(attest::kSnpMissingCollateral));
+    return v;
   }
-  return last;
+  attest::Verdict service = options_.collateral->Verify(evidence, platform, at, /*allow_sim=*/true);
+  if (service.genuine || !from_folders) return service;
+  const std::string folder_reason = from_folders->error ? from_folders->error->reason() : std::string();
+  const bool folder_inconclusive = folder_reason == attest::kDcapMissingCollateral ||
+                                   folder_reason == attest::kDcapChainUntrusted ||
+                                   folder_reason == attest::kDcapTcbInfoMismatch ||
+                                   folder_reason == attest::kDcapSimNotAllowed;
+  const std::string service_reason = service.error ? service.error->reason() : std::string();
+  if (folder_inconclusive && service_reason != attest::kDcapMissingCollateral) return service;
+  return *from_folders;
 }
 
 // ---------------------------------------------------------------- provisioning and renewal
@@ -153,7 +183,9 @@ Result<json> Manager::EnrollNode(const Principal* node, const NodeEnrollment& e)
     return st;
   };
   // Shape checks first (400s, not audited: nothing security-relevant was attempted yet).
-  if (e.platform != "sgx") return InvalidArgument("platform must be \"sgx\"", "unsupported_platform");
+  if (e.platform != "sgx" && e.platform != "tdx" && e.platform != "sev-snp") {
+    return InvalidArgument("platform must be \"sgx\", \"tdx\" or \"sev-snp\"", "unsupported_platform");
+  }
   if (e.evidence.empty() || e.evidence.size() > kMaxEvidenceBytes) {
     return InvalidArgument("evidence must be 1.." + std::to_string(kMaxEvidenceBytes) + " bytes", "invalid_evidence");
   }
@@ -211,16 +243,34 @@ Result<json> Manager::EnrollNode(const Principal* node, const NodeEnrollment& e)
   // Genuine? Bound to this key and nonce? Acceptable under the zone's rules, from an agent
   // identity the zone accepts, never debug? One decision: libs/policy's (docs/policy.md).
   const policy::ZonePolicy& zp = zone_policy.rules;
-  attest::Verdict verdict = VerifyEvidence(e.evidence);
+  attest::Verdict verdict = VerifyEvidence(e.platform, e.evidence, clock_->Now());
   if (!verdict.genuine) return refuse(policy::EvaluatePlatform(verdict, zp).status);
+  if (attest::PlatformName(verdict.platform) != e.platform) {
+    return refuse(Refuse(policy::kPlatformMismatch, "the evidence is " + std::string(attest::PlatformName(verdict.platform)) +
+                                                        " evidence, not " + e.platform));
+  }
   std::vector<uint8_t> bound = e.public_key_der;
   bound.insert(bound.end(), nonce->begin(), nonce->end());
   policy::Decision binding = policy::CheckReportData(verdict, crypto::Sha256(bound));
   if (!binding.accepted()) return refuse(binding.status);
+  // TDX and SEV-SNP report data are 64 bytes: SHA-256(key || nonce) then 32 zero bytes (the
+  // configfs-tsm inblob, docs/agent.md); anything else in the second half is refused.
+  if (e.platform != "sgx" && verdict.report_data_hex.size() == 128 &&
+      verdict.report_data_hex.find_first_not_of('0', 64) != std::string::npos) {
+    return refuse(Refuse(policy::kReportDataMismatch, "the evidence's report data does not end in 32 zero bytes"));
+  }
   policy::Decision decision = policy::EvaluateIdentity(verdict, identities, zp, policy::kNodeIdentityNotAllowed);
-  std::string platform = verdict.insecure_sim ? "sim-sgx" : "sgx";
+  std::string platform = (verdict.insecure_sim ? "sim-" : "") + e.platform;
   json advisories(verdict.advisory_ids);
   std::string fmspc = verdict.details.value("fmspc", std::string());
+  // SEV-SNP has no FMSPC: the chip and its reported TCB are recorded in the node's info.
+  json platform_facts = json::object();
+  if (e.platform == "sev-snp") {
+    if (verdict.measurements.contains("reported_tcb")) platform_facts["reported_tcb"] = verdict.measurements["reported_tcb"];
+    if (verdict.measurements.contains("chip_id")) platform_facts["chip_id"] = verdict.measurements["chip_id"];
+    if (verdict.details.contains("product")) platform_facts["product"] = verdict.details["product"];
+    if (verdict.details.contains("amd_crl")) platform_facts["amd_crl"] = verdict.details["amd_crl"];
+  }
   std::string evidence_sha = HexEncode(crypto::Sha256(e.evidence));
   if (!decision.accepted()) {
     if (renewal) {
@@ -246,11 +296,16 @@ Result<json> Manager::EnrollNode(const Principal* node, const NodeEnrollment& e)
   VOUCH_ASSIGN_OR_RETURN(IssuedCert cert, IssueNodeCert(*signer, creq));
   std::string key_sha = HexEncode(crypto::Sha256(e.public_key_der));
   json info = e.info.is_object() ? e.info : json::object();
+  if (!platform_facts.empty()) info["platform_tcb"] = platform_facts;
   Status st = db_->Write([&](Transaction& tx) -> Status {
     int64_t superseded = 0;
     if (renewal) {
-      VOUCH_ASSIGN_OR_RETURN(Row n, tx.QueryOne("SELECT status FROM nodes WHERE id = ?", {node_id}, "node"));
+      VOUCH_ASSIGN_OR_RETURN(Row n, tx.QueryOne("SELECT status, platform FROM nodes WHERE id = ?", {node_id}, "node"));
       if (n.Str("status") != "active") return Refuse("node_deactivated", "node " + node_id + " is deactivated");
+      if (n.Str("platform") != platform) {
+        return Refuse(policy::kPlatformMismatch, "node " + node_id + " is a " + n.Str("platform") + " node, the evidence is " +
+                                                     platform);
+      }
       // Only the newest node certificate authenticates (AuthenticateNode checks the status).
       VOUCH_ASSIGN_OR_RETURN(superseded, tx.Exec("UPDATE certificates SET status = 'revoked', revoked_at = ?, "
                                                  "revocation_reason = 'superseded' WHERE kind = 'node' AND "
@@ -288,6 +343,7 @@ Result<json> Manager::EnrollNode(const Principal* node, const NodeEnrollment& e)
                   {"tcb_status", verdict.tcb_status},
                   {"advisory_ids", advisories},
                   {"fmspc", fmspc},
+                  {"platform_tcb", platform_facts},
                   {"evidence_sha256", evidence_sha},
                   {"join_token", token_id},
                   {"superseded_certificates", superseded},
