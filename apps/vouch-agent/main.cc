@@ -37,8 +37,16 @@ int main(int argc, char** argv) {
   app.add_option("--socket-group", o.socket_group, "Group that owns the socket (workloads in it may connect)");
   app.add_option("--join-token", o.join_token, "Join token (first start only)");
   app.add_option("--join-token-file", join_token_file, "Read the join token from this file");
-  app.add_option("--tee", o.tee, "TEE backend")->capture_default_str();
+  app.add_option("--tee", o.tee,
+                 "TEE backend: sim (a sim folder's SGX platform), tdx or sev-snp (evidence from the kernel's "
+                 "configfs-tsm), auto (the configfs-tsm provider present; none is an error)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"sim", "tdx", "sev-snp", "auto"}));
   app.add_option("--sim", o.sim_dir, "Sim vendor folder (vouch sim init DIR) for --tee sim");
+  app.add_option("--tsm-dir", o.tsm_dir, "configfs-tsm report directory (tdx, sev-snp, auto)")->capture_default_str();
+  app.add_option("--rte-sha256", o.rte_sha256,
+                 "SHA-256 (hex) of a vouch-rte executable whose processes may request workload certificates on a "
+                 "confidential VM (repeatable; default: the vouch-rte next to vouch-agent)");
   app.add_option("--listen-tcp", listen_tcp, "Also serve the workload API (plain HTTP) on this loopback host:port");
   app.add_option("--batch-interval-ms", batch_ms, "Heartbeat batching interval")->capture_default_str()->check(CLI::Range(10, 60000));
   app.add_option("--batch-max", o.batch_max, "Heartbeats per batch")->capture_default_str()->check(CLI::Range(1, 5000));
@@ -80,7 +88,8 @@ int main(int argc, char** argv) {
     return Fail(st.message() + (st.reason().empty() ? "" : " (" + st.reason() + ")"));
   }
   if (auto st = (*agent)->Start(); !st.ok()) return Fail(st.message());
-  std::printf("vouch-agent: node %s serving unix:%s\n", (*agent)->node_id().c_str(), o.socket_path.c_str());
+  std::printf("vouch-agent: node %s (tee %s) serving unix:%s\n", (*agent)->node_id().c_str(),
+              (*agent)->tee().c_str(), o.socket_path.c_str());
   std::fflush(stdout);
   int sig = 0;
   sigwait(&signals, &sig);

@@ -55,6 +55,15 @@ std::vector<std::string> SplitList(const std::vector<std::string>& entries) {
 
 std::array<uint8_t, 32> SimAgentMrEnclave() { return attest::ShippedSimAgent().mrenclave; }
 
+std::array<uint8_t, tsm::kInblobSize> NodeInblob(std::span<const uint8_t> spki_der, std::span<const uint8_t> nonce) {
+  std::vector<uint8_t> bound(spki_der.begin(), spki_der.end());
+  bound.insert(bound.end(), nonce.begin(), nonce.end());
+  auto digest = crypto::Sha256(bound);
+  std::array<uint8_t, tsm::kInblobSize> inblob{};  // the second half stays zero
+  std::copy(digest.begin(), digest.end(), inblob.begin());
+  return inblob;
+}
+
 
 Agent::Agent(AgentOptions options) : options_(std::move(options)) {}
 
@@ -63,10 +72,12 @@ Agent::~Agent() { Stop(); }
 Result<std::unique_ptr<Agent>> Agent::Create(AgentOptions options) {
   if (options.data_dir.empty()) return InvalidArgument("--data-dir is required", "invalid_argument");
   if (options.socket_path.empty()) return InvalidArgument("--socket is required", "invalid_argument");
-  if (options.tee != "sim") {
-    return InvalidArgument("--tee " + options.tee + " is not available in this build (only sim)", "unsupported_tee");
+  if (options.tee != "sim" && options.tee != "tdx" && options.tee != "sev-snp" && options.tee != "auto") {
+    return InvalidArgument("--tee must be sim, tdx, sev-snp or auto, got '" + options.tee + "'", "unsupported_tee");
   }
-  if (options.sim_dir.empty()) return InvalidArgument("--tee sim needs --sim DIR (a sim vendor folder)", "invalid_argument");
+  if (options.tee == "sim" && options.sim_dir.empty()) {
+    return InvalidArgument("--tee sim needs --sim DIR (a sim vendor folder)", "invalid_argument");
+  }
   if (options.batch_max == 0 || options.batch_max > 5000) {
     return InvalidArgument("the batch size must be 1..5000", "invalid_argument");
   }
@@ -80,9 +91,7 @@ Result<std::unique_ptr<Agent>> Agent::Create(AgentOptions options) {
     }
   }
   auto agent = std::unique_ptr<Agent>(new Agent(std::move(options)));
-  VOUCH_ASSIGN_OR_RETURN(agent->sim_, attest::SimVendor::Load(agent->options_.sim_dir));
-  agent->mrenclave_ = SimAgentMrEnclave();
-  agent->report_key_ = agent->sim_->platform().ReportKey(agent->mrenclave_);
+  VOUCH_RETURN_IF_ERROR(agent->ResolveTee());
   VOUCH_RETURN_IF_ERROR(MakeDirs(agent->options_.data_dir, 0700));
   VOUCH_RETURN_IF_ERROR(agent->ResolveServers());
   VOUCH_ASSIGN_OR_RETURN(agent->queue_, DiskQueue::Open(agent->options_.data_dir + "/queue", agent->options_.queue_max));
@@ -90,6 +99,76 @@ Result<std::unique_ptr<Agent>> Agent::Create(AgentOptions options) {
                          DiskQueue::Open(agent->options_.data_dir + "/refusals-queue", kMaxQueuedRefusals));
   VOUCH_RETURN_IF_ERROR(agent->LoadOrProvision());
   return agent;
+}
+
+// The backend: the sim platform of a sim folder, or the kernel's configfs-tsm provider (checked
+// here, so that a machine without one fails at start, not at the first renewal).
+Status Agent::ResolveTee() {
+  if (options_.tee == "sim") {
+    VOUCH_ASSIGN_OR_RETURN(sim_, attest::SimVendor::Load(options_.sim_dir));
+    mrenclave_ = SimAgentMrEnclave();
+    report_key_ = sim_->platform().ReportKey(mrenclave_);
+    return Status::Ok();
+  }
+  auto provider = tsm::DetectProvider(options_.tsm_dir);
+  if (!provider.ok()) {
+    return FailedPrecondition("--tee " + options_.tee + ": " + provider.status().message(), provider.status().reason());
+  }
+  std::string found = *provider == tsm::kProviderTdx ? "tdx" : *provider == tsm::kProviderSev ? "sev-snp" : "";
+  if (found.empty()) {
+    return FailedPrecondition("--tee " + options_.tee + ": the kernel's TSM provider '" + *provider +
+                                  "' is not supported (tdx_guest, sev_guest)",
+                              "unsupported_tee");
+  }
+  if (options_.tee != "auto" && options_.tee != found) {
+    return FailedPrecondition("--tee " + options_.tee + ", but the kernel's TSM provider at " + options_.tsm_dir + " is " +
+                                  *provider + " (" + found + ")",
+                              std::string(tsm::kProviderMismatch));
+  }
+  options_.tee = found;
+  tsm_provider_ = *provider;
+  mrenclave_.fill(0);  // no enclave: workload REPORTs have no target
+  std::vector<Sha256> known;
+  for (const auto& hex : options_.rte_sha256) {
+    VOUCH_ASSIGN_OR_RETURN(Sha256 h, ParseSha256Hex(hex));
+    known.push_back(h);
+  }
+  if (options_.rte_sha256.empty()) known = DefaultRteHashes();
+  if (known.empty()) {
+    spdlog::warn("agent: no vouch-rte is known (--rte-sha256, or a vouch-rte next to vouch-agent): every workload "
+                 "certificate request will be refused");
+  }
+  rte_ = std::make_unique<RteRecognizer>(std::move(known));
+  spdlog::info("agent: TEE {} through configfs-tsm ({} at {})", options_.tee, tsm_provider_, options_.tsm_dir);
+  return Status::Ok();
+}
+
+Status Agent::MakeNodeEvidence(std::span<const uint8_t> spki, std::span<const uint8_t> nonce, std::string* platform,
+                               std::vector<uint8_t>* evidence) {
+  const auto inblob = NodeInblob(spki, nonce);
+  if (cvm()) {
+    // Only through configfs-tsm: a fresh report directory, generation-checked (tsm/report.h).
+    tsm::ReportRequest r;
+    r.tsm_dir = options_.tsm_dir;
+    r.provider = tsm_provider_;
+    r.inblob = inblob;
+    r.want_aux = tsm_provider_ == tsm::kProviderSev;
+    VOUCH_ASSIGN_OR_RETURN(tsm::Report report, tsm::GetReport(r));
+    // Team contract (issue 14): TDX = the quote; SEV-SNP = report ‖ certificate table.
+    *evidence = std::move(report.outblob);
+    evidence->insert(evidence->end(), report.auxblob.begin(), report.auxblob.end());
+    *platform = options_.tee;
+    return Status::Ok();
+  }
+  // The agent's own report body: its enclave identity (sim) and the binding in report_data.
+  evidence::SgxReportBody body;
+  body.mr_enclave = mrenclave_;
+  body.mr_signer = attest::ShippedSimAgent().mrsigner;
+  body.attribute_flags = evidence::kSgxFlagInit | evidence::kSgxFlagMode64Bit;
+  body.attribute_xfrm = 3;
+  VOUCH_ASSIGN_OR_RETURN(*evidence, sim_->platform().Quote(body, std::span<const uint8_t>(inblob).first(32)));
+  *platform = "sgx";
+  return Status::Ok();
 }
 
 // The manager list: from the command line (saved to DATA/agent.json when it changed), else the
@@ -175,20 +254,13 @@ Status Agent::Enroll(bool renewal) {
                          client->Post("/api/v1/nodes/nonce", json::object(), client::Idempotent::kYes));
   std::string nonce_hex = nonce_answer.value("nonce", "");
   VOUCH_ASSIGN_OR_RETURN(auto nonce, HexDecode(nonce_hex));
-  std::vector<uint8_t> bound = spki;
-  bound.insert(bound.end(), nonce.begin(), nonce.end());
-  auto digest = crypto::Sha256(bound);
-  // The agent's own report body: its enclave identity (sim) and the binding in report_data.
-  evidence::SgxReportBody body;
-  body.mr_enclave = mrenclave_;
-  body.mr_signer = attest::ShippedSimAgent().mrsigner;
-  body.attribute_flags = evidence::kSgxFlagInit | evidence::kSgxFlagMode64Bit;
-  body.attribute_xfrm = 3;
-  VOUCH_ASSIGN_OR_RETURN(auto quote, sim_->platform().Quote(body, digest));
+  std::string platform;
+  std::vector<uint8_t> evidence;
+  VOUCH_RETURN_IF_ERROR(MakeNodeEvidence(spki, nonce, &platform, &evidence));
   json req = {{"nonce", nonce_hex},
               {"public_key", Base64Encode(spki)},
-              {"platform", "sgx"},
-              {"evidence", Base64Encode(quote)},
+              {"platform", platform},
+              {"evidence", Base64Encode(evidence)},
               {"info", NodeInfo()}};
   if (!renewal) req["join_token"] = options_.join_token;
   VOUCH_ASSIGN_OR_RETURN(json answer, client->Post(renewal ? "/api/v1/nodes/renew" : "/api/v1/nodes", req));

@@ -6,10 +6,14 @@
 //  - provisioning once with a join token: nonce -> quote binding SHA-256(node SPKI ‖ nonce) ->
 //    POST /api/v1/nodes; renewal with fresh evidence (POST /api/v1/nodes/renew, mTLS) once
 //    `renew_fraction` of the certificate's lifetime has passed;
+//  - the TEE backend: `sim` (the sim SGX platform of a sim folder) or, on a confidential VM,
+//    `tdx` / `sev-snp` / `auto` (evidence from the kernel's configfs-tsm, libs/tsm);
 //  - the workload API on a Unix socket: GET /v1/version, GET /v1/target-info,
 //    POST /v1/certificate (CSR + 432-byte REPORT, MAC checked in constant time, report data =
-//    SHA-256(CSR key), then forwarded under the node identity), POST /v1/heartbeat (queued
-//    durably, then batched to POST /api/v1/heartbeats), and with the sim TEE POST /v1/sim/report;
+//    SHA-256(CSR key), then forwarded under the node identity; on a confidential VM the REPORT
+//    is an unsigned claim of the manifest identity, believed only from a known vouch-rte
+//    process, agent/peer.h), POST /v1/heartbeat (queued durably, then batched to
+//    POST /api/v1/heartbeats), and with the sim TEE POST /v1/sim/report;
 //  - check-ins (node version, load, queue depth) with every batch and at least every
 //    `checkin_interval`; local refusals (bad REPORT MAC, report not binding the CSR key) ride on
 //    the next check-in so that vouchd audits them;
@@ -34,11 +38,13 @@
 #include <vector>
 
 #include "agent/disk_queue.h"
+#include "agent/peer.h"
 #include "attest/sim_vendor.h"
 #include "base/result.h"
 #include "client/api_client.h"
 #include "http/router.h"
 #include "http/server.h"
+#include "tsm/report.h"
 
 namespace vouch::agent {
 
@@ -57,8 +63,15 @@ struct AgentOptions {
   // Also serve the workload API as plain HTTP on this loopback address ("127.0.0.1:9092").
   // Unlike the socket (mode 0660), any local user can reach it.
   std::string listen_tcp;
+  // "sim", or on a confidential VM "tdx", "sev-snp" or "auto" (the configfs-tsm provider the
+  // kernel offers; none is a start-up error). Create replaces "auto" by what it found.
   std::string tee = "sim";
   std::string sim_dir;
+  // configfs-tsm report directory (tdx, sev-snp, auto).
+  std::string tsm_dir = std::string(tsm::kDefaultTsmDir);
+  // Confidential VMs: SHA-256 (hex) of the vouch-rte executables whose processes may claim a
+  // workload identity. Empty: the vouch-rte next to this program's executable, if any.
+  std::vector<std::string> rte_sha256;
   std::chrono::milliseconds batch_interval{1000};
   size_t batch_max = 500;
   std::chrono::seconds checkin_interval{30};
@@ -82,6 +95,16 @@ Status VerifyLocalRequest(const attest::SimPlatform& platform, std::span<const u
 Status VerifyLocalRequest(const crypto::SecretBytes& report_key, std::span<const uint8_t> report,
                           std::string_view csr_pem, std::vector<uint8_t>* body_out);
 
+// A confidential VM's POST /v1/certificate, after the caller was recognised as a vouch-rte
+// (RteRecognizer): `report` is the 432-byte REPORT layout carrying the claimed manifest identity
+// (no MAC: there is no EREPORT); its report_data[0..32) must be SHA-256(CSR SubjectPublicKeyInfo)
+// ("report_data_mismatch"). `body_out` gets a fresh 384-byte body made of the claimed MRENCLAVE,
+// MRSIGNER, ISVPRODID, ISVSVN and debug flag only, with that report_data: the form vouchd takes.
+Status ClaimedReportBody(std::span<const uint8_t> report, std::string_view csr_pem, std::vector<uint8_t>* body_out);
+
+// The configfs-tsm inblob of node provisioning: SHA-256(node SPKI DER ‖ nonce) ‖ 32 zero bytes.
+std::array<uint8_t, tsm::kInblobSize> NodeInblob(std::span<const uint8_t> spki_der, std::span<const uint8_t> nonce);
+
 class Agent {
  public:
   // Loads the sim platform and the identity, provisioning first if there is none.
@@ -94,6 +117,8 @@ class Agent {
   void Stop();
 
   const std::string& node_id() const { return node_id_; }
+  // The backend in use ("sim", "tdx", "sev-snp": "auto" resolved).
+  const std::string& tee() const { return options_.tee; }
   http::Router BuildLocalRouter();
 
  private:
@@ -109,9 +134,16 @@ class Agent {
   nlohmann::json NodeInfo() const;
   void LogRefusal(const std::string& what, const Status& why, const std::string& mrenclave);
   Status ResolveServers();
+  Status ResolveTee();
+  bool cvm() const { return !tsm_provider_.empty(); }
+  // The evidence of node provisioning and renewal, binding SHA-256(spki ‖ nonce).
+  Status MakeNodeEvidence(std::span<const uint8_t> spki, std::span<const uint8_t> nonce, std::string* platform,
+                          std::vector<uint8_t>* evidence);
 
   AgentOptions options_;
   std::unique_ptr<attest::SimVendor> sim_;
+  std::string tsm_provider_;             // "tdx_guest" / "sev_guest" on a confidential VM
+  std::unique_ptr<RteRecognizer> rte_;   // confidential VMs: who may claim a workload identity
   std::array<uint8_t, 32> mrenclave_{};
   crypto::SecretBytes report_key_;  // this platform's report key for mrenclave_ (EGETKEY, once)
   std::string node_id_, zone_;

@@ -70,6 +70,37 @@ Status VerifyLocalRequest(const crypto::SecretBytes& report_key, std::span<const
   body_out->assign(parsed.body.raw.begin(), parsed.body.raw.end());
   return Status::Ok();
 }
+Status ClaimedReportBody(std::span<const uint8_t> report, std::string_view csr_pem, std::vector<uint8_t>* body_out) {
+  if (report.size() != evidence::kSgxReportSize) {
+    return InvalidArgument("report must be the " + std::to_string(evidence::kSgxReportSize) +
+                               "-byte REPORT layout carrying the workload's manifest identity, got " +
+                               std::to_string(report.size()),
+                           "invalid_report");
+  }
+  pki::CsrPolicy policy;
+  policy.verify_signature = false;  // vouchd verifies it (as for SGX REPORTs)
+  VOUCH_ASSIGN_OR_RETURN(pki::Csr csr, pki::ParseCsr(csr_pem, policy));
+  VOUCH_ASSIGN_OR_RETURN(evidence::SgxReport claim, evidence::ParseSgxReport(report));
+  auto want = crypto::Sha256(csr.spki_der);
+  if (!crypto::ConstantTimeEquals(std::span<const uint8_t>(claim.body.report_data).first(32), want)) {
+    return PermissionDenied("the report data is not SHA-256 of the CSR's public key", "report_data_mismatch");
+  }
+  // Only the identity the manifest gives (what vouchd matches against builds) goes on; nothing
+  // else of the caller's bytes.
+  evidence::SgxReportBody body;
+  body.mr_enclave = claim.body.mr_enclave;
+  body.mr_signer = claim.body.mr_signer;
+  body.isv_prod_id = claim.body.isv_prod_id;
+  body.isv_svn = claim.body.isv_svn;
+  body.attribute_flags =
+      evidence::kSgxFlagInit | evidence::kSgxFlagMode64Bit | (claim.body.debug() ? evidence::kSgxFlagDebug : 0);
+  body.attribute_xfrm = 3;
+  std::copy(want.begin(), want.end(), body.report_data.begin());
+  auto encoded = evidence::EncodeSgxReportBody(body);
+  body_out->assign(encoded.begin(), encoded.end());
+  return Status::Ok();
+}
+
 void Agent::LogRefusal(const std::string& what, const Status& why, const std::string& mrenclave) {
   refused_.fetch_add(1);
   spdlog::warn("agent: refused {}: {} ({})", what, why.message(), why.reason());
@@ -103,10 +134,15 @@ http::Router Agent::BuildLocalRouter() {
                            {"node_id", node_id_},
                            {"zone", zone_},
                            {"tee", options_.tee},
+                           {"workload_auth", cvm() ? "peer" : "report"},
                            {"insecure_sim", options_.tee == "sim"}});
   });
+  // On a confidential VM there is no enclave to address: mrenclave is all zero and `tee` tells
+  // vouch-rte to send its manifest identity unsigned (the agent checks who sends it instead).
   r.Add("GET", "/v1/target-info", [this](Request&) {
-    return Response::Json({{"mrenclave", HexEncode(mrenclave_)}, {"tee", options_.tee}});
+    return Response::Json({{"mrenclave", HexEncode(mrenclave_)},
+                           {"tee", options_.tee},
+                           {"workload_auth", cvm() ? "peer" : "report"}});
   });
   if (options_.tee == "sim") {
     // Plays the CPU's EREPORT for a sim workload: MACs the body it claims for the target.
@@ -143,7 +179,14 @@ http::Router Agent::BuildLocalRouter() {
       auto report = Base64Decode(report_b64);
       if (!report.ok()) return InvalidArgument("report is not base64", "invalid_base64");
       std::vector<uint8_t> body;
-      Status local = VerifyLocalRequest(report_key_, *report, csr, &body);
+      Status local;
+      if (cvm()) {
+        // Kernel facts first: the caller must be a vouch-rte this agent knows (agent/peer.h).
+        local = rte_->Check(PeerProcess{req.peer_pid, req.peer_uid, req.peer_pidfd});
+        if (local.ok()) local = ClaimedReportBody(*report, csr, &body);
+      } else {
+        local = VerifyLocalRequest(report_key_, *report, csr, &body);
+      }
       if (!local.ok()) {
         if (local.code() == StatusCode::kPermissionDenied) {
           std::string mrenclave;

@@ -33,6 +33,15 @@ struct Request {
   // requests by this, never by the raw path.
   std::string route;
   bool tls = false;  // true on the HTTPS listener
+  // The peer process of a Unix-socket connection, as the kernel recorded it when the peer called
+  // connect() (SO_PEERCRED; pid in the server's pid namespace, 0 if the peer's is not visible
+  // from it). -1 on TCP listeners. `peer_pidfd` is a pidfd of that same process (SO_PEERPIDFD,
+  // Linux 6.5+: it stays bound to the process even if its pid is later reused), owned by the
+  // connection and valid while the handler runs; -1 where the kernel cannot give one.
+  int64_t peer_pid = -1;
+  int64_t peer_uid = -1;
+  int64_t peer_gid = -1;
+  int peer_pidfd = -1;
 
   // Value of the first header called `name` (ASCII case-insensitive), "" if absent.
   std::string Header(std::string_view name) const;

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <openssl/ssl.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -41,6 +42,33 @@ namespace bhttp = boost::beast::http;
 using tcp = asio::ip::tcp;
 using unix_socket = asio::local::stream_protocol;
 using error_code = boost::system::error_code;
+
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD 77  // Linux 6.5 (asm-generic/socket.h); glibc 2.36 does not name it
+#endif
+
+// The process at the other end of a Unix-socket connection (Request::peer_pid ...).
+struct PeerCred {
+  int64_t pid = -1, uid = -1, gid = -1;
+  int pidfd = -1;  // owned by the Session that receives it
+};
+
+PeerCred ReadPeerCred(int fd) {
+  PeerCred p;
+  struct ucred cred {};
+  socklen_t len = sizeof cred;
+  if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 && len == sizeof cred) {
+    p.pid = cred.pid;
+    p.uid = cred.uid;
+    p.gid = cred.gid;
+  }
+  int pidfd = -1;
+  len = sizeof pidfd;
+  if (::getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) == 0 && len == sizeof pidfd && pidfd >= 0) {
+    p.pidfd = pidfd;
+  }
+  return p;
+}
 
 using TlsStream = beast::ssl_stream<beast::tcp_stream>;
 using UnixStream = beast::basic_stream<unix_socket>;
@@ -251,8 +279,11 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
 
   // The per-source slot this connection holds (Impl::AdmitSource), released with it.
   void set_source(std::string source) { source_ = std::move(source); }
+  // The peer process of a Unix-socket connection; the Session owns (and closes) its pidfd.
+  void set_peer(const PeerCred& peer) { peer_ = peer; }
 
   ~Session() override {
+    if (peer_.pidfd >= 0) ::close(peer_.pidfd);
     error_code ec;
     beast::get_lowest_layer(stream_).socket().close(ec);
     server_->Unregister(id_);
@@ -438,6 +469,10 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     req.remote_address = remote_;
     req.peer_cert_chain_der = peer_chain_;
     req.tls = kTls;
+    req.peer_pid = peer_.pid;
+    req.peer_uid = peer_.uid;
+    req.peer_gid = peer_.gid;
+    req.peer_pidfd = peer_.pidfd;
 
     const size_t max_requests = server_->options.max_requests_per_connection;
     close_after_ = !msg.keep_alive() || server_->stopping.load() ||
@@ -577,6 +612,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   bhttp::response<bhttp::string_body> res_;
   std::vector<std::vector<uint8_t>> peer_chain_;
+  PeerCred peer_;
   bool close_after_ = false;
   size_t requests_ = 0;
   std::chrono::steady_clock::time_point request_start_;
@@ -612,6 +648,8 @@ void Server::Impl::Accept(Acceptor* acceptor) {
         } else {
           std::string remote = "unix";
           std::string source;  // the Unix socket is local: never capped per source
+          PeerCred peer;
+          if constexpr (std::is_same_v<SessionT, Session<UnixStream>>) peer = ReadPeerCred(socket.native_handle());
           if constexpr (std::is_same_v<SessionT, Session<TlsStream>> ||
                         std::is_same_v<SessionT, Session<PlainTcpStream>>) {
             error_code rec;
@@ -622,6 +660,7 @@ void Server::Impl::Accept(Acceptor* acceptor) {
             socket.set_option(tcp::no_delay(true), nec);
           }
           if (!AdmitSource(source)) {
+            if (peer.pidfd >= 0) ::close(peer.pidfd);
             // Closed at once (no TLS handshake): one source cannot hold every connection slot.
             if (metrics != nullptr) metrics->Increment("http_connections_refused_total", {{"reason", "per_source"}});
             spdlog::debug("http: {} holds {} connections, refusing another", source,
@@ -632,6 +671,7 @@ void Server::Impl::Accept(Acceptor* acceptor) {
             ConnectionOpened();
             auto session = std::make_shared<SessionT>(this, std::move(socket), std::move(remote));
             session->set_source(std::move(source));
+            session->set_peer(peer);
             session->Run();
           }
         }

@@ -43,6 +43,7 @@ struct ServerOptions {
 
   // Optional plain-HTTP listener on a Unix socket (the node agent's local API). A stale socket
   // file is replaced; the file gets `unix_socket_mode` and is removed when the server stops.
+  // Handlers see the peer process (Request::peer_pid, peer_uid, peer_gid, peer_pidfd).
   std::string unix_socket_path;
   uint32_t unix_socket_mode = 0660;
 };

@@ -67,10 +67,14 @@ Result<TargetInfo> WorkloadClient::GetTargetInfo() {
   return t;
 }
 
-ReportSource WorkloadClient::SimReportSource(const SimIdentity& id) {
+ReportSource WorkloadClient::SimReportSource(const SimIdentity& id) { return ManifestReportSource(id); }
+
+ReportSource WorkloadClient::ManifestReportSource(const SimIdentity& id) {
   return [this, id](const TargetInfo& target, const std::array<uint8_t, 64>& report_data) -> Result<std::vector<uint8_t>> {
-    if (target.tee != "sim") {
-      return Unimplemented("the agent runs the \"" + target.tee + "\" TEE, not the sim TEE", "tee_unsupported");
+    const bool cvm = target.tee == "tdx" || target.tee == "sev-snp";
+    if (target.tee != "sim" && !cvm) {
+      return Unimplemented("the agent runs the \"" + target.tee + "\" TEE, which this workload cannot report to",
+                           "tee_unsupported");
     }
     evidence::SgxReportBody body;
     body.mr_enclave = id.mrenclave;
@@ -80,6 +84,14 @@ ReportSource WorkloadClient::SimReportSource(const SimIdentity& id) {
     body.attribute_flags = evidence::kSgxFlagInit | evidence::kSgxFlagMode64Bit | (id.debug ? evidence::kSgxFlagDebug : 0);
     body.attribute_xfrm = 3;
     body.report_data = report_data;
+    if (cvm) {
+      // A confidential VM has no EREPORT: the claim goes in the REPORT layout without a MAC, and
+      // the agent believes it only from a vouch-rte process it recognises (docs/agent.md).
+      evidence::SgxReport unsigned_report;
+      unsigned_report.body = body;
+      auto raw = evidence::EncodeSgxReport(unsigned_report);
+      return std::vector<uint8_t>(raw.begin(), raw.end());
+    }
     auto raw = evidence::EncodeSgxReportBody(body);
     VOUCH_ASSIGN_OR_RETURN(auto j, http_->Post("/v1/sim/report", {{"report_body", Base64Encode(raw)},
                                                                   {"target_mrenclave", HexEncode(target.mrenclave)}}));

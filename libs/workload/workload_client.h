@@ -6,8 +6,9 @@
 //   3. make an SGX REPORT for that target whose report_data[0..32) = SHA-256(CSR public key),
 //   4. POST /v1/certificate {csr, report} and receive leaf, chain and zone root,
 //   5. renew before expiry (same instance id), and send signed heartbeats.
-// Step 3 is the TEE's job: a ReportSource. SimReportSource asks the agent's sim-only endpoint
-// to MAC a report body that claims the given measurements (INSECURE; sim TEE only).
+// Step 3 is the TEE's job: a ReportSource. ManifestReportSource (alias SimReportSource) asks the
+// agent's sim-only endpoint to MAC a report body that claims the given measurements (INSECURE;
+// sim TEE), or on a confidential VM node sends that claim unsigned (the agent checks the caller).
 //
 // Thread-compatible: use one WorkloadClient from one thread at a time. Never throws.
 
@@ -64,7 +65,12 @@ class WorkloadClient {
 
   Result<nlohmann::json> Version();
   Result<TargetInfo> GetTargetInfo();
-  // The sim TEE's report source: POST /v1/sim/report on this client's agent.
+  // The report source of a runtime that reports its manifest identity (vouch-rte): in the sim
+  // TEE the agent's POST /v1/sim/report MACs it (INSECURE); on a confidential VM node (target
+  // tee "tdx" / "sev-snp") it is sent in the REPORT layout without a MAC, and the agent believes
+  // it only from a vouch-rte process it recognises by kernel facts (docs/agent.md).
+  ReportSource ManifestReportSource(const SimIdentity& identity);
+  // The same (the name from before confidential VMs).
   ReportSource SimReportSource(const SimIdentity& identity);
 
   // A new key (unless `key` is given: renewal keeps the key) and certificate for `dns_names`
