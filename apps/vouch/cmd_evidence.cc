@@ -1,5 +1,6 @@
 // vouch evidence verify: offline verification of TEE evidence (Intel SGX DCAP quote v3, TDX quote
-// v4/v5, AMD SEV-SNP report) against collateral in a folder. Output keys and exit codes are fixed
+// v4/v5, AMD SEV-SNP report, or SEV-SNP evidence = report ‖ GHCB certificate table) against
+// collateral in a folder. Output keys and exit codes are fixed
 // by INTERFACES.md: 0 genuine with an acceptable TCB, 1 genuine but OutOfDate/Revoked/not
 // supported, 2 not genuine or unparsable.
 #include <cstdio>
@@ -28,9 +29,10 @@ struct VerifyArgs {
   bool allow_sim = false;
 };
 
-// SEV-SNP: a 1184-byte report whose u32 version is 2, 3 or 5.
+// SEV-SNP: a 1184-byte report whose u32 version is 2, 3 or 5, possibly followed by the
+// certificate table (evidence/snp_cert_table.h).
 bool LooksLikeSnpReport(std::span<const uint8_t> b) {
-  if (b.size() != 1184) return false;
+  if (b.size() < 1184) return false;
   uint32_t version = LoadU32(b, 0);
   return version == 2 || version == 3 || version == 5;
 }
@@ -55,10 +57,10 @@ void PrintSummary(const attest::Verdict& v, const std::string& evidence) {
     std::cout << "error:         " << v.error->reason() << ": " << v.error->message() << "\n";
   }
   for (const char* key : {"mrenclave", "mrsigner", "isvprodid", "isvsvn", "mrtd", "rtmr0", "rtmr1", "rtmr2", "rtmr3",
-                          "mrsignerseam", "measurement", "host_data", "debug"}) {
+                          "mrsignerseam", "measurement", "host_data", "vmpl", "debug"}) {
     if (v.measurements.contains(key)) {
       std::string label = std::string(key) + ":";
-      label.resize(15, ' ');
+      if (label.size() < 15) label.resize(15, ' ');
       const auto& m = v.measurements[key];
       std::cout << label << (m.is_string() ? m.get<std::string>() : m.dump()) << "\n";
     }
@@ -67,7 +69,7 @@ void PrintSummary(const attest::Verdict& v, const std::string& evidence) {
   for (const char* key : {"fmspc", "tcb_date", "qe_tcb_status", "tdx_module_tcb_status", "tcb_status_partial"}) {
     if (v.details.contains(key)) {
       std::string label = std::string(key) + ":";
-      label.resize(15, ' ');
+      if (label.size() < 15) label.resize(15, ' ');
       const auto& d = v.details[key];
       std::cout << label << (d.is_string() ? d.get<std::string>() : d.dump()) << "\n";
     }
@@ -102,10 +104,23 @@ void RunVerify(const VerifyArgs& a, const GlobalOptions& global) {
     }
     v = attest::VerifyDcapQuote(bytes, dir, at, trust);
   } else if (LooksLikeSnpReport(bytes)) {
-    v = attest::VerifySnpReport(bytes, dir, at);
+    if (bytes.size() == 1184 && !a.allow_sim) {
+      v = attest::VerifySnpReport(bytes, dir, at);  // a bare report against a folder, as before issue 14
+    } else {
+      // Evidence with its certificate table (or a sim report): table first, then the folder's
+      // certificates and its crl.der; a sim ARK only with --allow-sim.
+      attest::SnpCollateral collateral;
+      if (dir.has_value()) {
+        auto loaded = attest::LoadSnpCollateralDir(*dir);
+        if (loaded.ok()) collateral = std::move(*loaded);
+      }
+      attest::SnpTrustOptions trust;
+      trust.allow_sim = a.allow_sim;
+      v = attest::VerifySnpEvidence(bytes, collateral, at, trust);
+    }
   } else {
-    v = NotGenuine("malformed_evidence", "not an Intel DCAP quote (u16 version 3/4/5, key type 2) nor a 1184-byte "
-                                         "SEV-SNP report; got " + std::to_string(bytes.size()) + " bytes");
+    v = NotGenuine("malformed_evidence", "not an Intel DCAP quote (u16 version 3/4/5, key type 2) nor a SEV-SNP "
+                                         "report (1184 bytes, optionally followed by its certificate table); got " + std::to_string(bytes.size()) + " bytes");
   }
 
   if (global.json()) {
@@ -128,12 +143,15 @@ void Register(CLI::App& root, GlobalOptions& global) {
   auto* verify = group->add_subcommand(
       "verify",
       "Verify a quote or report; exit 0 genuine and acceptable TCB, 1 genuine but outdated/revoked, 2 not genuine");
-  verify->add_option("--evidence", args->evidence, "Evidence file (SGX/TDX quote, SEV-SNP report)")->required();
+  verify->add_option("--evidence", args->evidence,
+                     "Evidence file (SGX/TDX quote, SEV-SNP report, or SEV-SNP report followed by its certificate table)")
+      ->required();
   verify->add_option("--collateral", args->collateral,
                      "Collateral folder (tcbInfo.json, qeIdentity.json, rootCaCrl.der, intermediateCaCrl.der, "
                      "tcbSignChain.pem, ...; VCEK/VLEK and chain for SEV-SNP)");
   verify->add_option("--at", args->at, "Verification time, RFC 3339 (default: now)");
-  verify->add_flag("--allow-sim", args->allow_sim, "Trust the INSECURE sim root of the collateral folder");
+  verify->add_flag("--allow-sim", args->allow_sim,
+                   "Trust an INSECURE sim root (the collateral folder's, or a sim ARK in SEV-SNP evidence)");
   verify->add_option("--trust-root", args->trust_root,
                      "PEM trust anchor to use instead of the built-in Intel SGX Root CA (e.g. a test root)");
   verify->callback([args, &global] { RunVerify(*args, global); });
