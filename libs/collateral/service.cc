@@ -321,13 +321,6 @@ struct Service::Impl {
     const TimePoint now = Now();
     Outcome o{c.kind, k.key, origin, "stored", "", ""};
     Status st = db->Write([&](Transaction& tx) -> Status {
-      VOUCH_ASSIGN_OR_RETURN(Rows same, tx.Query("SELECT id FROM collateral WHERE kind = ? AND item_key = ? AND root = ? "
-                                                 "AND sha256 = ?",
-                                                 {c.kind, k.key, k.root, sha}));
-      if (!same.empty()) {
-        o.result = "unchanged";
-        return Status::Ok();
-      }
       if (k.tcb_evaluation_data_number) {
         VOUCH_ASSIGN_OR_RETURN(Rows held, tx.Query("SELECT issue_date, tcb_evaluation_data_number FROM collateral WHERE "
                                                    "kind = ? AND item_key = ? AND root = ? ORDER BY issue_date DESC",
@@ -342,6 +335,13 @@ struct Service::Impl {
                                       std::string(kEvaluationRollback));
           }
         }
+      }
+      VOUCH_ASSIGN_OR_RETURN(Rows same, tx.Query("SELECT id FROM collateral WHERE kind = ? AND item_key = ? AND root = ? "
+                                                 "AND sha256 = ?",
+                                                 {c.kind, k.key, k.root, sha}));
+      if (!same.empty()) {
+        o.result = "unchanged";
+        return Status::Ok();
       }
       const std::string id = c.kind + ":" + k.key + ":" + k.root + ":" + sha.substr(0, 16);
       std::vector<store::Value> eval;
