@@ -14,6 +14,7 @@
 #include "attest/verdict.h"
 #include "base/byte_reader.h"
 #include "base/clock.h"
+#include "cmd_collateral.h"
 #include "command_registry.h"
 #include "crypto/x509.h"
 #include "evidence/dcap_quote.h"
@@ -77,6 +78,10 @@ void PrintSummary(const attest::Verdict& v, const std::string& evidence) {
 }
 
 void RunVerify(const VerifyArgs& a, const GlobalOptions& global) {
+  if (!global.server.empty()) {  // --server URL: the verdict from vouchd (cmd_collateral.cc)
+    VerifyEvidenceOnServer(a.evidence, a.at, !a.collateral.empty() || !a.trust_root.empty() || a.allow_sim, global);
+    return;
+  }
   TimePoint at = std::chrono::system_clock::now();
   if (!a.at.empty()) {
     auto t = ParseRfc3339(a.at);
@@ -137,7 +142,7 @@ void RunVerify(const VerifyArgs& a, const GlobalOptions& global) {
 }
 
 void Register(CLI::App& root, GlobalOptions& global) {
-  auto* group = root.add_subcommand("evidence", "Verify TEE evidence offline (SGX DCAP, TDX, SEV-SNP)");
+  auto* group = root.add_subcommand("evidence", "Verify TEE evidence offline, or with --server by vouchd (SGX DCAP, TDX, SEV-SNP)");
   group->require_subcommand(1);
   auto args = std::make_shared<VerifyArgs>();
   auto* verify = group->add_subcommand(
