@@ -1,6 +1,7 @@
 // libFuzzer target for the SEV-SNP certificate table parser and the evidence split
-// (libs/evidence/snp_cert_table.h). Seed corpus: fuzz/snp_cert_table_corpus/ (a table as the sim
-// host writes it, an all-zero page, an empty table).
+// (libs/evidence/snp_cert_table.h). Seed corpus: fuzz/snp_cert_table_corpus/ (the sev-snp sim's
+// table with its real VCEK/ASK/ARK DER and a whole sim evidence blob, a small synthetic table, an
+// all-zero page, a terminator-only table).
 // Checks beyond "no crash": a table that parses has in-range, non-overlapping, non-empty entries
 // with distinct GUIDs, and rebuilding it from its entries gives a table that parses to the same
 // entries.
