@@ -138,7 +138,7 @@ class Forge {
   crypto::X509Ptr Cert(const std::string& cn, EVP_PKEY* subject, X509* issuer, EVP_PKEY* issuer_key, bool ca,
                        std::vector<uint8_t> ext = {}) const {
     sim::CertSpec s{cn, subject, issuer, issuer_key, 777, now_ - std::chrono::hours(2), now_ + std::chrono::hours(24 * 30),
-                    ca, ca ? 0 : -1, std::move(ext), {}, false, {}};
+                    ca, ca ? 0 : -1, std::move(ext), {}, false, {}, true};
     auto c = sim::MakeCert(s);
     EXPECT_TRUE(c.ok()) << c.status().ToString();
     return std::move(*c);

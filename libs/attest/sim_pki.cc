@@ -136,15 +136,17 @@ Result<X509Ptr> MakeCert(const CertSpec& s) {
   VOUCH_RETURN_IF_ERROR(SetTime(X509_getm_notAfter(cert.get()), s.not_after));
   if (X509_set_pubkey(cert.get(), s.subject_key) != 1) return crypto::OpensslError("X509_set_pubkey");
   X509* issuer = s.issuer ? s.issuer : cert.get();
-  VOUCH_RETURN_IF_ERROR(AddExt(cert.get(), issuer, NID_subject_key_identifier, "hash"));
-  VOUCH_RETURN_IF_ERROR(AddExt(cert.get(), issuer, NID_authority_key_identifier, "keyid:always"));
-  if (s.ca) {
-    std::string bc = "critical,CA:TRUE" + (s.pathlen >= 0 ? ",pathlen:" + std::to_string(s.pathlen) : std::string());
-    VOUCH_RETURN_IF_ERROR(AddExt(cert.get(), issuer, NID_basic_constraints, bc.c_str()));
-    VOUCH_RETURN_IF_ERROR(AddExt(cert.get(), issuer, NID_key_usage, "critical,keyCertSign,cRLSign"));
-  } else {
-    VOUCH_RETURN_IF_ERROR(AddExt(cert.get(), issuer, NID_basic_constraints, "critical,CA:FALSE"));
-    VOUCH_RETURN_IF_ERROR(AddExt(cert.get(), issuer, NID_key_usage, "critical,digitalSignature,nonRepudiation"));
+  if (s.standard_extensions) {
+    VOUCH_RETURN_IF_ERROR(AddExt(cert.get(), issuer, NID_subject_key_identifier, "hash"));
+    VOUCH_RETURN_IF_ERROR(AddExt(cert.get(), issuer, NID_authority_key_identifier, "keyid:always"));
+    if (s.ca) {
+      std::string bc = "critical,CA:TRUE" + (s.pathlen >= 0 ? ",pathlen:" + std::to_string(s.pathlen) : std::string());
+      VOUCH_RETURN_IF_ERROR(AddExt(cert.get(), issuer, NID_basic_constraints, bc.c_str()));
+      VOUCH_RETURN_IF_ERROR(AddExt(cert.get(), issuer, NID_key_usage, "critical,keyCertSign,cRLSign"));
+    } else {
+      VOUCH_RETURN_IF_ERROR(AddExt(cert.get(), issuer, NID_basic_constraints, "critical,CA:FALSE"));
+      VOUCH_RETURN_IF_ERROR(AddExt(cert.get(), issuer, NID_key_usage, "critical,digitalSignature,nonRepudiation"));
+    }
   }
   if (!s.sgx_extension.empty()) {
     crypto::Asn1ObjectPtr oid(OBJ_txt2obj(kSgxExtensionOid, 1));

@@ -39,6 +39,9 @@ struct CertSpec {
   // certificates (issuer_key must be RSA); otherwise ECDSA-SHA256 (or PKCS#1 for RSA).
   bool rsa_pss_sha384 = false;
   std::vector<RawExtension> extensions;  // added after the standard ones
+  // Subject/authority key identifiers, basic constraints, key usage. AMD's VCEKs carry none of
+  // them (only AMD's own extensions).
+  bool standard_extensions = true;
 };
 
 // An X.509 v3 certificate (subject CN + O "vouch sim (INSECURE, not Intel)" unless overridden),

@@ -106,6 +106,7 @@ Status SimVendor::CreateSnpFiles(const std::string& dir, const SimVendorOptions&
   vcek_spec.serial = serial_base + 3;
   vcek_spec.ca = false;
   vcek_spec.pathlen = -1;
+  vcek_spec.standard_extensions = false;  // as KDS issues VCEKs: AMD's extensions only
   vcek_spec.extensions = sim::AmdVcekExtensions(kSimSnpProductName, tcb.bootloader, tcb.tee, tcb.snp, tcb.microcode, chip);
   VOUCH_ASSIGN_OR_RETURN(X509Ptr vcek, sim::MakeCert(vcek_spec));
 

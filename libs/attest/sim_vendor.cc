@@ -230,16 +230,16 @@ Result<std::unique_ptr<SimVendor>> SimVendor::Create(const std::string& dir, con
   uint64_t serial_base = 0;
   for (uint8_t b : crypto::RandomBytes(6)) serial_base = (serial_base << 8) | b;
 
-  CertSpec root_spec{kSimRootCommonName, root_key.get(), nullptr, root_key.get(), serial_base + 1, now, certs_end, true, 1, {}, {}, false, {}};
+  CertSpec root_spec{kSimRootCommonName, root_key.get(), nullptr, root_key.get(), serial_base + 1, now, certs_end, true, 1, {}, {}, false, {}, true};
   VOUCH_ASSIGN_OR_RETURN(X509Ptr root, MakeCert(root_spec));
   CertSpec ca_spec{tdx ? "vouch INSECURE SIM TDX PCK Platform CA" : "vouch INSECURE SIM SGX PCK Platform CA", ca_key.get(), root.get(), root_key.get(), serial_base + 2,
-                   now, certs_end, true, 0, {}, {}, false, {}};
+                   now, certs_end, true, 0, {}, {}, false, {}, true};
   VOUCH_ASSIGN_OR_RETURN(X509Ptr ca, MakeCert(ca_spec));
   CertSpec tcb_spec{"vouch INSECURE SIM SGX TCB Signing", tcb_key.get(), root.get(), root_key.get(), serial_base + 3,
-                    now, certs_end, false, -1, {}, {}, false, {}};
+                    now, certs_end, false, -1, {}, {}, false, {}, true};
   VOUCH_ASSIGN_OR_RETURN(X509Ptr tcb_cert, MakeCert(tcb_spec));
   CertSpec pck_spec{"vouch INSECURE SIM SGX PCK Certificate", pck_key.get(), ca.get(), ca_key.get(), serial_base + 4,
-                    now, certs_end, false, -1, SgxExtensionDer(platform->comp_svns_, platform->pcesvn_, platform->cpusvn_, ppid, kSimPceId, platform->fmspc_), {}, false, {}};
+                    now, certs_end, false, -1, SgxExtensionDer(platform->comp_svns_, platform->pcesvn_, platform->cpusvn_, ppid, kSimPceId, platform->fmspc_), {}, false, {}, true};
   VOUCH_ASSIGN_OR_RETURN(X509Ptr pck, MakeCert(pck_spec));
 
   VOUCH_ASSIGN_OR_RETURN(auto root_crl, MakeCrl(root.get(), root_key.get(), now, coll_end, {}));
