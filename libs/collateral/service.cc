@@ -743,31 +743,29 @@ Result<std::shared_ptr<const attest::DcapCollateral>> Service::Impl::DcapCollate
 }
 
 attest::Verdict Service::Impl::VerifySnp(std::span<const uint8_t> blob, TimePoint at, bool allow_sim) {
-  attest::Verdict v;
-  v.platform = attest::Platform::kSevSnp;
-  auto fail = [&v](std::string_view code, std::string message) {
-    v.genuine = false;
-    v.error = InvalidArgument(std::move(message), std::string(code));
-    return v;
-  };
+  attest::SnpTrustOptions trust;
+  trust.allow_sim = allow_sim;
+  attest::SnpCollateral col;
+  // What the evidence brings (its certificate table) decides little here: VerifySnpEvidence
+  // tries the table first. The service adds the stored/fetched VCEK and chain, and the CRL of
+  // the chain's ARK.
   auto parts = evidence::SplitSnpEvidence(blob);
-  if (!parts.ok()) return fail(attest::kSnpMalformedReport, parts.status().message());
-  auto report = evidence::ParseSnpReport(parts->report);
-  if (!report.ok()) return fail(attest::kSnpMalformedReport, report.status().message());
-  crypto::X509Ptr leaf, ask, ark;
+  auto report = parts.ok() ? evidence::ParseSnpReport(parts->report) : Result<evidence::SnpAttestationReport>(parts.status());
+  if (!report.ok()) return attest::VerifySnpEvidence(blob, col, at, trust);  // the verifier names the problem
+  crypto::X509Ptr leaf, ark;
   if (!parts->cert_table.empty()) {
     auto table = evidence::ParseSnpCertTable(parts->cert_table);
-    if (!table.ok()) return fail(attest::kSnpMalformedCertificate, "certificate table: " + table.status().message());
-    auto load = [&](evidence::SnpCertKind kind) -> crypto::X509Ptr {
-      const auto* e = table->Find(kind);
-      if (e == nullptr) return nullptr;
-      auto c = crypto::CertFromDer(e->data);
-      return c.ok() ? std::move(*c) : nullptr;
-    };
-    leaf = load(evidence::SnpCertKind::kVcek);
-    if (!leaf) leaf = load(evidence::SnpCertKind::kVlek);
-    ask = load(evidence::SnpCertKind::kAsk);
-    ark = load(evidence::SnpCertKind::kArk);
+    if (table.ok()) {
+      auto load = [&](evidence::SnpCertKind kind) -> crypto::X509Ptr {
+        const auto* e = table->Find(kind);
+        if (e == nullptr) return nullptr;
+        auto c = crypto::CertFromDer(e->data);
+        return c.ok() ? std::move(*c) : nullptr;
+      };
+      leaf = load(evidence::SnpCertKind::kVcek);
+      if (!leaf) leaf = load(evidence::SnpCertKind::kVlek);
+      ark = load(evidence::SnpCertKind::kArk);
+    }
   }
   // The product: the report's CPUID (v3+), the leaf's productName, the ARK, else Milan.
   evidence::SnpProduct product = report->ProductFromCpuid();
@@ -780,78 +778,53 @@ attest::Verdict Service::Impl::VerifySnp(std::span<const uint8_t> blob, TimePoin
   }
   if (product == evidence::SnpProduct::kUnknown) product = evidence::SnpProduct::kMilan;
   const std::string product_name(evidence::SnpProductName(product));
-  // Chain: the table's, else a stored one (non-sim first), else built-in.
-  if (!ark) {
-    auto chains = AmdChains(product_name);
-    if (chains.empty() && !options.kds_url.empty()) {
-      (void)FetchAndStore(std::string(kAmdCertChain), product_name);
-      chains = AmdChains(product_name);
-    }
-    // A stored sim chain is only of use for a leaf it signed.
-    for (auto& [a, r] : chains) {
-      if (leaf && !attest::SignedBy(leaf.get(), a.get())) continue;
-      if (!ask) ask = std::move(a);
-      ark = std::move(r);
-      break;
-    }
-  }
-  // Leaf: the table's, else the VCEK for this chip and reported TCB (held, else from KDS).
+  auto stored_chains = AmdChains(product_name);
+  // No leaf in the table: the VCEK for this chip and reported TCB, held or fetched from KDS.
   if (!leaf && report->signing_key == evidence::SnpSigningKey::kVcek) {
     const bool turin = product == evidence::SnpProduct::kTurin;
     std::span<const uint8_t> hwid(report->chip_id.data(), turin ? 8 : 64);
     const std::string key = VcekKey(product_name, hwid, report->reported_tcb);
-    std::vector<std::pair<X509*, X509*>> anchors;
-    if (ask && ark) anchors.emplace_back(ask.get(), ark.get());
     auto versions = Versions(std::string(kAmdVcek), key);
     if (versions.ok() && versions->empty() && !options.kds_url.empty()) {
-      (void)FetchAndStore(std::string(kAmdVcek), key, anchors);
+      (void)FetchAndStore(std::string(kAmdVcek), key);
       versions = Versions(std::string(kAmdVcek), key);
     }
-    if (versions.ok()) {
-      for (const Item& it : *versions) {
-        auto raw = Raw(it);
-        if (!raw.ok()) continue;
+    if (versions.ok() && !versions->empty()) {
+      auto raw = Raw(versions->front());
+      if (raw.ok()) {
+        col.certs.emplace_back(raw->body.begin(), raw->body.end());
         auto c = crypto::CertFromDer(AsBytes(raw->body));
-        if (c.ok()) {
-          leaf = std::move(*c);
-          break;
-        }
+        if (c.ok()) leaf = std::move(*c);
       }
     }
   }
-  if (!leaf) return fail(attest::kSnpMissingCollateral, "no VCEK/VLEK: none in the certificate table, none held or fetched");
-  const bool sim = ark && attest::IsSimRootCa(ark.get()) && attest::FindPinnedArk(ark.get()) == nullptr;
-  if (sim) {
-    if (!allow_sim) return fail(attest::kSnpChainUntrusted, "the ARK is an INSECURE sim root and sim evidence is not allowed");
-    if (!ask) return fail(attest::kSnpMissingCollateral, "no ASK for the sim chain");
-    attest::AmdRootSet set;
-    set.product = product;
-    set.ark = ark.get();
-    set.ask = ask.get();
-    set.asvk = ask.get();
-    std::vector<attest::AmdRootSet> roots = {set};
-    v = attest::VerifySnpReportWithRoots(parts->report, leaf.get(), ask.get(), ark.get(), at, roots);
-    v.insecure_sim = true;
-  } else {
-    v = attest::VerifySnpReportWithCerts(parts->report, leaf.get(), ask.get(), ark.get(), at);
+  // Stored chains of the product (a sim chain imported or fetched; AMD's are built in).
+  for (const auto& [ask, chain_ark] : stored_chains) {
+    std::string pem = internal::ChainPem({ask.get(), chain_ark.get()});
+    col.certs.emplace_back(pem.begin(), pem.end());
+    if (!ark && leaf && attest::SignedBy(leaf.get(), ask.get())) {
+      X509_up_ref(chain_ark.get());
+      ark.reset(chain_ark.get());
+    }
   }
-  if (!v.genuine) return v;
-  // The product's AMD CRL: the ASK and the VCEK must not be listed. Held, else fetched; when
-  // none can be had, the verdict says so (details.amd_crl "unavailable").
-  X509* crl_ark = ark ? ark.get() : nullptr;
-  X509* crl_ask = ask ? ask.get() : nullptr;
+  // The CRL of the chain's ARK (the built-in one of the product unless the table or a stored
+  // chain names another): held, else fetched; none: no revocation check (details.amd_crl).
+  X509* crl_ark = ark.get();
+  X509* crl_ask = nullptr;
+  for (const auto& [ask, chain_ark] : stored_chains) {
+    if (crl_ark != nullptr && crypto::CertToDer(chain_ark.get()).value_or(std::vector<uint8_t>{}) ==
+                                  crypto::CertToDer(crl_ark).value_or(std::vector<uint8_t>{1})) {
+      crl_ask = ask.get();
+    }
+  }
   if (crl_ark == nullptr) {
     for (const auto& set : attest::BuiltinAmdRoots()) {
-      if (set.product == product) {
-        crl_ark = set.ark;
-        crl_ask = report->signing_key == evidence::SnpSigningKey::kVlek ? set.asvk : set.ask;
-      }
+      if (set.product == product) crl_ark = set.ark;
     }
   }
-  std::string crl_state = "unavailable";
-  auto versions = Versions(std::string(kAmdCrl), product_name);
-  std::string root_label = internal::RootLabel(crl_ark);
+  const std::string root_label = internal::RootLabel(crl_ark);
   auto pick_crl = [&]() -> std::optional<RawItem> {
+    auto versions = Versions(std::string(kAmdCrl), product_name);
     if (!versions.ok()) return std::nullopt;
     std::vector<Item> of_root;
     for (const Item& it : *versions) {
@@ -863,36 +836,17 @@ attest::Verdict Service::Impl::VerifySnp(std::span<const uint8_t> blob, TimePoin
     if (!raw.ok()) return std::nullopt;
     return *raw;
   };
-  auto crl_item = pick_crl();
-  if ((!crl_item || (crl_item->item.next_update <= at && at >= Now() - std::chrono::minutes(5))) &&
-      !options.kds_url.empty()) {
+  auto crl = pick_crl();
+  if ((!crl || (crl->item.next_update <= at && at >= Now() - std::chrono::minutes(5))) && !options.kds_url.empty() &&
+      crl_ark != nullptr) {
     std::vector<std::pair<X509*, X509*>> anchors;
-    if (crl_ask && crl_ark) anchors.emplace_back(crl_ask, crl_ark);
+    anchors.emplace_back(crl_ask, crl_ark);
     (void)FetchAndStore(std::string(kAmdCrl), product_name, anchors);
-    versions = Versions(std::string(kAmdCrl), product_name);
-    if (auto again = pick_crl()) crl_item = again;
+    if (auto again = pick_crl()) crl = again;
   }
-  if (crl_item) {
-    auto crl = crypto::CrlFromDerOrPem(AsBytes(crl_item->body));
-    if (crl.ok() && crl_ark != nullptr && attest::CrlSignedBy(crl->get(), crl_ark)) {
-      for (X509* cert : {crl_ask, leaf.get()}) {
-        if (cert == nullptr) continue;
-        X509_REVOKED* entry = nullptr;
-        int r = X509_CRL_get0_by_serial(crl->get(), &entry, X509_get0_serialNumber(cert));
-        crypto::DrainOpensslErrors();
-        if (r == 1) {
-          v.genuine = false;
-          v.tcb_status.clear();
-          v.error = InvalidArgument("the " + std::string(cert == leaf.get() ? "VCEK/VLEK" : "ASK") + " (serial " +
-                                        crypto::SerialHex(cert) + ") is revoked by the AMD " + product_name + " CRL",
-                                    "snp_cert_revoked");
-          return v;
-        }
-      }
-      crl_state = "checked";
-    }
-  }
-  v.details["amd_crl"] = crl_state;
+  if (crl) col.crl.assign(crl->body.begin(), crl->body.end());
+  attest::Verdict v = attest::VerifySnpEvidence(blob, col, at, trust);
+  v.details["amd_crl"] = crl ? "checked" : "unavailable";
   return v;
 }
 
