@@ -3,6 +3,7 @@
 // (attest/sim_tsm.h). libfuse3 is loaded only when this command mounts (libs/tsm/README.md).
 #include <signal.h>
 
+#include <filesystem>
 #include <iostream>
 #include <memory>
 
@@ -34,8 +35,10 @@ void RunTsm(const TsmArgs& a, GlobalOptions& global) {
                    kExitUsage);
   }
   if (a.privlevel_floor > tsm::kPrivlevelMax) throw CliError("sim tsm: --privlevel-floor must be 0..3", kExitUsage);
+  std::error_code ec;
+  const std::string mount = std::filesystem::weakly_canonical(a.mount, ec).string();
   tsm::FuseTsmOptions o;
-  o.mountpoint = a.mount;
+  o.mountpoint = ec ? a.mount : mount;
   o.privlevel_floor = provider == tsm::kProviderSev ? a.privlevel_floor : 0;
   o.provider = a.no_provider ? std::string() : provider;
   o.evidence = [vendor](std::string_view, std::span<const uint8_t, tsm::kInblobSize> inblob,
@@ -52,13 +55,14 @@ void RunTsm(const TsmArgs& a, GlobalOptions& global) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   auto fs = tsm::FuseTsm::Mount(std::move(o));
   if (!fs.ok()) throw CliError("sim tsm: " + fs.status().message(), kExitError);
-  const std::string tsm_dir = a.mount + "/report";
+  const std::string& mounted = (*fs)->mountpoint();
+  const std::string tsm_dir = mounted + "/report";
   if (global.json()) {
-    std::cout << nlohmann::json{{"mount", a.mount}, {"tsm_dir", tsm_dir}, {"provider", a.no_provider ? "" : provider}}.dump()
+    std::cout << nlohmann::json{{"mount", mounted}, {"tsm_dir", tsm_dir}, {"provider", a.no_provider ? "" : provider}}.dump()
               << std::endl;
   } else {
     std::cout << "vouch sim tsm: INSECURE emulated configfs-tsm (" << (a.no_provider ? "no provider" : provider)
-              << ") mounted on " << a.mount << "; vouch-agent --tsm-dir " << tsm_dir << std::endl;
+              << ") mounted on " << mounted << "; vouch-agent --tsm-dir " << tsm_dir << std::endl;
   }
   int sig = 0;
   sigwait(&signals, &sig);

@@ -431,6 +431,8 @@ void FuseTsm::Unmount() {
   s.fuse = nullptr;
 }
 
+const std::string& FuseTsm::mountpoint() const { return state_->options.mountpoint; }
+
 uint64_t FuseTsm::reports_generated() const { return state_->generated.load(); }
 
 size_t FuseTsm::entries() const {

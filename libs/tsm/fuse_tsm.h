@@ -68,6 +68,8 @@ class FuseTsm {
   // Unmounts (lazily if busy) and stops the file system thread. Idempotent.
   void Unmount();
 
+  const std::string& mountpoint() const;
+
   // How many times the generator ran (tests: once per generation read).
   uint64_t reports_generated() const;
   // Report entries that exist now (tests: cleanup).
