@@ -19,6 +19,7 @@
 #include "attest/sim_vendor.h"
 #include "attest/snp_verifier.h"
 #include "base/encoding.h"
+#include "base/file.h"
 #include "crypto/keys.h"
 #include "crypto/x509.h"
 #include "evidence/dcap_quote.h"
@@ -226,6 +227,25 @@ TEST(SimTdx, FolderIsTdxAndSgxQuotesAreRefusedThere) {
   auto q = (*loaded)->platform().TdxQuote(TdOptions(), {});
   ASSERT_TRUE(q.ok());
   EXPECT_FALSE(VerifyDcapQuote(*q, sgx->dir, Now(), AllowSim()).genuine);
+}
+
+TEST(SimSgx, FoldersWrittenBeforePlatformsLoadAsSgx) {
+  auto f = MakeFolder(SimTee::kSgx);
+  ASSERT_TRUE(f->vendor);
+  const std::string path = f->dir + "/sim-secrets.json";
+  auto j = nlohmann::json::parse(*crypto::ReadFile(path));
+  EXPECT_EQ(j["platform"], "sgx");
+  j.erase("platform");
+  ASSERT_TRUE(WriteFileAtomic(path, j.dump(2), 0600).ok());
+  auto loaded = SimVendor::Load(f->dir);
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  EXPECT_EQ((*loaded)->tee(), SimTee::kSgx);
+  auto q = (*loaded)->platform().Quote(evidence::SgxReportBody{}, {});
+  ASSERT_TRUE(q.ok());
+  EXPECT_TRUE(VerifyDcapQuote(*q, f->dir, Now(), AllowSim()).genuine);
+  j["platform"] = "arm-cca";
+  ASSERT_TRUE(WriteFileAtomic(path, j.dump(2), 0600).ok());
+  EXPECT_EQ(SimVendor::Load(f->dir).status().reason(), "invalid_sim_platform");
 }
 
 // ---- SEV-SNP ----------------------------------------------------------------------------------
