@@ -3,10 +3,13 @@
 #include "tsm/fuse_tsm.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <fuse.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <condition_variable>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -98,6 +101,10 @@ struct FuseTsm::State {
   struct fuse* fuse = nullptr;
   std::thread loop;
   bool mounted = false;
+  dev_t dev = 0;  // of the mounted file system: its /sys/fs/fuse/connections/<minor>
+  std::mutex loop_mu;
+  std::condition_variable loop_cv;
+  bool loop_done = false;
 
   static State* Self() { return static_cast<State*>(Api().fuse_get_context()->private_data); }
 
@@ -400,7 +407,15 @@ Result<std::unique_ptr<FuseTsm>> FuseTsm::Mount(FuseTsmOptions options) {
     return Unavailable("cannot mount the emulated configfs-tsm on " + s.options.mountpoint, "mount_failed");
   }
   s.mounted = true;
-  s.loop = std::thread([&s] { Api().fuse_loop(s.fuse); });
+  s.loop = std::thread([&s] {
+    Api().fuse_loop(s.fuse);
+    std::lock_guard<std::mutex> lock(s.loop_mu);
+    s.loop_done = true;
+    s.loop_cv.notify_all();
+  });
+  // After the loop runs: a stat of the mount point is a request to it.
+  struct stat st;
+  if (::stat(s.options.mountpoint.c_str(), &st) == 0) s.dev = st.st_dev;
   return fs;
 }
 
@@ -426,6 +441,19 @@ void FuseTsm::Unmount() {
   const FuseApi& api = Api();
   api.fuse_exit(s.fuse);
   api.fuse_unmount(s.fuse);  // the loop's read of /dev/fuse then ends (ENODEV)
+  {
+    // A file still open on the (now detached) mount keeps the connection, and the loop, alive:
+    // after 2 s the connection is aborted, as `fusermount -u` cannot.
+    std::unique_lock<std::mutex> lock(s.loop_mu);
+    if (!s.loop_cv.wait_for(lock, std::chrono::seconds(2), [&s] { return s.loop_done; }) && s.dev != 0) {
+      const std::string abort_path = "/sys/fs/fuse/connections/" + std::to_string(minor(s.dev)) + "/abort";
+      int fd = ::open(abort_path.c_str(), O_WRONLY | O_CLOEXEC);
+      if (fd >= 0) {
+        (void)!::write(fd, "1", 1);
+        ::close(fd);
+      }
+    }
+  }
   if (s.loop.joinable()) s.loop.join();
   api.fuse_destroy(s.fuse);
   s.fuse = nullptr;

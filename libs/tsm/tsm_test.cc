@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <dirent.h>
 #include <set>
 #include <thread>
@@ -202,6 +203,18 @@ TEST_F(TsmFuseTest, NoProviderIsEnxioAndASecondProviderIsRefused) {
   r = GetReport(Request(std::string(kProviderSev), 3));
   EXPECT_EQ(r.status().reason(), kProviderMismatch);
   EXPECT_EQ(fs_->entries(), 0u);
+}
+
+TEST_F(TsmFuseTest, UnmountEndsEvenWithAFileStillOpen) {
+  Mount(std::string(kProviderTdx));
+  ASSERT_EQ(::mkdir((ReportDir() + "/held").c_str(), 0700), 0);
+  int fd = ::open((ReportDir() + "/held/provider").c_str(), O_RDONLY);
+  ASSERT_GE(fd, 0);
+  auto start = std::chrono::steady_clock::now();
+  fs_->Unmount();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
+  ::close(fd);
+  EXPECT_TRUE(List(tmp_.path()).empty());  // the mount point is an empty directory again
 }
 
 TEST(TsmClient, AMissingTsmDirectoryIsAClearError) {
