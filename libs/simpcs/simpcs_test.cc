@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <vector>
 
+#include "attest/sim_vendor.h"
 #include "base/encoding.h"
 #include "base/file.h"
 #include "http/server.h"
@@ -296,6 +297,39 @@ TEST_F(SimPcsTest, NeverReadsSimSecrets) {
   EXPECT_TRUE(ok.ok()) << ok.status().message();
   std::remove((d + "/sim-secrets.json").c_str());
   rmdir(d.c_str());
+}
+
+// Sim vendor folders (vouch sim init --platform tdx|sev-snp), served like real ones; the private
+// sim-secrets.json is never served (no route could name it, and Load never opens it).
+TEST_F(SimPcsTest, ServesSimTdxAndSevSnpFolders) {
+  char tmpl[] = "/tmp/simpcs_sim_XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string d = tmpl;
+  attest::SimVendorOptions tdx, snp;
+  tdx.tee = attest::SimTee::kTdx;
+  snp.tee = attest::SimTee::kSevSnp;
+  ASSERT_TRUE(attest::SimVendor::Create(d + "/tdx", tdx).ok());
+  ASSERT_TRUE(attest::SimVendor::Create(d + "/snp", snp).ok());
+  Start({d + "/tdx", d + "/snp"});
+  auto cat = emulator_->catalog();
+  ASSERT_EQ(cat->tcb_infos.size(), 1u);
+  EXPECT_EQ(cat->tcb_infos[0].tee, Tee::kTdx);
+  Answer tcb = Get("/tdx/certification/v4/tcb?fmspc=" + cat->tcb_infos[0].fmspc);
+  ASSERT_EQ(tcb.status, 200);
+  EXPECT_EQ(tcb.body, File(d + "/tdx/tcbInfo.json"));
+  EXPECT_EQ(Get("/tdx/certification/v4/qe/identity").body, File(d + "/tdx/qeIdentity.json"));
+  ASSERT_EQ(cat->vceks.size(), 1u);
+  const Vcek& v = cat->vceks[0];
+  Answer vcek = Get("/vcek/v1/" + v.product + "/" + v.hwid_hex + "?blSPL=" + std::to_string(v.bl) + "&teeSPL=" +
+                    std::to_string(v.tee) + "&snpSPL=" + std::to_string(v.snp) + "&ucodeSPL=" + std::to_string(v.ucode));
+  ASSERT_EQ(vcek.status, 200);
+  EXPECT_EQ(vcek.body, File(d + "/snp/vcek.der"));
+  EXPECT_EQ(Get("/vcek/v1/" + v.product + "/cert_chain").body, File(d + "/snp/cert_chain.pem"));
+  Answer crl = Get("/vcek/v1/" + v.product + "/crl");
+  ASSERT_EQ(crl.status, 200);
+  EXPECT_EQ(crl.body, File(d + "/snp/crl.der"));
+  EXPECT_EQ(Get("/sim-secrets.json").status, 404);
+  ASSERT_EQ(std::system(("rm -rf " + d).c_str()), 0);
 }
 
 TEST(UrlEncodeComponent, EncodesLikeEncodeUriComponent) {
