@@ -625,6 +625,50 @@ async function audit() {
   return root;
 }
 
+// ------------------------------------------------------------------ collateral
+
+const kCollateralKinds = ['', 'sgx_tcb_info', 'tdx_tcb_info', 'qe_identity', 'td_qe_identity', 'pck_crl', 'root_ca_crl',
+  'amd_vcek', 'amd_cert_chain', 'amd_crl'];
+
+// The key as a person reads it: an FMSPC, a CA type, an AMD product, or product / chip / TCB for a VCEK.
+function collateralKey(c) {
+  const parts = (c.key || '').split('/');
+  if (parts.length === 3) return h('span', {title: c.key}, h('code', {}, parts[0] + ' / ' + parts[1].slice(0, 16) + '… / ' + parts[2]));
+  return h('code', {}, c.key || '—');
+}
+
+// What vouchd holds of the vendors' collateral (docs/collateral.md): fetched from Intel PCS/PCCS and
+// AMD KDS, or imported; admins can fetch everything again now.
+async function collateral() {
+  const root = section('Collateral');
+  root.appendChild(h('p', {class: 'muted'}, 'Intel PCS/PCCS and AMD KDS collateral that vouchd verified and keeps in its store for every ' +
+    'cluster member; refreshed before its next update. Air-gapped sites use vouch collateral import / export.'));
+  if (can('admin')) {
+    root.appendChild(h('div', {class: 'toolbar'}, h('button', {type: 'button', onclick: () => act(async () => {
+      const r = await post('/collateral/refresh', {});
+      say(`Refresh: ${r.stored} stored, ${r.unchanged} unchanged, ${r.refused} refused, ${r.failed} failed.`);
+    })}, 'Refresh all now')));
+  }
+  const q = hashQuery();
+  root.appendChild(filterForm([{name: 'kind', label: 'Kind', options: kCollateralKinds},
+    {name: 'key', label: 'FMSPC or chip', placeholder: '00806f050000'}], q, v => setHashQuery('#/collateral', v)));
+  try {
+    root.appendChild(await pagedTable('/collateral', {kind: q.kind, key: q.key}, [
+      {title: 'Kind', cell: c => h('code', {}, c.kind)},
+      {title: 'FMSPC or chip', cell: collateralKey},
+      {title: 'Issued', cell: c => when(c.issue_date)},
+      {title: 'Next update', cell: c => when(c.next_update)},
+      {title: 'Source', cell: c => h('span', {title: c.origin || ''}, c.source)},
+      {title: 'State', cell: c => h('span', {}, badge(c.state), c.sim ? [' ', h('span', {class: 'badge warn', title: 'chains to a sim root: trusted only where sim is allowed'}, 'INSECURE sim')] : null)},
+      {title: 'Evaluation', cell: c => c.tcb_evaluation_data_number ?? '—', class: 'hide-narrow'},
+    ], {label: 'Collateral', empty: 'No collateral yet. It is fetched when evidence first needs it, or imported with vouch collateral import.'}));
+  } catch (e) {
+    if (e.code !== 'collateral_disabled') throw e;
+    root.appendChild(h('p', {class: 'notice', role: 'status'}, 'The collateral service is not enabled on this manager (vouchd serve --pccs-url / --kds-url).'));
+  }
+  return root;
+}
+
 export const routes = {
-  '': dashboard, zones, apps, builds, tasks, nodes, instances, certificates, users, apikeys, audit,
+  '': dashboard, zones, apps, builds, tasks, nodes, instances, certificates, users, apikeys, audit, collateral,
 };

@@ -381,11 +381,21 @@ try {
     await shot(admin, name);
   }
   ok('nodes, instances, certificates, users and API keys views render');
+  // Collateral (issue 14): the dev manager's imported sim folder, one row per item with its kind,
+  // FMSPC, dates, source and state; sim items are marked.
+  await go(admin, '/collateral', 'Collateral');
+  await admin.getByRole('cell', {name: 'sgx_tcb_info'}).first().waitFor();
+  const colRow = admin.locator('tbody tr', {has: admin.getByRole('cell', {name: 'sgx_tcb_info'})}).first();
+  const colText = await colRow.textContent();
+  expect(/[0-9a-f]{12}/.test(colText) && colText.includes('import') && colText.includes('valid') && colText.includes('INSECURE sim'),
+         'collateral view: kind, FMSPC, source, state and the sim mark of the imported TCB Info', colText);
+  expect(await admin.getByRole('button', {name: 'Refresh all now'}).count() === 1, 'collateral view: admins can refresh');
+  await shot(admin, 'collateral');
   // Every form control on every view has an accessible name (a label or aria-label).
   const kViews = [['/', 'Dashboard'], ['/zones', 'Zones'], ['/zones/prod', 'Zone prod'], ['/apps', 'Apps'], ['/apps/web', 'App web'],
                   ['/builds', 'Builds'], ['/builds/' + build2.id, 'Build ' + build2.id], ['/tasks?status=', 'Tasks'],
                   ['/nodes', 'Nodes'], ['/instances', 'Instances'], ['/certificates', 'Certificates'], ['/users', 'Users'],
-                  ['/apikeys', 'API keys'], ['/audit', 'Audit log']];
+                  ['/apikeys', 'API keys'], ['/audit', 'Audit log'], ['/collateral', 'Collateral']];
   for (const [hash, heading] of kViews) {
     await go(admin, hash, heading);
     const unnamed = await admin.evaluate(() => [...document.querySelectorAll('main input, main select, main textarea')]
