@@ -22,6 +22,7 @@ struct TsmArgs {
   std::string mount;
   uint32_t privlevel_floor = 0;
   bool no_provider = false;
+  int interfere = 0;
 };
 
 void RunTsm(const TsmArgs& a, GlobalOptions& global) {
@@ -41,6 +42,7 @@ void RunTsm(const TsmArgs& a, GlobalOptions& global) {
   o.mountpoint = ec ? a.mount : mount;
   o.privlevel_floor = provider == tsm::kProviderSev ? a.privlevel_floor : 0;
   o.provider = a.no_provider ? std::string() : provider;
+  o.interfere = a.interfere;
   o.evidence = [vendor](std::string_view, std::span<const uint8_t, tsm::kInblobSize> inblob,
                         uint32_t privlevel) -> Result<tsm::Blobs> {
     VOUCH_ASSIGN_OR_RETURN(attest::TsmBlobs b, attest::SimTsmReport(*vendor, inblob, privlevel));
@@ -85,6 +87,9 @@ void RegisterSimTsm(CLI::App* sim_group, GlobalOptions& global) {
   c->add_option("--privlevel-floor", args->privlevel_floor, "sev_guest: the privlevel_floor shown (the VMPCK id)")
       ->capture_default_str();
   c->add_flag("--no-provider", args->no_provider, "Register no provider (mkdir fails with ENXIO), for tests");
+  c->add_option("--interfere", args->interfere,
+                "For tests: the first N inblob writes are each followed at once by another writer's (generation +2)")
+      ->check(CLI::Range(0, 1000000));
   c->callback([args, &global] { RunTsm(*args, global); });
 }
 

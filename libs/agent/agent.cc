@@ -154,6 +154,11 @@ Status Agent::MakeNodeEvidence(std::span<const uint8_t> spki, std::span<const ui
     r.inblob = inblob;
     r.want_aux = tsm_provider_ == tsm::kProviderSev;
     VOUCH_ASSIGN_OR_RETURN(tsm::Report report, tsm::GetReport(r));
+    if (report.attempts > 1) {
+      spdlog::warn("agent: configfs-tsm: {} report attempt(s) raced with another writer in {} and were discarded; "
+                   "attempt {} used (generation {})",
+                   report.attempts - 1, options_.tsm_dir, report.attempts, report.generation);
+    }
     // Team contract (issue 14): TDX = the quote; SEV-SNP = report ‖ certificate table.
     *evidence = std::move(report.outblob);
     evidence->insert(evidence->end(), report.auxblob.begin(), report.auxblob.end());

@@ -330,6 +330,11 @@ int OpFlush(const char*, struct fuse_file_info* fi) {
   it->second.inblob = h->pending;
   it->second.have_inblob = true;
   ++it->second.write_generation;
+  if (s->options.interfere > 0) {
+    --s->options.interfere;
+    for (uint8_t& b : it->second.inblob) b = static_cast<uint8_t>(~b);
+    ++it->second.write_generation;
+  }
   return 0;
 }
 

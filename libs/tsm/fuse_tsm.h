@@ -51,6 +51,10 @@ struct FuseTsmOptions {
   EvidenceFn evidence;
   uint32_t privlevel_floor = 0;  // sev_guest: the VMPCK id
   size_t max_entries = 1024;     // mkdir past this: ENOSPC
+  // Test knob: the first N inblob writes are each followed at once by another writer's (the
+  // inblob with every byte inverted, one more generation), as a second process in the guest
+  // would do between the client's write and its read.
+  int interfere = 0;
 };
 
 class FuseTsm {

@@ -288,6 +288,22 @@ TEST_F(TsmFuseTest, BlobsOfTwoGenerationsAreNeverReturnedTogether) {
   EXPECT_EQ(std::string(r->auxblob.begin(), r->auxblob.end()), "AUX:" + Hex(Inblob(5)));
 }
 
+TEST_F(TsmFuseTest, TheEmulatorsInterferenceKnobIsDetectedByTheClient) {
+  ASSERT_EQ(::access("/dev/fuse", R_OK | W_OK), 0) << "/dev/fuse is needed";
+  FuseTsmOptions o;
+  o.mountpoint = tmp_.path();
+  o.provider = std::string(kProviderTdx);
+  o.evidence = FakeEvidence();
+  o.interfere = 2;
+  auto fs = FuseTsm::Mount(std::move(o));
+  ASSERT_TRUE(fs.ok()) << fs.status().message();
+  fs_ = std::move(*fs);
+  auto r = GetReport(Request(std::string(kProviderTdx), 7));
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->attempts, 3);
+  EXPECT_EQ(std::string(r->outblob.begin(), r->outblob.end()), Expected(kProviderTdx, 7));
+}
+
 TEST_F(TsmFuseTest, AWriterOnEveryAttemptIsAnErrorAfterTheBoundAndLeavesNothingBehind) {
   Mount(std::string(kProviderTdx));
   InterferingFs fs(InterferingFs::When::kAfterInblobWrite, -1);

@@ -2,7 +2,8 @@
 # Confidential-VM nodes through the emulated configfs-tsm (docs/tsm.md, docs/agent.md): a TDX and
 # an SEV-SNP sim folder each mounted with `vouch sim tsm` (FUSE) showing its provider's
 # attributes; a vouch-agent with `--tee auto --tsm-dir` provisioned by vouchd from the
-# kernel-format TDX evidence (sim-tdx); the wrong --tee and a kernel without a provider are
+# kernel-format TDX evidence (sim-tdx) although another writer raced its first two report
+# entries (the agent retries, never sends blobs of a generation it did not make); the wrong --tee and a kernel without a provider are
 # start-up errors; a process
 # that is not vouch-rte gets no workload certificate on the TDX node, while a converted image run
 # under runc (vouch-rte as PID 1, the agent socket bind-mounted) gets one for its approved build.
@@ -50,7 +51,9 @@ mount_tsm() {  # NAME SIM_DIR [FLAGS...]
   TSM_PIDS+=($!)
   wait_until "the emulated configfs-tsm is mounted on tsm-$name" 50 test -d "tsm-$name/report"
 }
-mount_tsm tdx sim-tdx
+# The TDX kernel plays a second writer on the first two report entries (another process in the
+# guest writing its inblob between the agent's write and read).
+mount_tsm tdx sim-tdx --interfere 2
 mount_tsm snp sim-snp
 mount_tsm none sim-tdx --no-provider
 expect_contains "vouch sim tsm says what it emulates" "INSECURE emulated configfs-tsm (tdx_guest)" "$(cat tsm-tdx.log)"
@@ -96,6 +99,8 @@ expect_eq "the refused starts left no report entries behind" "" "$(ls -A tsm-tdx
 start_cvm_agent tdx tdx
 TDX_SOCK=$SOCK
 expect_contains "the agent found tdx_guest" "TEE tdx through configfs-tsm (tdx_guest" "$(cat tdx.log)"
+expect_contains "a report whose generation moved under the agent is discarded, not sent" \
+  "2 report attempt(s) raced with another writer" "$(cat tdx.log)"
 nodes=$("$VOUCH" node list -o json)
 platforms=$(python3 -c 'import json,sys; print(" ".join(sorted(n["platform"] for n in json.load(sys.stdin)["items"])))' <<<"$nodes")
 expect_eq "vouchd recorded a sim-tdx node from the configfs-tsm quote" "sim-tdx" "$platforms"
