@@ -5,8 +5,14 @@
 #include <fstream>
 
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
+
+#include <condition_variable>
+#include <cstring>
+#include <mutex>
 
 #include "agent/agent.h"
 #include "agent/disk_queue.h"
@@ -21,6 +27,7 @@
 #include "testing/csr.h"
 #include "testing/temp_dir.h"
 #include "tsm/fuse_tsm.h"
+#include "workload/local_http.h"
 #include "workload/workload_client.h"
 
 namespace vouch::agent {
@@ -218,6 +225,68 @@ TEST(RteRecognizer, AcceptsOnlyALiveProcessRunningAKnownExecutable) {
   ASSERT_GE(pidfd, 0);
   EXPECT_EQ(RteRecognizer({SelfExeHash()}).Check(PeerProcess{pid, 0, pidfd}).reason(), kPeerExited);
   ::close(pidfd);
+}
+
+// libs/http's Unix listener hands the handler the caller's pid and a pidfd pinned to it
+// (SO_PEERPIDFD): a caller that exited (its pid free for reuse) fails the check even though the
+// handler only runs afterwards.
+TEST(RteRecognizer, ThePidfdOfTheConnectionOutlivesTheCallersPid) {
+  test::TempDir tmp("agent-peer");
+  const std::string sock = tmp.path() + "/s.sock";
+  RteRecognizer rte({SelfExeHash()});
+  std::mutex mu;
+  std::condition_variable cv;
+  bool child_reaped = false;
+  std::vector<std::pair<int64_t, std::string>> seen;  // (pid, check reason or "ok")
+  http::Router router;
+  router.Add("GET", "/peer", [&](http::Request& req) {
+    std::unique_lock<std::mutex> lock(mu);
+    if (req.peer_pid != ::getpid()) cv.wait_for(lock, std::chrono::seconds(20), [&] { return child_reaped; });
+    Status st = rte.Check(PeerProcess{req.peer_pid, req.peer_uid, req.peer_pidfd});
+    seen.emplace_back(req.peer_pid, st.ok() ? "ok" : st.reason());
+    EXPECT_GE(req.peer_pidfd, 0) << "no SO_PEERPIDFD (Linux 6.5+)";
+    cv.notify_all();
+    return http::Response::Json({{"pid", req.peer_pid}});
+  });
+  http::ServerOptions so;
+  so.tcp_enabled = false;
+  so.unix_socket_path = sock;
+  so.threads = 2;
+  auto server = http::Server::Create(so, std::move(router));
+  ASSERT_TRUE(server.ok());
+  ASSERT_TRUE((*server)->Start().ok());
+  // This process: recognised (the known executable is this test binary).
+  auto self = workload::LocalHttp::Create(sock);
+  ASSERT_TRUE(self.ok());
+  auto answer = (*self)->Get("/peer");
+  ASSERT_TRUE(answer.ok()) << answer.status().message();
+  EXPECT_EQ((*answer)["pid"], ::getpid());
+  // A child that sends its request and exits at once; the handler checks only after it was reaped.
+  pid_t child = ::fork();
+  if (child == 0) {
+    int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un addr {};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, sock.c_str(), sizeof addr.sun_path - 1);
+    if (::connect(fd, reinterpret_cast<struct sockaddr*>(&addr), sizeof addr) != 0) ::_exit(1);
+    static const char kReq[] = "GET /peer HTTP/1.1\r\nHost: agent\r\n\r\n";
+    if (::write(fd, kReq, sizeof kReq - 1) < 0) ::_exit(2);
+    ::_exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    child_reaped = true;
+    cv.notify_all();
+    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(20), [&] { return seen.size() == 2; }))
+        << "the child's request never reached the handler";
+  }
+  (*server)->Stop(std::chrono::seconds(1));
+  EXPECT_EQ(seen[0], (std::pair<int64_t, std::string>{::getpid(), "ok"}));
+  EXPECT_EQ(seen[1].first, child);
+  EXPECT_EQ(seen[1].second, kPeerExited);
 }
 
 // The agent on a (emulated) TDX guest: pre-provisioned identity, a manager that does not answer.
