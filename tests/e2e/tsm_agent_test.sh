@@ -164,4 +164,19 @@ inst=$("$VOUCH" instance list --app cvm -o json)
 expect_eq "the instance runs on the TDX node" "$(python3 -c 'import json,sys; print([n["id"] for n in json.load(sys.stdin)["items"] if n["platform"]=="sim-tdx"][0])' <<<"$nodes")" \
   "$(python3 -c 'import json,sys; print(json.load(sys.stdin)["items"][0]["node"])' <<<"$inst")"
 runc --root "$RUNC_ROOT" kill cvm1 KILL >/dev/null 2>&1
+
+# --- renewal takes the same configfs-tsm path (renew at once: --renew-fraction 0) ---
+kill -TERM "$AGENT_PID"
+wait "$AGENT_PID" 2>/dev/null
+"$AGENT" --data-dir "$E2E_TMP/tdx" --ca-file "$CA" --socket "$TDX_SOCK" --tee tdx --tsm-dir "$E2E_TMP/tsm-tdx/report" \
+  --rte-sha256 "$RTE_SHA" --renew-fraction 0 >>tdx-renew.log 2>&1 &
+AGENT_PID=$!
+E2E_PIDS+=("$AGENT_PID")
+wait_until "the TDX agent renews its node certificate with fresh configfs-tsm evidence" 100 file_has tdx-renew.log "renewed node"
+kill -TERM "$AGENT_PID"
+wait "$AGENT_PID" 2>/dev/null
+ok "the TDX node renewed through configfs-tsm"
+expect_eq "still one node, sim-tdx" "sim-tdx" \
+  "$("$VOUCH" node list -o json | python3 -c 'import json,sys; print(" ".join(n["platform"] for n in json.load(sys.stdin)["items"]))')"
+expect_eq "renewals left no report entries behind" "" "$(ls -A tsm-tdx/report)"
 echo "PASS tsm_agent_test ($E2E_PASSED checks)"
