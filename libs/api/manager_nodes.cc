@@ -167,8 +167,9 @@ attest::Verdict Manager::VerifyEvidence(const std::string& platform, std::span<c
                                    folder_reason == attest::kDcapChainUntrusted ||
                                    folder_reason == attest::kDcapTcbInfoMismatch ||
                                    folder_reason == attest::kDcapSimNotAllowed;
-  const std::string service_reason = service.error ? service.error->reason() : std::string();
-  if (folder_inconclusive && service_reason != attest::kDcapMissingCollateral) return service;
+  // A folder of another vendor root or FMSPC says nothing about this quote: the service's answer
+  // (e.g. missing_collateral) is the one that does.
+  if (folder_inconclusive) return service;
   return *from_folders;
 }
 
