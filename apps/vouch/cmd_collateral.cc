@@ -124,7 +124,7 @@ void RunExport(const CollateralArgs& a, const GlobalOptions& global) {
   size_t written = 0;
   for (const auto& [name, b64] : answer["files"].items()) {
     // Plain file names only: a hostile server must not write outside DIR.
-    bool plain = !name.empty() && name[0] != '.' && name.size() <= 200 &&
+    bool plain = !name.empty() && name[0] != '.' && name.size() <= 255 &&
                  std::all_of(name.begin(), name.end(), [](unsigned char c) {
                    return std::isalnum(c) || c == '.' || c == '_' || c == '-';
                  });

@@ -302,7 +302,7 @@ Result<std::string> PccsFmspc(const Request& req) {
 
 // POST /api/v1/collateral/import: {"files": {name: base64}, "origin"?}. Names are plain file
 // names; a sim vendor's private file is refused, never stored.
-constexpr size_t kMaxImportFiles = 256;
+constexpr size_t kMaxImportFiles = 2048;
 Status ImportFilesFrom(const json& body, std::map<std::string, std::string>* files, std::string* origin) {
   if (!body.is_object()) return InvalidArgument("the body must be a JSON object", "invalid_json");
   for (const auto& [k, v] : body.items()) {
@@ -321,11 +321,11 @@ Status ImportFilesFrom(const json& body, std::map<std::string, std::string>* fil
                            "invalid_files");
   }
   for (const auto& [name, v] : f->items()) {
-    bool ok_name = !name.empty() && name.size() <= 128 && name[0] != '.' &&
+    bool ok_name = !name.empty() && name.size() <= 255 && name[0] != '.' &&
                    std::all_of(name.begin(), name.end(), [](unsigned char c) {
                      return std::isalnum(c) || c == '.' || c == '_' || c == '-';
                    });
-    if (!ok_name) return InvalidArgument("file names are plain names ([A-Za-z0-9._-], at most 128)", "invalid_file_name");
+    if (!ok_name) return InvalidArgument("file names are plain names ([A-Za-z0-9._-], at most 255)", "invalid_file_name");
     if (name == "sim-secrets.json") {
       return InvalidArgument("sim-secrets.json holds a sim vendor's private keys: not collateral, never imported",
                              "secret_file_refused");

@@ -174,11 +174,36 @@ code=$(curl -sS --cacert "$CA" -o "$E2E_TMP/pccs.body" -w '%{http_code}' "$URL/s
 expect_eq "PCCS pckcrl with a bad ca answers 400" 400 "$code"
 expect_eq "… with a JSON error" invalid_ca "$(jq_get '["error"]["code"]' <"$E2E_TMP/pccs.body")"
 
+curl -sS --cacert "$CA" -D "$E2E_TMP/qe.h" -o "$E2E_TMP/qe.body" "$URL/tdx/certification/v4/qe/identity?update=standard" ||
+  fail "GET /tdx/certification/v4/qe/identity from vouchd"
+cmp -s "$E2E_TMP/qe.body" "$T/tdx/automata-spr-v4-2025-10/qeIdentity.json" ||
+  fail "PCCS TD_QE identity is not the newest real one held (automata-spr-v4-2025-10): $(head -c 200 "$E2E_TMP/qe.body")"
+ok "PCCS /tdx/certification/v4/qe/identity serves the newest TD_QE identity held, byte for byte"
+expect_contains "… with SGX-Enclave-Identity-Issuer-Chain" "SGX-Enclave-Identity-Issuer-Chain: -----BEGIN%20CERTIFICATE" "$(cat "$E2E_TMP/qe.h")"
+
+# ---- vouch collateral export / import (air-gapped sites)
+"$VOUCH" collateral export "$E2E_TMP/export" >/dev/null || fail "vouch collateral export"
+[[ -f "$E2E_TMP/export/manifest.json" ]] || fail "vouch collateral export wrote no manifest.json"
+n=$(find "$E2E_TMP/export" -type f | wc -l)
+[[ $n -ge 10 ]] || fail "vouch collateral export wrote only $n files"
+ok "vouch collateral export writes every stored version ($n files with manifest.json)"
+out=$("$VOUCH" collateral import "$E2E_TMP/export" -o json)
+rc=$?
+[[ $rc == 0 || $rc == 4 ]] || fail "vouch collateral import of the export exited $rc: ${out:0:300}"
+# Every item comes back unchanged except the sim AMD CRL: its sim ARK reached vouchd only inside
+# the sim evidence's certificate table, so an import cannot check that CRL's signature (refused).
+expect_eq "importing the export again stores nothing new; only the sim AMD CRL cannot be checked" "stored=0 refused=amd_crl" \
+  "$(python3 -c 'import json,sys; r=json.loads(sys.argv[1]); print("stored=%d refused=%s" % (r["stored"], ",".join(o["kind"] for o in r["outcomes"] if o["result"] == "refused")))' "$out")"
+"$VOUCH" collateral import "$E2E_TMP/sim-tdx" >/dev/null 2>"$E2E_TMP/import.err" || fail "vouch collateral import of a sim folder: $(cat "$E2E_TMP/import.err")"
+expect_contains "vouch collateral import never sends a sim folder's sim-secrets.json" "not sent: sim-secrets.json" "$(cat "$E2E_TMP/import.err")"
+
 # ---- vouch evidence verify --server: same output and exit code as offline
 out=$("$VOUCH" evidence verify --server "$URL" --evidence "$T/tdx/dcap-rs-spr-v4-2025-02/quote.dat" --at 2025-02-13T04:00:32Z -o json)
 rc=$?
 expect_eq "vouch evidence verify --server exits 1 for a genuine OutOfDate quote" 1 "$rc"
 expect_eq "vouch evidence verify --server prints the server's verdict" "genuine=True tcb=OutOfDate adv=$ADV sim=False" "$(summary "$out")"
+"$VOUCH" evidence verify --server "$URL" --evidence "$T/tdx/dcap-rs-spr-v4-2025-02/quote.dat" --collateral "$T/tdx/dcap-rs-spr-v4-2025-02" >/dev/null 2>&1
+expect_eq "vouch evidence verify --server with --collateral is a usage error (exit 2)" 2 "$?"
 
 # ---- a broken signature is refused; the last good copy stays
 sha_before=$("$VOUCH" collateral list --kind sgx_tcb_info --key 00606a000000 -o json | jq_get '["items"][0]["sha256"]')
