@@ -59,6 +59,26 @@ void RunPcs(const PcsArgs& a, const GlobalOptions& global) {
   options.corrupt_all = a.corrupt_signature;
   auto emulator = simpcs::Emulator::Create(options);
   if (!emulator.ok()) throw CliError("sim pcs: " + emulator.status().message(), kExitError);
+  {
+    // What is served, on stderr; a folder that holds nothing recognisable is most likely a typo.
+    auto cat = (*emulator)->catalog();
+    for (const auto& dir : a.dirs) {
+      auto from = [&dir](const std::string& source) { return source.rfind(dir, 0) == 0; };
+      bool any = false;
+      for (const auto* list : {&cat->tcb_infos, &cat->qe_identities, &cat->evaluation_numbers}) {
+        for (const auto& x : *list) any = any || from(x.source);
+      }
+      for (const auto* list : {&cat->pck_crls, &cat->root_crls}) {
+        for (const auto& x : *list) any = any || from(x.source);
+      }
+      for (const auto& x : cat->vceks) any = any || from(x.source);
+      for (const auto& x : cat->amd_products) any = any || from(x.source);
+      if (!any) std::cerr << "vouch sim pcs: warning: nothing to serve in " << dir << "\n";
+    }
+    std::cerr << "vouch sim pcs: serving " << cat->tcb_infos.size() << " TCB Info, " << cat->qe_identities.size()
+              << " QE identities, " << cat->pck_crls.size() << " PCK CRLs, " << cat->root_crls.size() << " root CRLs, "
+              << cat->vceks.size() << " VCEKs, " << cat->amd_products.size() << " AMD products\n";
+  }
 
   http::ServerOptions server;
   server.listen_address = hp->host;
