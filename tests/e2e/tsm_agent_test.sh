@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Confidential-VM nodes through the emulated configfs-tsm (docs/tsm.md, docs/agent.md): a TDX and
 # an SEV-SNP sim folder each mounted with `vouch sim tsm` (FUSE) showing its provider's
-# attributes; a vouch-agent with `--tee auto --tsm-dir` provisioned by vouchd from the
-# kernel-format TDX evidence (sim-tdx) although another writer raced its first two report
+# attributes; a vouch-agent on each with `--tee auto --tsm-dir`, provisioned by vouchd from the
+# kernel-format evidence (sim-tdx: the quote; sim-sev-snp: report ‖ certificate table), the TDX one
+# although another writer raced its first two report
 # entries (the agent retries, never sends blobs of a generation it did not make); the wrong --tee and a kernel without a provider are
 # start-up errors; a process
 # that is not vouch-rte gets no workload certificate on the TDX node, while a converted image run
@@ -68,10 +69,13 @@ expect_contains "no provider: mkdir fails ENXIO" "No such device or address" "$(
 # --- the manager: the sim agents' launch measurements accepted in zone default ---
 start_dev_manager --collateral "$E2E_TMP/sim-tdx"
 MRTD=$(printf 'vouch-agent-sim-tdx-mrtd-v1' | sha384sum | cut -d' ' -f1)
-task=$("$VOUCH" zone node-identity add default --platform tdx --mrtd "$MRTD" -o json | jq_get '["task_id"]') \
-  || fail "node-identity add"
-"$VOUCH" task approve "$task" >/dev/null || fail "approve $task"
-ok "the sim agent's TDX MRTD accepted in zone default"
+MEAS=$(printf 'vouch-agent-sim-snp-measurement-v1' | sha384sum | cut -d' ' -f1)
+for args in "--platform tdx --mrtd $MRTD" "--platform sev-snp --measurement $MEAS"; do
+  # shellcheck disable=SC2086  # two words each
+  task=$("$VOUCH" zone node-identity add default $args -o json | jq_get '["task_id"]') || fail "node-identity add $args"
+  "$VOUCH" task approve "$task" >/dev/null || fail "approve $task"
+done
+ok "the sim agent's TDX MRTD and SEV-SNP MEASUREMENT accepted in zone default"
 
 RTE_SHA=$(sha256sum "$RTE" | cut -d' ' -f1)
 start_cvm_agent() {  # NAME TSM_NAME [FLAGS...]
@@ -96,15 +100,22 @@ expect_contains "--tee sev-snp on a TDX guest: a start-up error" "tsm_provider_m
 expect_eq "the refused starts left no report entries behind" "" "$(ls -A tsm-tdx/report; ls -A tsm-none/report)"
 
 # --- provisioning through configfs-tsm ---
+start_cvm_agent snp snp
+SNP_PID=$AGENT_PID
+SNP_SOCK=$SOCK
 start_cvm_agent tdx tdx
 TDX_SOCK=$SOCK
-expect_contains "the agent found tdx_guest" "TEE tdx through configfs-tsm (tdx_guest" "$(cat tdx.log)"
+expect_contains "the TDX agent found tdx_guest" "TEE tdx through configfs-tsm (tdx_guest" "$(cat tdx.log)"
+expect_contains "the SEV-SNP agent found sev_guest" "TEE sev-snp through configfs-tsm (sev_guest" "$(cat snp.log)"
 expect_contains "a report whose generation moved under the agent is discarded, not sent" \
   "2 report attempt(s) raced with another writer" "$(cat tdx.log)"
 nodes=$("$VOUCH" node list -o json)
 platforms=$(python3 -c 'import json,sys; print(" ".join(sorted(n["platform"] for n in json.load(sys.stdin)["items"])))' <<<"$nodes")
-expect_eq "vouchd recorded a sim-tdx node from the configfs-tsm quote" "sim-tdx" "$platforms"
-expect_eq "the agent left no report entries behind" "" "$(ls -A tsm-tdx/report)"
+expect_eq "vouchd recorded a sim-sev-snp and a sim-tdx node from the configfs-tsm evidence" "sim-sev-snp sim-tdx" "$platforms"
+expect_eq "the agents left no report entries behind" "" "$(ls -A tsm-tdx/report; ls -A tsm-snp/report)"
+expect_eq "the SEV-SNP agent tells workloads to send their identity (peer auth)" "sev-snp peer" \
+  "$(curl -fsS --unix-socket "$SNP_SOCK" http://agent/v1/target-info | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["tee"], d["workload_auth"])')"
+kill -TERM "$SNP_PID"
 expect_eq "the TDX agent tells workloads to send their identity (peer auth)" "tdx peer" \
   "$(curl -fsS --unix-socket "$TDX_SOCK" http://agent/v1/target-info | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["tee"], d["workload_auth"])')"
 
@@ -139,8 +150,8 @@ out=$("$VOUCH" workload cert --socket "$TDX_SOCK" --dns cvm.example.com --out wl
       --isvsvn "$(jq_get '["measurements"]["isvsvn"]' <<<"$build")" 2>&1) && fail "vouch workload cert got a certificate: $out"
 expect_contains "a process that is not vouch-rte gets no certificate for the approved build" "peer_not_vouch_rte" "$out"
 [[ ! -e wl/cert.pem ]] || fail "a certificate was written"
-audited() { "$VOUCH" audit list -o json | grep -q 'denied:peer_not_vouch_rte'; }
-wait_until "vouchd audits the agent's refusal" 50 audited
+audited() { "$VOUCH" audit list --action certificate.issue -o json | grep -q "denied:peer_not_vouch_rte"; }
+wait_until "vouchd audits the agent's refusal" 150 audited
 ok "the refusal reaches vouchd's audit log (denied:peer_not_vouch_rte)"
 
 # --- vouch-rte under runc: recognised, certified for its build ---
@@ -176,7 +187,8 @@ wait_until "the TDX agent renews its node certificate with fresh configfs-tsm ev
 kill -TERM "$AGENT_PID"
 wait "$AGENT_PID" 2>/dev/null
 ok "the TDX node renewed through configfs-tsm"
-expect_eq "still one node, sim-tdx" "sim-tdx" \
-  "$("$VOUCH" node list -o json | python3 -c 'import json,sys; print(" ".join(n["platform"] for n in json.load(sys.stdin)["items"]))')"
+nodes=$("$VOUCH" node list -o json 2>&1) || fail "node list: $nodes"
+expect_eq "still one TDX node" "sim-sev-snp sim-tdx" \
+  "$(python3 -c 'import json,sys; print(" ".join(sorted(n["platform"] for n in json.load(sys.stdin)["items"])))' <<<"$nodes")"
 expect_eq "renewals left no report entries behind" "" "$(ls -A tsm-tdx/report)"
 echo "PASS tsm_agent_test ($E2E_PASSED checks)"
