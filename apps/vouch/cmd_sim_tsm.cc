@@ -6,7 +6,6 @@
 #include <filesystem>
 #include <iostream>
 #include <memory>
-
 #include <nlohmann/json.hpp>
 
 #include "attest/sim_tsm.h"
@@ -31,11 +30,13 @@ void RunTsm(const TsmArgs& a, GlobalOptions& global) {
   std::shared_ptr<attest::SimVendor> vendor(std::move(*loaded));
   const std::string provider(attest::SimTsmProvider(*vendor));
   if (provider.empty()) {
-    throw CliError("sim tsm: " + a.sim_dir + " is an sgx sim folder; configfs-tsm needs a tdx or sev-snp one "
-                   "(vouch sim init --platform tdx|sev-snp DIR)",
+    throw CliError("sim tsm: " + a.sim_dir +
+                       " is an sgx sim folder; configfs-tsm needs a tdx or sev-snp one "
+                       "(vouch sim init --platform tdx|sev-snp DIR)",
                    kExitUsage);
   }
-  if (a.privlevel_floor > tsm::kPrivlevelMax) throw CliError("sim tsm: --privlevel-floor must be 0..3", kExitUsage);
+  if (a.privlevel_floor > tsm::kPrivlevelMax)
+    throw CliError("sim tsm: --privlevel-floor must be 0..3", kExitUsage);
   std::error_code ec;
   const std::string mount = std::filesystem::weakly_canonical(a.mount, ec).string();
   tsm::FuseTsmOptions o;
@@ -60,11 +61,15 @@ void RunTsm(const TsmArgs& a, GlobalOptions& global) {
   const std::string& mounted = (*fs)->mountpoint();
   const std::string tsm_dir = mounted + "/report";
   if (global.json()) {
-    std::cout << nlohmann::json{{"mount", mounted}, {"tsm_dir", tsm_dir}, {"provider", a.no_provider ? "" : provider}}.dump()
+    std::cout << nlohmann::json{{"mount", mounted},
+                                {"tsm_dir", tsm_dir},
+                                {"provider", a.no_provider ? "" : provider}}
+                     .dump()
               << std::endl;
   } else {
-    std::cout << "vouch sim tsm: INSECURE emulated configfs-tsm (" << (a.no_provider ? "no provider" : provider)
-              << ") mounted on " << mounted << "; vouch-agent --tsm-dir " << tsm_dir << std::endl;
+    std::cout << "vouch sim tsm: INSECURE emulated configfs-tsm ("
+              << (a.no_provider ? "no provider" : provider) << ") mounted on " << mounted
+              << "; vouch-agent --tsm-dir " << tsm_dir << std::endl;
   }
   int sig = 0;
   sigwait(&signals, &sig);
@@ -75,20 +80,26 @@ void RunTsm(const TsmArgs& a, GlobalOptions& global) {
 
 void RegisterSimTsm(CLI::App* sim_group, GlobalOptions& global) {
   auto args = std::make_shared<TsmArgs>();
-  auto* c = sim_group->add_subcommand(
-      "tsm", "Mount an emulated Linux configfs-tsm (FUSE) answering with a tdx or sev-snp sim folder's evidence "
-             "(runs until SIGINT/SIGTERM, then unmounts)");
-  c->add_option("--sim", args->sim_dir, "A tdx or sev-snp sim folder (vouch sim init --platform tdx|sev-snp DIR)")
+  auto* c = sim_group->add_subcommand("tsm",
+                                      "Mount an emulated Linux configfs-tsm (FUSE) answering with "
+                                      "a tdx or sev-snp sim folder's evidence "
+                                      "(runs until SIGINT/SIGTERM, then unmounts)");
+  c->add_option("--sim", args->sim_dir,
+                "A tdx or sev-snp sim folder (vouch sim init --platform tdx|sev-snp DIR)")
       ->required()
       ->check(CLI::ExistingDirectory);
-  c->add_option("--mount", args->mount, "An existing empty directory to mount on; reports are made under MOUNT/report")
+  c->add_option("--mount", args->mount,
+                "An existing empty directory to mount on; reports are made under MOUNT/report")
       ->required()
       ->check(CLI::ExistingDirectory);
-  c->add_option("--privlevel-floor", args->privlevel_floor, "sev_guest: the privlevel_floor shown (the VMPCK id)")
+  c->add_option("--privlevel-floor", args->privlevel_floor,
+                "sev_guest: the privlevel_floor shown (the VMPCK id)")
       ->capture_default_str();
-  c->add_flag("--no-provider", args->no_provider, "Register no provider (mkdir fails with ENXIO), for tests");
+  c->add_flag("--no-provider", args->no_provider,
+              "Register no provider (mkdir fails with ENXIO), for tests");
   c->add_option("--interfere", args->interfere,
-                "For tests: the first N inblob writes are each followed at once by another writer's (generation +2)")
+                "For tests: the first N inblob writes are each followed at once by another "
+                "writer's (generation +2)")
       ->check(CLI::Range(0, 1000000));
   c->callback([args, &global] { RunTsm(*args, global); });
 }

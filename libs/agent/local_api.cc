@@ -70,6 +70,7 @@ Status VerifyLocalRequest(const crypto::SecretBytes& report_key, std::span<const
   body_out->assign(parsed.body.raw.begin(), parsed.body.raw.end());
   return Status::Ok();
 }
+
 Status ClaimedReportBody(std::span<const uint8_t> report, std::string_view csr_pem, std::vector<uint8_t>* body_out) {
   if (report.size() != evidence::kSgxReportSize) {
     return InvalidArgument("report must be the " + std::to_string(evidence::kSgxReportSize) +

@@ -86,8 +86,9 @@ std::vector<Sha256> DefaultRteHashes() {
 Result<Sha256> ParseSha256Hex(std::string_view hex) {
   auto raw = HexDecode(hex);
   if (!raw.ok() || raw->size() != 32) {
-    return InvalidArgument("a SHA-256 must be 64 hex digits, got '" + std::string(hex.substr(0, 80)) + "'",
-                           "invalid_sha256");
+    return InvalidArgument(
+        "a SHA-256 must be 64 hex digits, got '" + std::string(hex.substr(0, 80)) + "'",
+        "invalid_sha256");
   }
   Sha256 out;
   std::copy(raw->begin(), raw->end(), out.begin());
@@ -98,18 +99,21 @@ Result<Sha256> RteRecognizer::HashExe(int64_t pid) {
   const std::string path = "/proc/" + std::to_string(pid) + "/exe";
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
-    return PermissionDenied("cannot open the calling process's executable (" + path + ": " + std::strerror(errno) + ")",
-                            std::string(kPeerExited));
+    return PermissionDenied(
+        "cannot open the calling process's executable (" + path + ": " + std::strerror(errno) + ")",
+        std::string(kPeerExited));
   }
   struct stat st;
   if (::fstat(fd, &st) != 0) {
     ::close(fd);
-    return PermissionDenied("cannot stat the calling process's executable", std::string(kPeerExited));
+    return PermissionDenied("cannot stat the calling process's executable",
+                            std::string(kPeerExited));
   }
-  auto key = std::make_tuple(static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino),
-                             static_cast<int64_t>(st.st_size),
-                             static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec,
-                             static_cast<int64_t>(st.st_ctim.tv_sec) * 1000000000 + st.st_ctim.tv_nsec);
+  auto key =
+      std::make_tuple(static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino),
+                      static_cast<int64_t>(st.st_size),
+                      static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec,
+                      static_cast<int64_t>(st.st_ctim.tv_sec) * 1000000000 + st.st_ctim.tv_nsec);
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = cache_.find(key);
@@ -129,14 +133,16 @@ Result<Sha256> RteRecognizer::HashExe(int64_t pid) {
 
 Status RteRecognizer::Check(const PeerProcess& peer) {
   if (known_.empty()) {
-    return PermissionDenied("this agent knows no vouch-rte executable (--rte-sha256, or a vouch-rte next to "
-                            "vouch-agent)",
-                            std::string(kRteUnknown));
+    return PermissionDenied(
+        "this agent knows no vouch-rte executable (--rte-sha256, or a vouch-rte next to "
+        "vouch-agent)",
+        std::string(kRteUnknown));
   }
   if (peer.pid <= 0) {
-    return PermissionDenied("the calling process is not known (no peer credentials: a TCP listener, or a process "
-                            "in a pid namespace the agent cannot see)",
-                            std::string(kPeerUnknown));
+    return PermissionDenied(
+        "the calling process is not known (no peer credentials: a TCP listener, or a process "
+        "in a pid namespace the agent cannot see)",
+        std::string(kPeerUnknown));
   }
   int own_pidfd = -1;
   int pidfd = peer.pidfd;
@@ -145,7 +151,8 @@ Status RteRecognizer::Check(const PeerProcess& peer) {
     // connect() and here; docs/agent.md).
     own_pidfd = PidfdOpen(peer.pid);
     if (own_pidfd < 0) {
-      return PermissionDenied("the calling process " + std::to_string(peer.pid) + " is gone", std::string(kPeerExited));
+      return PermissionDenied("the calling process " + std::to_string(peer.pid) + " is gone",
+                              std::string(kPeerExited));
     }
     pidfd = own_pidfd;
   }
@@ -160,15 +167,17 @@ Status RteRecognizer::Check(const PeerProcess& peer) {
   auto hash = HashExe(peer.pid);
   // Still the same process: its pid was never free, so the executable hashed was its own.
   if (PidOfPidfd(pidfd) != peer.pid) {
-    return finish(PermissionDenied("the calling process " + std::to_string(peer.pid) + " exited during the check",
-                                   std::string(kPeerExited)));
+    return finish(PermissionDenied(
+        "the calling process " + std::to_string(peer.pid) + " exited during the check",
+        std::string(kPeerExited)));
   }
   if (!hash.ok()) return finish(hash.status());
   for (const Sha256& k : known_) {
     if (k == *hash) return finish(Status::Ok());
   }
-  return finish(PermissionDenied("the calling process (pid " + std::to_string(peer.pid) + ", executable sha256 " +
-                                     HexEncode(*hash) + ") is not a vouch-rte this agent knows",
+  return finish(PermissionDenied("the calling process (pid " + std::to_string(peer.pid) +
+                                     ", executable sha256 " + HexEncode(*hash) +
+                                     ") is not a vouch-rte this agent knows",
                                  std::string(kPeerNotVouchRte)));
 }
 

@@ -15,28 +15,28 @@
 
 #include <array>
 #include <cstdint>
+#include <map>
 #include <mutex>
 #include <string>
 #include <string_view>
 #include <tuple>
-#include <map>
 #include <vector>
 
 #include "base/result.h"
 
 namespace vouch::agent {
 
-inline constexpr std::string_view kPeerUnknown = "peer_unknown";          // no peer credentials
-inline constexpr std::string_view kPeerExited = "peer_exited";            // gone before the check ended
+inline constexpr std::string_view kPeerUnknown = "peer_unknown";  // no peer credentials
+inline constexpr std::string_view kPeerExited = "peer_exited";    // gone before the check ended
 inline constexpr std::string_view kPeerNotVouchRte = "peer_not_vouch_rte";  // another executable
-inline constexpr std::string_view kRteUnknown = "rte_hash_unknown";       // the agent knows no vouch-rte
+inline constexpr std::string_view kRteUnknown = "rte_hash_unknown";  // the agent knows no vouch-rte
 
 using Sha256 = std::array<uint8_t, 32>;
 
 struct PeerProcess {
   int64_t pid = -1;  // SO_PEERCRED, -1: none (TCP)
   int64_t uid = -1;
-  int pidfd = -1;    // SO_PEERPIDFD, -1: none
+  int pidfd = -1;  // SO_PEERPIDFD, -1: none
 };
 
 // SHA-256 of a file's contents (streamed; at most 1 GiB).

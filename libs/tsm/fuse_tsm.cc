@@ -23,7 +23,8 @@ namespace {
 // The libfuse3 entry points used here, resolved once from libfuse3.so.3 (Debian `fuse3`'s
 // libfuse3-3). Versioned names as the header's macros map them (fuse_new -> fuse_new_31).
 struct FuseApi {
-  struct fuse* (*fuse_new_31)(struct fuse_args*, const struct fuse_operations*, size_t, void*) = nullptr;
+  struct fuse* (*fuse_new_31)(struct fuse_args*, const struct fuse_operations*, size_t,
+                              void*) = nullptr;
   int (*fuse_mount)(struct fuse*, const char*) = nullptr;
   void (*fuse_unmount)(struct fuse*) = nullptr;
   void (*fuse_destroy)(struct fuse*) = nullptr;
@@ -47,14 +48,22 @@ const FuseApi& Api() {
     a.fuse_exit = lazy::Resolve<decltype(a.fuse_exit)>(h, "fuse_exit");
     a.fuse_get_context = lazy::Resolve<decltype(a.fuse_get_context)>(h, "fuse_get_context");
     a.fuse_opt_free_args = lazy::Resolve<decltype(a.fuse_opt_free_args)>(h, "fuse_opt_free_args");
-    a.ok = a.fuse_new_31 && a.fuse_mount && a.fuse_unmount && a.fuse_destroy && a.fuse_loop && a.fuse_exit &&
-           a.fuse_get_context && a.fuse_opt_free_args;
+    a.ok = a.fuse_new_31 && a.fuse_mount && a.fuse_unmount && a.fuse_destroy && a.fuse_loop &&
+           a.fuse_exit && a.fuse_get_context && a.fuse_opt_free_args;
     return a;
   }();
   return api;
 }
 
-enum class Attr { kGeneration, kProvider, kInblob, kOutblob, kAuxblob, kPrivlevel, kPrivlevelFloor };
+enum class Attr {
+  kGeneration,
+  kProvider,
+  kInblob,
+  kOutblob,
+  kAuxblob,
+  kPrivlevel,
+  kPrivlevelFloor
+};
 
 struct AttrInfo {
   const char* name;
@@ -65,9 +74,12 @@ struct AttrInfo {
 
 // report.c's attributes that the two providers show (tdx-guest hides all but the first four).
 constexpr AttrInfo kAttrs[] = {
-    {"generation", Attr::kGeneration, 0444, false}, {"provider", Attr::kProvider, 0444, false},
-    {"inblob", Attr::kInblob, 0200, false},         {"outblob", Attr::kOutblob, 0444, false},
-    {"auxblob", Attr::kAuxblob, 0444, true},        {"privlevel", Attr::kPrivlevel, 0200, true},
+    {"generation", Attr::kGeneration, 0444, false},
+    {"provider", Attr::kProvider, 0444, false},
+    {"inblob", Attr::kInblob, 0200, false},
+    {"outblob", Attr::kOutblob, 0444, false},
+    {"auxblob", Attr::kAuxblob, 0444, true},
+    {"privlevel", Attr::kPrivlevel, 0200, true},
     {"privlevel_floor", Attr::kPrivlevelFloor, 0444, true},
 };
 
@@ -152,16 +164,23 @@ struct FuseTsm::State {
   int Read(Entry& e, Attr a, std::vector<uint8_t>* out) {
     auto text = [&](const std::string& s) { out->assign(s.begin(), s.end()); };
     switch (a) {
-      case Attr::kGeneration: text(std::to_string(e.write_generation) + "\n"); return 0;
-      case Attr::kProvider: text(e.provider + "\n"); return 0;
-      case Attr::kPrivlevelFloor: text(std::to_string(options.privlevel_floor) + "\n"); return 0;
+      case Attr::kGeneration:
+        text(std::to_string(e.write_generation) + "\n");
+        return 0;
+      case Attr::kProvider:
+        text(e.provider + "\n");
+        return 0;
+      case Attr::kPrivlevelFloor:
+        text(std::to_string(options.privlevel_floor) + "\n");
+        return 0;
       case Attr::kOutblob:
       case Attr::kAuxblob: {
         if (int rc = Refresh(e); rc != 0) return rc;
         *out = a == Attr::kOutblob ? e.blobs.outblob : e.blobs.auxblob;
         return 0;
       }
-      default: return -EACCES;
+      default:
+        return -EACCES;
     }
   }
 };
@@ -209,7 +228,9 @@ int OpReaddir(const char* path, void* buf, fuse_fill_dir_t filler, off_t, struct
               enum fuse_readdir_flags) {
   State* s = State::Self();
   auto parts = State::Split(path);
-  auto add = [&](const std::string& name) { filler(buf, name.c_str(), nullptr, 0, static_cast<fuse_fill_dir_flags>(0)); };
+  auto add = [&](const std::string& name) {
+    filler(buf, name.c_str(), nullptr, 0, static_cast<fuse_fill_dir_flags>(0));
+  };
   add(".");
   add("..");
   if (parts.empty()) {
@@ -265,7 +286,8 @@ int OpOpen(const char* path, struct fuse_file_info* fi) {
   if (a == nullptr) return -ENOENT;
   const int acc = fi->flags & O_ACCMODE;
   const bool readable = (a->mode & 0400) != 0, writable = (a->mode & 0200) != 0;
-  if ((acc == O_RDONLY && !readable) || (acc != O_RDONLY && !writable) || acc == O_RDWR) return -EACCES;
+  if ((acc == O_RDONLY && !readable) || (acc != O_RDONLY && !writable) || acc == O_RDWR)
+    return -EACCES;
   auto* h = new Handle();
   h->entry = parts[1];
   h->attr = a->attr;
@@ -299,7 +321,8 @@ int OpWrite(const char*, const char* buf, size_t size, off_t off, struct fuse_fi
   if (it == s->entries.end()) return -ENOENT;
   if (h->attr == Attr::kInblob) {
     if (off < 0 || static_cast<size_t>(off) + size > kInblobSize) return -EFBIG;  // TSM_INBLOB_MAX
-    if (h->pending.size() < static_cast<size_t>(off) + size) h->pending.resize(static_cast<size_t>(off) + size);
+    if (h->pending.size() < static_cast<size_t>(off) + size)
+      h->pending.resize(static_cast<size_t>(off) + size);
     std::memcpy(h->pending.data() + off, buf, size);
     h->dirty = true;
     return static_cast<int>(size);
@@ -308,7 +331,9 @@ int OpWrite(const char*, const char* buf, size_t size, off_t off, struct fuse_fi
     // kstrtouint: decimal ASCII, one optional trailing newline.
     std::string text(buf, size);
     if (!text.empty() && text.back() == '\n') text.pop_back();
-    if (text.empty() || text.size() > 10 || text.find_first_not_of("0123456789") != std::string::npos) return -EINVAL;
+    if (text.empty() || text.size() > 10 ||
+        text.find_first_not_of("0123456789") != std::string::npos)
+      return -EINVAL;
     uint64_t v = std::stoull(text);
     if (v > kPrivlevelMax || v < s->options.privlevel_floor) return -EINVAL;
     it->second.privlevel = static_cast<uint32_t>(v);
@@ -367,8 +392,10 @@ FuseTsm::~FuseTsm() { Unmount(); }
 
 Result<std::unique_ptr<FuseTsm>> FuseTsm::Mount(FuseTsmOptions options) {
   if (options.mountpoint.empty()) return InvalidArgument("no mount point given");
-  if (!options.provider.empty() && options.provider != kProviderTdx && options.provider != kProviderSev) {
-    return InvalidArgument("unknown TSM provider '" + options.provider + "' (tdx_guest or sev_guest)");
+  if (!options.provider.empty() && options.provider != kProviderTdx &&
+      options.provider != kProviderSev) {
+    return InvalidArgument("unknown TSM provider '" + options.provider +
+                           "' (tdx_guest or sev_guest)");
   }
   if (::access("/dev/fuse", R_OK | W_OK) != 0) {
     return FailedPrecondition("/dev/fuse is not usable (" + std::string(std::strerror(errno)) +
@@ -377,7 +404,8 @@ Result<std::unique_ptr<FuseTsm>> FuseTsm::Mount(FuseTsmOptions options) {
   }
   const FuseApi& api = Api();
   if (!api.ok) {
-    return FailedPrecondition("libfuse3.so.3 cannot be loaded: install fuse3 (scripts/setup)", "fuse_unavailable");
+    return FailedPrecondition("libfuse3.so.3 cannot be loaded: install fuse3 (scripts/setup)",
+                              "fuse_unavailable");
   }
   std::unique_ptr<FuseTsm> fs(new FuseTsm());
   State& s = *fs->state_;
@@ -409,7 +437,8 @@ Result<std::unique_ptr<FuseTsm>> FuseTsm::Mount(FuseTsmOptions options) {
   if (api.fuse_mount(s.fuse, s.options.mountpoint.c_str()) != 0) {
     api.fuse_destroy(s.fuse);
     s.fuse = nullptr;
-    return Unavailable("cannot mount the emulated configfs-tsm on " + s.options.mountpoint, "mount_failed");
+    return Unavailable("cannot mount the emulated configfs-tsm on " + s.options.mountpoint,
+                       "mount_failed");
   }
   s.mounted = true;
   s.loop = std::thread([&s] {
@@ -424,14 +453,16 @@ Result<std::unique_ptr<FuseTsm>> FuseTsm::Mount(FuseTsmOptions options) {
   return fs;
 }
 
-Status FuseTsm::RegisterProvider(std::string provider, EvidenceFn evidence, uint32_t privlevel_floor) {
+Status FuseTsm::RegisterProvider(std::string provider, EvidenceFn evidence,
+                                 uint32_t privlevel_floor) {
   if (provider != kProviderTdx && provider != kProviderSev) {
     return InvalidArgument("unknown TSM provider '" + provider + "' (tdx_guest or sev_guest)");
   }
   std::lock_guard<std::mutex> lock(state_->mu);
   if (!state_->options.provider.empty()) {
-    return FailedPrecondition("a TSM provider (" + state_->options.provider + ") is registered already",
-                              "tsm_provider_busy");
+    return FailedPrecondition(
+        "a TSM provider (" + state_->options.provider + ") is registered already",
+        "tsm_provider_busy");
   }
   state_->options.provider = std::move(provider);
   state_->options.evidence = std::move(evidence);
@@ -450,8 +481,10 @@ void FuseTsm::Unmount() {
     // A file still open on the (now detached) mount keeps the connection, and the loop, alive:
     // after 2 s the connection is aborted, as `fusermount -u` cannot.
     std::unique_lock<std::mutex> lock(s.loop_mu);
-    if (!s.loop_cv.wait_for(lock, std::chrono::seconds(2), [&s] { return s.loop_done; }) && s.dev != 0) {
-      const std::string abort_path = "/sys/fs/fuse/connections/" + std::to_string(minor(s.dev)) + "/abort";
+    if (!s.loop_cv.wait_for(lock, std::chrono::seconds(2), [&s] { return s.loop_done; }) &&
+        s.dev != 0) {
+      const std::string abort_path =
+          "/sys/fs/fuse/connections/" + std::to_string(minor(s.dev)) + "/abort";
       int fd = ::open(abort_path.c_str(), O_WRONLY | O_CLOEXEC);
       if (fd >= 0) {
         (void)!::write(fd, "1", 1);

@@ -41,8 +41,8 @@ struct Blobs {
 };
 
 // The provider's report_new: evidence for `inblob` at `privlevel` (0 where there is none).
-using EvidenceFn =
-    std::function<Result<Blobs>(std::string_view provider, std::span<const uint8_t, kInblobSize> inblob, uint32_t privlevel)>;
+using EvidenceFn = std::function<Result<Blobs>(
+    std::string_view provider, std::span<const uint8_t, kInblobSize> inblob, uint32_t privlevel)>;
 
 struct FuseTsmOptions {
   std::string mountpoint;  // an existing empty directory

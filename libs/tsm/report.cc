@@ -13,7 +13,9 @@ namespace {
 
 class PosixFs final : public TsmFs {
  public:
-  int Mkdir(const std::string& path) override { return ::mkdir(path.c_str(), 0700) == 0 ? 0 : errno; }
+  int Mkdir(const std::string& path) override {
+    return ::mkdir(path.c_str(), 0700) == 0 ? 0 : errno;
+  }
   int Rmdir(const std::string& path) override { return ::rmdir(path.c_str()) == 0 ? 0 : errno; }
   int Read(const std::string& path, size_t max, std::vector<uint8_t>* out) override {
     int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -96,10 +98,12 @@ Result<std::string> AttributeText(const std::vector<uint8_t>& raw, const std::st
 }
 
 Result<uint64_t> ParseDecimal(const std::string& s, const std::string& what) {
-  if (s.empty() || s.size() > 20) return DataLoss(what + " is not a decimal number: '" + s + "'", std::string(kTsmIo));
+  if (s.empty() || s.size() > 20)
+    return DataLoss(what + " is not a decimal number: '" + s + "'", std::string(kTsmIo));
   uint64_t v = 0;
   for (char c : s) {
-    if (c < '0' || c > '9') return DataLoss(what + " is not a decimal number: '" + s + "'", std::string(kTsmIo));
+    if (c < '0' || c > '9')
+      return DataLoss(what + " is not a decimal number: '" + s + "'", std::string(kTsmIo));
     uint64_t next = v * 10 + static_cast<uint64_t>(c - '0');
     if (next / 10 != v) return DataLoss(what + " overflows", std::string(kTsmIo));
     v = next;
@@ -134,17 +138,20 @@ class ReportDir {
       if (err == 0) return ReportDir(fs, path);
       if (err == EEXIST) continue;
       if (err == ENXIO) {
-        return FailedPrecondition("no TSM provider: the kernel offers no confidential-computing attestation at " +
-                                      tsm_dir + " (not a TDX or SEV-SNP guest, or its driver is not loaded)",
-                                  std::string(kNoProvider));
+        return FailedPrecondition(
+            "no TSM provider: the kernel offers no confidential-computing attestation at " +
+                tsm_dir + " (not a TDX or SEV-SNP guest, or its driver is not loaded)",
+            std::string(kNoProvider));
       }
       if (err == ENOENT) {
-        return NotFound("no configfs-tsm at " + tsm_dir + " (kernel older than 6.7, or configfs not mounted)",
-                        std::string(kNoTsm));
+        return NotFound(
+            "no configfs-tsm at " + tsm_dir + " (kernel older than 6.7, or configfs not mounted)",
+            std::string(kNoTsm));
       }
       return IoError("mkdir", path, err);
     }
-    return Internal("could not make a report directory with a fresh name in " + tsm_dir, std::string(kTsmIo));
+    return Internal("could not make a report directory with a fresh name in " + tsm_dir,
+                    std::string(kTsmIo));
   }
   ReportDir(ReportDir&& o) noexcept : fs_(o.fs_), path_(std::move(o.path_)) { o.path_.clear(); }
   ReportDir& operator=(ReportDir&&) = delete;
@@ -167,12 +174,15 @@ Result<Report> Attempt(const ReportRequest& req, TsmFs& fs) {
   Report out;
   VOUCH_ASSIGN_OR_RETURN(out.provider, ReadText(fs, dir.Attr("provider"), "provider"));
   if (!req.provider.empty() && out.provider != req.provider) {
-    return FailedPrecondition("the TSM provider is '" + out.provider + "', expected '" + req.provider + "'",
-                              std::string(kProviderMismatch));
+    return FailedPrecondition(
+        "the TSM provider is '" + out.provider + "', expected '" + req.provider + "'",
+        std::string(kProviderMismatch));
   }
-  VOUCH_ASSIGN_OR_RETURN(const uint64_t before, ReadNumber(fs, dir.Attr("generation"), "generation"));
+  VOUCH_ASSIGN_OR_RETURN(const uint64_t before,
+                         ReadNumber(fs, dir.Attr("generation"), "generation"));
   uint64_t writes = 0;
-  if (int err = fs.Write(dir.Attr("inblob"), req.inblob); err != 0) return IoError("writing", dir.Attr("inblob"), err);
+  if (int err = fs.Write(dir.Attr("inblob"), req.inblob); err != 0)
+    return IoError("writing", dir.Attr("inblob"), err);
   ++writes;
   if (fs.Exists(dir.Attr("privlevel"))) {
     uint64_t floor = 0;
@@ -181,13 +191,15 @@ Result<Report> Attempt(const ReportRequest& req, TsmFs& fs) {
     }
     uint64_t level = req.privlevel ? *req.privlevel : floor;
     if (level < floor || level > kPrivlevelMax) {
-      return InvalidArgument("privlevel " + std::to_string(level) + " is outside " + std::to_string(floor) + ".." +
-                                 std::to_string(kPrivlevelMax) + " (privlevel_floor..TSM_PRIVLEVEL_MAX)",
+      return InvalidArgument("privlevel " + std::to_string(level) + " is outside " +
+                                 std::to_string(floor) + ".." + std::to_string(kPrivlevelMax) +
+                                 " (privlevel_floor..TSM_PRIVLEVEL_MAX)",
                              std::string(kInvalidPrivlevel));
     }
     // The kernel parses it with kstrtouint: ASCII, not a raw byte.
     std::string text = std::to_string(level) + "\n";
-    auto bytes = std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(text.data()), text.size());
+    auto bytes =
+        std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(text.data()), text.size());
     if (int err = fs.Write(dir.Attr("privlevel"), bytes); err != 0) {
       return IoError("writing", dir.Attr("privlevel"), err);
     }
@@ -203,13 +215,16 @@ Result<Report> Attempt(const ReportRequest& req, TsmFs& fs) {
       return IoError("reading", dir.Attr("auxblob"), err);
     }
   }
-  VOUCH_ASSIGN_OR_RETURN(const uint64_t after, ReadNumber(fs, dir.Attr("generation"), "generation"));
+  VOUCH_ASSIGN_OR_RETURN(const uint64_t after,
+                         ReadNumber(fs, dir.Attr("generation"), "generation"));
   if (after != before + writes) {
-    return Aborted("generation went from " + std::to_string(before) + " to " + std::to_string(after) + " over " +
-                       std::to_string(writes) + " writes of ours: another writer used " + dir.path(),
+    return Aborted("generation went from " + std::to_string(before) + " to " +
+                       std::to_string(after) + " over " + std::to_string(writes) +
+                       " writes of ours: another writer used " + dir.path(),
                    std::string(kGenerationRace));
   }
-  if (out.outblob.empty()) return DataLoss("the provider returned an empty outblob", std::string(kTsmIo));
+  if (out.outblob.empty())
+    return DataLoss("the provider returned an empty outblob", std::string(kTsmIo));
   out.generation = after;
   return out;
 }
@@ -224,7 +239,8 @@ TsmFs& PosixTsmFs() {
 Result<Report> GetReport(const ReportRequest& request, TsmFs& fs) {
   if (request.tsm_dir.empty()) return InvalidArgument("no configfs-tsm report directory given");
   if (request.privlevel && *request.privlevel > kPrivlevelMax) {
-    return InvalidArgument("privlevel must be 0.." + std::to_string(kPrivlevelMax), std::string(kInvalidPrivlevel));
+    return InvalidArgument("privlevel must be 0.." + std::to_string(kPrivlevelMax),
+                           std::string(kInvalidPrivlevel));
   }
   const int attempts = std::max(1, request.max_attempts);
   Status last;
@@ -237,8 +253,8 @@ Result<Report> GetReport(const ReportRequest& request, TsmFs& fs) {
     if (r.status().reason() != kGenerationRace) return r.status();
     last = r.status();
   }
-  return Aborted("configfs-tsm: " + std::to_string(attempts) + " attempts raced with another writer (last: " +
-                     last.message() + ")",
+  return Aborted("configfs-tsm: " + std::to_string(attempts) +
+                     " attempts raced with another writer (last: " + last.message() + ")",
                  std::string(kGenerationRace));
 }
 

@@ -30,14 +30,14 @@ namespace vouch::tsm {
 inline constexpr std::string_view kDefaultTsmDir = "/sys/kernel/config/tsm/report";
 inline constexpr std::string_view kProviderTdx = "tdx_guest";
 inline constexpr std::string_view kProviderSev = "sev_guest";
-inline constexpr size_t kInblobSize = 64;           // TDX_REPORTDATA_LEN, SNP_REPORT_USER_DATA_SIZE
-inline constexpr size_t kOutblobMax = 32 * 1024;    // TSM_OUTBLOB_MAX
-inline constexpr size_t kAuxblobMax = 64 * 1024;    // the SNP certificate table (VCEK, ASK, ARK, ...)
-inline constexpr uint32_t kPrivlevelMax = 3;        // TSM_PRIVLEVEL_MAX
+inline constexpr size_t kInblobSize = 64;         // TDX_REPORTDATA_LEN, SNP_REPORT_USER_DATA_SIZE
+inline constexpr size_t kOutblobMax = 32 * 1024;  // TSM_OUTBLOB_MAX
+inline constexpr size_t kAuxblobMax = 64 * 1024;  // the SNP certificate table (VCEK, ASK, ARK, ...)
+inline constexpr uint32_t kPrivlevelMax = 3;      // TSM_PRIVLEVEL_MAX
 
 // Reason codes of the failures a caller may act on.
-inline constexpr std::string_view kNoTsm = "tsm_unavailable";          // no configfs-tsm at the path
-inline constexpr std::string_view kNoProvider = "tsm_no_provider";     // mkdir: ENXIO
+inline constexpr std::string_view kNoTsm = "tsm_unavailable";       // no configfs-tsm at the path
+inline constexpr std::string_view kNoProvider = "tsm_no_provider";  // mkdir: ENXIO
 inline constexpr std::string_view kProviderMismatch = "tsm_provider_mismatch";
 inline constexpr std::string_view kGenerationRace = "tsm_generation_race";  // every attempt raced
 inline constexpr std::string_view kTsmIo = "tsm_io_error";
@@ -64,16 +64,16 @@ struct ReportRequest {
   // Written where the provider shows `privlevel` (sev_guest): this value, which must be at least
   // `privlevel_floor`; absent: the floor itself. Ignored where there is no such attribute.
   std::optional<uint32_t> privlevel;
-  bool want_aux = false;                      // read `auxblob` too (where it exists)
+  bool want_aux = false;  // read `auxblob` too (where it exists)
   int max_attempts = 3;
 };
 
 struct Report {
-  std::string provider;           // without the newline
+  std::string provider;  // without the newline
   std::vector<uint8_t> outblob;
-  std::vector<uint8_t> auxblob;   // empty if not asked for, absent or empty
-  uint64_t generation = 0;        // of the directory the blobs came from
-  int attempts = 0;               // 1 unless a concurrent writer forced a retry
+  std::vector<uint8_t> auxblob;  // empty if not asked for, absent or empty
+  uint64_t generation = 0;       // of the directory the blobs came from
+  int attempts = 0;              // 1 unless a concurrent writer forced a retry
 };
 
 Result<Report> GetReport(const ReportRequest& request, TsmFs& fs = PosixTsmFs());
@@ -81,6 +81,7 @@ Result<Report> GetReport(const ReportRequest& request, TsmFs& fs = PosixTsmFs())
 // The provider the kernel offers (for `--tee auto`): mkdir of a probe entry, read `provider`,
 // rmdir. NotFound kNoTsm when `tsm_dir` does not exist, FailedPrecondition kNoProvider when the
 // kernel has no provider (ENXIO).
-Result<std::string> DetectProvider(const std::string& tsm_dir = std::string(kDefaultTsmDir), TsmFs& fs = PosixTsmFs());
+Result<std::string> DetectProvider(const std::string& tsm_dir = std::string(kDefaultTsmDir),
+                                   TsmFs& fs = PosixTsmFs());
 
 }  // namespace vouch::tsm

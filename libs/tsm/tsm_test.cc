@@ -2,6 +2,7 @@
 // race rules: a concurrent writer between our write and our read is detected and the request
 // retried in a new directory, never answered with blobs of two generations. These tests need
 // /dev/fuse and libfuse3 (scripts/setup installs fuse3): without them they fail, they do not skip.
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -10,13 +11,12 @@
 
 #include <atomic>
 #include <chrono>
-#include <dirent.h>
 #include <set>
 #include <thread>
 
+#include "testing/temp_dir.h"
 #include "tsm/fuse_tsm.h"
 #include "tsm/report.h"
-#include "testing/temp_dir.h"
 
 namespace vouch::tsm {
 namespace {
@@ -35,9 +35,11 @@ std::vector<uint8_t> Bytes(const std::string& s) { return {s.begin(), s.end()}; 
 
 // The fake provider: blobs that name the inblob and privlevel they were made for.
 EvidenceFn FakeEvidence() {
-  return [](std::string_view provider, std::span<const uint8_t, kInblobSize> in, uint32_t privlevel) -> Result<Blobs> {
+  return [](std::string_view provider, std::span<const uint8_t, kInblobSize> in,
+            uint32_t privlevel) -> Result<Blobs> {
     Blobs b;
-    b.outblob = Bytes("OUT:" + std::string(provider) + ":" + Hex(in) + ":" + std::to_string(privlevel));
+    b.outblob =
+        Bytes("OUT:" + std::string(provider) + ":" + Hex(in) + ":" + std::to_string(privlevel));
     if (provider == kProviderSev) b.auxblob = Bytes("AUX:" + Hex(in));
     return b;
   };
@@ -62,14 +64,16 @@ std::vector<std::string> List(const std::string& dir) {
 }
 
 int WriteFile(const std::string& path, const std::string& data) {
-  return PosixTsmFs().Write(path, std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(data.data()), data.size()));
+  return PosixTsmFs().Write(
+      path, std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(data.data()), data.size()));
 }
 
 class TsmFuseTest : public ::testing::Test {
  protected:
   void Mount(const std::string& provider, uint32_t floor = 0) {
     ASSERT_EQ(::access("/dev/fuse", R_OK | W_OK), 0)
-        << "/dev/fuse is missing or not usable: these tests need FUSE (scripts/setup installs fuse3)";
+        << "/dev/fuse is missing or not usable: these tests need FUSE (scripts/setup installs "
+           "fuse3)";
     FuseTsmOptions o;
     o.mountpoint = tmp_.path();
     o.provider = provider;
@@ -142,8 +146,8 @@ TEST_F(TsmFuseTest, EachProviderShowsItsAttributesOnly) {
   ASSERT_EQ(::mkdir((ReportDir() + "/b").c_str(), 0700), 0);
   names = List(ReportDir() + "/b");
   EXPECT_EQ(std::set<std::string>(names.begin(), names.end()),
-            (std::set<std::string>{"generation", "provider", "inblob", "outblob", "auxblob", "privlevel",
-                                   "privlevel_floor"}));
+            (std::set<std::string>{"generation", "provider", "inblob", "outblob", "auxblob",
+                                   "privlevel", "privlevel_floor"}));
   std::vector<uint8_t> raw;
   ASSERT_EQ(PosixTsmFs().Read(ReportDir() + "/b/provider", 100, &raw), 0);
   EXPECT_EQ(std::string(raw.begin(), raw.end()), "sev_guest\n");
@@ -159,10 +163,11 @@ TEST_F(TsmFuseTest, ReadsWithoutA64ByteInblobFailEinvalAndWritesBumpTheGeneratio
   EXPECT_EQ(PosixTsmFs().Read(d + "/outblob", kOutblobMax, &raw), EINVAL);  // no inblob yet
   EXPECT_EQ(PosixTsmFs().Read(d + "/auxblob", kOutblobMax, &raw), EINVAL);
   EXPECT_EQ(WriteFile(d + "/inblob", std::string(65, 'x')), EFBIG);  // past TSM_INBLOB_MAX
-  ASSERT_EQ(WriteFile(d + "/inblob", std::string(63, 'x')), 0);      // stored, as the kernel does ...
+  ASSERT_EQ(WriteFile(d + "/inblob", std::string(63, 'x')), 0);  // stored, as the kernel does ...
   ASSERT_EQ(PosixTsmFs().Read(d + "/generation", 100, &raw), 0);
   EXPECT_EQ(std::string(raw.begin(), raw.end()), "1\n");
-  EXPECT_EQ(PosixTsmFs().Read(d + "/outblob", kOutblobMax, &raw), EINVAL);  // ... refused by the provider
+  EXPECT_EQ(PosixTsmFs().Read(d + "/outblob", kOutblobMax, &raw),
+            EINVAL);  // ... refused by the provider
   EXPECT_EQ(WriteFile(d + "/privlevel", "9\n"), EINVAL);
   EXPECT_EQ(WriteFile(d + "/privlevel", "one"), EINVAL);
   ASSERT_EQ(WriteFile(d + "/privlevel", "2\n"), 0);
@@ -192,10 +197,12 @@ TEST_F(TsmFuseTest, NoProviderIsEnxioAndASecondProviderIsRefused) {
   EXPECT_EQ(errno, ENXIO);
   auto r = GetReport(Request(std::string(kProviderTdx), 3));
   EXPECT_EQ(r.status().reason(), kNoProvider);
-  EXPECT_NE(r.status().message().find("no TSM provider"), std::string::npos) << r.status().message();
+  EXPECT_NE(r.status().message().find("no TSM provider"), std::string::npos)
+      << r.status().message();
   EXPECT_EQ(DetectProvider(ReportDir()).status().reason(), kNoProvider);
   ASSERT_TRUE(fs_->RegisterProvider(std::string(kProviderTdx), FakeEvidence()).ok());
-  EXPECT_EQ(fs_->RegisterProvider(std::string(kProviderSev), FakeEvidence()).reason(), "tsm_provider_busy");
+  EXPECT_EQ(fs_->RegisterProvider(std::string(kProviderSev), FakeEvidence()).reason(),
+            "tsm_provider_busy");
   auto p = DetectProvider(ReportDir());
   ASSERT_TRUE(p.ok()) << p.status().message();
   EXPECT_EQ(*p, kProviderTdx);
@@ -327,7 +334,8 @@ TEST_F(TsmFuseTest, ConcurrentWritersInOtherThreadsNeverMixBlobs) {
     while (!stop.load()) {
       for (const auto& name : List(ReportDir())) {
         if (!seen.insert(name).second) continue;
-        if (PosixTsmFs().Write(ReportDir() + "/" + name + "/inblob", other) == 0) writes.fetch_add(1);
+        if (PosixTsmFs().Write(ReportDir() + "/" + name + "/inblob", other) == 0)
+          writes.fetch_add(1);
       }
     }
   });
@@ -339,8 +347,10 @@ TEST_F(TsmFuseTest, ConcurrentWritersInOtherThreadsNeverMixBlobs) {
     if (r.ok()) {
       ++ok;
       if (r->attempts > 1) ++retried;
-      EXPECT_EQ(std::string(r->outblob.begin(), r->outblob.end()), Expected(kProviderSev, static_cast<uint8_t>(i)));
-      EXPECT_EQ(std::string(r->auxblob.begin(), r->auxblob.end()), "AUX:" + Hex(Inblob(static_cast<uint8_t>(i))));
+      EXPECT_EQ(std::string(r->outblob.begin(), r->outblob.end()),
+                Expected(kProviderSev, static_cast<uint8_t>(i)));
+      EXPECT_EQ(std::string(r->auxblob.begin(), r->auxblob.end()),
+                "AUX:" + Hex(Inblob(static_cast<uint8_t>(i))));
     } else {
       EXPECT_EQ(r.status().reason(), kGenerationRace) << r.status().message();
       ++raced;
