@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cctype>
 #include <filesystem>
+#include <map>
 #include <mutex>
 #include <set>
 #include <system_error>
@@ -74,6 +75,7 @@ std::string DetectPlatform(std::span<const uint8_t> e) {
 namespace {
 
 constexpr int64_t kMaxTime = 253402300799;  // 9999-12-31T23:59:59Z
+constexpr std::chrono::hours kRetryAfterFailure{1};
 
 int64_t Secs(TimePoint t) {
   if (t == TimePoint::max()) return kMaxTime;
@@ -180,6 +182,10 @@ struct Service::Impl {
   std::unique_ptr<internal::Pacer> kds_pacer = std::make_unique<internal::Pacer>(std::chrono::milliseconds(10000));
   mutable std::mutex stats_mu;
   Stats stats;
+  // When a due refresh of (kind, key) last failed: RefreshDue waits kRetryAfterFailure before
+  // asking again (an expired item the source no longer has would otherwise be asked for at every
+  // check). Guarded by stats_mu.
+  std::map<std::pair<std::string, std::string>, TimePoint> failed_at;
 
   TimePoint Now() const { return clock->Now(); }
   internal::FetchOptions Fetch() const {
@@ -930,7 +936,20 @@ Report Service::RefreshDue(bool force) {
     const bool due = it.next_update == TimePoint::max() ? false : it.next_update - impl_->options.refresh_margin <= now;
     if (!force && !due) continue;
     if (!done.insert({it.kind, it.key}).second) continue;
+    if (!force) {
+      std::lock_guard<std::mutex> lock(impl_->stats_mu);
+      auto f = impl_->failed_at.find({it.kind, it.key});
+      if (f != impl_->failed_at.end() && now - f->second < kRetryAfterFailure) continue;
+    }
     Outcome o = RefreshOne(it.kind, it.key);
+    {
+      std::lock_guard<std::mutex> lock(impl_->stats_mu);
+      if (o.result == "failed" || o.result == "refused") {
+        impl_->failed_at[{it.kind, it.key}] = now;
+      } else {
+        impl_->failed_at.erase({it.kind, it.key});
+      }
+    }
     if (o.result == "stored") ++report.stored;
     if (o.result == "unchanged") ++report.unchanged;
     if (o.result == "refused") ++report.refused;

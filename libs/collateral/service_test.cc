@@ -440,6 +440,23 @@ TEST_P(CollateralServiceTest, RefreshDueFetchesOnlyWhatIsDue) {
   for (const Item& it : *items) EXPECT_EQ(it.state, kStateExpired) << it.kind;
 }
 
+TEST_P(CollateralServiceTest, AFailedDueRefreshIsRetriedAfterAnHour) {
+  MakeSim("sim");
+  vendor_.ServeIntel(tmp_.File("sim"));
+  auto service = MakeService(db_.get());
+  ASSERT_TRUE(service->Verify(quote_, "", clock_.Now()).genuine);
+  vendor_.Stop();
+  clock_.Advance(std::chrono::hours(24 * 365));
+  Report r = service->RefreshDue();
+  EXPECT_EQ(r.failed, 4);
+  r = service->RefreshDue();
+  EXPECT_EQ(r.outcomes.size(), 0u);  // not asked again at every check
+  EXPECT_EQ(Failures(*service, "pcs", kSgxTcbInfo), 1);
+  EXPECT_EQ(service->RefreshDue(/*force=*/true).failed, 4);  // an explicit refresh always asks
+  clock_.Advance(std::chrono::hours(2));
+  EXPECT_EQ(service->RefreshDue().failed, 4);
+}
+
 TEST_P(CollateralServiceTest, RealTdxCollateralImportedExpiredVerifiesAtItsTime) {
   auto service = MakeService(db_.get(), /*with_sources=*/false);
   Report r = service->ImportDir(kTdxOct);
