@@ -213,6 +213,7 @@ const std::map<std::string, std::string>& RouteRoles() {
       {"GET /tdx/certification/v4/qe/identity", "public"},
       {"GET /sgx/certification/v4/pckcrl", "public"},
       {"GET /sgx/certification/v4/rootcacrl", "public"},
+      {"GET /sgx/certification/v4/crl", "public"},
   };
   return kRoles;
 }

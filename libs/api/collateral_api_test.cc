@@ -189,9 +189,17 @@ TEST_F(CollateralApiTest, PccsRoutesServeTheCachedBytesWithIssuerChainHeaders) {
   Response pem = Call("GET", "/sgx/certification/v4/pckcrl?ca=Platform");
   ASSERT_EQ(pem.status, 200u);
   EXPECT_EQ(pem.body.rfind("-----BEGIN X509 CRL-----", 0), 0u);
+  // As a PCCS: rootcacrl in hex (QCNL API 3.0), crl?uri= in DER (3.1).
+  const std::string root_der = *ReadWholeFile(vendor_->dir() + "/rootCaCrl.der");
   Response root = Call("GET", "/sgx/certification/v4/rootcacrl");
   ASSERT_EQ(root.status, 200u);
-  EXPECT_EQ(root.body, *ReadWholeFile(vendor_->dir() + "/rootCaCrl.der"));
+  EXPECT_EQ(root.body, HexEncode(AsBytes(root_der)));
+  Response cdp = Call("GET", "/sgx/certification/v4/crl?uri=https%3A%2F%2Fcertificates.trustedservices.intel.com%2FIntelSGXRootCA.der");
+  ASSERT_EQ(cdp.status, 200u) << cdp.body;
+  EXPECT_EQ(cdp.body, root_der);
+  Response pck = Call("GET", "/sgx/certification/v4/crl?uri=https%3A%2F%2Fapi.trustedservices.intel.com%2Fsgx%2Fcertification%2Fv4%2Fpckcrl%3Fca%3Dplatform%26encoding%3Dder");
+  ASSERT_EQ(pck.status, 200u) << pck.body;
+  EXPECT_EQ(pck.body, *ReadWholeFile(vendor_->dir() + "/intermediateCaCrl.der"));
 
   // Not held and no source to fetch from: 404 JSON; malformed parameters: 400 JSON.
   for (const auto& [target, status] : std::vector<std::pair<std::string, unsigned>>{
@@ -203,6 +211,9 @@ TEST_F(CollateralApiTest, PccsRoutesServeTheCachedBytesWithIssuerChainHeaders) {
            {"/sgx/certification/v4/pckcrl", 400},
            {"/sgx/certification/v4/pckcrl?ca=intel", 400},
            {"/sgx/certification/v4/pckcrl?ca=platform&encoding=hex", 400},
+           {"/sgx/certification/v4/crl", 400},
+           {"/sgx/certification/v4/crl?uri=https%3A%2F%2Fevil.example%2FIntelSGXRootCA.der", 400},
+           {"/sgx/certification/v4/crl?uri=http%3A%2F%2Fcertificates.trustedservices.intel.com%2FIntelSGXRootCA.der", 400},
        }) {
     Response r = Call("GET", target);
     EXPECT_EQ(r.status, status) << target << " -> " << r.body;

@@ -300,6 +300,40 @@ Result<std::string> PccsFmspc(const Request& req) {
   return fmspc;
 }
 
+// What a PCCS `crl?uri=` may name (DCAP pccs crlController's rule): "root" for
+// https://*certificates.trustedservices.intel.com/IntelSGXRootCA.*, "processor" / "platform" for
+// https://*api.trustedservices.intel.com/sgx/certification/vN/pckcrl?ca=...; nothing else.
+std::optional<std::string> PccsCrlUriTarget(std::string_view uri) {
+  static constexpr std::string_view kHttps = "https://";
+  if (uri.size() > 2048 || uri.substr(0, kHttps.size()) != kHttps) return std::nullopt;
+  uri.remove_prefix(kHttps.size());
+  const size_t slash = uri.find('/');
+  if (slash == std::string_view::npos) return std::nullopt;
+  std::string host(uri.substr(0, slash));
+  std::string path(uri.substr(slash));
+  std::transform(host.begin(), host.end(), host.begin(), [](unsigned char c) { return std::tolower(c); });
+  std::transform(path.begin(), path.end(), path.begin(), [](unsigned char c) { return std::tolower(c); });
+  if (!std::all_of(host.begin(), host.end(), [](unsigned char c) { return std::isalnum(c) || c == '-' || c == '.'; })) {
+    return std::nullopt;
+  }
+  auto ends_with = [&host](std::string_view suffix) {
+    return host.size() >= suffix.size() && host.compare(host.size() - suffix.size(), suffix.size(), suffix) == 0;
+  };
+  if (ends_with("certificates.trustedservices.intel.com") && path.rfind("/intelsgxrootca.", 0) == 0) return "root";
+  static constexpr std::string_view kPck = "/sgx/certification/v";
+  if (!ends_with("api.trustedservices.intel.com") || path.rfind(kPck, 0) != 0) return std::nullopt;
+  const size_t q = path.find("/pckcrl?", kPck.size());
+  if (q == std::string::npos || q == kPck.size() ||
+      !std::all_of(path.begin() + static_cast<long>(kPck.size()), path.begin() + static_cast<long>(q),
+                   [](unsigned char c) { return std::isdigit(c); })) {
+    return std::nullopt;
+  }
+  for (const char* ca : {"processor", "platform"}) {
+    if (path.find(std::string("ca=") + ca, q) != std::string::npos) return std::string(ca);
+  }
+  return std::nullopt;
+}
+
 // POST /api/v1/collateral/import: {"files": {name: base64}, "origin"?}. Names are plain file
 // names; a sim vendor's private file is refused, never stored.
 constexpr size_t kMaxImportFiles = 2048;
@@ -892,8 +926,25 @@ http::Router BuildRouter(Manager& m, http::Metrics* metrics, const RouterOptions
           }
           return PccsAnswer(m, collateral::kPckCrl, ca, "SGX-PCK-CRL-Issuer-Chain", encoding != "der");
         }));
+  // As a PCCS: the root CA CRL's DER in hex (QCNL with pccs_api_version 3.0), and crl?uri= with
+  // the DER of Intel's root CA CRL or a PCS pckcrl URL (3.1).
   r.Add("GET", "/sgx/certification/v4/rootcacrl", pccs([&m](Request&) -> Response {
-          return PccsAnswer(m, collateral::kRootCaCrl, "root", nullptr);
+          Response resp = PccsAnswer(m, collateral::kRootCaCrl, "root", nullptr);
+          if (resp.status == 200) {
+            resp.body = HexEncode(AsBytes(resp.body));
+            resp.content_type = "text/plain";
+          }
+          return resp;
+        }));
+  r.Add("GET", "/sgx/certification/v4/crl", pccs([&m](Request& req) -> Response {
+          auto target = PccsCrlUriTarget(req.Query("uri"));
+          if (!target) {
+            return Response::Error(InvalidArgument(
+                "uri must be Intel's root CA CRL (https://certificates.trustedservices.intel.com/IntelSGXRootCA.der) "
+                "or a PCS pckcrl URL", "invalid_uri"));
+          }
+          return *target == "root" ? PccsAnswer(m, collateral::kRootCaCrl, "root", nullptr)
+                                   : PccsAnswer(m, collateral::kPckCrl, *target, "SGX-PCK-CRL-Issuer-Chain");
         }));
   return r;
 }

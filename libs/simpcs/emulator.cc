@@ -276,13 +276,61 @@ http::Response Emulator::PckCrl(http::Request& req) {
   return Finish(name, std::move(r), true);
 }
 
-http::Response Emulator::RootCrl(http::Request& /*req*/) {
-  const std::string name = "rootcacrl";
+http::Response Emulator::RootCrl(http::Request& /*req*/, bool hex) {
+  const std::string name = hex ? "rootcacrl" : "root_ca_crl_cdp";
   auto cat = Current();
   std::vector<const Crl*> found;
   for (const auto& c : cat->root_crls) found.push_back(&c);
   const Crl* pick = PickAt(found, Now());
   if (pick == nullptr) return Finish(name, PcsError(404, "", "no root CA CRL"), false);
+  // A PCCS answers rootcacrl with the DER in hex (DCAP pccs rootcacrlService, "backward
+  // compatibility"); the CRL distribution point serves DER.
+  if (hex) return Finish(name, Bytes(HexEncode(AsBytes(pick->der)), "text/plain"), true);
+  return Finish(name, Bytes(pick->der, "application/pkix-crl"), true);
+}
+
+std::optional<std::string> CrlUriTarget(std::string_view uri) {
+  static constexpr std::string_view kHttps = "https://";
+  if (uri.size() > 2048 || uri.substr(0, kHttps.size()) != kHttps) return std::nullopt;
+  uri.remove_prefix(kHttps.size());
+  size_t slash = uri.find('/');
+  if (slash == std::string_view::npos) return std::nullopt;
+  std::string host = Lower(std::string(uri.substr(0, slash)));
+  std::string_view path = uri.substr(slash);
+  auto host_ok = std::all_of(host.begin(), host.end(), [](unsigned char c) { return std::isalnum(c) || c == '-' || c == '.'; });
+  auto ends_with = [&host](std::string_view suffix) {
+    return host.size() >= suffix.size() && host.compare(host.size() - suffix.size(), suffix.size(), suffix) == 0;
+  };
+  if (!host_ok) return std::nullopt;
+  if (ends_with("certificates.trustedservices.intel.com") && path.rfind("/IntelSGXRootCA.", 0) == 0) return "root";
+  static constexpr std::string_view kPck = "/sgx/certification/v";
+  if (ends_with("api.trustedservices.intel.com") && path.substr(0, kPck.size()) == kPck) {
+    std::string rest = Lower(std::string(path.substr(kPck.size())));
+    size_t q = rest.find("/pckcrl?");
+    if (q == std::string::npos || q == 0 || !std::all_of(rest.begin(), rest.begin() + static_cast<long>(q), ::isdigit)) {
+      return std::nullopt;
+    }
+    for (const char* ca : {"processor", "platform"}) {
+      if (rest.find(std::string("ca=") + ca, q) != std::string::npos) return std::string(ca);
+    }
+  }
+  return std::nullopt;
+}
+
+http::Response Emulator::CrlByUri(http::Request& req) {
+  const std::string name = "crl";
+  const std::string* uri = Param(req, "uri");
+  auto target = uri == nullptr ? std::nullopt : CrlUriTarget(*uri);
+  if (!target) {
+    return Finish(name, PcsError(400, kInvalidRequestSyntax, "uri must be Intel's root CA CRL or a PCS pckcrl URL"), false);
+  }
+  auto cat = Current();
+  std::vector<const Crl*> found;
+  for (const auto& c : *target == "root" ? cat->root_crls : cat->pck_crls) {
+    if (*target == "root" || c.ca == *target) found.push_back(&c);
+  }
+  const Crl* pick = PickAt(found, Now());
+  if (pick == nullptr) return Finish(name, PcsError(404, "", "no such CRL"), false);
   return Finish(name, Bytes(pick->der, "application/pkix-crl"), true);
 }
 
@@ -425,8 +473,9 @@ void Emulator::AddRoutes(http::Router* router) {
     router->Add("GET", base + "/tcbevaluationdatanumbers", [this, tee](http::Request& r) { return EvalNumbers(r, tee); });
   }
   router->Add("GET", "/sgx/certification/v4/pckcrl", [this](http::Request& r) { return PckCrl(r); });
-  router->Add("GET", "/sgx/certification/v4/rootcacrl", [this](http::Request& r) { return RootCrl(r); });
-  router->Add("GET", "/IntelSGXRootCA.der", [this](http::Request& r) { return RootCrl(r); });
+  router->Add("GET", "/sgx/certification/v4/rootcacrl", [this](http::Request& r) { return RootCrl(r, true); });
+  router->Add("GET", "/sgx/certification/v4/crl", [this](http::Request& r) { return CrlByUri(r); });
+  router->Add("GET", "/IntelSGXRootCA.der", [this](http::Request& r) { return RootCrl(r, false); });
   router->Add("GET", "/vcek/v1/{product}/cert_chain", [this](http::Request& r) { return AmdChain(r, false); });
   router->Add("GET", "/vcek/v1/{product}/crl", [this](http::Request& r) { return AmdCrl(r); });
   router->Add("GET", "/vcek/v1/{product}/{hwid}", [this](http::Request& r) { return VcekCert(r); });

@@ -11,7 +11,10 @@
 //   GET /tdx/certification/v4/qe/identity?...             200 + SGX-Enclave-Identity-Issuer-Chain
 //   GET /sgx/certification/v4/pckcrl?ca=processor|platform[&encoding=pem|der]
 //                                                         200 + SGX-PCK-CRL-Issuer-Chain
-//   GET /sgx/certification/v4/rootcacrl, GET /IntelSGXRootCA.der   DER root CA CRL
+//   GET /sgx/certification/v4/rootcacrl                  the root CA CRL's DER in hex (as a PCCS)
+//   GET /IntelSGXRootCA.der                              DER root CA CRL (Intel's distribution point)
+//   GET /sgx/certification/v4/crl?uri=<CDP>              DER CRL for Intel's root CA CRL URL or a
+//                                                        PCS pckcrl URL (PCCS API 3.1; else 400)
 //   GET /{sgx|tdx}/certification/v4/tcbevaluationdatanumbers  + TCB-Evaluation-Data-Numbers-Issuer-Chain
 //   404: unknown FMSPC / nothing of that kind; 400: malformed fmspc, ca, encoding, update, N, or
 //   update together with tcbEvaluationDataNumber; 410: tcbEvaluationDataNumber below the
@@ -43,6 +46,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/clock.h"
@@ -97,7 +101,8 @@ class Emulator {
   http::Response QeIdentity(http::Request& req, Tee tee);
   http::Response EvalNumbers(http::Request& req, Tee tee);
   http::Response PckCrl(http::Request& req);
-  http::Response RootCrl(http::Request& req);
+  http::Response RootCrl(http::Request& req, bool hex);
+  http::Response CrlByUri(http::Request& req);
   http::Response VcekCert(http::Request& req);
   http::Response AmdChain(http::Request& req, bool vlek);
   http::Response AmdCrl(http::Request& req);
@@ -111,6 +116,11 @@ class Emulator {
   std::map<std::string, int64_t> counts_;
   std::map<std::string, std::chrono::steady_clock::time_point> kds_last_;  // client address -> last KDS answer
 };
+
+// What a PCCS `crl?uri=` names: "root" for https://*certificates.trustedservices.intel.com/
+// IntelSGXRootCA.*, "processor"/"platform" for https://*api.trustedservices.intel.com/sgx/
+// certification/vN/pckcrl?ca=...; nullopt for anything else (DCAP pccs crlController's rule).
+std::optional<std::string> CrlUriTarget(std::string_view uri);
 
 // Breaks the signature of a collateral body: the last hex digit of a signed JSON's "signature",
 // the last byte of a DER CRL or certificate, a byte inside the first certificate of a PEM chain.

@@ -170,10 +170,20 @@ TEST_F(SimPcsTest, ServesPckCrlDerAndPemWithItsIssuerChain) {
   EXPECT_EQ(pem.Header("content-type"), "application/x-pem-file");
   EXPECT_EQ(pem.body.rfind("-----BEGIN X509 CRL-----", 0), 0u);
   EXPECT_EQ(Get("/sgx/certification/v4/pckcrl?ca=processor").status, 404);
+  // A PCCS answers rootcacrl in hex; Intel's distribution point and crl?uri= (PCCS API 3.1) in DER.
   Answer root = Get("/sgx/certification/v4/rootcacrl");
   ASSERT_EQ(root.status, 200);
-  EXPECT_EQ(root.body, File(kIcx + "/rootCaCrl.der"));
-  EXPECT_EQ(Get("/IntelSGXRootCA.der").body, root.body);
+  EXPECT_EQ(root.body, HexEncode(AsBytes(File(kIcx + "/rootCaCrl.der"))));
+  EXPECT_EQ(Get("/IntelSGXRootCA.der").body, File(kIcx + "/rootCaCrl.der"));
+  EXPECT_EQ(Get("/sgx/certification/v4/crl?uri=https%3A%2F%2Fcertificates.trustedservices.intel.com%2FIntelSGXRootCA.der").body,
+            File(kIcx + "/rootCaCrl.der"));
+  EXPECT_EQ(Get("/sgx/certification/v4/crl?uri=" + UrlEncodeComponent("https://api.trustedservices.intel.com/sgx/certification/"
+                                                                       "v4/pckcrl?ca=platform&encoding=der")).body,
+            File(kIcx + "/intermediateCaCrl.der"));
+  for (const char* uri : {"https://evil.example/IntelSGXRootCA.der", "http://certificates.trustedservices.intel.com/IntelSGXRootCA.der",
+                          "https://api.trustedservices.intel.com/sgx/certification/v4/tcb?fmspc=00606a000000", ""}) {
+    EXPECT_EQ(Get("/sgx/certification/v4/crl?uri=" + UrlEncodeComponent(uri)).status, 400) << uri;
+  }
 }
 
 TEST_F(SimPcsTest, ServesTdxTcbInfoAndTdQeIdentity) {
@@ -330,6 +340,18 @@ TEST_F(SimPcsTest, ServesSimTdxAndSevSnpFolders) {
   EXPECT_EQ(crl.body, File(d + "/snp/crl.der"));
   EXPECT_EQ(Get("/sim-secrets.json").status, 404);
   ASSERT_EQ(std::system(("rm -rf " + d).c_str()), 0);
+}
+
+TEST(CrlUriTarget, AcceptsOnlyIntelsCrlUrls) {
+  EXPECT_EQ(CrlUriTarget("https://certificates.trustedservices.intel.com/IntelSGXRootCA.der"), "root");
+  EXPECT_EQ(CrlUriTarget("https://certificates.trustedservices.intel.com/IntelSGXRootCA.crl"), "root");
+  EXPECT_EQ(CrlUriTarget("https://api.trustedservices.intel.com/sgx/certification/v3/pckcrl?ca=processor"), "processor");
+  EXPECT_EQ(CrlUriTarget("https://api.trustedservices.intel.com/sgx/certification/v4/pckcrl?ca=platform&encoding=der"),
+            "platform");
+  EXPECT_EQ(CrlUriTarget("https://certificates.trustedservices.intel.com.evil/IntelSGXRootCA.der"), std::nullopt);
+  EXPECT_EQ(CrlUriTarget("https://api.trustedservices.intel.com/sgx/certification/vx/pckcrl?ca=platform"), std::nullopt);
+  EXPECT_EQ(CrlUriTarget("https://api.trustedservices.intel.com/sgx/certification/v4/pckcrl?ca=other"), std::nullopt);
+  EXPECT_EQ(CrlUriTarget("https://a b/IntelSGXRootCA.der"), std::nullopt);
 }
 
 TEST(UrlEncodeComponent, EncodesLikeEncodeUriComponent) {
