@@ -415,7 +415,7 @@ try {
   // ---------------------------------------------------------------- viewer: nothing to click that mutates
   const viewer = await newPage();
   await login(viewer, 'viewer1', passwords.viewer1);
-  const mutating = /^(Approve|Deny|Revoke|Create|Save|Delete|Remove|Request|Deactivate|Disable|Enable)/;
+  const mutating = /^(Approve|Deny|Revoke|Create|Save|Delete|Remove|Request|Deactivate|Disable|Enable|Refresh)/;
   // (API keys are the exception by design: every role may create and delete its own.)
   for (const [hash, heading] of kViews.filter(([h]) => h !== '/apikeys')) {
     await go(viewer, hash, heading);
