@@ -186,6 +186,22 @@ void Register(CLI::App& root, GlobalOptions& global) {
 
 }  // namespace
 
+bool ServerFlagOnCommandLine() {
+  // `--server` may also come from $VOUCH_SERVER, set for the API commands; `vouch evidence verify`
+  // stays offline unless the flag itself is on the command line (INTERFACES.md).
+  std::string args = ReadFileOrDie("/proc/self/cmdline", "/proc/self/cmdline");
+  size_t start = 0;
+  while (start < args.size()) {
+    size_t end = args.find('\0', start);
+    if (end == std::string::npos) end = args.size();
+    std::string_view arg(args.data() + start, end - start);
+    if (arg == "--") return false;
+    if (arg == "--server" || arg.rfind("--server=", 0) == 0) return true;
+    start = end + 1;
+  }
+  return false;
+}
+
 void VerifyEvidenceOnServer(const std::string& evidence_file, const std::string& at, bool local_flags,
                             const GlobalOptions& global) {
   if (local_flags) UsageError("--collateral, --trust-root and --allow-sim are for local verification, not --server");

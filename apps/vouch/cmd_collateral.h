@@ -7,6 +7,9 @@
 
 namespace vouch::cli {
 
+// True when `--server` itself is on the command line (not only $VOUCH_SERVER).
+bool ServerFlagOnCommandLine();
+
 // Sends the evidence file to vouchd and prints its verdict like the local verification (-o json:
 // the server's JSON). Exits like `vouch evidence verify`: 0 genuine with an acceptable TCB, 1
 // genuine but outdated, 2 not genuine. `local_flags` is true when a flag of the local

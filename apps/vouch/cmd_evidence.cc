@@ -78,7 +78,7 @@ void PrintSummary(const attest::Verdict& v, const std::string& evidence) {
 }
 
 void RunVerify(const VerifyArgs& a, const GlobalOptions& global) {
-  if (!global.server.empty()) {  // --server URL: the verdict from vouchd (cmd_collateral.cc)
+  if (!global.server.empty() && ServerFlagOnCommandLine()) {  // --server URL: the verdict from vouchd (cmd_collateral.cc)
     VerifyEvidenceOnServer(a.evidence, a.at, !a.collateral.empty() || !a.trust_root.empty() || a.allow_sim, global);
     return;
   }
