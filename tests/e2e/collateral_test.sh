@@ -204,6 +204,9 @@ expect_eq "vouch evidence verify --server exits 1 for a genuine OutOfDate quote"
 expect_eq "vouch evidence verify --server prints the server's verdict" "genuine=True tcb=OutOfDate adv=$ADV sim=False" "$(summary "$out")"
 "$VOUCH" evidence verify --server "$URL" --evidence "$T/tdx/dcap-rs-spr-v4-2025-02/quote.dat" --collateral "$T/tdx/dcap-rs-spr-v4-2025-02" >/dev/null 2>&1
 expect_eq "vouch evidence verify --server with --collateral is a usage error (exit 2)" 2 "$?"
+out=$(VOUCH_SERVER=https://127.0.0.1:1 "$VOUCH" evidence verify --evidence "$T/tdx/dcap-rs-spr-v4-2025-02/quote.dat" \
+  --collateral "$T/tdx/dcap-rs-spr-v4-2025-02" --at 2025-02-13T04:00:32Z -o json 2>&1)
+expect_eq "\$VOUCH_SERVER alone keeps vouch evidence verify offline" "genuine=True tcb=OutOfDate adv=$ADV sim=False" "$(summary "$out")"
 
 # ---- a broken signature is refused; the last good copy stays
 sha_before=$("$VOUCH" collateral list --kind sgx_tcb_info --key 00606a000000 -o json | jq_get '["items"][0]["sha256"]')
