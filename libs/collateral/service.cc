@@ -76,6 +76,8 @@ namespace {
 
 constexpr int64_t kMaxTime = 253402300799;  // 9999-12-31T23:59:59Z
 constexpr std::chrono::hours kRetryAfterFailure{1};
+constexpr std::chrono::minutes kNegativeCacheFor{10};
+constexpr size_t kMaxNegative = 4096;
 
 int64_t Secs(TimePoint t) {
   if (t == TimePoint::max()) return kMaxTime;
@@ -186,6 +188,10 @@ struct Service::Impl {
   // asking again (an expired item the source no longer has would otherwise be asked for at every
   // check). Guarded by stats_mu.
   std::map<std::pair<std::string, std::string>, TimePoint> failed_at;
+  // Items the source answered 404/410 for, until when they are not asked for again on a need
+  // (an unknown FMSPC asked through the PCCS routes must not turn every request into a fetch).
+  // At most kMaxNegative entries. Guarded by stats_mu.
+  std::map<std::pair<std::string, std::string>, TimePoint> not_found_until;
 
   TimePoint Now() const { return clock->Now(); }
   internal::FetchOptions Fetch() const {
@@ -486,11 +492,25 @@ struct Service::Impl {
   }
 
   Outcome FetchAndStore(const std::string& kind, const std::string& key,
-                        const std::vector<std::pair<X509*, X509*>>& extra_anchors = {}) {
+                        const std::vector<std::pair<X509*, X509*>>& extra_anchors = {}, bool on_need = true) {
     const bool intel = IsIntelKind(kind);
     const std::string source(intel ? kSourcePcs : kSourceKds);
+    const TimePoint now = Now();
+    if (on_need) {
+      std::lock_guard<std::mutex> lock(stats_mu);
+      auto it = not_found_until.find({kind, key});
+      if (it != not_found_until.end() && now < it->second) {
+        return Outcome{kind, key, "", "failed", std::string(kNotFoundAtSource),
+                       "the source did not have it when last asked (asked again after " + FormatRfc3339(it->second) + ")"};
+      }
+    }
     std::string url;
     auto c = intel ? FetchIntel(kind, key, &url) : FetchAmd(kind, key, &url);
+    if (!c.ok() && c.status().reason() == kNotFoundAtSource) {
+      std::lock_guard<std::mutex> lock(stats_mu);
+      if (not_found_until.size() >= kMaxNegative) not_found_until.clear();
+      not_found_until[{kind, key}] = now + kNegativeCacheFor;
+    }
     if (!c.ok()) {
       if (c.status().reason() != kNoSource) CountFailure(source, kind);
       return Outcome{kind, key, url, "failed", c.status().reason(), c.status().message()};
@@ -959,22 +979,32 @@ Report Service::RefreshDue(bool force) {
   return report;
 }
 
-Outcome Service::RefreshOne(std::string_view kind, std::string_view key) {
-  if (!IsKind(kind)) {
-    return Outcome{std::string(kind), std::string(key), "", "failed", "invalid_kind", "unknown collateral kind"};
-  }
+namespace {
+std::string NormalKey(std::string_view kind, std::string_view key) {
   std::string k(key);
   if (kind == kSgxTcbInfo || kind == kTdxTcbInfo || kind == kPckCrl) k = Lower(k);
   if (kind == kQeIdentity) k = "QE";
   if (kind == kTdQeIdentity) k = "TD_QE";
   if (kind == kRootCaCrl) k = "root";
-  return impl_->FetchAndStore(std::string(kind), k);
+  return k;
+}
+}  // namespace
+
+Outcome Service::RefreshOne(std::string_view kind, std::string_view key) {
+  if (!IsKind(kind)) {
+    return Outcome{std::string(kind), std::string(key), "", "failed", "invalid_kind", "unknown collateral kind"};
+  }
+  return impl_->FetchAndStore(std::string(kind), NormalKey(kind, key), {}, /*on_need=*/false);
 }
 
 Outcome Service::Ensure(std::string_view kind, std::string_view key) {
-  auto items = List(ListFilter{std::string(kind), std::string(key), false});
-  if (items.ok() && !items->empty()) return Outcome{std::string(kind), std::string(key), "", "unchanged", "", "held"};
-  return RefreshOne(kind, key);
+  if (!IsKind(kind)) {
+    return Outcome{std::string(kind), std::string(key), "", "failed", "invalid_kind", "unknown collateral kind"};
+  }
+  const std::string k = NormalKey(kind, key);
+  auto items = List(ListFilter{std::string(kind), k, false});
+  if (items.ok() && !items->empty()) return Outcome{std::string(kind), k, "", "unchanged", "", "held"};
+  return impl_->FetchAndStore(std::string(kind), k, {}, /*on_need=*/true);
 }
 
 Report Service::ImportFiles(const std::map<std::string, std::string>& files, const std::string& origin) {

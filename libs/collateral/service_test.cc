@@ -503,6 +503,14 @@ TEST_P(CollateralServiceTest, RealTdxCollateralFetchedFromThePcs) {
   Outcome o = service->RefreshOne(kTdxTcbInfo, "00906ed50000");
   EXPECT_EQ(o.result, "failed");
   EXPECT_EQ(o.reason, kNotFoundAtSource);
+  EXPECT_EQ(vendor_.Count("/tdx/certification/v4/tcb"), 2);
+  // Asked for again on a need (the PCCS routes) within ten minutes: answered without a request.
+  EXPECT_FALSE(service->GetForServing(kTdxTcbInfo, "00906ED50000", /*fetch=*/true).ok());
+  EXPECT_FALSE(service->GetForServing(kTdxTcbInfo, "00906ed50000", /*fetch=*/true).ok());
+  EXPECT_EQ(vendor_.Count("/tdx/certification/v4/tcb"), 2);
+  clock_.Advance(std::chrono::minutes(11));
+  EXPECT_FALSE(service->GetForServing(kTdxTcbInfo, "00906ed50000", /*fetch=*/true).ok());
+  EXPECT_EQ(vendor_.Count("/tdx/certification/v4/tcb"), 3);
 }
 
 TEST_P(CollateralServiceTest, ImportExportRoundTrip) {
