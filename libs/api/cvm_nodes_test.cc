@@ -4,6 +4,8 @@
 // recovery picked up by a refresh stops renewals; workload certificates for a CVM node.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include "api/manager.h"
 #include "api/routes.h"
 #include "attest/sim_agent.h"
@@ -32,15 +34,29 @@ using http::Response;
 
 class CvmNodesTest : public ::testing::Test {
  protected:
+  static const std::string& SnpTemplate() {
+    static test::TempDir* dir = new test::TempDir("cvmnodes-snp");  // lives for the process
+    static const std::string path = [] {
+      attest::SimVendorOptions snp;
+      snp.tee = attest::SimTee::kSevSnp;
+      auto v = attest::SimVendor::Create(dir->path() + "/snp", snp);
+      EXPECT_TRUE(v.ok()) << v.status().ToString();
+      return dir->path() + "/snp";
+    }();
+    return path;
+  }
+
   void SetUp() override {
     attest::SimVendorOptions tdx;
     tdx.tee = attest::SimTee::kTdx;
     auto t = attest::SimVendor::Create(dir_ + "/tdx", tdx);
     ASSERT_TRUE(t.ok()) << t.status().ToString();
     tdx_ = std::move(*t);
-    attest::SimVendorOptions snp;
-    snp.tee = attest::SimTee::kSevSnp;
-    auto s = attest::SimVendor::Create(dir_ + "/snp", snp);
+    // The SEV-SNP sim (two RSA-4096 keys: slow to make) is made once per suite and copied.
+    std::error_code ec;
+    std::filesystem::copy(SnpTemplate(), dir_ + "/snp", std::filesystem::copy_options::recursive, ec);
+    ASSERT_FALSE(ec) << ec.message();
+    auto s = attest::SimVendor::Load(dir_ + "/snp");
     ASSERT_TRUE(s.ok()) << s.status().ToString();
     snp_ = std::move(*s);
 
