@@ -237,6 +237,14 @@ expect_eq "without credentials: 401" 401 "$code"
 got=$(post_code "{\"evidence\":\"$(head -c 3000 /dev/urandom | base64 -w0)\"}")
 expect_eq "random bytes: 200 with a verdict" 200 "$got"
 expect_eq "… not genuine" false "$(jq_get '["genuine"]' <"$E2E_TMP/err.json")"
+# ---- KDS rate limit: a 429 fails the fetch as rate limited (vouchd then waits Retry-After before
+# its next KDS request: CollateralServiceTest.KdsIsPacedAndHonoursRetryAfter)
+pcs -X POST -d '{"seconds": 30}' "$PCS/sim/v1/kds-interval" >/dev/null || fail "set the emulator's KDS interval"
+"$VOUCH" collateral refresh --kind amd_crl --key Milan -o json >/dev/null 2>&1
+before=$(pcs_count vcek_crl 429)
+out=$("$VOUCH" collateral refresh --kind amd_crl --key Milan -o json 2>/dev/null)
+expect_eq "KDS answering 429: the refresh fails as rate limited" collateral_rate_limited "$(jq_get '["outcomes"][0]["reason"]' <<<"$out")"
+expect_eq "… after one 429 from KDS" $((before + 1)) "$(pcs_count vcek_crl 429)"
 kill -0 "$VOUCHD_PID" 2>/dev/null || fail "vouchd exited"
 ok "vouchd still up"
 echo "collateral: $E2E_PASSED checks passed"
