@@ -188,8 +188,9 @@ struct Service::Impl {
   // asking again (an expired item the source no longer has would otherwise be asked for at every
   // check). Guarded by stats_mu.
   std::map<std::pair<std::string, std::string>, TimePoint> failed_at;
-  // Items the source answered 404/410 for, until when they are not asked for again on a need
-  // (an unknown FMSPC asked through the PCCS routes must not turn every request into a fetch).
+  // Items the source answered 404/410 for (or failed on), until when they are not asked for again
+  // on a need (an unknown FMSPC asked through the PCCS routes must not turn every request into a
+  // fetch; a source that is down must not delay every verification).
   // At most kMaxNegative entries. Guarded by stats_mu.
   std::map<std::pair<std::string, std::string>, TimePoint> not_found_until;
 
@@ -356,7 +357,6 @@ struct Service::Impl {
         return Status::Ok();
       }
       const std::string id = c.kind + ":" + k.key + ":" + k.root + ":" + sha.substr(0, 16);
-      std::vector<store::Value> eval;
       VOUCH_RETURN_IF_ERROR(
           tx.Exec("INSERT INTO collateral (id, kind, item_key, root, sim, issue_date, next_update, "
                   "tcb_evaluation_data_number, source, origin, content_type, body, issuer_chain, sha256, stored_at) "
@@ -500,16 +500,21 @@ struct Service::Impl {
       std::lock_guard<std::mutex> lock(stats_mu);
       auto it = not_found_until.find({kind, key});
       if (it != not_found_until.end() && now < it->second) {
-        return Outcome{kind, key, "", "failed", std::string(kNotFoundAtSource),
-                       "the source did not have it when last asked (asked again after " + FormatRfc3339(it->second) + ")"};
+        return Outcome{kind, key, "", "failed", std::string(kFetchFailed),
+                       "the source did not have it or failed when last asked (asked again after " +
+                           FormatRfc3339(it->second) + ")"};
       }
     }
     std::string url;
     auto c = intel ? FetchIntel(kind, key, &url) : FetchAmd(kind, key, &url);
-    if (!c.ok() && c.status().reason() == kNotFoundAtSource) {
+    if (!c.ok() && c.status().reason() != kNoSource) {
+      // Not asked for again on a need for a while: 10 minutes after a 404/410, a minute after a
+      // failure (a source that is down or slow would otherwise delay every verification).
       std::lock_guard<std::mutex> lock(stats_mu);
       if (not_found_until.size() >= kMaxNegative) not_found_until.clear();
-      not_found_until[{kind, key}] = now + kNegativeCacheFor;
+      not_found_until[{kind, key}] =
+          now + (c.status().reason() == kNotFoundAtSource ? std::chrono::duration_cast<std::chrono::seconds>(kNegativeCacheFor)
+                                                          : std::chrono::seconds(60));
     }
     if (!c.ok()) {
       if (c.status().reason() != kNoSource) CountFailure(source, kind);
