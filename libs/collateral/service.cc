@@ -1127,10 +1127,8 @@ std::vector<std::pair<Item, double>> Service::RemainingValidity() {
   if (!items.ok()) return out;
   const TimePoint now = impl_->Now();
   for (Item& it : *items) {
-    double left = it.next_update == TimePoint::max()
-                      ? 0
-                      : std::chrono::duration<double>(it.next_update - now).count();
-    if (it.next_update == TimePoint::max()) continue;
+    if (it.next_update == TimePoint::max()) continue;  // no nextUpdate: nothing to count down
+    const double left = std::chrono::duration<double>(it.next_update - now).count();
     out.emplace_back(std::move(it), left);
   }
   return out;
