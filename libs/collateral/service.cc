@@ -78,6 +78,7 @@ constexpr int64_t kMaxTime = 253402300799;  // 9999-12-31T23:59:59Z
 constexpr std::chrono::hours kRetryAfterFailure{1};
 constexpr std::chrono::minutes kNegativeCacheFor{10};
 constexpr size_t kMaxNegative = 4096;
+constexpr size_t kMaxVerifiers = 64;
 
 int64_t Secs(TimePoint t) {
   if (t == TimePoint::max()) return kMaxTime;
@@ -529,7 +530,12 @@ struct Service::Impl {
 
   // ---- verification
   Result<std::shared_ptr<const attest::DcapCollateral>> DcapCollateralFor(const evidence::DcapQuote& q, TimePoint at,
-                                                                          std::string* trusted_root_pem);
+                                                                          std::string* trusted_root_pem,
+                                                                          std::string* cache_key = nullptr);
+  // Verifiers made from the same stored versions are kept (their collateral signatures are
+  // checked once, and each keeps its cache of verified PCK chains). At most kMaxVerifiers.
+  std::mutex verifiers_mu;
+  std::map<std::string, std::shared_ptr<const attest::DcapVerifier>> verifiers;
   Result<RawItem> ItemFor(const std::string& kind, const std::string& key, const std::string& root, TimePoint at,
                           bool fetch);
   attest::Verdict VerifySnp(std::span<const uint8_t> evidence, TimePoint at, bool allow_sim);
@@ -721,7 +727,8 @@ Result<RawItem> Service::Impl::ItemFor(const std::string& kind, const std::strin
 
 Result<std::shared_ptr<const attest::DcapCollateral>> Service::Impl::DcapCollateralFor(const evidence::DcapQuote& q,
                                                                                        TimePoint at,
-                                                                                       std::string* trusted_root_pem) {
+                                                                                       std::string* trusted_root_pem,
+                                                                                       std::string* cache_key) {
   if (q.cert_data.type != static_cast<uint16_t>(evidence::CertDataType::kPckChain)) {
     return NotFound("the quote carries no PCK certificate chain (certification data type " +
                         std::to_string(q.cert_data.type) + ")",
@@ -769,6 +776,10 @@ Result<std::shared_ptr<const attest::DcapCollateral>> Service::Impl::DcapCollate
       files.trusted_root_pem = *root_pem;
       *trusted_root_pem = *root_pem;
     }
+  }
+  if (cache_key != nullptr) {
+    *cache_key = root_label;
+    for (const Result<RawItem>* r : {&tcb, &qe, &pck_crl, &root_crl}) *cache_key += "|" + (r->ok() ? (*r)->item.id : "-");
   }
   return attest::DcapCollateral::Create(files);
 }
@@ -1105,20 +1116,33 @@ attest::Verdict Service::Verify(std::span<const uint8_t> evidence, std::string_v
                               "platform_mismatch");
     return v;
   }
-  std::string root_pem;
-  auto collateral = impl_->DcapCollateralFor(*q, at, &root_pem);
+  std::string root_pem, key;
+  auto collateral = impl_->DcapCollateralFor(*q, at, &root_pem, &key);
   if (!collateral.ok()) {
     v.error = Status(collateral.status().code(), collateral.status().message(), std::string(attest::kDcapMissingCollateral));
     return v;
   }
   attest::DcapTrustOptions trust;
   trust.allow_sim = allow_sim && impl_->options.allow_sim;
-  auto verifier = attest::DcapVerifier::Create(std::move(*collateral), trust);
-  if (!verifier.ok()) {
-    v.error = verifier.status();
-    return v;
+  key += trust.allow_sim ? "|sim" : "|nosim";
+  std::shared_ptr<const attest::DcapVerifier> verifier;
+  {
+    std::lock_guard<std::mutex> lock(impl_->verifiers_mu);
+    auto it = impl_->verifiers.find(key);
+    if (it != impl_->verifiers.end()) verifier = it->second;
   }
-  return (*verifier)->Verify(evidence, at);
+  if (!verifier) {
+    auto made = attest::DcapVerifier::Create(std::move(*collateral), trust);
+    if (!made.ok()) {
+      v.error = made.status();
+      return v;
+    }
+    verifier = std::shared_ptr<const attest::DcapVerifier>(std::move(*made));
+    std::lock_guard<std::mutex> lock(impl_->verifiers_mu);
+    if (impl_->verifiers.size() >= kMaxVerifiers) impl_->verifiers.clear();
+    impl_->verifiers.emplace(key, verifier);
+  }
+  return verifier->Verify(evidence, at);
 }
 
 std::vector<std::pair<Item, double>> Service::RemainingValidity() {
