@@ -521,6 +521,17 @@ struct Service::Impl {
       if (c.status().reason() != kNoSource) CountFailure(source, kind);
       return Outcome{kind, key, url, "failed", c.status().reason(), c.status().message()};
     }
+    if (kind == kAmdVcek || kind == kAmdCrl) {
+      // Signed by a chain not held yet (a KDS serving another ARK than AMD's built-in ones, e.g. a
+      // sim): fetch the product's cert_chain (verified on its own) and check the answer again.
+      auto checked = Check(*c, extra_anchors);
+      const std::string product = key.substr(0, key.find('/'));
+      if (!checked.ok() && (checked.status().reason() == kBadSignature || checked.status().reason() == kBadIssuerChain) &&
+          AmdChains(product).empty()) {
+        Outcome chain = FetchAndStore(std::string(kAmdCertChain), product, {}, on_need);
+        (void)chain;
+      }
+    }
     return CheckAndStore(*c, source, url, /*strict=*/true, extra_anchors);
   }
 
@@ -820,7 +831,6 @@ attest::Verdict Service::Impl::VerifySnp(std::span<const uint8_t> blob, TimePoin
   }
   if (product == evidence::SnpProduct::kUnknown) product = evidence::SnpProduct::kMilan;
   const std::string product_name(evidence::SnpProductName(product));
-  auto stored_chains = AmdChains(product_name);
   // No leaf in the table: the VCEK for this chip and reported TCB, held or fetched from KDS.
   if (!leaf && report->signing_key == evidence::SnpSigningKey::kVcek) {
     const bool turin = product == evidence::SnpProduct::kTurin;
@@ -841,6 +851,7 @@ attest::Verdict Service::Impl::VerifySnp(std::span<const uint8_t> blob, TimePoin
     }
   }
   // Stored chains of the product (a sim chain imported or fetched; AMD's are built in).
+  auto stored_chains = AmdChains(product_name);
   for (const auto& [ask, chain_ark] : stored_chains) {
     std::string pem = internal::ChainPem({ask.get(), chain_ark.get()});
     col.certs.emplace_back(pem.begin(), pem.end());

@@ -15,6 +15,7 @@
 #include "attest/dcap_collateral.h"
 #include "attest/dcap_verifier.h"
 #include "attest/sim_vendor.h"
+#include "attest/snp_verifier.h"
 #include "base/encoding.h"
 #include "base/file.h"
 #include "collateral/fetch.h"
@@ -588,6 +589,40 @@ TEST_P(CollateralServiceTest, SnpVcekFetchedFromKdsOnce) {
   ASSERT_EQ(vceks->size(), 1u);
   EXPECT_EQ(vceks->front().source, kSourceKds);
   EXPECT_EQ(vceks->front().root, "amd");
+}
+
+TEST_P(CollateralServiceTest, SimSnpReportWithoutCertificateTableUsesKds) {
+  attest::SimVendorOptions o;
+  o.tee = attest::SimTee::kSevSnp;
+  const std::string dir = tmp_.File("snp");
+  auto sim = attest::SimVendor::Create(dir, o);
+  ASSERT_TRUE(sim.ok()) << sim.status().ToString();
+  vendor_.ServeAmd(dir);
+  auto service = MakeService(db_.get());
+  auto report = (*sim)->snp()->Report(attest::SimSnpReportOptions{}, std::vector<uint8_t>(64, 3));
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  // No certificate table: the VCEK comes from KDS, the sim chain too (the VCEK is not AMD's).
+  attest::Verdict v = service->Verify(*report, "", clock_.Now());
+  ASSERT_TRUE(v.genuine) << (v.error ? v.error->message() : "");
+  EXPECT_TRUE(v.insecure_sim);
+  EXPECT_EQ(v.details.value("amd_crl", ""), "checked");
+  EXPECT_EQ(vendor_.Count("/vcek/v1/Milan/cert_chain"), 1);
+  EXPECT_EQ(vendor_.Count("/vcek/v1/Milan/crl"), 1);
+  // Not allowed: refused.
+  EXPECT_FALSE(service->Verify(*report, "sev-snp", clock_.Now(), /*allow_sim=*/false).genuine);
+  // A revoked VCEK: listed in the sim ARK's CRL.
+  attest::SimVendorOptions r = o;
+  r.revoked = true;
+  const std::string rdir = tmp_.File("snp-revoked");
+  auto revoked = attest::SimVendor::Create(rdir, r);
+  ASSERT_TRUE(revoked.ok());
+  auto evidence = (*revoked)->snp()->Evidence(attest::SimSnpReportOptions{}, std::vector<uint8_t>(64, 3));
+  ASSERT_TRUE(evidence.ok());
+  vendor_.ServeAmd(rdir);
+  v = service->Verify(*evidence, "", clock_.Now());
+  EXPECT_FALSE(v.genuine);
+  ASSERT_TRUE(v.error.has_value());
+  EXPECT_EQ(v.error->reason(), attest::kSnpCertRevoked) << v.error->message();
 }
 
 TEST_P(CollateralServiceTest, KdsIsPacedAndHonoursRetryAfter) {
