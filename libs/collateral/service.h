@@ -36,6 +36,9 @@
 //   SPLs in decimal, two digits at least. At most one KDS request per kds_min_interval (a queue:
 //   callers wait their turn); after a 429 or 5xx no request before Retry-After (seconds) or an
 //   exponential back-off (10 s doubling, capped at 5 min).
+// On a need (Ensure, Verify*, GetForServing), an item the source answered 404/410 for is not asked
+// for again for 10 minutes, one whose fetch failed otherwise for a minute; RefreshDue asks again
+// for a failed due item after an hour; RefreshOne always asks.
 // HTTPS only, server certificate checked against ca_file (default: the system store).
 //
 // Thread safety: a Service is thread-safe; fetches of the same item are not coalesced across
@@ -86,8 +89,8 @@ inline constexpr std::string_view kSourceImport = "import";  // ImportDir / Impo
 inline constexpr std::string_view kStateValid = "valid";
 inline constexpr std::string_view kStateExpired = "expired";
 
-// ---- refusal reasons of fetched / imported items (Status::reason(), the fetch-failure metric's
-// "reason" and the audit detail). Stable snake_case.
+// ---- refusal reasons of fetched / imported items (Outcome::reason, Status::reason(), the audit
+// entry's outcome "denied:<reason>"). Stable snake_case.
 inline constexpr std::string_view kFetchFailed = "collateral_fetch_failed";          // network, TLS, 5xx
 inline constexpr std::string_view kNotFoundAtSource = "collateral_not_found";        // 404 (unknown FMSPC, chip)
 inline constexpr std::string_view kRateLimited = "collateral_rate_limited";          // 429 / back-off in force
