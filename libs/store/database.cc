@@ -1,6 +1,7 @@
 #include "store/database.h"
 
 #include "store/migrations.h"
+#include "store/reasons.h"
 
 namespace vouch::store {
 
@@ -56,8 +57,9 @@ Result<int> Database::Migrate() {
     }
     if (version > static_cast<int>(migrations.size())) {
       return FailedPrecondition("database schema version " + std::to_string(version) +
-                                    " is newer than this binary knows (" + std::to_string(migrations.size()) + ")",
-                                "schema_too_new");
+                                    " is newer than this binary knows (" +
+                                    std::to_string(migrations.size()) + ")",
+                                std::string(kSchemaTooNew));
     }
     // Each migration is a list of statements applied in this one transaction.
     for (size_t i = static_cast<size_t>(version); i < migrations.size(); ++i) {

@@ -13,15 +13,16 @@
 
 #include <algorithm>
 #include <charconv>
-#include <cstdlib>
 #include <chrono>
 #include <condition_variable>
+#include <cstdlib>
 #include <map>
 #include <mutex>
 #include <thread>
 
 #include "store/database.h"
 #include "store/postgres_sql.h"
+#include "store/reasons.h"
 #include "store/write_group.h"
 
 namespace vouch::store {
@@ -60,12 +61,13 @@ class PgConnection {
   Status Connect() {
     Close();
     conn_ = PQconnectdb(conninfo_.c_str());
-    if (conn_ == nullptr) return Unavailable("cannot allocate a PostgreSQL connection", "store_unavailable");
+    if (conn_ == nullptr)
+      return Unavailable("cannot allocate a PostgreSQL connection", std::string(kStoreUnavailable));
     if (PQstatus(conn_) != CONNECTION_OK) {
       // The message names host and port, never the password.
       std::string msg = Trimmed(PQerrorMessage(conn_));
       Close();
-      return Unavailable("cannot connect to PostgreSQL: " + msg, "store_unavailable");
+      return Unavailable("cannot connect to PostgreSQL: " + msg, std::string(kStoreUnavailable));
     }
     PQsetNoticeProcessor(conn_, [](void*, const char*) {}, nullptr);
     return Status::Ok();
@@ -82,7 +84,7 @@ class PgConnection {
     *last_error = ErrorClass::kNone;
     if (!connected()) {
       *last_error = ErrorClass::kConnection;
-      return Unavailable("not connected to PostgreSQL", "store_unavailable");
+      return Unavailable("not connected to PostgreSQL", std::string(kStoreUnavailable));
     }
     auto it = statements_.find(sql);
     if (it == statements_.end()) {
@@ -138,7 +140,7 @@ class PgConnection {
     *last_error = ErrorClass::kNone;
     if (!connected()) {
       *last_error = ErrorClass::kConnection;
-      return Unavailable("not connected to PostgreSQL", "store_unavailable");
+      return Unavailable("not connected to PostgreSQL", std::string(kStoreUnavailable));
     }
     PgResultPtr res(PQexec(conn_, sql), &PQclear);
     ExecStatusType st = PQresultStatus(res.get());
@@ -188,18 +190,22 @@ class PgConnection {
     if (PQstatus(conn_) != CONNECTION_OK || IsConnectionState(state) || (state.empty() && res == nullptr)) {
       *last_error = ErrorClass::kConnection;
       Close();
-      return Unavailable("PostgreSQL connection lost: " + msg, "store_unavailable");
+      return Unavailable("PostgreSQL connection lost: " + msg, std::string(kStoreUnavailable));
     }
     if (state == "40001" || state == "40P01" || state == "55P03") {
       *last_error = ErrorClass::kConflict;
-      return Aborted("transaction conflict: " + msg, "store_busy");
+      return Aborted("transaction conflict: " + msg, std::string(kStoreBusy));
     }
     *last_error = ErrorClass::kOther;
-    if (state == "23505") return AlreadyExists("already exists (" + msg + ")", "already_exists");
-    if (state.rfind("23", 0) == 0) return FailedPrecondition("constraint failed (" + msg + ")", "constraint_failed");
-    if (state == "53100") return Unavailable("database disk full: " + msg, "store_unavailable");
-    if (state.rfind("XX", 0) == 0) return DataLoss("database corrupt: " + msg, "store_corrupt");
-    return Internal("database error: " + msg + " in: " + what, "store_error");
+    if (state == "23505")
+      return AlreadyExists("already exists (" + msg + ")", std::string(kAlreadyExists));
+    if (state.rfind("23", 0) == 0)
+      return FailedPrecondition("constraint failed (" + msg + ")", std::string(kConstraintFailed));
+    if (state == "53100")
+      return Unavailable("database disk full: " + msg, std::string(kStoreUnavailable));
+    if (state.rfind("XX", 0) == 0)
+      return DataLoss("database corrupt: " + msg, std::string(kStoreCorrupt));
+    return Internal("database error: " + msg + " in: " + what, std::string(kStoreError));
   }
 
   std::string conninfo_;
@@ -289,7 +295,7 @@ class PgTransaction final : public Transaction {
   Status ReleaseSavepoint() { return Command("RELEASE SAVEPOINT vouch_group_member"); }
   Status RollbackToSavepoint() {
     if (failure_ == ErrorClass::kConflict || failure_ == ErrorClass::kConnection) {
-      return Aborted("the transaction cannot continue", "store_busy");
+      return Aborted("the transaction cannot continue", std::string(kStoreBusy));
     }
     ErrorClass e;
     Status st = conn_->Command("ROLLBACK TO SAVEPOINT vouch_group_member", &e);
@@ -304,7 +310,8 @@ class PgTransaction final : public Transaction {
  private:
   Status Command(const char* sql) {
     if (failure_ != ErrorClass::kNone) {
-      return Aborted("an earlier statement of this transaction failed", "store_tx_aborted");
+      return Aborted("an earlier statement of this transaction failed",
+                     std::string(kStoreTxAborted));
     }
     ErrorClass e;
     Status st = conn_->Command(sql, &e);
@@ -314,7 +321,8 @@ class PgTransaction final : public Transaction {
 
   Result<PgResultPtr> Run(std::string_view sql, const std::vector<Value>& params) {
     if (failure_ != ErrorClass::kNone) {
-      return Aborted("an earlier statement of this transaction failed", "store_tx_aborted");
+      return Aborted("an earlier statement of this transaction failed",
+                     std::string(kStoreTxAborted));
     }
     ErrorClass e;
     auto res = conn_->Run(sql, params, &e);
@@ -370,7 +378,7 @@ class PostgresDatabase final : public Database {
     auto deadline = std::chrono::steady_clock::now() + kReconnectBudget;
     auto backoff = std::chrono::milliseconds(20);
     int conflicts = 0;
-    Status last = Unavailable("PostgreSQL unreachable", "store_unavailable");
+    Status last = Unavailable("PostgreSQL unreachable", std::string(kStoreUnavailable));
     while (true) {
       ErrorClass failure = ErrorClass::kNone;
       {
@@ -416,7 +424,8 @@ class PostgresDatabase final : public Database {
     if (tx.failure() == ErrorClass::kConflict || tx.failure() == ErrorClass::kConnection) {
       *failure = tx.failure();
       if (conn->connected()) (void)conn->Command("ROLLBACK", &e);
-      return st.ok() ? Aborted("a statement failed inside the transaction", "store_busy") : st;
+      return st.ok() ? Aborted("a statement failed inside the transaction", std::string(kStoreBusy))
+                     : st;
     }
     if (!st.ok()) {
       *failure = ErrorClass::kOther;
@@ -427,14 +436,15 @@ class PostgresDatabase final : public Database {
       // The callback swallowed a failed statement; PostgreSQL will not commit this transaction.
       *failure = ErrorClass::kOther;
       (void)conn->Command("ROLLBACK", &e);
-      return Aborted("a statement failed inside the transaction", "store_tx_aborted");
+      return Aborted("a statement failed inside the transaction", std::string(kStoreTxAborted));
     }
     st = conn->Command("COMMIT", &e);
     if (st.ok()) return st;
     if (e == ErrorClass::kConnection) {
       // The outcome is unknown: never run the callback twice for one commit that may have landed.
       *failure = ErrorClass::kOther;
-      return Unavailable("PostgreSQL connection lost during COMMIT; the outcome is unknown", "store_unavailable");
+      return Unavailable("PostgreSQL connection lost during COMMIT; the outcome is unknown",
+                         std::string(kStoreUnavailable));
     }
     *failure = e;
     return st;
@@ -457,10 +467,13 @@ class PostgresDatabase final : public Database {
             m->result = internal::CallMember(*m->fn, tx);
             if (tx.failure() == ErrorClass::kConflict || tx.failure() == ErrorClass::kConnection) {
               // The whole transaction is lost; Run() retries the group or reports this.
-              return m->result.ok() ? Aborted("a statement failed inside the transaction", "store_busy") : m->result;
+              return m->result.ok() ? Aborted("a statement failed inside the transaction",
+                                              std::string(kStoreBusy))
+                                    : m->result;
             }
             if (m->result.ok() && tx.failure() != ErrorClass::kNone) {
-              m->result = Aborted("a statement failed inside the transaction", "store_tx_aborted");
+              m->result = Aborted("a statement failed inside the transaction",
+                                  std::string(kStoreTxAborted));
             }
             if (m->result.ok()) {
               VOUCH_RETURN_IF_ERROR(tx.ReleaseSavepoint());
@@ -469,7 +482,9 @@ class PostgresDatabase final : public Database {
               VOUCH_RETURN_IF_ERROR(tx.RollbackToSavepoint());
             }
           }
-          return any_ok ? Status::Ok() : Aborted("every write of the group failed", "store_group_failed");
+          return any_ok
+                     ? Status::Ok()
+                     : Aborted("every write of the group failed", std::string(kStoreGroupFailed));
         },
         true);
     if (st.ok()) return;
@@ -509,7 +524,7 @@ Result<std::unique_ptr<Database>> OpenPostgres(const std::string& url, size_t po
   if (opts == nullptr) {
     std::string msg = err ? Trimmed(err) : "invalid connection URL";
     PQfreemem(err);
-    return InvalidArgument("invalid PostgreSQL URL: " + msg, "invalid_store_url");
+    return InvalidArgument("invalid PostgreSQL URL: " + msg, std::string(kInvalidStoreUrl));
   }
   PQconninfoFree(opts);
   auto db = std::make_unique<PostgresDatabase>(url, std::max<size_t>(pool_size, 1));

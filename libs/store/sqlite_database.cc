@@ -8,6 +8,7 @@
 #include <mutex>
 
 #include "store/database.h"
+#include "store/reasons.h"
 #include "store/write_group.h"
 
 namespace vouch::store {
@@ -23,8 +24,9 @@ class Connection {
     int rc = sqlite3_open_v2(path.c_str(), &db, flags, nullptr);
     auto conn = std::unique_ptr<Connection>(new Connection(db));
     if (rc != SQLITE_OK) {
-      return Unavailable("cannot open database '" + path + "': " + (db ? sqlite3_errmsg(db) : sqlite3_errstr(rc)),
-                         "store_unavailable");
+      return Unavailable(
+          "cannot open database '" + path + "': " + (db ? sqlite3_errmsg(db) : sqlite3_errstr(rc)),
+          std::string(kStoreUnavailable));
     }
     sqlite3_busy_timeout(db, 10000);
     sqlite3_extended_result_codes(db, 1);
@@ -62,8 +64,9 @@ class Connection {
     sqlite3_stmt* stmt = nullptr;
     if (sqlite3_prepare_v3(db_, sql.data(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT, &stmt,
                            nullptr) != SQLITE_OK) {
-      return Internal("prepare failed: " + std::string(sqlite3_errmsg(db_)) + " in: " + key.substr(0, 120),
-                      "store_error");
+      return Internal(
+          "prepare failed: " + std::string(sqlite3_errmsg(db_)) + " in: " + key.substr(0, 120),
+          std::string(kStoreError));
     }
     cache_.emplace(std::move(key), stmt);
     return stmt;
@@ -71,9 +74,9 @@ class Connection {
 
   Status Bind(sqlite3_stmt* stmt, const std::vector<Value>& params) {
     if (static_cast<int>(params.size()) != sqlite3_bind_parameter_count(stmt)) {
-      return Internal("SQL has " + std::to_string(sqlite3_bind_parameter_count(stmt)) + " parameters, got " +
-                          std::to_string(params.size()),
-                      "store_error");
+      return Internal("SQL has " + std::to_string(sqlite3_bind_parameter_count(stmt)) +
+                          " parameters, got " + std::to_string(params.size()),
+                      std::string(kStoreError));
     }
     for (size_t i = 0; i < params.size(); ++i) {
       int idx = static_cast<int>(i + 1);
@@ -91,7 +94,9 @@ class Connection {
             }
           },
           params[i]);
-      if (rc != SQLITE_OK) return Internal("bind failed: " + std::string(sqlite3_errmsg(db_)), "store_error");
+      if (rc != SQLITE_OK)
+        return Internal("bind failed: " + std::string(sqlite3_errmsg(db_)),
+                        std::string(kStoreError));
     }
     return Status::Ok();
   }
@@ -144,17 +149,22 @@ class Connection {
     switch (code & 0xff) {
       case SQLITE_CONSTRAINT:
         if (code == SQLITE_CONSTRAINT_UNIQUE || code == SQLITE_CONSTRAINT_PRIMARYKEY) {
-          return AlreadyExists("already exists (" + msg + ")", "already_exists");
+          return AlreadyExists("already exists (" + msg + ")", std::string(kAlreadyExists));
         }
-        return FailedPrecondition("constraint failed (" + msg + ")", "constraint_failed");
+        return FailedPrecondition("constraint failed (" + msg + ")",
+                                  std::string(kConstraintFailed));
       case SQLITE_BUSY:
-      case SQLITE_LOCKED: return Aborted("database busy: " + msg, "store_busy");
+      case SQLITE_LOCKED:
+        return Aborted("database busy: " + msg, std::string(kStoreBusy));
       case SQLITE_CORRUPT:
-      case SQLITE_NOTADB: return DataLoss("database corrupt: " + msg, "store_corrupt");
+      case SQLITE_NOTADB:
+        return DataLoss("database corrupt: " + msg, std::string(kStoreCorrupt));
       case SQLITE_FULL:
       case SQLITE_IOERR:
-      case SQLITE_CANTOPEN: return Unavailable("database I/O error: " + msg, "store_unavailable");
-      default: return Internal("database error: " + msg, "store_error");
+      case SQLITE_CANTOPEN:
+        return Unavailable("database I/O error: " + msg, std::string(kStoreUnavailable));
+      default:
+        return Internal("database error: " + msg, std::string(kStoreError));
     }
   }
 
@@ -232,8 +242,9 @@ class SqliteDatabase final : public Database {
           // The transaction itself is gone (SQLite rolls back the whole transaction on some
           // errors, e.g. I/O or a full disk): nobody in the group may be told "committed".
           (void)writer_->ExecScript("ROLLBACK");
-          Status lost = sp.ok() ? Aborted("the group's transaction was rolled back by SQLite: " + p->result.message(),
-                                          "store_busy")
+          Status lost = sp.ok() ? Aborted("the group's transaction was rolled back by SQLite: " +
+                                              p->result.message(),
+                                          std::string(kStoreBusy))
                                 : sp;
           for (internal::GroupMember* q : group) {
             if (q->result.ok() || q == p) q->result = lost;
@@ -285,7 +296,9 @@ class SqliteDatabase final : public Database {
 Result<std::unique_ptr<Database>> OpenSqlite(const std::string& path, size_t readers) {
   // Create the file ourselves so that it is never world-readable, even for a moment.
   int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (fd < 0) return Unavailable("cannot create database file '" + path + "'", "store_unavailable");
+  if (fd < 0)
+    return Unavailable("cannot create database file '" + path + "'",
+                       std::string(kStoreUnavailable));
   ::close(fd);
   VOUCH_ASSIGN_OR_RETURN(auto writer, Connection::Open(path, false));
   std::vector<std::unique_ptr<Connection>> pool;
@@ -302,7 +315,7 @@ Result<std::unique_ptr<Database>> OpenDatabase(const std::string& url) {
   }
   std::string path = url;
   if (path.rfind("sqlite:", 0) == 0) path = path.substr(7);
-  if (path.empty()) return InvalidArgument("empty database path", "invalid_store_url");
+  if (path.empty()) return InvalidArgument("empty database path", std::string(kInvalidStoreUrl));
   return OpenSqlite(path);
 }
 
