@@ -8,6 +8,7 @@
 #include "pki/der.h"
 #include "pki/oids.h"
 #include "pki/pki_internal.h"
+#include "pki/reasons.h"
 
 namespace vouch::pki {
 namespace {
@@ -58,7 +59,8 @@ std::span<const uint8_t> SpkiKeyBits(std::span<const uint8_t> spki_der) {
 
 Result<std::vector<uint8_t>> KeyIdentifier(std::span<const uint8_t> spki_der) {
   std::span<const uint8_t> bits = SpkiKeyBits(spki_der);
-  if (bits.empty()) return InvalidArgument("malformed SubjectPublicKeyInfo", "invalid_key");
+  if (bits.empty())
+    return InvalidArgument("malformed SubjectPublicKeyInfo", std::string(kInvalidKey));
   std::vector<uint8_t> id(20);
   unsigned int len = 0;
   if (EVP_Digest(bits.data(), bits.size(), id.data(), &len, EVP_sha1(), nullptr) != 1 || len != 20) {
@@ -163,14 +165,18 @@ Result<std::unique_ptr<CaSigner>> CaSigner::Create(X509* cert, EVP_PKEY* key) {
 
   // X509_get_extension_flags caches the parsed extensions now, single-threaded.
   uint32_t flags = X509_get_extension_flags(own.get());
-  if (flags & EXFLAG_INVALID) return InvalidArgument("CA certificate has invalid extensions", "not_a_ca");
-  if (!(flags & EXFLAG_CA)) return InvalidArgument("certificate is not a CA (basicConstraints CA:TRUE missing)", "not_a_ca");
+  if (flags & EXFLAG_INVALID)
+    return InvalidArgument("CA certificate has invalid extensions", std::string(kNotACa));
+  if (!(flags & EXFLAG_CA))
+    return InvalidArgument("certificate is not a CA (basicConstraints CA:TRUE missing)",
+                           std::string(kNotACa));
   if ((flags & EXFLAG_KUSAGE) && !(X509_get_key_usage(own.get()) & KU_KEY_CERT_SIGN)) {
-    return InvalidArgument("CA certificate keyUsage lacks keyCertSign", "not_a_ca");
+    return InvalidArgument("CA certificate keyUsage lacks keyCertSign", std::string(kNotACa));
   }
   if (X509_check_private_key(own.get(), key) != 1) {
     crypto::DrainOpensslErrors();
-    return InvalidArgument("private key does not match the CA certificate", "ca_key_mismatch");
+    return InvalidArgument("private key does not match the CA certificate",
+                           std::string(kCaKeyMismatch));
   }
 
   auto signer = std::unique_ptr<CaSigner>(new CaSigner());
@@ -189,14 +195,15 @@ Result<std::unique_ptr<CaSigner>> CaSigner::Create(X509* cert, EVP_PKEY* key) {
       signer->signature_algorithm_der_ = AlgorithmIdentifier(oid::kEcdsaWithSha384, false);
     } else {
       return InvalidArgument("CA key is EC on " + std::string(g) + ", expected P-256 or P-384",
-                             "ca_key_type_not_supported");
+                             std::string(kCaKeyTypeNotSupported));
     }
   } else if (id == EVP_PKEY_RSA && EVP_PKEY_get_bits(key) >= 2048) {
     signer->md_ = EVP_sha256();
     signer->signature_algorithm_der_ = AlgorithmIdentifier(oid::kSha256WithRsa, true);
   } else {
-    return InvalidArgument("CA key is " + crypto::DescribeKey(key) + ", expected EC P-256/P-384 or RSA >= 2048",
-                           "ca_key_type_not_supported");
+    return InvalidArgument(
+        "CA key is " + crypto::DescribeKey(key) + ", expected EC P-256/P-384 or RSA >= 2048",
+        std::string(kCaKeyTypeNotSupported));
   }
   if (EVP_PKEY_up_ref(key) != 1) return OpensslError("EVP_PKEY_up_ref");
   signer->key_.reset(key);

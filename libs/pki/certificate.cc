@@ -13,6 +13,7 @@
 #include "pki/names.h"
 #include "pki/oids.h"
 #include "pki/pki_internal.h"
+#include "pki/reasons.h"
 
 namespace vouch::pki {
 namespace {
@@ -155,7 +156,10 @@ struct SpkiView {
 Result<SpkiView> ReadSpki(std::span<const uint8_t> spki_der) {
   der::Reader top(spki_der);
   der::Element spki, alg, alg_oid, params, bits;
-  auto bad = [] { return InvalidArgument("subject public key is not a valid SubjectPublicKeyInfo", "invalid_key"); };
+  auto bad = [] {
+    return InvalidArgument("subject public key is not a valid SubjectPublicKeyInfo",
+                           std::string(kInvalidKey));
+  };
   if (!top.Read(der::kTagSequence, &spki) || !top.empty()) return bad();
   der::Reader r(spki.contents);
   if (!r.Read(der::kTagSequence, &alg) || !r.Read(der::kTagBitString, &bits) || !r.empty() ||
@@ -170,7 +174,7 @@ Result<SpkiView> ReadSpki(std::span<const uint8_t> spki_der) {
   view.key_bits = bits.contents.subspan(1);
   if (oid::Equals(alg_oid.contents, oid::kEcPublicKey) && has_params && params.tag == der::kTagOid) {
     if (!oid::Equals(params.contents, oid::kPrime256v1) && !oid::Equals(params.contents, oid::kSecp384r1)) {
-      return InvalidArgument("subject key curve is not P-256 or P-384", "invalid_key");
+      return InvalidArgument("subject key curve is not P-256 or P-384", std::string(kInvalidKey));
     }
     return view;
   }
@@ -178,25 +182,28 @@ Result<SpkiView> ReadSpki(std::span<const uint8_t> spki_der) {
     view.rsa = true;
     return view;
   }
-  return InvalidArgument("subject key is neither EC P-256/P-384 nor RSA", "invalid_key");
+  return InvalidArgument("subject key is neither EC P-256/P-384 nor RSA", std::string(kInvalidKey));
 }
 
 // GeneralNames (RFC 5280 §4.2.1.6): dNSName [2] IA5String, URI [6] IA5String, iPAddress [7].
 Result<std::vector<uint8_t>> SubjectAltNames(const IssueRequest& req) {
   der::Writer names;
   for (const std::string& dns : req.dns_names) {
-    if (!IsValidDnsName(dns)) return InvalidArgument("\"" + dns + "\" is not a valid DNS name", "invalid_dns_name");
+    if (!IsValidDnsName(dns))
+      return InvalidArgument("\"" + dns + "\" is not a valid DNS name",
+                             std::string(kInvalidDnsName));
     names.AddElement(0x82, AsBytes(dns));
   }
   for (const std::string& uri : req.uris) {
-    if (!IsValidUri(uri)) return InvalidArgument("\"" + uri + "\" is not a valid URI", "invalid_uri");
+    if (!IsValidUri(uri))
+      return InvalidArgument("\"" + uri + "\" is not a valid URI", std::string(kInvalidUri));
     names.AddElement(0x86, AsBytes(uri));
   }
   for (const std::string& ip : req.ip_addresses) {
     crypto::Asn1OctetStringPtr bin(a2i_IPADDRESS(ip.c_str()));
     if (!bin) {
       crypto::DrainOpensslErrors();
-      return InvalidArgument("\"" + ip + "\" is not an IP address", "invalid_ip_address");
+      return InvalidArgument("\"" + ip + "\" is not an IP address", std::string(kInvalidIpAddress));
     }
     names.AddElement(0x87, {ASN1_STRING_get0_data(bin.get()), static_cast<size_t>(ASN1_STRING_length(bin.get()))});
   }
@@ -234,7 +241,8 @@ std::vector<uint8_t> EncodeMeasurement(const Measurement& m) {
 
 Result<Measurement> DecodeMeasurement(std::span<const uint8_t> bytes) {
   auto bad = [](std::string what) {
-    return InvalidArgument("measurement extension: " + what, "invalid_measurement_extension");
+    return InvalidArgument("measurement extension: " + what,
+                           std::string(kInvalidMeasurementExtension));
   };
   der::Reader top(bytes);
   der::Element seq, platform, mrenclave, mrsigner, prodid, svn;
@@ -280,15 +288,18 @@ IssueRequest IssueRequest::ForCsr(const Csr& csr, CertificateProfile profile) {
 Result<IssuedCertificate> IssueCertificate(const CaSigner& ca, const IssueRequest& req, const Clock& clock) {
   const FixedExtensions& fixed = Fixed();
   if (req.profile == CertificateProfile::kWorkload && !req.measurement) {
-    return InvalidArgument("workload certificates carry a build measurement; none given", "measurement_required");
+    return InvalidArgument("workload certificates carry a build measurement; none given",
+                           std::string(kMeasurementRequired));
   }
   if (req.dns_names.empty() && req.uris.empty() && req.ip_addresses.empty()) {
-    return InvalidArgument("a certificate needs at least one subjectAltName", "invalid_argument");
+    return InvalidArgument("a certificate needs at least one subjectAltName",
+                           std::string(kInvalidArgument));
   }
   std::string cn = req.common_name;
   if (cn.empty()) cn = !req.dns_names.empty() ? req.dns_names.front() : !req.uris.empty() ? req.uris.front() : "";
   if (!IsValidCommonName(cn)) {
-    return InvalidArgument("common name must be 1 to 64 printable characters", "invalid_common_name");
+    return InvalidArgument("common name must be 1 to 64 printable characters",
+                           std::string(kInvalidCommonName));
   }
   if (req.validity <= std::chrono::seconds(0)) return InvalidArgument("validity must be positive");
   VOUCH_ASSIGN_OR_RETURN(SpkiView spki, ReadSpki(req.spki_der));
@@ -300,7 +311,7 @@ Result<IssuedCertificate> IssueCertificate(const CaSigner& ca, const IssueReques
   if (out.not_after <= out.not_before) {
     return FailedPrecondition("the CA certificate expires (" + FormatRfc3339(ca.not_after()) +
                                   ") before the certificate would start",
-                              "ca_expired");
+                              std::string(kCaExpired));
   }
 
   // TBSCertificate (RFC 5280 §4.1), encoded directly: the subject public key and the issuer

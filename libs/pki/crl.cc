@@ -2,6 +2,7 @@
 
 #include "base/encoding.h"
 #include "pki/pki_internal.h"
+#include "pki/reasons.h"
 
 namespace vouch::pki {
 namespace {
@@ -18,13 +19,14 @@ Result<crypto::Asn1TimePtr> MakeTime(TimePoint t) {
 
 Result<crypto::Asn1IntegerPtr> SerialFromHex(const std::string& hex) {
   if (hex.empty() || hex.size() > 40) {
-    return InvalidArgument("serial \"" + hex + "\" must be 1 to 40 hex digits", "invalid_serial");
+    return InvalidArgument("serial \"" + hex + "\" must be 1 to 40 hex digits",
+                           std::string(kInvalidSerial));
   }
   BIGNUM* raw = nullptr;
   if (BN_hex2bn(&raw, hex.c_str()) != static_cast<int>(hex.size())) {
     BN_free(raw);
     crypto::DrainOpensslErrors();
-    return InvalidArgument("serial \"" + hex + "\" is not hex", "invalid_serial");
+    return InvalidArgument("serial \"" + hex + "\" is not hex", std::string(kInvalidSerial));
   }
   crypto::BnPtr bn(raw);
   crypto::Asn1IntegerPtr out(BN_to_ASN1_INTEGER(bn.get(), nullptr));

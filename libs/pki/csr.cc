@@ -11,6 +11,7 @@
 #include "pki/der.h"
 #include "pki/oids.h"
 #include "pki/pki_internal.h"
+#include "pki/reasons.h"
 
 namespace vouch::pki {
 namespace {
@@ -282,7 +283,7 @@ Result<Csr> ParseCsr(std::string_view input, const CsrPolicy& policy) {
   if (input.size() > policy.max_input_bytes) {
     return InvalidArgument("CSR is " + std::to_string(input.size()) + " bytes, at most " +
                                std::to_string(policy.max_input_bytes) + " allowed",
-                           "csr_too_large");
+                           std::string(kCsrTooLarge));
   }
   if (input.empty()) return BadCsr("empty input");
   std::vector<uint8_t> decoded;
