@@ -5,12 +5,13 @@
 
 #include "base/encoding.h"
 #include "base/file.h"
-#include "crypto/x509.h"
+#include "cluster/reasons.h"
 #include "crypto/aead.h"
 #include "crypto/digest.h"
 #include "crypto/kdf.h"
 #include "crypto/keys.h"
 #include "crypto/timed_nonce.h"
+#include "crypto/x509.h"
 #include "evidence/sgx_report.h"
 #include "policy/policy.h"
 
@@ -48,11 +49,14 @@ Result<crypto::SecretBytes> WrapKey(EVP_PKEY* own, std::span<const uint8_t> peer
 Result<std::vector<uint8_t>> DecodeB64Field(const nlohmann::json& j, const char* name, size_t max) {
   auto it = j.find(name);
   if (it == j.end() || !it->is_string() || it->get_ref<const std::string&>().size() > max * 4 / 3 + 4) {
-    return InvalidArgument(std::string(name) + " must be a base64 string of at most " + std::to_string(max) + " bytes",
-                           "invalid_join_request");
+    return InvalidArgument(
+        std::string(name) + " must be a base64 string of at most " + std::to_string(max) + " bytes",
+        std::string(kInvalidJoinRequest));
   }
   auto bytes = Base64Decode(it->get<std::string>());
-  if (!bytes.ok()) return InvalidArgument(std::string(name) + " is not valid base64", "invalid_join_request");
+  if (!bytes.ok())
+    return InvalidArgument(std::string(name) + " is not valid base64",
+                           std::string(kInvalidJoinRequest));
   return bytes;
 }
 
@@ -60,7 +64,7 @@ Result<std::vector<uint8_t>> DecodeB64Field(const nlohmann::json& j, const char*
 
 Result<Measurement> FileMeasurement(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
-  if (!f) return NotFound("cannot read " + path, "measurement_unreadable");
+  if (!f) return NotFound("cannot read " + path, std::string(kMeasurementUnreadable));
   crypto::Sha256Hasher h;
   std::vector<char> buf(1 << 16);
   while (f) {
@@ -76,7 +80,8 @@ Result<Measurement> FileMeasurement(const std::string& path) {
 
 Result<std::unique_ptr<attest::DcapVerifier>> MakeJoinVerifier(const JoinPolicy& policy) {
   if (policy.collateral_dir.empty()) {
-    return FailedPrecondition("no attestation collateral configured for cluster joins", "no_collateral");
+    return FailedPrecondition("no attestation collateral configured for cluster joins",
+                              std::string(kNoCollateral));
   }
   VOUCH_ASSIGN_OR_RETURN(auto collateral, attest::DcapCollateral::LoadDir(policy.collateral_dir));
   attest::DcapTrustOptions trust;
@@ -102,7 +107,7 @@ std::string MakeNonce(const crypto::SecretBytes& master_key, TimePoint now) {
 Status CheckNonce(const crypto::SecretBytes& master_key, const std::string& nonce, TimePoint now,
                   std::chrono::seconds max_age) {
   auto bytes = nonce.size() == 64 ? HexDecode(nonce) : Result<std::vector<uint8_t>>(InvalidArgument("length"));
-  if (!bytes.ok()) return Refuse("the join nonce is malformed", "invalid_nonce");
+  if (!bytes.ok()) return Refuse("the join nonce is malformed", std::string(kInvalidNonce));
   return crypto::CheckTimedNonce(master_key.span(), kNonceLabel, *bytes, ToUnixSeconds(now), max_age.count(),
                                  "invalid_nonce")
       .status();
@@ -123,16 +128,19 @@ nlohmann::json JoinRequest::ToJson() const {
 }
 
 Result<JoinRequest> JoinRequest::FromJson(const nlohmann::json& j) {
-  if (!j.is_object()) return InvalidArgument("join request must be a JSON object", "invalid_join_request");
+  if (!j.is_object())
+    return InvalidArgument("join request must be a JSON object", std::string(kInvalidJoinRequest));
   JoinRequest r;
   VOUCH_ASSIGN_OR_RETURN(r.evidence, DecodeB64Field(j, "evidence", 64 << 10));
   VOUCH_ASSIGN_OR_RETURN(r.public_key, DecodeB64Field(j, "public_key", 200));
   if (r.public_key.size() != kSec1P256Size || r.public_key[0] != 0x04) {
-    return InvalidArgument("public_key must be an uncompressed P-256 point (65 bytes)", "invalid_join_request");
+    return InvalidArgument("public_key must be an uncompressed P-256 point (65 bytes)",
+                           std::string(kInvalidJoinRequest));
   }
   auto n = j.find("nonce");
   if (n == j.end() || !n->is_string() || n->get_ref<const std::string&>().size() > 200) {
-    return InvalidArgument("nonce must be the string from /api/v1/cluster/nonce", "invalid_join_request");
+    return InvalidArgument("nonce must be the string from /api/v1/cluster/nonce",
+                           std::string(kInvalidJoinRequest));
   }
   r.nonce = n->get<std::string>();
   return r;
@@ -168,7 +176,9 @@ Result<crypto::SecretBytes> Joiner::Open(const JoinRequest& request, std::span<c
   auto rd = JoinReportData(public_key_, request.nonce);
   VOUCH_ASSIGN_OR_RETURN(crypto::SecretBytes key, WrapKey(key_.get(), peer_public_key, public_key_, peer_public_key, rd));
   auto out = crypto::Aes256GcmOpen(key.span(), wrapped, rd);
-  if (!out.ok()) return PermissionDenied("the wrapped cluster key does not open (tampered or not for us)", "unwrap_failed");
+  if (!out.ok())
+    return PermissionDenied("the wrapped cluster key does not open (tampered or not for us)",
+                            std::string(kUnwrapFailed));
   return out;
 }
 
