@@ -40,12 +40,13 @@ Result<TcbStatus> ParseTcbStatus(std::string_view name) {
   for (TcbStatus s : kAll) {
     if (TcbStatusName(s) == name) return s;
   }
-  return InvalidArgument("unknown TCB status '" + std::string(name) +
-                             "', expected one of UpToDate, SWHardeningNeeded, ConfigurationNeeded, "
-                             "ConfigurationAndSWHardeningNeeded, TDRelaunchAdvised, "
-                             "TDRelaunchAdvisedConfigurationNeeded, OutOfDate, OutOfDateConfigurationNeeded, "
-                             "Revoked, TcbLevelNotSupported",
-                         "invalid_tcb_status");
+  return InvalidArgument(
+      "unknown TCB status '" + std::string(name) +
+          "', expected one of UpToDate, SWHardeningNeeded, ConfigurationNeeded, "
+          "ConfigurationAndSWHardeningNeeded, TDRelaunchAdvised, "
+          "TDRelaunchAdvisedConfigurationNeeded, OutOfDate, OutOfDateConfigurationNeeded, "
+          "Revoked, TcbLevelNotSupported",
+      std::string(kInvalidTcbStatus));
 }
 
 TcbStatus WithoutSwHardening(TcbStatus s) {

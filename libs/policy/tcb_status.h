@@ -29,7 +29,8 @@ enum class TcbStatus {
 
 // The QVL / PCS spelling: "UpToDate", "SWHardeningNeeded", ..., "TcbLevelNotSupported".
 std::string_view TcbStatusName(TcbStatus status);
-// Exact, case-sensitive QVL names; "invalid_tcb_status" otherwise.
+// Exact, case-sensitive QVL names; InvalidArgument kInvalidTcbStatus otherwise.
+inline constexpr std::string_view kInvalidTcbStatus = "invalid_tcb_status";
 Result<TcbStatus> ParseTcbStatus(std::string_view name);
 
 // 0 for UpToDate, growing as the status gets worse.
