@@ -7,6 +7,8 @@
 #include <memory>
 #include <thread>
 
+#include "collateral/service.h"
+
 namespace vouch::collateral::internal {
 
 namespace {
@@ -56,7 +58,8 @@ std::string HttpAnswer::Header(const std::string& lower_name) const {
 
 Result<HttpAnswer> HttpsGet(const std::string& url, const FetchOptions& options) {
   std::unique_ptr<CURL, void (*)(CURL*)> h(curl_easy_init(), curl_easy_cleanup);
-  if (!h) return Unavailable("curl_easy_init failed (is libcurl installed?)", "collateral_fetch_failed");
+  if (!h)
+    return Unavailable("curl_easy_init failed (is libcurl installed?)", std::string(kFetchFailed));
   HttpAnswer answer;
   Sink sink{&answer.body, options.max_body};
   char errbuf[CURL_ERROR_SIZE] = {0};
@@ -78,12 +81,13 @@ Result<HttpAnswer> HttpsGet(const std::string& url, const FetchOptions& options)
   curl_easy_setopt(h.get(), CURLOPT_HTTPGET, 1L);
   const CURLcode rc = curl_easy_perform(h.get());
   if (sink.overflow) {
-    return Unavailable("GET " + url + ": body larger than " + std::to_string(options.max_body) + " bytes",
-                       "collateral_fetch_failed");
+    return Unavailable(
+        "GET " + url + ": body larger than " + std::to_string(options.max_body) + " bytes",
+        std::string(kFetchFailed));
   }
   if (rc != CURLE_OK) {
     std::string detail = errbuf[0] != '\0' ? std::string(errbuf) : std::string(curl_easy_strerror(rc));
-    return Unavailable("GET " + url + ": " + detail, "collateral_fetch_failed");
+    return Unavailable("GET " + url + ": " + detail, std::string(kFetchFailed));
   }
   curl_easy_getinfo(h.get(), CURLINFO_RESPONSE_CODE, &answer.status);
   return answer;
@@ -114,7 +118,8 @@ Status Pacer::Wait(std::chrono::milliseconds max_wait) {
   auto now = std::chrono::steady_clock::now();
   if (next_ > now && next_ - now > max_wait) {
     auto secs = std::chrono::duration_cast<std::chrono::seconds>(next_ - now).count() + 1;
-    return ResourceExhausted("AMD KDS: next request allowed in " + std::to_string(secs) + " s", "collateral_rate_limited");
+    return ResourceExhausted("AMD KDS: next request allowed in " + std::to_string(secs) + " s",
+                             std::string(kRateLimited));
   }
   // Holding the mutex while sleeping is the queue: the next caller waits for this one's turn.
   if (next_ > now) std::this_thread::sleep_until(next_);

@@ -307,7 +307,7 @@ Result<Checked> CheckCandidate(const Candidate& c, const CheckContext& ctx) {
   if (c.kind == kAmdCertChain) return CheckAmdChain(c, ctx);
   if (c.kind == kAmdCrl) return CheckAmdCrl(c, ctx);
   if (c.kind == kAmdVcek) return CheckVcek(c, ctx);
-  return InvalidArgument("unknown collateral kind \"" + c.kind + "\"", "invalid_kind");
+  return InvalidArgument("unknown collateral kind \"" + c.kind + "\"", std::string(kInvalidKind));
 }
 
 }  // namespace vouch::collateral::internal

@@ -395,14 +395,16 @@ struct Service::Impl {
     const std::string update = "update=" + (options.tcb_update.empty() ? std::string("standard") : options.tcb_update);
     std::string url, chain_header;
     if (kind == kSgxTcbInfo || kind == kTdxTcbInfo) {
-      if (key.size() != 12 || !HexDecode(key).ok()) return InvalidArgument("FMSPC must be 12 hex digits", "invalid_key");
+      if (key.size() != 12 || !HexDecode(key).ok())
+        return InvalidArgument("FMSPC must be 12 hex digits", std::string(kInvalidKey));
       url = base + (kind == kSgxTcbInfo ? "/sgx" : "/tdx") + "/certification/v4/tcb?fmspc=" + Lower(key) + "&" + update;
       chain_header = "tcb-info-issuer-chain";
     } else if (kind == kQeIdentity || kind == kTdQeIdentity) {
       url = base + (kind == kQeIdentity ? "/sgx" : "/tdx") + "/certification/v4/qe/identity?" + update;
       chain_header = "sgx-enclave-identity-issuer-chain";
     } else if (kind == kPckCrl) {
-      if (key != "processor" && key != "platform") return InvalidArgument("ca must be processor or platform", "invalid_key");
+      if (key != "processor" && key != "platform")
+        return InvalidArgument("ca must be processor or platform", std::string(kInvalidKey));
       url = base + "/sgx/certification/v4/pckcrl?ca=" + key + "&encoding=der";
       chain_header = "sgx-pck-crl-issuer-chain";
     } else if (kind == kRootCaCrl) {
@@ -410,7 +412,7 @@ struct Service::Impl {
                 ? "https://certificates.trustedservices.intel.com/IntelSGXRootCA.der"
                 : base + "/sgx/certification/v4/rootcacrl";
     } else {
-      return InvalidArgument("not an Intel kind", "invalid_kind");
+      return InvalidArgument("not an Intel kind", std::string(kInvalidKind));
     }
     *url_out = url;
     {
@@ -452,11 +454,13 @@ struct Service::Impl {
       // product/hwid/tcb
       auto s1 = key.find('/');
       auto s2 = key.rfind('/');
-      if (s1 == std::string::npos || s2 == s1) return InvalidArgument("VCEK key must be product/hwid/tcb", "invalid_key");
+      if (s1 == std::string::npos || s2 == s1)
+        return InvalidArgument("VCEK key must be product/hwid/tcb", std::string(kInvalidKey));
       const std::string product = key.substr(0, s1);
       std::string hwid = key.substr(s1 + 1, s2 - s1 - 1);
       auto tcb = HexDecode(key.substr(s2 + 1));
-      if (!tcb.ok() || tcb->size() != 8 || !HexDecode(hwid).ok()) return InvalidArgument("bad VCEK key", "invalid_key");
+      if (!tcb.ok() || tcb->size() != 8 || !HexDecode(hwid).ok())
+        return InvalidArgument("bad VCEK key", std::string(kInvalidKey));
       uint64_t raw = 0;
       for (int i = 0; i < 8; ++i) raw = raw << 8 | (*tcb)[static_cast<size_t>(i)];
       auto p = evidence::SnpProductFromName(product);
@@ -474,7 +478,7 @@ struct Service::Impl {
       q += "blSPL=" + two(t.bootloader) + "&teeSPL=" + two(t.tee) + "&snpSPL=" + two(t.snp) + "&ucodeSPL=" + two(t.microcode);
       url = base + "/vcek/v1/" + product + "/" + hwid + "?" + q;
     } else {
-      return InvalidArgument("not an AMD kind", "invalid_kind");
+      return InvalidArgument("not an AMD kind", std::string(kInvalidKind));
     }
     *url_out = url;
     VOUCH_RETURN_IF_ERROR(kds_pacer->Wait(std::chrono::duration_cast<std::chrono::milliseconds>(options.request_timeout) * 2));
@@ -748,13 +752,17 @@ Result<std::shared_ptr<const attest::DcapCollateral>> Service::Impl::DcapCollate
   std::string pem(q.cert_data.data.begin(), q.cert_data.data.end());
   while (!pem.empty() && pem.back() == '\0') pem.pop_back();
   auto certs = crypto::CertsFromPem(pem);
-  if (!certs.ok() || certs->size() < 2) return InvalidArgument("unreadable PCK chain in the quote", "malformed_pck_chain");
+  if (!certs.ok() || certs->size() < 2)
+    return InvalidArgument("unreadable PCK chain in the quote",
+                           std::string(attest::kDcapMalformedPckChain));
   X509* leaf = certs->front().get();
   X509* root = certs->back().get();
   const std::string root_label = internal::RootLabel(root);
   const std::string root_key = root_label.rfind("sim:", 0) == 0 ? root_label : std::string("intel");
   auto ext = attest::ParsePckSgxExtension(leaf);
-  if (!ext.ok()) return InvalidArgument("PCK certificate: " + ext.status().message(), "malformed_pck_extension");
+  if (!ext.ok())
+    return InvalidArgument("PCK certificate: " + ext.status().message(),
+                           std::string(attest::kDcapMalformedPckExtension));
   const std::string fmspc = Lower(HexEncode(ext->fmspc));
   const std::string issuer_cn = [&] {
     std::string n = crypto::NameToString(X509_get_issuer_name(leaf));
@@ -912,11 +920,13 @@ Result<std::unique_ptr<Service>> Service::Create(store::Database* db, const Cloc
   if (db == nullptr || clock == nullptr) return InvalidArgument("the collateral service needs a store and a clock");
   for (const std::string* url : {&options.pccs_url, &options.kds_url}) {
     if (!url->empty() && url->rfind("https://", 0) != 0) {
-      return InvalidArgument("collateral source " + *url + " must be an https:// URL", "invalid_collateral_source");
+      return InvalidArgument("collateral source " + *url + " must be an https:// URL",
+                             std::string(kInvalidCollateralSource));
     }
   }
   if (options.tcb_update != "standard" && options.tcb_update != "early") {
-    return InvalidArgument("tcb_update must be standard or early", "invalid_collateral_source");
+    return InvalidArgument("tcb_update must be standard or early",
+                           std::string(kInvalidCollateralSource));
   }
   auto impl = std::make_unique<Impl>();
   impl->db = db;
@@ -939,7 +949,9 @@ Result<std::vector<Item>> Service::List(const ListFilter& filter) {
 }
 
 Result<RawItem> Service::GetForServing(std::string_view kind, std::string_view key, bool fetch) {
-  if (!IsKind(kind)) return InvalidArgument("unknown collateral kind \"" + std::string(kind) + "\"", "invalid_kind");
+  if (!IsKind(kind))
+    return InvalidArgument("unknown collateral kind \"" + std::string(kind) + "\"",
+                           std::string(kInvalidKind));
   std::string k(key);
   if (kind == kSgxTcbInfo || kind == kTdxTcbInfo || kind == kPckCrl) k = Lower(k);
   auto current = [&]() -> std::optional<Item> {
@@ -1090,7 +1102,9 @@ Status Service::ExportDir(const std::string& dir) {
   VOUCH_ASSIGN_OR_RETURN(auto files, ExportFiles());
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
-  if (ec) return InvalidArgument("cannot create " + dir + ": " + ec.message(), "collateral_dir_unwritable");
+  if (ec)
+    return InvalidArgument("cannot create " + dir + ": " + ec.message(),
+                           std::string(kCollateralDirUnwritable));
   for (const auto& [name, bytes] : files) {
     VOUCH_RETURN_IF_ERROR(WriteFileAtomic(dir + "/" + name, bytes, 0644, false));
   }
@@ -1113,7 +1127,8 @@ attest::Verdict Service::Verify(std::span<const uint8_t> evidence, std::string_v
   if (p == "sev-snp") return impl_->VerifySnp(evidence, at, allow_sim && impl_->options.allow_sim);
   attest::Verdict v;
   if (p != "sgx" && p != "tdx") {
-    v.error = InvalidArgument("unrecognised evidence (not a DCAP quote or an SEV-SNP report)", "malformed_quote");
+    v.error = InvalidArgument("unrecognised evidence (not a DCAP quote or an SEV-SNP report)",
+                              std::string(attest::kDcapMalformedQuote));
     return v;
   }
   v.platform = p == "tdx" ? attest::Platform::kTdx : attest::Platform::kSgx;
@@ -1123,8 +1138,9 @@ attest::Verdict Service::Verify(std::span<const uint8_t> evidence, std::string_v
     return v;
   }
   if (q->is_tdx() != (p == "tdx")) {
-    v.error = InvalidArgument("the evidence is a " + std::string(q->is_tdx() ? "TDX" : "SGX") + " quote, not " + p,
-                              "platform_mismatch");
+    v.error = InvalidArgument(
+        "the evidence is a " + std::string(q->is_tdx() ? "TDX" : "SGX") + " quote, not " + p,
+        std::string(kPlatformMismatch));
     return v;
   }
   std::string root_pem, key;

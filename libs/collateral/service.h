@@ -101,6 +101,13 @@ inline constexpr std::string_view kMalformed = "collateral_malformed";          
 inline constexpr std::string_view kEvaluationRollback = "collateral_evaluation_rollback";  // lower tcbEvaluationDataNumber
 inline constexpr std::string_view kSimNotAllowed = "collateral_sim_not_allowed";     // sim root, allow_sim off
 inline constexpr std::string_view kWrongItem = "collateral_wrong_item";              // e.g. TCB Info of another FMSPC
+// ---- reasons of bad requests to the service (InvalidArgument)
+inline constexpr std::string_view kInvalidKind = "invalid_kind";  // not one of the kinds above
+inline constexpr std::string_view kInvalidKey = "invalid_key";    // key malformed for its kind
+inline constexpr std::string_view kInvalidCollateralSource =
+    "invalid_collateral_source";  // pccs_url / kds_url
+inline constexpr std::string_view kCollateralDirUnwritable = "collateral_dir_unwritable";
+inline constexpr std::string_view kPlatformMismatch = "platform_mismatch";  // same text as policy's
 
 // "{product}/{hwid hex}/{reported TCB as 16 hex digits}" (hwid: 64 bytes, Turin: the first 8).
 std::string VcekKey(std::string_view product, std::span<const uint8_t> hwid, uint64_t reported_tcb);
