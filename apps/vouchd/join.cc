@@ -9,16 +9,26 @@
 #include "base/encoding.h"
 #include "client/api_client.h"
 #include "cluster/join.h"
+#include "store/reasons.h"
 
 namespace vouchd {
 
 using namespace vouch;
 
+namespace {
+// Reason codes of `vouchd join` (the joining side; the peer's own are cluster/reasons.h).
+constexpr std::string_view kInvalidTee = "invalid_tee";             // InvalidArgument
+constexpr std::string_view kBadPeerResponse = "bad_peer_response";  // Internal
+}  // namespace
+
 Status RunJoin(const JoinArgs& a) {
-  if (a.tee != "sim") return InvalidArgument("--tee must be sim (the only TEE backend on this machine)", "invalid_tee");
-  if (a.sim_dir.empty()) return InvalidArgument("--tee sim needs --sim DIR (the sim vendor)", "invalid_argument");
+  if (a.tee != "sim")
+    return InvalidArgument("--tee must be sim (the only TEE backend on this machine)",
+                           std::string(kInvalidTee));
+  if (a.sim_dir.empty()) return InvalidArgument("--tee sim needs --sim DIR (the sim vendor)");
   if (a.store_url.rfind("postgres", 0) != 0) {
-    return InvalidArgument("--store must be the cluster's postgres:// URL", "invalid_store_url");
+    return InvalidArgument("--store must be the cluster's postgres:// URL",
+                           std::string(store::kInvalidStoreUrl));
   }
   VOUCH_ASSIGN_OR_RETURN(auto sim, attest::SimVendor::Load(a.sim_dir));
   client::ClientOptions o;
@@ -28,7 +38,7 @@ Status RunJoin(const JoinArgs& a) {
 
   VOUCH_ASSIGN_OR_RETURN(client::json nonce, api->Post("/api/v1/cluster/nonce"));
   if (!nonce.contains("nonce") || !nonce["nonce"].is_string()) {
-    return Internal("the peer answered without a nonce", "bad_peer_response");
+    return Internal("the peer answered without a nonce", std::string(kBadPeerResponse));
   }
   VOUCH_ASSIGN_OR_RETURN(cluster::Measurement self, cluster::SelfMeasurement());
   VOUCH_ASSIGN_OR_RETURN(auto joiner, cluster::Joiner::Create());
@@ -38,7 +48,8 @@ Status RunJoin(const JoinArgs& a) {
 
   auto field = [&](const char* name) -> Result<std::vector<uint8_t>> {
     if (!grant->contains(name) || !(*grant)[name].is_string()) {
-      return Internal(std::string("the peer's answer lacks ") + name, "bad_peer_response");
+      return Internal(std::string("the peer's answer lacks ") + name,
+                      std::string(kBadPeerResponse));
     }
     return Base64Decode((*grant)[name].get<std::string>());
   };

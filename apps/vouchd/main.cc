@@ -1,25 +1,25 @@
 // vouchd: the vouch manager. `init` creates a data directory; `serve` runs the HTTPS API.
 #include <signal.h>
+#include <spdlog/spdlog.h>
 #include <sys/resource.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
+#include <cerrno>
 #include <condition_variable>
+#include <cstdio>
+#include <ctime>
 #include <map>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <optional>
-#include <cerrno>
-#include <ctime>
-#include <cstdio>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include <CLI/CLI.hpp>
-#include <nlohmann/json.hpp>
-#include <spdlog/spdlog.h>
-
 #include "api/bootstrap.h"
 #include "api/manager.h"
+#include "api/reasons.h"
 #include "api/routes.h"
 #include "base/encoding.h"
 #include "base/file.h"
@@ -123,19 +123,23 @@ vouch::Status LoadLimits(const std::string& data_dir, Limits* l) {
   auto text = vouch::ReadWholeFile(data_dir + "/config.json", 1 << 20);
   if (!text.ok()) return text.status();
   auto config = nlohmann::json::parse(*text, nullptr, false);
-  if (!config.is_object()) return vouch::DataLoss("config.json is not a JSON object", "invalid_config");
+  if (!config.is_object())
+    return vouch::DataLoss("config.json is not a JSON object",
+                           std::string(vouch::api::kInvalidConfig));
   auto limits = config.value("limits", nlohmann::json::object());
   auto cluster = config.value("cluster", nlohmann::json::object());
   if (!limits.is_object() || !cluster.is_object()) {
-    return vouch::DataLoss("config.json: \"limits\" and \"cluster\" must be objects", "invalid_config");
+    return vouch::DataLoss("config.json: \"limits\" and \"cluster\" must be objects",
+                           std::string(vouch::api::kInvalidConfig));
   }
   auto number = [&](const char* key, double lo, double hi, double* out) -> vouch::Status {
     if (!limits.contains(key)) return vouch::Status::Ok();
     const auto& v = limits[key];
     if (!v.is_number() || v.get<double>() < lo || v.get<double>() > hi) {
       return vouch::DataLoss(std::string("config.json: limits.") + key + " must be a number in [" +
-                                 std::to_string(static_cast<int64_t>(lo)) + ", " + std::to_string(static_cast<int64_t>(hi)) + "]",
-                             "invalid_config");
+                                 std::to_string(static_cast<int64_t>(lo)) + ", " +
+                                 std::to_string(static_cast<int64_t>(hi)) + "]",
+                             std::string(vouch::api::kInvalidConfig));
     }
     *out = v.get<double>();
     return vouch::Status::Ok();
@@ -146,7 +150,9 @@ vouch::Status LoadLimits(const std::string& data_dir, Limits* l) {
   VOUCH_RETURN_IF_ERROR(number("max_connections_per_source", 0, 1e6, &per_source));
   l->max_connections_per_source = static_cast<size_t>(per_source);
   if (cluster.contains("allow_join")) {
-    if (!cluster["allow_join"].is_boolean()) return vouch::DataLoss("config.json: cluster.allow_join must be a boolean", "invalid_config");
+    if (!cluster["allow_join"].is_boolean())
+      return vouch::DataLoss("config.json: cluster.allow_join must be a boolean",
+                             std::string(vouch::api::kInvalidConfig));
     l->allow_cluster_join = cluster["allow_join"].get<bool>();
   }
   return vouch::Status::Ok();
@@ -167,12 +173,18 @@ vouch::Status LoadCollateralSettings(const std::string& data_dir, CollateralSett
   auto text = vouch::ReadWholeFile(data_dir + "/config.json", 1 << 20);
   if (!text.ok()) return text.status();
   auto config = nlohmann::json::parse(*text, nullptr, false);
-  if (!config.is_object()) return vouch::DataLoss("config.json is not a JSON object", "invalid_config");
+  if (!config.is_object())
+    return vouch::DataLoss("config.json is not a JSON object",
+                           std::string(vouch::api::kInvalidConfig));
   auto col = config.value("collateral", nlohmann::json::object());
-  if (!col.is_object()) return vouch::DataLoss("config.json: \"collateral\" must be an object", "invalid_config");
+  if (!col.is_object())
+    return vouch::DataLoss("config.json: \"collateral\" must be an object",
+                           std::string(vouch::api::kInvalidConfig));
   for (const char* key : {"pccs_url", "kds_url", "ca_file"}) {
     if (!col.contains(key)) continue;
-    if (!col[key].is_string()) return vouch::DataLoss(std::string("config.json: collateral.") + key + " must be a string", "invalid_config");
+    if (!col[key].is_string())
+      return vouch::DataLoss(std::string("config.json: collateral.") + key + " must be a string",
+                             std::string(vouch::api::kInvalidConfig));
     std::string v = col[key].get<std::string>();
     if (std::string(key) == "pccs_url" && !c->pccs_url) c->pccs_url = v;
     if (std::string(key) == "kds_url" && !c->kds_url) c->kds_url = v;
@@ -181,7 +193,9 @@ vouch::Status LoadCollateralSettings(const std::string& data_dir, CollateralSett
   if (col.contains("refresh_margin_hours") && !c->refresh_margin_hours) {
     const auto& v = col["refresh_margin_hours"];
     if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > 24 * 30) {
-      return vouch::DataLoss("config.json: collateral.refresh_margin_hours must be an integer in [0, 720]", "invalid_config");
+      return vouch::DataLoss(
+          "config.json: collateral.refresh_margin_hours must be an integer in [0, 720]",
+          std::string(vouch::api::kInvalidConfig));
     }
     c->refresh_margin_hours = v.get<int>();
   }

@@ -3,10 +3,10 @@
 #include <sys/stat.h>
 
 #include <charconv>
-
 #include <nlohmann/json.hpp>
 
 #include "api/ca_adapter.h"
+#include "api/reasons.h"
 #include "attest/sim_vendor.h"
 #include "base/encoding.h"
 #include "base/file.h"
@@ -26,8 +26,9 @@ std::string Join(const std::string& dir, const std::string& name) { return dir +
 Status ParseListen(const std::string& listen, std::string* host, uint16_t* port) {
   auto parsed = ParseHostPort(listen);
   if (!parsed.ok()) {
-    return InvalidArgument("listen address must be host:port, got '" + listen + "' (" + parsed.status().message() + ")",
-                           "invalid_listen");
+    return InvalidArgument("listen address must be host:port, got '" + listen + "' (" +
+                               parsed.status().message() + ")",
+                           std::string(kInvalidListen));
   }
   *host = parsed->host;
   *port = parsed->port;
@@ -35,16 +36,20 @@ Status ParseListen(const std::string& listen, std::string* host, uint16_t* port)
 }
 
 Result<InitResult> InitDataDir(const InitOptions& o, const Clock& clock) {
-  if (o.data_dir.empty()) return InvalidArgument("--data-dir is required", "invalid_argument");
-  if (!IsValidName(o.admin_user)) return InvalidArgument("invalid admin user name '" + o.admin_user + "'", "invalid_name");
+  if (o.data_dir.empty())
+    return InvalidArgument("--data-dir is required", std::string(kInvalidArgument));
+  if (!IsValidName(o.admin_user))
+    return InvalidArgument("invalid admin user name '" + o.admin_user + "'",
+                           std::string(kInvalidName));
   std::string host;
   uint16_t port;
   VOUCH_RETURN_IF_ERROR(ParseListen(o.listen, &host, &port));
   if (o.tls_cert_file.empty() != o.tls_key_file.empty()) {
-    return InvalidArgument("--tls-cert and --tls-key go together", "invalid_argument");
+    return InvalidArgument("--tls-cert and --tls-key go together", std::string(kInvalidArgument));
   }
   if (FileExists(Join(o.data_dir, "master.key")) || FileExists(Join(o.data_dir, "config.json"))) {
-    return AlreadyExists("'" + o.data_dir + "' already holds a vouchd data directory", "already_initialized");
+    return AlreadyExists("'" + o.data_dir + "' already holds a vouchd data directory",
+                         std::string(kAlreadyInitialized));
   }
   VOUCH_RETURN_IF_ERROR(MakeDirs(o.data_dir, 0700));
   VOUCH_RETURN_IF_ERROR(MakeDirs(Join(o.data_dir, "tls"), 0700));
@@ -101,16 +106,19 @@ Result<InitResult> InitDataDir(const InitOptions& o, const Clock& clock) {
 
 Status WriteJoinedDataDir(const JoinedDataDir& j) {
   const std::string& dir = j.data_dir;
-  if (dir.empty()) return InvalidArgument("--data-dir is required", "invalid_argument");
+  if (dir.empty()) return InvalidArgument("--data-dir is required", std::string(kInvalidArgument));
   if (FileExists(Join(dir, "master.key")) || FileExists(Join(dir, "config.json"))) {
-    return AlreadyExists("'" + dir + "' already holds a vouchd data directory", "already_initialized");
+    return AlreadyExists("'" + dir + "' already holds a vouchd data directory",
+                         std::string(kAlreadyInitialized));
   }
   std::string host;
   uint16_t port;
   VOUCH_RETURN_IF_ERROR(ParseListen(j.listen, &host, &port));
-  if (j.master_key.size() != 32) return InvalidArgument("the cluster key must be 32 bytes", "invalid_master_key");
+  if (j.master_key.size() != 32)
+    return InvalidArgument("the cluster key must be 32 bytes", std::string(kInvalidMasterKey));
   if (!crypto::Aes256GcmOpen(j.master_key.span(), j.tls_key_sealed, AsBytes(kTlsKeyAad)).ok()) {
-    return DataLoss("the member's TLS key does not unseal with the cluster key", "tls_key_unseal_failed");
+    return DataLoss("the member's TLS key does not unseal with the cluster key",
+                    std::string(kTlsKeyUnsealFailed));
   }
   // The shared store must be reachable (and is migrated, as any member does at start).
   VOUCH_ASSIGN_OR_RETURN(auto db, store::OpenDatabase(j.store_url));
@@ -144,16 +152,19 @@ Status WriteJoinedDataDir(const JoinedDataDir& j) {
 Result<cluster::JoinPolicy> LoadJoinPolicy(const std::string& dir) {
   VOUCH_ASSIGN_OR_RETURN(std::string text, ReadWholeFile(Join(dir, "config.json"), 1 << 20));
   auto config = nlohmann::json::parse(text, nullptr, false);
-  if (!config.is_object()) return DataLoss(Join(dir, "config.json") + " is not valid JSON", "invalid_config");
+  if (!config.is_object())
+    return DataLoss(Join(dir, "config.json") + " is not valid JSON", std::string(kInvalidConfig));
   nlohmann::json c = config.value("cluster", nlohmann::json::object());
-  if (!c.is_object()) return DataLoss("config.json: \"cluster\" must be an object", "invalid_config");
+  if (!c.is_object())
+    return DataLoss("config.json: \"cluster\" must be an object", std::string(kInvalidConfig));
   cluster::JoinPolicy policy;
   VOUCH_ASSIGN_OR_RETURN(cluster::Measurement self, cluster::SelfMeasurement());
   policy.measurements.push_back(self);
   for (const auto& m : c.value("measurements", nlohmann::json::array())) {
     auto bytes = m.is_string() ? HexDecode(m.get<std::string>()) : Result<std::vector<uint8_t>>(InvalidArgument("x"));
     if (!bytes.ok() || bytes->size() != 32) {
-      return DataLoss("config.json: cluster.measurements must hold 64-digit hex strings", "invalid_config");
+      return DataLoss("config.json: cluster.measurements must hold 64-digit hex strings",
+                      std::string(kInvalidConfig));
     }
     cluster::Measurement mm;
     std::copy(bytes->begin(), bytes->end(), mm.begin());
@@ -170,25 +181,31 @@ Result<DataDir> OpenDataDir(const std::string& dir) {
   std::string key_path = Join(dir, "master.key");
   struct stat st;
   if (::stat(key_path.c_str(), &st) != 0) {
-    return NotFound("'" + dir + "' is not an initialised data directory (run vouchd init)", "not_initialized");
+    return NotFound("'" + dir + "' is not an initialised data directory (run vouchd init)",
+                    std::string(kNotInitialized));
   }
   if ((st.st_mode & 077) != 0) {
-    return PermissionDenied(key_path + " is accessible by group or others; chmod 600 it", "insecure_master_key");
+    return PermissionDenied(key_path + " is accessible by group or others; chmod 600 it",
+                            std::string(kInsecureMasterKey));
   }
   VOUCH_ASSIGN_OR_RETURN(std::string key, ReadWholeFile(key_path, 64));
-  if (key.size() != 32) return DataLoss(key_path + " is not a 32-byte key", "invalid_master_key");
+  if (key.size() != 32)
+    return DataLoss(key_path + " is not a 32-byte key", std::string(kInvalidMasterKey));
   d.master_key = crypto::SecretBytes(key);
   std::fill(key.begin(), key.end(), '\0');
   VOUCH_ASSIGN_OR_RETURN(std::string config_text, ReadWholeFile(Join(dir, "config.json"), 1 << 20));
   auto config = nlohmann::json::parse(config_text, nullptr, false);
-  if (!config.is_object()) return DataLoss(Join(dir, "config.json") + " is not valid JSON", "invalid_config");
+  if (!config.is_object())
+    return DataLoss(Join(dir, "config.json") + " is not valid JSON", std::string(kInvalidConfig));
   d.store_url = config.value("store", "sqlite:" + Join(dir, "vouch.db"));
   d.listen = config.value("listen", std::string("127.0.0.1:8443"));
   VOUCH_ASSIGN_OR_RETURN(d.tls_chain_pem, ReadWholeFile(Join(dir, config.value("tls_cert", std::string("tls/server.pem")))));
   VOUCH_ASSIGN_OR_RETURN(std::string sealed,
                          ReadWholeFile(Join(dir, config.value("tls_key_sealed", std::string("tls/server.key.sealed")))));
   auto key_pem = crypto::Aes256GcmOpen(d.master_key.span(), AsBytes(sealed), AsBytes(kTlsKeyAad));
-  if (!key_pem.ok()) return DataLoss("the TLS key cannot be unsealed with master.key", "tls_key_unseal_failed");
+  if (!key_pem.ok())
+    return DataLoss("the TLS key cannot be unsealed with master.key",
+                    std::string(kTlsKeyUnsealFailed));
   d.tls_key_pem = std::move(*key_pem);
   return d;
 }

@@ -5,8 +5,9 @@
 #include <thread>
 
 #include "api/ca_adapter.h"
-#include "attest/dcap_verifier.h"
 #include "api/manager_internal.h"
+#include "api/reasons.h"
+#include "attest/dcap_verifier.h"
 #include "crypto/secret.h"
 #include "http/limits.h"
 #include "policy/tcb_status.h"
@@ -30,7 +31,8 @@ Result<Role> ParseRole(std::string_view s) {
   if (s == "member") return Role::kMember;
   if (s == "approver") return Role::kApprover;
   if (s == "admin") return Role::kAdmin;
-  return InvalidArgument("role must be one of admin, approver, member, viewer", "invalid_role");
+  return InvalidArgument("role must be one of admin, approver, member, viewer",
+                         std::string(kInvalidRole));
 }
 
 std::string Principal::Actor() const {
@@ -52,7 +54,8 @@ Principal Principal::System() {
 }
 
 Status Authorize(const Principal& p, Permission perm) {
-  if (p.kind == Principal::Kind::kNode) return PermissionDenied("nodes may not call this endpoint", "forbidden");
+  if (p.kind == Principal::Kind::kNode)
+    return PermissionDenied("nodes may not call this endpoint", std::string(kForbidden));
   bool ok = false;
   switch (perm) {
     case Permission::kRead: ok = true; break;
@@ -61,7 +64,8 @@ Status Authorize(const Principal& p, Permission perm) {
     case Permission::kAdmin: ok = p.role == Role::kAdmin; break;
   }
   if (!ok) {
-    return PermissionDenied("role '" + std::string(RoleName(p.role)) + "' may not do this", "forbidden");
+    return PermissionDenied("role '" + std::string(RoleName(p.role)) + "' may not do this",
+                            std::string(kForbidden));
   }
   return Status::Ok();
 }
@@ -110,7 +114,8 @@ Manager::~Manager() = default;
 Result<std::unique_ptr<Manager>> Manager::Create(store::Database* db, crypto::SecretBytes master_key,
                                                  const Clock* clock, ManagerOptions options) {
   if (db == nullptr || clock == nullptr) return InvalidArgument("Manager needs a database and a clock");
-  if (master_key.size() != 32) return InvalidArgument("the master key must be 32 bytes", "invalid_master_key");
+  if (master_key.size() != 32)
+    return InvalidArgument("the master key must be 32 bytes", std::string(kInvalidMasterKey));
   std::string fingerprint = CollateralFingerprint(options.collateral_dirs);
   VOUCH_ASSIGN_OR_RETURN(auto verifiers, LoadVerifiers(options.collateral_dirs, false));
   auto m = std::unique_ptr<Manager>(new Manager(db, std::move(master_key), clock, options));

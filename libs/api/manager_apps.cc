@@ -4,6 +4,7 @@
 #include "api/manager.h"
 #include "api/manager_internal.h"
 #include "api/manager_nodes_internal.h"
+#include "api/reasons.h"
 #include "base/encoding.h"
 #include "pki/names.h"
 
@@ -57,7 +58,8 @@ Result<json> AppJson(Transaction& tx, const Row& r) {
 Result<Row> FindApp(Transaction& tx, const std::string& key) {
   VOUCH_ASSIGN_OR_RETURN(Rows rows,
                          tx.Query(std::string(kAppSelect) + " WHERE (a.id = ? OR a.name = ?) AND a.deleted = 0", {key, key}));
-  if (rows.empty()) return NotFound("app '" + key.substr(0, 80) + "' not found", "app_not_found");
+  if (rows.empty())
+    return NotFound("app '" + key.substr(0, 80) + "' not found", std::string(kAppNotFound));
   return std::move(rows.front());
 }
 
@@ -134,7 +136,8 @@ Result<json> TaskJson(Transaction& tx, const Row& r) {
 Status CheckHex32(const std::string& value, const char* field) {
   auto bytes = HexDecode(value);
   if (!bytes.ok() || bytes->size() != 32) {
-    return InvalidArgument(std::string(field) + " must be 64 hex characters (32 bytes)", "invalid_measurement");
+    return InvalidArgument(std::string(field) + " must be 64 hex characters (32 bytes)",
+                           std::string(kInvalidMeasurement));
   }
   return Status::Ok();
 }
@@ -191,9 +194,11 @@ Result<json> Manager::CreateApp(const Principal& p, const std::string& name, con
                                 const std::vector<std::string>& domains) {
   VOUCH_RETURN_IF_ERROR(Authorize(p, Permission::kWrite));
   if (!IsValidName(name)) {
-    return InvalidArgument("invalid app name '" + name.substr(0, 80) + "': use a-z, 0-9 and '-'", "invalid_name");
+    return InvalidArgument("invalid app name '" + name.substr(0, 80) + "': use a-z, 0-9 and '-'",
+                           std::string(kInvalidName));
   }
-  if (domains.size() > 100) return InvalidArgument("at most 100 domains per app", "too_many_domains");
+  if (domains.size() > 100)
+    return InvalidArgument("at most 100 domains per app", std::string(kTooManyDomains));
   std::set<std::string> unique;
   for (const auto& d : domains) {
     VOUCH_ASSIGN_OR_RETURN(std::string n, pki::NormalizeDnsName(d));
@@ -209,7 +214,8 @@ Result<json> Manager::CreateApp(const Principal& p, const std::string& name, con
     Status st = tx.Exec("INSERT INTO apps (id, name, zone_id, domains, created_at, created_by) VALUES (?, ?, ?, '[]', ?, ?)",
                         {id, name, z.Str("id"), now, p.Actor()})
                     .status();
-    if (st.code() == StatusCode::kAlreadyExists) return AlreadyExists("app '" + name + "' already exists", "app_exists");
+    if (st.code() == StatusCode::kAlreadyExists)
+      return AlreadyExists("app '" + name + "' already exists", std::string(kAppExists));
     VOUCH_RETURN_IF_ERROR(st);
     VOUCH_ASSIGN_OR_RETURN(std::vector<Holding> holdings, ZoneHoldings(tx, z.Str("id"), id, true));
     VOUCH_ASSIGN_OR_RETURN(ZonePolicy policy, LoadZonePolicy(tx, z.Str("id")));
@@ -297,12 +303,15 @@ Result<json> Manager::AddAppDomain(const Principal& p, const std::string& app, c
     VOUCH_ASSIGN_OR_RETURN(Row a, FindApp(tx, app));
     json domains = ParseJsonColumn(a.Str("domains"), json::array());
     if (std::find(domains.begin(), domains.end(), domain) != domains.end()) {
-      return AlreadyExists("'" + domain + "' is already allowed for app '" + a.Str("name") + "'", "domain_exists");
+      return AlreadyExists("'" + domain + "' is already allowed for app '" + a.Str("name") + "'",
+                           std::string(kDomainExists));
     }
     VOUCH_ASSIGN_OR_RETURN(Rows dup, tx.Query("SELECT id FROM tasks WHERE app_id = ? AND kind = 'domain' AND "
                                               "domain = ? AND status = 'pending'",
                                               {a.Str("id"), domain}));
-    if (!dup.empty()) return AlreadyExists("a request for '" + domain + "' is already pending", "domain_pending");
+    if (!dup.empty())
+      return AlreadyExists("a request for '" + domain + "' is already pending",
+                           std::string(kDomainPending));
     VOUCH_ASSIGN_OR_RETURN(std::vector<Holding> holdings, ZoneHoldings(tx, a.Str("zone_id"), a.Str("id"), true));
     VOUCH_RETURN_IF_ERROR(CheckNotTaken(holdings, domain));
     VOUCH_ASSIGN_OR_RETURN(ZonePolicy policy, LoadZonePolicy(tx, a.Str("zone_id")));
@@ -337,7 +346,9 @@ Result<json> Manager::RemoveAppDomain(const Principal& p, const std::string& app
                                      "kind = 'domain' AND domain = ? AND status = 'pending'",
                                      {now, app_id, domain}));
       if (cancelled == 0) {
-        return NotFound("'" + domain.substr(0, 100) + "' is not a domain of app '" + a.Str("name") + "'", "domain_not_found");
+        return NotFound(
+            "'" + domain.substr(0, 100) + "' is not a domain of app '" + a.Str("name") + "'",
+            std::string(kDomainNotFound));
       }
       VOUCH_ASSIGN_OR_RETURN(Row r, FindApp(tx, app_id));
       VOUCH_ASSIGN_OR_RETURN(out, AppJson(tx, r));
@@ -382,12 +393,16 @@ Result<json> Manager::CreateBuild(const Principal& p, const BuildSpec& in) {
   spec.mrsigner = Lower(spec.mrsigner);
   VOUCH_RETURN_IF_ERROR(CheckHex32(spec.mrenclave, "mrenclave"));
   VOUCH_RETURN_IF_ERROR(CheckHex32(spec.mrsigner, "mrsigner"));
-  if (spec.isvprodid < 0 || spec.isvprodid > 65535) return InvalidArgument("isvprodid must be 0..65535", "invalid_isvprodid");
-  if (spec.isvsvn < 0 || spec.isvsvn > 65535) return InvalidArgument("isvsvn must be 0..65535", "invalid_isvsvn");
-  if (spec.image_ref.size() > 512) return InvalidArgument("image_ref is too long", "invalid_image_ref");
+  if (spec.isvprodid < 0 || spec.isvprodid > 65535)
+    return InvalidArgument("isvprodid must be 0..65535", std::string(kInvalidIsvprodid));
+  if (spec.isvsvn < 0 || spec.isvsvn > 65535)
+    return InvalidArgument("isvsvn must be 0..65535", std::string(kInvalidIsvsvn));
+  if (spec.image_ref.size() > 512)
+    return InvalidArgument("image_ref is too long", std::string(kInvalidImageRef));
   if (!spec.image_digest.empty() &&
       (spec.image_digest.rfind("sha256:", 0) != 0 || !CheckHex32(spec.image_digest.substr(7), "image_digest").ok())) {
-    return InvalidArgument("image_digest must look like sha256:<64 hex>", "invalid_image_digest");
+    return InvalidArgument("image_digest must look like sha256:<64 hex>",
+                           std::string(kInvalidImageDigest));
   }
   json out;
   VOUCH_RETURN_IF_ERROR(db_->Write([&](Transaction& tx) -> Status {
@@ -397,7 +412,9 @@ Result<json> Manager::CreateBuild(const Principal& p, const BuildSpec& in) {
                                               {a.Str("id"), spec.mrenclave, spec.mrsigner, spec.isvprodid, spec.isvsvn,
                                                int64_t{spec.debug}}));
     if (!dup.empty()) {
-      return AlreadyExists("an identical build is already " + std::string("registered: ") + dup[0].Str("id"), "build_exists");
+      return AlreadyExists(
+          "an identical build is already " + std::string("registered: ") + dup[0].Str("id"),
+          std::string(kBuildExists));
     }
     VOUCH_ASSIGN_OR_RETURN(ZonePolicy policy, LoadZonePolicy(tx, a.Str("zone_id")));
     std::string id = NewId("build");
@@ -430,7 +447,8 @@ Result<json> Manager::ListBuilds(const Principal& p, const ListQuery& q) {
   VOUCH_RETURN_IF_ERROR(Authorize(p, Permission::kRead));
   std::string status = Filter(q, "status");
   if (!status.empty() && status != "pending" && status != "approved" && status != "denied" && status != "revoked") {
-    return InvalidArgument("status must be pending, approved, denied or revoked", "invalid_status");
+    return InvalidArgument("status must be pending, approved, denied or revoked",
+                           std::string(kInvalidStatus));
   }
   json out;
   VOUCH_RETURN_IF_ERROR(db_->Read([&](Transaction& tx) -> Status {
@@ -462,7 +480,8 @@ Result<json> Manager::GetBuild(const Principal& p, const std::string& id) {
   json out;
   VOUCH_RETURN_IF_ERROR(db_->Read([&](Transaction& tx) -> Status {
     VOUCH_ASSIGN_OR_RETURN(Rows rows, tx.Query(std::string(kBuildSelect) + " WHERE b.id = ?", {id}));
-    if (rows.empty()) return NotFound("build '" + id.substr(0, 80) + "' not found", "build_not_found");
+    if (rows.empty())
+      return NotFound("build '" + id.substr(0, 80) + "' not found", std::string(kBuildNotFound));
     VOUCH_ASSIGN_OR_RETURN(out, BuildJson(tx, rows[0]));
     return Status::Ok();
   }));
@@ -471,15 +490,18 @@ Result<json> Manager::GetBuild(const Principal& p, const std::string& id) {
 
 Result<json> Manager::RevokeBuild(const Principal& p, const std::string& id, const std::string& reason) {
   VOUCH_RETURN_IF_ERROR(Authorize(p, Permission::kApprove));
-  if (reason.size() > 1000) return InvalidArgument("reason is too long (max 1000)", "invalid_reason");
+  if (reason.size() > 1000)
+    return InvalidArgument("reason is too long (max 1000)", std::string(kInvalidReason));
   json out;
   VOUCH_RETURN_IF_ERROR(db_->Write([&](Transaction& tx) -> Status {
     VOUCH_ASSIGN_OR_RETURN(Rows rows, tx.Query(std::string(kBuildSelect) + " WHERE b.id = ?", {id}));
-    if (rows.empty()) return NotFound("build '" + id.substr(0, 80) + "' not found", "build_not_found");
+    if (rows.empty())
+      return NotFound("build '" + id.substr(0, 80) + "' not found", std::string(kBuildNotFound));
     const Row& b = rows[0];
     std::string st = b.Str("status");
     if (st == "revoked" || st == "denied") {
-      return FailedPrecondition("build " + id + " is already " + st, "build_not_revocable");
+      return FailedPrecondition("build " + id + " is already " + st,
+                                std::string(kBuildNotRevocable));
     }
     int64_t now = Now();
     VOUCH_RETURN_IF_ERROR(tx.Exec("UPDATE builds SET status = 'revoked', reason = ? WHERE id = ?",
@@ -503,7 +525,8 @@ Result<json> Manager::ListTasks(const Principal& p, const ListQuery& q) {
   VOUCH_RETURN_IF_ERROR(Authorize(p, Permission::kRead));
   std::string status = Filter(q, "status");
   if (!status.empty() && status != "pending" && status != "approved" && status != "denied" && status != "cancelled") {
-    return InvalidArgument("status must be pending, approved, denied or cancelled", "invalid_status");
+    return InvalidArgument("status must be pending, approved, denied or cancelled",
+                           std::string(kInvalidStatus));
   }
   json out;
   VOUCH_RETURN_IF_ERROR(db_->Read([&](Transaction& tx) -> Status {
@@ -530,7 +553,8 @@ Result<json> Manager::GetTask(const Principal& p, const std::string& id) {
   json out;
   VOUCH_RETURN_IF_ERROR(db_->Read([&](Transaction& tx) -> Status {
     VOUCH_ASSIGN_OR_RETURN(Rows rows, tx.Query(std::string(kTaskSelect) + " WHERE t.id = ?", {id}));
-    if (rows.empty()) return NotFound("task '" + id.substr(0, 80) + "' not found", "task_not_found");
+    if (rows.empty())
+      return NotFound("task '" + id.substr(0, 80) + "' not found", std::string(kTaskNotFound));
     VOUCH_ASSIGN_OR_RETURN(out, TaskJson(tx, rows[0]));
     return Status::Ok();
   }));
@@ -541,7 +565,8 @@ Result<json> Manager::DecideTask(Transaction& tx, const Principal& p, const Row&
                                  const std::string& reason) {
   std::string id = t.Str("id");
   if (t.Str("status") != "pending") {
-    return FailedPrecondition("task " + id + " is " + t.Str("status") + ", not pending", "task_not_pending");
+    return FailedPrecondition("task " + id + " is " + t.Str("status") + ", not pending",
+                              std::string(kTaskNotPending));
   }
   int64_t now = Now();
   std::string kind = t.Str("kind");
@@ -601,7 +626,8 @@ Result<json> Manager::ApproveTask(const Principal& p, const std::string& id) {
   json out;
   VOUCH_RETURN_IF_ERROR(db_->Write([&](Transaction& tx) -> Status {
     VOUCH_ASSIGN_OR_RETURN(Rows rows, tx.Query(std::string(kTaskSelect) + " WHERE t.id = ?", {id}));
-    if (rows.empty()) return NotFound("task '" + id.substr(0, 80) + "' not found", "task_not_found");
+    if (rows.empty())
+      return NotFound("task '" + id.substr(0, 80) + "' not found", std::string(kTaskNotFound));
     VOUCH_ASSIGN_OR_RETURN(out, DecideTask(tx, p, rows[0], true, ""));
     return Status::Ok();
   }));
@@ -611,12 +637,14 @@ Result<json> Manager::ApproveTask(const Principal& p, const std::string& id) {
 Result<json> Manager::DenyTask(const Principal& p, const std::string& id, const std::string& reason) {
   VOUCH_RETURN_IF_ERROR(Authorize(p, Permission::kApprove));
   if (reason.empty() || reason.size() > 1000) {
-    return InvalidArgument("a reason (1-1000 characters) is required to deny", "invalid_reason");
+    return InvalidArgument("a reason (1-1000 characters) is required to deny",
+                           std::string(kInvalidReason));
   }
   json out;
   VOUCH_RETURN_IF_ERROR(db_->Write([&](Transaction& tx) -> Status {
     VOUCH_ASSIGN_OR_RETURN(Rows rows, tx.Query(std::string(kTaskSelect) + " WHERE t.id = ?", {id}));
-    if (rows.empty()) return NotFound("task '" + id.substr(0, 80) + "' not found", "task_not_found");
+    if (rows.empty())
+      return NotFound("task '" + id.substr(0, 80) + "' not found", std::string(kTaskNotFound));
     VOUCH_ASSIGN_OR_RETURN(out, DecideTask(tx, p, rows[0], false, reason));
     return Status::Ok();
   }));

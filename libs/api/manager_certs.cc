@@ -4,6 +4,7 @@
 #include "api/ca_adapter.h"
 #include "api/manager.h"
 #include "api/manager_internal.h"
+#include "api/reasons.h"
 #include "pki/names.h"
 
 namespace vouch::api {
@@ -82,7 +83,8 @@ Result<int64_t> Manager::MarkRevoked(Transaction& tx, const std::vector<std::str
 
 Result<json> Manager::IssueManual(const Principal& p, const std::string& build_id, std::string_view csr_pem) {
   VOUCH_RETURN_IF_ERROR(Authorize(p, Permission::kAdmin));
-  if (csr_pem.size() > 64 * 1024) return InvalidArgument("CSR is larger than 64 KiB", "invalid_csr");
+  if (csr_pem.size() > 64 * 1024)
+    return InvalidArgument("CSR is larger than 64 KiB", std::string(kInvalidCsr));
   VOUCH_ASSIGN_OR_RETURN(CsrInfo csr, InspectCsr(csr_pem));
   json out;
   VOUCH_RETURN_IF_ERROR(db_->Write([&](Transaction& tx) -> Status {
@@ -90,10 +92,13 @@ Result<json> Manager::IssueManual(const Principal& p, const std::string& build_i
                                                "z.name AS zone_name FROM builds b JOIN apps a ON a.id = b.app_id "
                                                "JOIN zones z ON z.id = a.zone_id WHERE b.id = ? AND a.deleted = 0",
                                                {build_id}));
-    if (rows.empty()) return NotFound("build '" + build_id.substr(0, 80) + "' not found", "build_not_found");
+    if (rows.empty())
+      return NotFound("build '" + build_id.substr(0, 80) + "' not found",
+                      std::string(kBuildNotFound));
     const Row& b = rows[0];
     if (b.Str("status") != "approved") {
-      return FailedPrecondition("build " + build_id + " is " + b.Str("status") + ", not approved", "build_not_approved");
+      return FailedPrecondition("build " + build_id + " is " + b.Str("status") + ", not approved",
+                                std::string(kBuildNotApproved));
     }
     std::vector<std::string> allowed;
     for (const auto& d : ParseJsonColumn(b.Str("domains"), json::array())) {
@@ -150,7 +155,7 @@ Result<json> Manager::ListCertificates(const Principal& p, const ListQuery& q) {
   VOUCH_RETURN_IF_ERROR(Authorize(p, Permission::kRead));
   std::string status = Filter(q, "status");
   if (!status.empty() && status != "valid" && status != "revoked" && status != "expired") {
-    return InvalidArgument("status must be valid, revoked or expired", "invalid_status");
+    return InvalidArgument("status must be valid, revoked or expired", std::string(kInvalidStatus));
   }
   json out;
   int64_t now = Now();
@@ -191,7 +196,9 @@ Result<json> Manager::GetCertificate(const Principal& p, const std::string& seri
   json out;
   VOUCH_RETURN_IF_ERROR(db_->Read([&](Transaction& tx) -> Status {
     VOUCH_ASSIGN_OR_RETURN(Rows rows, tx.Query(std::string(kCertSelect) + " WHERE c.serial = ?", {serial}));
-    if (rows.empty()) return NotFound("certificate '" + serial.substr(0, 80) + "' not found", "certificate_not_found");
+    if (rows.empty())
+      return NotFound("certificate '" + serial.substr(0, 80) + "' not found",
+                      std::string(kCertificateNotFound));
     out = CertJson(rows[0], Now());
     return Status::Ok();
   }));
@@ -200,13 +207,17 @@ Result<json> Manager::GetCertificate(const Principal& p, const std::string& seri
 
 Result<json> Manager::RevokeCertificate(const Principal& p, const std::string& serial, const std::string& reason) {
   VOUCH_RETURN_IF_ERROR(Authorize(p, Permission::kAdmin));
-  if (reason.size() > 1000) return InvalidArgument("reason is too long (max 1000)", "invalid_reason");
+  if (reason.size() > 1000)
+    return InvalidArgument("reason is too long (max 1000)", std::string(kInvalidReason));
   json out;
   VOUCH_RETURN_IF_ERROR(db_->Write([&](Transaction& tx) -> Status {
     VOUCH_ASSIGN_OR_RETURN(Rows rows, tx.Query(std::string(kCertSelect) + " WHERE c.serial = ?", {serial}));
-    if (rows.empty()) return NotFound("certificate '" + serial.substr(0, 80) + "' not found", "certificate_not_found");
+    if (rows.empty())
+      return NotFound("certificate '" + serial.substr(0, 80) + "' not found",
+                      std::string(kCertificateNotFound));
     if (rows[0].Str("status") == "revoked") {
-      return FailedPrecondition("certificate " + serial + " is already revoked", "already_revoked");
+      return FailedPrecondition("certificate " + serial + " is already revoked",
+                                std::string(kAlreadyRevoked));
     }
     std::vector<std::string> zones;
     VOUCH_RETURN_IF_ERROR(RevokeCertsWhere(tx, "serial = ?", {serial}, reason.empty() ? "revoked by admin" : reason, &zones));

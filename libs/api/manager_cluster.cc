@@ -1,5 +1,6 @@
 // The member side of the cluster join protocol (docs/cluster.md).
 #include "api/manager.h"
+#include "api/reasons.h"
 #include "base/encoding.h"
 #include "store/audit.h"
 
@@ -19,12 +20,16 @@ Status Manager::EnableClusterJoin(ClusterJoinConfig config) {
 }
 
 Result<json> Manager::ClusterNonce() {
-  if (!cluster_) return NotFound("this instance does not accept cluster joins", "cluster_join_disabled");
+  if (!cluster_)
+    return NotFound("this instance does not accept cluster joins",
+                    std::string(kClusterJoinDisabled));
   return json{{"nonce", cluster::MakeNonce(master_key_, clock_->Now())}, {"expires_in", 300}};
 }
 
 Result<json> Manager::ClusterJoin(const json& body, const std::string& remote) {
-  if (!cluster_) return NotFound("this instance does not accept cluster joins", "cluster_join_disabled");
+  if (!cluster_)
+    return NotFound("this instance does not accept cluster joins",
+                    std::string(kClusterJoinDisabled));
   VOUCH_ASSIGN_OR_RETURN(cluster::JoinRequest req, cluster::JoinRequest::FromJson(body));
   auto grant = cluster::GrantJoin(req, cluster_->config.policy, *cluster_->verifier, master_key_, master_key_.span(),
                                   clock_->Now());

@@ -5,6 +5,7 @@
 
 #include "api/manager.h"
 #include "api/manager_internal.h"
+#include "api/reasons.h"
 #include "attest/dcap_verifier.h"
 #include "attest/verdict.h"
 #include "base/encoding.h"
@@ -94,7 +95,8 @@ Result<bool> Manager::ReloadCollateral(bool force) {
 namespace {
 
 Status NoService() {
-  return NotFound("the collateral service is not enabled on this manager", "collateral_disabled");
+  return NotFound("the collateral service is not enabled on this manager",
+                  std::string(kCollateralDisabled));
 }
 
 json ItemJson(const collateral::Item& it) {
@@ -146,7 +148,7 @@ Result<json> Manager::ListCollateral(const Principal& p, const ListQuery& q) {
   f.key = Filter(q, "key");
   f.all_versions = Filter(q, "versions") == "all";
   if (!f.kind.empty() && !collateral::IsKind(f.kind)) {
-    return InvalidArgument("unknown collateral kind \"" + f.kind + "\"", "invalid_kind");
+    return InvalidArgument("unknown collateral kind \"" + f.kind + "\"", std::string(kInvalidKind));
   }
   VOUCH_ASSIGN_OR_RETURN(auto items, options_.collateral->List(f));
   json out = json::array();
@@ -158,11 +160,11 @@ Result<json> Manager::RefreshCollateral(const Principal& p, const std::string& k
   VOUCH_RETURN_IF_ERROR(Authorize(p, Permission::kAdmin));
   if (!options_.collateral) return NoService();
   if (!kind.empty() && !collateral::IsKind(kind)) {
-    return InvalidArgument("unknown collateral kind \"" + kind + "\"", "invalid_kind");
+    return InvalidArgument("unknown collateral kind \"" + kind + "\"", std::string(kInvalidKind));
   }
   if (!kind.empty() && key.empty() && kind != collateral::kQeIdentity && kind != collateral::kTdQeIdentity &&
       kind != collateral::kRootCaCrl) {
-    return InvalidArgument("refreshing " + kind + " needs a key", "invalid_key");
+    return InvalidArgument("refreshing " + kind + " needs a key", std::string(kInvalidKey));
   }
   collateral::Report report;
   if (kind.empty()) {
@@ -183,7 +185,8 @@ Result<json> Manager::ImportCollateral(const Principal& p, const std::map<std::s
                                        const std::string& origin) {
   VOUCH_RETURN_IF_ERROR(Authorize(p, Permission::kAdmin));
   if (!options_.collateral) return NoService();
-  if (files.empty()) return InvalidArgument("no files to import", "invalid_collateral_import");
+  if (files.empty())
+    return InvalidArgument("no files to import", std::string(kInvalidCollateralImport));
   collateral::Report report = options_.collateral->ImportFiles(files, origin.empty() ? "upload" : origin);
   (void)db_->Write([&](Transaction& tx) -> Status {
     return Audit(tx, *this, p, "collateral.import", origin.empty() ? "upload" : origin,
@@ -206,16 +209,18 @@ Result<attest::Verdict> Manager::VerifyEvidenceFor(const Principal& p, std::span
                                                    const std::string& platform, std::optional<TimePoint> at) {
   VOUCH_RETURN_IF_ERROR(Authorize(p, Permission::kRead));
   if (evidence.empty() || evidence.size() > 128 * 1024) {
-    return InvalidArgument("evidence must be 1..131072 bytes", "invalid_evidence");
+    return InvalidArgument("evidence must be 1..131072 bytes", std::string(kInvalidEvidence));
   }
   std::string plat = platform.empty() ? collateral::DetectPlatform(evidence) : platform;
   if (plat.empty()) {
     attest::Verdict v;
-    v.error = InvalidArgument("unrecognised evidence (not a DCAP quote or an SEV-SNP report)", "malformed_quote");
+    v.error = InvalidArgument("unrecognised evidence (not a DCAP quote or an SEV-SNP report)",
+                              std::string(attest::kDcapMalformedQuote));
     return v;
   }
   if (plat != "sgx" && plat != "tdx" && plat != "sev-snp") {
-    return InvalidArgument("platform must be sgx, tdx or sev-snp", "unsupported_platform");
+    return InvalidArgument("platform must be sgx, tdx or sev-snp",
+                           std::string(kUnsupportedPlatform));
   }
   return VerifyEvidence(plat, evidence, at.value_or(clock_->Now()));
 }

@@ -4,6 +4,7 @@
 
 #include "api/manager.h"
 #include "api/manager_internal.h"
+#include "api/reasons.h"
 #include "base/encoding.h"
 #include "crypto/signature.h"
 #include "crypto/x509.h"
@@ -16,7 +17,8 @@ using namespace internal;  // NOLINT(google-build-using-namespace)
 // ---------------------------------------------------------------- heartbeats
 
 Result<json> Manager::IngestHeartbeats(const Principal& node, const json& node_info, const std::vector<Heartbeat>& hbs) {
-  if (node.kind != Principal::Kind::kNode) return PermissionDenied("only node agents may do this", "node_identity_required");
+  if (node.kind != Principal::Kind::kNode)
+    return PermissionDenied("only node agents may do this", std::string(kNodeIdentityRequired));
   int64_t now = Now();
   struct Item {
     const Heartbeat* hb;
@@ -139,7 +141,8 @@ Result<json> Manager::IngestHeartbeats(const Principal& node, const json& node_i
 }
 
 Status Manager::RecordAgentRefusals(const Principal& node, const json& refusals) {
-  if (node.kind != Principal::Kind::kNode) return PermissionDenied("only node agents may do this", "node_identity_required");
+  if (node.kind != Principal::Kind::kNode)
+    return PermissionDenied("only node agents may do this", std::string(kNodeIdentityRequired));
   if (!refusals.is_array() || refusals.empty()) return Status::Ok();
   return db_->Write([&](Transaction& tx) -> Status {
     for (const json& r : refusals) {

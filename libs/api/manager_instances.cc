@@ -1,6 +1,7 @@
 // Node reads and deactivation, and the workload instances the agents report.
 #include "api/manager.h"
 #include "api/manager_internal.h"
+#include "api/reasons.h"
 
 namespace vouch::api {
 
@@ -52,7 +53,8 @@ Result<json> Manager::GetNode(const Principal& p, const std::string& id) {
   json out;
   VOUCH_RETURN_IF_ERROR(db_->Read([&](Transaction& tx) -> Status {
     VOUCH_ASSIGN_OR_RETURN(Rows rows, tx.Query(std::string(kNodeSelect) + " WHERE n.id = ?", {id}));
-    if (rows.empty()) return NotFound("node '" + id.substr(0, 80) + "' not found", "node_not_found");
+    if (rows.empty())
+      return NotFound("node '" + id.substr(0, 80) + "' not found", std::string(kNodeNotFound));
     out = NodeJson(rows[0]);
     out["status"] = EffectiveNodeStatus(rows[0]);
     return Status::Ok();
@@ -65,9 +67,11 @@ Result<json> Manager::DeactivateNode(const Principal& p, const std::string& id) 
   json out;
   VOUCH_RETURN_IF_ERROR(db_->Write([&](Transaction& tx) -> Status {
     VOUCH_ASSIGN_OR_RETURN(Rows rows, tx.Query(std::string(kNodeSelect) + " WHERE n.id = ?", {id}));
-    if (rows.empty()) return NotFound("node '" + id.substr(0, 80) + "' not found", "node_not_found");
+    if (rows.empty())
+      return NotFound("node '" + id.substr(0, 80) + "' not found", std::string(kNodeNotFound));
     if (rows[0].Str("status") == "deactivated") {
-      return FailedPrecondition("node " + id + " is already deactivated", "node_deactivated");
+      return FailedPrecondition("node " + id + " is already deactivated",
+                                std::string(kNodeDeactivated));
     }
     VOUCH_RETURN_IF_ERROR(tx.Exec("UPDATE nodes SET status = 'deactivated' WHERE id = ?", {id}).status());
     std::vector<std::string> zones;

@@ -2,6 +2,7 @@
 
 #include <charconv>
 
+#include "api/reasons.h"
 #include "base/encoding.h"
 #include "crypto/digest.h"
 #include "crypto/random.h"
@@ -29,16 +30,17 @@ std::string HashToken(std::string_view token) { return HexEncode(crypto::Sha256(
 Result<PageResult> QueryPage(Transaction& tx, const std::string& select_sql, std::vector<std::string> conditions,
                              std::vector<Value> params, const ListQuery& q, const std::string& sort_col,
                              bool descending, const std::string& id_col) {
-  if (q.limit < 1 || q.limit > 1000) return InvalidArgument("limit must be between 1 and 1000", "invalid_limit");
+  if (q.limit < 1 || q.limit > 1000)
+    return InvalidArgument("limit must be between 1 and 1000", std::string(kInvalidLimit));
   if (!q.cursor.empty()) {
     auto raw = Base64UrlDecode(q.cursor);
-    if (!raw.ok()) return InvalidArgument("invalid cursor", "invalid_cursor");
+    if (!raw.ok()) return InvalidArgument("invalid cursor", std::string(kInvalidCursor));
     std::string s(raw->begin(), raw->end());
     size_t bar = s.find('|');
     int64_t sort_value = 0;
     if (bar == std::string::npos ||
         std::from_chars(s.data(), s.data() + bar, sort_value).ec != std::errc() || bar + 1 >= s.size()) {
-      return InvalidArgument("invalid cursor", "invalid_cursor");
+      return InvalidArgument("invalid cursor", std::string(kInvalidCursor));
     }
     std::string id = s.substr(bar + 1);
     const char* op = descending ? "<" : ">";

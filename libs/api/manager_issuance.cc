@@ -3,6 +3,7 @@
 #include "api/manager.h"
 #include "api/manager_internal.h"
 #include "api/manager_nodes_internal.h"
+#include "api/reasons.h"
 #include "base/encoding.h"
 #include "crypto/digest.h"
 #include "evidence/sgx_report.h"
@@ -19,11 +20,14 @@ using namespace internal;  // NOLINT(google-build-using-namespace)
 
 Result<json> Manager::IssueForWorkload(const Principal& node, std::string_view csr_pem,
                                        std::span<const uint8_t> report_body, const std::string& instance_id) {
-  if (node.kind != Principal::Kind::kNode) return PermissionDenied("only node agents may do this", "node_identity_required");
+  if (node.kind != Principal::Kind::kNode)
+    return PermissionDenied("only node agents may do this", std::string(kNodeIdentityRequired));
   auto body = evidence::ParseSgxReportBody(report_body);
-  if (!body.ok()) return InvalidArgument("report must be a 384-byte SGX report body: " + body.status().message(), "invalid_report");
+  if (!body.ok())
+    return InvalidArgument("report must be a 384-byte SGX report body: " + body.status().message(),
+                           std::string(kInvalidReport));
   if (!instance_id.empty() && !workload::IsValidWireId(instance_id)) {
-    return InvalidArgument("invalid instance_id", "invalid_instance_id");
+    return InvalidArgument("invalid instance_id", std::string(kInvalidInstanceId));
   }
   // Parsed and verified here, once (structure, key type, proof of possession): vouchd does not
   // rely on the agent's parsing, and issues from this same parsed CSR (docs/agent.md).
@@ -61,7 +65,8 @@ Result<json> Manager::IssueForWorkload(const Principal& node, std::string_view c
   auto decide = [&](Transaction& tx, Decision* d) -> Status {
     VOUCH_ASSIGN_OR_RETURN(d->node, tx.QueryOne("SELECT * FROM nodes WHERE id = ?", {node.id}, "node"));
     const Row& n = d->node;
-    if (n.Str("status") != "active") return Refuse("node_deactivated", "node " + node.id + " is deactivated");
+    if (n.Str("status") != "active")
+      return Refuse(kNodeDeactivated, "node " + node.id + " is deactivated");
     VOUCH_ASSIGN_OR_RETURN(d->zone_policy, LoadZonePolicy(tx, n.Str("zone_id")));
     const policy::ZonePolicy& zp = d->zone_policy.rules;
     // One decision, libs/policy's (docs/policy.md): the node's standing, then the workload's
@@ -108,7 +113,8 @@ Result<json> Manager::IssueForWorkload(const Principal& node, std::string_view c
       VOUCH_ASSIGN_OR_RETURN(Rows i, tx.Query("SELECT id FROM instances WHERE id = ? AND node_id = ? AND build_id = ?",
                                               {instance_id, node.id, b->Str("id")}));
       if (i.empty()) {
-        return NotFound("instance '" + instance_id + "' of this build on this node not found", "instance_not_found");
+        return NotFound("instance '" + instance_id + "' of this build on this node not found",
+                        std::string(kInstanceNotFound));
       }
     }
     return Status::Ok();
@@ -151,7 +157,8 @@ Result<json> Manager::IssueForWorkload(const Principal& node, std::string_view c
     Decision now;
     VOUCH_RETURN_IF_ERROR(decide(tx, &now));
     if (now.build.Str("id") != b.Str("id") || now.names != d.names || now.node.Str("zone_id") != zone_id) {
-      return Aborted("the app's builds or domains changed during the request; retry", "conflict_retry");
+      return Aborted("the app's builds or domains changed during the request; retry",
+                     std::string(kConflictRetry));
     }
     int64_t now_s = Now();
     VOUCH_RETURN_IF_ERROR(tx.Exec("INSERT INTO certificates (serial, zone_id, kind, app_id, build_id, node_id, instance_id, "

@@ -6,10 +6,12 @@
 #include "api/manager.h"
 #include "api/manager_internal.h"
 #include "api/manager_nodes_internal.h"
+#include "api/reasons.h"
 #include "api/shipped_agent_identities.h"
 #include "attest/sim_agent.h"
 #include "base/encoding.h"
 #include "policy/policy.h"
+#include "store/reasons.h"
 
 namespace vouch::api {
 
@@ -64,7 +66,9 @@ Result<std::vector<json>> ShippedAgentRules() {
   const std::string text = kShippedAgentIdentities;
   if (text.find_first_not_of(" \t\r\n") == std::string::npos) return out;
   json list = json::parse(text, nullptr, false);
-  if (!list.is_array()) return FailedPrecondition("VOUCH_AGENT_IDENTITIES is not a JSON array", "invalid_rule");
+  if (!list.is_array())
+    return FailedPrecondition("VOUCH_AGENT_IDENTITIES is not a JSON array",
+                              std::string(policy::kInvalidRule));
   for (const json& j : list) {
     VOUCH_ASSIGN_OR_RETURN(policy::MeasurementRule rule, policy::ParseIdentityRule(j));
     out.push_back(policy::IdentityRuleJson(rule));
@@ -93,7 +97,9 @@ Result<std::vector<policy::MeasurementRule>> ActiveNodeIdentities(Transaction& t
   std::vector<policy::MeasurementRule> out;
   for (const Row& r : rows) {
     auto rule = policy::ParseIdentityRule(ParseJsonColumn(r.Str("rule"), json::object()));
-    if (!rule.ok()) return DataLoss("a stored node identity rule is corrupt: " + rule.status().message(), "store_corrupt");
+    if (!rule.ok())
+      return DataLoss("a stored node identity rule is corrupt: " + rule.status().message(),
+                      std::string(store::kStoreCorrupt));
     out.push_back(std::move(*rule));
   }
   return out;
@@ -128,7 +134,8 @@ Result<json> Manager::AddNodeIdentity(const Principal& p, const std::string& zon
                                       const std::string& note) {
   VOUCH_RETURN_IF_ERROR(Authorize(p, Permission::kAdmin));
   VOUCH_ASSIGN_OR_RETURN(policy::MeasurementRule rule, policy::ParseIdentityRule(rule_in));
-  if (note.size() > 200) return InvalidArgument("note must be at most 200 characters", "invalid_note");
+  if (note.size() > 200)
+    return InvalidArgument("note must be at most 200 characters", std::string(kInvalidNote));
   const json normal = policy::IdentityRuleJson(rule);
   const std::string platform = normal.value("platform", std::string());
   json out;
@@ -140,14 +147,15 @@ Result<json> Manager::AddNodeIdentity(const Principal& p, const std::string& zon
                                                    {zone_id}));
     for (const Row& r : existing) {
       if (ParseJsonColumn(r.Str("rule"), json::object()) == normal) {
-        return AlreadyExists("zone '" + z.Str("name") + "' already has this identity (" + r.Str("id") + ", " +
-                                 r.Str("status") + ")",
-                             "node_identity_exists");
+        return AlreadyExists("zone '" + z.Str("name") + "' already has this identity (" +
+                                 r.Str("id") + ", " + r.Str("status") + ")",
+                             std::string(kNodeIdentityExists));
       }
     }
     if (existing.size() >= kMaxIdentitiesPerZone) {
-      return FailedPrecondition("a zone has at most " + std::to_string(kMaxIdentitiesPerZone) + " node identities",
-                                "too_many_node_identities");
+      return FailedPrecondition(
+          "a zone has at most " + std::to_string(kMaxIdentitiesPerZone) + " node identities",
+          std::string(kTooManyNodeIdentities));
     }
     VOUCH_ASSIGN_OR_RETURN(ZonePolicy policy, LoadZonePolicy(tx, zone_id));
     const int64_t now = Now();
@@ -180,8 +188,9 @@ Result<json> Manager::RemoveNodeIdentity(const Principal& p, const std::string& 
     VOUCH_ASSIGN_OR_RETURN(Rows rows, tx.Query("SELECT * FROM node_identities WHERE id = ? AND zone_id = ?",
                                                {id, z.Str("id")}));
     if (rows.empty()) {
-      return NotFound("node identity '" + id.substr(0, 80) + "' not found in zone '" + z.Str("name") + "'",
-                      "node_identity_not_found");
+      return NotFound(
+          "node identity '" + id.substr(0, 80) + "' not found in zone '" + z.Str("name") + "'",
+          std::string(kNodeIdentityNotFound));
     }
     const Row& r = rows[0];
     out = IdentityJson(r, z.Str("name"));

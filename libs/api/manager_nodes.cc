@@ -8,10 +8,11 @@
 #include "api/manager.h"
 #include "api/manager_internal.h"
 #include "api/manager_nodes_internal.h"
+#include "api/reasons.h"
 #include "attest/dcap_verifier.h"
 #include "attest/snp_verifier.h"
-#include "collateral/service.h"
 #include "base/encoding.h"
+#include "collateral/service.h"
 #include "crypto/aead.h"
 #include "crypto/digest.h"
 #include "crypto/keys.h"
@@ -83,10 +84,13 @@ Result<std::shared_ptr<pki::CaSigner>> Manager::NodeSigner() {
       }
       return Status::Ok();
     }));
-    if (cert_pem.empty() || sealed_b64.empty()) return NotFound("no node CA yet", "no_node_ca");
+    if (cert_pem.empty() || sealed_b64.empty())
+      return NotFound("no node CA yet", std::string(kNoNodeCa));
     VOUCH_ASSIGN_OR_RETURN(auto sealed, Base64Decode(sealed_b64));
     auto key = crypto::Aes256GcmOpen(master_key_.span(), sealed, AsBytes(kNodeCaAad));
-    if (!key.ok()) return DataLoss("the node CA key cannot be unsealed with this master key", "ca_key_unseal_failed");
+    if (!key.ok())
+      return DataLoss("the node CA key cannot be unsealed with this master key",
+                      std::string(kCaKeyUnsealFailed));
     return LoadZoneSigner(cert_pem, *key);
   };
   auto signer = load();
@@ -185,25 +189,31 @@ Result<json> Manager::EnrollNode(const Principal* node, const NodeEnrollment& e)
   };
   // Shape checks first (400s, not audited: nothing security-relevant was attempted yet).
   if (e.platform != "sgx" && e.platform != "tdx" && e.platform != "sev-snp") {
-    return InvalidArgument("platform must be \"sgx\", \"tdx\" or \"sev-snp\"", "unsupported_platform");
+    return InvalidArgument("platform must be \"sgx\", \"tdx\" or \"sev-snp\"",
+                           std::string(kUnsupportedPlatform));
   }
   if (e.evidence.empty() || e.evidence.size() > kMaxEvidenceBytes) {
-    return InvalidArgument("evidence must be 1.." + std::to_string(kMaxEvidenceBytes) + " bytes", "invalid_evidence");
+    return InvalidArgument("evidence must be 1.." + std::to_string(kMaxEvidenceBytes) + " bytes",
+                           std::string(kInvalidEvidence));
   }
   auto nonce = HexDecode(e.nonce_hex);
-  if (!nonce.ok() || nonce->size() != 32) return InvalidArgument("nonce must be 64 hex digits", "invalid_nonce");
+  if (!nonce.ok() || nonce->size() != 32)
+    return InvalidArgument("nonce must be 64 hex digits", std::string(kInvalidNonce));
   auto key = crypto::PublicKeyFromDer(e.public_key_der);
   if (!key.ok() || crypto::DescribeKey(key->get()).rfind("EC P-", 0) != 0) {
-    return InvalidArgument("public_key must be an EC P-256 or P-384 SubjectPublicKeyInfo", "invalid_public_key");
+    return InvalidArgument("public_key must be an EC P-256 or P-384 SubjectPublicKeyInfo",
+                           std::string(kInvalidPublicKey));
   }
-  if (!renewal && e.join_token.empty()) return Unauthenticated("a join token is required", "join_token_required");
+  if (!renewal && e.join_token.empty())
+    return Unauthenticated("a join token is required", std::string(kJoinTokenRequired));
 
   // The nonce must be ours and fresh; it is consumed whatever happens next: recorded until it
   // expires, so that it can never be used twice (the primary key is the replay check).
   int64_t now = Now();
   auto issued = crypto::CheckTimedNonce(NodeNonceKey().span(), kNodeNonceLabel, *nonce, now,
-                                        options_.nonce_ttl.count(), "nonce_invalid");
-  if (!issued.ok()) return refuse(Refuse("nonce_invalid", "the nonce is unknown, expired or already used"));
+                                        options_.nonce_ttl.count(), kNonceInvalid);
+  if (!issued.ok())
+    return refuse(Refuse(kNonceInvalid, "the nonce is unknown, expired or already used"));
   int64_t consumed = 0;
   VOUCH_RETURN_IF_ERROR(db_->Write([&](Transaction& tx) -> Status {
     VOUCH_RETURN_IF_ERROR(tx.Exec("DELETE FROM node_nonces WHERE expires_at <= ?", {now}).status());
@@ -212,7 +222,8 @@ Result<json> Manager::EnrollNode(const Principal* node, const NodeEnrollment& e)
                                              {HashToken(HexEncode(*nonce)), now, *issued + options_.nonce_ttl.count() + 6}));
     return Status::Ok();
   }));
-  if (consumed != 1) return refuse(Refuse("nonce_invalid", "the nonce is unknown, expired or already used"));
+  if (consumed != 1)
+    return refuse(Refuse(kNonceInvalid, "the nonce is unknown, expired or already used"));
 
   // Which zone: the join token's, or the node's own.
   std::string zone_id, token_id;
@@ -223,7 +234,8 @@ Result<json> Manager::EnrollNode(const Principal* node, const NodeEnrollment& e)
       VOUCH_ASSIGN_OR_RETURN(Rows rows, tx.Query("SELECT id, zone_id FROM join_tokens WHERE token_hash = ? AND "
                                                  "expires_at > ? AND uses_left > 0",
                                                  {HashToken(e.join_token), now}));
-      if (rows.empty()) return Refuse("join_token_invalid", "the join token is unknown, expired or used up");
+      if (rows.empty())
+        return Refuse(kJoinTokenInvalid, "the join token is unknown, expired or used up");
       zone_id = rows[0].Str("zone_id");
       token_id = rows[0].Str("id");
       return Status::Ok();
@@ -302,7 +314,8 @@ Result<json> Manager::EnrollNode(const Principal* node, const NodeEnrollment& e)
     int64_t superseded = 0;
     if (renewal) {
       VOUCH_ASSIGN_OR_RETURN(Row n, tx.QueryOne("SELECT status, platform FROM nodes WHERE id = ?", {node_id}, "node"));
-      if (n.Str("status") != "active") return Refuse("node_deactivated", "node " + node_id + " is deactivated");
+      if (n.Str("status") != "active")
+        return Refuse(kNodeDeactivated, "node " + node_id + " is deactivated");
       if (n.Str("platform") != platform) {
         return Refuse(policy::kPlatformMismatch, "node " + node_id + " is a " + n.Str("platform") + " node, the evidence is " +
                                                      platform);
@@ -323,7 +336,7 @@ Result<json> Manager::EnrollNode(const Principal* node, const NodeEnrollment& e)
       VOUCH_ASSIGN_OR_RETURN(int64_t n, tx.Exec("UPDATE join_tokens SET uses_left = uses_left - 1 WHERE id = ? AND "
                                                 "uses_left > 0 AND expires_at > ?",
                                                 {token_id, now}));
-      if (n != 1) return Refuse("join_token_invalid", "the join token is unknown, expired or used up");
+      if (n != 1) return Refuse(kJoinTokenInvalid, "the join token is unknown, expired or used up");
       VOUCH_RETURN_IF_ERROR(tx.Exec("INSERT INTO nodes (id, zone_id, platform, tcb_status, advisory_ids, fmspc, "
                                     "evidence_sha256, public_key_sha256, status, cert_serial, cert_not_after, last_seen, "
                                     "info, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'active', ?, ?, ?, ?, ?)",
@@ -379,7 +392,8 @@ Result<std::string> ClientCertSerial(std::span<const uint8_t> der) {
     if (it != cache.end()) return it->second;
   }
   auto cert = crypto::CertFromDer(der);
-  if (!cert.ok()) return Unauthenticated("unreadable client certificate", "unauthenticated");
+  if (!cert.ok())
+    return Unauthenticated("unreadable client certificate", std::string(kUnauthenticated));
   std::string serial = crypto::SerialHex(cert->get());
   std::lock_guard<std::mutex> lock(mu);
   if (cache.size() >= 4096) cache.clear();
@@ -398,12 +412,18 @@ Result<Principal> Manager::AuthenticateNode(std::span<const uint8_t> leaf_der) {
                                                "FROM certificates c JOIN nodes n ON n.id = c.node_id "
                                                "WHERE c.serial = ? AND c.kind = 'node'",
                                                {serial}));
-    if (rows.empty()) return Unauthenticated("the client certificate is not a node certificate", "unauthenticated");
+    if (rows.empty())
+      return Unauthenticated("the client certificate is not a node certificate",
+                             std::string(kUnauthenticated));
     const Row& r = rows[0];
     p.id = r.Str("id");
-    if (r.Str("status") != "active") return PermissionDenied("node " + r.Str("id") + " is deactivated", "node_deactivated");
-    if (r.Str("cert_status") != "valid") return PermissionDenied("the node certificate is revoked", "node_cert_revoked");
-    if (r.Int("not_after") <= now) return Unauthenticated("the node certificate has expired", "node_cert_expired");
+    if (r.Str("status") != "active")
+      return PermissionDenied("node " + r.Str("id") + " is deactivated",
+                              std::string(kNodeDeactivated));
+    if (r.Str("cert_status") != "valid")
+      return PermissionDenied("the node certificate is revoked", std::string(kNodeCertRevoked));
+    if (r.Int("not_after") <= now)
+      return Unauthenticated("the node certificate has expired", std::string(kNodeCertExpired));
     p.kind = Principal::Kind::kNode;
     p.id = r.Str("id");
     p.name = p.id;

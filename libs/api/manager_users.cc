@@ -4,6 +4,7 @@
 
 #include "api/manager.h"
 #include "api/manager_internal.h"
+#include "api/reasons.h"
 #include "crypto/kdf.h"
 #include "crypto/random.h"
 #include "http/limits.h"
@@ -15,7 +16,7 @@ using namespace internal;  // NOLINT(google-build-using-namespace): file-local h
 // ---------------------------------------------------------------- authentication
 
 Result<json> Manager::Login(std::string_view user, std::string_view password) {
-  auto refused = Unauthenticated("invalid user name or password", "invalid_credentials");
+  auto refused = Unauthenticated("invalid user name or password", std::string(kInvalidCredentials));
   if (user.empty() || user.size() > 63 || password.size() > 1024) return refused;
   Row row;
   bool found = false;
@@ -65,7 +66,8 @@ Result<json> Manager::Login(std::string_view user, std::string_view password) {
 }
 
 Result<Principal> Manager::Authenticate(std::string_view token) {
-  auto refused = Unauthenticated("missing, invalid or expired credentials", "unauthenticated");
+  auto refused =
+      Unauthenticated("missing, invalid or expired credentials", std::string(kUnauthenticated));
   if (token.size() < 10 || token.size() > 200) return refused;
   std::string hash = HashToken(token);
   int64_t now = Now();
@@ -103,7 +105,8 @@ Result<Principal> Manager::Authenticate(std::string_view token) {
 }
 
 Status Manager::Logout(const Principal& p, std::string_view token) {
-  if (p.kind != Principal::Kind::kUser) return InvalidArgument("only session tokens can be logged out", "not_a_session");
+  if (p.kind != Principal::Kind::kUser)
+    return InvalidArgument("only session tokens can be logged out", std::string(kNotASession));
   return db_->Write([&](Transaction& tx) -> Status {
     VOUCH_RETURN_IF_ERROR(tx.Exec("DELETE FROM sessions WHERE token_hash = ?", {HashToken(token)}).status());
     return Audit(tx, *this, p, "auth.logout", p.name);
@@ -124,7 +127,8 @@ void Manager::AuditRefusal(const Principal& p, const std::string& action, const 
   // valid join token and presenting evidence is audited one by one).
   const bool unprovisioned = p.kind == Principal::Kind::kNode && p.id == "unprovisioned";
   const bool anonymous =
-      p.anonymous || (unprovisioned && (why.reason() == "nonce_invalid" || why.reason() == "join_token_invalid"));
+      p.anonymous ||
+      (unprovisioned && (why.reason() == kNonceInvalid || why.reason() == kJoinTokenInvalid));
   if (anonymous) {
     const std::string& source = ScopedRequestSource::Current();
     AuditUnauthenticated(source.empty() ? "unknown" : source, action, target, why);
@@ -221,8 +225,11 @@ json UserJson(const Row& r) {
 }
 
 Status CheckPassword(std::string_view password) {
-  if (password.size() < 8) return InvalidArgument("password must be at least 8 characters", "weak_password");
-  if (password.size() > 1024) return InvalidArgument("password must be at most 1024 characters", "invalid_password");
+  if (password.size() < 8)
+    return InvalidArgument("password must be at least 8 characters", std::string(kWeakPassword));
+  if (password.size() > 1024)
+    return InvalidArgument("password must be at most 1024 characters",
+                           std::string(kInvalidPassword));
   return Status::Ok();
 }
 
@@ -230,7 +237,8 @@ Status CheckPassword(std::string_view password) {
 Status EnsureAnotherAdmin(Transaction& tx, const std::string& user_id) {
   VOUCH_ASSIGN_OR_RETURN(Row r, tx.QueryOne("SELECT COUNT(*) FROM users WHERE role = 'admin' AND disabled = 0 AND id <> ?",
                                             {user_id}, "admins"));
-  if (r.Int(0) == 0) return FailedPrecondition("this would leave no enabled admin", "last_admin");
+  if (r.Int(0) == 0)
+    return FailedPrecondition("this would leave no enabled admin", std::string(kLastAdmin));
   return Status::Ok();
 }
 }  // namespace
@@ -238,7 +246,9 @@ Status EnsureAnotherAdmin(Transaction& tx, const std::string& user_id) {
 Result<json> Manager::CreateUser(const Principal& p, const std::string& name, const std::string& role,
                                  std::string_view password) {
   VOUCH_RETURN_IF_ERROR(Authorize(p, Permission::kAdmin));
-  if (!IsValidName(name)) return InvalidArgument("invalid user name '" + name.substr(0, 80) + "'", "invalid_name");
+  if (!IsValidName(name))
+    return InvalidArgument("invalid user name '" + name.substr(0, 80) + "'",
+                           std::string(kInvalidName));
   VOUCH_RETURN_IF_ERROR(ParseRole(role).status());
   VOUCH_RETURN_IF_ERROR(CheckPassword(password));
   VOUCH_ASSIGN_OR_RETURN(std::string hash, HashPasswordBounded(password));
@@ -248,7 +258,8 @@ Result<json> Manager::CreateUser(const Principal& p, const std::string& name, co
     Status st = tx.Exec("INSERT INTO users (id, name, role, password_hash, created_at) VALUES (?, ?, ?, ?, ?)",
                         {id, name, role, hash, Now()})
                     .status();
-    if (st.code() == StatusCode::kAlreadyExists) return AlreadyExists("user '" + name + "' already exists", "user_exists");
+    if (st.code() == StatusCode::kAlreadyExists)
+      return AlreadyExists("user '" + name + "' already exists", std::string(kUserExists));
     VOUCH_RETURN_IF_ERROR(st);
     VOUCH_ASSIGN_OR_RETURN(Row r, tx.QueryOne("SELECT * FROM users WHERE id = ?", {id}, "user"));
     out = UserJson(r);
@@ -359,13 +370,15 @@ constexpr char kApiKeySelect[] =
 Result<json> Manager::CreateApiKey(const Principal& p, const std::string& name, std::optional<int64_t> days) {
   VOUCH_RETURN_IF_ERROR(Authorize(p, Permission::kRead));
   if (p.kind != Principal::Kind::kUser) {
-    return PermissionDenied("API keys are created with a user session, not another key", "forbidden");
+    return PermissionDenied("API keys are created with a user session, not another key",
+                            std::string(kForbidden));
   }
-  if (!IsValidName(name)) return InvalidArgument("invalid API key name", "invalid_name");
+  if (!IsValidName(name)) return InvalidArgument("invalid API key name", std::string(kInvalidName));
   // Keys expire: api_key_default_days unless asked otherwise, at most api_key_max_days.
   if (days && (*days < 1 || *days > options_.api_key_max_days)) {
-    return InvalidArgument("expires_in_days must be between 1 and " + std::to_string(options_.api_key_max_days),
-                           "invalid_expiry");
+    return InvalidArgument(
+        "expires_in_days must be between 1 and " + std::to_string(options_.api_key_max_days),
+        std::string(kInvalidExpiry));
   }
   const int64_t valid_days = days.value_or(std::min(options_.api_key_default_days, options_.api_key_max_days));
   std::string key = "vk_" + crypto::RandomToken(32);
@@ -378,7 +391,8 @@ Result<json> Manager::CreateApiKey(const Principal& p, const std::string& name, 
                         params)
                     .status();
     if (st.code() == StatusCode::kAlreadyExists) {
-      return AlreadyExists("you already have an API key named '" + name + "'", "apikey_exists");
+      return AlreadyExists("you already have an API key named '" + name + "'",
+                           std::string(kApikeyExists));
     }
     VOUCH_RETURN_IF_ERROR(st);
     VOUCH_ASSIGN_OR_RETURN(Row r, tx.QueryOne(std::string(kApiKeySelect) + " WHERE k.id = ?", {id}, "api key"));
@@ -414,7 +428,7 @@ Status Manager::DeleteApiKey(const Principal& p, const std::string& id) {
     VOUCH_ASSIGN_OR_RETURN(Rows rows, tx.Query(std::string(kApiKeySelect) + " WHERE k.id = ?", {id}));
     // Other users' keys are invisible to non-admins: NotFound, not Forbidden.
     if (rows.empty() || (p.role != Role::kAdmin && rows[0].Str("user_name") != p.name)) {
-      return NotFound("API key '" + id.substr(0, 80) + "' not found", "apikey_not_found");
+      return NotFound("API key '" + id.substr(0, 80) + "' not found", std::string(kApikeyNotFound));
     }
     VOUCH_RETURN_IF_ERROR(tx.Exec("DELETE FROM api_keys WHERE id = ?", {id}).status());
     return Audit(tx, *this, p, "apikey.delete", id);

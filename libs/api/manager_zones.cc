@@ -4,9 +4,11 @@
 #include "api/manager.h"
 #include "api/manager_internal.h"
 #include "api/manager_nodes_internal.h"
+#include "api/reasons.h"
 #include "base/encoding.h"
 #include "crypto/aead.h"
 #include "crypto/random.h"
+#include "store/reasons.h"
 
 namespace vouch::api {
 
@@ -19,10 +21,12 @@ std::string CaKeyAad(const std::string& zone_id) { return "vouch:zone-ca-key:" +
 Result<ZonePolicy> PolicyFromJson(const std::string& text) {
   ZonePolicy p;
   auto j = json::parse(text, nullptr, false);
-  if (!j.is_object()) return DataLoss("stored zone policy is corrupt", "store_corrupt");
+  if (!j.is_object())
+    return DataLoss("stored zone policy is corrupt", std::string(store::kStoreCorrupt));
   p.rules.allow_sim = j.value("allow_sim", false);
   auto min_tcb = policy::ParseTcbStatus(j.value("min_tcb", std::string("UpToDate")));
-  if (!min_tcb.ok()) return DataLoss("stored zone policy has an unknown min_tcb", "store_corrupt");
+  if (!min_tcb.ok())
+    return DataLoss("stored zone policy has an unknown min_tcb", std::string(store::kStoreCorrupt));
   p.rules.min_tcb = *min_tcb;
   p.rules.tolerated_advisories = j.value("tolerated_advisories", std::vector<std::string>{});
   p.approvals_required = j.value("approvals_required", 1);
@@ -36,9 +40,10 @@ Status ApplySpec(const ZoneSpec& spec, ZonePolicy* p) {
   if (spec.allow_debug) p->rules.allow_debug = *spec.allow_debug;
   if (spec.min_tcb) {
     if (!IsValidTcbStatus(*spec.min_tcb)) {
-      return InvalidArgument("min_tcb must be one of UpToDate, SWHardeningNeeded, ConfigurationNeeded, "
-                             "ConfigurationAndSWHardeningNeeded, OutOfDate, OutOfDateConfigurationNeeded",
-                             "invalid_min_tcb");
+      return InvalidArgument(
+          "min_tcb must be one of UpToDate, SWHardeningNeeded, ConfigurationNeeded, "
+          "ConfigurationAndSWHardeningNeeded, OutOfDate, OutOfDateConfigurationNeeded",
+          std::string(kInvalidMinTcb));
     }
     VOUCH_ASSIGN_OR_RETURN(p->rules.min_tcb, policy::ParseTcbStatus(*spec.min_tcb));
   }
@@ -47,20 +52,23 @@ Status ApplySpec(const ZoneSpec& spec, ZonePolicy* p) {
       if (a.empty() || a.size() > 64 || !std::all_of(a.begin(), a.end(), [](char c) {
             return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_';
           })) {
-        return InvalidArgument("invalid advisory id '" + a.substr(0, 64) + "'", "invalid_advisory");
+        return InvalidArgument("invalid advisory id '" + a.substr(0, 64) + "'",
+                               std::string(kInvalidAdvisory));
       }
     }
     p->rules.tolerated_advisories = *spec.tolerated_advisories;
   }
   if (spec.approvals_required) {
     if (*spec.approvals_required < 1 || *spec.approvals_required > 10) {
-      return InvalidArgument("approvals_required must be between 1 and 10", "invalid_approvals");
+      return InvalidArgument("approvals_required must be between 1 and 10",
+                             std::string(kInvalidApprovals));
     }
     p->approvals_required = *spec.approvals_required;
   }
   if (spec.cert_validity_hours) {
     if (*spec.cert_validity_hours < 1 || *spec.cert_validity_hours > 24 * 397) {
-      return InvalidArgument("cert_validity_hours must be between 1 and 9528", "invalid_validity");
+      return InvalidArgument("cert_validity_hours must be between 1 and 9528",
+                             std::string(kInvalidValidity));
     }
     p->cert_validity_hours = *spec.cert_validity_hours;
   }
@@ -107,7 +115,9 @@ Result<ZonePolicy> LoadZonePolicy(Transaction& tx, const std::string& zone_id) {
 Result<json> Manager::CreateZone(const Principal& p, const ZoneSpec& spec) {
   VOUCH_RETURN_IF_ERROR(Authorize(p, Permission::kAdmin));
   if (!IsValidName(spec.name)) {
-    return InvalidArgument("invalid zone name '" + spec.name.substr(0, 80) + "': use a-z, 0-9 and '-'", "invalid_name");
+    return InvalidArgument(
+        "invalid zone name '" + spec.name.substr(0, 80) + "': use a-z, 0-9 and '-'",
+        std::string(kInvalidName));
   }
   ZonePolicy policy;
   VOUCH_RETURN_IF_ERROR(ApplySpec(spec, &policy));
@@ -122,7 +132,7 @@ Result<json> Manager::CreateZone(const Principal& p, const ZoneSpec& spec) {
                         {id, spec.name, Now(), p.Actor(), policy.ToJson().dump(), ca.cert_pem, store::Blob(sealed)})
                     .status();
     if (st.code() == StatusCode::kAlreadyExists) {
-      return AlreadyExists("zone '" + spec.name + "' already exists", "zone_exists");
+      return AlreadyExists("zone '" + spec.name + "' already exists", std::string(kZoneExists));
     }
     VOUCH_RETURN_IF_ERROR(st);
     VOUCH_RETURN_IF_ERROR(RegenerateCrl(tx, id));
@@ -180,7 +190,7 @@ Result<json> Manager::RevokeWhatZoneRefuses(Transaction& tx, const std::string& 
     auto refused = c.IsNull("node_id") ? refused_nodes.end() : refused_nodes.find(c.Str("node_id"));
     if (c.Str("kind") == "workload") {
       if (!zone_policy.rules.allow_debug && !c.IsNull("debug") && c.Int("debug") != 0) {
-        why = "debug_not_allowed";
+        why = std::string(policy::kDebugNotAllowed);
       } else if (refused != refused_nodes.end()) {
         why = refused->second;
       }
@@ -248,7 +258,8 @@ Result<std::shared_ptr<pki::CaSigner>> Manager::ZoneSigner(Transaction& tx, cons
   VOUCH_ASSIGN_OR_RETURN(Row r, tx.QueryOne("SELECT ca_cert_pem, ca_key_sealed FROM zones WHERE id = ?", {zone_id}, "zone"));
   auto key = crypto::Aes256GcmOpen(master_key_.span(), r.Bytes("ca_key_sealed"), AsBytes(CaKeyAad(zone_id)));
   if (!key.ok()) {
-    return DataLoss("the zone CA key cannot be unsealed with this master key", "ca_key_unseal_failed");
+    return DataLoss("the zone CA key cannot be unsealed with this master key",
+                    std::string(kCaKeyUnsealFailed));
   }
   VOUCH_ASSIGN_OR_RETURN(auto signer, LoadZoneSigner(r.Str("ca_cert_pem"), *key));
   std::lock_guard<std::mutex> lock(signers_mu_);
@@ -300,8 +311,10 @@ Result<std::vector<uint8_t>> Manager::ZoneCrl(const std::string& key) {
 
 Result<json> Manager::CreateJoinToken(const Principal& p, const std::string& zone, int64_t ttl, int64_t uses) {
   VOUCH_RETURN_IF_ERROR(Authorize(p, Permission::kAdmin));
-  if (ttl < 60 || ttl > 30 * 86400) return InvalidArgument("ttl_seconds must be between 60 and 2592000", "invalid_ttl");
-  if (uses < 1 || uses > 10000) return InvalidArgument("uses must be between 1 and 10000", "invalid_uses");
+  if (ttl < 60 || ttl > 30 * 86400)
+    return InvalidArgument("ttl_seconds must be between 60 and 2592000", std::string(kInvalidTtl));
+  if (uses < 1 || uses > 10000)
+    return InvalidArgument("uses must be between 1 and 10000", std::string(kInvalidUses));
   std::string token = "vj_" + crypto::RandomToken(32);
   json out;
   VOUCH_RETURN_IF_ERROR(db_->Write([&](Transaction& tx) -> Status {

@@ -4,6 +4,7 @@
 #include <cctype>
 
 #include "api/openapi_embedded.h"
+#include "api/reasons.h"
 #include "api/session_cookie.h"
 #include "attest/verdict.h"
 #include "base/encoding.h"
@@ -36,14 +37,16 @@ Result<Credentials> RequestCredentials(const Request& req) {
   static constexpr std::string_view kBearer = "Bearer ";
   if (!auth.empty()) {
     if (auth.size() <= kBearer.size() || !http::EqualsIgnoreCase(auth.substr(0, kBearer.size()), kBearer)) {
-      return Unauthenticated("missing bearer token (Authorization: Bearer <token>)", "unauthenticated");
+      return Unauthenticated("missing bearer token (Authorization: Bearer <token>)",
+                             std::string(kUnauthenticated));
     }
     return Credentials{auth.substr(kBearer.size()), false};
   }
   std::string cookie = CookieValue(req.Header("Cookie"), kSessionCookie);
   // Only session tokens live in cookies; an API key there is refused like a missing one.
   if (cookie.rfind("vt_", 0) == 0) return Credentials{cookie, true};
-  return Unauthenticated("missing bearer token (Authorization: Bearer <token>)", "unauthenticated");
+  return Unauthenticated("missing bearer token (Authorization: Bearer <token>)",
+                         std::string(kUnauthenticated));
 }
 
 // A cookie-authenticated request that changes state must come from this origin and carry the
@@ -62,10 +65,11 @@ Result<Principal> AuthenticateRequest(Manager& m, const Request& req, std::strin
   Principal p = std::move(*authenticated);
   if (c.from_cookie && !IsSafeMethod(req.method)) {
     if (req.HasHeader("Origin") && !SameOrigin(req.Header("Origin"), req.Header("Host"))) {
-      return PermissionDenied("cross-origin request refused", "csrf_failed");
+      return PermissionDenied("cross-origin request refused", std::string(kCsrfFailed));
     }
     if (!CsrfTokenMatches(c.token, req.Header(kCsrfHeader))) {
-      return PermissionDenied("a cookie session needs its X-CSRF-Token header to change state", "csrf_failed");
+      return PermissionDenied("a cookie session needs its X-CSRF-Token header to change state",
+                              std::string(kCsrfFailed));
     }
   }
   if (token_out != nullptr) *token_out = std::move(c.token);
@@ -103,12 +107,14 @@ http::Handler NodeAuthed(Manager& m, NodeFn fn) {
       if (!req.Header("Authorization").empty()) {
         auto p = AuthenticateRequest(m, req);
         if (!p.ok()) return Response::Error(p.status());
-        Status st = PermissionDenied("only node agents (mutual TLS with a node certificate) may call this",
-                                     "node_identity_required");
+        Status st =
+            PermissionDenied("only node agents (mutual TLS with a node certificate) may call this",
+                             std::string(kNodeIdentityRequired));
         m.AuditRefusal(*p, req.method + " " + req.route, req.path.substr(0, 200), st);
         return Response::Error(st);
       }
-      return Response::Error(Unauthenticated("a node client certificate is required", "unauthenticated"));
+      return Response::Error(
+          Unauthenticated("a node client certificate is required", std::string(kUnauthenticated)));
     }
     auto p = m.AuthenticateNode(req.peer_cert_chain_der.front());
     if (!p.ok()) return Response::Error(p.status());
@@ -121,7 +127,8 @@ http::Handler NodeAuthed(Manager& m, NodeFn fn) {
 Result<std::vector<uint8_t>> Base64Field(JsonBody& b, std::string_view key, size_t max_len) {
   VOUCH_ASSIGN_OR_RETURN(std::string text, b.RequiredString(key, max_len));
   auto bytes = Base64Decode(text);
-  if (!bytes.ok()) return InvalidArgument(std::string(key) + " is not valid base64", "invalid_base64");
+  if (!bytes.ok())
+    return InvalidArgument(std::string(key) + " is not valid base64", std::string(kInvalidBase64));
   return std::move(*bytes);
 }
 
@@ -138,7 +145,7 @@ Result<NodeEnrollment> EnrollmentFrom(JsonBody& b, bool with_token) {
   const nlohmann::json* info = b.Raw("info");
   if (info != nullptr && !info->is_null()) {
     if (!info->is_object() || info->dump().size() > 4096) {
-      return InvalidArgument("info must be an object of at most 4 KiB", "invalid_info");
+      return InvalidArgument("info must be an object of at most 4 KiB", std::string(kInvalidInfo));
     }
     e.info = *info;
   }
@@ -189,14 +196,16 @@ Result<ListQuery> ListParams(const Request& req, std::initializer_list<const cha
     errno = 0;
     long long v = std::strtoll(limit.c_str(), &end, 10);
     if (errno != 0 || end == limit.c_str() || *end != '\0' || v < 1 || v > 1000) {
-      return InvalidArgument("limit must be an integer between 1 and 1000", "invalid_limit");
+      return InvalidArgument("limit must be an integer between 1 and 1000",
+                             std::string(kInvalidLimit));
     }
     q.limit = v;
   }
   q.cursor = req.Query("cursor");
   for (const char* f : filters) {
     std::string v = req.Query(f);
-    if (v.size() > 256) return InvalidArgument(std::string(f) + " filter is too long", "invalid_filter");
+    if (v.size() > 256)
+      return InvalidArgument(std::string(f) + " filter is too long", std::string(kInvalidFilter));
     if (!v.empty()) q.filters[f] = v;
   }
   return q;
@@ -259,7 +268,8 @@ Response PccsAnswer(Manager& m, std::string_view kind, const std::string& key, c
                     bool crl_as_pem = false) {
   collateral::Service* svc = m.collateral_service();
   if (svc == nullptr) {
-    return Response::Error(NotFound("the collateral service is not enabled on this manager", "collateral_disabled"));
+    return Response::Error(NotFound("the collateral service is not enabled on this manager",
+                                    std::string(kCollateralDisabled)));
   }
   auto item = svc->GetForServing(kind, key, /*fetch=*/true);
   if (!item.ok()) return Response::Error(item.status());
@@ -269,7 +279,8 @@ Response PccsAnswer(Manager& m, std::string_view kind, const std::string& key, c
   if (crl_as_pem) {
     auto crl = crypto::CrlFromDerOrPem(AsBytes(r.body));
     auto pem = crl.ok() ? crypto::CrlToPem(crl->get()) : Result<std::string>(crl.status());
-    if (!pem.ok()) return Response::Error(Internal("stored CRL cannot be re-encoded", "internal"));
+    if (!pem.ok())
+      return Response::Error(Internal("stored CRL cannot be re-encoded", std::string(kInternal)));
     r.body = std::move(*pem);
     r.content_type = "application/x-pem-file";
   }
@@ -285,7 +296,7 @@ Response PccsAnswer(Manager& m, std::string_view kind, const std::string& key, c
 Status CheckPccsUpdate(const Request& req) {
   auto u = req.query.find("update");
   if (u != req.query.end() && u->second != "early" && u->second != "standard") {
-    return InvalidArgument("update must be early or standard", "invalid_update");
+    return InvalidArgument("update must be early or standard", std::string(kInvalidUpdate));
   }
   return Status();
 }
@@ -293,7 +304,7 @@ Status CheckPccsUpdate(const Request& req) {
 Result<std::string> PccsFmspc(const Request& req) {
   std::string fmspc = req.Query("fmspc");
   if (fmspc.size() != 12 || !std::all_of(fmspc.begin(), fmspc.end(), [](unsigned char c) { return std::isxdigit(c); })) {
-    return InvalidArgument("fmspc must be 12 hex digits", "invalid_fmspc");
+    return InvalidArgument("fmspc must be 12 hex digits", std::string(kInvalidFmspc));
   }
   std::transform(fmspc.begin(), fmspc.end(), fmspc.begin(), [](unsigned char c) { return std::tolower(c); });
   VOUCH_RETURN_IF_ERROR(CheckPccsUpdate(req));
@@ -338,35 +349,44 @@ std::optional<std::string> PccsCrlUriTarget(std::string_view uri) {
 // names; a sim vendor's private file is refused, never stored.
 constexpr size_t kMaxImportFiles = 2048;
 Status ImportFilesFrom(const json& body, std::map<std::string, std::string>* files, std::string* origin) {
-  if (!body.is_object()) return InvalidArgument("the body must be a JSON object", "invalid_json");
+  if (!body.is_object())
+    return InvalidArgument("the body must be a JSON object", std::string(kInvalidJson));
   for (const auto& [k, v] : body.items()) {
     if (k == "origin") {
       if (!v.is_string() || v.get<std::string>().size() > 256) {
-        return InvalidArgument("origin must be a string of at most 256 characters", "invalid_origin");
+        return InvalidArgument("origin must be a string of at most 256 characters",
+                               std::string(kInvalidOrigin));
       }
       *origin = v.get<std::string>();
     } else if (k != "files") {
-      return InvalidArgument("unknown field '" + k.substr(0, 64) + "'", "unknown_field");
+      return InvalidArgument("unknown field '" + k.substr(0, 64) + "'", std::string(kUnknownField));
     }
   }
   auto f = body.find("files");
   if (f == body.end() || !f->is_object() || f->empty() || f->size() > kMaxImportFiles) {
-    return InvalidArgument("files must be an object of 1.." + std::to_string(kMaxImportFiles) + " {name: base64}",
-                           "invalid_files");
+    return InvalidArgument(
+        "files must be an object of 1.." + std::to_string(kMaxImportFiles) + " {name: base64}",
+        std::string(kInvalidFiles));
   }
   for (const auto& [name, v] : f->items()) {
     bool ok_name = !name.empty() && name.size() <= 255 && name[0] != '.' &&
                    std::all_of(name.begin(), name.end(), [](unsigned char c) {
                      return std::isalnum(c) || c == '.' || c == '_' || c == '-';
                    });
-    if (!ok_name) return InvalidArgument("file names are plain names ([A-Za-z0-9._-], at most 255)", "invalid_file_name");
+    if (!ok_name)
+      return InvalidArgument("file names are plain names ([A-Za-z0-9._-], at most 255)",
+                             std::string(kInvalidFileName));
     if (name == "sim-secrets.json") {
-      return InvalidArgument("sim-secrets.json holds a sim vendor's private keys: not collateral, never imported",
-                             "secret_file_refused");
+      return InvalidArgument(
+          "sim-secrets.json holds a sim vendor's private keys: not collateral, never imported",
+          std::string(kSecretFileRefused));
     }
-    if (!v.is_string()) return InvalidArgument("files." + name + " must be a base64 string", "invalid_files");
+    if (!v.is_string())
+      return InvalidArgument("files." + name + " must be a base64 string",
+                             std::string(kInvalidFiles));
     auto bytes = Base64Decode(v.get<std::string>());
-    if (!bytes.ok()) return InvalidArgument("files." + name + " is not valid base64", "invalid_files");
+    if (!bytes.ok())
+      return InvalidArgument("files." + name + " is not valid base64", std::string(kInvalidFiles));
     (*files)[name] = ToString(*bytes);
   }
   return Status();
@@ -383,20 +403,21 @@ Result<VerifyRequest> VerifyRequestFrom(JsonBody& b) {
   VOUCH_ASSIGN_OR_RETURN(std::string evidence, b.RequiredString("evidence", 4 * 128 * 1024 / 3 + 4));
   auto bytes = Base64Decode(evidence);
   if (!bytes.ok() || bytes->empty()) {
-    return InvalidArgument("evidence must be non-empty standard base64", "invalid_evidence");
+    return InvalidArgument("evidence must be non-empty standard base64",
+                           std::string(kInvalidEvidence));
   }
   v.evidence = std::move(*bytes);
   VOUCH_ASSIGN_OR_RETURN(auto platform, b.OptionalString("platform", 16));
   if (platform) {
     if (*platform != "sgx" && *platform != "tdx" && *platform != "sev-snp") {
-      return InvalidArgument("platform must be sgx, tdx or sev-snp", "invalid_platform");
+      return InvalidArgument("platform must be sgx, tdx or sev-snp", std::string(kInvalidPlatform));
     }
     v.platform = *platform;
   }
   VOUCH_ASSIGN_OR_RETURN(auto at, b.OptionalString("at", 64));
   if (at) {
     auto t = ParseRfc3339(*at);
-    if (!t.ok()) return InvalidArgument("at must be an RFC 3339 time", "invalid_at");
+    if (!t.ok()) return InvalidArgument("at must be an RFC 3339 time", std::string(kInvalidAt));
     v.at = *t;
   }
   VOUCH_RETURN_IF_ERROR(b.Finish());
@@ -439,7 +460,9 @@ http::Router BuildRouter(Manager& m, http::Metrics* metrics, const RouterOptions
   r.Add("GET", "/healthz", [](Request&) { return Response::Text("ok\n"); });
   r.Add("GET", "/readyz", [&m](Request&) {
     Status st = m.db().Ping();
-    if (!st.ok()) return Response::Error(Unavailable("store not ready: " + st.message(), "not_ready"));
+    if (!st.ok())
+      return Response::Error(
+          Unavailable("store not ready: " + st.message(), std::string(kNotReady)));
     return Response::Text("ready\n");
   });
   r.Add("GET", "/metrics", [&m, metrics](Request& req) {
@@ -524,7 +547,8 @@ http::Router BuildRouter(Manager& m, http::Metrics* metrics, const RouterOptions
   r.Add("GET", "/api/v1/zones/{id}/crl", [&m](Request& req) {
     std::string format = req.Query("format");
     if (!format.empty() && format != "der" && format != "pem") {
-      return Response::Error(InvalidArgument("format must be der or pem", "invalid_format"));
+      return Response::Error(
+          InvalidArgument("format must be der or pem", std::string(kInvalidFormat)));
     }
     auto der = m.ZoneCrl(Param(req, "id"));
     if (!der.ok()) return Response::Error(der.status());
@@ -556,8 +580,9 @@ http::Router BuildRouter(Manager& m, http::Metrics* metrics, const RouterOptions
           VOUCH_ASSIGN_OR_RETURN(JsonBody b, JsonBody::Parse(req.body));
           const nlohmann::json* rule = b.Raw("rule");
           if (rule == nullptr || !rule->is_object()) {
-            return InvalidArgument("rule must be an object, e.g. {\"platform\": \"sgx\", \"mrenclave\": \"...\"}",
-                                   "invalid_rule");
+            return InvalidArgument(
+                "rule must be an object, e.g. {\"platform\": \"sgx\", \"mrenclave\": \"...\"}",
+                std::string(policy::kInvalidRule));
           }
           nlohmann::json copy = *rule;
           VOUCH_ASSIGN_OR_RETURN(auto note, b.OptionalString("note", 200));
@@ -771,12 +796,14 @@ http::Router BuildRouter(Manager& m, http::Metrics* metrics, const RouterOptions
           for (const auto& [k, v] : j.items()) {
             if (k == "node") {
               if (!v.is_object() || v.dump().size() > 4096) {
-                return InvalidArgument("node must be an object of at most 4 KiB", "invalid_info");
+                return InvalidArgument("node must be an object of at most 4 KiB",
+                                       std::string(kInvalidInfo));
               }
               node_info = v;
             } else if (k == "heartbeats") {
               if (!v.is_array() || v.size() > 5000) {
-                return InvalidArgument("heartbeats must be an array of at most 5000", "invalid_heartbeats");
+                return InvalidArgument("heartbeats must be an array of at most 5000",
+                                       std::string(kInvalidHeartbeats));
               }
               hbs.reserve(v.size());
               for (const auto& h : v) {
@@ -784,8 +811,9 @@ http::Router BuildRouter(Manager& m, http::Metrics* metrics, const RouterOptions
                     !h["seq"].is_number_integer() || !h.contains("timestamp") || !h["timestamp"].is_number_integer() ||
                     !h.contains("status") || !h["status"].is_string() || !h.contains("signature") ||
                     !h["signature"].is_string() || h.size() != 5) {
-                  return InvalidArgument("each heartbeat is {instance_id, seq, timestamp, status, signature}",
-                                         "invalid_heartbeat");
+                  return InvalidArgument(
+                      "each heartbeat is {instance_id, seq, timestamp, status, signature}",
+                      std::string(kInvalidHeartbeat));
                 }
                 Heartbeat hb;
                 hb.instance_id = h["instance_id"].get<std::string>();
@@ -795,7 +823,7 @@ http::Router BuildRouter(Manager& m, http::Metrics* metrics, const RouterOptions
                 auto sig = Base64Decode(h["signature"].get<std::string>());
                 if (!workload::IsValidWireId(hb.instance_id) || hb.seq < 1 || !sig.ok() || sig->size() > 256 ||
                     hb.status.size() > 16) {
-                  return InvalidArgument("malformed heartbeat", "invalid_heartbeat");
+                  return InvalidArgument("malformed heartbeat", std::string(kInvalidHeartbeat));
                 }
                 hb.signature = std::move(*sig);
                 hbs.push_back(std::move(hb));
@@ -803,12 +831,15 @@ http::Router BuildRouter(Manager& m, http::Metrics* metrics, const RouterOptions
             } else if (k == "refusals") {
               // Local refusals of the agent, to be audited (docs/agent.md).
               if (!v.is_array() || v.size() > 100) {
-                return InvalidArgument("refusals must be an array of at most 100", "invalid_refusals");
+                return InvalidArgument("refusals must be an array of at most 100",
+                                       std::string(kInvalidRefusals));
               }
               for (const auto& ref : v) {
                 bool valid = ref.is_object() && ref.contains("code") && ref["code"].is_string() && ref.contains("at") &&
                              ref["at"].is_number_integer();
-                if (!valid) return InvalidArgument("each refusal is {at, code, message?, mrenclave?}", "invalid_refusals");
+                if (!valid)
+                  return InvalidArgument("each refusal is {at, code, message?, mrenclave?}",
+                                         std::string(kInvalidRefusals));
                 for (const auto& [rk, rv] : ref.items()) {
                   if (rk == "code") {
                     const std::string c = rv.get<std::string>();
@@ -823,12 +854,14 @@ http::Router BuildRouter(Manager& m, http::Metrics* metrics, const RouterOptions
                   }
                 }
                 if (!valid) {
-                  return InvalidArgument("each refusal is {at, code, message?, mrenclave?}", "invalid_refusals");
+                  return InvalidArgument("each refusal is {at, code, message?, mrenclave?}",
+                                         std::string(kInvalidRefusals));
                 }
               }
               refusals = v;
             } else {
-              return InvalidArgument("unknown field '" + k.substr(0, 64) + "'", "unknown_field");
+              return InvalidArgument("unknown field '" + k.substr(0, 64) + "'",
+                                     std::string(kUnknownField));
             }
           }
           VOUCH_ASSIGN_OR_RETURN(json answer, m.IngestHeartbeats(p, node_info, hbs));
@@ -852,7 +885,8 @@ http::Router BuildRouter(Manager& m, http::Metrics* metrics, const RouterOptions
   // ---- cluster join (docs/cluster.md): public, the joiner's TEE evidence is its credential
   // Refused before the body is read unless joining was enabled (vouchd serve --allow-cluster-join).
   auto join_disabled = [] {
-    return Response::Error(NotFound("this instance does not accept cluster joins", "cluster_join_disabled"));
+    return Response::Error(
+        NotFound("this instance does not accept cluster joins", std::string(kClusterJoinDisabled)));
   };
   r.Add("POST", "/api/v1/cluster/nonce", limited([&m, join_disabled](Request&) {
     if (!m.ClusterJoinEnabled()) return join_disabled();
@@ -877,7 +911,7 @@ http::Router BuildRouter(Manager& m, http::Metrics* metrics, const RouterOptions
           VOUCH_ASSIGN_OR_RETURN(auto kind, b.OptionalString("kind", 64));
           VOUCH_ASSIGN_OR_RETURN(auto key, b.OptionalString("key", 256));
           VOUCH_RETURN_IF_ERROR(b.Finish());
-          if (key && !kind) return InvalidArgument("key needs a kind", "invalid_key");
+          if (key && !kind) return InvalidArgument("key needs a kind", std::string(kInvalidKey));
           return JsonOr(m.RefreshCollateral(p, kind.value_or(""), key.value_or("")));
         }));
   r.Add("POST", "/api/v1/collateral/import", Authed(m, Permission::kAdmin, [&m](const Principal& p, Request& req) -> Result<Response> {
@@ -917,12 +951,14 @@ http::Router BuildRouter(Manager& m, http::Metrics* metrics, const RouterOptions
           std::string ca = req.Query("ca");
           std::transform(ca.begin(), ca.end(), ca.begin(), [](unsigned char c) { return std::tolower(c); });
           if (ca != "processor" && ca != "platform") {
-            return Response::Error(InvalidArgument("ca must be processor or platform", "invalid_ca"));
+            return Response::Error(
+                InvalidArgument("ca must be processor or platform", std::string(kInvalidCa)));
           }
           std::string encoding = req.Query("encoding");
           std::transform(encoding.begin(), encoding.end(), encoding.begin(), [](unsigned char c) { return std::tolower(c); });
           if (!encoding.empty() && encoding != "der" && encoding != "pem") {
-            return Response::Error(InvalidArgument("encoding must be der or pem", "invalid_encoding"));
+            return Response::Error(
+                InvalidArgument("encoding must be der or pem", std::string(kInvalidEncoding)));
           }
           return PccsAnswer(m, collateral::kPckCrl, ca, "SGX-PCK-CRL-Issuer-Chain", encoding != "der");
         }));
@@ -940,8 +976,10 @@ http::Router BuildRouter(Manager& m, http::Metrics* metrics, const RouterOptions
           auto target = PccsCrlUriTarget(req.Query("uri"));
           if (!target) {
             return Response::Error(InvalidArgument(
-                "uri must be Intel's root CA CRL (https://certificates.trustedservices.intel.com/IntelSGXRootCA.der) "
-                "or a PCS pckcrl URL", "invalid_uri"));
+                "uri must be Intel's root CA CRL "
+                "(https://certificates.trustedservices.intel.com/IntelSGXRootCA.der) "
+                "or a PCS pckcrl URL",
+                std::string(kInvalidUri)));
           }
           return *target == "root" ? PccsAnswer(m, collateral::kRootCaCrl, "root", nullptr)
                                    : PccsAnswer(m, collateral::kPckCrl, *target, "SGX-PCK-CRL-Issuer-Chain");
