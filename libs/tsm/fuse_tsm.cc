@@ -5,6 +5,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <fuse.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -53,6 +55,27 @@ const FuseApi& Api() {
     return a;
   }();
   return api;
+}
+
+// Wakes the file system thread out of its blocking read of /dev/fuse when the detached mount is
+// still held open (the connection then lives on): a no-op handler without SA_RESTART makes the
+// read fail EINTR, and the loop sees that it was told to exit. Installed only where SIGUSR2 has
+// its default disposition (never replaces a program's own handler).
+constexpr int kWakeSignal = SIGUSR2;
+void WakeHandler(int) {}
+bool InstallWakeHandler() {
+  static const bool installed = [] {
+    struct sigaction cur {};
+    if (::sigaction(kWakeSignal, nullptr, &cur) != 0) return false;
+    if (cur.sa_handler == WakeHandler) return true;
+    if ((cur.sa_flags & SA_SIGINFO) != 0 || cur.sa_handler != SIG_DFL) return false;
+    struct sigaction sa {};
+    sa.sa_handler = WakeHandler;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0;  // no SA_RESTART: the read is interrupted
+    return ::sigaction(kWakeSignal, &sa, nullptr) == 0;
+  }();
+  return installed;
 }
 
 enum class Attr {
@@ -441,7 +464,12 @@ Result<std::unique_ptr<FuseTsm>> FuseTsm::Mount(FuseTsmOptions options) {
                        "mount_failed");
   }
   s.mounted = true;
+  (void)InstallWakeHandler();
   s.loop = std::thread([&s] {
+    sigset_t wake;
+    sigemptyset(&wake);
+    sigaddset(&wake, kWakeSignal);
+    pthread_sigmask(SIG_UNBLOCK, &wake, nullptr);
     Api().fuse_loop(s.fuse);
     std::lock_guard<std::mutex> lock(s.loop_mu);
     s.loop_done = true;
@@ -478,11 +506,16 @@ void FuseTsm::Unmount() {
   api.fuse_exit(s.fuse);
   api.fuse_unmount(s.fuse);  // the loop's read of /dev/fuse then ends (ENODEV)
   {
-    // A file still open on the (now detached) mount keeps the connection, and the loop, alive:
-    // after 2 s the connection is aborted, as `fusermount -u` cannot.
+    // A file still open on the (now detached) mount keeps the connection, and the loop's read,
+    // alive: the thread is woken by a signal (it then sees the exit flag); failing that, the
+    // connection is aborted through fusectl where that is mounted.
     std::unique_lock<std::mutex> lock(s.loop_mu);
-    if (!s.loop_cv.wait_for(lock, std::chrono::seconds(2), [&s] { return s.loop_done; }) &&
-        s.dev != 0) {
+    const auto done = [&s] { return s.loop_done; };
+    for (int i = 0; i < 50 && !s.loop_cv.wait_for(lock, std::chrono::milliseconds(100), done);
+         ++i) {
+      if (InstallWakeHandler()) pthread_kill(s.loop.native_handle(), kWakeSignal);
+    }
+    if (!s.loop_done && s.dev != 0) {
       const std::string abort_path =
           "/sys/fs/fuse/connections/" + std::to_string(minor(s.dev)) + "/abort";
       int fd = ::open(abort_path.c_str(), O_WRONLY | O_CLOEXEC);

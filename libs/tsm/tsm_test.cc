@@ -3,6 +3,7 @@
 // retried in a new directory, never answered with blobs of two generations. These tests need
 // /dev/fuse and libfuse3 (scripts/setup installs fuse3): without them they fail, they do not skip.
 #include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -66,6 +67,26 @@ std::vector<std::string> List(const std::string& dir) {
 int WriteFile(const std::string& path, const std::string& data) {
   return PosixTsmFs().Write(
       path, std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(data.data()), data.size()));
+}
+
+// First in this file (and alone in its process under ctest): nothing of libfuse3 is mapped until a
+// mount, so programs that link libs/tsm (vouch, vouch-agent) do not pay for it at start.
+TEST(TsmLazyFuse, Libfuse3IsLoadedOnlyByTheFirstMount) {
+  EXPECT_EQ(::dlopen("libfuse3.so.3", RTLD_NOLOAD | RTLD_NOW), nullptr);
+  test::TempDir tmp("tsm-lazy");
+  ReportRequest r;
+  r.tsm_dir = tmp.path() + "/none";
+  EXPECT_FALSE(GetReport(r).ok());  // the client never needs it
+  EXPECT_EQ(::dlopen("libfuse3.so.3", RTLD_NOLOAD | RTLD_NOW), nullptr);
+  ASSERT_EQ(::access("/dev/fuse", R_OK | W_OK), 0) << "/dev/fuse is needed (scripts/setup installs fuse3)";
+  FuseTsmOptions o;
+  o.mountpoint = tmp.path();
+  auto fs = FuseTsm::Mount(std::move(o));
+  ASSERT_TRUE(fs.ok()) << fs.status().message();
+  void* h = ::dlopen("libfuse3.so.3", RTLD_NOLOAD | RTLD_NOW);
+  EXPECT_NE(h, nullptr);
+  if (h != nullptr) ::dlclose(h);
+  (*fs)->Unmount();
 }
 
 class TsmFuseTest : public ::testing::Test {
