@@ -1,0 +1,353 @@
+#include "backup/backup.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "base/encoding.h"
+#include "base/file.h"
+#include "crypto/aead.h"
+#include "store/database.h"
+#include "store/migrations.h"
+#include "store/sqlite_backup.h"
+
+namespace vouch::backup {
+namespace fs = std::filesystem;
+namespace {
+
+// The archive member holding the store copy (a SQLite database file).
+constexpr char kStoreMember[] = "vouch.db";
+constexpr size_t kMaxArchiveBytes = size_t{8} << 30;  // 8 GiB
+constexpr size_t kMaxDataFileBytes = size_t{1} << 30;
+
+// The AAD under which vouchd seals these secrets. They must equal libs/api's (manager_zones.cc
+// CaKeyAad, bootstrap.cc kTlsKeyAad): the backup_restore e2e test restores and serves, so a
+// divergence fails there (and a restore with the right key would be refused).
+std::string ZoneCaKeyAad(const std::string& zone_id) { return "vouch:zone-ca-key:" + zone_id; }
+constexpr char kTlsKeyAad[] = "vouch:service-tls-key";
+
+// A directory removed (recursively) when this goes out of scope, unless released.
+class TempDir {
+ public:
+  static Result<TempDir> Create(const std::string& prefix) {
+    std::string tmpl = prefix + "XXXXXX";
+    if (::mkdtemp(tmpl.data()) == nullptr) {
+      return Unavailable("cannot create a directory like '" + prefix + "XXXXXX' (errno " + std::to_string(errno) + ")");
+    }
+    return TempDir(tmpl);
+  }
+  TempDir(TempDir&& o) noexcept : path_(std::move(o.path_)) { o.path_.clear(); }
+  TempDir& operator=(TempDir&&) = delete;
+  ~TempDir() {
+    if (!path_.empty()) {
+      std::error_code ec;
+      fs::remove_all(path_, ec);
+    }
+  }
+  const std::string& path() const { return path_; }
+  void Release() { path_.clear(); }
+
+ private:
+  explicit TempDir(std::string p) : path_(std::move(p)) {}
+  std::string path_;
+};
+
+std::string Parent(const std::string& path) {
+  fs::path p = fs::path(path).parent_path();
+  return p.empty() ? "." : p.string();
+}
+
+Result<std::string> Absolute(const std::string& path) {
+  std::error_code ec;
+  fs::path p = fs::absolute(path, ec);
+  if (ec) return InvalidArgument("cannot resolve '" + path + "': " + ec.message());
+  return p.lexically_normal().string();
+}
+
+Result<nlohmann::json> ReadConfig(const std::string& text, const std::string& where) {
+  auto config = nlohmann::json::parse(text, nullptr, false);
+  if (!config.is_object()) return DataLoss(where + " is not a JSON object", "invalid_config");
+  return config;
+}
+
+Result<int64_t> StoreSchemaVersion(const std::string& db_path) {
+  VOUCH_ASSIGN_OR_RETURN(auto db, store::OpenSqlite(db_path, 1));
+  int64_t version = 0;
+  VOUCH_RETURN_IF_ERROR(db->Read([&](store::Transaction& tx) -> Status {
+    VOUCH_ASSIGN_OR_RETURN(store::Row r, tx.QueryOne("SELECT version FROM schema_version", {}, "schema version"));
+    version = r.Int(size_t{0});
+    return Status::Ok();
+  }));
+  return version;
+}
+
+bool IsStoreFile(const std::string& rel) {
+  return rel == kStoreMember || rel == "vouch.db-wal" || rel == "vouch.db-shm" || rel == "vouch.db-journal";
+}
+
+// Every regular file of the data directory that belongs in the archive, sorted by path.
+Result<std::vector<FileEntry>> CollectDataFiles(const std::string& data_dir, const std::string& store_path) {
+  std::vector<FileEntry> files;
+  std::error_code ec;
+  fs::recursive_directory_iterator it(data_dir, fs::directory_options::none, ec), end;
+  if (ec) return NotFound("cannot read data directory '" + data_dir + "': " + ec.message());
+  const std::string store_abs = store_path.empty() ? "" : Absolute(store_path).value_or("");
+  for (; it != end; it.increment(ec)) {
+    if (ec) return Unavailable("reading '" + data_dir + "': " + ec.message());
+    const fs::directory_entry& e = *it;
+    if (e.is_symlink(ec) || !e.is_regular_file(ec)) continue;  // sockets, links: not data
+    std::string rel = fs::relative(e.path(), data_dir, ec).generic_string();
+    if (ec) return Unavailable("reading '" + data_dir + "': " + ec.message());
+    const std::string name = e.path().filename().string();
+    if (name.rfind("master.key", 0) == 0) continue;  // never the master key
+    if (IsStoreFile(rel)) continue;
+    if (!store_abs.empty() && Absolute(e.path().string()).value_or("").rfind(store_abs, 0) == 0) continue;
+    if (name.rfind(kAtomicWriteTempPrefix, 0) == 0) continue;  // a crashed write's leftover
+    if (!IsValidMemberPath(rel)) {
+      return InvalidArgument("data directory file '" + rel + "' has a name the archive cannot hold");
+    }
+    struct stat st {};
+    if (::stat(e.path().c_str(), &st) != 0) return Unavailable("cannot stat '" + e.path().string() + "'");
+    VOUCH_ASSIGN_OR_RETURN(std::string data, ReadWholeFile(e.path().string(), kMaxDataFileBytes));
+    files.push_back({rel, static_cast<uint32_t>(st.st_mode & 0777), std::move(data)});
+  }
+  std::sort(files.begin(), files.end(), [](const FileEntry& a, const FileEntry& b) { return a.path < b.path; });
+  return files;
+}
+
+Status CheckSchema(int64_t version) {
+  const auto supported = static_cast<int64_t>(store::Migrations().size());
+  if (version > supported) {
+    return FailedPrecondition("the backup's schema version " + std::to_string(version) +
+                                  " is newer than this vouchd's (" + std::to_string(supported) +
+                                  "): restore with a newer vouchd",
+                              std::string(kSchemaTooNew));
+  }
+  return Status::Ok();
+}
+
+const ManifestFile* FindMember(const Manifest& m, std::string_view path, size_t* index) {
+  for (size_t i = 0; i < m.files.size(); ++i) {
+    if (m.files[i].path == path) {
+      *index = i;
+      return &m.files[i];
+    }
+  }
+  return nullptr;
+}
+
+Status CheckStoreMember(const Archive& a) {
+  if (a.manifest.store != "sqlite") {
+    return Unimplemented("the archive's store is '" + a.manifest.store + "'; this vouchd restores sqlite",
+                         std::string(kUnsupportedStore));
+  }
+  size_t i = 0;
+  if (FindMember(a.manifest, kStoreMember, &i) == nullptr) {
+    return DataLoss("backup archive: no store member 'vouch.db'", std::string(kArchiveCorrupt));
+  }
+  if (FindMember(a.manifest, "config.json", &i) == nullptr) {
+    return DataLoss("backup archive: no config.json", std::string(kArchiveCorrupt));
+  }
+  return Status::Ok();
+}
+
+struct ReadArchive {
+  std::string bytes;
+  Archive archive;
+};
+
+Result<std::unique_ptr<ReadArchive>> LoadArchive(const std::string& path) {
+  auto r = std::make_unique<ReadArchive>();
+  VOUCH_ASSIGN_OR_RETURN(r->bytes, ReadWholeFile(path, kMaxArchiveBytes));
+  VOUCH_ASSIGN_OR_RETURN(r->archive, ParseArchive(AsBytes(r->bytes)));
+  VOUCH_RETURN_IF_ERROR(CheckStoreMember(r->archive));
+  VOUCH_RETURN_IF_ERROR(CheckSchema(r->archive.manifest.schema_version));
+  return r;
+}
+
+Status FsyncDir(const std::string& dir) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return Unavailable("cannot open '" + dir + "'");
+  int rc = ::fsync(fd);
+  ::close(fd);
+  return rc == 0 ? Status::Ok() : Unavailable("fsync of '" + dir + "' failed");
+}
+
+// Every zone CA key and the TLS key of the staged directory must unseal with `key`.
+Result<size_t> CheckSealedSecrets(const std::string& staged, const std::string& db_path, const nlohmann::json& config,
+                                  const crypto::SecretBytes& key) {
+  size_t zones = 0;
+  {
+    VOUCH_ASSIGN_OR_RETURN(auto db, store::OpenSqlite(db_path, 1));
+    VOUCH_RETURN_IF_ERROR(db->Read([&](store::Transaction& tx) -> Status {
+      VOUCH_ASSIGN_OR_RETURN(store::Rows rows, tx.Query("SELECT id, name, ca_key_sealed FROM zones ORDER BY name"));
+      for (const auto& r : rows) {
+        if (!crypto::Aes256GcmOpen(key.span(), r.Bytes("ca_key_sealed"), AsBytes(ZoneCaKeyAad(r.Str("id")))).ok()) {
+          return PermissionDenied("the master key does not open the backup's sealed secrets (zone '" + r.Str("name") +
+                                      "' CA key): wrong master key",
+                                  std::string(kMasterKeyMismatch));
+        }
+        ++zones;
+      }
+      return Status::Ok();
+    }));
+  }
+  std::string tls_rel = config.value("tls_key_sealed", std::string("tls/server.key.sealed"));
+  if (IsValidMemberPath(tls_rel) && FileExists(staged + "/" + tls_rel)) {
+    VOUCH_ASSIGN_OR_RETURN(std::string sealed, ReadWholeFile(staged + "/" + tls_rel, 1 << 20));
+    if (!crypto::Aes256GcmOpen(key.span(), AsBytes(sealed), AsBytes(kTlsKeyAad)).ok()) {
+      return PermissionDenied("the master key does not open the backup's sealed TLS key: wrong master key",
+                              std::string(kMasterKeyMismatch));
+    }
+  }
+  return zones;
+}
+
+}  // namespace
+
+Result<Manifest> CreateBackup(const BackupOptions& o, const Clock& clock) {
+  if (o.data_dir.empty() || o.out.empty()) return InvalidArgument("--data-dir and --out are required");
+  VOUCH_ASSIGN_OR_RETURN(std::string config_text, ReadWholeFile(o.data_dir + "/config.json", 1 << 20));
+  VOUCH_ASSIGN_OR_RETURN(nlohmann::json config, ReadConfig(config_text, o.data_dir + "/config.json"));
+  std::string url = config.value("store", "sqlite:" + o.data_dir + "/vouch.db");
+  if (url.rfind("postgres://", 0) == 0 || url.rfind("postgresql://", 0) == 0) {
+    return Unimplemented(
+        "the store is PostgreSQL: back it up with pg_dump (docs/operations.md); vouchd backup covers SQLite stores",
+        std::string(kUnsupportedStore));
+  }
+  std::string store_path = url.rfind("sqlite:", 0) == 0 ? url.substr(7) : url;
+
+  VOUCH_ASSIGN_OR_RETURN(TempDir tmp, TempDir::Create(Parent(o.out) + "/.vouch-backup-"));
+  const std::string copy = tmp.path() + "/vouch.db";
+  VOUCH_RETURN_IF_ERROR(store::SqliteOnlineBackup(store_path, copy));
+  VOUCH_ASSIGN_OR_RETURN(int64_t schema, StoreSchemaVersion(copy));
+  VOUCH_ASSIGN_OR_RETURN(std::string store_bytes, ReadWholeFile(copy, kMaxArchiveBytes));
+
+  VOUCH_ASSIGN_OR_RETURN(std::vector<FileEntry> files, CollectDataFiles(o.data_dir, store_path));
+  files.insert(files.begin(), FileEntry{kStoreMember, 0600, std::move(store_bytes)});
+  Manifest m;
+  m.vouch_version = o.vouch_version;
+  m.schema_version = o.schema_version_override > 0 ? o.schema_version_override : schema;
+  m.created_at = FormatRfc3339(clock.Now());
+  m.store = "sqlite";
+  VOUCH_ASSIGN_OR_RETURN(std::string archive, EncodeArchive(m, files));
+  VOUCH_RETURN_IF_ERROR(WriteFileAtomic(o.out, archive, 0600));
+  VOUCH_ASSIGN_OR_RETURN(Archive parsed, ParseArchive(AsBytes(archive)));
+  return parsed.manifest;
+}
+
+Result<Manifest> VerifyBackup(const std::string& archive_path) {
+  VOUCH_ASSIGN_OR_RETURN(auto read, LoadArchive(archive_path));
+  const Archive& a = read->archive;
+  size_t i = 0;
+  FindMember(a.manifest, kStoreMember, &i);
+  const char* tmpdir = std::getenv("TMPDIR");
+  VOUCH_ASSIGN_OR_RETURN(TempDir tmp, TempDir::Create(std::string(tmpdir && *tmpdir ? tmpdir : "/tmp") +
+                                                      "/vouch-verify-"));
+  VOUCH_RETURN_IF_ERROR(WriteFileAtomic(tmp.path() + "/vouch.db", ToString(a.contents[i]), 0600, false));
+  auto schema = StoreSchemaVersion(tmp.path() + "/vouch.db");
+  if (!schema.ok()) {
+    return DataLoss("backup archive: the store copy does not open: " + schema.status().message(),
+                    std::string(kArchiveCorrupt));
+  }
+  if (*schema != a.manifest.schema_version) {
+    return DataLoss("backup archive: the store's schema version is " + std::to_string(*schema) +
+                        ", the manifest says " + std::to_string(a.manifest.schema_version),
+                    std::string(kArchiveCorrupt));
+  }
+  return a.manifest;
+}
+
+Result<crypto::SecretBytes> LoadRestoreMasterKey(const MasterKeySource& source) {
+  if (!source.share_files.empty() && !source.master_key_file.empty()) {
+    return InvalidArgument("give either --master-key-file or --share, not both");
+  }
+  if (!source.share_files.empty()) {
+    // Hook for the custodian path (issue 18): combine the shares here once
+    // `vouchd master-key combine` exposes a library function.
+    return Unimplemented(
+        "restoring from --share files is not wired yet: combine them with `vouchd master-key combine` into a key "
+        "file and pass --master-key-file");
+  }
+  if (source.master_key_file.empty()) return InvalidArgument("--master-key-file is required");
+  VOUCH_ASSIGN_OR_RETURN(std::string key, ReadWholeFile(source.master_key_file, 64));
+  if (key.size() != 32) {
+    std::fill(key.begin(), key.end(), '\0');
+    return InvalidArgument(source.master_key_file + " is not a 32-byte master key", std::string(kInvalidMasterKeyFile));
+  }
+  crypto::SecretBytes out(key);
+  std::fill(key.begin(), key.end(), '\0');
+  return out;
+}
+
+Result<RestoreResult> Restore(const RestoreOptions& o, const crypto::SecretBytes& master_key, const Clock& clock) {
+  if (o.data_dir.empty() || o.archive_path.empty()) return InvalidArgument("--from and --data-dir are required");
+  if (master_key.size() != 32) return InvalidArgument("the master key must be 32 bytes", std::string(kInvalidMasterKeyFile));
+  VOUCH_ASSIGN_OR_RETURN(auto read, LoadArchive(o.archive_path));
+  const Archive& a = read->archive;
+  VOUCH_ASSIGN_OR_RETURN(std::string target, Absolute(o.data_dir));
+  while (target.size() > 1 && target.back() == '/') target.pop_back();
+
+  std::error_code ec;
+  const bool exists = fs::exists(target, ec);
+  bool empty = true;
+  if (exists) {
+    if (!fs::is_directory(target, ec)) return FailedPrecondition("'" + target + "' exists and is not a directory",
+                                                                 std::string(kDataDirNotEmpty));
+    empty = fs::is_empty(target, ec);
+    if (ec) return Unavailable("cannot read '" + target + "': " + ec.message());
+    if (!empty && !o.force) {
+      return FailedPrecondition("'" + target + "' is not empty: restore into a new directory or pass --force",
+                                std::string(kDataDirNotEmpty));
+    }
+  }
+
+  // Stage beside the target (same file system: the final step is a rename).
+  VOUCH_RETURN_IF_ERROR(MakeDirs(Parent(target), 0755));
+  VOUCH_ASSIGN_OR_RETURN(TempDir staging, TempDir::Create(target + ".restore-"));
+  for (size_t i = 0; i < a.manifest.files.size(); ++i) {
+    const ManifestFile& f = a.manifest.files[i];
+    const std::string path = staging.path() + "/" + f.path;
+    VOUCH_RETURN_IF_ERROR(MakeDirs(Parent(path), 0700));
+    VOUCH_RETURN_IF_ERROR(WriteFileAtomic(path, ToString(a.contents[i]), f.mode & 0644u));
+  }
+  size_t ci = 0;
+  FindMember(a.manifest, "config.json", &ci);
+  VOUCH_ASSIGN_OR_RETURN(nlohmann::json config, ReadConfig(ToString(a.contents[ci]), "the archive's config.json"));
+  VOUCH_ASSIGN_OR_RETURN(size_t zones,
+                         CheckSealedSecrets(staging.path(), staging.path() + "/" + kStoreMember, config, master_key));
+  // The store now lives in the restored directory.
+  config["store"] = "sqlite:" + target + "/" + kStoreMember;
+  VOUCH_RETURN_IF_ERROR(WriteFileAtomic(staging.path() + "/config.json", config.dump(2) + "\n", 0600));
+  // The master key last: its presence marks a complete data directory (as vouchd init).
+  VOUCH_RETURN_IF_ERROR(WriteFileAtomic(staging.path() + "/master.key", master_key.view(), 0600));
+
+  RestoreResult result;
+  result.manifest = a.manifest;
+  result.zones_checked = zones;
+  if (exists) {
+    if (empty) {
+      if (::rmdir(target.c_str()) != 0) return Unavailable("cannot replace empty directory '" + target + "'");
+    } else {
+      const auto secs = std::chrono::duration_cast<std::chrono::seconds>(clock.Now().time_since_epoch()).count();
+      result.moved_aside = target + ".before-restore-" + std::to_string(secs);
+      if (::rename(target.c_str(), result.moved_aside.c_str()) != 0) {
+        return Unavailable("cannot move '" + target + "' aside to '" + result.moved_aside + "'");
+      }
+    }
+  }
+  if (::rename(staging.path().c_str(), target.c_str()) != 0) {
+    return Unavailable("cannot rename the staged restore into '" + target + "' (errno " + std::to_string(errno) + ")");
+  }
+  staging.Release();
+  VOUCH_RETURN_IF_ERROR(::chmod(target.c_str(), 0700) == 0 ? Status::Ok() : Unavailable("chmod " + target));
+  VOUCH_RETURN_IF_ERROR(FsyncDir(Parent(target)));
+  return result;
+}
+
+}  // namespace vouch::backup
