@@ -1,0 +1,166 @@
+#include "custody/share.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+#include "base/file.h"
+#include "crypto/random.h"
+#include "testing/temp_dir.h"
+
+namespace vouch::custody {
+namespace {
+
+std::vector<Share> Pick(const std::vector<Share>& all, std::vector<size_t> which) {
+  std::vector<Share> out;
+  for (size_t i : which) {
+    auto s = DecodeShare(EncodeShare(all[i]));  // through the text form, as custodians hand them back
+    EXPECT_TRUE(s.ok()) << s.status().message();
+    out.push_back(std::move(*s));
+  }
+  return out;
+}
+
+bool Same(const crypto::SecretBytes& a, const crypto::SecretBytes& b) {
+  return a.size() == b.size() && std::equal(a.span().begin(), a.span().end(), b.span().begin());
+}
+
+TEST(CustodyShares, AnyThresholdSubsetRecoversTheKey) {
+  crypto::SecretBytes key = crypto::RandomSecret(32);
+  auto shares = Split(key.span(), 3, 5);
+  ASSERT_TRUE(shares.ok()) << shares.status().message();
+  ASSERT_EQ(shares->size(), 5u);
+  int subsets = 0;
+  for (size_t a = 0; a < 5; ++a)
+    for (size_t b = a + 1; b < 5; ++b)
+      for (size_t c = b + 1; c < 5; ++c) {
+        auto got = Combine(Pick(*shares, {a, b, c}));
+        ASSERT_TRUE(got.ok()) << got.status().message();
+        EXPECT_TRUE(Same(*got, key)) << a << b << c;
+        ++subsets;
+      }
+  EXPECT_EQ(subsets, 10);
+  // All five also give the key.
+  auto all = Combine(Pick(*shares, {4, 0, 3, 1, 2}));
+  ASSERT_TRUE(all.ok());
+  EXPECT_TRUE(Same(*all, key));
+}
+
+TEST(CustodyShares, TooFewSharesAreRefused) {
+  crypto::SecretBytes key = crypto::RandomSecret(32);
+  auto shares = Split(key.span(), 3, 5);
+  ASSERT_TRUE(shares.ok());
+  auto got = Combine(Pick(*shares, {0, 4}));
+  ASSERT_FALSE(got.ok());
+  EXPECT_EQ(got.status().reason(), kTooFewShares);
+  // The same share twice counts once.
+  auto dup = Combine(Pick(*shares, {1, 1, 2}));
+  ASSERT_FALSE(dup.ok());
+  EXPECT_EQ(dup.status().reason(), kTooFewShares);
+  EXPECT_EQ(Combine({}).status().reason(), kTooFewShares);
+}
+
+TEST(CustodyShares, EveryFlippedByteOfACodeIsRefused) {
+  crypto::SecretBytes key = crypto::RandomSecret(32);
+  auto shares = Split(key.span(), 2, 3);
+  ASSERT_TRUE(shares.ok());
+  const std::string code = EncodeShare((*shares)[0]);
+  int refused = 0;
+  for (size_t i = 4; i < code.size(); ++i) {
+    if (code[i] == '-') continue;
+    std::string bad = code;
+    bad[i] = bad[i] == '0' ? '1' : '0';
+    auto s = DecodeShare(bad);
+    ASSERT_FALSE(s.ok()) << "digit " << i;
+    EXPECT_EQ(s.status().reason(), kShareCorrupt);
+    ++refused;
+  }
+  EXPECT_EQ(refused, (29 + 32 + 8) * 2);
+  // Truncated codes are refused too.
+  for (size_t n = 0; n < code.size(); n += 3) EXPECT_FALSE(DecodeShare(code.substr(0, n)).ok()) << n;
+}
+
+TEST(CustodyShares, ACorruptedShareThatPassesItsChecksumNeverYieldsAWrongKey) {
+  // A forged share with a recomputed checksum (not a typo): the key id check refuses it.
+  crypto::SecretBytes key = crypto::RandomSecret(32);
+  auto shares = Split(key.span(), 2, 3);
+  ASSERT_TRUE(shares.ok());
+  std::vector<Share> two = Pick(*shares, {0, 1});
+  two[1].bytes.data()[5] ^= 0x40;
+  auto got = Combine(two);
+  ASSERT_FALSE(got.ok());
+  EXPECT_EQ(got.status().reason(), kShareKeyIdMismatch);
+}
+
+TEST(CustodyShares, SharesOfTwoSplitsAreRefused) {
+  crypto::SecretBytes key = crypto::RandomSecret(32);
+  crypto::SecretBytes other = crypto::RandomSecret(32);
+  auto a = Split(key.span(), 2, 3);
+  auto b = Split(other.span(), 2, 3);
+  auto c = Split(key.span(), 2, 3);  // the same key split again
+  ASSERT_TRUE(a.ok() && b.ok() && c.ok());
+  std::vector<Share> mixed = Pick(*a, {0});
+  auto pb = Pick(*b, {1});
+  mixed.push_back(std::move(pb[0]));
+  auto got = Combine(mixed);
+  ASSERT_FALSE(got.ok());
+  EXPECT_EQ(got.status().reason(), kShareMismatch);
+  std::vector<Share> same_key = Pick(*a, {0});
+  auto pc = Pick(*c, {1});
+  same_key.push_back(std::move(pc[0]));
+  got = Combine(same_key);
+  ASSERT_FALSE(got.ok());
+  EXPECT_EQ(got.status().reason(), kShareMismatch);
+}
+
+TEST(CustodyShares, SplitRefusesImpossibleParameters) {
+  crypto::SecretBytes key = crypto::RandomSecret(32);
+  EXPECT_EQ(Split(key.span(), 1, 3).status().reason(), kInvalidSplit);
+  EXPECT_EQ(Split(key.span(), 4, 3).status().reason(), kInvalidSplit);
+  EXPECT_EQ(Split(key.span(), 2, 256).status().reason(), kInvalidSplit);
+  EXPECT_EQ(Split({}, 2, 3).status().reason(), kInvalidSplit);
+}
+
+TEST(CustodyShares, TwoSplitsOfOneKeyDiffer) {
+  crypto::SecretBytes key = crypto::RandomSecret(32);
+  auto a = Split(key.span(), 2, 2);
+  auto b = Split(key.span(), 2, 2);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_NE(EncodeShare((*a)[0]), EncodeShare((*b)[0]));
+  // No share holds the key itself.
+  for (const Share& s : *a) EXPECT_FALSE(Same(s.bytes, key));
+}
+
+TEST(CustodyShareFiles, WrittenOnceAndCombinedFromFiles) {
+  test::TempDir dir("custody");
+  crypto::SecretBytes key = crypto::RandomSecret(32);
+  auto paths = WriteShareFiles(key.span(), 2, 3, dir.File("shares"));
+  ASSERT_TRUE(paths.ok()) << paths.status().message();
+  ASSERT_EQ(paths->size(), 3u);
+  auto got = CombineShareFiles({(*paths)[2], (*paths)[0]});
+  ASSERT_TRUE(got.ok()) << got.status().message();
+  EXPECT_TRUE(Same(*got, key));
+  EXPECT_EQ(CombineShareFiles({(*paths)[1]}).status().reason(), kTooFewShares);
+  // Never overwritten.
+  EXPECT_EQ(WriteShareFiles(key.span(), 2, 3, dir.File("shares")).status().reason(), kShareFileExists);
+  // A flipped digit in a file is refused with the file named.
+  auto text = ReadWholeFile((*paths)[1]);
+  ASSERT_TRUE(text.ok());
+  std::string bad = *text;
+  size_t at = bad.find("VS1-") + 10;
+  bad[at] = bad[at] == 'a' ? 'b' : 'a';
+  std::string bad_path = dir.Write("bad.txt", bad);
+  auto refused = CombineShareFiles({(*paths)[0], bad_path});
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().reason(), kShareCorrupt);
+  EXPECT_NE(refused.status().message().find("bad.txt"), std::string::npos);
+  // A code typed back in upper case with spaces is accepted.
+  std::string typed = *text;
+  std::transform(typed.begin(), typed.end(), typed.begin(), [](char c) { return c == '-' ? ' ' : static_cast<char>(std::toupper(c)); });
+  typed = "VS1-" + typed.substr(typed.find("VS1 ") + 4);
+  auto s = DecodeShare(typed);
+  EXPECT_TRUE(s.ok()) << s.status().message();
+}
+
+}  // namespace
+}  // namespace vouch::custody
