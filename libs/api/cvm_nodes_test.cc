@@ -2,6 +2,7 @@
 // has never seen their collateral; the collateral service fetches it from `vouch sim pcs`'s
 // emulator (libs/simpcs) over HTTPS, once; the zone's node identities and TCB rules apply; a TCB
 // recovery picked up by a refresh stops renewals; workload certificates for a CVM node.
+#include <map>
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -108,11 +109,10 @@ class CvmNodesTest : public ::testing::Test {
     admin_token_ = json::parse(r.body)["token"];
     Admin("POST", "/api/v1/zones", {{"name", "dev"}, {"allow_sim", true}}, 201);
     Admin("POST", "/api/v1/zones", {{"name", "prod"}}, 201);
-    // The sim agent's launch measurements as node identities of both zones (approved).
-    for (const std::string zone : {"dev", "prod"}) {
-      AddIdentity(zone, {{"platform", "tdx"}, {"mrtd", HexEncode(attest::ShippedSimAgent().tdx_mrtd)}});
-      AddIdentity(zone, {{"platform", "sev-snp"}, {"measurement", HexEncode(attest::ShippedSimAgent().snp_measurement)}});
-    }
+    // A sim zone accepts the shipped sim agent's launch measurements from its creation; the
+    // production zone gets them added (approved) so that its refusals are about sim, not identity.
+    AddIdentity("prod", {{"platform", "tdx"}, {"mrtd", HexEncode(attest::ShippedSimAgent().tdx_mrtd)}});
+    AddIdentity("prod", {{"platform", "sev-snp"}, {"measurement", HexEncode(attest::ShippedSimAgent().snp_measurement)}});
   }
   void TearDown() override {
     router_.reset();
@@ -215,6 +215,23 @@ class CvmNodesTest : public ::testing::Test {
   std::unique_ptr<http::Router> router_;
   std::string admin_token_;
 };
+
+TEST_F(CvmNodesTest, ASimZoneAcceptsTheShippedSimAgentOnEveryPlatformFromItsCreation) {
+  json dev = Admin("GET", "/api/v1/zones/dev/node-identities", nullptr, 200);
+  std::map<std::string, json> by_platform;
+  for (const json& i : dev["items"]) {
+    EXPECT_EQ(i["status"], "active");
+    by_platform[i["platform"].get<std::string>()] = i["rule"];
+  }
+  ASSERT_EQ(by_platform.size(), 3u) << dev.dump();
+  EXPECT_EQ(by_platform["sgx"]["mrenclave"], HexEncode(attest::ShippedSimAgent().mrenclave));
+  EXPECT_EQ(by_platform["tdx"]["mrtd"], HexEncode(attest::ShippedSimAgent().tdx_mrtd));
+  EXPECT_EQ(by_platform["sev-snp"]["measurement"], HexEncode(attest::ShippedSimAgent().snp_measurement));
+  // A zone without sim seeds none of them (prod's two were added and approved by the fixture).
+  json prod = Admin("GET", "/api/v1/zones/prod/node-identities", nullptr, 200);
+  for (const json& i : prod["items"]) EXPECT_NE(i["platform"], "sgx") << prod.dump();
+  EXPECT_EQ(prod["items"].size(), 2u) << prod.dump();
+}
 
 TEST_F(CvmNodesTest, TdxNodeProvisionsWithCollateralFetchedOnce) {
   auto key = crypto::GenerateP256();

@@ -61,6 +61,15 @@ json ShippedSimAgentRule() {
   return policy::IdentityRuleJson(policy::MeasurementRule{r});
 }
 
+std::vector<json> ShippedSimAgentCvmRules() {
+  const attest::SimAgentIdentity& id = attest::ShippedSimAgent();
+  policy::TdxMeasurementRule tdx;
+  tdx.mrtd = HexEncode(id.tdx_mrtd);
+  policy::SnpMeasurementRule snp;
+  snp.measurement = HexEncode(id.snp_measurement);
+  return {policy::IdentityRuleJson(policy::MeasurementRule{tdx}), policy::IdentityRuleJson(policy::MeasurementRule{snp})};
+}
+
 Result<std::vector<json>> ShippedAgentRules() {
   std::vector<json> out;
   const std::string text = kShippedAgentIdentities;
@@ -80,7 +89,11 @@ Status SeedNodeIdentities(Transaction& tx, const std::string& zone_id, bool allo
   VOUCH_ASSIGN_OR_RETURN(std::vector<json> rules, ShippedAgentRules());
   std::vector<std::pair<json, std::string>> seeds;
   for (json& r : rules) seeds.emplace_back(std::move(r), "the vouch-agent shipped with this vouchd (build configuration)");
-  if (allow_sim) seeds.emplace_back(ShippedSimAgentRule(), "the shipped sim agent (INSECURE sim TEE)");
+  if (allow_sim) {
+    seeds.emplace_back(ShippedSimAgentRule(), "the shipped sim agent (INSECURE sim TEE)");
+    // The same agent in a sim confidential VM: its TD's MRTD and its SEV-SNP launch MEASUREMENT.
+    for (json& r : ShippedSimAgentCvmRules()) seeds.emplace_back(std::move(r), "the shipped sim agent in a sim CVM (INSECURE)");
+  }
   for (const auto& [rule, note] : seeds) {
     VOUCH_RETURN_IF_ERROR(tx.Exec("INSERT INTO node_identities (id, zone_id, platform, rule, status, task_id, note, "
                                   "created_at, created_by) VALUES (?, ?, ?, ?, 'active', NULL, ?, ?, 'system')",

@@ -24,6 +24,8 @@ Status Refuse(std::string_view code, std::string message);
 // --- node identities (manager_node_identities.cc)
 // The shipped sim agent's identity as a rule (JSON, policy::IdentityRuleJson).
 json ShippedSimAgentRule();
+// The shipped sim agent's TDX (MRTD) and SEV-SNP (MEASUREMENT) identity rules, seeded with it.
+std::vector<json> ShippedSimAgentCvmRules();
 // The identities of the real vouch-agent this vouchd ships with (CMake VOUCH_AGENT_IDENTITIES;
 // empty by default: docs/policy.md).
 Result<std::vector<json>> ShippedAgentRules();

@@ -38,8 +38,9 @@ FOREIGN_MRE=$(printf 'ab%.0s' {1..32})
 FOREIGN_MRS=$(printf 'cd%.0s' {1..32})
 
 # ---- who may become a node
-expect_eq "the zone accepts one identity: the shipped sim agent's" "1 active" \
-  "$("$VOUCH" zone node-identity list default -o json | python3 -c 'import json,sys; i=json.load(sys.stdin)["items"]; print(len(i), i[0]["status"])')"
+expect_eq "the zone accepts the shipped sim agent's identities (SGX, and TDX and SEV-SNP in a sim CVM)" \
+  "3 active sev-snp sgx tdx" \
+  "$("$VOUCH" zone node-identity list default -o json | python3 -c 'import json,sys; i=json.load(sys.stdin)["items"]; print(len(i), " ".join(sorted(set(x["status"] for x in i))), " ".join(sorted(x["platform"] for x in i)))')"
 expect_eq "the shipped sim agent provisions" "201 -" "$(enroll n1 provision --token "$(token)" --agent)"
 expect_eq "foreign MRENCLAVE and MRSIGNER: refused" "403 node_identity_not_allowed" \
   "$(enroll f1 provision --token "$(token)" --mrenclave "$FOREIGN_MRE" --mrsigner "$FOREIGN_MRS")"
