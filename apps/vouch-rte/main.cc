@@ -45,8 +45,10 @@ class WorkloadLink final : public AgentLink {
     sim.isvprodid = static_cast<uint16_t>(id.isvprodid);
     sim.isvsvn = static_cast<uint16_t>(id.isvsvn);
     sim.debug = id.debug;
-    // The report source refuses an agent that does not run the sim TEE ("tee_unsupported"):
-    // this vouch-rte build only has the sim backend.
+    // The report source follows the agent (GET /v1/target-info, workload_auth): on the sim TEE it
+    // asks for a sim REPORT; on a confidential VM node (tdx, sev-snp) it sends this manifest
+    // identity, which the agent believes only from a known vouch-rte executable (docs/agent.md,
+    // "Workloads on a confidential VM"). Any other answer is refused ("tee_unsupported").
     crypto::EvpPkeyPtr fresh;
     if (key == nullptr) {
       VOUCH_ASSIGN_OR_RETURN(crypto::KeyType type, KeyTypeOf(request.key_type));
