@@ -19,6 +19,7 @@
 
 #include "api/bootstrap.h"
 #include "api/manager.h"
+#include "api/master_key.h"
 #include "api/reasons.h"
 #include "api/routes.h"
 #include "base/encoding.h"
@@ -27,6 +28,7 @@
 #include "collateral/service.h"
 #include "http/server.h"
 #include "join.h"
+#include "master_key_cmd.h"
 #include "store/database.h"
 #include "ui/ui.h"
 
@@ -254,6 +256,8 @@ int RunServe(const std::string& data_dir, std::string listen, std::string store_
   if (!db.ok()) return Fail(db.status().message());
   auto version = (*db)->Migrate();
   if (!version.ok()) return Fail("migrating the store: " + version.status().message());
+  // A member left with the key from before a rotation is told to re-join (docs/custody.md).
+  if (auto st = vouch::api::CheckMasterKeyOpensStore(**db, dir->master_key); !st.ok()) return Fail(st.message());
   vouch::api::ManagerOptions manager_options;
   manager_options.collateral_dirs = serve.collateral_dirs;
   // A dev data directory's sim vendor: its collateral verifies sim nodes (zones allowing sim only).
@@ -538,6 +542,8 @@ int main(int argc, char** argv) {
   join_cmd->add_option("--listen", join.listen, "Address this member will serve on")->capture_default_str();
   join_cmd->add_option("--tee", join.tee, "TEE backend producing the evidence (sim)")->capture_default_str();
   join_cmd->add_option("--sim", join.sim_dir, "Sim vendor folder (with --tee sim)");
+
+  vouchd::RegisterMasterKeyCommands(app);  // master-key split|combine|rotate (docs/custody.md)
 
   auto* measure_cmd = app.add_subcommand("measurement", "Print this binary's measurement (SHA-256, the sim MRENCLAVE)");
 

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "api/ca_adapter.h"
+#include "api/master_key.h"
 #include "api/reasons.h"
 #include "attest/sim_vendor.h"
 #include "base/encoding.h"
@@ -176,6 +177,8 @@ Result<cluster::JoinPolicy> LoadJoinPolicy(const std::string& dir) {
 }
 
 Result<DataDir> OpenDataDir(const std::string& dir) {
+  // A master-key rotation that was interrupted is finished or rolled back first (master_key.h).
+  if (FileExists(Join(dir, "master.key.next"))) VOUCH_RETURN_IF_ERROR(RecoverMasterKeyRotation(dir).status());
   DataDir d;
   d.dir = dir;
   std::string key_path = Join(dir, "master.key");

@@ -1,0 +1,144 @@
+// vouchd master-key split|combine|rotate: custody of the cluster master key (docs/custody.md).
+#include "master_key_cmd.h"
+
+#include <netdb.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "api/bootstrap.h"
+#include "api/master_key.h"
+#include "base/encoding.h"
+#include "base/file.h"
+#include "custody/share.h"
+#include "store/audit.h"
+#include "store/database.h"
+
+namespace vouchd {
+namespace {
+
+int Fail(const std::string& message) {
+  std::fprintf(stderr, "vouchd: %s\n", message.c_str());
+  return 1;
+}
+
+[[noreturn]] void Finish(int rc) {
+  if (rc == 0) throw CLI::Success();
+  throw CLI::RuntimeError(rc);
+}
+
+// True when something accepts connections on the data directory's listen address: a vouchd
+// serving the store would keep sealing under the old key, so rotation is refused.
+bool SomethingListens(const std::string& listen) {
+  std::string host;
+  uint16_t port = 0;
+  if (!vouch::api::ParseListen(listen, &host, &port).ok()) return false;
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  if (::getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &res) != 0) return false;
+  std::unique_ptr<addrinfo, decltype(&::freeaddrinfo)> guard(res, &::freeaddrinfo);
+  for (addrinfo* a = res; a != nullptr; a = a->ai_next) {
+    int fd = ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+    if (fd < 0) continue;
+    timeval tv{2, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    bool connected = ::connect(fd, a->ai_addr, a->ai_addrlen) == 0;
+    ::close(fd);
+    if (connected) return true;
+  }
+  return false;
+}
+
+struct SplitArgs {
+  std::string data_dir;
+  int threshold = 0;
+  int shares = 0;
+  std::string out_dir;
+};
+
+int RunSplit(const SplitArgs& a) {
+  auto dir = vouch::api::OpenDataDir(a.data_dir);
+  if (!dir.ok()) return Fail(dir.status().message());
+  auto db = vouch::store::OpenDatabase(dir->store_url);
+  if (!db.ok()) return Fail(db.status().message());
+  // Shares of a key that no longer opens the store would restore nothing.
+  if (auto st = vouch::api::CheckMasterKeyOpensStore(**db, dir->master_key); !st.ok()) return Fail(st.message());
+  auto paths = vouch::custody::WriteShareFiles(dir->master_key.span(), a.threshold, a.shares, a.out_dir);
+  if (!paths.ok()) return Fail(paths.status().message());
+  const std::string key_id = vouch::HexEncode(vouch::custody::SecretKeyId(dir->master_key.span()));
+  auto audited = (*db)->Write([&](vouch::store::Transaction& tx) -> vouch::Status {
+    return vouch::store::AppendAudit(tx, vouch::SystemClock::Get().Now(), "system:master-key-split", "master_key.split",
+                                     "master-key", "ok",
+                                     {{"threshold", a.threshold}, {"shares", a.shares}, {"key_id", key_id}});
+  });
+  std::printf("master key %s split into %d shares, any %d of which recover it:\n", key_id.c_str(), a.shares,
+              a.threshold);
+  for (const std::string& p : *paths) std::printf("  %s\n", p.c_str());
+  std::printf("Hand one file to each custodian and delete it here; the shares are written once.\n");
+  if (!audited.ok()) return Fail("the shares were written but the split was not audited: " + audited.message());
+  return 0;
+}
+
+int RunCombine(const std::vector<std::string>& shares, const std::string& out) {
+  if (vouch::FileExists(out)) return Fail(out + " exists: the combined key is never written over a file");
+  auto key = vouch::custody::CombineShareFiles(shares);
+  if (!key.ok()) return Fail(key.status().message() + " [" + key.status().reason() + "]");
+  if (auto st = vouch::WriteFileAtomic(out, key->view(), 0600); !st.ok()) return Fail(st.message());
+  std::printf("master key %s recovered from %zu shares into %s (mode 0600)\n",
+              vouch::HexEncode(vouch::custody::SecretKeyId(key->span())).c_str(), shares.size(), out.c_str());
+  return 0;
+}
+
+int RunRotate(const std::string& data_dir) {
+  auto dir = vouch::api::OpenDataDir(data_dir);
+  if (!dir.ok()) return Fail(dir.status().message());
+  if (SomethingListens(dir->listen)) {
+    return Fail("something accepts connections on " + dir->listen +
+                ": stop vouchd (every member of the cluster) before rotating the master key");
+  }
+  auto r = vouch::api::RotateMasterKey(data_dir, vouch::SystemClock::Get());
+  if (!r.ok()) return Fail(r.status().message());
+  std::printf("master key rotated: %d zone CA key(s), %s, the TLS key re-sealed; audited as %s\n", r->zone_ca_keys,
+              r->node_ca_key ? "the node CA key" : "no node CA yet", r->audit_action.c_str());
+  std::printf("Shares split before this rotation no longer recover the key: run vouchd master-key split again.\n");
+  std::printf("Other cluster members hold the old key: they refuse to start and must re-join (docs/custody.md).\n");
+  return 0;
+}
+
+}  // namespace
+
+void RegisterMasterKeyCommands(CLI::App& app) {
+  auto* group = app.add_subcommand("master-key", "Master-key custody: split it among custodians, combine, rotate");
+  group->require_subcommand(1);
+
+  auto split = std::make_shared<SplitArgs>();
+  auto* split_cmd = group->add_subcommand("split", "Split the master key m-of-n into one share file per custodian");
+  split_cmd->add_option("--data-dir", split->data_dir, "Data directory")->required();
+  split_cmd->add_option("--threshold", split->threshold, "Shares needed to recover the key (m)")
+      ->required()
+      ->check(CLI::Range(2, 255));
+  split_cmd->add_option("--shares", split->shares, "Shares to make (n)")->required()->check(CLI::Range(2, 255));
+  split_cmd->add_option("--out", split->out_dir, "Folder for the share files (created, 0700)")->required();
+  split_cmd->callback([split] { Finish(RunSplit(*split)); });
+
+  auto shares = std::make_shared<std::vector<std::string>>();
+  auto out = std::make_shared<std::string>();
+  auto* combine_cmd = group->add_subcommand("combine", "Recover the master key from m share files");
+  combine_cmd->add_option("--share", *shares, "A share file (repeat for each)")->required();
+  combine_cmd->add_option("--out", *out, "File to write the key to (must not exist; 0600)")->required();
+  combine_cmd->callback([shares, out] { Finish(RunCombine(*shares, *out)); });
+
+  auto rotate_dir = std::make_shared<std::string>();
+  auto* rotate_cmd = group->add_subcommand(
+      "rotate", "Re-seal every sealed secret under a new master key (offline: stop vouchd first)");
+  rotate_cmd->add_option("--data-dir", *rotate_dir, "Data directory")->required();
+  rotate_cmd->callback([rotate_dir] { Finish(RunRotate(*rotate_dir)); });
+}
+
+}  // namespace vouchd
