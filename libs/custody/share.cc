@@ -34,6 +34,12 @@ void FillRand(unsigned char* buf, unsigned int n) {
   if (RAND_bytes(buf, static_cast<int>(n)) != 1) std::abort();
 }
 
+// Set before any context is made: gfshare_ctx_free also draws from it (to wipe the buffer).
+void UseOpenSslRandom() {
+  static std::once_flag once;
+  std::call_once(once, [] { gfshare_fill_rand = FillRand; });
+}
+
 struct GfshareFree {
   void operator()(gfshare_ctx* c) const { gfshare_ctx_free(c); }
 };
@@ -82,8 +88,7 @@ Result<std::vector<Share>> Split(std::span<const uint8_t> secret, int threshold,
                                " of " + std::to_string(count) + " shares",
                            std::string(kInvalidSplit));
   }
-  static std::once_flag once;
-  std::call_once(once, [] { gfshare_fill_rand = FillRand; });
+  UseOpenSslRandom();
   std::vector<unsigned char> sharenrs(static_cast<size_t>(count));
   for (int i = 0; i < count; ++i) sharenrs[static_cast<size_t>(i)] = static_cast<unsigned char>(i + 1);
   GfsharePtr ctx(gfshare_ctx_init_enc(sharenrs.data(), static_cast<unsigned>(count), static_cast<unsigned char>(threshold),
@@ -233,6 +238,7 @@ Result<crypto::SecretBytes> Combine(const std::vector<Share>& shares) {
     sharenrs.push_back(index);
     used.push_back(s);
   }
+  UseOpenSslRandom();
   GfsharePtr ctx(gfshare_ctx_init_dec(sharenrs.data(), static_cast<unsigned>(sharenrs.size()),
                                       static_cast<unsigned>(first.bytes.size())));
   if (!ctx) return Internal("libgfshare could not make a decoder", std::string(kShareCorrupt));
