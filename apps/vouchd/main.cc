@@ -22,6 +22,7 @@
 #include "api/master_key.h"
 #include "api/reasons.h"
 #include "api/routes.h"
+#include "backup_cmd.h"
 #include "base/encoding.h"
 #include "base/file.h"
 #include "cluster/join.h"
@@ -547,6 +548,7 @@ int main(int argc, char** argv) {
 
   auto* measure_cmd = app.add_subcommand("measurement", "Print this binary's measurement (SHA-256, the sim MRENCLAVE)");
 
+  vouchd::RegisterBackupCommands(app);  // backup, backup --verify, restore (docs/operations.md)
   CLI11_PARSE(app, argc, argv);
   if (join_cmd->parsed()) {
     auto st = vouchd::RunJoin(join);

@@ -12,6 +12,7 @@
 #include "base/encoding.h"
 #include "base/file.h"
 #include "crypto/aead.h"
+#include "custody/share.h"
 #include "store/database.h"
 #include "store/migrations.h"
 #include "store/sqlite_backup.h"
@@ -71,7 +72,7 @@ Result<std::string> Absolute(const std::string& path) {
 
 Result<nlohmann::json> ReadConfig(const std::string& text, const std::string& where) {
   auto config = nlohmann::json::parse(text, nullptr, false);
-  if (!config.is_object()) return DataLoss(where + " is not a JSON object", "invalid_config");
+  if (!config.is_object()) return DataLoss(where + " is not a JSON object", std::string(kInvalidConfig));
   return config;
 }
 
@@ -108,6 +109,9 @@ Result<std::vector<FileEntry>> CollectDataFiles(const std::string& data_dir, con
     if (IsStoreFile(rel)) continue;
     if (!store_abs.empty() && Absolute(e.path().string()).value_or("").rfind(store_abs, 0) == 0) continue;
     if (name.rfind(kAtomicWriteTempPrefix, 0) == 0) continue;  // a crashed write's leftover
+    // A master-key rotation's next TLS key (api/master_key.h): its key is master.key.next, which
+    // is never archived, so the file would only be debris in a restore.
+    if (name.size() > 5 && name.compare(name.size() - 5, 5, ".next") == 0) continue;
     if (!IsValidMemberPath(rel)) {
       return InvalidArgument("data directory file '" + rel + "' has a name the archive cannot hold");
     }
@@ -268,11 +272,10 @@ Result<crypto::SecretBytes> LoadRestoreMasterKey(const MasterKeySource& source) 
     return InvalidArgument("give either --master-key-file or --share, not both");
   }
   if (!source.share_files.empty()) {
-    // Hook for the custodian path (issue 18): combine the shares here once
-    // `vouchd master-key combine` exposes a library function.
-    return Unimplemented(
-        "restoring from --share files is not wired yet: combine them with `vouchd master-key combine` into a key "
-        "file and pass --master-key-file");
+    // The custodian path (docs/operations.md): m of the n shares of `vouchd master-key split`.
+    // custody refuses too few shares, a corrupted share or shares of another key, never
+    // returning a wrong key; Restore then checks the key against the archive's sealed secrets.
+    return custody::CombineShareFiles(source.share_files);
   }
   if (source.master_key_file.empty()) return InvalidArgument("--master-key-file is required");
   VOUCH_ASSIGN_OR_RETURN(std::string key, ReadWholeFile(source.master_key_file, 64));

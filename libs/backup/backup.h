@@ -48,12 +48,11 @@ Result<Manifest> VerifyBackup(const std::string& archive_path);
 // Where the master key of a restore comes from. Exactly one of the two.
 struct MasterKeySource {
   std::string master_key_file;           // 32 raw bytes, as DIR/master.key
-  std::vector<std::string> share_files;  // custodian shares (issue 18 custody)
+  std::vector<std::string> share_files;  // custodian share files (vouchd master-key split)
 };
 
-// Recovers the master key from `source`. The custodian-share path is the hook for
-// `vouchd master-key combine`: until it is wired here, shares are refused with a message naming
-// the combine command (whose output is a --master-key-file).
+// Recovers the master key from `source`: the key file (32 bytes), or m custodian shares combined
+// by libs/custody (refusals: too_few_shares, share_corrupt, share_mismatch, ...).
 Result<crypto::SecretBytes> LoadRestoreMasterKey(const MasterKeySource& source);
 
 struct RestoreOptions {
