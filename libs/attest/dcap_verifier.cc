@@ -28,8 +28,18 @@ namespace {
 constexpr size_t kMaxCachedChains = 4096;
 constexpr char kNotSupported[] = "TcbLevelNotSupported";
 
+// The kind of a verification failure, as the SEV-SNP verifier's (snp_verifier.cc CodeFor): evidence
+// that does not parse is InvalidArgument (400), collateral this side lacks or cannot read is
+// FailedPrecondition (409), and every other failure is a refusal of the evidence, PermissionDenied
+// (403, docs/agent.md "Refusal codes").
+StatusCode CodeFor(std::string_view code) {
+  if (code == kDcapMalformedQuote || code == kDcapUnsupportedQuoteFormat) return StatusCode::kInvalidArgument;
+  if (code == kDcapMissingCollateral || code == kDcapMalformedCollateral) return StatusCode::kFailedPrecondition;
+  return StatusCode::kPermissionDenied;
+}
+
 Status Err(std::string_view code, std::string message) {
-  return Status(StatusCode::kFailedPrecondition, std::move(message), std::string(code));
+  return Status(CodeFor(code), std::move(message), std::string(code));
 }
 
 std::vector<uint8_t> Der(X509* cert) {

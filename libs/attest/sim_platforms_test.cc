@@ -401,6 +401,45 @@ TEST(SimSnp, RevokedVcekAndForeignCrlsAreRefused) {
   EXPECT_EQ(Code(VerifySnpEvidence(*ev, SnpCollateral{{}, {1, 2, 3}}, now, trust)), kSnpCrlInvalid);
 }
 
+// The same failure is the same kind of error on every platform (docs/agent.md "Refusal codes":
+// evidence refusals are 403, PermissionDenied); evidence that does not parse is InvalidArgument.
+TEST(SimPlatforms, DcapAndSnpRefusalsAreTheSameKind) {
+  SimVendorOptions o;
+  o.revoked = true;
+  auto tdx = MakeFolder(SimTee::kTdx, o);
+  auto q = tdx->vendor->platform().TdxQuote(TdOptions(), {});
+  ASSERT_TRUE(q.ok());
+  Verdict revoked = VerifyDcapQuote(*q, tdx->dir, Now(), AllowSim());
+  ASSERT_EQ(Code(revoked), kDcapPckRevoked);
+  EXPECT_EQ(revoked.error->code(), StatusCode::kPermissionDenied) << Why(revoked);
+  Verdict untrusted = VerifyDcapQuote(*q, tdx->dir, Now());
+  ASSERT_EQ(Code(untrusted), kDcapChainUntrusted);
+  EXPECT_EQ(untrusted.error->code(), StatusCode::kPermissionDenied) << Why(untrusted);
+
+  const Folder& snp = SnpFolder();
+  ASSERT_TRUE(snp.vendor);
+  auto ev = snp.vendor->snp()->Evidence(SnpOptions(), {});
+  ASSERT_TRUE(ev.ok());
+  SnpTrustOptions trust;
+  trust.allow_sim = true;
+  auto flipped = *ev;
+  flipped[0x2A0] ^= 0x01;  // the first signature byte
+  Verdict bad_signature = VerifySnpEvidence(flipped, {}, Now(), trust);
+  ASSERT_FALSE(bad_signature.genuine);
+  ASSERT_TRUE(bad_signature.error.has_value());
+  EXPECT_EQ(bad_signature.error->code(), StatusCode::kPermissionDenied) << Why(bad_signature);
+  Verdict not_allowed = VerifySnpEvidence(*ev, {}, Now(), SnpTrustOptions{});
+  ASSERT_EQ(Code(not_allowed), kSnpSimNotAllowed);
+  EXPECT_EQ(not_allowed.error->code(), StatusCode::kPermissionDenied) << Why(not_allowed);
+
+  Verdict truncated_snp = VerifySnpEvidence(std::span<const uint8_t>(*ev).first(1000), {}, Now(), trust);
+  ASSERT_TRUE(truncated_snp.error.has_value());
+  EXPECT_EQ(truncated_snp.error->code(), StatusCode::kInvalidArgument) << Why(truncated_snp);
+  Verdict truncated_dcap = VerifyDcapQuote(std::span<const uint8_t>(*q).first(100), tdx->dir, Now(), AllowSim());
+  ASSERT_TRUE(truncated_dcap.error.has_value());
+  EXPECT_EQ(truncated_dcap.error->code(), StatusCode::kInvalidArgument) << Why(truncated_dcap);
+}
+
 TEST(SimSnp, RevokedOptionListsTheVcek) {
   SimVendorOptions o;
   o.revoked = true;
