@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "http/limits.h"
+
 namespace vouch::http {
 namespace {
 
@@ -75,7 +77,7 @@ Result<JsonBody> JsonBody::Parse(std::string_view body) {
     return InvalidArgument("request body is empty; expected a JSON object", "invalid_json");
   }
   if (body.size() > kMaxBodyBytes) {
-    return ResourceExhausted(fmt::format("request body exceeds {} bytes", kMaxBodyBytes), "body_too_large");
+    return ResourceExhausted(fmt::format("request body exceeds {} bytes", kMaxBodyBytes), std::string(kBodyTooLarge));
   }
   if (!DepthWithinLimit(body)) {
     return InvalidArgument(fmt::format("JSON nested deeper than {} levels", kMaxDepth),

@@ -20,6 +20,9 @@ namespace vouch::http {
 // Reason codes of the answers these limits cause.
 inline constexpr std::string_view kRateLimited = "rate_limited";  // 429 + Retry-After
 inline constexpr std::string_view kBusy = "busy";                 // 503 + Retry-After
+// ResourceExhausted with this reason is 413, the one ResourceExhausted that is not 429
+// (HttpStatusFor): a body over the limit is not retried as it is.
+inline constexpr std::string_view kBodyTooLarge = "body_too_large";
 
 // The rate-limit key of a Request::remote_address: the IP address without the port
 // ("192.0.2.1:5000" -> "192.0.2.1", "[2001:db8::1]:443" -> "2001:db8::1"); "unix" stays "unix".

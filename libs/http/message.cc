@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "http/limits.h"
+
 namespace vouch::http {
 namespace {
 
@@ -171,7 +173,7 @@ unsigned HttpStatusFor(const Status& status) {
     case StatusCode::kFailedPrecondition:
       return 409;
     case StatusCode::kResourceExhausted:
-      return status.reason() == "body_too_large" ? 413 : 429;
+      return status.reason() == kBodyTooLarge ? 413 : 429;
     case StatusCode::kUnimplemented:
       return 501;
     case StatusCode::kUnavailable:
