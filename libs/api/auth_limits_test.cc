@@ -10,6 +10,8 @@
 
 #include "api/manager.h"
 #include "api/routes.h"
+#include "base/encoding.h"
+#include "crypto/keys.h"
 #include "crypto/random.h"
 #include "store/database.h"
 #include "testing/request.h"
@@ -202,6 +204,48 @@ TEST_F(AuthLimitsTest, UnauthenticatedFailuresAreAuditedPerSourceAndMinute) {
   auto v = manager_->VerifyAudit(Principal::System());
   ASSERT_TRUE(v.ok());
   EXPECT_TRUE((*v)["ok"].get<bool>()) << v->dump();
+}
+
+// A node enrolment refused at its nonce or join token is an anonymous caller's refusal: counted
+// per source and minute like a failed login, not written one by one (EnrollNode decides, by
+// where the refusal happens, not by its code).
+TEST_F(AuthLimitsTest, EnrolmentRefusalsBeforeTheJoinTokenAreCountedPerSource) {
+  auto key = crypto::GenerateP256();
+  ASSERT_TRUE(key.ok());
+  auto spki = crypto::PublicKeyToDer(key->get());
+  ASSERT_TRUE(spki.ok());
+  json body = {{"join_token", "vj_not-a-real-join-token"},
+               {"nonce", std::string(64, 'a')},
+               {"public_key", Base64Encode(*spki)},
+               {"platform", "sgx"},
+               {"evidence", Base64Encode(std::vector<uint8_t>(64, 1))}};
+  const std::string source = "192.0.2.4:5000";
+  for (int i = 0; i < 2; ++i) {
+    Response r = Call("POST", "/api/v1/nodes", body.dump(), "", source);
+    EXPECT_EQ(r.status, 403u) << r.body;
+    EXPECT_NE(r.body.find("nonce_invalid"), std::string::npos) << r.body;
+  }
+  Response n = Call("POST", "/api/v1/nodes/nonce", "{}", "", source);
+  ASSERT_EQ(n.status, 201u) << n.body;
+  body["nonce"] = json::parse(n.body).value("nonce", "");
+  Response r = Call("POST", "/api/v1/nodes", body.dump(), "", source);
+  EXPECT_EQ(r.status, 403u) << r.body;
+  EXPECT_NE(r.body.find("join_token_invalid"), std::string::npos) << r.body;
+  clock_.Advance(std::chrono::seconds(60));
+  manager_->FlushRefusalAggregates();
+  auto a = AnonymousAudit();
+  using K = std::tuple<std::string, std::string, std::string>;
+  EXPECT_EQ(a[K("anonymous:192.0.2.4", "node.provision", "denied:nonce_invalid")], std::make_pair(int64_t{2}, int64_t{2}));
+  EXPECT_EQ(a[K("anonymous:192.0.2.4", "node.provision", "denied:join_token_invalid")],
+            std::make_pair(int64_t{1}, int64_t{1}));
+  // Nothing of it was written under a node's name.
+  EXPECT_TRUE(db_->Read([&](store::Transaction& tx) -> Status {
+                   VOUCH_ASSIGN_OR_RETURN(store::Rows rows,
+                                          tx.Query("SELECT actor FROM audit WHERE action = 'node.provision' AND "
+                                                   "actor NOT LIKE 'anonymous:%'"));
+                   EXPECT_TRUE(rows.empty()) << rows[0].Str("actor");
+                   return Status::Ok();
+                 }).ok());
 }
 
 TEST_F(AuthLimitsTest, TheAggregationTableIsBounded) {

@@ -300,8 +300,9 @@ class Manager {
   Result<json> VerifyAudit(const Principal& p);
 
   // Records a refused security-relevant attempt (authorisation failure, failed login) in the
-  // audit log in its own transaction. Refusals of anonymous callers (Principal::anonymous, an
-  // unprovisioned node) go to AuditUnauthenticated with the current ScopedRequestSource.
+  // audit log in its own transaction. Refusals of anonymous callers (Principal::anonymous) go to
+  // AuditUnauthenticated with the current ScopedRequestSource (EnrollNode sends a node's refusals
+  // before its nonce and join token are accepted there itself).
   void AuditRefusal(const Principal& p, const std::string& action, const std::string& target, const Status& why);
   // An unauthenticated failure (failed login, invalid token or API key, refused provisioning,
   // rate-limited request): counted per (source, action, outcome, minute), not written one by one.

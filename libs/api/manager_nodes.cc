@@ -187,6 +187,15 @@ Result<json> Manager::EnrollNode(const Principal* node, const NodeEnrollment& e)
     AuditRefusal(actor, action, renewal ? node->id : "join", st);
     return st;
   };
+  // Until its nonce and join token are accepted, a caller is anonymous: its refusals are counted
+  // per source, not written one by one (a caller holding a valid join token and presenting
+  // evidence is audited one by one; a renewing node always is).
+  auto refuse_anonymous = [&](const Status& st) -> Status {
+    if (renewal) return refuse(st);
+    const std::string& source = ScopedRequestSource::Current();
+    AuditUnauthenticated(source.empty() ? "unknown" : source, action, "join", st);
+    return st;
+  };
   // Shape checks first (400s, not audited: nothing security-relevant was attempted yet).
   if (e.platform != "sgx" && e.platform != "tdx" && e.platform != "sev-snp") {
     return InvalidArgument("platform must be \"sgx\", \"tdx\" or \"sev-snp\"",
@@ -213,7 +222,7 @@ Result<json> Manager::EnrollNode(const Principal* node, const NodeEnrollment& e)
   auto issued = crypto::CheckTimedNonce(NodeNonceKey().span(), kNodeNonceLabel, *nonce, now,
                                         options_.nonce_ttl.count(), kNonceInvalid);
   if (!issued.ok())
-    return refuse(Refuse(kNonceInvalid, "the nonce is unknown, expired or already used"));
+    return refuse_anonymous(Refuse(kNonceInvalid, "the nonce is unknown, expired or already used"));
   int64_t consumed = 0;
   VOUCH_RETURN_IF_ERROR(db_->Write([&](Transaction& tx) -> Status {
     VOUCH_RETURN_IF_ERROR(tx.Exec("DELETE FROM node_nonces WHERE expires_at <= ?", {now}).status());
@@ -223,7 +232,7 @@ Result<json> Manager::EnrollNode(const Principal* node, const NodeEnrollment& e)
     return Status::Ok();
   }));
   if (consumed != 1)
-    return refuse(Refuse(kNonceInvalid, "the nonce is unknown, expired or already used"));
+    return refuse_anonymous(Refuse(kNonceInvalid, "the nonce is unknown, expired or already used"));
 
   // Which zone: the join token's, or the node's own.
   std::string zone_id, token_id;
@@ -240,7 +249,7 @@ Result<json> Manager::EnrollNode(const Principal* node, const NodeEnrollment& e)
       token_id = rows[0].Str("id");
       return Status::Ok();
     });
-    if (!st.ok()) return st.code() == StatusCode::kPermissionDenied ? refuse(st) : st;
+    if (!st.ok()) return st.code() == StatusCode::kPermissionDenied ? refuse_anonymous(st) : st;
   }
   ZonePolicy zone_policy;
   std::string zone_name;
@@ -363,7 +372,8 @@ Result<json> Manager::EnrollNode(const Principal* node, const NodeEnrollment& e)
                   {"superseded_certificates", superseded},
                   {"serial", cert.serial_hex}});
   });
-  if (!st.ok()) return st.code() == StatusCode::kPermissionDenied ? refuse(st) : st;
+  // A PermissionDenied here is a join token used up meanwhile (new node) or the node's own state.
+  if (!st.ok()) return st.code() == StatusCode::kPermissionDenied ? refuse_anonymous(st) : st;
   return json{{"node_id", node_id},
               {"zone", zone_name},
               {"platform", platform},

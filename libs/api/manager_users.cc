@@ -121,15 +121,9 @@ json Manager::WhoAmI(const Principal& p) const {
 
 void Manager::AuditRefusal(const Principal& p, const std::string& action, const std::string& target,
                            const Status& why) {
-  // Callers without credentials are counted, not written one by one (an unprovisioned node is
-  // one that presented a join token, not a certificate).
-  // Provisioning refusals count as anonymous only up to the join token check (a caller holding a
-  // valid join token and presenting evidence is audited one by one).
-  const bool unprovisioned = p.kind == Principal::Kind::kNode && p.id == "unprovisioned";
-  const bool anonymous =
-      p.anonymous ||
-      (unprovisioned && (why.reason() == kNonceInvalid || why.reason() == kJoinTokenInvalid));
-  if (anonymous) {
+  // Callers without credentials are counted, not written one by one (a node's enrolment refusals
+  // before its nonce and join token are accepted are counted by EnrollNode itself).
+  if (p.anonymous) {
     const std::string& source = ScopedRequestSource::Current();
     AuditUnauthenticated(source.empty() ? "unknown" : source, action, target, why);
     return;
