@@ -477,15 +477,8 @@ Result<json> Manager::ListBuilds(const Principal& p, const ListQuery& q) {
 
 Result<json> Manager::GetBuild(const Principal& p, const std::string& id) {
   VOUCH_RETURN_IF_ERROR(Authorize(p, Permission::kRead));
-  json out;
-  VOUCH_RETURN_IF_ERROR(db_->Read([&](Transaction& tx) -> Status {
-    VOUCH_ASSIGN_OR_RETURN(Rows rows, tx.Query(std::string(kBuildSelect) + " WHERE b.id = ?", {id}));
-    if (rows.empty())
-      return NotFound("build '" + id.substr(0, 80) + "' not found", std::string(kBuildNotFound));
-    VOUCH_ASSIGN_OR_RETURN(out, BuildJson(tx, rows[0]));
-    return Status::Ok();
-  }));
-  return out;
+  return GetOne(*db_, kBuildSelect, "b.id", id, "build", kBuildNotFound,
+                [&](Transaction& tx, const Row& r) { return BuildJson(tx, r); });
 }
 
 Result<json> Manager::RevokeBuild(const Principal& p, const std::string& id, const std::string& reason) {

@@ -193,16 +193,8 @@ Result<json> Manager::ListCertificates(const Principal& p, const ListQuery& q) {
 
 Result<json> Manager::GetCertificate(const Principal& p, const std::string& serial) {
   VOUCH_RETURN_IF_ERROR(Authorize(p, Permission::kRead));
-  json out;
-  VOUCH_RETURN_IF_ERROR(db_->Read([&](Transaction& tx) -> Status {
-    VOUCH_ASSIGN_OR_RETURN(Rows rows, tx.Query(std::string(kCertSelect) + " WHERE c.serial = ?", {serial}));
-    if (rows.empty())
-      return NotFound("certificate '" + serial.substr(0, 80) + "' not found",
-                      std::string(kCertificateNotFound));
-    out = CertJson(rows[0], Now());
-    return Status::Ok();
-  }));
-  return out;
+  return GetOne(*db_, kCertSelect, "c.serial", serial, "certificate", kCertificateNotFound,
+                [&](Transaction&, const Row& r) -> Result<json> { return CertJson(r, Now()); });
 }
 
 Result<json> Manager::RevokeCertificate(const Principal& p, const std::string& serial, const std::string& reason) {

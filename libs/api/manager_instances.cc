@@ -50,16 +50,11 @@ Result<json> Manager::ListNodes(const Principal& p, const ListQuery& q) {
 
 Result<json> Manager::GetNode(const Principal& p, const std::string& id) {
   VOUCH_RETURN_IF_ERROR(Authorize(p, Permission::kRead));
-  json out;
-  VOUCH_RETURN_IF_ERROR(db_->Read([&](Transaction& tx) -> Status {
-    VOUCH_ASSIGN_OR_RETURN(Rows rows, tx.Query(std::string(kNodeSelect) + " WHERE n.id = ?", {id}));
-    if (rows.empty())
-      return NotFound("node '" + id.substr(0, 80) + "' not found", std::string(kNodeNotFound));
-    out = NodeJson(rows[0]);
-    out["status"] = EffectiveNodeStatus(rows[0]);
-    return Status::Ok();
-  }));
-  return out;
+  return GetOne(*db_, kNodeSelect, "n.id", id, "node", kNodeNotFound, [&](Transaction&, const Row& r) -> Result<json> {
+    json out = NodeJson(r);
+    out["status"] = EffectiveNodeStatus(r);
+    return out;
+  });
 }
 
 Result<json> Manager::DeactivateNode(const Principal& p, const std::string& id) {

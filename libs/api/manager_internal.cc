@@ -81,6 +81,19 @@ Result<Row> FindByIdOrName(Transaction& tx, const std::string& table, const std:
   return std::move(rows.front());
 }
 
+Result<json> GetOne(store::Database& db, std::string_view select, std::string_view key_column, const std::string& key,
+                    std::string_view what, std::string_view reason,
+                    const std::function<Result<json>(Transaction&, const Row&)>& to_json) {
+  json out;
+  VOUCH_RETURN_IF_ERROR(db.Read([&](Transaction& tx) -> Status {
+    VOUCH_ASSIGN_OR_RETURN(Rows rows, tx.Query(std::string(select) + " WHERE " + std::string(key_column) + " = ?", {key}));
+    if (rows.empty()) return NotFound(std::string(what) + " '" + key.substr(0, 80) + "' not found", std::string(reason));
+    VOUCH_ASSIGN_OR_RETURN(out, to_json(tx, rows[0]));
+    return Status::Ok();
+  }));
+  return out;
+}
+
 Status Audit(Transaction& tx, const Manager& m, const Principal& p, std::string action, std::string target,
              const json& detail) {
   return store::AppendAudit(tx, m.clock().Now(), p.Actor(), std::move(action), std::move(target), "ok", detail);

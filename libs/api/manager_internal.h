@@ -3,6 +3,7 @@
 // Helpers shared by the manager_*.cc files. Not part of the public API.
 
 #include <compare>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -40,6 +41,12 @@ json PageJson(json items, const std::string& next_cursor);
 // Looks up by id or unique name; NotFound("<what> '<key>' not found").
 Result<Row> FindByIdOrName(Transaction& tx, const std::string& table, const std::string& key, std::string_view what,
                            const std::string& extra_condition = "");
+
+// The shape of Get<Thing>: the row of `select` + " WHERE <key_column> = ?" as JSON (`to_json`),
+// in one snapshot; NotFound "<what> '<key>' not found" with `reason` when there is none.
+Result<json> GetOne(store::Database& db, std::string_view select, std::string_view key_column, const std::string& key,
+                    std::string_view what, std::string_view reason,
+                    const std::function<Result<json>(Transaction&, const Row&)>& to_json);
 
 Status Audit(Transaction& tx, const Manager& m, const Principal& p, std::string action, std::string target,
              const json& detail = json::object());
