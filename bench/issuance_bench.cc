@@ -40,6 +40,7 @@
 #include "pki/ca.h"
 #include "pki/certificate.h"
 #include "pki/csr.h"
+#include "testing/csr.h"
 
 namespace {
 
@@ -69,31 +70,6 @@ struct Fixture {
   vouch::pki::Measurement measurement;
 };
 
-std::string MakeCsrPem(EVP_PKEY* key, int index) {
-  vouch::crypto::X509ReqPtr req(X509_REQ_new());
-  std::string cn = "web-" + std::to_string(index);
-  X509_NAME_add_entry_by_NID(X509_REQ_get_subject_name(req.get()), NID_commonName, MBSTRING_UTF8,
-                             reinterpret_cast<const unsigned char*>(cn.data()), static_cast<int>(cn.size()), -1, 0);
-  X509_REQ_set_pubkey(req.get(), key);
-  vouch::crypto::GeneralNamesPtr names(GENERAL_NAMES_new());
-  GENERAL_NAME* gn = GENERAL_NAME_new();
-  ASN1_IA5STRING* s = ASN1_IA5STRING_new();
-  std::string dns = cn + ".prod.example";
-  ASN1_STRING_set(s, dns.data(), static_cast<int>(dns.size()));
-  GENERAL_NAME_set0_value(gn, GEN_DNS, s);
-  sk_GENERAL_NAME_push(names.get(), gn);
-  STACK_OF(X509_EXTENSION)* exts = sk_X509_EXTENSION_new_null();
-  X509V3_add1_i2d(&exts, NID_subject_alt_name, names.get(), 0, X509V3_ADD_DEFAULT);
-  X509_REQ_add_extensions(req.get(), exts);
-  sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
-  if (X509_REQ_sign(req.get(), key, EVP_sha256()) <= 0) Die("sign CSR");
-  vouch::crypto::BioPtr bio(BIO_new(BIO_s_mem()));
-  PEM_write_bio_X509_REQ(bio.get(), req.get());
-  char* data = nullptr;
-  long len = BIO_get_mem_data(bio.get(), &data);
-  return std::string(data, static_cast<size_t>(len));
-}
-
 const Fixture& F() {
   static const Fixture* f = [] {
     auto* fx = new Fixture();
@@ -104,7 +80,8 @@ const Fixture& F() {
     fx->signer = Must(CaSigner::Create(fx->ca), "CaSigner");
     for (int i = 0; i < 256; ++i) {
       auto key = Must(vouch::crypto::GenerateP256(), "key");
-      fx->csr_pems.push_back(MakeCsrPem(key.get(), i));
+      const std::string cn = "web-" + std::to_string(i);
+      fx->csr_pems.push_back(vouch::test::CsrPemFor(key.get(), {cn + ".prod.example"}, cn));
     }
     fx->measurement.platform = "sgx";
     fx->measurement.mrenclave.assign(32, 0x5a);
