@@ -38,6 +38,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/encoding.h"
+#include "base/file.h"
 #include "crypto/digest.h"
 #include "crypto/keys.h"
 #include "crypto/signature.h"
@@ -279,7 +280,7 @@ int Heartbeats(const std::map<std::string, std::string>& f) {
   if (servers.empty() || certs.size() != servers.size() || keys.size() != servers.size()) {
     Die("--server, --cert and --key need as many entries each");
   }
-  auto key_pem = Must(vouch::crypto::ReadFile(Get(f, "--key-pem")), "key pem");
+  auto key_pem = Must(vouch::ReadWholeFile(Get(f, "--key-pem")), "key pem");
   auto key = Must(vouch::crypto::PrivateKeyFromPem(key_pem), "key");
   int64_t ts = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
   std::vector<std::string> bodies;

@@ -14,6 +14,7 @@
 #include "attest/verdict.h"
 #include "base/byte_reader.h"
 #include "base/clock.h"
+#include "base/file.h"
 #include "cmd_collateral.h"
 #include "command_registry.h"
 #include "crypto/x509.h"
@@ -88,7 +89,7 @@ void RunVerify(const VerifyArgs& a, const GlobalOptions& global) {
     if (!t.ok()) throw CliError("--at: " + t.status().message(), 2);
     at = *t;
   }
-  auto text = crypto::ReadFile(a.evidence, 1 << 20);
+  auto text = ReadWholeFile(a.evidence, 1 << 20);
   if (!text.ok()) throw CliError("cannot read " + a.evidence + ": " + text.status().message(), 2);
   std::span<const uint8_t> bytes(reinterpret_cast<const uint8_t*>(text->data()), text->size());
   std::optional<std::string> dir;
@@ -100,7 +101,7 @@ void RunVerify(const VerifyArgs& a, const GlobalOptions& global) {
     trust.allow_sim = a.allow_sim;
     crypto::X509Ptr root;
     if (!a.trust_root.empty()) {
-      auto pem = crypto::ReadFile(a.trust_root);
+      auto pem = ReadWholeFile(a.trust_root);
       if (!pem.ok()) throw CliError("cannot read " + a.trust_root + ": " + pem.status().message(), 2);
       auto cert = crypto::CertFromPem(*pem);
       if (!cert.ok()) throw CliError(a.trust_root + ": " + cert.status().message(), 2);

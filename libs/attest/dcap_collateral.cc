@@ -4,6 +4,7 @@
 #include <system_error>
 
 #include "base/encoding.h"
+#include "base/file.h"
 #include "crypto/x509.h"
 
 namespace vouch::attest {
@@ -40,7 +41,7 @@ Result<CollateralFiles> ReadCollateralDir(const std::string& dir) {
   auto read = [&](const char* name, std::optional<std::string>* out) -> Status {
     std::string path = dir + "/" + name;
     if (!std::filesystem::exists(path, ec)) return Status::Ok();
-    auto text = crypto::ReadFile(path, 16 << 20);
+    auto text = ReadWholeFile(path, 16 << 20);
     if (!text.ok()) return InvalidArgument(path + ": " + text.status().message(), "collateral_dir_unreadable");
     *out = std::move(*text);
     return Status::Ok();

@@ -233,7 +233,7 @@ TEST(SimSgx, FoldersWrittenBeforePlatformsLoadAsSgx) {
   auto f = MakeFolder(SimTee::kSgx);
   ASSERT_TRUE(f->vendor);
   const std::string path = f->dir + "/sim-secrets.json";
-  auto j = nlohmann::json::parse(*crypto::ReadFile(path));
+  auto j = nlohmann::json::parse(*ReadWholeFile(path));
   EXPECT_EQ(j["platform"], "sgx");
   j.erase("platform");
   ASSERT_TRUE(WriteFileAtomic(path, j.dump(2), 0600).ok());
@@ -264,7 +264,7 @@ TEST(SimSnp, FolderHoldsTheKdsFilesAndAnAmdStyleChain) {
   EXPECT_EQ(f.vendor->tee(), SimTee::kSevSnp);
   ASSERT_NE(f.vendor->snp(), nullptr);
   EXPECT_TRUE(IsSimRootCa(f.vendor->root()));
-  auto chain_text = crypto::ReadFile(f.dir + "/cert_chain.pem");
+  auto chain_text = ReadWholeFile(f.dir + "/cert_chain.pem");
   ASSERT_TRUE(chain_text.ok());
   auto chain = crypto::CertsFromPem(*chain_text);
   ASSERT_TRUE(chain.ok());
@@ -272,12 +272,12 @@ TEST(SimSnp, FolderHoldsTheKdsFilesAndAnAmdStyleChain) {
   EXPECT_FALSE(IsSimRootCa((*chain)[0].get()));
   EXPECT_TRUE(IsSimRootCa((*chain)[1].get()));
   EXPECT_EQ(crypto::DescribeKey(X509_get0_pubkey((*chain)[1].get())), "RSA 4096");
-  auto vcek_text = crypto::ReadFile(f.dir + "/vcek.der");
+  auto vcek_text = ReadWholeFile(f.dir + "/vcek.der");
   ASSERT_TRUE(vcek_text.ok());
   auto vcek = crypto::CertFromDer(AsBytes(*vcek_text));
   ASSERT_TRUE(vcek.ok());
   EXPECT_EQ(crypto::DescribeKey(X509_get0_pubkey(vcek->get())), "EC P-384");
-  auto crl_text = crypto::ReadFile(f.dir + "/crl.der");
+  auto crl_text = ReadWholeFile(f.dir + "/crl.der");
   ASSERT_TRUE(crl_text.ok());
   EXPECT_TRUE(crypto::CrlFromDerOrPem(AsBytes(*crl_text)).ok());
   // The certificate table: VCEK, ASK, ARK.
@@ -371,7 +371,7 @@ TEST(SimSnp, RevokedVcekAndForeignCrlsAreRefused) {
   ASSERT_TRUE(ev.ok());
   SnpTrustOptions trust;
   trust.allow_sim = true;
-  auto secrets = nlohmann::json::parse(*crypto::ReadFile(f.dir + "/sim-secrets.json"));
+  auto secrets = nlohmann::json::parse(*ReadWholeFile(f.dir + "/sim-secrets.json"));
   auto ark_key = crypto::PrivateKeyFromPem(secrets["ark_key"].get<std::string>());
   ASSERT_TRUE(ark_key.ok());
   auto ark = crypto::CertFromDer(f.vendor->snp()->ark_der());

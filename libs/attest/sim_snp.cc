@@ -150,12 +150,12 @@ Status SimVendor::LoadSnp(const std::string& secrets_text) {
   const std::string d = dir_ + "/";
   nlohmann::json j = nlohmann::json::parse(secrets_text, nullptr, false);
   if (!j.is_object()) return InvalidArgument(d + kSimSecretsFile + " is not JSON", "malformed_sim");
-  VOUCH_ASSIGN_OR_RETURN(std::string chain_pem, crypto::ReadFile(d + kSimSnpCertChainFile, 1 << 20));
+  VOUCH_ASSIGN_OR_RETURN(std::string chain_pem, ReadWholeFile(d + kSimSnpCertChainFile, 1 << 20));
   VOUCH_ASSIGN_OR_RETURN(auto chain, crypto::CertsFromPem(chain_pem));
   if (chain.size() != 2 || !IsSimRootCa(chain[1].get())) {
     return InvalidArgument(d + kSimSnpCertChainFile + " must hold the sim ASK then the sim ARK", "malformed_sim");
   }
-  VOUCH_ASSIGN_OR_RETURN(std::string vcek_text, crypto::ReadFile(d + kSimSnpVcekFile, 1 << 20));
+  VOUCH_ASSIGN_OR_RETURN(std::string vcek_text, ReadWholeFile(d + kSimSnpVcekFile, 1 << 20));
   auto snp = std::unique_ptr<SimSnpPlatform>(new SimSnpPlatform());
   VOUCH_ASSIGN_OR_RETURN(snp->vcek_key_, SecretKey(j, "vcek_key"));
   auto chip = HexDecode(j.value("chip_id", std::string()));

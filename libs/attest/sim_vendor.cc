@@ -338,14 +338,14 @@ Result<std::unique_ptr<SimVendor>> SimVendor::Create(const std::string& dir, con
 }
 
 Result<int> SimTcbRecovery(const std::string& dir) {
-  auto secrets_text = crypto::ReadFile(dir + "/" + kSimSecretsFile, 1 << 20);
+  auto secrets_text = ReadWholeFile(dir + "/" + kSimSecretsFile, 1 << 20);
   if (secrets_text.ok()) {
     auto j = nlohmann::json::parse(*secrets_text, nullptr, false);
     if (j.is_object() && j.value("platform", std::string("sgx")) == "sev-snp") {
       return WrongPlatform("tcb-recovery (a sev-snp sim has no TCB Info)", SimTee::kSevSnp);
     }
   }
-  auto info_text = crypto::ReadFile(dir + "/" + kTcbInfoFile, 1 << 20);
+  auto info_text = ReadWholeFile(dir + "/" + kTcbInfoFile, 1 << 20);
   if (!secrets_text.ok() || !info_text.ok()) return NotFound(dir + " is not a sim vendor folder", "not_found");
   auto secrets = nlohmann::json::parse(*secrets_text, nullptr, false);
   ojson info = ojson::parse(*info_text, nullptr, false);
@@ -366,7 +366,7 @@ Result<int> SimTcbRecovery(const std::string& dir) {
 
 Result<std::unique_ptr<SimVendor>> SimVendor::Load(const std::string& dir) {
   const std::string d = dir + "/";
-  auto text = crypto::ReadFile(d + kSimSecretsFile, 1 << 20);
+  auto text = ReadWholeFile(d + kSimSecretsFile, 1 << 20);
   if (!text.ok()) return NotFound(dir + " holds no sim vendor (" + text.status().message() + ")", "not_found");
   nlohmann::json j = nlohmann::json::parse(*text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return InvalidArgument(d + kSimSecretsFile + " is not JSON", "malformed_sim");
@@ -384,11 +384,11 @@ Result<std::unique_ptr<SimVendor>> SimVendor::Load(const std::string& dir) {
     VOUCH_RETURN_IF_ERROR(v->LoadSnp(*text));
     return v;
   }
-  VOUCH_ASSIGN_OR_RETURN(std::string root_pem, crypto::ReadFile(d + kTrustedRootFile));
+  VOUCH_ASSIGN_OR_RETURN(std::string root_pem, ReadWholeFile(d + kTrustedRootFile));
   VOUCH_ASSIGN_OR_RETURN(v->root_, crypto::CertFromPem(root_pem));
   if (!IsSimRootCa(v->root_.get())) return InvalidArgument(d + kTrustedRootFile + " is not a sim root", "malformed_sim");
-  VOUCH_ASSIGN_OR_RETURN(std::string pck_pem, crypto::ReadFile(d + kPckCertFile));
-  VOUCH_ASSIGN_OR_RETURN(std::string chain_pem, crypto::ReadFile(d + kPckSignChainFile));
+  VOUCH_ASSIGN_OR_RETURN(std::string pck_pem, ReadWholeFile(d + kPckCertFile));
+  VOUCH_ASSIGN_OR_RETURN(std::string chain_pem, ReadWholeFile(d + kPckSignChainFile));
   VOUCH_ASSIGN_OR_RETURN(X509Ptr pck, crypto::CertFromPem(pck_pem));
   VOUCH_ASSIGN_OR_RETURN(PckSgxExtension ext, ParsePckSgxExtension(pck.get()));
 

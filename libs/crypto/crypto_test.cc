@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include "base/encoding.h"
+#include "base/file.h"
 #include "crypto/aead.h"
 #include "crypto/digest.h"
 #include "crypto/kdf.h"
@@ -73,7 +74,7 @@ TEST(Keys, P256SignVerifyAndRawPoints) {
 }
 
 TEST(X509, ParsesIntelRootAndRejectsGarbage) {
-  auto pem = ReadFile(std::string(VOUCH_SHARED_DIR) +
+  auto pem = ReadWholeFile(std::string(VOUCH_SHARED_DIR) +
                       "/testdata/attestation/roots/intel/Intel_SGX_Provisioning_Certification_RootCA.pem");
   ASSERT_TRUE(pem.ok()) << pem.status().ToString();
   auto certs = CertsFromPem(*pem);
@@ -86,7 +87,7 @@ TEST(X509, ParsesIntelRootAndRejectsGarbage) {
 }
 
 TEST(X509, SamePemIsParsedOnceAndSharedByReference) {
-  auto pem = ReadFile(std::string(VOUCH_SHARED_DIR) +
+  auto pem = ReadWholeFile(std::string(VOUCH_SHARED_DIR) +
                       "/testdata/attestation/roots/intel/Intel_SGX_Provisioning_Certification_RootCA.pem");
   ASSERT_TRUE(pem.ok()) << pem.status().ToString();
   auto a = CertFromPem(*pem);

@@ -36,10 +36,4 @@ TimePoint Asn1TimeToTimePoint(const ASN1_TIME* t);
 TimePoint NotBefore(X509* cert);
 TimePoint NotAfter(X509* cert);
 
-// Reads a whole file; for PEM/DER inputs of modest size (bounded at 64 MiB). The same as
-// vouch::ReadWholeFile (base/file.h), which new code calls directly; kept for existing callers.
-inline Result<std::string> ReadFile(const std::string& path, size_t max_bytes = 64 << 20) {
-  return ReadWholeFile(path, max_bytes);
-}
-
 }  // namespace vouch::crypto

@@ -1,3 +1,4 @@
+#include "base/file.h"
 #include "pki/csr.h"
 
 #include <gtest/gtest.h>
@@ -279,7 +280,7 @@ TEST(ParseCsr, IsSafeToCallFromManyThreads) {
 // The fuzz seed corpus doubles as a set of CSRs made by the `openssl req` command line.
 TEST(ParseCsr, FuzzCorpusFilesHaveTheExpectedOutcome) {
   auto read = [](const std::string& name) {
-    auto text = crypto::ReadFile(std::string(VOUCH_SOURCE_DIR) + "/fuzz/csr_corpus/" + name);
+    auto text = ReadWholeFile(std::string(VOUCH_SOURCE_DIR) + "/fuzz/csr_corpus/" + name);
     EXPECT_TRUE(text.ok()) << name;
     return text.value_or(std::string());
   };
