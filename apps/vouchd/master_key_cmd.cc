@@ -60,6 +60,7 @@ struct SplitArgs {
   int threshold = 0;
   int shares = 0;
   std::string out_dir;
+  std::vector<std::string> custodian_keys;  // PEM files, one per share (optional)
 };
 
 int RunSplit(const SplitArgs& a) {
@@ -69,19 +70,42 @@ int RunSplit(const SplitArgs& a) {
   if (!db.ok()) return Fail(db.status().message());
   // Shares of a key that no longer opens the store would restore nothing.
   if (auto st = vouch::api::CheckMasterKeyOpensStore(**db, dir->master_key); !st.ok()) return Fail(st.message());
-  auto paths = vouch::custody::WriteShareFiles(dir->master_key.span(), a.threshold, a.shares, a.out_dir);
+  std::vector<std::string> pems;
+  for (const std::string& f : a.custodian_keys) {
+    auto pem = vouch::ReadWholeFile(f, 1 << 16);
+    if (!pem.ok()) return Fail(pem.status().message());
+    pems.push_back(*pem);
+  }
+  auto paths = vouch::custody::WriteShareFiles(dir->master_key.span(), a.threshold, a.shares, a.out_dir, pems);
   if (!paths.ok()) return Fail(paths.status().message());
   const std::string key_id = vouch::HexEncode(vouch::custody::SecretKeyId(dir->master_key.span()));
   auto audited = (*db)->Write([&](vouch::store::Transaction& tx) -> vouch::Status {
     return vouch::store::AppendAudit(tx, vouch::SystemClock::Get().Now(), "system:master-key-split", "master_key.split",
                                      "master-key", "ok",
-                                     {{"threshold", a.threshold}, {"shares", a.shares}, {"key_id", key_id}});
+                                     {{"threshold", a.threshold},
+                                      {"shares", a.shares},
+                                      {"key_id", key_id},
+                                      {"encrypted_to_custodians", !pems.empty()}});
   });
   std::printf("master key %s split into %d shares, any %d of which recover it:\n", key_id.c_str(), a.shares,
               a.threshold);
   for (const std::string& p : *paths) std::printf("  %s\n", p.c_str());
   std::printf("Hand one file to each custodian and delete it here; the shares are written once.\n");
   if (!audited.ok()) return Fail("the shares were written but the split was not audited: " + audited.message());
+  return 0;
+}
+
+int RunDecryptShare(const std::string& share, const std::string& key_file, const std::string& out) {
+  if (vouch::FileExists(out)) return Fail(out + " exists: a share is never written over a file");
+  auto text = vouch::ReadWholeFile(share, 64 << 10);
+  if (!text.ok()) return Fail(text.status().message());
+  auto pem = vouch::ReadWholeFile(key_file, 1 << 16);
+  if (!pem.ok()) return Fail(pem.status().message());
+  auto plain = vouch::custody::DecryptShareFile(*text, *pem);
+  std::fill(pem->begin(), pem->end(), '\0');
+  if (!plain.ok()) return Fail(share + ": " + plain.status().message() + " [" + plain.status().reason() + "]");
+  if (auto st = vouch::WriteFileAtomic(out, *plain, 0600); !st.ok()) return Fail(st.message());
+  std::printf("share decrypted into %s (mode 0600)\n", out.c_str());
   return 0;
 }
 
@@ -137,7 +161,20 @@ void RegisterMasterKeyCommands(CLI::App& app) {
       ->check(CLI::Range(2, 255));
   split_cmd->add_option("--shares", split->shares, "Shares to make (n)")->required()->check(CLI::Range(2, 255));
   split_cmd->add_option("--out", split->out_dir, "Folder for the share files (created, 0700)")->required();
+  split_cmd->add_option("--custodian-key", split->custodian_keys,
+                        "A custodian's EC P-256 public key (PEM); give one per share, in order, to write each share "
+                        "encrypted to its custodian");
   split_cmd->callback([split] { Finish(RunSplit(*split)); });
+
+  auto enc_share = std::make_shared<std::string>();
+  auto enc_key = std::make_shared<std::string>();
+  auto enc_out = std::make_shared<std::string>();
+  auto* decrypt_cmd =
+      group->add_subcommand("decrypt-share", "Decrypt a share encrypted to you with your private key (for combine)");
+  decrypt_cmd->add_option("--share", *enc_share, "The encrypted share file")->required();
+  decrypt_cmd->add_option("--custodian-private-key", *enc_key, "Your EC P-256 private key (PEM)")->required();
+  decrypt_cmd->add_option("--out", *enc_out, "File for the plain share (must not exist; 0600)")->required();
+  decrypt_cmd->callback([enc_share, enc_key, enc_out] { Finish(RunDecryptShare(*enc_share, *enc_key, *enc_out)); });
 
   auto shares = std::make_shared<std::vector<std::string>>();
   auto out = std::make_shared<std::string>();

@@ -15,7 +15,10 @@ extern "C" {
 
 #include "base/encoding.h"
 #include "base/file.h"
+#include "crypto/aead.h"
 #include "crypto/digest.h"
+#include "crypto/kdf.h"
+#include "crypto/keys.h"
 
 namespace vouch::custody {
 namespace {
@@ -26,6 +29,9 @@ constexpr size_t kChecksumSize = 8;
 constexpr std::string_view kCodePrefix = "VS1-";
 constexpr std::string_view kKeyIdLabel = "vouch-master-key-id-v1";
 constexpr std::string_view kChecksumLabel = "vouch-share-v1";
+constexpr std::string_view kEncryptedPrefix = "VSE1-";
+constexpr std::string_view kEciesLabel = "vouch-share-ecies-v1";
+constexpr size_t kPointSize = 65;
 
 // libgfshare draws its polynomial coefficients through gfshare_fill_rand, which is unset in
 // 2.0.0 (its random()-based fallback is named a bad idea): shares come from OpenSSL's CSPRNG.
@@ -62,6 +68,52 @@ std::array<uint8_t, kChecksumSize> Checksum(std::span<const uint8_t> payload) {
   std::copy_n(d.begin(), kChecksumSize, out.begin());
   std::fill(msg.begin(), msg.end(), 0);
   return out;
+}
+
+// The hex digits of the first line starting with `prefix` (any case; spaces and dashes dropped).
+std::string FindCode(std::string_view text, std::string_view prefix) {
+  std::string code;
+  size_t pos = 0;
+  while (pos <= text.size()) {
+    size_t end = text.find('\n', pos);
+    if (end == std::string_view::npos) end = text.size();
+    std::string_view line = text.substr(pos, end - pos);
+    while (!line.empty() && std::isspace(static_cast<unsigned char>(line.front()))) line.remove_prefix(1);
+    if (line.size() >= prefix.size()) {
+      std::string head(line.substr(0, prefix.size()));
+      for (char& c : head) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+      if (head == prefix) {
+        for (char c : line.substr(prefix.size())) {
+          if (c == '-' || std::isspace(static_cast<unsigned char>(c))) continue;
+          code += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        }
+        break;
+      }
+    }
+    pos = end + 1;
+  }
+  return code;
+}
+
+std::string Grouped(std::string_view prefix, const std::string& hex) {
+  std::string code(prefix);
+  for (size_t i = 0; i < hex.size(); i += 4) {
+    if (i != 0) code += '-';
+    code += hex.substr(i, 4);
+  }
+  return code;
+}
+
+std::array<uint8_t, 16> PublicKeyId(EVP_PKEY* key, Status* st) {
+  std::array<uint8_t, 16> id{};
+  auto der = crypto::PublicKeyToDer(key);
+  if (!der.ok()) {
+    *st = der.status();
+    return id;
+  }
+  auto d = crypto::Sha256(*der);
+  std::copy_n(d.begin(), id.size(), id.begin());
+  return id;
 }
 
 Status Corrupt(const std::string& why) {
@@ -123,11 +175,7 @@ std::string EncodeShare(const Share& share) {
   payload.insert(payload.end(), sum.begin(), sum.end());
   std::string hex = HexEncode(payload);
   std::fill(payload.begin(), payload.end(), 0);
-  std::string code(kCodePrefix);
-  for (size_t i = 0; i < hex.size(); i += 4) {
-    if (i != 0) code += '-';
-    code += hex.substr(i, 4);
-  }
+  std::string code = Grouped(kCodePrefix, hex);
   std::fill(hex.begin(), hex.end(), '\0');
   return code;
 }
@@ -143,27 +191,12 @@ std::string ShareFileText(const Share& share) {
 }
 
 Result<Share> DecodeShare(std::string_view text) {
-  // The code: the first line that starts with the prefix (any case).
-  std::string code;
-  size_t pos = 0;
-  while (pos <= text.size()) {
-    size_t end = text.find('\n', pos);
-    if (end == std::string_view::npos) end = text.size();
-    std::string_view line = text.substr(pos, end - pos);
-    while (!line.empty() && std::isspace(static_cast<unsigned char>(line.front()))) line.remove_prefix(1);
-    if (line.size() >= kCodePrefix.size()) {
-      std::string head(line.substr(0, kCodePrefix.size()));
-      for (char& c : head) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-      if (head == kCodePrefix) {
-        for (char c : line.substr(kCodePrefix.size())) {
-          if (c == '-' || std::isspace(static_cast<unsigned char>(c))) continue;
-          code += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-        }
-        break;
-      }
-    }
-    pos = end + 1;
+  if (IsEncryptedShare(text)) {
+    return FailedPrecondition("this share is encrypted to a custodian's key: decrypt it first (vouchd master-key "
+                              "decrypt-share)",
+                              std::string(kShareEncrypted));
   }
+  std::string code = FindCode(text, kCodePrefix);
   if (code.empty()) return Corrupt("no line starting \"VS1-\"");
   auto bytes = HexDecode(code);
   std::fill(code.begin(), code.end(), '\0');
@@ -269,9 +302,105 @@ Result<crypto::SecretBytes> CombineShareFiles(const std::vector<std::string>& pa
   return Combine(shares);
 }
 
+bool IsEncryptedShare(std::string_view text) { return !FindCode(text, kEncryptedPrefix).empty(); }
+
+namespace {
+// The ECIES key and AAD for an ephemeral point and a custodian key id.
+Result<crypto::SecretBytes> EciesKey(EVP_PKEY* own, EVP_PKEY* peer, std::span<const uint8_t> context) {
+  VOUCH_ASSIGN_OR_RETURN(crypto::SecretBytes shared, crypto::EcdhSharedSecret(own, peer));
+  return crypto::HkdfSha256(shared.span(), context,
+                            std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(kEciesLabel.data()),
+                                                     kEciesLabel.size()),
+                            32);
+}
+std::vector<uint8_t> EciesAad(std::span<const uint8_t> context) {
+  std::vector<uint8_t> aad(kEciesLabel.begin(), kEciesLabel.end());
+  aad.insert(aad.end(), context.begin(), context.end());
+  return aad;
+}
+}  // namespace
+
+Result<std::string> EncryptedShareFileText(const Share& share, std::string_view custodian_public_pem) {
+  VOUCH_ASSIGN_OR_RETURN(crypto::EvpPkeyPtr custodian, crypto::PublicKeyFromPem(custodian_public_pem));
+  if (crypto::DescribeKey(custodian.get()) != "EC P-256") {
+    return InvalidArgument("a custodian key must be EC P-256, got " + crypto::DescribeKey(custodian.get()),
+                           std::string(kInvalidCustodianKey));
+  }
+  Status st;
+  const auto key_id = PublicKeyId(custodian.get(), &st);
+  VOUCH_RETURN_IF_ERROR(st);
+  VOUCH_ASSIGN_OR_RETURN(crypto::EvpPkeyPtr eph, crypto::GenerateP256());
+  VOUCH_ASSIGN_OR_RETURN(std::vector<uint8_t> point, crypto::EcPublicPointEncoded(eph.get()));
+  if (point.size() != kPointSize) return Internal("unexpected P-256 point size", std::string(kInvalidSplit));
+  std::vector<uint8_t> context = point;
+  context.insert(context.end(), key_id.begin(), key_id.end());
+  VOUCH_ASSIGN_OR_RETURN(crypto::SecretBytes k, EciesKey(eph.get(), custodian.get(), context));
+  std::string code = EncodeShare(share);
+  auto sealed = crypto::Aes256GcmSeal(k.span(), std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(code.data()), code.size()),
+                                      EciesAad(context));
+  std::fill(code.begin(), code.end(), '\0');
+  if (!sealed.ok()) return sealed.status();
+  std::vector<uint8_t> payload = {1};
+  payload.insert(payload.end(), context.begin(), context.end());
+  payload.insert(payload.end(), sealed->begin(), sealed->end());
+  std::string t = "vouch master-key share " + std::to_string(share.index) + " of " + std::to_string(share.count) +
+                  ": any " + std::to_string(share.threshold) + " of the " + std::to_string(share.count) +
+                  " shares recover the key (docs/custody.md).\n";
+  t += "key id " + HexEncode(share.key_id) + ", split " + HexEncode(share.split_id) + "; encrypted to custodian key " +
+       HexEncode(key_id) + "\n";
+  t += "Decrypt with: vouchd master-key decrypt-share --share FILE --custodian-private-key KEY.pem --out PLAIN\n";
+  t += Grouped(kEncryptedPrefix, HexEncode(payload)) + "\n";
+  return t;
+}
+
+Result<std::string> DecryptShareFile(std::string_view text, std::string_view custodian_private_pem) {
+  std::string hex = FindCode(text, kEncryptedPrefix);
+  if (hex.empty()) return Corrupt("no line starting \"VSE1-\"");
+  auto bytes = HexDecode(hex);
+  if (!bytes.ok()) return Corrupt("the encrypted code is not hex");
+  const size_t context_size = kPointSize + 16;
+  if (bytes->size() < 1 + context_size + 12 + 16 || (*bytes)[0] != 1) {
+    return Corrupt("the encrypted code holds " + std::to_string(bytes->size()) + " bytes or an unknown version");
+  }
+  auto context = std::span<const uint8_t>(*bytes).subspan(1, context_size);
+  auto sealed = std::span<const uint8_t>(*bytes).subspan(1 + context_size);
+  VOUCH_ASSIGN_OR_RETURN(crypto::EvpPkeyPtr own, crypto::PrivateKeyFromPem(custodian_private_pem));
+  Status st;
+  const auto own_id = PublicKeyId(own.get(), &st);
+  VOUCH_RETURN_IF_ERROR(st);
+  if (!std::equal(own_id.begin(), own_id.end(), context.begin() + kPointSize)) {
+    return FailedPrecondition("this share is encrypted to custodian key " + HexEncode(context.subspan(kPointSize)) +
+                                  ", not to " + HexEncode(own_id),
+                              std::string(kWrongCustodianKey));
+  }
+  auto eph = crypto::P256PublicKeyFromEncoded(context.first(kPointSize));
+  if (!eph.ok()) return Corrupt("the ephemeral key is not a P-256 point");
+  VOUCH_ASSIGN_OR_RETURN(crypto::SecretBytes k, EciesKey(own.get(), eph->get(), context));
+  auto code = crypto::Aes256GcmOpen(k.span(), sealed, EciesAad(context));
+  if (!code.ok()) return Corrupt("the encrypted share does not authenticate (damaged or altered)");
+  VOUCH_ASSIGN_OR_RETURN(Share share, DecodeShare(code->view()));
+  return ShareFileText(share);
+}
+
 Result<std::vector<std::string>> WriteShareFiles(std::span<const uint8_t> secret, int threshold, int count,
-                                                 const std::string& out_dir) {
+                                                 const std::string& out_dir,
+                                                 const std::vector<std::string>& custodian_public_pems) {
+  if (!custodian_public_pems.empty() && custodian_public_pems.size() != static_cast<size_t>(count)) {
+    return InvalidArgument("give one custodian key per share: " + std::to_string(custodian_public_pems.size()) +
+                               " keys for " + std::to_string(count) + " shares",
+                           std::string(kInvalidSplit));
+  }
   VOUCH_ASSIGN_OR_RETURN(std::vector<Share> shares, Split(secret, threshold, count));
+  // Every file's text first: a bad custodian key writes nothing.
+  std::vector<std::string> texts;
+  for (size_t i = 0; i < shares.size(); ++i) {
+    if (custodian_public_pems.empty()) {
+      texts.push_back(ShareFileText(shares[i]));
+    } else {
+      VOUCH_ASSIGN_OR_RETURN(std::string t, EncryptedShareFileText(shares[i], custodian_public_pems[i]));
+      texts.push_back(std::move(t));
+    }
+  }
   VOUCH_RETURN_IF_ERROR(MakeDirs(out_dir, 0700));
   std::vector<std::string> paths;
   for (const Share& s : shares) {
@@ -281,7 +410,7 @@ Result<std::vector<std::string>> WriteShareFiles(std::span<const uint8_t> secret
     }
   }
   for (size_t i = 0; i < shares.size(); ++i) {
-    VOUCH_RETURN_IF_ERROR(WriteFileAtomic(paths[i], ShareFileText(shares[i]), 0600));
+    VOUCH_RETURN_IF_ERROR(WriteFileAtomic(paths[i], texts[i], 0600));
   }
   return paths;
 }

@@ -39,6 +39,9 @@ inline constexpr std::string_view kShareMismatch = "share_mismatch";          //
 inline constexpr std::string_view kShareKeyIdMismatch = "share_key_id_mismatch";  // combined key has another id
 inline constexpr std::string_view kInvalidSplit = "invalid_split";            // bad threshold/count/secret
 inline constexpr std::string_view kShareFileExists = "share_file_exists";
+inline constexpr std::string_view kShareEncrypted = "share_encrypted";          // decrypt it first
+inline constexpr std::string_view kWrongCustodianKey = "wrong_custodian_key";
+inline constexpr std::string_view kInvalidCustodianKey = "invalid_custodian_key";  // not an EC P-256 public key
 
 inline constexpr size_t kKeyIdSize = 16;
 inline constexpr size_t kSplitIdSize = 8;
@@ -78,9 +81,23 @@ Result<crypto::SecretBytes> Combine(const std::vector<Share>& shares);
 // Reads and combines share files (what `vouchd master-key combine` and `vouchd restore` call).
 Result<crypto::SecretBytes> CombineShareFiles(const std::vector<std::string>& paths);
 
+// A share encrypted to a custodian's P-256 public key (ECIES, docs/custody.md): the code
+// "VSE1-" + hex of: version 1 | ephemeral public point (65) | custodian key id (16: SHA-256 of
+// its SubjectPublicKeyInfo) | AES-256-GCM(key = HKDF-SHA256(ECDH(ephemeral, custodian),
+// salt = point || key id, info "vouch-share-ecies-v1"), aad = the same) of the share's VS1 code.
+// Returns the whole file text. InvalidArgument kInvalidCustodianKey for a key that is not P-256.
+Result<std::string> EncryptedShareFileText(const Share& share, std::string_view custodian_public_pem);
+// True when `text` holds an encrypted share (a "VSE1-" line).
+bool IsEncryptedShare(std::string_view text);
+// Decrypts an encrypted share file with the custodian's private key (PEM) into the plain share
+// file text. Refuses another custodian's key (kWrongCustodianKey) and any tampering (kShareCorrupt).
+Result<std::string> DecryptShareFile(std::string_view text, std::string_view custodian_private_pem);
+
 // Splits `secret` and writes one file per share, DIR/share-<i>-of-<n>.txt (mode 0600), refusing
 // to overwrite an existing file. Returns the paths written.
+// With `custodian_public_pems` (exactly `count` PEMs, or none), share i is encrypted to key i.
 Result<std::vector<std::string>> WriteShareFiles(std::span<const uint8_t> secret, int threshold, int count,
-                                                 const std::string& out_dir);
+                                                 const std::string& out_dir,
+                                                 const std::vector<std::string>& custodian_public_pems = {});
 
 }  // namespace vouch::custody

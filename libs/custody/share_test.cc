@@ -191,3 +191,73 @@ TEST(CustodyShares, GoldenCodesCombineInAFreshProcess) {
 }
 }  // namespace
 }  // namespace vouch::custody
+
+#include "crypto/keys.h"
+
+namespace vouch::custody {
+namespace {
+
+struct Custodian {
+  std::string public_pem;
+  std::string private_pem;
+};
+
+Custodian MakeCustodian() {
+  auto k = crypto::GenerateP256();
+  EXPECT_TRUE(k.ok());
+  Custodian c;
+  c.public_pem = *crypto::PublicKeyToPem(k->get());
+  c.private_pem = std::string(crypto::PrivateKeyToPem(k->get())->view());
+  return c;
+}
+
+TEST(CustodyEncryptedShares, EachCustodianDecryptsOnlyTheirShareAndAnyTwoCombine) {
+  test::TempDir dir("custody-ecies");
+  crypto::SecretBytes key = crypto::RandomSecret(32);
+  std::vector<Custodian> custodians = {MakeCustodian(), MakeCustodian(), MakeCustodian()};
+  auto paths = WriteShareFiles(key.span(), 2, 3, dir.File("shares"),
+                               {custodians[0].public_pem, custodians[1].public_pem, custodians[2].public_pem});
+  ASSERT_TRUE(paths.ok()) << paths.status().message();
+  std::vector<std::string> plain;
+  for (size_t i = 0; i < 3; ++i) {
+    auto text = ReadWholeFile((*paths)[i]);
+    ASSERT_TRUE(text.ok());
+    EXPECT_TRUE(IsEncryptedShare(*text));
+    EXPECT_EQ(text->find("VS1-"), std::string::npos) << "the plain code leaked into the encrypted file";
+    // Encrypted shares are not combined as they are.
+    EXPECT_EQ(DecodeShare(*text).status().reason(), kShareEncrypted);
+    // Another custodian's key is refused.
+    auto wrong = DecryptShareFile(*text, custodians[(i + 1) % 3].private_pem);
+    ASSERT_FALSE(wrong.ok());
+    EXPECT_EQ(wrong.status().reason(), kWrongCustodianKey);
+    auto mine = DecryptShareFile(*text, custodians[i].private_pem);
+    ASSERT_TRUE(mine.ok()) << mine.status().message();
+    plain.push_back(dir.Write("plain-" + std::to_string(i) + ".txt", *mine));
+    // A flipped digit in the ciphertext is refused.
+    std::string bad = *text;
+    size_t at = bad.find('\n', bad.find("VSE1-")) - 10;  // in the ciphertext (the key id would be refused as another's)
+    bad[at] = bad[at] == 'a' ? 'b' : 'a';
+    auto tampered = DecryptShareFile(bad, custodians[i].private_pem);
+    ASSERT_FALSE(tampered.ok());
+    EXPECT_EQ(tampered.status().reason(), kShareCorrupt);
+  }
+  auto got = CombineShareFiles({plain[2], plain[0]});
+  ASSERT_TRUE(got.ok()) << got.status().message();
+  EXPECT_TRUE(Same(*got, key));
+}
+
+TEST(CustodyEncryptedShares, ACustodianKeyCountOrTypeMismatchWritesNothing) {
+  test::TempDir dir("custody-ecies");
+  crypto::SecretBytes key = crypto::RandomSecret(32);
+  Custodian c = MakeCustodian();
+  EXPECT_EQ(WriteShareFiles(key.span(), 2, 3, dir.File("a"), {c.public_pem, c.public_pem}).status().reason(),
+            kInvalidSplit);
+  auto rsa = crypto::GenerateKey(crypto::KeyType::kRsa2048);
+  ASSERT_TRUE(rsa.ok());
+  auto r = WriteShareFiles(key.span(), 2, 2, dir.File("b"), {c.public_pem, *crypto::PublicKeyToPem(rsa->get())});
+  EXPECT_EQ(r.status().reason(), kInvalidCustodianKey);
+  EXPECT_FALSE(FileExists(dir.File("b") + "/share-1-of-2.txt"));
+}
+
+}  // namespace
+}  // namespace vouch::custody

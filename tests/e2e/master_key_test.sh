@@ -38,6 +38,28 @@ expect_contains "a flipped digit is refused" "share_corrupt" "$out"
 [[ ! -e "$E2E_TMP/k2" ]] || fail "a refused combine wrote a key"
 ok "a refused combine writes nothing"
 
+# Shares encrypted to custodians' P-256 keys: each custodian decrypts only their own.
+for i in 1 2 3; do
+  openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$E2E_TMP/c$i.key" 2>/dev/null || fail "openssl genpkey"
+  openssl pkey -in "$E2E_TMP/c$i.key" -pubout -out "$E2E_TMP/c$i.pub" 2>/dev/null || fail "openssl pkey -pubout"
+done
+E=$E2E_TMP/enc
+"$VOUCHD" master-key split --data-dir "$D" --threshold 2 --shares 3 --out "$E" \
+  --custodian-key "$E2E_TMP/c1.pub" --custodian-key "$E2E_TMP/c2.pub" --custodian-key "$E2E_TMP/c3.pub" >/dev/null \
+  || fail "split to custodian keys"
+grep -q '^VS1-' "$E/share-1-of-3.txt" && fail "an encrypted share file holds the plain code"
+out=$("$VOUCHD" master-key decrypt-share --share "$E/share-1-of-3.txt" --custodian-private-key "$E2E_TMP/c2.key" \
+  --out "$E2E_TMP/p1-wrong" 2>&1) && fail "another custodian decrypted share 1"
+expect_contains "another custodian's key is refused" "wrong_custodian_key" "$out"
+"$VOUCHD" master-key decrypt-share --share "$E/share-1-of-3.txt" --custodian-private-key "$E2E_TMP/c1.key" \
+  --out "$E2E_TMP/p1" >/dev/null || fail "custodian 1 decrypts share 1"
+"$VOUCHD" master-key decrypt-share --share "$E/share-3-of-3.txt" --custodian-private-key "$E2E_TMP/c3.key" \
+  --out "$E2E_TMP/p3" >/dev/null || fail "custodian 3 decrypts share 3"
+"$VOUCHD" master-key combine --share "$E2E_TMP/p1" --share "$E2E_TMP/p3" --out "$E2E_TMP/k.enc" >/dev/null \
+  || fail "combine decrypted shares"
+cmp -s "$E2E_TMP/k.enc" "$D/master.key" || fail "decrypted shares did not give master.key"
+ok "shares encrypted to custodians: two decrypted shares give master.key"
+
 # Rotation is offline: refused while vouchd serves.
 cp "$D/master.key" "$E2E_TMP/key.0"
 out=$("$VOUCHD" master-key rotate --data-dir "$D" 2>&1) && fail "rotation ran while vouchd serves"
