@@ -51,6 +51,7 @@ struct RestoreArgs {
   std::string data_dir;
   std::string master_key_file;
   std::vector<std::string> shares;
+  std::string store_url;
   bool force = false;
 };
 
@@ -93,12 +94,14 @@ void RegisterBackupCommands(CLI::App& app) {
   restore->add_option("--data-dir", r->data_dir, "Data directory to create (must be empty or absent)")->required();
   restore->add_option("--master-key-file", r->master_key_file, "The cluster master key (32 bytes, as DATA/master.key)");
   restore->add_option("--share", r->shares, "A custodian share file from vouchd master-key split (repeat for m of them; instead of --master-key-file)");
+  restore->add_option("--store", r->store_url,
+                      "For a backup of a PostgreSQL store: the empty database to restore into (postgres://...)");
   restore->add_flag("--force", r->force, "Restore over a non-empty data directory (moved aside, never deleted)");
   restore->callback([r] {
     vouch::backup::MasterKeySource source{r->master_key_file, r->shares};
     auto key = vouch::backup::LoadRestoreMasterKey(source);
     if (!key.ok()) Fail("restore: the master key", key.status());
-    vouch::backup::RestoreOptions o{r->from, r->data_dir, r->force};
+    vouch::backup::RestoreOptions o{r->from, r->data_dir, r->force, r->store_url};
     auto done = vouch::backup::Restore(o, *key, vouch::SystemClock::Get());
     if (!done.ok()) Fail("restore from " + r->from, done.status());
     std::printf("restored %s from %s (%zu zone CA key(s) unsealed with the master key)\n", r->data_dir.c_str(),

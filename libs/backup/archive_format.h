@@ -44,6 +44,8 @@ inline constexpr std::string_view kDataDirNotEmpty = "data_dir_not_empty";
 inline constexpr std::string_view kMasterKeyMismatch = "master_key_mismatch";
 inline constexpr std::string_view kUnsupportedStore = "backup_unsupported_store";
 inline constexpr std::string_view kInvalidMasterKeyFile = "invalid_master_key_file";
+inline constexpr std::string_view kStoreToolFailed = "backup_store_tool_failed";  // pg_dump/pg_restore
+inline constexpr std::string_view kStoreNotEmpty = "store_not_empty";
 inline constexpr std::string_view kInvalidConfig = "invalid_config";  // as api::kInvalidConfig
 
 struct FileEntry {

@@ -1,6 +1,8 @@
 #include "backup/backup.h"
 
 #include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -16,6 +18,8 @@
 #include "store/database.h"
 #include "store/migrations.h"
 #include "store/sqlite_backup.h"
+
+extern char** environ;  // POSIX: the environment handed to pg_dump/pg_restore
 
 namespace vouch::backup {
 namespace fs = std::filesystem;
@@ -146,12 +150,16 @@ const ManifestFile* FindMember(const Manifest& m, std::string_view path, size_t*
 }
 
 Status CheckStoreMember(const Archive& a) {
-  if (a.manifest.store != "sqlite") {
-    return Unimplemented("the archive's store is '" + a.manifest.store + "'; this vouchd restores sqlite",
-                         std::string(kUnsupportedStore));
-  }
   size_t i = 0;
-  if (FindMember(a.manifest, kStoreMember, &i) == nullptr) {
+  if (a.manifest.store == "postgres") {
+    if (FindMember(a.manifest, "store.pgdump", &i) == nullptr || FindMember(a.manifest, "store-check.json", &i) == nullptr) {
+      return DataLoss("backup archive: no store members 'store.pgdump' and 'store-check.json'",
+                      std::string(kArchiveCorrupt));
+    }
+  } else if (a.manifest.store != "sqlite") {
+    return Unimplemented("the archive's store is '" + a.manifest.store + "'; this vouchd restores sqlite and postgres",
+                         std::string(kUnsupportedStore));
+  } else if (FindMember(a.manifest, kStoreMember, &i) == nullptr) {
     return DataLoss("backup archive: no store member 'vouch.db'", std::string(kArchiveCorrupt));
   }
   if (FindMember(a.manifest, "config.json", &i) == nullptr) {
@@ -182,36 +190,114 @@ Status FsyncDir(const std::string& dir) {
   return rc == 0 ? Status::Ok() : Unavailable("fsync of '" + dir + "' failed");
 }
 
-// Every zone CA key and the TLS key of the staged directory must unseal with `key`.
-Result<size_t> CheckSealedSecrets(const std::string& staged, const std::string& db_path, const nlohmann::json& config,
-                                  const crypto::SecretBytes& key) {
+
+constexpr char kPgDumpMember[] = "store.pgdump";
+constexpr char kPgCheckMember[] = "store-check.json";
+
+bool IsPostgresUrl(const std::string& url) {
+  return url.rfind("postgres://", 0) == 0 || url.rfind("postgresql://", 0) == 0;
+}
+
+// Runs `argv` (PATH lookup, no shell); its output goes to `log`. Ok when it exits 0, else the
+// last line of its output.
+Status RunTool(const std::vector<std::string>& argv, const std::string& log) {
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  posix_spawn_file_actions_adddup2(&fa, 1, 2);
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  pid_t pid = 0;
+  int rc = posix_spawnp(&pid, args[0], &fa, nullptr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  if (rc != 0) {
+    return Unavailable(argv[0] + " could not be run (errno " + std::to_string(rc) +
+                       "): install Debian's postgresql-client");
+  }
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return Status::Ok();
+  std::string out = ReadWholeFile(log, 1 << 20).value_or("");
+  while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
+  size_t nl = out.rfind('\n');
+  std::string last = nl == std::string::npos ? out : out.substr(nl + 1);
+  return Unavailable(argv[0] + " failed: " + (last.empty() ? "exit status " + std::to_string(status) : last),
+                     std::string(kStoreToolFailed));
+}
+
+// Zone ids and sealed CA keys: a restore of a PostgreSQL archive checks the master key against
+// these before it touches the target database.
+Result<std::string> PgSealedCheck(store::Database& db) {
+  nlohmann::json zones = nlohmann::json::array();
+  VOUCH_RETURN_IF_ERROR(db.Read([&](store::Transaction& tx) -> Status {
+    VOUCH_ASSIGN_OR_RETURN(store::Rows rows, tx.Query("SELECT id, name, ca_key_sealed FROM zones ORDER BY name"));
+    for (const auto& r : rows) {
+      zones.push_back({{"id", r.Str("id")}, {"name", r.Str("name")}, {"ca_key_sealed", HexEncode(r.Bytes("ca_key_sealed"))}});
+    }
+    return Status::Ok();
+  }));
+  return nlohmann::json{{"zones", zones}}.dump(1);
+}
+
+Result<int64_t> DatabaseSchemaVersion(store::Database& db) {
+  int64_t version = 0;
+  VOUCH_RETURN_IF_ERROR(db.Read([&](store::Transaction& tx) -> Status {
+    VOUCH_ASSIGN_OR_RETURN(store::Row r, tx.QueryOne("SELECT version FROM schema_version", {}, "schema version"));
+    version = r.Int(size_t{0});
+    return Status::Ok();
+  }));
+  return version;
+}
+
+
+Status WrongKey(const std::string& what) {
+  return PermissionDenied("the master key does not open the backup's sealed secrets (" + what + "): wrong master key",
+                          std::string(kMasterKeyMismatch));
+}
+
+// Every zone CA key (from the staged SQLite store, or a PostgreSQL archive's store-check.json) and
+// the staged TLS key must unseal with `key`.
+Result<size_t> CheckSealedSecrets(const std::string& staged, const std::string& db_path, const std::string& pg_check,
+                                  const nlohmann::json& config, const crypto::SecretBytes& key) {
   size_t zones = 0;
-  {
+  auto check_zone = [&](const std::string& id, const std::string& name, std::span<const uint8_t> sealed) -> Status {
+    if (!crypto::Aes256GcmOpen(key.span(), sealed, AsBytes(ZoneCaKeyAad(id))).ok()) {
+      return WrongKey("zone '" + name + "' CA key");
+    }
+    ++zones;
+    return Status::Ok();
+  };
+  if (!db_path.empty()) {
     VOUCH_ASSIGN_OR_RETURN(auto db, store::OpenSqlite(db_path, 1));
     VOUCH_RETURN_IF_ERROR(db->Read([&](store::Transaction& tx) -> Status {
       VOUCH_ASSIGN_OR_RETURN(store::Rows rows, tx.Query("SELECT id, name, ca_key_sealed FROM zones ORDER BY name"));
-      for (const auto& r : rows) {
-        if (!crypto::Aes256GcmOpen(key.span(), r.Bytes("ca_key_sealed"), AsBytes(ZoneCaKeyAad(r.Str("id")))).ok()) {
-          return PermissionDenied("the master key does not open the backup's sealed secrets (zone '" + r.Str("name") +
-                                      "' CA key): wrong master key",
-                                  std::string(kMasterKeyMismatch));
-        }
-        ++zones;
-      }
+      for (const auto& r : rows) VOUCH_RETURN_IF_ERROR(check_zone(r.Str("id"), r.Str("name"), r.Bytes("ca_key_sealed")));
       return Status::Ok();
     }));
+  } else {
+    auto j = nlohmann::json::parse(pg_check, nullptr, false);
+    if (!j.is_object() || !j.contains("zones") || !j["zones"].is_array()) {
+      return DataLoss("backup archive: store-check.json is malformed", std::string(kArchiveCorrupt));
+    }
+    for (const auto& z : j["zones"]) {
+      if (!z.is_object() || !z.value("id", nlohmann::json()).is_string() ||
+          !z.value("ca_key_sealed", nlohmann::json()).is_string()) {
+        return DataLoss("backup archive: store-check.json is malformed", std::string(kArchiveCorrupt));
+      }
+      auto sealed = HexDecode(z["ca_key_sealed"].get<std::string>());
+      if (!sealed.ok()) return DataLoss("backup archive: store-check.json is malformed", std::string(kArchiveCorrupt));
+      VOUCH_RETURN_IF_ERROR(check_zone(z["id"].get<std::string>(), z.value("name", std::string("?")), *sealed));
+    }
   }
   std::string tls_rel = config.value("tls_key_sealed", std::string("tls/server.key.sealed"));
   if (IsValidMemberPath(tls_rel) && FileExists(staged + "/" + tls_rel)) {
     VOUCH_ASSIGN_OR_RETURN(std::string sealed, ReadWholeFile(staged + "/" + tls_rel, 1 << 20));
-    if (!crypto::Aes256GcmOpen(key.span(), AsBytes(sealed), AsBytes(kTlsKeyAad)).ok()) {
-      return PermissionDenied("the master key does not open the backup's sealed TLS key: wrong master key",
-                              std::string(kMasterKeyMismatch));
-    }
+    if (!crypto::Aes256GcmOpen(key.span(), AsBytes(sealed), AsBytes(kTlsKeyAad)).ok()) return WrongKey("TLS key");
   }
   return zones;
 }
-
 }  // namespace
 
 Result<Manifest> CreateBackup(const BackupOptions& o, const Clock& clock) {
@@ -219,26 +305,39 @@ Result<Manifest> CreateBackup(const BackupOptions& o, const Clock& clock) {
   VOUCH_ASSIGN_OR_RETURN(std::string config_text, ReadWholeFile(o.data_dir + "/config.json", 1 << 20));
   VOUCH_ASSIGN_OR_RETURN(nlohmann::json config, ReadConfig(config_text, o.data_dir + "/config.json"));
   std::string url = config.value("store", "sqlite:" + o.data_dir + "/vouch.db");
-  if (url.rfind("postgres://", 0) == 0 || url.rfind("postgresql://", 0) == 0) {
-    return Unimplemented(
-        "the store is PostgreSQL: back it up with pg_dump (docs/operations.md); vouchd backup covers SQLite stores",
-        std::string(kUnsupportedStore));
-  }
-  std::string store_path = url.rfind("sqlite:", 0) == 0 ? url.substr(7) : url;
+  const bool postgres = IsPostgresUrl(url);
+  std::string store_path = postgres ? "" : (url.rfind("sqlite:", 0) == 0 ? url.substr(7) : url);
 
   VOUCH_ASSIGN_OR_RETURN(TempDir tmp, TempDir::Create(Parent(o.out) + "/.vouch-backup-"));
-  const std::string copy = tmp.path() + "/vouch.db";
-  VOUCH_RETURN_IF_ERROR(store::SqliteOnlineBackup(store_path, copy));
-  VOUCH_ASSIGN_OR_RETURN(int64_t schema, StoreSchemaVersion(copy));
-  VOUCH_ASSIGN_OR_RETURN(std::string store_bytes, ReadWholeFile(copy, kMaxArchiveBytes));
+  std::vector<FileEntry> store_files;
+  int64_t schema = 0;
+  if (postgres) {
+    // pg_dump reads one snapshot of the database (consistent while vouchd serves).
+    VOUCH_ASSIGN_OR_RETURN(auto db, store::OpenPostgres(url, 1));
+    VOUCH_ASSIGN_OR_RETURN(schema, DatabaseSchemaVersion(*db));
+    VOUCH_ASSIGN_OR_RETURN(std::string check, PgSealedCheck(*db));
+    const std::string dump = tmp.path() + "/" + kPgDumpMember;
+    VOUCH_RETURN_IF_ERROR(RunTool({"pg_dump", "--format=custom", "--no-owner", "--no-privileges", "--file=" + dump,
+                                   "--dbname=" + url},
+                                  tmp.path() + "/pg_dump.log"));
+    VOUCH_ASSIGN_OR_RETURN(std::string dump_bytes, ReadWholeFile(dump, kMaxArchiveBytes));
+    store_files.push_back({kPgDumpMember, 0600, std::move(dump_bytes)});
+    store_files.push_back({kPgCheckMember, 0600, std::move(check)});
+  } else {
+    const std::string copy = tmp.path() + "/vouch.db";
+    VOUCH_RETURN_IF_ERROR(store::SqliteOnlineBackup(store_path, copy));
+    VOUCH_ASSIGN_OR_RETURN(schema, StoreSchemaVersion(copy));
+    VOUCH_ASSIGN_OR_RETURN(std::string store_bytes, ReadWholeFile(copy, kMaxArchiveBytes));
+    store_files.push_back({kStoreMember, 0600, std::move(store_bytes)});
+  }
 
   VOUCH_ASSIGN_OR_RETURN(std::vector<FileEntry> files, CollectDataFiles(o.data_dir, store_path));
-  files.insert(files.begin(), FileEntry{kStoreMember, 0600, std::move(store_bytes)});
+  files.insert(files.begin(), std::make_move_iterator(store_files.begin()), std::make_move_iterator(store_files.end()));
   Manifest m;
   m.vouch_version = o.vouch_version;
   m.schema_version = o.schema_version_override > 0 ? o.schema_version_override : schema;
   m.created_at = FormatRfc3339(clock.Now());
-  m.store = "sqlite";
+  m.store = postgres ? "postgres" : "sqlite";
   VOUCH_ASSIGN_OR_RETURN(std::string archive, EncodeArchive(m, files));
   VOUCH_RETURN_IF_ERROR(WriteFileAtomic(o.out, archive, 0600));
   VOUCH_ASSIGN_OR_RETURN(Archive parsed, ParseArchive(AsBytes(archive)));
@@ -249,10 +348,21 @@ Result<Manifest> VerifyBackup(const std::string& archive_path) {
   VOUCH_ASSIGN_OR_RETURN(auto read, LoadArchive(archive_path));
   const Archive& a = read->archive;
   size_t i = 0;
-  FindMember(a.manifest, kStoreMember, &i);
   const char* tmpdir = std::getenv("TMPDIR");
   VOUCH_ASSIGN_OR_RETURN(TempDir tmp, TempDir::Create(std::string(tmpdir && *tmpdir ? tmpdir : "/tmp") +
                                                       "/vouch-verify-"));
+  if (a.manifest.store == "postgres") {
+    FindMember(a.manifest, kPgDumpMember, &i);
+    const std::string dump = tmp.path() + "/" + kPgDumpMember;
+    VOUCH_RETURN_IF_ERROR(WriteFileAtomic(dump, ToString(a.contents[i]), 0600, false));
+    Status listed = RunTool({"pg_restore", "--list", dump}, tmp.path() + "/pg_restore.log");
+    if (!listed.ok()) {
+      return DataLoss("backup archive: the PostgreSQL dump does not read: " + listed.message(),
+                      std::string(kArchiveCorrupt));
+    }
+    return a.manifest;
+  }
+  FindMember(a.manifest, kStoreMember, &i);
   VOUCH_RETURN_IF_ERROR(WriteFileAtomic(tmp.path() + "/vouch.db", ToString(a.contents[i]), 0600, false));
   auto schema = StoreSchemaVersion(tmp.path() + "/vouch.db");
   if (!schema.ok()) {
@@ -293,6 +403,14 @@ Result<RestoreResult> Restore(const RestoreOptions& o, const crypto::SecretBytes
   if (master_key.size() != 32) return InvalidArgument("the master key must be 32 bytes", std::string(kInvalidMasterKeyFile));
   VOUCH_ASSIGN_OR_RETURN(auto read, LoadArchive(o.archive_path));
   const Archive& a = read->archive;
+  const bool postgres = a.manifest.store == "postgres";
+  if (postgres && !IsPostgresUrl(o.store_url)) {
+    return InvalidArgument("the archive holds a PostgreSQL store: give --store postgres://... (an empty database)");
+  }
+  if (!postgres && !o.store_url.empty()) {
+    return InvalidArgument("the archive holds a SQLite store, restored into the data directory: --store is for "
+                           "PostgreSQL archives");
+  }
   VOUCH_ASSIGN_OR_RETURN(std::string target, Absolute(o.data_dir));
   while (target.size() > 1 && target.back() == '/') target.pop_back();
 
@@ -310,6 +428,24 @@ Result<RestoreResult> Restore(const RestoreOptions& o, const crypto::SecretBytes
     }
   }
 
+  std::unique_ptr<store::Database> pg;
+  if (postgres) {
+    VOUCH_ASSIGN_OR_RETURN(pg, store::OpenPostgres(o.store_url, 1));
+    int64_t tables = 0;
+    VOUCH_RETURN_IF_ERROR(pg->Read([&](store::Transaction& tx) -> Status {
+      VOUCH_ASSIGN_OR_RETURN(store::Row r, tx.QueryOne("SELECT COUNT(*) AS n FROM information_schema.tables "
+                                                       "WHERE table_schema = current_schema()",
+                                                       {}, "tables"));
+      tables = r.Int("n");
+      return Status::Ok();
+    }));
+    if (tables != 0) {
+      return FailedPrecondition("the database of --store holds " + std::to_string(tables) +
+                                    " table(s): restore into an empty database (createdb)",
+                                std::string(kStoreNotEmpty));
+    }
+  }
+
   // Stage beside the target (same file system: the final step is a rename).
   VOUCH_RETURN_IF_ERROR(MakeDirs(Parent(target), 0755));
   VOUCH_ASSIGN_OR_RETURN(TempDir staging, TempDir::Create(target + ".restore-"));
@@ -322,10 +458,29 @@ Result<RestoreResult> Restore(const RestoreOptions& o, const crypto::SecretBytes
   size_t ci = 0;
   FindMember(a.manifest, "config.json", &ci);
   VOUCH_ASSIGN_OR_RETURN(nlohmann::json config, ReadConfig(ToString(a.contents[ci]), "the archive's config.json"));
+  std::string pg_check;
+  if (postgres) {
+    size_t k = 0;
+    FindMember(a.manifest, kPgCheckMember, &k);
+    pg_check = ToString(a.contents[k]);
+  }
   VOUCH_ASSIGN_OR_RETURN(size_t zones,
-                         CheckSealedSecrets(staging.path(), staging.path() + "/" + kStoreMember, config, master_key));
-  // The store now lives in the restored directory.
-  config["store"] = "sqlite:" + target + "/" + kStoreMember;
+                         CheckSealedSecrets(staging.path(), postgres ? "" : staging.path() + "/" + kStoreMember,
+                                            pg_check, config, master_key));
+  if (postgres) {
+    // One transaction: a failure leaves the database empty. The dump stays out of the data dir.
+    const std::string dump = staging.path() + "/" + kPgDumpMember;
+    VOUCH_RETURN_IF_ERROR(RunTool({"pg_restore", "--single-transaction", "--exit-on-error", "--no-owner",
+                                   "--no-privileges", "--dbname=" + o.store_url, dump},
+                                  staging.path() + "/pg_restore.log"));
+    ::unlink(dump.c_str());
+    ::unlink((staging.path() + "/" + kPgCheckMember).c_str());
+    ::unlink((staging.path() + "/pg_restore.log").c_str());
+    config["store"] = o.store_url;
+  } else {
+    // The store now lives in the restored directory.
+    config["store"] = "sqlite:" + target + "/" + kStoreMember;
+  }
   VOUCH_RETURN_IF_ERROR(WriteFileAtomic(staging.path() + "/config.json", config.dump(2) + "\n", 0600));
   // The master key last: its presence marks a complete data directory (as vouchd init).
   VOUCH_RETURN_IF_ERROR(WriteFileAtomic(staging.path() + "/master.key", master_key.view(), 0600));

@@ -36,8 +36,8 @@ struct BackupOptions {
 };
 
 // Takes a backup; returns its manifest. The data directory's store may be in use.
-// Unimplemented (kUnsupportedStore) for a PostgreSQL store (docs/operations.md gives the pg_dump
-// procedure).
+// A PostgreSQL store is dumped with `pg_dump --format=custom` (one snapshot; Debian's
+// postgresql-client on PATH).
 Result<Manifest> CreateBackup(const BackupOptions& options, const Clock& clock);
 
 // Checks an archive file without restoring it: checksums, manifest, the store copy opens as a
@@ -59,6 +59,9 @@ struct RestoreOptions {
   std::string archive_path;
   std::string data_dir;
   bool force = false;  // a non-empty data_dir is moved aside to data_dir.before-restore-<time>
+  // For an archive of a PostgreSQL store: the database to restore into (postgres://...), which
+  // must hold no tables (never overwritten, not even with force). Refused for SQLite archives.
+  std::string store_url;
 };
 
 struct RestoreResult {

@@ -6,6 +6,7 @@
 # getting workload certificates without re-provisioning. Then every refusal of restore.
 # Usage: backup_restore_test.sh VOUCHD VOUCH VOUCH_AGENT
 source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/pg.sh"
 VOUCHD=$1
 VOUCH=$2
 AGENT=$3
@@ -196,4 +197,67 @@ expect_eq "every certificate issued before the load is in the under-load backup"
 [[ $(echo "$LISTED" | wc -l) -gt $(echo "$CERTS_BEFORE_LOAD" | wc -l) ]] || fail "the under-load backup holds no certificate of the load"
 ok "the under-load backup holds certificates issued during the load"
 [[ -d "$OLD_D" ]] && fail "the old data directory came back"
+
+# ---- PostgreSQL store: pg_dump into the archive while vouchd serves, database dropped, restored
+# into a fresh database with pg_restore (skipped, saying so, without PostgreSQL server binaries).
+if ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || [[ -n "${VOUCH_PG_BINDIR:-}" ]]; then
+  require_tools pg_dump pg_restore
+  start_postgres
+  export VOUCH_CONFIG=$E2E_TMP/cli-pg.json VOUCH_CA_FILE=$E2E_TMP/pg/service-ca.pem
+  P3=$(free_port)
+  "$VOUCHD" init --data-dir "$E2E_TMP/pg" --admin-user admin --admin-password-file "$E2E_TMP/admin.pw" \
+    --store "$PG_URL" --listen "127.0.0.1:$P3" >/dev/null || fail "vouchd init on PostgreSQL"
+  serve_pg() {
+    "$VOUCHD" serve --data-dir "$E2E_TMP/pg" >>"$E2E_TMP/vouchd-pg.log" 2>&1 &
+    PG_VOUCHD=$!
+    E2E_PIDS+=("$PG_VOUCHD")
+    wait_healthy "https://127.0.0.1:$P3" "$E2E_TMP/pg/service-ca.pem" "$PG_VOUCHD" \
+      || fail "vouchd on PostgreSQL: $(tail -5 "$E2E_TMP/vouchd-pg.log")"
+  }
+  serve_pg
+  "$VOUCH" login --server "https://127.0.0.1:$P3" --user admin --password-file "$E2E_TMP/admin.pw" >/dev/null \
+    || fail "login (PostgreSQL)"
+  "$VOUCH" app create api --zone default --domain web.example.com >/dev/null || fail "app create (PostgreSQL)"
+  approve_domains "$VOUCH" api
+  PB=$("$VOUCH" build create --app api --mrenclave "$MRE" --mrsigner "$MRS" --isvprodid 1 --isvsvn 1 -o json \
+    | jq_get '["id"]') || fail "build create (PostgreSQL)"
+  "$VOUCH" task approve "$("$VOUCH" build get "$PB" -o json | jq_get '["task_id"]')" >/dev/null || fail "approve (PostgreSQL)"
+  for i in 1 2; do
+    "$VOUCH" cert issue --build "$PB" --csr "$E2E_TMP/m.csr" --out "$E2E_TMP/pg-m$i.pem" >/dev/null || fail "cert issue $i (PostgreSQL)"
+  done
+  PG_SERIAL=$("$VOUCH" cert list -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["items"][0]["serial"])')
+  "$VOUCH" cert revoke "$PG_SERIAL" --reason test >/dev/null || fail "cert revoke (PostgreSQL)"
+  PG_ROOT=$("$VOUCH" zone ca default)
+  PG_CERTS=$(cert_statuses)
+  PG_HEAD=$(audit_head)
+  expect_contains "PostgreSQL: a revoked certificate among them" "$PG_SERIAL revoked" "$PG_CERTS"
+  out=$("$VOUCHD" backup --data-dir "$E2E_TMP/pg" --out "$E2E_TMP/pg.vbk" 2>&1) || fail "backup (PostgreSQL): $out"
+  expect_contains "PostgreSQL backup: pg_dump into the archive" "store:           postgres" "$out"
+  out=$("$VOUCHD" backup --verify "$E2E_TMP/pg.vbk" 2>&1) || fail "verify (PostgreSQL): $out"
+  expect_contains "PostgreSQL backup --verify passes (pg_restore --list)" "pg.vbk: ok" "$out"
+  kill -9 "$PG_VOUCHD"
+  wait_until "vouchd (PostgreSQL) has exited" 100 process_gone "$PG_VOUCHD"
+  cp "$E2E_TMP/pg/master.key" "$E2E_TMP/pg.key"
+  rm -rf "$E2E_TMP/pg"
+  pg_run "$PG_BIN/dropdb" -h 127.0.0.1 -p "$PG_PORT" -U vouch vouch || fail "dropdb"
+  pg_run "$PG_BIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U vouch vouch || fail "createdb"
+  refused "PostgreSQL archive without --store" "give --store postgres://" "$E2E_TMP/pg" --from "$E2E_TMP/pg.vbk" \
+    --data-dir "$E2E_TMP/pg" --master-key-file "$E2E_TMP/pg.key"
+  out=$("$VOUCHD" restore --from "$E2E_TMP/pg.vbk" --data-dir "$E2E_TMP/pg" --store "$PG_URL" \
+    --master-key-file "$E2E_TMP/pg.key" 2>&1) || fail "restore (PostgreSQL): $out"
+  ok "restored a PostgreSQL store into a fresh database"
+  refused "PostgreSQL database not empty" "store_not_empty" "$E2E_TMP/pg-again" --from "$E2E_TMP/pg.vbk" \
+    --data-dir "$E2E_TMP/pg-again" --store "$PG_URL" --master-key-file "$E2E_TMP/pg.key"
+  serve_pg
+  expect_eq "PostgreSQL: audit chain head is the one before the backup" "$PG_HEAD" "$(audit_head)"
+  expect_eq "PostgreSQL: same zone root" "$PG_ROOT" "$("$VOUCH" zone ca default)"
+  expect_eq "PostgreSQL: every certificate listed with its status" "$PG_CERTS" "$(cert_statuses)"
+  expect_eq "PostgreSQL: audit chain verifies" true "$("$VOUCH" audit verify -o json | jq_get '["ok"]')"
+  "$VOUCH" zone ca default >"$E2E_TMP/pg-root.pem"
+  "$VOUCH" zone crl default >"$E2E_TMP/pg-crl.pem" || fail "zone crl (PostgreSQL)"
+  expect_contains "PostgreSQL: CRL verifies with openssl crl -verify" "verify OK" \
+    "$(openssl crl -in "$E2E_TMP/pg-crl.pem" -noout -verify -CAfile "$E2E_TMP/pg-root.pem" 2>&1)"
+else
+  echo "# PostgreSQL part skipped: no PostgreSQL server binaries (Debian package postgresql)"
+fi
 echo "backup_restore e2e: $E2E_PASSED checks passed"
