@@ -91,6 +91,19 @@ Result<int64_t> StoreSchemaVersion(const std::string& db_path) {
   return version;
 }
 
+// SQLite's own consistency check of a store copy (pages, indexes, constraints).
+Status SqliteIntegrity(const std::string& db_path) {
+  VOUCH_ASSIGN_OR_RETURN(auto db, store::OpenSqlite(db_path, 1));
+  return db->Read([&](store::Transaction& tx) -> Status {
+    VOUCH_ASSIGN_OR_RETURN(store::Row r, tx.QueryOne("PRAGMA integrity_check", {}, "integrity check"));
+    if (r.Str(size_t{0}) != "ok") {
+      return DataLoss("backup archive: the store copy fails SQLite's integrity check: " + r.Str(size_t{0}).substr(0, 200),
+                      std::string(kArchiveCorrupt));
+    }
+    return Status::Ok();
+  });
+}
+
 bool IsStoreFile(const std::string& rel) {
   return rel == kStoreMember || rel == "vouch.db-wal" || rel == "vouch.db-shm" || rel == "vouch.db-journal";
 }
@@ -369,6 +382,7 @@ Result<Manifest> VerifyBackup(const std::string& archive_path) {
     return DataLoss("backup archive: the store copy does not open: " + schema.status().message(),
                     std::string(kArchiveCorrupt));
   }
+  VOUCH_RETURN_IF_ERROR(SqliteIntegrity(tmp.path() + "/vouch.db"));
   if (*schema != a.manifest.schema_version) {
     return DataLoss("backup archive: the store's schema version is " + std::to_string(*schema) +
                         ", the manifest says " + std::to_string(a.manifest.schema_version),
@@ -458,6 +472,7 @@ Result<RestoreResult> Restore(const RestoreOptions& o, const crypto::SecretBytes
   size_t ci = 0;
   FindMember(a.manifest, "config.json", &ci);
   VOUCH_ASSIGN_OR_RETURN(nlohmann::json config, ReadConfig(ToString(a.contents[ci]), "the archive's config.json"));
+  if (!postgres) VOUCH_RETURN_IF_ERROR(SqliteIntegrity(staging.path() + "/" + kStoreMember));
   std::string pg_check;
   if (postgres) {
     size_t k = 0;

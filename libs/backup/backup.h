@@ -41,8 +41,9 @@ struct BackupOptions {
 Result<Manifest> CreateBackup(const BackupOptions& options, const Clock& clock);
 
 // Checks an archive file without restoring it: checksums, manifest, the store copy opens as a
-// SQLite database whose schema version is the manifest's, and that version is not newer than
-// this binary's. Returns the manifest.
+// SQLite database that passes PRAGMA integrity_check and whose schema version is the manifest's
+// (PostgreSQL: `pg_restore --list` reads the dump), and that version is not newer than this
+// binary's. Returns the manifest.
 Result<Manifest> VerifyBackup(const std::string& archive_path);
 
 // Where the master key of a restore comes from. Exactly one of the two.

@@ -266,6 +266,19 @@ TEST_F(BackupRestore, RefusesAFlippedByte) {
   EXPECT_EQ(r.status().reason(), kArchiveCorrupt);
 }
 
+TEST_F(BackupRestore, RefusesAWellFormedArchiveWhoseStoreIsNotADatabase) {
+  Manifest m = SampleHeader();
+  m.schema_version = 1;
+  auto archive = EncodeArchive(m, {{"vouch.db", 0600, std::string(4096, 'x')}, {"config.json", 0600, "{}"}});
+  ASSERT_TRUE(archive.ok());
+  ASSERT_TRUE(WriteFileAtomic(tmp_.File("backup.vbk"), *archive, 0600).ok());
+  auto v = VerifyBackup(tmp_.File("backup.vbk"));
+  ASSERT_FALSE(v.ok());
+  EXPECT_EQ(v.status().reason(), kArchiveCorrupt);
+  EXPECT_FALSE(RestoreInto(tmp_.File("restored"), key_).ok());
+  EXPECT_FALSE(std::filesystem::exists(tmp_.File("restored")));
+}
+
 TEST(BackupMasterKey, SharesCombineOnlyWithEnoughIntactSharesAndBadKeyFilesAreRefused) {
   test::TempDir tmp("mk");
   crypto::SecretBytes key = crypto::RandomSecret(32);
