@@ -3,12 +3,14 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdlib>
 
 #include "api/bootstrap.h"
 #include "api/manager.h"
 #include "base/encoding.h"
 #include "base/file.h"
 #include "crypto/aead.h"
+#include "pgtest/test_postgres.h"
 #include "store/audit.h"
 #include "testing/temp_dir.h"
 
@@ -28,6 +30,13 @@ class MasterKeyRotation : public ::testing::Test {
     o.data_dir = tmp_.File("data");
     o.admin_user = "admin";
     o.admin_password = "correct horse battery";
+    // The same tests on PostgreSQL as "pg.MasterKeyRotation.*" (libs/api/CMakeLists.txt).
+    if (const char* store = std::getenv("VOUCH_TEST_STORE"); store && std::string(store) == "postgres") {
+      auto pg = pgtest::FreshTestDatabase();
+      if (!pg.ok() && pgtest::PostgresRequired()) FAIL() << "PostgreSQL is required: " << pg.status().ToString();
+      if (!pg.ok()) GTEST_SKIP() << "no PostgreSQL server: " << pg.status().ToString();
+      o.store_url = *pg;
+    }
     auto r = InitDataDir(o, clock_);
     ASSERT_TRUE(r.ok()) << r.status().message();
     dir_ = o.data_dir;
