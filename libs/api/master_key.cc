@@ -1,6 +1,7 @@
 #include "api/master_key.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -97,6 +98,33 @@ Status Rotated(const std::string& what) {
                             std::string(kMasterKeyRotated));
 }
 
+// DATA/master.key.lock, held (flock, exclusive) by a rotation from its first file to its last
+// rename and by a recovery, so that neither a second rotation nor a vouchd starting meanwhile
+// can roll back or overwrite a rotation in flight. Released when the process dies.
+class RotationLock {
+ public:
+  static Result<std::unique_ptr<RotationLock>> Acquire(const std::string& dir) {
+    const std::string path = Join(dir, "master.key.lock");
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) return Internal("opening " + path + ": " + std::strerror(errno));
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      ::close(fd);
+      return Unavailable("a master-key rotation of " + dir + " is in progress (" + path + " is locked)",
+                         std::string(kRotationInProgress));
+    }
+    return std::unique_ptr<RotationLock>(new RotationLock(fd));
+  }
+  ~RotationLock() { ::close(fd_); }
+  RotationLock(const RotationLock&) = delete;
+  RotationLock& operator=(const RotationLock&) = delete;
+
+ private:
+  explicit RotationLock(int fd) : fd_(fd) {}
+  int fd_;
+};
+
+Result<std::string> RecoverLocked(const std::string& dir);
+
 }  // namespace
 
 Status CheckMasterKeyOpensStore(store::Database& db, const crypto::SecretBytes& master_key) {
@@ -122,6 +150,13 @@ Status CheckMasterKeyOpensStore(store::Database& db, const crypto::SecretBytes& 
 }
 
 Result<std::string> RecoverMasterKeyRotation(const std::string& dir) {
+  if (!FileExists(Join(dir, "master.key.next"))) return std::string("none");
+  VOUCH_ASSIGN_OR_RETURN(auto lock, RotationLock::Acquire(dir));
+  return RecoverLocked(dir);
+}
+
+namespace {
+Result<std::string> RecoverLocked(const std::string& dir) {
   const std::string next_path = Join(dir, "master.key.next");
   if (!FileExists(next_path)) return std::string("none");
   VOUCH_ASSIGN_OR_RETURN(DirFiles files, ReadDirFiles(dir));
@@ -151,13 +186,15 @@ Result<std::string> RecoverMasterKeyRotation(const std::string& dir) {
   VOUCH_RETURN_IF_ERROR(SyncDir(next_path));
   return std::string("rolled_back");
 }
+}  // namespace
 
 Result<RotationReport> RotateMasterKey(const std::string& dir, const Clock& clock, const RotateOptions& options) {
   auto hook = [&](std::string_view step) -> Status {
     return options.step_hook ? options.step_hook(step) : Status::Ok();
   };
-  VOUCH_RETURN_IF_ERROR(RecoverMasterKeyRotation(dir).status());
-  VOUCH_ASSIGN_OR_RETURN(DataDir d, OpenDataDir(dir));
+  VOUCH_ASSIGN_OR_RETURN(auto lock, RotationLock::Acquire(dir));
+  VOUCH_RETURN_IF_ERROR(RecoverLocked(dir).status());
+  VOUCH_ASSIGN_OR_RETURN(DataDir d, OpenDataDir(dir));  // no master.key.next now: no recovery, no lock
   VOUCH_ASSIGN_OR_RETURN(DirFiles files, ReadDirFiles(dir));
   VOUCH_ASSIGN_OR_RETURN(auto db, store::OpenDatabase(d.store_url));
   VOUCH_RETURN_IF_ERROR(db->Migrate().status());

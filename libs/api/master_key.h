@@ -21,6 +21,8 @@
 // RecoverMasterKeyRotation (called by OpenDataDir whenever master.key.next exists) decides by
 // the store: if the canary opens with master.key.next the transaction committed and step 3 is
 // finished; otherwise the .next files are deleted and everything stays under the old key.
+// Both hold DATA/master.key.lock (flock) throughout: a recovery (a vouchd starting) during a
+// rotation, or a second rotation, is refused with kRotationInProgress instead of racing it.
 #include <functional>
 #include <string>
 #include <string_view>
@@ -36,7 +38,8 @@ namespace vouch::api {
 inline constexpr std::string_view kMasterKeyRotated = "master_key_rotated";
 // A sealed value does not open with the current key: refused before anything is changed.
 inline constexpr std::string_view kSealedValueUnreadable = "sealed_value_unreadable";
-inline constexpr std::string_view kRotationInterrupted = "rotation_interrupted";
+// Another process holds DATA/master.key.lock: a rotation (or its recovery) is running.
+inline constexpr std::string_view kRotationInProgress = "rotation_in_progress";
 
 struct RotationReport {
   int zone_ca_keys = 0;

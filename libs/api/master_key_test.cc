@@ -214,3 +214,29 @@ TEST_F(MasterKeyRotation, AValueThatDoesNotOpenStopsTheRotationBeforeAnyChange) 
 
 }  // namespace
 }  // namespace vouch::api
+
+namespace vouch::api {
+namespace {
+
+TEST_F(MasterKeyRotation, AStartOrASecondRotationDuringARotationIsRefusedNotRacing) {
+  // While the rotation is between its files and its commit, another process (here: another
+  // call) must neither roll it back (a vouchd starting) nor rotate over it.
+  Status during_open, during_rotate;
+  RotateOptions o;
+  o.step_hook = [&](std::string_view step) -> Status {
+    if (step == "next_written") {
+      during_open = OpenDataDir(dir_).status();
+      during_rotate = RotateMasterKey(dir_, clock_).status();
+    }
+    return Status::Ok();
+  };
+  auto r = RotateMasterKey(dir_, clock_, o);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(during_open.reason(), kRotationInProgress);
+  EXPECT_EQ(during_rotate.reason(), kRotationInProgress);
+  ExpectWhollyUnder(KeyOf(dir_), old_key_);
+  ExpectEverythingOpens();
+}
+
+}  // namespace
+}  // namespace vouch::api
