@@ -207,10 +207,8 @@ vouch::Status LoadCollateralSettings(const std::string& data_dir, CollateralSett
 
 void LogReport(const std::string& what, const vouch::collateral::Report& r) {
   for (const auto& o : r.outcomes) {
-    if (o.result == "refused") {
-      spdlog::error("collateral {} {} {} from {} REFUSED ({}): {}; the last good copy stays in use", what, o.kind, o.key,
-                    o.origin, o.reason, o.message);
-    } else if (o.result == "failed") {
+    // Refusals are logged as they happen (ServiceOptions::on_refused).
+    if (o.result == "failed") {
       spdlog::warn("collateral {} {} {} from {} failed ({}): {}", what, o.kind, o.key, o.origin, o.reason, o.message);
     } else if (o.result == "stored") {
       spdlog::info("collateral {}: stored {} {} from {}", what, o.kind, o.key, o.origin);
@@ -278,6 +276,12 @@ int RunServe(const std::string& data_dir, std::string listen, std::string store_
   col_options.ca_file = col.ca_file.value_or("");
   col_options.refresh_margin = std::chrono::hours(col.refresh_margin_hours.value_or(24));
   col_options.kds_min_interval = std::chrono::milliseconds(col.kds_min_interval_ms);
+  // Every refused item is logged here, whoever asked for it (a node's need, a PCCS route, an API
+  // refresh, the refresher, an import); it is also in the audit log and the failure metric.
+  col_options.on_refused = [](const vouch::collateral::Outcome& o, std::string_view source) {
+    spdlog::error("collateral {} {} from {} ({}) REFUSED ({}): {}; the last good copy stays in use", o.kind, o.key,
+                  o.origin, source, o.reason, o.message);
+  };
   if (!col_options.ca_file.empty() && !vouch::FileExists(col_options.ca_file)) {
     return Fail("--collateral-ca-file " + col_options.ca_file + " does not exist");
   }

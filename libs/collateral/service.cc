@@ -321,6 +321,7 @@ struct Service::Impl {
       return store::AppendAudit(tx, Now(), "system", "collateral.store", c.kind + ":" + c.key, "denied:" + why.reason(),
                                 {{"source", source}, {"origin", origin}, {"message", why.message()}});
     });
+    if (options.on_refused) options.on_refused(o, source);
     return o;
   }
 

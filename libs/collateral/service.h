@@ -48,6 +48,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -177,6 +178,10 @@ struct ServiceOptions {
   std::string tcb_update = "standard";
   // Versions kept per (kind, key, root), newest first (at least 1).
   int keep_versions = 8;
+  // Called (on the caller's thread) for every refused item — a bad signature, a wrong chain, an
+  // evaluation rollback — whatever asked for it (a node's need, a PCCS route, an API refresh, the
+  // refresher, an import), after its audit entry: vouchd logs it. May be empty.
+  std::function<void(const Outcome&, std::string_view source)> on_refused;
 };
 
 // Counters for /metrics (since start of this process).

@@ -268,6 +268,8 @@ expect_eq "the last good TDX TCB Info stays current" "$SHA1" "$(sha)"
 expect_eq "… with its tcbEvaluationDataNumber" "$EVAL2" "$(tcb_eval "$FMSPC")"
 expect_contains "the audit log has the refused store" "denied:collateral_bad_signature" \
   "$("$VOUCH" audit list --action collateral.store -o json)"
+expect_contains "vouchd's log names the refused item and why" \
+  "collateral tdx_tcb_info $FMSPC from $PCS" "$(grep 'REFUSED (collateral_bad_signature)' "$E2E_TMP/vouchd.log")"
 failure_metric() { curl -fsS --cacert "$CA" "$URL/metrics" | grep -F 'vouch_collateral_fetch_failures_total{source="pcs",kind="tdx_tcb_info"}'; }
 wait_until "vouchd's /metrics counts the refused fetch" 50 failure_metric
 expect_eq "vouchd's /metrics counts the refused fetch once" 1 "$(failure_metric | awk '{print $2}')"
