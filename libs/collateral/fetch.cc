@@ -93,26 +93,6 @@ Result<HttpAnswer> HttpsGet(const std::string& url, const FetchOptions& options)
   return answer;
 }
 
-std::string UrlDecode(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  auto hex = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  };
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size() && hex(s[i + 1]) >= 0 && hex(s[i + 2]) >= 0) {
-      out.push_back(static_cast<char>(hex(s[i + 1]) * 16 + hex(s[i + 2])));
-      i += 2;
-    } else {
-      out.push_back(s[i]);
-    }
-  }
-  return out;
-}
-
 Status Pacer::Wait(std::chrono::milliseconds max_wait) {
   std::unique_lock<std::mutex> lock(mu_);
   auto now = std::chrono::steady_clock::now();

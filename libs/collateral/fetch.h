@@ -32,9 +32,6 @@ struct FetchOptions {
 // Unavailable with reason collateral_fetch_failed; any HTTP status is an answer.
 Result<HttpAnswer> HttpsGet(const std::string& url, const FetchOptions& options);
 
-// Percent-decoding of a header value (the PCS issuer chains): "%2B" -> '+', '+' stays '+'.
-std::string UrlDecode(std::string_view s);
-
 // At most one request per `interval`, and none before a back-off deadline. Wait() blocks the
 // caller until its turn (or returns RESOURCE_EXHAUSTED "collateral_rate_limited" at once when a
 // back-off set by a 429/5xx lasts longer than `max_wait`).

@@ -23,6 +23,7 @@
 #include "attest/snp_verifier.h"
 #include "base/encoding.h"
 #include "base/file.h"
+#include "base/url_component.h"
 #include "collateral/fetch.h"
 #include "collateral/items.h"
 #include "crypto/digest.h"
@@ -428,7 +429,7 @@ struct Service::Impl {
       if (chain.empty() && kind != kPckCrl && kind != kQeIdentity && kind != kTdQeIdentity) {
         chain = a.Header("sgx-tcb-info-issuer-chain");  // the v3 name
       }
-      c.issuer_chain_pem = internal::UrlDecode(chain);
+      c.issuer_chain_pem = UrlDecodeComponent(chain);
     }
     return c;
   }

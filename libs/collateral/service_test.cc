@@ -18,6 +18,7 @@
 #include "attest/snp_verifier.h"
 #include "base/encoding.h"
 #include "base/file.h"
+#include "base/url_component.h"
 #include "collateral/fetch.h"
 #include "crypto/x509.h"
 #include "http/server.h"
@@ -647,7 +648,7 @@ TEST_P(CollateralServiceTest, KdsIsPacedAndHonoursRetryAfter) {
 }
 
 TEST(CollateralFetch, UrlDecodeAndPlatformDetection) {
-  EXPECT_EQ(internal::UrlDecode("-----BEGIN%20CERTIFICATE-----%0AMII%2B%2f%"), "-----BEGIN CERTIFICATE-----\nMII+/%");
+  EXPECT_EQ(UrlDecodeComponent("-----BEGIN%20CERTIFICATE-----%0AMII%2B%2f%"), "-----BEGIN CERTIFICATE-----\nMII+/%");
   EXPECT_EQ(DetectPlatform(std::vector<uint8_t>(10, 0)), "");
   std::vector<uint8_t> snp(1184, 0);
   snp[0] = 2;

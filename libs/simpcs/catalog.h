@@ -33,6 +33,7 @@
 
 #include "base/clock.h"
 #include "base/result.h"
+#include "base/url_component.h"  // UrlEncodeComponent: the *-Issuer-Chain headers
 
 namespace vouch::simpcs {
 
@@ -103,9 +104,5 @@ struct Catalog {
 // `now`; else the oldest. nullptr for an empty list.
 const SignedJson* PickAt(const std::vector<const SignedJson*>& candidates, TimePoint now);
 const Crl* PickAt(const std::vector<const Crl*>& candidates, TimePoint now);
-
-// encodeURIComponent: what PCS uses for the *-Issuer-Chain headers (unreserved characters and
-// !'()* kept, everything else %XX upper-case).
-std::string UrlEncodeComponent(std::string_view in);
 
 }  // namespace vouch::simpcs
