@@ -42,6 +42,8 @@ inline constexpr std::string_view kArchiveCorrupt = "backup_archive_corrupt";
 inline constexpr std::string_view kSchemaTooNew = "backup_schema_too_new";
 inline constexpr std::string_view kDataDirNotEmpty = "data_dir_not_empty";
 inline constexpr std::string_view kMasterKeyMismatch = "master_key_mismatch";
+// A backup asked for while DATA/master.key.next shows an interrupted master-key rotation.
+inline constexpr std::string_view kRotationInProgress = "rotation_in_progress";
 inline constexpr std::string_view kUnsupportedStore = "backup_unsupported_store";
 inline constexpr std::string_view kInvalidMasterKeyFile = "invalid_master_key_file";
 inline constexpr std::string_view kStoreToolFailed = "backup_store_tool_failed";  // pg_dump/pg_restore

@@ -126,6 +126,10 @@ Result<std::vector<FileEntry>> CollectDataFiles(const std::string& data_dir, con
     if (IsStoreFile(rel)) continue;
     if (!store_abs.empty() && Absolute(e.path().string()).value_or("").rfind(store_abs, 0) == 0) continue;
     if (name.rfind(kAtomicWriteTempPrefix, 0) == 0) continue;  // a crashed write's leftover
+    // The server's backup folder (default DATA/backups, docs/operations.md): earlier archives are
+    // not data, and archiving them would make each backup hold all the previous ones.
+    if (rel.rfind("backups/", 0) == 0) continue;
+    if (name.rfind("vouch-backup-", 0) == 0 && name.size() > 4 && name.compare(name.size() - 4, 4, ".vbk") == 0) continue;
     // A master-key rotation's next TLS key (api/master_key.h): its key is master.key.next, which
     // is never archived, so the file would only be debris in a restore.
     if (name.size() > 5 && name.compare(name.size() - 5, 5, ".next") == 0) continue;
@@ -315,6 +319,14 @@ Result<size_t> CheckSealedSecrets(const std::string& staged, const std::string& 
 
 Result<Manifest> CreateBackup(const BackupOptions& o, const Clock& clock) {
   if (o.data_dir.empty() || o.out.empty()) return InvalidArgument("--data-dir and --out are required");
+  // An interrupted master-key rotation (docs/custody.md) may have re-sealed the store but not yet
+  // renamed the TLS key file: archiving now could pair a store under the new key with the old
+  // file. vouchd (OpenDataDir) finishes or rolls it back at its next start.
+  if (FileExists(o.data_dir + "/master.key.next")) {
+    return FailedPrecondition("a master-key rotation was interrupted in " + o.data_dir +
+                                  ": start vouchd (it finishes or rolls back the rotation), then back up",
+                              std::string(kRotationInProgress));
+  }
   VOUCH_ASSIGN_OR_RETURN(std::string config_text, ReadWholeFile(o.data_dir + "/config.json", 1 << 20));
   VOUCH_ASSIGN_OR_RETURN(nlohmann::json config, ReadConfig(config_text, o.data_dir + "/config.json"));
   std::string url = config.value("store", "sqlite:" + o.data_dir + "/vouch.db");

@@ -204,6 +204,15 @@ TEST_F(BackupRestore, ArchiveHoldsStoreAndFilesButNeverTheMasterKey) {
   EXPECT_TRUE(VerifyBackup(tmp_.File("backup.vbk")).ok());
 }
 
+TEST_F(BackupRestore, RefusesWhileAMasterKeyRotationIsUnfinished) {
+  // master.key.next: a rotation stopped between its steps (docs/custody.md); vouchd settles it.
+  ASSERT_TRUE(WriteFileAtomic(tmp_.File("data") + "/master.key.next", crypto::RandomSecret(32).view(), 0600).ok());
+  auto m = Backup();
+  ASSERT_FALSE(m.ok());
+  EXPECT_EQ(m.status().reason(), kRotationInProgress);
+  EXPECT_FALSE(FileExists(tmp_.File("backup.vbk")));
+}
+
 TEST_F(BackupRestore, RestoresIntoANewDirectory) {
   ASSERT_TRUE(Backup().ok());
   auto r = RestoreInto(tmp_.File("restored/data"), key_);
