@@ -3,7 +3,11 @@
 #include "base/http_status.h"
 
 #include <curl/curl.h>
+#include <fcntl.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
 
 #include <algorithm>
 #include <cctype>
@@ -86,6 +90,32 @@ Status TransportStatus(CURLcode rc, const std::string& detail) {
 }
 
 std::once_flag g_curl_init;
+
+// VOUCH_RECORD_API=FILE (a testing aid, docs/cli.md): appends one JSON line per response received,
+// {method, path (without query), status, content_type, body (when JSON)}, so the e2e tests can check
+// every answer against docs/api/openapi.json. One write(2) per line on an O_APPEND descriptor: lines
+// of concurrent CLI processes do not interleave. Best effort: a failure to record is ignored.
+void RecordResponse(std::string_view method, std::string_view path, long status, const std::string& content_type,
+                    const std::string& body) {
+  const char* file = std::getenv("VOUCH_RECORD_API");
+  if (file == nullptr || *file == '\0') return;
+  nlohmann::json line = {{"method", std::string(method)},
+                         {"path", std::string(path.substr(0, path.find('?')))},
+                         {"status", status},
+                         {"content_type", content_type}};
+  if (content_type.rfind("application/json", 0) == 0) {
+    nlohmann::json parsed = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+    if (!parsed.is_discarded()) line["body"] = std::move(parsed);
+  }
+  const std::string text = line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  const int fd = ::open(file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (fd < 0) return;
+  ssize_t n;
+  do {
+    n = ::write(fd, text.data(), text.size());
+  } while (n < 0 && errno == EINTR);
+  ::close(fd);
+}
 
 constexpr std::chrono::milliseconds kFirstBackoff{1000};
 constexpr std::chrono::milliseconds kMaxBackoff{30000};
@@ -309,6 +339,7 @@ Result<ApiClient::Response> ApiClient::Perform(std::string_view method, std::str
       if (curl_easy_getinfo(h, CURLINFO_CONTENT_TYPE, &ct) == CURLE_OK && ct != nullptr) {
         response.content_type = ct;
       }
+      RecordResponse(method, path, response.status, response.content_type, response.body);
       if (response.status == 429) {
         const std::optional<std::chrono::seconds> wait = RetryAfterSeconds(retry_after);
         if (wait && waited + *wait <= options_.max_retry_after) {

@@ -315,6 +315,41 @@ TEST_F(ApiClientTest, RawGetReturnsBodyAndEmptyBodyIsNull) {
   EXPECT_EQ(notjson.status().reason(), "invalid_response");
 }
 
+// VOUCH_RECORD_API=FILE: one JSON line per answer received, the path without its query, the body
+// only when it is JSON; nothing recorded without the variable.
+TEST_F(ApiClientTest, RecordsEveryAnswerWhenVouchRecordApiIsSet) {
+  test::TempDir tmp{"client-record"};
+  const std::string file = tmp.File("api.jsonl");
+  auto c = MakeClient({server_->url()}, "vt_secret");
+  ASSERT_NE(c, nullptr);
+  ASSERT_TRUE(c->Get("/echo").ok());  // not recorded: the variable is not set yet
+  ASSERT_EQ(::setenv("VOUCH_RECORD_API", file.c_str(), 1), 0);
+  EXPECT_TRUE(c->Get("/pages?limit=2").ok());
+  EXPECT_FALSE(c->Post("/error/409", {{"a", 1}}).ok());
+  EXPECT_TRUE(c->GetRaw("/raw").ok());
+  EXPECT_TRUE(c->Delete("/empty").ok());
+  ::unsetenv("VOUCH_RECORD_API");
+  ASSERT_TRUE(c->Get("/echo").ok());  // not recorded any more
+  EXPECT_EQ(fs::status(file).permissions() & fs::perms::all, fs::perms::owner_read | fs::perms::owner_write);
+  std::ifstream in(file);
+  std::vector<nlohmann::json> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(nlohmann::json::parse(line));
+  ASSERT_EQ(lines.size(), 4u);
+  EXPECT_EQ(lines[0]["method"], "GET");
+  EXPECT_EQ(lines[0]["path"], "/pages");
+  EXPECT_EQ(lines[0]["status"], 200);
+  EXPECT_EQ(lines[0]["body"]["items"].size(), 2u);
+  EXPECT_EQ(lines[1]["method"], "POST");
+  EXPECT_EQ(lines[1]["status"], 409);
+  EXPECT_EQ(lines[1]["body"]["error"]["code"], "name_exists");
+  EXPECT_EQ(lines[2]["path"], "/raw");
+  EXPECT_EQ(lines[2]["content_type"], "application/x-pem-file");
+  EXPECT_FALSE(lines[2].contains("body"));
+  EXPECT_EQ(lines[3]["method"], "DELETE");
+  EXPECT_EQ(lines[3]["status"], 204);
+  EXPECT_FALSE(lines[3].contains("body"));
+}
+
 TEST_F(ApiClientTest, RawJsonPostSendsTheBytesAndReturnsTheAnswerUnparsed) {
   auto c = MakeClient({server_->url()}, "vt_secret");
   ASSERT_NE(c, nullptr);
