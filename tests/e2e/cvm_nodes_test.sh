@@ -16,6 +16,7 @@ VOUCH=$1
 RTE=$2
 VOUCHD=$3
 AGENT=$4
+record_api  # every API answer the CLI gets is checked against docs/api/openapi.json at the end
 require_tools umoci runc busybox openssl curl sha256sum sha384sum python3
 [[ -r /dev/fuse && -w /dev/fuse ]] || fail "/dev/fuse is not usable (scripts/setup installs fuse3)"
 BUSYBOX=$(command -v busybox)
@@ -274,4 +275,5 @@ failure_metric() { curl -fsS --cacert "$CA" "$URL/metrics" | grep -F 'vouch_coll
 wait_until "vouchd's /metrics counts the refused fetch" 50 failure_metric
 expect_eq "vouchd's /metrics counts the refused fetch once" 1 "$(failure_metric | awk '{print $2}')"
 kill -0 "$VOUCHD_PID" 2>/dev/null || fail "vouchd exited"
+validate_recorded_api
 echo "PASS cvm_nodes_test ($E2E_PASSED checks)"

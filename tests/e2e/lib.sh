@@ -114,3 +114,20 @@ start_sim_agent() {  # DIR LOG [AGENT_FLAGS...]
   E2E_PIDS+=("$AGENT_PID")
   wait_agent_socket "$SOCK" "$log" "$AGENT_PID"
 }
+# Checks every API answer the CLI received against docs/api/openapi.json: a test opts in with
+# `record_api` before its first vouch call (the CLI then records each answer, VOUCH_RECORD_API in
+# docs/cli.md) and `validate_recorded_api` at its end (ui/tests/openapi_responses.mjs, with node and
+# the ui/ npm packages that scripts/setup installs).
+E2E_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+record_api() { export VOUCH_RECORD_API=$E2E_TMP/api.jsonl; }
+validate_recorded_api() {
+  local out
+  [[ -s "${VOUCH_RECORD_API:-}" ]] || fail "no API answer was recorded (call record_api before the first vouch call)"
+  command -v node >/dev/null || fail "node is not installed (run scripts/setup)"
+  [[ -d "$E2E_SRC/ui/node_modules/@apidevtools/swagger-parser" ]] \
+    || fail "$E2E_SRC/ui/node_modules has no swagger-parser (run scripts/setup, or npm ci in ui/)"
+  out=$(node "$E2E_SRC/ui/tests/openapi_responses.mjs" "$E2E_SRC/docs/api/openapi.json" "$VOUCH_RECORD_API" 2>&1) \
+    || fail "recorded API answers do not match docs/api/openapi.json:
+$out"
+  ok "${out#ok - }"
+}

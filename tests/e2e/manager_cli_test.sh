@@ -4,6 +4,7 @@
 source "$(dirname "$0")/lib.sh"
 VOUCHD=$1
 VOUCH=$2
+record_api  # every API answer the CLI gets is checked against docs/api/openapi.json at the end
 D=$E2E_TMP/manager
 PORT=$(free_port)
 URL=https://127.0.0.1:$PORT
@@ -162,4 +163,5 @@ start_vouchd
 if "$VOUCH" audit verify >"$E2E_TMP/verify.out" 2>&1; then fail "audit verify passed after an edit"; fi
 expect_contains "audit verify names the edited entry" "3" "$(cat "$E2E_TMP/verify.out")"
 
+validate_recorded_api
 echo "$E2E_PASSED passed, 0 failed"
