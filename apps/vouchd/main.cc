@@ -22,6 +22,7 @@
 #include "api/master_key.h"
 #include "api/reasons.h"
 #include "api/routes.h"
+#include "backup/backup.h"
 #include "backup_cmd.h"
 #include "base/encoding.h"
 #include "base/file.h"
@@ -205,6 +206,48 @@ vouch::Status LoadCollateralSettings(const std::string& data_dir, CollateralSett
   return vouch::Status::Ok();
 }
 
+// Backups taken by the server (docs/operations.md, "Backups taken by the server"): config.json
+// "backups" object {"dir", "keep", "interval_hours"}; command-line flags override it.
+struct BackupSettings {
+  std::optional<std::string> dir;         // default DATA/backups
+  std::optional<int> keep;                // default 7
+  std::optional<int> interval_hours;      // default 0: no schedule
+};
+
+vouch::Status LoadBackupSettings(const std::string& data_dir, BackupSettings* b) {
+  auto text = vouch::ReadWholeFile(data_dir + "/config.json", 1 << 20);
+  if (!text.ok()) return text.status();
+  auto config = nlohmann::json::parse(*text, nullptr, false);
+  if (!config.is_object())
+    return vouch::DataLoss("config.json is not a JSON object", std::string(vouch::api::kInvalidConfig));
+  auto bk = config.value("backups", nlohmann::json::object());
+  if (!bk.is_object())
+    return vouch::DataLoss("config.json: \"backups\" must be an object", std::string(vouch::api::kInvalidConfig));
+  if (bk.contains("dir") && !b->dir) {
+    if (!bk["dir"].is_string() || bk["dir"].get<std::string>().empty())
+      return vouch::DataLoss("config.json: backups.dir must be a non-empty string", std::string(vouch::api::kInvalidConfig));
+    b->dir = bk["dir"].get<std::string>();
+  }
+  auto int_in = [&](const char* key, int lo, int hi, std::optional<int>* out) -> vouch::Status {
+    if (!bk.contains(key) || *out) return vouch::Status::Ok();
+    const auto& v = bk[key];
+    if (!v.is_number_integer() || v.get<int64_t>() < lo || v.get<int64_t>() > hi) {
+      return vouch::DataLoss(std::string("config.json: backups.") + key + " must be an integer in [" + std::to_string(lo) +
+                                 ", " + std::to_string(hi) + "]",
+                             std::string(vouch::api::kInvalidConfig));
+    }
+    *out = v.get<int>();
+    return vouch::Status::Ok();
+  };
+  VOUCH_RETURN_IF_ERROR(int_in("keep", 1, 10000, &b->keep));
+  VOUCH_RETURN_IF_ERROR(int_in("interval_hours", 0, 24 * 365, &b->interval_hours));
+  return vouch::Status::Ok();
+}
+
+nlohmann::json ManifestSummary(const vouch::backup::Manifest& m) {
+  return {{"schema_version", m.schema_version}, {"created_at", m.created_at}};
+}
+
 void LogReport(const std::string& what, const vouch::collateral::Report& r) {
   for (const auto& o : r.outcomes) {
     // Refusals are logged as they happen (ServiceOptions::on_refused).
@@ -218,6 +261,7 @@ void LogReport(const std::string& what, const vouch::collateral::Report& r) {
 
 struct ServeOptions {
   CollateralSettings collateral;
+  BackupSettings backups;
   std::vector<std::string> collateral_dirs;
   int node_cert_validity_hours = 7 * 24;
   int node_cert_validity_seconds = 0;  // overrides the hours when set (tests)
@@ -299,6 +343,25 @@ int RunServe(const std::string& data_dir, std::string listen, std::string store_
     for (const std::string& d : dirs) LogReport("import " + d, collateral->ImportDir(d));
   };
   import_dirs(manager_options.collateral_dirs);
+  // Backups into a folder (POST /api/v1/backups, the schedule below) with libs/backup's code,
+  // the same as `vouchd backup --data-dir DIR --out FILE` and `vouchd backup --verify FILE`.
+  BackupSettings backups = serve.backups;
+  if (auto st = LoadBackupSettings(data_dir, &backups); !st.ok()) return Fail(st.message());
+  manager_options.backups.dir = backups.dir.value_or(data_dir + "/backups");
+  manager_options.backups.keep = backups.keep.value_or(7);
+  manager_options.backups.create = [data_dir](const std::string& path) -> vouch::Result<nlohmann::json> {
+    vouch::backup::BackupOptions o;
+    o.data_dir = data_dir;
+    o.out = path;
+    o.vouch_version = "0.1.0";  // as `vouchd --version`
+    VOUCH_ASSIGN_OR_RETURN(auto m, vouch::backup::CreateBackup(o, vouch::SystemClock::Get()));
+    return ManifestSummary(m);
+  };
+  manager_options.backups.verify = [](const std::string& path) -> vouch::Result<nlohmann::json> {
+    VOUCH_ASSIGN_OR_RETURN(auto m, vouch::backup::VerifyBackup(path));
+    return ManifestSummary(m);
+  };
+  const int backup_interval_hours = backups.interval_hours.value_or(0);
   auto manager = vouch::api::Manager::Create(db->get(), std::move(dir->master_key), &vouch::SystemClock::Get(),
                                              manager_options);
   if (!manager.ok()) return Fail(manager.status().message());
@@ -420,6 +483,34 @@ int RunServe(const std::string& data_dir, std::string listen, std::string store_
       if (refresher_cv.wait_for(lock, std::chrono::seconds(col.refresh_check_seconds), [&] { return stopping; })) break;
     }
   });
+  // The backup thread: lists (and so verifies) the folder once, for vouch_backup_newest_age_seconds,
+  // then, with --backup-interval-hours, takes a backup when the newest is that old.
+  spdlog::info("backups into {} (keep {}), {}", manager_options.backups.dir, manager_options.backups.keep,
+               backup_interval_hours > 0 ? "every " + std::to_string(backup_interval_hours) + " h" : "on request only");
+  std::thread backupper([&] {
+    const vouch::api::Principal system = vouch::api::Principal::System();
+    if (auto listed = (*manager)->ListBackups(system); !listed.ok())
+      spdlog::warn("backup folder {}: {}", manager_options.backups.dir, listed.status().message());
+    std::unique_lock<std::mutex> lock(refresher_mu);
+    for (;;) {
+      if (backup_interval_hours > 0) {
+        const auto newest = (*manager)->GetBackupStats().newest_good;
+        const auto period = std::chrono::hours(backup_interval_hours);
+        if (!newest || vouch::SystemClock::Get().Now() - *newest >= period) {
+          lock.unlock();
+          auto made = (*manager)->CreateBackup(system);
+          if (made.ok()) {
+            spdlog::info("scheduled backup {} ({} bytes)", (*made)["name"].get<std::string>(), (*made)["size"].get<uint64_t>());
+          } else if (made.status().reason() != vouch::api::kBackupInProgress) {
+            spdlog::error("scheduled backup failed: {}", made.status().message());
+          }
+          lock.lock();
+        }
+      }
+      // Checked every minute: a failed backup is retried a minute later.
+      if (refresher_cv.wait_for(lock, std::chrono::seconds(60), [&] { return stopping; })) break;
+    }
+  });
   // SIGHUP re-reads the collateral folders now; besides, they are checked for changed files
   // every --collateral-check-seconds (docs/agent.md "Collateral refresh").
   // Wakes at least every 10 s: counts of unauthenticated refusals are written once their minute
@@ -451,6 +542,7 @@ int RunServe(const std::string& data_dir, std::string listen, std::string store_
   }
   refresher_cv.notify_all();
   refresher.join();
+  backupper.join();
   (*server)->Stop(std::chrono::seconds(10));
   (*manager)->FlushRefusalAggregates(/*all=*/true);
   spdlog::info("stopped");
@@ -534,6 +626,16 @@ int main(int argc, char** argv) {
   serve_cmd->add_option("--max-connections-per-source", serve.max_connections_per_source,
                         "Open connections one source IP may hold; 0: no cap (default 1024)")
       ->check(CLI::Range(0, 1000000));
+  serve_cmd->add_option("--backup-dir", serve.backups.dir,
+                        "Folder of the backups taken by POST /api/v1/backups and the schedule (default DATA/backups; "
+                        "config.json backups.dir)");
+  serve_cmd->add_option("--backup-keep", serve.backups.keep,
+                        "After a good backup, delete the oldest beyond this many (default 7; backups.keep)")
+      ->check(CLI::Range(1, 10000));
+  serve_cmd->add_option("--backup-interval-hours", serve.backups.interval_hours,
+                        "Take a backup when the newest good one is this old; 0: only on request (default 0; "
+                        "backups.interval_hours)")
+      ->check(CLI::Range(0, 24 * 365));
   serve_cmd->add_flag("--allow-cluster-join", serve.allow_cluster_join,
                       "Let other instances join this cluster by attestation (docs/cluster.md); off by default, also "
                       "in --dev data directories");

@@ -6,11 +6,16 @@
 #include <filesystem>
 #include <fstream>
 #include <set>
+#include <thread>
+#include <atomic>
+#include <algorithm>
 #include <sstream>
 
 #include "api/manager.h"
 #include "api/routes.h"
+#include "base/encoding.h"
 #include "base/file.h"
+#include "crypto/digest.h"
 #include "crypto/keys.h"
 #include "crypto/ossl.h"
 #include "crypto/random.h"
@@ -49,6 +54,7 @@ class ApiTest : public ::testing::Test {
     ASSERT_TRUE(db_->Migrate().ok());
     ManagerOptions options;
     options.password_kdf = crypto::ScryptParams{1 << 10, 8, 1};  // fast for tests; default 2^15
+    Configure(options);
     auto m = Manager::Create(db_.get(), crypto::RandomSecret(32), &clock_, options);
     ASSERT_TRUE(m.ok());
     manager_ = std::move(*m);
@@ -70,6 +76,9 @@ class ApiTest : public ::testing::Test {
     manager_.reset();
     db_.reset();
   }
+
+  // A fixture's own ManagerOptions (e.g. BackupApiTest's backup hooks).
+  virtual void Configure(ManagerOptions&) {}
 
   Response Call(const std::string& method, const std::string& target, const std::string& body = "",
                 const std::string& user = "") {
@@ -207,6 +216,9 @@ const std::map<std::string, std::string>& RouteRoles() {
       {"POST /api/v1/collateral/import", "admin"},
       {"GET /api/v1/collateral/export", "admin"},
       {"POST /api/v1/evidence/verify", "any"},
+      // issue 18: backups taken by the server into its backup folder.
+      {"POST /api/v1/backups", "admin"},
+      {"GET /api/v1/backups", "admin"},
       {"GET /sgx/certification/v4/tcb", "public"},
       {"GET /tdx/certification/v4/tcb", "public"},
       {"GET /sgx/certification/v4/qe/identity", "public"},
@@ -852,6 +864,134 @@ TEST_F(ApiTest, HealthAndMetrics) {
   Response m = Call("GET", "/metrics");
   EXPECT_EQ(m.status, 200u);
   EXPECT_NE(m.body.find("vouch_tasks_pending"), std::string::npos);
+}
+
+
+// ------------------------------------------------------------------ backups (issue 18)
+
+// The backup routes with fake archive hooks (vouchd sets libs/backup's; e2e.backup_restore and
+// e2e.server_backups run those): an archive is a small file, "BAD" content fails verification.
+class BackupApiTest : public ApiTest {
+ protected:
+  void Configure(ManagerOptions& o) override {
+    backup_dir_ = dir_ + "/backups";
+    o.backups.dir = backup_dir_;
+    o.backups.keep = 3;
+    o.backups.create = [this](const std::string& path) -> Result<json> {
+      if (block_.load()) {
+        entered_.store(true);
+        while (block_.load()) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      }
+      if (fail_create_.load()) return Unavailable("disk full", "backup_store_tool_failed");
+      VOUCH_RETURN_IF_ERROR(WriteFileAtomic(path, "archive " + std::to_string(++made_), 0600));
+      return json{{"schema_version", 4}, {"created_at", FormatRfc3339(clock_.Now())}};
+    };
+    o.backups.verify = [](const std::string& path) -> Result<json> {
+      VOUCH_ASSIGN_OR_RETURN(std::string text, ReadWholeFile(path, 1 << 20));
+      if (text.rfind("archive ", 0) != 0) return DataLoss("checksum mismatch", "backup_archive_corrupt");
+      return json{{"schema_version", 4}, {"created_at", "2026-01-02T03:04:05Z"}};
+    };
+  }
+  std::vector<std::string> FilesInFolder() {
+    std::vector<std::string> names;
+    for (const auto& e : std::filesystem::directory_iterator(backup_dir_)) names.push_back(e.path().filename().string());
+    std::sort(names.begin(), names.end());
+    return names;
+  }
+  std::string backup_dir_;
+  std::atomic<bool> block_{false}, entered_{false}, fail_create_{false};
+  std::atomic<int> made_{0};
+};
+
+TEST_F(ApiTest, BackupRoutesAnswer409WhenNoBackupFolderIsConfigured) {
+  json e = CallJson("POST", "/api/v1/backups", nullptr, "admin", 409);
+  EXPECT_EQ(e["error"]["code"], "backups_disabled");
+  e = CallJson("GET", "/api/v1/backups", nullptr, "admin", 409);
+  EXPECT_EQ(e["error"]["code"], "backups_disabled");
+}
+
+TEST_F(BackupApiTest, AnAdminTakesABackupThatIsListedVerifiedAndAudited) {
+  EXPECT_NE(metrics_.Render().find("vouch_backup_newest_age_seconds -1"), std::string::npos) << metrics_.Render();
+  for (const char* user : {"member", "viewer", "approver1"}) {
+    EXPECT_EQ(Call("POST", "/api/v1/backups", "", user).status, 403u) << user;
+    EXPECT_EQ(Call("GET", "/api/v1/backups", "", user).status, 403u) << user;
+  }
+  EXPECT_EQ(made_.load(), 0);
+  json b = CallJson("POST", "/api/v1/backups", nullptr, "admin", 201);
+  const std::string name = b["name"];
+  EXPECT_TRUE(name.starts_with("vouch-backup-") && name.ends_with("-00.vbk")) << name;
+  EXPECT_EQ(b["schema_version"], 4);
+  EXPECT_EQ(b["created_at"], "2026-01-02T03:04:05Z");  // the verified manifest's
+  auto bytes = ReadWholeFile(backup_dir_ + "/" + name, 1 << 20);
+  ASSERT_TRUE(bytes.ok());
+  EXPECT_EQ(b["size"], bytes->size());
+  EXPECT_EQ(b["sha256"], HexEncode(crypto::Sha256(*bytes)));
+  json list = CallJson("GET", "/api/v1/backups", nullptr, "admin", 200);
+  ASSERT_EQ(list["backups"].size(), 1u) << list.dump();
+  EXPECT_EQ(list["backups"][0]["name"], name);
+  EXPECT_EQ(list["backups"][0]["verified"], true);
+  // Metrics: one good backup, its age from the (fixed) clock.
+  const std::string text = metrics_.Render();
+  EXPECT_NE(text.find("vouch_backups_total{result=\"ok\"} 1"), std::string::npos) << text;
+  EXPECT_EQ(text.find("vouch_backup_newest_age_seconds -1"), std::string::npos) << text;
+  json audit = CallJson("GET", "/api/v1/audit?limit=100", nullptr, "admin", 200);
+  bool found = false;
+  for (const auto& e : audit["items"]) {
+    if (e["action"] == "backup.create" && e["target"] == name && e.dump().find("\"ok\"") != std::string::npos) found = true;
+  }
+  EXPECT_TRUE(found) << audit.dump(1);
+}
+
+TEST_F(BackupApiTest, RetentionKeepsTheNewestN) {
+  std::vector<std::string> names;
+  for (int i = 0; i < 5; ++i) names.push_back(CallJson("POST", "/api/v1/backups", nullptr, "admin", 201)["name"]);
+  EXPECT_EQ(FilesInFolder(), (std::vector<std::string>{names[2], names[3], names[4]}));
+  json list = CallJson("GET", "/api/v1/backups", nullptr, "admin", 200);
+  ASSERT_EQ(list["backups"].size(), 3u) << list.dump();
+  EXPECT_EQ(list["backups"][0]["name"], names[4]);  // newest first
+  EXPECT_EQ(list["keep"], 3);
+}
+
+TEST_F(BackupApiTest, ASecondBackupWhileOneRunsIs409) {
+  block_ = true;
+  Response first;
+  std::thread t([&] { first = Call("POST", "/api/v1/backups", "", "admin"); });
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!entered_.load() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  ASSERT_TRUE(entered_.load()) << "the first backup never started";
+  json e = CallJson("POST", "/api/v1/backups", nullptr, "admin", 409);
+  EXPECT_EQ(e["error"]["code"], "backup_in_progress");
+  block_ = false;
+  t.join();
+  EXPECT_EQ(first.status, 201u) << first.body;
+  EXPECT_EQ(made_.load(), 1);
+  CallJson("POST", "/api/v1/backups", nullptr, "admin", 201);  // free again
+}
+
+TEST_F(BackupApiTest, BadInputAndFailuresAreRefusedCleanly) {
+  EXPECT_EQ(Call("POST", "/api/v1/backups", "{\"out\":\"/etc/passwd\"}", "admin").status, 400u);
+  EXPECT_EQ(Call("POST", "/api/v1/backups", "not json", "admin").status, 400u);
+  EXPECT_EQ(made_.load(), 0);
+  // A failed backup: the error is answered, counted, audited; nothing is left in the folder.
+  fail_create_ = true;
+  json e = CallJson("POST", "/api/v1/backups", nullptr, "admin", 503);
+  EXPECT_EQ(e["error"]["code"], "backup_store_tool_failed");
+  EXPECT_NE(metrics_.Render().find("vouch_backups_total{result=\"failed\"} 1"), std::string::npos);
+  fail_create_ = false;
+  // A damaged archive in the folder is listed as not verified, with the reason.
+  json good = CallJson("POST", "/api/v1/backups", nullptr, "admin", 201);
+  ASSERT_TRUE(WriteFileAtomic(backup_dir_ + "/vouch-backup-20000101T000000Z-00.vbk", "BAD", 0600).ok());
+  json list = CallJson("GET", "/api/v1/backups", nullptr, "admin", 200);
+  ASSERT_EQ(list["backups"].size(), 2u) << list.dump();
+  EXPECT_EQ(list["backups"][0]["name"], good["name"]);
+  EXPECT_EQ(list["backups"][1]["verified"], false);
+  EXPECT_EQ(list["backups"][1]["reason"], "backup_archive_corrupt");
+  json audit = CallJson("GET", "/api/v1/audit?limit=100", nullptr, "admin", 200);
+  bool failed_audited = false;
+  for (const auto& a : audit["items"]) {
+    if (a["action"] == "backup.create" && a.dump().find("\"failed\"") != std::string::npos) failed_audited = true;
+  }
+  EXPECT_TRUE(failed_audited) << audit.dump(1);
 }
 
 }  // namespace

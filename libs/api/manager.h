@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -141,6 +142,18 @@ struct ManagerOptions {
   // fetched from Intel PCS/PCCS and AMD KDS. Node evidence the folders above do not verify is
   // verified with it; TDX and SEV-SNP nodes need it. Null: folders only (SGX and TDX).
   std::shared_ptr<collateral::Service> collateral;
+  // Backups taken by the server (docs/operations.md, "Backups taken by the server";
+  // manager_backups.cc). vouchd sets the hooks from libs/backup, so this library does not depend
+  // on it; the folder, names, retention, verification state and audit are kept here.
+  struct Backups {
+    std::string dir;  // empty: the backup routes answer 409 backups_disabled
+    int keep = 7;     // after a good backup, the oldest beyond this many are deleted
+    // Writes an archive of the data directory to `path` (vouchd backup); answers the manifest's
+    // {"schema_version", "created_at"}.
+    std::function<Result<json>(const std::string& path)> create;
+    // Checks an archive (vouchd backup --verify); answers the same fields.
+    std::function<Result<json>(const std::string& path)> verify;
+  } backups;
 };
 
 // Node evidence for provisioning (with a join token) or renewal (by an authenticated node).
@@ -271,6 +284,21 @@ class Manager {
   // before it is stored. Audited ("collateral.import"). Same answer as RefreshCollateral.
   Result<json> ImportCollateral(const Principal& p, const std::map<std::string, std::string>& files,
                                 const std::string& origin);
+  // --- backups taken by the server (ManagerOptions::backups; manager_backups.cc)
+  // Admin: a backup now into the folder, named vouch-backup-<UTC time>.vbk, verified, then the
+  // oldest beyond `keep` deleted. Aborted "backup_in_progress" (409) while one runs. Audited
+  // ("backup.create", with its outcome). {name, size, sha256, created_at, schema_version}.
+  Result<json> CreateBackup(const Principal& p);
+  // Admin: {backups: [{name, size, created_at, schema_version, verified, reason?}]}, newest
+  // first; a file this process has not checked yet is verified once (cached by size and mtime).
+  Result<json> ListBackups(const Principal& p);
+  struct BackupStats {
+    int64_t ok = 0;
+    int64_t failed = 0;
+    std::optional<TimePoint> newest_good;  // created_at of the newest verified backup
+  };
+  BackupStats GetBackupStats();
+  bool BackupsEnabled() const { return !options_.backups.dir.empty() && options_.backups.create != nullptr; }
   // Viewer: every stored version as files {files: {name: base64}} (manifest.json included), the
   // input of ImportCollateral on another installation.
   Result<json> ExportCollateral(const Principal& p);
@@ -339,6 +367,10 @@ class Manager {
 
  private:
   Manager(store::Database* db, crypto::SecretBytes master_key, const Clock* clock, ManagerOptions options);
+  // Backup folder state (manager_backups.cc): the running flag, counters, verification cache.
+  struct BackupState;
+  static std::shared_ptr<BackupState> NewBackupState();
+  std::shared_ptr<BackupState> backup_state_ = NewBackupState();
 
   Result<std::shared_ptr<pki::CaSigner>> ZoneSigner(store::Transaction& tx, const std::string& zone_id);
   Status RegenerateCrl(store::Transaction& tx, const std::string& zone_id);

@@ -440,6 +440,24 @@ http::Router BuildRouter(Manager& m, http::Metrics* metrics, const RouterOptions
                               [&m] { return static_cast<double>(m.GetStats().certificates_issued); });
     metrics->AddGaugeCallback("vouch_tasks_pending", "Approval tasks waiting for a decision", {},
                               [&m] { return static_cast<double>(m.GetStats().pending_tasks); });
+    if (m.BackupsEnabled()) {
+      // docs/operations.md "Backups taken by the server": -1 while no verified backup is known.
+      metrics->AddGaugeCallback("vouch_backup_newest_age_seconds",
+                                "Seconds since the newest verified backup in the backup folder was taken (-1: none)", {},
+                                [&m] {
+                                  const auto s = m.GetBackupStats();
+                                  if (!s.newest_good) return -1.0;
+                                  const auto age = m.clock().Now() - *s.newest_good;
+                                  return std::max(0.0, std::chrono::duration<double>(age).count());
+                                });
+      for (const char* result : {"ok", "failed"}) {
+        metrics->AddCounterCallback("vouch_backups_total", "Backups taken by this process into the backup folder, by result",
+                                    {{"result", result}}, [&m, ok = std::string(result) == "ok"] {
+                                      const auto s = m.GetBackupStats();
+                                      return static_cast<double>(ok ? s.ok : s.failed);
+                                    });
+      }
+    }
     // One series per collateral folder: alert well before it (docs/agent.md "Collateral refresh").
     // The folders are fixed for the process's life; only their contents are reloaded.
     const auto folders = m.CollateralValidUntil();
@@ -900,6 +918,19 @@ http::Router BuildRouter(Manager& m, http::Metrics* metrics, const RouterOptions
     auto res = JsonOr(m.ClusterJoin(body->json(), req.remote_address));
     return res.ok() ? std::move(*res) : Response::Error(res.status());
   }));
+
+  // ---- backups taken by the server (issue 18; docs/operations.md)
+  r.Add("POST", "/api/v1/backups", Authed(m, Permission::kAdmin, [&m](const Principal& p, Request& req) -> Result<Response> {
+          if (!req.body.empty()) {
+            VOUCH_ASSIGN_OR_RETURN(JsonBody b, Body(req));
+            VOUCH_RETURN_IF_ERROR(b.Finish());
+          }
+          VOUCH_ASSIGN_OR_RETURN(json out, m.CreateBackup(p));
+          return Response::Json(out, 201);
+        }));
+  r.Add("GET", "/api/v1/backups", Authed(m, Permission::kAdmin, [&m](const Principal& p, Request&) -> Result<Response> {
+          return JsonOr(m.ListBackups(p));
+        }));
 
   // ---- collateral service (issue 14; docs/collateral.md)
   r.Add("GET", "/api/v1/collateral", Authed(m, Permission::kRead, [&m](const Principal& p, Request& req) -> Result<Response> {
