@@ -54,4 +54,25 @@ python3 -c 'import sys; v = float(sys.argv[1]); sys.exit(0 if 0 <= v < 600 else 
 ok "metric: the newest backup's age is $AGE s"
 AUDIT=$("$VOUCH" audit list --action backup.create -o json)
 expect_contains "audited backup.create" "$B2" "$AUDIT"
+
+# ---- settings from config.json, and the schedule: at start with no backup, one is taken
+kill -TERM "$VOUCHD_PID"; wait "$VOUCHD_PID" 2>/dev/null
+set_backups() {  # JSON: config.json's "backups" object
+  python3 -c '
+import json, sys
+p = sys.argv[1] + "/config.json"
+c = json.load(open(p)); c["backups"] = json.loads(sys.argv[2]); json.dump(c, open(p, "w"))' "$D" "$1"
+}
+set_backups '{"keep": 0}'
+OUT=$("$VOUCHD" serve --data-dir "$D" 2>&1) && fail "vouchd served with backups.keep 0"
+expect_contains "config.json backups.keep 0 is refused" "backups.keep" "$OUT"
+set_backups "{\"dir\": \"$E2E_TMP/elsewhere\", \"keep\": 1}"
+serve_manager --backup-interval-hours 1
+has_one() { [[ $(find "$E2E_TMP/elsewhere" -name 'vouch-backup-*.vbk' 2>/dev/null | wc -l) == 1 ]]; }
+wait_until "the schedule takes a backup at start into config.json's folder" 300 has_one
+SCHED=$(find "$E2E_TMP/elsewhere" -name 'vouch-backup-*.vbk')
+"$VOUCHD" backup --verify "$SCHED" >/dev/null 2>&1 || fail "the scheduled backup does not verify"
+ok "the scheduled backup verifies"
+"$VOUCH" backup create >/dev/null || fail "backup create into config.json's folder"
+expect_eq "backups.keep 1 from config.json" "1" "$(find "$E2E_TMP/elsewhere" -name 'vouch-backup-*.vbk' | wc -l)"
 echo "server_backups e2e: $E2E_PASSED checks passed"
