@@ -8,6 +8,7 @@
 #include "api/session_cookie.h"
 #include "attest/verdict.h"
 #include "base/encoding.h"
+#include "base/url_component.h"
 #include "collateral/service.h"
 #include "crypto/random.h"
 #include "crypto/x509.h"
@@ -244,23 +245,6 @@ bool IsLoopback(const std::string& remote) {
 }
 
 // ---- collateral (issue 14; docs/collateral.md)
-
-// encodeURIComponent, as Intel PCS and PCCS encode the *-Issuer-Chain headers.
-std::string UrlEncodeComponent(std::string_view in) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : in) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '!' || c == '~' || c == '*' || c == '\'' ||
-        c == '(' || c == ')') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out.push_back('%');
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 15]);
-    }
-  }
-  return out;
-}
 
 // One PCCS v4 answer from the collateral service's cache (fetched on a miss): the body as the
 // vendor served it, its issuer chain header, a Request-ID. Errors are vouch's JSON errors.

@@ -231,13 +231,6 @@ Result<LeafFacts> ReadLeafFacts(X509* leaf) {
   return f;
 }
 
-bool IsSelfSigned(X509* c) {
-  EVP_PKEY* key = X509_get0_pubkey(c);
-  bool ok = key != nullptr && X509_verify(c, key) == 1;
-  crypto::DrainOpensslErrors();
-  return ok;
-}
-
 bool IsEcKey(X509* c) {
   EVP_PKEY* key = X509_get0_pubkey(c);
   crypto::DrainOpensslErrors();
@@ -538,7 +531,7 @@ void Classify(std::vector<crypto::X509Ptr>& certs, std::vector<X509*>& leaves, s
   for (auto& c : certs) {
     if (IsEcKey(c.get())) {
       leaves.push_back(c.get());
-    } else if (IsSelfSigned(c.get())) {
+    } else if (crypto::IsSelfSigned(c.get())) {
       arks.push_back(c.get());
     } else {
       intermediates.push_back(c.get());

@@ -195,6 +195,13 @@ std::string SerialHex(X509* cert) {
   return nz == std::string::npos ? "0" : out.substr(nz);
 }
 
+bool IsSelfSigned(X509* cert) {
+  EVP_PKEY* key = cert == nullptr ? nullptr : X509_get0_pubkey(cert);
+  bool ok = key != nullptr && X509_verify(cert, key) == 1;
+  DrainOpensslErrors();
+  return ok;
+}
+
 TimePoint Asn1TimeToTimePoint(const ASN1_TIME* t) {
   struct tm tm = {};
   if (ASN1_TIME_to_tm(t, &tm) != 1) return TimePoint{};

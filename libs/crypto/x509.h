@@ -31,6 +31,9 @@ std::string NameToString(const X509_NAME* name);
 std::string SubjectCommonName(X509* cert);
 // Serial as lower-case hex without leading zeros ("0" for zero).
 std::string SerialHex(X509* cert);
+// True when `cert`'s signature verifies with its own public key (a self-signed root). Says
+// nothing about trust: a caller compares the root with the ones it pins.
+bool IsSelfSigned(X509* cert);
 
 TimePoint Asn1TimeToTimePoint(const ASN1_TIME* t);
 TimePoint NotBefore(X509* cert);

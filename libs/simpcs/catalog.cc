@@ -191,13 +191,6 @@ std::optional<Vcek> ReadVcek(X509* cert, const std::string& der, const std::stri
   return v;
 }
 
-bool IsSelfSigned(X509* c) {
-  EVP_PKEY* key = X509_get0_pubkey(c);
-  bool ok = key != nullptr && X509_verify(c, key) == 1;
-  crypto::DrainOpensslErrors();
-  return ok;
-}
-
 bool IsRsa(X509* c) {
   EVP_PKEY* key = X509_get0_pubkey(c);
   return key != nullptr && (EVP_PKEY_get_base_id(key) == EVP_PKEY_RSA || EVP_PKEY_get_base_id(key) == EVP_PKEY_RSA_PSS);
@@ -308,7 +301,7 @@ Status LoadSnp(const fs::path& dir, Catalog* cat) {
         continue;
       }
       std::string cn = crypto::SubjectCommonName(c.get());
-      if (IsSelfSigned(c.get())) {
+      if (crypto::IsSelfSigned(c.get())) {
         if (!ark) ark = std::move(c);
       } else if (cn.find("VLEK") != std::string::npos) {
         if (!asvk) asvk = std::move(c);
