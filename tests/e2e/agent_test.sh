@@ -4,6 +4,7 @@
 # of issue 4 (manager down during heartbeats, agent kill -9, vouchd kill -9 during issuance).
 # Usage: agent_test.sh VOUCHD VOUCH VOUCH_AGENT
 source "$(dirname "$0")/lib.sh"
+record_api  # every API answer the CLI gets is checked against docs/api/openapi.json at the end
 VOUCHD=$1
 VOUCH=$2
 AGENT=$3
@@ -416,4 +417,5 @@ if openssl verify -crl_check -CAfile "$E2E_TMP/ca-crl.pem" "$E2E_TMP/w2/cert.pem
 fi
 ok "openssl verify -crl_check refuses the revoked workload certificate"
 expect_eq "audit chain verifies" true "$("$VOUCH" audit verify -o json | jq_get '["ok"]')"
+validate_recorded_api
 echo "agent e2e: $E2E_PASSED checks passed"

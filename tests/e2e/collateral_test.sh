@@ -8,6 +8,7 @@
 # refused while the good copy stays, the PCS down, bad input.
 # Usage: collateral_test.sh VOUCHD VOUCH SHARED_DIR
 source "$(dirname "$0")/lib.sh"
+record_api  # every API answer the CLI gets is checked against docs/api/openapi.json at the end
 # shellcheck disable=SC2034  # start_dev_manager (lib.sh) runs it
 VOUCHD=$1
 VOUCH=$2
@@ -247,4 +248,5 @@ expect_eq "KDS answering 429: the refresh fails as rate limited" collateral_rate
 expect_eq "… after one 429 from KDS" $((before + 1)) "$(pcs_count vcek_crl 429)"
 kill -0 "$VOUCHD_PID" 2>/dev/null || fail "vouchd exited"
 ok "vouchd still up"
+validate_recorded_api
 echo "collateral: $E2E_PASSED checks passed"

@@ -8,6 +8,7 @@
 #   right serials in the zone CRL (openssl crl -text), which verifies under the zone CA.
 # Usage: names_test.sh VOUCHD VOUCH VOUCH_AGENT
 source "$(dirname "$0")/lib.sh"
+record_api  # every API answer the CLI gets is checked against docs/api/openapi.json at the end
 # shellcheck disable=SC2034  # start_dev_manager (lib.sh) runs it
 VOUCHD=$1
 VOUCH=$2
@@ -113,4 +114,5 @@ expect_eq "allow_sim off: the sim node's certificate is revoked" revoked \
   "$("$VOUCH" cert get "$NODE_SERIAL" -o json | jq_get '["status"]')"
 expect_contains "tightening audited with its counts" '"node_certificates": 1, "serials"' \
   "$("$VOUCH" audit list --action zone.update -o json | python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin)["items"][0]["detail"]["revoked"]))')"
+validate_recorded_api
 echo "names: $E2E_PASSED checks passed"

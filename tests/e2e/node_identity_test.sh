@@ -13,6 +13,7 @@
 #   from the agent's own address.
 # Usage: node_identity_test.sh VOUCHD VOUCH VOUCH_AGENT
 source "$(dirname "$0")/lib.sh"
+record_api  # every API answer the CLI gets is checked against docs/api/openapi.json at the end
 # shellcheck disable=SC2034  # start_dev_manager (lib.sh) runs it
 VOUCHD=$1
 VOUCH=$2
@@ -133,4 +134,5 @@ echo "# the agent provisioned in $MS ms after the rate-limited flood"
 expect_contains "default limits: a new vouch-agent from the flooding address provisions within 10 s" node_ \
   "$(curl -fsS --unix-socket "$E2E_TMP/agent2/agent.sock" http://agent/v1/version)"
 
+validate_recorded_api
 echo "# $E2E_PASSED checks passed"

@@ -6,6 +6,7 @@
 # vouch_backups_total.
 # Usage: server_backups_test.sh VOUCHD VOUCH
 source "$(dirname "$0")/lib.sh"
+record_api  # every API answer the CLI gets is checked against docs/api/openapi.json at the end
 VOUCHD=$1
 VOUCH=$2
 require_tools python3 curl
@@ -75,4 +76,5 @@ SCHED=$(find "$E2E_TMP/elsewhere" -name 'vouch-backup-*.vbk')
 ok "the scheduled backup verifies"
 "$VOUCH" backup create >/dev/null || fail "backup create into config.json's folder"
 expect_eq "backups.keep 1 from config.json" "1" "$(find "$E2E_TMP/elsewhere" -name 'vouch-backup-*.vbk' | wc -l)"
+validate_recorded_api
 echo "server_backups e2e: $E2E_PASSED checks passed"
