@@ -14,6 +14,7 @@
 #include <condition_variable>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <thread>
 
@@ -132,6 +133,9 @@ struct FuseTsm::State {
   FuseTsmOptions options;
   mutable std::mutex mu;
   std::map<std::string, Entry> entries;
+  // Open files (fuse_file_info::fh points at one). Owned here, not by the kernel's release
+  // callback: an unmount with a file still open never calls release, and the handle must not leak.
+  std::map<const Handle*, std::unique_ptr<Handle>> handles;
   std::atomic<uint64_t> generated{0};
   struct fuse* fuse = nullptr;
   std::thread loop;
@@ -311,9 +315,11 @@ int OpOpen(const char* path, struct fuse_file_info* fi) {
   const bool readable = (a->mode & 0400) != 0, writable = (a->mode & 0200) != 0;
   if ((acc == O_RDONLY && !readable) || (acc != O_RDONLY && !writable) || acc == O_RDWR)
     return -EACCES;
-  auto* h = new Handle();
+  auto owned = std::make_unique<Handle>();
+  Handle* h = owned.get();
   h->entry = parts[1];
   h->attr = a->attr;
+  s->handles.emplace(h, std::move(owned));
   fi->fh = reinterpret_cast<uint64_t>(h);
   fi->direct_io = 1;  // every read reaches us: no page cache between the client and the state
   fi->nonseekable = 0;
@@ -387,7 +393,9 @@ int OpFlush(const char*, struct fuse_file_info* fi) {
 }
 
 int OpRelease(const char*, struct fuse_file_info* fi) {
-  delete reinterpret_cast<Handle*>(fi->fh);
+  State* s = State::Self();
+  std::lock_guard<std::mutex> lock(s->mu);
+  s->handles.erase(reinterpret_cast<const Handle*>(fi->fh));
   return 0;
 }
 
