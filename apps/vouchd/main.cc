@@ -121,15 +121,23 @@ struct Limits {
   bool allow_cluster_join = false;
 };
 
-// config.json: {"limits": {"unauth_rate": N, "unauth_burst": N, "max_connections_per_source": N},
-//               "cluster": {"allow_join": true, ...}}. Absent keys keep the defaults.
-vouch::Status LoadLimits(const std::string& data_dir, Limits* l) {
+// DATA/config.json, which must be a JSON object (each Load*Settings reads its own section).
+vouch::Result<nlohmann::json> ReadConfigJson(const std::string& data_dir) {
   auto text = vouch::ReadWholeFile(data_dir + "/config.json", 1 << 20);
   if (!text.ok()) return text.status();
   auto config = nlohmann::json::parse(*text, nullptr, false);
-  if (!config.is_object())
-    return vouch::DataLoss("config.json is not a JSON object",
-                           std::string(vouch::api::kInvalidConfig));
+  if (!config.is_object()) {
+    return vouch::DataLoss("config.json is not a JSON object", std::string(vouch::api::kInvalidConfig));
+  }
+  return config;
+}
+
+// config.json: {"limits": {"unauth_rate": N, "unauth_burst": N, "max_connections_per_source": N},
+//               "cluster": {"allow_join": true, ...}}. Absent keys keep the defaults.
+vouch::Status LoadLimits(const std::string& data_dir, Limits* l) {
+  auto loaded = ReadConfigJson(data_dir);
+  if (!loaded.ok()) return loaded.status();
+  const nlohmann::json& config = *loaded;
   auto limits = config.value("limits", nlohmann::json::object());
   auto cluster = config.value("cluster", nlohmann::json::object());
   if (!limits.is_object() || !cluster.is_object()) {
@@ -174,12 +182,9 @@ struct CollateralSettings {
 };
 
 vouch::Status LoadCollateralSettings(const std::string& data_dir, CollateralSettings* c) {
-  auto text = vouch::ReadWholeFile(data_dir + "/config.json", 1 << 20);
-  if (!text.ok()) return text.status();
-  auto config = nlohmann::json::parse(*text, nullptr, false);
-  if (!config.is_object())
-    return vouch::DataLoss("config.json is not a JSON object",
-                           std::string(vouch::api::kInvalidConfig));
+  auto loaded = ReadConfigJson(data_dir);
+  if (!loaded.ok()) return loaded.status();
+  const nlohmann::json& config = *loaded;
   auto col = config.value("collateral", nlohmann::json::object());
   if (!col.is_object())
     return vouch::DataLoss("config.json: \"collateral\" must be an object",
@@ -215,11 +220,9 @@ struct BackupSettings {
 };
 
 vouch::Status LoadBackupSettings(const std::string& data_dir, BackupSettings* b) {
-  auto text = vouch::ReadWholeFile(data_dir + "/config.json", 1 << 20);
-  if (!text.ok()) return text.status();
-  auto config = nlohmann::json::parse(*text, nullptr, false);
-  if (!config.is_object())
-    return vouch::DataLoss("config.json is not a JSON object", std::string(vouch::api::kInvalidConfig));
+  auto loaded = ReadConfigJson(data_dir);
+  if (!loaded.ok()) return loaded.status();
+  const nlohmann::json& config = *loaded;
   auto bk = config.value("backups", nlohmann::json::object());
   if (!bk.is_object())
     return vouch::DataLoss("config.json: \"backups\" must be an object", std::string(vouch::api::kInvalidConfig));

@@ -16,6 +16,7 @@
 #include "crypto/keys.h"
 #include "crypto/signature.h"
 #include "crypto/x509.h"
+#include "crypto/x509_ext.h"
 #include "evidence/snp_cert_table.h"
 #include "evidence/snp_report.h"
 
@@ -144,18 +145,7 @@ std::string DescribeCert(X509* c) {
 
 // The DER value of the AMD extension "1.3.6.1.4.1.3704.1.<suffix>", or nullopt.
 std::optional<std::span<const uint8_t>> AmdExtension(X509* cert, std::string_view suffix) {
-  const std::string want = std::string(kAmdOidPrefix) + std::string(suffix);
-  const int n = X509_get_ext_count(cert);
-  for (int i = 0; i < n; ++i) {
-    X509_EXTENSION* ext = X509_get_ext(cert, i);
-    char buf[128];
-    int len = OBJ_obj2txt(buf, sizeof(buf), X509_EXTENSION_get_object(ext), 1);
-    if (len <= 0 || static_cast<size_t>(len) >= sizeof(buf)) continue;
-    if (want != std::string_view(buf, static_cast<size_t>(len))) continue;
-    ASN1_OCTET_STRING* data = X509_EXTENSION_get_data(ext);
-    return std::span<const uint8_t>(ASN1_STRING_get0_data(data), static_cast<size_t>(ASN1_STRING_length(data)));
-  }
-  return std::nullopt;
+  return crypto::ExtensionValue(cert, std::string(kAmdOidPrefix) + std::string(suffix));
 }
 
 Asn1TypePtr ParseWhole(std::span<const uint8_t> der) {

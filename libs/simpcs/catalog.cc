@@ -17,6 +17,7 @@
 #include "base/file.h"
 #include "crypto/ossl.h"
 #include "crypto/x509.h"
+#include "crypto/x509_ext.h"
 
 namespace vouch::simpcs {
 namespace {
@@ -111,19 +112,9 @@ Result<Crl> ParseCrl(const std::string& bytes, const std::string& file) {
 
 // The DER value of the AMD extension 1.3.6.1.4.1.3704.1.<suffix>.
 std::optional<std::string> AmdExtension(X509* cert, std::string_view suffix) {
-  const std::string want = std::string(kAmdOidPrefix) + std::string(suffix);
-  const int n = X509_get_ext_count(cert);
-  for (int i = 0; i < n; ++i) {
-    X509_EXTENSION* ext = X509_get_ext(cert, i);
-    char buf[128];
-    int len = OBJ_obj2txt(buf, sizeof(buf), X509_EXTENSION_get_object(ext), 1);
-    if (len <= 0 || static_cast<size_t>(len) >= sizeof(buf)) continue;
-    if (want != std::string_view(buf, static_cast<size_t>(len))) continue;
-    ASN1_OCTET_STRING* data = X509_EXTENSION_get_data(ext);
-    return std::string(reinterpret_cast<const char*>(ASN1_STRING_get0_data(data)),
-                       static_cast<size_t>(ASN1_STRING_length(data)));
-  }
-  return std::nullopt;
+  auto value = crypto::ExtensionValue(cert, std::string(kAmdOidPrefix) + std::string(suffix));
+  if (!value) return std::nullopt;
+  return std::string(reinterpret_cast<const char*>(value->data()), value->size());
 }
 
 struct Asn1TypeFree {
