@@ -25,17 +25,6 @@ file -L "$BUSYBOX" 2>/dev/null | grep -q 'statically linked' || BUSYBOX=/bin/bus
 cd / && start_postgres
 cd "$E2E_TMP" || fail "cd $E2E_TMP"
 RUNC_ROOT=$E2E_TMP/runc
-TSM_PIDS=()
-runc_cleanup() { for c in $(runc --root "$RUNC_ROOT" list -q 2>/dev/null); do runc --root "$RUNC_ROOT" delete -f "$c" >/dev/null 2>&1; done; }
-# The emulated kernels unmount on SIGTERM; a mount left behind is detached so that the temp dir
-# can be removed.
-tsm_cleanup() {
-  local pid m
-  for pid in "${TSM_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${TSM_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  for m in "$E2E_TMP"/tsm-*; do mountpoint -q "$m" 2>/dev/null && umount -l "$m"; done
-  return 0
-}
 stop_all() {
   local p
   runc_cleanup
@@ -48,12 +37,6 @@ trap stop_all EXIT
 # ---- 1. the sim platforms, their emulated kernels, one PCS/KDS emulator over both
 "$VOUCH" sim init --platform tdx sim-tdx >/dev/null || fail "sim init tdx"
 "$VOUCH" sim init --platform sev-snp sim-snp >/dev/null || fail "sim init sev-snp"
-mount_tsm() {  # NAME SIM_DIR [FLAGS...]
-  mkdir -p "tsm-$1"
-  "$VOUCH" sim tsm --sim "$2" --mount "$E2E_TMP/tsm-$1" "${@:3}" >"tsm-$1.log" 2>&1 &
-  TSM_PIDS+=($!)
-  wait_until "the emulated configfs-tsm is mounted on tsm-$1" 50 test -d "tsm-$1/report"
-}
 # The TDX kernel plays a second writer on the first report entry (another process in the guest
 # writing its inblob between the agent's write and read): the agent must not send those blobs.
 mount_tsm tdx sim-tdx --interfere 1

@@ -131,3 +131,22 @@ validate_recorded_api() {
 $out"
   ok "${out#ok - }"
 }
+# Containers run by runc under $RUNC_ROOT (the caller's): deleted, for an EXIT trap.
+runc_cleanup() { for c in $(runc --root "$RUNC_ROOT" list -q 2>/dev/null); do runc --root "$RUNC_ROOT" delete -f "$c" >/dev/null 2>&1; done; }
+# Emulated configfs-tsm kernels (`vouch sim tsm`, FUSE) on $E2E_TMP/tsm-NAME; run from $E2E_TMP.
+TSM_PIDS=()
+mount_tsm() {  # NAME SIM_DIR [FLAGS...]
+  mkdir -p "$E2E_TMP/tsm-$1"
+  "$VOUCH" sim tsm --sim "$2" --mount "$E2E_TMP/tsm-$1" "${@:3}" >"$E2E_TMP/tsm-$1.log" 2>&1 &
+  TSM_PIDS+=($!)
+  wait_until "the emulated configfs-tsm is mounted on tsm-$1" 50 test -d "$E2E_TMP/tsm-$1/report"
+}
+# They unmount on SIGTERM; a mount left behind (a killed emulator) is detached so that the temp
+# dir can be removed. For an EXIT trap.
+tsm_cleanup() {
+  local pid m
+  for pid in "${TSM_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${TSM_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  for m in "$E2E_TMP"/tsm-*; do mountpoint -q "$m" 2>/dev/null && umount -l "$m"; done
+  return 0
+}

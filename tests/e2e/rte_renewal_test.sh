@@ -22,7 +22,6 @@ file -L "$BUSYBOX" 2>/dev/null | grep -q 'statically linked' || BUSYBOX=/bin/bus
 cd "$E2E_TMP" || fail "cd $E2E_TMP"
 export VOUCH_CONFIG=$E2E_TMP/cli/config.json
 RUNC_ROOT=$E2E_TMP/runc
-runc_cleanup() { for c in $(runc --root "$RUNC_ROOT" list -q 2>/dev/null); do runc --root "$RUNC_ROOT" delete -f "$c" >/dev/null 2>&1; done; }
 trap 'runc_cleanup; e2e_cleanup' EXIT
 
 # --- manager and agent ---

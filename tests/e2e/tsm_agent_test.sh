@@ -21,17 +21,6 @@ BUSYBOX=$(command -v busybox)
 file -L "$BUSYBOX" 2>/dev/null | grep -q 'statically linked' || BUSYBOX=/bin/busybox
 cd "$E2E_TMP" || fail "cd $E2E_TMP"
 RUNC_ROOT=$E2E_TMP/runc
-TSM_PIDS=()
-runc_cleanup() { for c in $(runc --root "$RUNC_ROOT" list -q 2>/dev/null); do runc --root "$RUNC_ROOT" delete -f "$c" >/dev/null 2>&1; done; }
-# The emulations unmount on SIGTERM; a mount left behind (a killed emulator) is detached so that
-# the temp dir can be removed.
-tsm_cleanup() {
-  local pid m
-  for pid in "${TSM_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${TSM_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  for m in "$E2E_TMP"/tsm-*; do mountpoint -q "$m" 2>/dev/null && umount -l "$m"; done
-  return 0
-}
 stop_all() {
   local p
   runc_cleanup
@@ -44,14 +33,6 @@ trap stop_all EXIT
 # --- the emulated kernels ---
 "$VOUCH" sim init --platform tdx sim-tdx >/dev/null || fail "sim init tdx"
 "$VOUCH" sim init --platform sev-snp sim-snp >/dev/null || fail "sim init sev-snp"
-mount_tsm() {  # NAME SIM_DIR [FLAGS...]
-  local name=$1 sim=$2
-  shift 2
-  mkdir -p "tsm-$name"
-  "$VOUCH" sim tsm --sim "$sim" --mount "$E2E_TMP/tsm-$name" "$@" >"tsm-$name.log" 2>&1 &
-  TSM_PIDS+=($!)
-  wait_until "the emulated configfs-tsm is mounted on tsm-$name" 50 test -d "tsm-$name/report"
-}
 # The TDX kernel plays a second writer on the first two report entries (another process in the
 # guest writing its inblob between the agent's write and read).
 mount_tsm tdx sim-tdx --interfere 2
