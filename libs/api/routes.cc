@@ -154,10 +154,10 @@ Result<NodeEnrollment> EnrollmentFrom(JsonBody& b, bool with_token) {
   return e;
 }
 
-// An error answer; "busy" (password hashing saturated) says when to come back.
+// An error answer; a 503 (e.g. "busy": password hashing saturated) says when to come back.
 Response ErrorResponse(const Status& st) {
   Response resp = Response::Error(st);
-  if (st.reason() == http::kBusy) resp.AddHeader("Retry-After", "1");
+  if (st.code() == StatusCode::kUnavailable) resp.AddHeader("Retry-After", "1");
   return resp;
 }
 

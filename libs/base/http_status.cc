@@ -13,7 +13,7 @@ StatusCode StatusCodeForHttp(long http_status, std::string_view reason) {
               reason.find("duplicate") != std::string_view::npos)
                  ? StatusCode::kAlreadyExists
                  : StatusCode::kFailedPrecondition;
-    case 413:
+    case 413: return StatusCode::kPayloadTooLarge;
     case 429: return StatusCode::kResourceExhausted;
     case 422: return StatusCode::kFailedPrecondition;
     case 501: return StatusCode::kUnimplemented;

@@ -18,13 +18,14 @@ enum class StatusCode {
   kAlreadyExists,       // 409
   kFailedPrecondition,  // 409/422: well-formed, but the state does not allow it
   kOutOfRange,          // 400
-  kResourceExhausted,   // 413/429
+  kResourceExhausted,   // 429: a rate or capacity limit; retry later
   kDeadlineExceeded,    // 504
   kUnavailable,         // 503
   kAborted,             // 409: concurrency conflict, retry
   kUnimplemented,       // 501
   kDataLoss,            // 500: stored data is corrupt
   kInternal,            // 500: a bug
+  kPayloadTooLarge,     // 413: the request (or an item in it) is larger than accepted
 };
 
 std::string_view StatusCodeName(StatusCode code);
@@ -76,6 +77,9 @@ inline Status FailedPrecondition(std::string msg, std::string reason = "failed_p
 }
 inline Status OutOfRange(std::string msg, std::string reason = "out_of_range") {
   return {StatusCode::kOutOfRange, std::move(msg), std::move(reason)};
+}
+inline Status PayloadTooLarge(std::string msg, std::string reason = "payload_too_large") {
+  return {StatusCode::kPayloadTooLarge, std::move(msg), std::move(reason)};
 }
 inline Status ResourceExhausted(std::string msg, std::string reason = "resource_exhausted") {
   return {StatusCode::kResourceExhausted, std::move(msg), std::move(reason)};

@@ -82,7 +82,7 @@ struct ClientOptions {
 
 // HTTP status of a response, as a StatusCode (400 → kInvalidArgument, 401 → kUnauthenticated,
 // 403 → kPermissionDenied, 404 → kNotFound, 409 → kAlreadyExists when `reason` says a thing
-// exists, else kFailedPrecondition, 413/429 → kResourceExhausted, 422 → kFailedPrecondition,
+// exists, else kFailedPrecondition, 413 → kPayloadTooLarge, 429 → kResourceExhausted, 422 → kFailedPrecondition,
 // 501 → kUnimplemented, 503 → kUnavailable, 504 → kDeadlineExceeded, other 4xx → kInvalidArgument,
 // other 5xx → kInternal).
 StatusCode HttpStatusToCode(long http_status, std::string_view reason = {});

@@ -579,7 +579,7 @@ TEST(HttpStatusToCode, MapsCommonStatuses) {
   EXPECT_EQ(HttpStatusToCode(404), StatusCode::kNotFound);
   EXPECT_EQ(HttpStatusToCode(409, "already_exists"), StatusCode::kAlreadyExists);
   EXPECT_EQ(HttpStatusToCode(409, "build_not_pending"), StatusCode::kFailedPrecondition);
-  EXPECT_EQ(HttpStatusToCode(413), StatusCode::kResourceExhausted);
+  EXPECT_EQ(HttpStatusToCode(413), StatusCode::kPayloadTooLarge);
   EXPECT_EQ(HttpStatusToCode(500), StatusCode::kInternal);
   EXPECT_EQ(HttpStatusToCode(503), StatusCode::kUnavailable);
 }

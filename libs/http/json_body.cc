@@ -77,7 +77,7 @@ Result<JsonBody> JsonBody::Parse(std::string_view body) {
     return InvalidArgument("request body is empty; expected a JSON object", "invalid_json");
   }
   if (body.size() > kMaxBodyBytes) {
-    return ResourceExhausted(fmt::format("request body exceeds {} bytes", kMaxBodyBytes), std::string(kBodyTooLarge));
+    return PayloadTooLarge(fmt::format("request body exceeds {} bytes", kMaxBodyBytes), std::string(kBodyTooLarge));
   }
   if (!DepthWithinLimit(body)) {
     return InvalidArgument(fmt::format("JSON nested deeper than {} levels", kMaxDepth),

@@ -18,7 +18,7 @@ namespace vouch::http {
 // out_of_range) with reason
 //   invalid_json   the body is not JSON, or not a JSON object, or nested deeper than 64 levels
 //                  (checked before parsing: 1 MiB of "[[[[..." costs a scan, no parser state)
-//   body_too_large the body exceeds kMaxBodyBytes (ResourceExhausted: 413)
+//   body_too_large the body exceeds kMaxBodyBytes (PayloadTooLarge: 413)
 //   missing_field  a required key is absent (or null)
 //   invalid_type   a key has the wrong JSON type
 //   out_of_range   a number or array/string length is outside the allowed range

@@ -55,7 +55,7 @@ TEST(JsonBody, RejectsDeepNesting) {
   // Over 1 MiB: refused before any parsing, whatever the server's limit.
   std::string big = "{\"a\":\"" + std::string(1 << 20, 'x') + "\"}";
   EXPECT_EQ(JsonBody::Parse(big).status().reason(), "body_too_large");
-  EXPECT_EQ(JsonBody::Parse(big).status().code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(JsonBody::Parse(big).status().code(), StatusCode::kPayloadTooLarge);
   // Brackets inside strings do not count.
   std::string shallow = "{\"a\":\"" + std::string(100, '[') + "\"}";
   EXPECT_TRUE(JsonBody::Parse(shallow).ok());

@@ -172,8 +172,10 @@ unsigned HttpStatusFor(const Status& status) {
     case StatusCode::kAborted:
     case StatusCode::kFailedPrecondition:
       return 409;
+    case StatusCode::kPayloadTooLarge:
+      return 413;
     case StatusCode::kResourceExhausted:
-      return status.reason() == kBodyTooLarge ? 413 : 429;
+      return 429;
     case StatusCode::kUnimplemented:
       return 501;
     case StatusCode::kUnavailable:

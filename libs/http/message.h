@@ -82,8 +82,8 @@ struct Response {
 
 // The ONE mapping from Status to an HTTP status code:
 //   ok 200; InvalidArgument, OutOfRange 400; Unauthenticated 401; PermissionDenied 403;
-//   NotFound 404; AlreadyExists, Aborted, FailedPrecondition 409; ResourceExhausted 413 when
-//   reason() == "body_too_large", else 429; Unimplemented 501; Unavailable 503;
+//   NotFound 404; AlreadyExists, Aborted, FailedPrecondition 409; PayloadTooLarge 413;
+//   ResourceExhausted 429; Unimplemented 501; Unavailable 503 (with Retry-After from the API);
 //   DeadlineExceeded 504; DataLoss, Internal 500.
 unsigned HttpStatusFor(const Status& status);
 

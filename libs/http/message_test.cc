@@ -15,7 +15,8 @@ TEST(HttpStatusFor, MapsEveryStatusCode) {
   EXPECT_EQ(HttpStatusFor(AlreadyExists("x")), 409u);
   EXPECT_EQ(HttpStatusFor(Aborted("x")), 409u);
   EXPECT_EQ(HttpStatusFor(FailedPrecondition("x")), 409u);
-  EXPECT_EQ(HttpStatusFor(ResourceExhausted("x", "body_too_large")), 413u);
+  EXPECT_EQ(HttpStatusFor(PayloadTooLarge("x", "body_too_large")), 413u);
+  EXPECT_EQ(HttpStatusFor(ResourceExhausted("x", "body_too_large")), 429u);  // the kind decides, not the text
   EXPECT_EQ(HttpStatusFor(ResourceExhausted("x")), 429u);
   EXPECT_EQ(HttpStatusFor(ResourceExhausted("x", "rate_limited")), 429u);
   EXPECT_EQ(HttpStatusFor(Unimplemented("x")), 501u);

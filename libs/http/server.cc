@@ -425,7 +425,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   void OnReadError(const error_code& ec) {
     if (ec == bhttp::error::body_limit) {
       return SendError(
-          413, "body_too_large",
+          413, std::string(kBodyTooLarge),
           fmt::format("request body exceeds {} bytes", server_->options.max_body_bytes));
     }
     if (ec == bhttp::error::header_limit) {

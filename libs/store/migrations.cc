@@ -243,6 +243,125 @@ const std::vector<std::vector<std::string>>& Migrations() {
                UNIQUE (kind, item_key, root, sha256)))",
           "CREATE INDEX collateral_item ON collateral (kind, item_key, root, issue_date)",
       },
+      // 5: session 9 (issues 15, 16, 18). Every *_sealed column is AES-256-GCM under the master
+      // key (crypto/aead.h) with an AAD naming the row, and is re-sealed by `vouchd master-key
+      // rotate` (api/master_key.cc).
+      {
+          // Issue 15: registries whose credentials vouchd keeps for server-side conversion.
+          R"(CREATE TABLE registries (
+               id TEXT PRIMARY KEY,
+               name TEXT NOT NULL UNIQUE,
+               url TEXT NOT NULL,
+               ca_pem TEXT,
+               username TEXT,
+               secret_kind TEXT CHECK (secret_kind IN ('password', 'token')),
+               secret_sealed BLOB,
+               insecure INTEGER NOT NULL DEFAULT 0,
+               created_at INTEGER NOT NULL,
+               created_by TEXT NOT NULL,
+               updated_at INTEGER NOT NULL))",
+          "ALTER TABLE apps ADD COLUMN input_registry_id TEXT",
+          "ALTER TABLE apps ADD COLUMN output_registry_id TEXT",
+          // Issue 15: each app's image signing keys; the active one gives the app's mrsigner, a
+          // pending one waits for its rotation task.
+          R"(CREATE TABLE app_signing_keys (
+               id TEXT PRIMARY KEY,
+               app_id TEXT NOT NULL REFERENCES apps(id),
+               key_sealed BLOB NOT NULL,
+               mrsigner TEXT NOT NULL,
+               status TEXT NOT NULL CHECK (status IN ('pending', 'active', 'retired', 'denied')),
+               task_id TEXT,
+               created_at INTEGER NOT NULL,
+               created_by TEXT NOT NULL,
+               activated_at INTEGER))",
+          "CREATE INDEX app_signing_keys_app ON app_signing_keys (app_id, status)",
+          // Issue 15: conversion jobs. A job is claimed by one member at a time (lease_owner until
+          // lease_expires_at); an expired lease may be taken over.
+          R"(CREATE TABLE conversions (
+               id TEXT PRIMARY KEY,
+               app_id TEXT NOT NULL REFERENCES apps(id),
+               state TEXT NOT NULL CHECK (state IN ('queued', 'pulling', 'converting', 'pushing', 'done', 'failed',
+                                                    'cancelled')),
+               input_image TEXT NOT NULL,
+               output_image TEXT NOT NULL,
+               input_registry_id TEXT,
+               output_registry_id TEXT,
+               options TEXT NOT NULL,
+               progress TEXT NOT NULL,
+               log TEXT NOT NULL,
+               output_digest TEXT,
+               mrenclave TEXT,
+               mrsigner TEXT,
+               build_id TEXT,
+               error_code TEXT,
+               error_message TEXT,
+               attempts INTEGER NOT NULL DEFAULT 0,
+               cancel_requested INTEGER NOT NULL DEFAULT 0,
+               lease_owner TEXT,
+               lease_expires_at INTEGER,
+               bytes_converted INTEGER NOT NULL DEFAULT 0,
+               created_at INTEGER NOT NULL,
+               created_by TEXT NOT NULL,
+               started_at INTEGER,
+               finished_at INTEGER,
+               updated_at INTEGER NOT NULL))",
+          "CREATE INDEX conversions_state ON conversions (state, created_at)",
+          "CREATE INDEX conversions_app ON conversions (app_id, created_at)",
+          // Issue 18: zone CA generations. zones.ca_cert_pem / ca_key_sealed stay the active CA;
+          // a rotation adds a row here (pending until its task is approved), activation swaps it
+          // in and keeps the old one here as 'retired' with CRLs of its own until it expires.
+          R"(CREATE TABLE zone_cas (
+               id TEXT PRIMARY KEY,
+               zone_id TEXT NOT NULL REFERENCES zones(id),
+               cert_pem TEXT NOT NULL,
+               key_sealed BLOB NOT NULL,
+               status TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'active', 'retired', 'denied')),
+               task_id TEXT,
+               crl_number INTEGER NOT NULL DEFAULT 0,
+               crl_der BLOB,
+               crl_updated_at INTEGER,
+               created_at INTEGER NOT NULL,
+               created_by TEXT NOT NULL,
+               activated_at INTEGER,
+               retired_at INTEGER))",
+          "CREATE INDEX zone_cas_zone ON zone_cas (zone_id, status)",
+          // Issue 16: each zone's heartbeat key agreement key (P-256), made on first need.
+          "ALTER TABLE zones ADD COLUMN heartbeat_key_sealed BLOB",
+          "ALTER TABLE zones ADD COLUMN heartbeat_pub_pem TEXT",
+          // Tasks gain two kinds; subject_id names the app_signing_keys or zone_cas row.
+          R"(CREATE TABLE tasks_v5 (
+               id TEXT PRIMARY KEY,
+               kind TEXT NOT NULL CHECK (kind IN ('build', 'domain', 'node_identity', 'signing_key', 'ca_rotation')),
+               status TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'denied', 'cancelled')),
+               zone_id TEXT NOT NULL REFERENCES zones(id),
+               app_id TEXT REFERENCES apps(id),
+               build_id TEXT,
+               domain TEXT,
+               summary TEXT NOT NULL,
+               approvals_required INTEGER NOT NULL,
+               denied_by TEXT,
+               reason TEXT,
+               created_at INTEGER NOT NULL,
+               created_by TEXT NOT NULL,
+               decided_at INTEGER,
+               node_identity_id TEXT,
+               subject_id TEXT))",
+          R"(INSERT INTO tasks_v5 (id, kind, status, zone_id, app_id, build_id, domain, summary, approvals_required,
+               denied_by, reason, created_at, created_by, decided_at, node_identity_id)
+             SELECT id, kind, status, zone_id, app_id, build_id, domain, summary, approvals_required, denied_by, reason,
+               created_at, created_by, decided_at, node_identity_id FROM tasks)",
+          R"(CREATE TABLE task_approvals_v5 (
+               task_id TEXT NOT NULL REFERENCES tasks_v5(id),
+               user_name TEXT NOT NULL,
+               at INTEGER NOT NULL,
+               PRIMARY KEY (task_id, user_name)))",
+          "INSERT INTO task_approvals_v5 (task_id, user_name, at) SELECT task_id, user_name, at FROM task_approvals",
+          "DROP TABLE task_approvals",
+          "DROP TABLE tasks",
+          "ALTER TABLE tasks_v5 RENAME TO tasks",
+          "ALTER TABLE task_approvals_v5 RENAME TO task_approvals",
+          "CREATE INDEX tasks_zone_status ON tasks (zone_id, status)",
+      },
   };
   return kMigrations;
 }
