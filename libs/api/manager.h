@@ -100,6 +100,25 @@ struct BuildSpec {
   std::string image_digest;
 };
 
+// A registry's fields (docs/api.md "Registries"; manager_registries.cc). Create: name and url
+// required. Update: an absent field stays as it is; a null one (the inner nullopt) is cleared.
+// password and token are the secret (at most one of them): never logged or returned.
+struct RegistrySpec {
+  std::optional<std::string> name;
+  std::optional<std::string> url;
+  std::optional<std::optional<std::string>> ca_pem;
+  std::optional<std::optional<std::string>> username;
+  std::optional<std::optional<std::string>> password;
+  std::optional<std::optional<std::string>> token;
+  std::optional<bool> insecure;
+};
+
+// PATCH /api/v1/apps/{id}: the app's default registries (id or name; the inner nullopt clears).
+struct AppUpdate {
+  std::optional<std::optional<std::string>> input_registry;
+  std::optional<std::optional<std::string>> output_registry;
+};
+
 struct ListQuery {
   int64_t limit = 100;
   std::string cursor;
@@ -232,6 +251,26 @@ class Manager {
   Status DeleteApp(const Principal& p, const std::string& id_or_name);
   Result<json> AddAppDomain(const Principal& p, const std::string& app, const std::string& domain);
   Result<json> RemoveAppDomain(const Principal& p, const std::string& app, const std::string& domain);
+
+  // Default registries (AppUpdate; member). The app record shows them by name, and mrsigner.
+  Result<json> UpdateApp(const Principal& p, const std::string& id_or_name, const AppUpdate& update);
+  // Admin: a new signing key for the app, pending until its task (kind signing_key, the zone's
+  // quorum) is approved (manager_signing_keys.cc). 409 signing_key_pending while one waits.
+  Result<json> RotateAppSigningKey(const Principal& p, const std::string& id_or_name);
+
+  // --- registries (manager_registries.cc, registry_access.h): admin manages, members and
+  // approvers list and read; the secret is sealed and never returned.
+  Result<json> CreateRegistry(const Principal& p, const RegistrySpec& spec);
+  Result<json> ListRegistries(const Principal& p, const ListQuery& q);
+  Result<json> GetRegistry(const Principal& p, const std::string& id_or_name);
+  Result<json> UpdateRegistry(const Principal& p, const std::string& id_or_name, const RegistrySpec& spec);
+  // 409 registry_in_use while an app names it as a default or an unfinished conversion uses it.
+  Status DeleteRegistry(const Principal& p, const std::string& id_or_name);
+
+  // Sealing under the master key (AES-256-GCM) for the sealed columns kept by free functions of
+  // this library (registry_access.h): `aad` names the table, column and row. The key never leaves.
+  Result<std::vector<uint8_t>> SealSecret(std::span<const uint8_t> plaintext, std::string_view aad) const;
+  Result<crypto::SecretBytes> OpenSecret(std::span<const uint8_t> sealed, std::string_view aad) const;
 
   // --- builds and approval tasks
   Result<json> CreateBuild(const Principal& p, const BuildSpec& spec);

@@ -130,4 +130,15 @@ inline constexpr std::string_view kTlsKeyUnsealFailed = "tls_key_unseal_failed";
 // 503: Unavailable
 inline constexpr std::string_view kNotReady = "not_ready";
 
+// Issue 15: registries and app signing keys (registry_access.h, manager_registries.cc,
+// manager_signing_keys.cc).
+inline constexpr std::string_view kInvalidUrl = "invalid_url";                  // 400
+inline constexpr std::string_view kInvalidSecret = "invalid_secret";            // 400
+inline constexpr std::string_view kRegistryNotFound = "registry_not_found";     // 404
+inline constexpr std::string_view kRegistryExists = "registry_exists";          // 409
+inline constexpr std::string_view kRegistryInUse = "registry_in_use";           // 409
+inline constexpr std::string_view kSigningKeyPending = "signing_key_pending";   // 409
+inline constexpr std::string_view kRegistrySecretUnsealFailed = "registry_secret_unseal_failed";  // 500
+inline constexpr std::string_view kSigningKeyUnsealFailed = "signing_key_unseal_failed";          // 500
+
 }  // namespace vouch::api
