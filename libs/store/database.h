@@ -53,6 +53,15 @@ class Transaction {
   Result<Row> QueryOne(std::string_view sql, const std::vector<Value>& params, std::string_view what);
 };
 
+// How a read-write group is ordered against the store's other writers (docs/cluster.md). SQLite
+// has one writer and treats both alike. On PostgreSQL, kSerial holds the cluster writer lock
+// exclusively for the whole transaction (read-modify-write of shared values: approvals, CRL
+// numbers, token uses, nonces, settings); kRowKeyed holds it shared, so row-keyed groups of every
+// instance run concurrently, their correctness resting on the rows' own keys and row locks
+// (certificate issuance, instance creation, heartbeats). Audit entries of both are chained at
+// the end of the group under the audit lock. A group never mixes modes.
+enum class WriteMode { kSerial, kRowKeyed };
+
 // A database. Thread-safe: any number of threads may call Read/Write concurrently.
 class Database {
  public:
@@ -64,6 +73,11 @@ class Database {
   // WAL mode). `fn` may run more than once (PostgreSQL retries a transaction after a conflict or a
   // lost connection), so it must not have effects outside `tx` other than setting its outputs.
   virtual Status Write(const std::function<Status(Transaction&)>& fn) = 0;
+  // The same in a given mode (above); Write(fn) is kSerial.
+  virtual Status Write(const std::function<Status(Transaction&)>& fn, WriteMode mode) {
+    (void)mode;
+    return Write(fn);
+  }
   // Runs `fn` in a read-only snapshot transaction.
   virtual Status Read(const std::function<Status(Transaction&)>& fn) = 0;
 
