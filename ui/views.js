@@ -3,6 +3,7 @@
 import {api, get, post, page, all, enc} from './api.js';
 import {h, clear, table, props, badge, when, ago, short, link, copyButton, ask, field} from './dom.js';
 import {can, every, rerender, say, session} from './shell.js';
+import {conversions, convertAction} from './conversions.js';
 
 // Names as the API accepts them (the pattern attribute is compiled with the v flag: escape '-').
 const kNamePattern = '[a-z0-9][a-z0-9\\-]{0,62}';
@@ -318,6 +319,8 @@ async function appDetail(name) {
   }
   root.appendChild(h('h2', {}, 'Builds'));
   root.appendChild(await buildTable({app: a.name}));
+  const convert = convertAction(a.name);  // issue 15: server-side conversion (conversions.js)
+  if (convert) root.appendChild(convert);
   if (can('admin')) {
     root.appendChild(h('h2', {}, 'Danger zone'));
     root.appendChild(h('button', {type: 'button', class: 'danger', onclick: async () => {
@@ -671,4 +674,5 @@ async function collateral() {
 
 export const routes = {
   '': dashboard, zones, apps, builds, tasks, nodes, instances, certificates, users, apikeys, audit, collateral,
+  conversions,
 };
