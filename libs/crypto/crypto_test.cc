@@ -4,6 +4,7 @@
 #include "base/file.h"
 #include "crypto/aead.h"
 #include "crypto/digest.h"
+#include "crypto/heartbeat_key.h"
 #include "crypto/kdf.h"
 #include "crypto/keys.h"
 #include "crypto/random.h"
@@ -143,6 +144,48 @@ TEST(Ecdh, BothSidesAgreeAndOnlyOnTheSameCurve) {
   EXPECT_NE(HexEncode(EcdhSharedSecret(c.get(), b_pub.get())->span()), HexEncode(ab->span()));
   auto p384 = GenerateKey(KeyType::kEcP384).value();
   EXPECT_FALSE(EcdhSharedSecret(p384.get(), b_pub.get()).ok());
+}
+
+// docs/formats/heartbeat-key.md: fixed keys (private scalars 0x11..11 and 0x22..22) and serial.
+// The expected values were computed independently (Python cryptography: ECDH, HKDF, HMAC).
+constexpr std::string_view kHbInstanceKey =
+    "-----BEGIN PRIVATE KEY-----\n"
+    "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgERERERERERERERER\n"
+    "ERERERERERERERERERERERERERGhRANCAAQCF+YX8LZEOSgnj5aZnmmiOk8sFSvf\n"
+    "bWzfZuW4AoLU7RlKfevLl3EtLdo8qFqodlpW9F/HWFmWUvKJfGUwbleU\n"
+    "-----END PRIVATE KEY-----\n";
+constexpr std::string_view kHbZoneKey =
+    "-----BEGIN PRIVATE KEY-----\n"
+    "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgIiIiIiIiIiIiIiIi\n"
+    "IiIiIiIiIiIiIiIiIiIiIiIiIiKhRANCAATWWpOXfKo9GwgYUv9Xp55GXxZgV3ME\n"
+    "uurVBd06SFic81AYXolTct9iIeo6E3VX5HP922dV8FvVB8PFM/zpyRKF\n"
+    "-----END PRIVATE KEY-----\n";
+
+TEST(HeartbeatKey, FixedVectorAndBothSidesAgree) {
+  auto inst = PrivateKeyFromPem(kHbInstanceKey).value();
+  auto zone = PrivateKeyFromPem(kHbZoneKey).value();
+  auto zone_pub = PublicKeyFromDer(PublicKeyToDer(zone.get()).value()).value();
+  auto inst_pub = PublicKeyFromDer(PublicKeyToDer(inst.get()).value()).value();
+  const std::string serial = "0123456789abcdef0123456789abcdef";
+  EXPECT_EQ(HexEncode(EcdhSharedSecret(inst.get(), zone_pub.get())->span()),
+            "ccfc261f58193c98ca4ad4a53bbac6f0ee29bc4d48438090446908622ca79af6");
+  auto workload_side = DeriveHeartbeatKey(inst.get(), zone_pub.get(), serial);
+  auto server_side = DeriveHeartbeatKey(zone.get(), inst_pub.get(), serial);
+  ASSERT_TRUE(workload_side.ok() && server_side.ok()) << workload_side.status().message();
+  EXPECT_EQ(HexEncode(workload_side->span()), "60e7b38125f991a20ad21fcb044c80396b757ed2a84b22e447df8f17c7282b17");
+  EXPECT_EQ(HexEncode(server_side->span()), HexEncode(workload_side->span()));
+  // Another serial (a renewal with the same key) gives another key.
+  EXPECT_NE(HexEncode(DeriveHeartbeatKey(inst.get(), zone_pub.get(), "0123456789abcdef0123456789abcdee")->span()),
+            HexEncode(workload_side->span()));
+  // Refusals: the serial's spelling is fixed; only P-256 keys.
+  EXPECT_EQ(DeriveHeartbeatKey(inst.get(), zone_pub.get(), "0123456789ABCDEF").status().reason(), "invalid_serial");
+  EXPECT_EQ(DeriveHeartbeatKey(inst.get(), zone_pub.get(), "").status().reason(), "invalid_serial");
+  auto p384 = GenerateKey(KeyType::kEcP384).value();
+  EXPECT_EQ(DeriveHeartbeatKey(p384.get(), zone_pub.get(), serial).status().reason(), "invalid_key_type");
+  auto rsa = GenerateKey(KeyType::kRsa2048).value();
+  EXPECT_EQ(DeriveHeartbeatKey(rsa.get(), zone_pub.get(), serial).status().reason(), "invalid_key_type");
+  EXPECT_TRUE(IsP256Key(inst.get()));
+  EXPECT_FALSE(IsP256Key(rsa.get()));
 }
 
 TEST(Ecdh, EncodedP256PointsAreCheckedBeforeUse) {

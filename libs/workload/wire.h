@@ -3,6 +3,7 @@
 // The byte strings that workloads, the agent and vouchd must agree on (docs/agent.md). Header
 // only, no dependencies, so that every side includes the one definition.
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -26,6 +27,27 @@ inline std::string HeartbeatMessage(std::string_view instance_id, int64_t seq, i
   m += status;
   return m;
 }
+
+// What a workload MACs for one heartbeat (HMAC-SHA256 under its heartbeat key K,
+// docs/formats/heartbeat-key.md; the 32-byte MAC travels base64 in "mac"):
+//   "vouch-heartbeat-mac-v1\n" instance_id "\n" seq "\n" timestamp "\n" status
+// The same fields as the signed form under its own label, so a MAC and a signature are never
+// over the same bytes. K is bound to the certificate serial, so the serial need not be repeated.
+inline std::string HeartbeatMacMessage(std::string_view instance_id, int64_t seq, int64_t timestamp,
+                                       std::string_view status) {
+  std::string m = "vouch-heartbeat-mac-v1\n";
+  m += instance_id;
+  m += '\n';
+  m += std::to_string(seq);
+  m += '\n';
+  m += std::to_string(timestamp);
+  m += '\n';
+  m += status;
+  return m;
+}
+
+// The size of a heartbeat MAC (HMAC-SHA256) on the wire, before base64.
+inline constexpr size_t kHeartbeatMacSize = 32;
 
 inline bool IsValidWireId(std::string_view s) {
   if (s.empty() || s.size() > 64) return false;
