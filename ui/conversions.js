@@ -67,10 +67,13 @@ function poll(ms, fn) {
 
 // ------------------------------------------------------------------ validation (mirrors the server)
 
-const kEnvName = /^[A-Za-z_][A-Za-z0-9_]*$/;
+// The rules of libs/convert/options.cc ValidateSettings/SettingsFromJson, so the browser refuses
+// what the server would and nothing else.
 const kSize = /^[0-9]{1,19}[KMGkmg]?$/;
-const kDns = /^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i;
-const kPlatform = /^[a-z0-9_.-]+\/[a-z0-9_.-]+(\/[a-z0-9_.-]+)?$/;
+const kPlatform = /^[^/]+\/[^/]+(\/[^/]*)?$/;
+const kMaxThreads = 1 << 20;
+const absolute = p => p.startsWith('/');
+const normalisedDir = d => d.startsWith('/') && !d.includes('/../') && !d.includes('/./');
 
 // An image reference as the server takes it: a registry reference (host[:port]/repo[:tag|@digest]),
 // not a local path, no scheme, no white space. Returns an error text or ''.
@@ -125,14 +128,14 @@ export function readConversionForm(f) {
     const r = argList(el.value.trim());
     if (r.error) bad(el, label, r.error); else if (r.value) o[key] = r.value;
   }
-  for (const [key, el, label] of [['env', f.env, 'Environment'], ['mutable_env', f.mutableEnv, 'Run-time settable variables']]) {
-    const list = key === 'env' ? lines(el.value) : words(el.value);
-    const wrong = list.find(s => !kEnvName.test(key === 'env' ? s.split('=')[0] : s) || (key === 'env' && !s.includes('=')));
-    if (wrong !== undefined) bad(el, label, key === 'env' ? `"${wrong}" is not NAME=value` : `"${wrong}" is not a variable name`);
-    else if (list.length) o[key] = list;
-  }
+  const env = lines(f.env.value);
+  const wrongEnv = env.find(s => !s.includes('=') || s.startsWith('='));
+  if (wrongEnv !== undefined) bad(f.env, 'Environment:', `"${wrongEnv}" is not NAME=value`);
+  else if (env.length) o.env = env;
+  const mutableEnv = words(f.mutableEnv.value);
+  if (mutableEnv.length) o.mutable_env = mutableEnv;
   for (const [key, el, label, lo, hi] of [['isvprodid', f.isvprodid, 'ISV product ID', 0, 65535], ['isvsvn', f.isvsvn, 'ISV SVN', 0, 65535],
-    ['threads', f.threads, 'Threads', 0, 65535], ['heartbeat_interval', f.heartbeatInterval, 'Heartbeat interval', 1, 86400]]) {
+    ['threads', f.threads, 'Threads', 0, kMaxThreads], ['heartbeat_interval', f.heartbeatInterval, 'Heartbeat interval', 1, 86400]]) {
     const t = el.value.trim();
     if (!t) continue;
     const r = intIn(t, lo, hi);
@@ -148,28 +151,23 @@ export function readConversionForm(f) {
   }
   if (f.debug.checked) o.debug = true;
   const dns = words(f.certDns.value);
-  const wrongDns = dns.find(d => d.length > 253 || !kDns.test(d));
-  if (wrongDns !== undefined) bad(f.certDns, 'Certificate DNS names:', `"${wrongDns}" is not a DNS name`);
-  else if (dns.length) o.cert_dns = dns;
+  if (dns.length) o.cert_dns = dns;
   if (f.certSubject.value.trim()) o.cert_subject = f.certSubject.value.trim();
   if (f.certKeyType.value !== 'ec-p256') o.cert_key_type = f.certKeyType.value;
   for (const [key, el, label] of [['key_path', f.keyPath, 'Key path'], ['cert_path', f.certPath, 'Certificate path'],
     ['ca_path', f.caPath, 'CA path'], ['agent_socket', f.agentSocket, 'Agent socket']]) {
     const t = el.value.trim();
     if (!t || t === el.defaultValue) continue;
-    if (!t.startsWith('/') || /\s/.test(t) || t.split('/').includes('..')) bad(el, label, 'is an absolute path without ".."');
+    if (!absolute(t)) bad(el, label, 'must be an absolute path');
     else o[key] = t;
   }
   for (const [key, el, label] of [['ro_dirs', f.roDirs, 'Protected directories'], ['rw_dirs', f.rwDirs, 'Unprotected paths']]) {
     const list = words(el.value);
-    const wrong = list.find(p => !p.startsWith('/') || p.split('/').includes('..'));
-    if (wrong !== undefined) bad(el, label, `"${wrong}" is not an absolute path without ".."`);
+    const wrong = list.find(d => !normalisedDir(d));
+    if (wrong !== undefined) bad(el, label, `entry "${wrong}" must be an absolute, normalised path`);
     else if (list.length) o[key] = list;
   }
-  if (f.noCertificate.checked) {
-    o.no_certificate = true;
-    if (dns.length) bad(f.certDns, 'Certificate DNS names', 'make no sense with "Request no certificate"');
-  }
+  if (f.noCertificate.checked) o.no_certificate = true;
   if (f.noHeartbeat.checked) o.no_heartbeat = true;
   if (f.allowArgs.checked) o.allow_cmdline_args = true;
   const platform = f.platform.value.trim();
@@ -358,8 +356,19 @@ async function conversionDetail(id) {
   let lastPhase = '';
   let cancelling = false;
   let shownOutcome = '';
+  // Parts are rebuilt only when what they show changed, so focus, selection and scroll survive a poll.
+  const changed = (() => {
+    const last = {};
+    return (part, value) => {
+      const k = JSON.stringify(value);
+      if (last[part] === k) return false;
+      last[part] = k;
+      return true;
+    };
+  })();
   function update() {
-    clear(info).appendChild(props([
+    const {progress: _p, log: _l, updated_at: _u, ...shown} = job;
+    if (changed('info', shown)) clear(info).appendChild(props([
       ['State', stateBadge(job.state)],
       ['App', link('#/apps/' + enc(job.app_name), job.app_name)],
       ['Input', h('span', {}, h('code', {}, job.input_image), job.input_registry ? ` via registry ${job.input_registry}` : '')],
@@ -378,9 +387,19 @@ async function conversionDetail(id) {
       : `${kPhaseText[job.state] || job.state}${p.layers_total ? ` (layer ${p.layers_done || 0} of ${p.layers_total})` : ''}`;
     if (announce !== lastPhase) { phase.textContent = announce; lastPhase = announce; }
     detail.textContent = progressText(job);
-    const atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 20;
-    log.textContent = (job.log || []).join('\n') || '(no log yet)';
-    if (atBottom) log.scrollTop = log.scrollHeight;
+    if (changed('log', job.log)) {
+      const atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 20;
+      log.textContent = (job.log || []).join('\n') || '(no log yet)';
+      if (atBottom) log.scrollTop = log.scrollHeight;
+    }
+    if (changed('toolbar', [kTerminal.has(job.state), cancelling])) updateToolbar();
+    if (kTerminal.has(job.state) && shownOutcome !== job.state) {
+      shownOutcome = job.state;
+      showOutcome().catch(alertError);
+    }
+  }
+
+  function updateToolbar() {
     clear(toolbar);
     if (!kTerminal.has(job.state) && can('write')) {
       toolbar.appendChild(h('button', {type: 'button', class: 'danger', disabled: cancelling, onclick: async () => {
@@ -396,10 +415,6 @@ async function conversionDetail(id) {
       }}, cancelling ? 'Cancelling…' : 'Cancel'));
     }
     toolbar.appendChild(link('#/conversions', 'All conversions'));
-    if (kTerminal.has(job.state) && shownOutcome !== job.state) {
-      shownOutcome = job.state;
-      showOutcome().catch(alertError);
-    }
   }
 
   async function showOutcome() {
@@ -520,8 +535,8 @@ async function conversionList() {
   root.appendChild(box);
   // Live while something runs: the first page again (what a user watching the list cares about).
   poll(2000, async () => {
-    if (!items.some(c => !kTerminal.has(c.state)) || items.length > 100) return items.some(c => !kTerminal.has(c.state));
-    const r = await page('/conversions', {...params, limit: Math.max(items.length, 1)});
+    if (!items.some(c => !kTerminal.has(c.state))) return false;
+    const r = await page('/conversions', {...params, limit: Math.min(Math.max(items.length, 1), 1000)});
     items = r.items;
     cursor = r.next_cursor;
     render();
