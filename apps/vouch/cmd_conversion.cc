@@ -87,7 +87,8 @@ std::string Bytes(uint64_t n) {
   return buf;
 }
 
-// "pulling  layers 1/3  120.5 MB / 290.0 MB  41%" (the state, or the progress phase when given).
+// "pulling  layers 1/3  120.5 MB / 290.0 MB" (the state, and the progress phase when it differs);
+// `*percent` is bytes done of bytes total (-1: unknown).
 std::string ProgressText(const json& job, int* percent) {
   const json p = job.value("progress", json::object());
   std::string phase = job.value("state", "");
@@ -102,7 +103,7 @@ std::string ProgressText(const json& job, int* percent) {
   *percent = -1;
   if (bt > 0) {
     *percent = static_cast<int>(std::min<uint64_t>(100, bd * 100 / bt));
-    text += "  " + Bytes(bd) + " / " + Bytes(bt) + "  " + std::to_string(*percent) + "%";
+    text += "  " + Bytes(bd) + " / " + Bytes(bt);
   } else if (bd > 0) {
     text += "  " + Bytes(bd);
   }
@@ -130,7 +131,7 @@ class ProgressView {
       if (percent >= 0) {
         const int width = 24, filled = percent * width / 100;
         bar = "[" + std::string(static_cast<size_t>(filled), '#') + std::string(static_cast<size_t>(width - filled), '.') +
-              "] ";
+              "] " + std::to_string(percent) + "%  ";
       }
       std::string line = job.value("id", "") + "  " + bar + text;
       const size_t cols = TerminalColumns() - 1;
@@ -147,7 +148,8 @@ class ProgressView {
                             std::to_string(percent < 0 ? -1 : percent / 10);
     if (key == last_key_) return;
     last_key_ = key;
-    std::fprintf(stderr, "%s  %s\n", job.value("id", "").c_str(), text.c_str());
+    std::fprintf(stderr, "%s  %s%s\n", job.value("id", "").c_str(), text.c_str(),
+                 percent < 0 ? "" : ("  " + std::to_string(percent) + "%").c_str());
     std::fflush(stderr);
   }
 

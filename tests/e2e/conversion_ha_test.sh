@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Issue 15, conversion jobs on a cluster (docs/convert.md "Server-side conversion"): two vouchd
+# members on one PostgreSQL. Member A claims a job (its lease in the conversions row) and is killed
+# with -9 in the middle of the pull (the input comes through throttle_proxy.py at 1 MB/s, so the
+# pull takes seconds whatever the machine); member B takes the job over once A's lease has expired
+# and finishes it: the job ends done, with one build, the output in the registry.
+# Usage: conversion_ha_test.sh VOUCHD VOUCH VOUCH_RTE
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/pg.sh"
+VOUCHD=$1
+VOUCH=$2
+RTE=$3  # the converters embed it (--conversion-runtime when this vouchd has the flag)
+HERE=$(cd "$(dirname "$0")" && pwd)
+require_tools docker-registry umoci skopeo busybox curl python3
+BUSYBOX=$(command -v busybox)
+file -L "$BUSYBOX" 2>/dev/null | grep -q 'statically linked' || BUSYBOX=/bin/busybox
+cd "$E2E_TMP" || fail "cd $E2E_TMP"
+export VOUCH_CONFIG=$E2E_TMP/cli.json HOME=$E2E_TMP/home DOCKER_CONFIG=$E2E_TMP/no-docker-config
+mkdir -p "$HOME"
+printf 'admin-password-123\n' >admin.pw
+
+# --- an anonymous registry on loopback, and the same behind a 1 MB/s proxy ---
+PR=$(free_port)
+REG=127.0.0.1:$PR
+cat >reg.yml <<YML
+version: 0.1
+log: {level: error}
+storage: {filesystem: {rootdirectory: $E2E_TMP/store}}
+http: {addr: "$REG"}
+YML
+docker-registry serve reg.yml >reg.log 2>&1 &
+E2E_PIDS+=($!)
+PX=$(free_port)
+SLOW=127.0.0.1:$PX
+python3 "$HERE/throttle_proxy.py" "$SLOW" "$REG" 1000000 >proxy.log 2>&1 &
+E2E_PIDS+=($!)
+wait_until "the registry answers, directly and through the proxy" 100 \
+  bash -c "curl -fsS http://$REG/v2/ && curl -fsS http://$SLOW/v2/"
+umoci init --layout img >/dev/null
+umoci new --image img:big >/dev/null
+umoci unpack --image img:big b >/dev/null
+mkdir -p b/rootfs/bin
+cp "$BUSYBOX" b/rootfs/bin/busybox
+head -c 4000000 /dev/urandom >b/rootfs/noise
+umoci repack --image img:big b >/dev/null
+rm -rf b
+umoci config --image img:big --config.cmd /bin/busybox --config.cmd true >/dev/null
+skopeo copy -q --dest-tls-verify=false oci:img:big "docker://$REG/src/big:v1" || fail "skopeo push"
+ok "registry on $REG, a 1 MB/s proxy on $SLOW, an image with a 4 MB layer of random bytes"
+
+# --- two members on one PostgreSQL (one data directory, two listeners) ---
+start_postgres
+psql_q() { pg_run "$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U vouch -d vouch -tAc "$1"; }
+D=$E2E_TMP/data
+PA=$(free_port); PB=$(free_port)
+UA=https://127.0.0.1:$PA; UB=https://127.0.0.1:$PB
+"$VOUCHD" init --data-dir "$D" --admin-user admin --admin-password-file admin.pw --store "$PG_URL" \
+  --listen "127.0.0.1:$PA" --dev >/dev/null || fail "vouchd init on PostgreSQL"
+CA=$D/service-ca.pem
+# A short lease when this build has the flag, so the take-over comes within seconds.
+LEASE=()
+help=$("$VOUCHD" serve --help 2>&1)
+grep -q -- '--conversion-lease-seconds' <<<"$help" && LEASE+=(--conversion-lease-seconds 5)
+grep -q -- '--conversion-runtime' <<<"$help" && LEASE+=(--conversion-runtime "$RTE")
+declare -A PID  # serve's members by name
+serve() {  # NAME URL [FLAGS...]: sets PID[NAME]
+  "$VOUCHD" serve --data-dir "$D" "${LEASE[@]}" "${@:3}" >>"$E2E_TMP/$1.log" 2>&1 &
+  local pid=$!
+  E2E_PIDS+=("$pid")
+  PID[$1]=$pid
+  wait_healthy "$2" "$CA" "$pid" || fail "vouchd $1 did not become healthy: $(tail -20 "$E2E_TMP/$1.log")"
+}
+serve a "$UA" --listen "127.0.0.1:$PA"
+"$VOUCH" login --server "$UA,$UB" --ca-file "$CA" --user admin --password-file admin.pw >/dev/null || fail "login"
+"$VOUCH" app create ha --zone default --domain ha.example.com >/dev/null || fail "app create"
+"$VOUCH" registry create local --url "http://$REG" --insecure >/dev/null || fail "registry create local"
+"$VOUCH" registry create slow --url "http://$SLOW" --insecure >/dev/null || fail "registry create slow"
+
+# --- member A claims the job; B joins; A is killed mid-pull ---
+"$VOUCH" conversion create --app ha --no-certificate --input "$SLOW/src/big:v1" --output "$REG/tee/big:v1" \
+  -o json >job.json || fail "conversion create"
+JOB=$(jq_get '["id"]' <job.json)
+moving() {
+  "$VOUCH" conversion get "$JOB" -o json | python3 -c '
+import json, sys
+j = json.load(sys.stdin); p = j.get("progress") or {}
+print(j["state"], p.get("bytes_done"), "of", p.get("bytes_total"))
+sys.exit(0 if j["state"] == "pulling" and (p.get("bytes_done") or 0) > 0 else 1)'
+}
+wait_until "member A pulls the job's input" 150 moving
+owner=$(psql_q "SELECT lease_owner FROM conversions WHERE id = '$JOB'")
+[[ -n $owner ]] || fail "the pulling job has no lease owner"
+ok "member A claimed $JOB (lease owner '$owner')"
+serve b "$UB" --listen "127.0.0.1:$PB"
+kill -9 "${PID[a]}"
+wait "${PID[a]}" 2>/dev/null
+state=$(psql_q "SELECT state FROM conversions WHERE id = '$JOB'")
+[[ $state != "done" ]] || fail "the job was done before member A was killed"
+ok "member A killed with -9 while the job was '$state'"
+
+# --- member B takes it over and finishes it ---
+out=$(timeout 150 "$VOUCH" conversion get "$JOB" --wait -o json 2>wait.err)
+rc=$?
+expect_eq "member B finishes the job (get --wait exits 0)" 0 "$rc"
+expect_eq "the job is done" "done" "$(jq_get '["state"]' <<<"$out")"
+[[ $(jq_get '["attempts"]' <<<"$out") -ge 2 ]] || fail "attempts: $(jq_get '["attempts"]' <<<"$out"), expected 2 or more"
+ok "the job was attempted again ($(jq_get '["attempts"]' <<<"$out") attempts)"
+new_owner=$(psql_q "SELECT COALESCE(lease_owner, '') FROM conversions WHERE id = '$JOB'")
+[[ $new_owner != "$owner" ]] || fail "the finished job still names member A's lease ($owner)"
+ok "the job's lease is no longer member A's"
+expect_eq "exactly one build for the job" 1 "$(psql_q "SELECT COUNT(*) FROM builds WHERE app_id = (SELECT app_id FROM conversions WHERE id = '$JOB')")"
+expect_eq "the build is the job's" "$(jq_get '["build_id"]' <<<"$out")" \
+  "$(psql_q "SELECT id FROM builds WHERE app_id = (SELECT app_id FROM conversions WHERE id = '$JOB')")"
+expect_eq "the registry holds the output digest" "$(jq_get '["output_digest"]' <<<"$out")" \
+  "$(skopeo inspect --tls-verify=false "docker://$REG/tee/big:v1" | jq_get '["Digest"]')"
+echo "PASS conversion_ha_test ($E2E_PASSED checks)"

@@ -1,0 +1,342 @@
+#!/usr/bin/env bash
+# Issue 15, conversion as a service, through the CLI (docs/convert.md "Server-side conversion"):
+#  - a real docker-registry behind token auth (HTTPS on 127.0.0.2, registry_token_server.py), stored
+#    through the API (`vouch registry create`), the sample images pushed with skopeo;
+#  - `vouch conversion create --wait -o json` ends done with a pending build signed by the app's
+#    key; approved, the output image pulled from the registry runs under runc next to a sim agent
+#    and serves TLS that `openssl s_client -verify_return_error` verifies against the zone CA;
+#  - refusals, each a failed job with its stable code and a one-line non-zero exit: wrong
+#    credentials (registry_auth_failed), missing tag (image_not_found), a layer with a ".." entry
+#    (image_rejected), a read-only output registry (push_refused), cancel mid-pull (cancelled; the
+#    pull goes through throttle_proxy.py, so it is slow whatever the machine);
+#  - kill -9 of vouchd mid-pull, then restart: the job ends done (retried) or failed, never stuck,
+#    with exactly one build when done;
+#  - registry passwords and private keys appear in no API answer, not in vouchd's log, not in the
+#    audit log, and not in clear in the store; every API answer matches docs/api/openapi.json.
+# Usage: conversion_service_test.sh VOUCH VOUCH_RTE VOUCHD VOUCH_AGENT
+source "$(dirname "$0")/lib.sh"
+VOUCH=$1
+RTE=$2  # vouchd's converter embeds it (--conversion-runtime when this vouchd has the flag)
+# shellcheck disable=SC2034  # start_dev_manager (lib.sh) runs it
+VOUCHD=$3
+# shellcheck disable=SC2034  # start_sim_agent (lib.sh) runs it
+AGENT=$4
+HERE=$(cd "$(dirname "$0")" && pwd)
+require_tools docker-registry umoci skopeo runc busybox openssl curl python3
+BUSYBOX=$(command -v busybox)
+file -L "$BUSYBOX" 2>/dev/null | grep -q 'statically linked' || BUSYBOX=/bin/busybox
+cd "$E2E_TMP" || fail "cd $E2E_TMP"
+RUNC_ROOT=$E2E_TMP/runc
+trap 'runc_cleanup; e2e_cleanup' EXIT
+export HOME=$E2E_TMP/home DOCKER_CONFIG=$E2E_TMP/no-docker-config
+mkdir -p "$HOME"
+
+# --- PKI: a TLS CA (registry, token server) and a token-signing CA (the registry's rootcertbundle) ---
+mkca() {  # NAME CN
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$1.key" -out "$1.pem" \
+    -days 2 -subj "/CN=$2" -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign \
+    2>/dev/null || fail "openssl: CA $1"
+}
+mkcert() {  # NAME CA KEYSPEC SUBJECT EXT
+  openssl req -new -newkey "$3" -nodes -keyout "$1.key" -out "$1.csr" -subj "$4" 2>/dev/null || fail "csr $1"
+  printf '%s\n' "$5" >"$1.ext"
+  openssl x509 -req -in "$1.csr" -CA "$2.pem" -CAkey "$2.key" -CAcreateserial -days 2 -out "$1.pem" \
+    -extfile "$1.ext" 2>/dev/null || fail "openssl: cert $1"
+}
+mkca tls-ca "vouch e2e TLS CA"
+mkcert tls tls-ca ec:<(openssl ecparam -name prime256v1) "/CN=127.0.0.2" \
+  "subjectAltName=IP:127.0.0.2,IP:127.0.0.1
+extendedKeyUsage=serverAuth"
+mkca token-ca "vouch e2e token CA"
+mkcert signer token-ca rsa:2048 "/CN=token signer" "keyUsage=critical,digitalSignature"
+cat signer.pem token-ca.pem >signer-chain.pem
+
+# --- the token server and the registry (token auth, HTTPS on 127.0.0.2) ---
+PASSWORD=conv-secret-pw-4711
+printf 'conv:%s\n' "$PASSWORD" >token-users
+printf '%s\n' "$PASSWORD" >conv.pw
+printf 'not-the-password\n' >wrong.pw
+PT=$(free_port)
+python3 "$HERE/registry_token_server.py" "$PT" tls.pem tls.key signer.key signer-chain.pem vouch-e2e-issuer \
+  token-users "$E2E_TMP/token.log" >token-server.log 2>&1 &
+E2E_PIDS+=($!)
+PB=$(free_port)
+REG=127.0.0.2:$PB
+cat >reg.yml <<YML
+version: 0.1
+log: {level: error}
+storage: {filesystem: {rootdirectory: $E2E_TMP/store}}
+http: {addr: "$REG", tls: {certificate: $E2E_TMP/tls.pem, key: $E2E_TMP/tls.key}}
+auth:
+  token:
+    realm: https://127.0.0.1:$PT/token
+    service: vouch-e2e-registry
+    issuer: vouch-e2e-issuer
+    rootcertbundle: $E2E_TMP/token-ca.pem
+YML
+docker-registry serve reg.yml >reg.log 2>&1 &
+E2E_PIDS+=($!)
+# A read-only registry (anonymous, plain HTTP on loopback): every push is refused.
+PR=$(free_port)
+RO=127.0.0.1:$PR
+cat >ro.yml <<YML
+version: 0.1
+log: {level: error}
+storage: {filesystem: {rootdirectory: $E2E_TMP/store-ro}, maintenance: {readonly: {enabled: true}}}
+http: {addr: "$RO"}
+YML
+docker-registry serve ro.yml >ro.log 2>&1 &
+E2E_PIDS+=($!)
+# The same registry behind a proxy that sends its answers at 1 MB/s: a pull that takes seconds.
+PX=$(free_port)
+SLOW=127.0.0.2:$PX
+python3 "$HERE/throttle_proxy.py" "$SLOW" "$REG" 1000000 >proxy.log 2>&1 &
+E2E_PIDS+=($!)
+touch token.log
+servers_up() {
+  local r t o p
+  r=$(curl -s -o /dev/null -w '%{http_code}' --cacert tls-ca.pem "https://$REG/v2/")
+  t=$(curl -s -o /dev/null -w '%{http_code}' --cacert tls-ca.pem "https://127.0.0.1:$PT/token?service=x")
+  o=$(curl -s -o /dev/null -w '%{http_code}' "http://$RO/v2/")
+  p=$(curl -s -o /dev/null -w '%{http_code}' --cacert tls-ca.pem "https://$SLOW/v2/")
+  echo "registry $r token $t read-only $o proxy $p"
+  [[ $r == 401 && $t == 200 && $o == 200 && $p == 401 ]]
+}
+wait_until "the registry, its token server, the read-only registry and the proxy answer" 100 servers_up
+ok "docker-registry behind token auth on $REG, a read-only registry on $RO, a 1 MB/s proxy on $SLOW"
+
+# --- images: an openssl server, a hostile layer, a slow one (4 MB of random bytes) ---
+umoci init --layout img >/dev/null
+umoci new --image img:tls >/dev/null
+umoci unpack --image img:tls b >/dev/null
+mkdir -p b/rootfs/bin b/rootfs/usr/bin b/rootfs/tmp
+cp "$BUSYBOX" b/rootfs/bin/busybox
+for l in sh echo sleep cat; do ln -s busybox "b/rootfs/bin/$l"; done
+cp /usr/bin/openssl b/rootfs/usr/bin/openssl
+for lib in $(ldd /usr/bin/openssl | grep -oE '/[^ ]+'); do
+  mkdir -p "b/rootfs$(dirname "$lib")"
+  cp -L "$lib" "b/rootfs$lib"
+done
+umoci repack --image img:tls b >/dev/null
+rm -rf b
+TPORT=$(free_port)
+umoci config --image img:tls --config.entrypoint /usr/bin/openssl --config.cmd s_server --config.cmd -accept \
+  --config.cmd "$TPORT" --config.cmd -cert --config.cmd /run/vouch/certs/cert.pem --config.cmd -key \
+  --config.cmd /run/vouch/certs/key.pem --config.cmd -www >/dev/null
+umoci new --image img:big >/dev/null
+umoci unpack --image img:big b >/dev/null
+mkdir -p b/rootfs/bin
+cp "$BUSYBOX" b/rootfs/bin/busybox
+head -c 4000000 /dev/urandom >b/rootfs/noise
+umoci repack --image img:big b >/dev/null
+rm -rf b
+umoci config --image img:big --config.cmd /bin/busybox --config.cmd true >/dev/null
+python3 "$HERE/make_image.py" dotdot dotdot
+mkdir certs.d && cp tls-ca.pem certs.d/ca.crt
+push() {  # SRC DEST-REPO:TAG
+  skopeo copy -q --dest-cert-dir certs.d --dest-creds "conv:$PASSWORD" "$1" "docker://$REG/$2" || fail "skopeo push $2"
+}
+push oci:img:tls src/tls:v1
+push oci:img:big src/big:v1
+push oci:dotdot:t src/dotdot:t
+ok "images pushed with skopeo: an openssl server, a 4 MB layer of random bytes, a layer with a '..' entry"
+
+# --- the manager, the agent, the app, the registries stored through the API ---
+record_api
+SERVE=(--heartbeat-interval 1)
+"$VOUCHD" serve --help 2>&1 | grep -q -- '--conversion-runtime' && SERVE+=(--conversion-runtime "$RTE")
+start_dev_manager "${SERVE[@]}"
+"$VOUCH" zone ca default >zone-ca.pem || fail "zone ca default"
+"$VOUCH" app create svc --zone default --domain svc.example.com >/dev/null || fail "app create svc"
+approve_domains "$VOUCH" svc
+"$VOUCH" app create crash --zone default --domain crash.example.com >/dev/null || fail "app create crash"
+start_sim_agent "$E2E_TMP/agent" agent.log --batch-interval-ms 200
+ok "vouchd and vouch-agent (sim) running"
+
+"$VOUCH" registry create main --url "https://$REG" --ca-file tls-ca.pem --user conv --password-file conv.pw \
+  -o json >reg-main.json || fail "vouch registry create main: $(cat reg-main.json)"
+expect_eq "the stored registry says it has a secret" True "$(jq_get '["has_secret"]' <reg-main.json)"
+"$VOUCH" registry create slow --url "https://$SLOW" --ca-file tls-ca.pem --user conv --password-file conv.pw \
+  >/dev/null || fail "vouch registry create slow"
+"$VOUCH" registry create wrong --url "https://$REG" --ca-file tls-ca.pem --user conv --password-file wrong.pw \
+  >/dev/null || fail "vouch registry create wrong"
+"$VOUCH" registry create ro --url "http://$RO" --insecure >/dev/null || fail "vouch registry create ro (insecure)"
+out=$("$VOUCH" registry get main -o json) || fail "vouch registry get main"
+[[ $out != *"$PASSWORD"* ]] || fail "registry get shows the password"
+ok "four registries stored through the API (the password is not in the answer)"
+
+# --- a conversion through the CLI: done, a pending build, the app's mrsigner ---
+jobs_log() { echo "$1" >>jobs.txt; }
+"$VOUCH" conversion create --app svc --input "$REG/src/tls:v1" --output "$REG/tee/tls:v1" \
+  --cert-dns svc.example.com --heartbeat-interval 1 --wait -o json >job.json 2>job.err
+rc=$?
+jobs_log "$(cat job.json)"
+expect_eq "conversion create --wait exits 0" 0 "$rc"
+expect_eq "the job ends done" "done" "$(jq_get '["state"]' <job.json)"
+expect_eq "no error" None "$(jq_get '["error"]' <job.json)"
+expect_contains "progress lines on stderr (not a terminal)" "pulling" "$(cat job.err)"
+[[ $(grep -c $'\r' job.err) == 0 ]] || fail "progress redrawn with \\r although stderr is not a terminal"
+ok "plain progress lines when stderr is not a terminal"
+JOB=$(jq_get '["id"]' <job.json)
+BUILD=$(jq_get '["build_id"]' <job.json)
+DIGEST=$(jq_get '["output_digest"]' <job.json)
+MRENCLAVE=$(jq_get '["mrenclave"]' <job.json)
+[[ $JOB == cnv_* && -n $BUILD && $BUILD != None && $DIGEST == sha256:* && ${#MRENCLAVE} == 64 ]] ||
+  fail "the final record lacks id, build_id, output_digest or mrenclave: $(cat job.json)"
+ok "the final record has id $JOB, build $BUILD, digest and mrenclave"
+expect_eq "mrsigner is the app's (GET /apps/{id})" "$("$VOUCH" app get svc -o json | jq_get '["mrsigner"]')" \
+  "$(jq_get '["mrsigner"]' <job.json)"
+build=$("$VOUCH" build get "$BUILD" -o json) || fail "build get"
+expect_eq "the build is pending approval" pending "$(jq_get '["status"]' <<<"$build")"
+expect_eq "the build has the output digest" "$DIGEST" "$(jq_get '["image_digest"]' <<<"$build")"
+expect_eq "the build has the job's mrenclave" "$MRENCLAVE" "$(jq_get '["measurements"]["mrenclave"]' <<<"$build")"
+inspect=$(skopeo inspect --cert-dir certs.d --creds "conv:$PASSWORD" "docker://$REG/tee/tls:v1") ||
+  fail "skopeo inspect of the output"
+expect_eq "the registry holds the output digest" "$DIGEST" "$(jq_get '["Digest"]' <<<"$inspect")"
+expect_contains "the job is listed as done" "$JOB" "$("$VOUCH" conversion list --state "done" --app svc -o json)"
+expect_contains "the table view lists it" "$JOB" "$("$VOUCH" conversion list)"
+
+# --- approved, pulled and run under runc: TLS verified against the zone CA ---
+"$VOUCH" task approve "$(jq_get '["task_id"]' <<<"$build")" >/dev/null || fail "approve the build"
+skopeo copy -q --src-cert-dir certs.d --src-creds "conv:$PASSWORD" "docker://$REG/tee/tls:v1" oci:pulled:v1 ||
+  fail "skopeo pull of the output"
+umoci unpack --image pulled:v1 run-tls >/dev/null || fail "umoci unpack of the output"
+python3 - run-tls/config.json "$SOCK" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["process"]["terminal"] = False
+c["mounts"].append({"destination": "/run/vouch/agent.sock", "type": "bind", "source": sys.argv[2], "options": ["bind"]})
+c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "network"]
+json.dump(c, open(sys.argv[1], "w"))
+PY
+(cd run-tls && exec runc --root "$RUNC_ROOT" run conv-tls >../tls.log 2>&1) &
+tlspid=$!
+tls_up_or_gone() { tcp_open "$TPORT" || ! kill -0 "$tlspid" 2>/dev/null; }
+wait_until "the converted image listens on port $TPORT" 300 tls_up_or_gone
+kill -0 "$tlspid" 2>/dev/null || fail "the converted image exited: $(tail -5 tls.log)"
+out=$(echo | openssl s_client -connect "127.0.0.1:$TPORT" -verify_return_error -CAfile zone-ca.pem \
+  -verify_hostname svc.example.com 2>&1)
+expect_contains "s_client -verify_return_error verifies the workload against the zone CA" "Verification: OK" "$out"
+runc --root "$RUNC_ROOT" kill conv-tls TERM
+wait "$tlspid"
+
+# --- refusals: a failed job with its code, one line on stderr, a non-zero exit ---
+refused() {  # WHAT CODE create-args...
+  local what=$1 code=$2 out err rc
+  shift 2
+  out=$("$VOUCH" conversion create --app svc --no-certificate --wait -o json "$@" 2>refused.err)
+  rc=$?
+  jobs_log "$out"
+  err=$(grep '^vouch: ' refused.err)
+  [[ $rc -ne 0 ]] || fail "$what: conversion create --wait exited 0: $out"
+  expect_eq "$what: the job failed" failed "$(jq_get '["state"]' <<<"$out")"
+  expect_eq "$what: error code $code" "$code" "$(jq_get '["error"]["code"]' <<<"$out")"
+  [[ $(wc -l <<<"$err") -eq 1 ]] || fail "$what: expected one error line, got: $err"
+  expect_contains "$what: the error line names the code" "($code)" "$err"
+  echo "  # $err"
+}
+refused "wrong credentials" registry_auth_failed --input "$REG/src/tls:v1" --input-registry wrong \
+  --output "$REG/tee/wrong:v1"
+refused "missing tag" image_not_found --input "$REG/src/tls:nope" --output "$REG/tee/nope:v1"
+refused "a layer with a '..' entry" image_rejected --input "$REG/src/dotdot:t" --output "$REG/tee/dotdot:t"
+[[ ! -e store/docker/registry/v2/repositories/tee/dotdot ]] || fail "the hostile image was pushed"
+ok "nothing was pushed for the hostile image"
+refused "read-only output registry" push_refused --input "$REG/src/tls:v1" --output "$RO/tee/ro:v1"
+
+# --- cancel mid-pull ---
+# For wait_until: job ID is in STATE with more than 0 bytes done.
+moving() {  # ID STATE
+  "$VOUCH" conversion get "$1" -o json | python3 -c '
+import json, sys
+j = json.load(sys.stdin); p = j.get("progress") or {}
+print(j["state"], p.get("bytes_done"), "of", p.get("bytes_total"))
+sys.exit(0 if j["state"] == sys.argv[1] and (p.get("bytes_done") or 0) > 0 else 1)' "$2"
+}
+"$VOUCH" conversion create --app svc --no-certificate --input "$SLOW/src/big:v1" --output "$REG/tee/cancelled:v1" \
+  -o json >cancel.json || fail "conversion create (slow)"
+CJOB=$(jq_get '["id"]' <cancel.json)
+wait_until "the slow job is pulling with bytes done" 150 moving "$CJOB" pulling
+"$VOUCH" conversion cancel "$CJOB" >/dev/null || fail "conversion cancel"
+out=$(timeout 60 "$VOUCH" conversion get "$CJOB" --wait -o json 2>cancel.err)
+rc=$?
+jobs_log "$out"
+[[ $rc -ne 0 ]] || fail "get --wait of a cancelled job exited 0"
+expect_eq "cancel mid-pull: the job ends cancelled" cancelled "$(jq_get '["state"]' <<<"$out")"
+expect_eq "cancel mid-pull: error code cancelled" cancelled "$(jq_get '["error"]["code"]' <<<"$out")"
+expect_contains "cancel mid-pull: one line on stderr" "(cancelled)" "$(cat cancel.err)"
+[[ ! -e store/docker/registry/v2/repositories/tee/cancelled ]] || fail "the cancelled job pushed something"
+ok "cancel mid-pull: nothing pushed"
+
+# --- kill -9 of vouchd mid-pull, restart: done or failed, never stuck, one build at most ---
+"$VOUCH" conversion create --app crash --no-certificate --input "$SLOW/src/big:v1" --output "$REG/tee/crash:v1" \
+  -o json >crash.json || fail "conversion create (crash)"
+KJOB=$(jq_get '["id"]' <crash.json)
+wait_until "the crash job is pulling with bytes done" 150 moving "$KJOB" pulling
+kill -9 "$VOUCHD_PID"
+wait "$VOUCHD_PID" 2>/dev/null
+serve_manager "${SERVE[@]}"
+ok "vouchd killed with -9 mid-pull and restarted"
+out=$(timeout 90 "$VOUCH" conversion get "$KJOB" --wait -o json 2>crash.err)
+jobs_log "$out"
+state=$(jq_get '["state"]' <<<"$out")
+builds=$("$VOUCH" build list --app crash -o json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["items"]))')
+case $state in
+  done)
+    expect_eq "after the restart the job was retried and is done, with exactly one build" 1 "$builds"
+    expect_eq "the build is the job's" "$(jq_get '["build_id"]' <<<"$out")" \
+      "$("$VOUCH" build list --app crash -o json | jq_get '["items"][0]["id"]')" ;;
+  failed)
+    echo "  # $(jq_get '["error"]' <<<"$out")"
+    expect_eq "after the restart the job failed, with no build" 0 "$builds" ;;
+  *) fail "after the restart the job is '$state', expected done or failed: $out" ;;
+esac
+[[ $(jq_get '["attempts"]' <<<"$out") -ge 1 ]] || fail "attempts: $(jq_get '["attempts"]' <<<"$out")"
+ok "the interrupted job counted its attempts ($(jq_get '["attempts"]' <<<"$out"))"
+
+# --- secrets: never in API answers, vouchd's log, the audit log, nor in clear in the store ---
+"$VOUCH" audit list -o json >audit.json || fail "audit list"
+expect_contains "the audit log has the conversion jobs" "$JOB" "$(cat audit.json)"
+for f in "$VOUCH_RECORD_API" "$E2E_TMP/vouchd.log" audit.json jobs.txt; do
+  ! grep -qF -- "$PASSWORD" "$f" || fail "the registry password is in $f"
+  ! grep -q -- "not-the-password" "$f" || fail "the wrong password is in $f"
+  ! grep -q -- "PRIVATE KEY" "$f" || fail "a PEM private key is in $f"
+done
+ok "no registry password and no private key in the API answers, vouchd's log or the audit log"
+for f in "$D"/vouch.db*; do
+  [[ -e $f ]] || continue
+  ! grep -qaF -- "$PASSWORD" "$f" || fail "the registry password is in clear in $f"
+  ! grep -qa -- "PRIVATE KEY" "$f" || fail "a PEM private key is in clear in $f"
+done
+ok "nor in clear in the store"
+# The app signing keys themselves, unsealed here with the dev data directory's master key: their
+# PEM and their private scalar appear nowhere; their raw bytes not in the store.
+python3 - "$D/master.key" "$D/vouch.db" "$VOUCH_RECORD_API" "$E2E_TMP/vouchd.log" audit.json jobs.txt <<'PY' ||
+import sqlite3, sys
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+master, db_path, files = open(sys.argv[1], "rb").read(), sys.argv[2], sys.argv[3:]
+db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+keys = db.execute("SELECT id, key_sealed FROM app_signing_keys").fetchall()
+if not keys:
+    sys.exit("no app signing key in the store")
+texts = {f: open(f, errors="replace").read() for f in files}
+store = b"".join(open(p, "rb").read() for p in (db_path, db_path + "-wal") if __import__("os").path.exists(p))
+for kid, sealed in keys:
+    der = AESGCM(master).decrypt(sealed[:12], sealed[12:], f"vouch:app_signing_keys.key_sealed:{kid}".encode())
+    key = serialization.load_der_private_key(der, None)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption()).decode().splitlines()
+    scalar = key.private_numbers().private_value.to_bytes(32, "big")
+    for needle in (pem[1][-24:], pem[2], scalar.hex()):
+        for f, t in texts.items():
+            if needle in t:
+                sys.exit(f"signing key {kid} ({needle[:12]}...) is in {f}")
+    if scalar in store or der in store:
+        sys.exit(f"signing key {kid} is in clear in the store")
+print(len(keys))
+PY
+  fail "an app signing key leaked"
+ok "the app signing keys (unsealed with the master key) are in no answer, log or audit entry, nor in clear in the store"
+validate_recorded_api
+
+echo "PASS conversion_service_test ($E2E_PASSED checks)"
