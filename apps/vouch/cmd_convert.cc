@@ -12,68 +12,23 @@
 
 #include "cmd_common.h"
 #include "convert/convert.h"
+#include "convert/options.h"
+#include "oci/reasons.h"
 #include "crypto/keys.h"
 
 namespace vouch::cli {
 namespace {
 
+// The flags only the CLI has: where the images are, credentials, key, runtime, scratch. The
+// conversion options themselves (names, defaults, mapping) are libs/convert/options.h, shared
+// with vouchd's conversion jobs.
 struct ConvertArgs {
-  std::string input, output, app, signing_key, runtime, platform = "linux/amd64", work_dir;
-  std::string entrypoint, args;
-  bool allow_cmdline_args = false;
-  std::vector<std::string> env, mutable_env;
-  std::string mem_size;
-  uint32_t threads = 0;
-  uint32_t isvprodid = 0, isvsvn = 0;
-  bool debug = false;
-  std::string cert_subject, cert_key_type = "ec-p256";
-  std::vector<std::string> cert_dns;
-  std::string key_path = "/run/vouch/certs/key.pem", cert_path = "/run/vouch/certs/cert.pem",
-              ca_path = "/run/vouch/certs/ca.pem";
-  bool no_certificate = false;
-  bool no_heartbeat = false;
-  uint32_t heartbeat_interval = 30;
-  std::vector<std::string> ro_dirs, rw_dirs;
-  std::string manager_url, zone_ca_file, agent_socket = "/run/vouch/agent.sock";
+  std::string input, output, app, signing_key, runtime, work_dir;
+  convert::FlagValues options;
+  std::string manager_url, zone_ca_file;
   std::string input_user, input_password_file, output_user, output_password_file, authfile, registry_ca_file;
   std::vector<std::string> insecure_registries;
-  std::string max_layer_size = "16G", max_content_size = "64G";
 };
-
-// "--entrypoint /bin/app" or "--entrypoint '["/bin/sh","-c","x"]'".
-std::vector<std::string> ArgList(const std::string& text, const char* flag) {
-  if (!text.empty() && text.front() == '[') {
-    json j = json::parse(text, nullptr, false);
-    if (j.is_discarded() || !j.is_array()) UsageError(std::string(flag) + " is not a JSON array of strings");
-    std::vector<std::string> out;
-    for (const json& s : j) {
-      if (!s.is_string()) UsageError(std::string(flag) + " is not a JSON array of strings");
-      out.push_back(s.get<std::string>());
-    }
-    return out;
-  }
-  if (text.empty()) return {};
-  return {text};
-}
-
-uint64_t ParseSize(const std::string& s, const char* flag = "--mem-size") {
-  if (s.empty()) return 0;
-  size_t pos = 0;
-  unsigned long long v = 0;
-  try {
-    v = std::stoull(s, &pos);
-  } catch (const std::exception&) {
-    UsageError(std::string(flag) + " \"" + s + "\" is not a size like 2048M");
-  }
-  std::string unit = s.substr(pos);
-  uint64_t mul = 1;
-  if (unit == "K" || unit == "k") mul = 1ull << 10;
-  else if (unit == "M" || unit == "m") mul = 1ull << 20;
-  else if (unit == "G" || unit == "g") mul = 1ull << 30;
-  else if (!unit.empty()) UsageError(std::string(flag) + " unit must be K, M or G");
-  if (v > UINT64_MAX / mul) UsageError(std::string(flag) + " too large");
-  return v * mul;
-}
 
 std::string DefaultRuntime() {
   char buf[PATH_MAX];
@@ -144,19 +99,14 @@ void Run(const GlobalOptions& global, const ConvertArgs& a) {
   convert::ConvertOptions o;
   o.input = a.input;
   o.output = a.output;
-  auto platform = oci::Platform::Parse(a.platform);
-  if (!platform.ok()) UsageError(platform.status().message());
+  auto settings = convert::FromFlags(a.options);
+  if (!settings.ok()) UsageError(settings.status().message());
+  if (auto st = convert::ApplyTo(*settings, &o); !st.ok()) UsageError(st.message());
   for (oci::TransportOptions* t : {&o.input_transport, &o.output_transport}) {
-    t->platform = *platform;
     t->auth_file = a.authfile;
     t->insecure_registries = a.insecure_registries;
     t->ca_file = a.registry_ca_file;
-    t->max_blob_bytes = ParseSize(a.max_layer_size, "--max-layer-size");
-    if (t->max_blob_bytes == 0) UsageError("--max-layer-size must be more than 0");
   }
-  o.limits.max_total_bytes = ParseSize(a.max_content_size, "--max-content-size");
-  if (o.limits.max_total_bytes == 0) UsageError("--max-content-size must be more than 0");
-  o.limits.max_entry_bytes = std::min(o.limits.max_entry_bytes, o.limits.max_total_bytes);
   if (a.authfile.empty()) {
     const char* dc = std::getenv("DOCKER_CONFIG");
     const char* home = std::getenv("HOME");
@@ -170,33 +120,8 @@ void Run(const GlobalOptions& global, const ConvertArgs& a) {
   o.output_transport.credentials = ReadCredentials(a.output_user, a.output_password_file, "output");
   o.runtime_path = a.runtime.empty() ? DefaultRuntime() : a.runtime;
   if (o.runtime_path.empty()) UsageError("cannot find vouch-rte next to vouch; pass --runtime PATH");
-  if (!a.entrypoint.empty()) o.entrypoint = ArgList(a.entrypoint, "--entrypoint");
-  if (!a.args.empty()) o.args = ArgList(a.args, "--args");
-  o.env = a.env;
   manifest::EnclaveManifest& m = o.base;
   m.app = a.app;
-  m.allow_cmdline_args = a.allow_cmdline_args;
-  m.mutable_env = a.mutable_env;
-  m.memory_size_bytes = ParseSize(a.mem_size);
-  m.threads = a.threads;
-  m.isvprodid = a.isvprodid;
-  m.isvsvn = a.isvsvn;
-  m.debug = a.debug;
-  if (!a.no_certificate) {
-    manifest::CertificateRequest c;
-    c.subject = a.cert_subject;
-    c.dns_names = a.cert_dns;
-    c.key_type = a.cert_key_type;
-    c.key_path = a.key_path;
-    c.cert_path = a.cert_path;
-    c.ca_path = a.ca_path;
-    m.certificates.push_back(c);
-  }
-  m.heartbeat = !a.no_heartbeat;
-  m.heartbeat_interval_seconds = a.heartbeat_interval;
-  m.ro_dirs = a.ro_dirs;
-  m.rw_dirs = a.rw_dirs.empty() ? convert::DefaultRwDirs() : a.rw_dirs;
-  m.agent_socket = a.agent_socket;
   m.manager_url = a.manager_url;
   if (!a.zone_ca_file.empty()) m.zone_ca_pem = ReadFileOrDie(a.zone_ca_file, "zone CA");
 
@@ -222,9 +147,11 @@ void Run(const GlobalOptions& global, const ConvertArgs& a) {
     o.work_dir = a.work_dir;
   }
   auto converted = convert::Convert(o);
-  if (!converted.ok() && converted.status().reason() == "registry_auth") {
+  if (!converted.ok() && converted.status().reason() == oci::kRegistryAuthFailed) {
     // An image registry refused, not the manager: no `vouch login` hint (Check adds one).
-    throw CliError(client::Sanitize("convert: " + converted.status().message()) + " (registry_auth)", kExitError);
+    throw CliError(client::Sanitize("convert: " + converted.status().message()) + " (" +
+                       std::string(oci::kRegistryAuthFailed) + ")",
+                   kExitError);
   }
   convert::ConvertResult r = Check(std::move(converted), "convert");
 
@@ -268,34 +195,10 @@ void Register(CLI::App& root, GlobalOptions& global) {
                 "PEM private key (EC P-256 or RSA 3072); created if the file does not exist "
                 "(default: signing-key.pem beside the CLI context)");
   c->add_option("--runtime", a->runtime, "vouch-rte binary to embed (default: next to vouch)");
-  c->add_option("--platform", a->platform, "Platform to pick from a multi-arch image (os/arch[/variant])");
   c->add_option("--work-dir", a->work_dir, "Scratch directory (default: a temporary one)");
-  c->add_option("--entrypoint", a->entrypoint, "Entrypoint: a path or a JSON array (default: the image's)");
-  c->add_option("--args,--entrypoint-args", a->args, "Arguments: a string or a JSON array (default: the image's Cmd)");
-  c->add_flag("--allow-cmdline-args", a->allow_cmdline_args, "Let run-time arguments replace the manifest's");
-  c->add_option("--env", a->env, "NAME=value fixed in the manifest (repeatable)");
-  c->add_option("--mutable-env", a->mutable_env, "Environment variable the run-time may set (repeatable)");
-  c->add_option("--mem-size", a->mem_size, "Enclave memory size, e.g. 2048M (recorded for TEE backends)");
-  c->add_option("--threads", a->threads, "Enclave thread count (recorded for TEE backends)");
-  c->add_option("--isvprodid", a->isvprodid, "ISV product id")->check(CLI::Range(0, 65535));
-  c->add_option("--isvsvn", a->isvsvn, "ISV security version")->check(CLI::Range(0, 65535));
-  c->add_flag("--debug", a->debug, "Debug enclave");
-  c->add_option("--cert-subject", a->cert_subject, "Certificate subject, e.g. CN=web");
-  c->add_option("--cert-dns,--dns", a->cert_dns, "DNS name for the certificate (repeatable)");
-  c->add_option("--cert-key-type", a->cert_key_type, "Workload key type")
-      ->check(CLI::IsMember({"ec-p256", "ec-p384", "rsa-2048", "rsa-3072"}));
-  c->add_option("--key-path", a->key_path, "Where the runtime writes the private key");
-  c->add_option("--cert-path", a->cert_path, "Where the runtime writes the certificate chain");
-  c->add_option("--ca-path", a->ca_path, "Where the runtime writes the zone CA");
-  c->add_flag("--no-certificate", a->no_certificate, "Request no certificate");
-  c->add_flag("--no-heartbeat", a->no_heartbeat, "Send no heartbeats");
-  c->add_option("--heartbeat-interval", a->heartbeat_interval, "Seconds between heartbeats")
-      ->check(CLI::Range(1, 86400));
-  c->add_option("--ro-dir", a->ro_dirs, "Integrity-protected directory (repeatable; default /)");
-  c->add_option("--rw-dir", a->rw_dirs, "Unprotected path (repeatable; default /tmp /run /etc/hosts ...)");
+  convert::AddFlags(*c, &a->options);  // the conversion options, shared with vouchd's jobs
   c->add_option("--manager-url", a->manager_url, "Manager URL recorded in the manifest");
   c->add_option("--zone-ca", a->zone_ca_file, "Zone CA PEM embedded in the manifest");
-  c->add_option("--agent-socket", a->agent_socket, "Agent socket path inside the container");
   c->add_option("--input-user", a->input_user, "Registry user for the input");
   c->add_option("--input-password-file", a->input_password_file, "File holding the input registry password");
   c->add_option("--output-user", a->output_user, "Registry user for the output");
@@ -303,11 +206,6 @@ void Register(CLI::App& root, GlobalOptions& global) {
   c->add_option("--authfile", a->authfile, "Docker-style config.json with registry credentials");
   c->add_option("--insecure-registry", a->insecure_registries, "Registry host[:port] spoken to over HTTP (repeatable)");
   c->add_option("--registry-ca-file", a->registry_ca_file, "CA bundle for HTTPS registries");
-  c->add_option("--max-layer-size", a->max_layer_size, "Largest layer blob read (compressed), e.g. 16G")
-      ->capture_default_str();
-  c->add_option("--max-content-size", a->max_content_size,
-                "Largest uncompressed content of all layers (bounds decompression bombs), e.g. 64G")
-      ->capture_default_str();
   c->callback([&global, a] { Run(global, *a); });
 }
 

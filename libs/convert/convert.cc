@@ -9,6 +9,7 @@
 #include "crypto/keys.h"
 #include "convert/rootfs.h"
 #include "oci/blob_store.h"
+#include "oci/reasons.h"
 
 namespace vouch::convert {
 namespace {
@@ -33,7 +34,88 @@ std::string OciLayerType(const std::string& media_type) {
   return media_type;
 }
 
+// The progress of one conversion, reported through ConvertOptions::on_progress.
+class Tracker {
+ public:
+  explicit Tracker(const ConvertOptions& o) : o_(o) {}
+  void Phase(std::string_view phase, uint64_t layers_total, uint64_t bytes_total) {
+    p_ = Progress{phase, 0, layers_total, 0, bytes_total};
+    Emit();
+  }
+  void Totals(uint64_t layers_total, uint64_t bytes_total) {
+    p_.layers_total = layers_total;
+    p_.bytes_total = bytes_total;
+    Emit();
+  }
+  void LayerDone() {
+    ++p_.layers_done;
+    Emit();
+  }
+  void Bytes(uint64_t n) {
+    p_.bytes_done += n;
+    Emit();
+  }
+  void SetBytes(uint64_t n) {
+    p_.bytes_done = n;
+    Emit();
+  }
+  void Finish() {
+    p_.layers_done = p_.layers_total;
+    p_.bytes_done = p_.bytes_total;
+    Emit();
+  }
+  bool Cancelled() const { return o_.cancel != nullptr && o_.cancel->cancelled(); }
+  // Transport options with hooks feeding this tracker (`blob_is_layer`: which blobs count as layers).
+  oci::TransportOptions Hooked(const oci::TransportOptions& base, std::string config_digest_to_skip = {}) {
+    oci::TransportOptions t = base;
+    std::function<bool()> outer = base.hooks.cancelled;
+    t.hooks.cancelled = [this, outer] { return Cancelled() || (outer && outer()); };
+    t.hooks.on_bytes = [this](uint64_t n) { Bytes(n); };
+    t.hooks.on_manifest = [this](const oci::ImageManifest& m) {
+      config_digest_ = m.config.digest;
+      uint64_t bytes = m.config.size;
+      for (const oci::Descriptor& l : m.layers) bytes += l.size;
+      Totals(m.layers.size(), bytes);
+    };
+    config_digest_ = std::move(config_digest_to_skip);
+    t.hooks.on_blob = [this](const oci::Descriptor& d) {
+      if (d.digest != config_digest_) LayerDone();
+    };
+    return t;
+  }
+
+ private:
+  void Emit() {
+    if (o_.on_progress) o_.on_progress(p_);
+  }
+  const ConvertOptions& o_;
+  Progress p_;
+  std::string config_digest_;
+};
+
 }  // namespace
+
+std::string_view FailureCode(const Status& st) {
+  const std::string& r = st.reason();
+  for (std::string_view code : {oci::kRegistryUnreachable, oci::kRegistryAuthFailed, oci::kImageNotFound,
+                                oci::kPlatformNotFound, oci::kPushRefused, oci::kScratchExhausted, oci::kCancelled}) {
+    if (r == code) return code;
+  }
+  // What the image (or the options against it) makes impossible: limits, hostile or corrupt
+  // content, unusable metadata, an entrypoint it does not have.
+  static const char* const kRejected[] = {
+      "hostile_layer",     "layer_too_large",        "image_too_large",         "blob_too_large",
+      "digest_mismatch",   "corrupt_layer",          "invalid_image",           "unsupported_media_type",
+      "invalid_manifest",  "ambiguous_image",        "already_converted",       "no_entrypoint",
+      "entrypoint_not_found", "entrypoint_escapes_root", "entrypoint_not_protected", "search_path_not_protected",
+      "unsupported_entry", "credentials_dir_in_image", "invalid_argument",       "invalid_media_type",
+      "invalid_digest",    "unsupported_digest",
+  };
+  for (const char* code : kRejected) {
+    if (r == code) return kImageRejected;
+  }
+  return kConversionFailed;
+}
 
 std::vector<std::string> DefaultRoDirs() { return {"/"}; }
 std::vector<std::string> DefaultRwDirs() {
@@ -52,9 +134,13 @@ Result<ConvertResult> Convert(const ConvertOptions& o) {
   VOUCH_ASSIGN_OR_RETURN(auto store, oci::BlobStore::Create(o.work_dir + "/blobs"));
 
   // 1. Read and verify the input.
-  auto pulled = oci::PullImage(in, o.input_transport, *store);
+  Tracker progress(o);
+  progress.Phase(kPhasePulling, 0, 0);
+  auto pulled = oci::PullImage(in, progress.Hooked(o.input_transport), *store);
   if (!pulled.ok()) return pulled.status().WithContext("reading " + in.ToString());
   oci::PulledImage& img = *pulled;
+  progress.Finish();
+  if (progress.Cancelled()) return oci::CancelledStatus();
   json config = json::parse(img.config_bytes, nullptr, false);
   if (config.is_discarded() || !config.is_object()) return InvalidArgument("image config is not a JSON object", "invalid_image");
   if (config.value("os", std::string("linux")) != "linux") {
@@ -71,13 +157,26 @@ Result<ConvertResult> Convert(const ConvertOptions& o) {
   // 2. The overlay tree, hashing every file.
   RootFs fs;
   ConvertResult result;
+  {
+    uint64_t total = 0;
+    for (const oci::Descriptor& l : img.manifest.layers) total += l.size;
+    progress.Phase(kPhaseConverting, img.manifest.layers.size(), total);
+  }
   for (size_t i = 0; i < img.manifest.layers.size(); ++i) {
     const oci::Descriptor& l = img.manifest.layers[i];
+    if (progress.Cancelled()) return oci::CancelledStatus();
+    const uint64_t before = result.layer_bytes;
     result.layer_bytes += l.size;
     oci::TarLimits limits = o.limits;
     limits.counted_before = fs.content_bytes();  // the content limit is per image, not per layer
+    limits.on_progress = [&progress, before, size = l.size](uint64_t consumed) -> Status {
+      if (progress.Cancelled()) return oci::CancelledStatus();
+      progress.SetBytes(before + std::min(consumed, size));
+      return Status::Ok();
+    };
     std::string diff_id;
     Status st = fs.ApplyLayerFile(store->PathOf(l.digest), limits, &diff_id);
+    if (st.reason() == oci::kCancelled) return st;
     if (!st.ok()) return st.WithContext("layer " + std::to_string(i) + " (" + l.digest + ")");
     // The config names each layer by the digest of its uncompressed stream; the runtime's
     // measurement comes from what the layers hold, but an image whose config disagrees with its
@@ -89,6 +188,8 @@ Result<ConvertResult> Convert(const ConvertOptions& o) {
                           (expected.is_string() ? expected.get<std::string>() : expected.dump()).substr(0, 80),
                       "digest_mismatch");
     }
+    progress.SetBytes(result.layer_bytes);
+    progress.LayerDone();
   }
   result.content_bytes = fs.content_bytes();
   if (fs.nodes().count("vouch") != 0) {
@@ -283,8 +384,15 @@ Result<ConvertResult> Convert(const ConvertOptions& o) {
   push.manifest_bytes = mj.dump();
 
   // 7. Write.
-  auto pushed = oci::PushImage(out, push, o.output_transport, *store);
+  if (progress.Cancelled()) return oci::CancelledStatus();
+  {
+    uint64_t total = push.manifest.config.size;
+    for (const oci::Descriptor& l : push.manifest.layers) total += l.size;
+    progress.Phase(kPhasePushing, push.manifest.layers.size(), total);
+  }
+  auto pushed = oci::PushImage(out, push, progress.Hooked(o.output_transport, config_digest), *store);
   if (!pushed.ok()) return pushed.status().WithContext("writing " + out.ToString());
+  progress.Finish();
   result.output = out.ToString();
   result.digest = *pushed;
   result.input_digest = img.manifest_digest;

@@ -7,7 +7,9 @@
 // image. Nothing is written to the output until the input was read and checked completely.
 // Thread-compatible; blocking.
 
+#include <atomic>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -19,6 +21,34 @@
 #include "oci/transport.h"
 
 namespace vouch::convert {
+
+// Where a conversion is (vouchd's jobs show it live): the phase, then layers and bytes done of
+// the total known so far. pulling: layer blobs read and verified (bytes: compressed, as moved);
+// converting: layers applied to the file tree (bytes: compressed input consumed); pushing: blobs
+// written, the new layer and config included (bytes: as moved, present blobs counted whole).
+struct Progress {
+  std::string_view phase;  // "pulling", "converting", "pushing"
+  uint64_t layers_done = 0;
+  uint64_t layers_total = 0;
+  uint64_t bytes_done = 0;
+  uint64_t bytes_total = 0;
+};
+inline constexpr std::string_view kPhasePulling = "pulling";
+inline constexpr std::string_view kPhaseConverting = "converting";
+inline constexpr std::string_view kPhasePushing = "pushing";
+
+// Cooperative cancellation: Cancel() from any thread; the conversion polls it between blobs and
+// layers and inside long copies (oci::TransferHooks, oci::TarLimits::on_progress) and then fails
+// with kAborted "cancelled" (oci::kCancelled), having written nothing to the output when it
+// stopped before the push.
+class CancelToken {
+ public:
+  void Cancel() { cancelled_.store(true, std::memory_order_relaxed); }
+  bool cancelled() const { return cancelled_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<bool> cancelled_{false};
+};
 
 struct ConvertOptions {
   std::string input;   // image location (oci/image.h ImageLocation::Parse)
@@ -35,6 +65,12 @@ struct ConvertOptions {
   std::optional<std::vector<std::string>> args;
   std::vector<std::string> env;  // NAME=value, added to / overriding the image's Env
   manifest::EnclaveManifest base;  // every other manifest field (files, entrypoint, args, env ignored)
+
+  // Optional. Called on every phase change and as bytes move: often (every blob chunk), so it
+  // must be cheap (vouchd rate-limits what it writes). Runs on the converting thread.
+  std::function<void(const Progress&)> on_progress;
+  // Optional; not owned. Also stops transfers of the transports' own hooks.
+  const CancelToken* cancel = nullptr;
 };
 
 struct ConvertResult {
@@ -54,6 +90,15 @@ struct ConvertResult {
 };
 
 Result<ConvertResult> Convert(const ConvertOptions& options);
+
+// The stable code of a conversion failure for users (vouchd's job error codes, docs/convert.md
+// "Errors"): the oci reason where it is one of oci/reasons.h (registry_unreachable,
+// registry_auth_failed, image_not_found, platform_not_found, push_refused, scratch_exhausted,
+// cancelled); "image_rejected" for a hostile, oversized, corrupt or unusable image (and options
+// the image does not allow, e.g. an entrypoint it lacks); "conversion_failed" otherwise.
+inline constexpr std::string_view kImageRejected = "image_rejected";
+inline constexpr std::string_view kConversionFailed = "conversion_failed";
+std::string_view FailureCode(const Status& status);
 
 // Default directories, as the commercial converters have them: everything is protected except
 // the files container runtimes write and the scratch trees.

@@ -1,5 +1,6 @@
 #include "convert/convert.h"
 
+#include <CLI/CLI.hpp>
 #include <archive.h>
 #include <archive_entry.h>
 #include <gtest/gtest.h>
@@ -11,7 +12,9 @@
 
 #include "base/encoding.h"
 #include "base/file.h"
+#include "convert/options.h"
 #include "convert/rootfs.h"
+#include "oci/reasons.h"
 #include "crypto/keys.h"
 #include "oci/blob_store.h"
 #include "testing/temp_dir.h"
@@ -425,6 +428,200 @@ TEST_F(ConvertTest, CredentialsDirectoryMayNotComeFromTheImage) {
   EXPECT_EQ(Convert(o).status().reason(), "credentials_dir_in_image");
   o.base.agent_socket = "/var/agent.sock";
   EXPECT_TRUE(Convert(o).ok());
+}
+
+// --- progress and cancellation ------------------------------------------------------------------
+
+TEST_F(ConvertTest, ReportsProgressThroughEveryPhaseInOrder) {
+  WriteInput(TwoFileLayer(oci::Compression::kGzip), {{"Cmd", {"/bin/app"}}},
+             oci::Sha256Digest(TwoFileLayer(oci::Compression::kNone)), oci::kOciLayerGzip);
+  auto key = crypto::GenerateP256();
+  ConvertOptions o = Options(key->get());
+  std::vector<Progress> seen;
+  o.on_progress = [&](const Progress& p) { seen.push_back(p); };
+  auto r = Convert(o);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  std::vector<std::string> phases;
+  for (const Progress& p : seen) {
+    if (phases.empty() || phases.back() != p.phase) phases.emplace_back(p.phase);
+    EXPECT_LE(p.layers_done, p.layers_total) << p.phase;
+    if (p.bytes_total != 0) {
+      EXPECT_LE(p.bytes_done, p.bytes_total) << p.phase;
+    }
+  }
+  EXPECT_EQ(phases, (std::vector<std::string>{"pulling", "converting", "pushing"}));
+  // The last report of each phase is complete: pulling 1 layer, converting 1, pushing 2 (the
+  // input layer and the runtime's).
+  auto last = [&](std::string_view phase) {
+    Progress out;
+    for (const Progress& p : seen) {
+      if (p.phase == phase) out = p;
+    }
+    return out;
+  };
+  for (auto [phase, layers] : {std::pair<std::string_view, uint64_t>{kPhasePulling, 1}, {kPhaseConverting, 1},
+                               {kPhasePushing, 2}}) {
+    Progress p = last(phase);
+    EXPECT_EQ(p.layers_total, layers) << phase;
+    EXPECT_EQ(p.layers_done, layers) << phase;
+    EXPECT_GT(p.bytes_total, 0u) << phase;
+    EXPECT_EQ(p.bytes_done, p.bytes_total) << phase;
+  }
+  // Bytes only grow within a phase.
+  for (size_t i = 1; i < seen.size(); ++i) {
+    if (seen[i].phase == seen[i - 1].phase) {
+      EXPECT_GE(seen[i].bytes_done, seen[i - 1].bytes_done);
+    }
+  }
+}
+
+TEST_F(ConvertTest, CancelInEachPhaseStopsAndWritesNoOutputBeforeThePush) {
+  WriteInput(TwoFileLayer(oci::Compression::kNone), {{"Cmd", {"/bin/app"}}});
+  auto key = crypto::GenerateP256();
+  for (std::string_view phase : {kPhasePulling, kPhaseConverting, kPhasePushing}) {
+    ConvertOptions o = Options(key->get());
+    o.output = "oci:" + dir_ + "/cancelled-" + std::string(phase) + ":t";
+    CancelToken token;
+    o.cancel = &token;
+    std::vector<std::string> after;  // phases reported after the cancel
+    o.on_progress = [&](const Progress& p) {
+      if (token.cancelled()) after.emplace_back(p.phase);
+      if (p.phase == phase) token.Cancel();
+    };
+    auto r = Convert(o);
+    ASSERT_FALSE(r.ok()) << phase;
+    EXPECT_EQ(r.status().reason(), oci::kCancelled) << phase << ": " << r.status().ToString();
+    EXPECT_EQ(FailureCode(r.status()), "cancelled");
+    for (const std::string& p : after) EXPECT_EQ(p, phase) << "a later phase ran after the cancel";
+    // Before the push nothing exists at the output; a push cancelled at its start has no manifest.
+    EXPECT_FALSE(std::filesystem::exists(dir_ + "/cancelled-" + std::string(phase) + "/index.json")) << phase;
+  }
+}
+
+TEST_F(ConvertTest, FailureCodesNameWhatUsersHit) {
+  WriteInput(Tar({{"etc", AE_IFDIR}, {"etc/link", AE_IFLNK, "", "../../../root"}}), {{"Cmd", {"/bin/sh"}}});
+  auto key = crypto::GenerateP256();
+  auto hostile = Convert(Options(key->get()));
+  ASSERT_FALSE(hostile.ok());
+  EXPECT_EQ(FailureCode(hostile.status()), kImageRejected) << hostile.status().ToString();
+  ConvertOptions missing = Options(key->get());
+  missing.input = "oci:" + dir_ + "/in:nope";
+  auto nf = Convert(missing);
+  ASSERT_FALSE(nf.ok());
+  EXPECT_EQ(FailureCode(nf.status()), oci::kImageNotFound) << nf.status().ToString();
+  EXPECT_EQ(FailureCode(Status(StatusCode::kResourceExhausted, "full", std::string(oci::kScratchExhausted))),
+            "scratch_exhausted");
+  EXPECT_EQ(FailureCode(Status(StatusCode::kUnavailable, "x", "registry_unreachable")), "registry_unreachable");
+  EXPECT_EQ(FailureCode(Status(StatusCode::kInternal, "x", "io_error")), kConversionFailed);
+}
+
+// --- options: one set of names and defaults for the CLI and vouchd ------------------------------
+
+std::vector<std::string> ParseArgs(CLI::App& app, std::vector<std::string> args) {
+  std::reverse(args.begin(), args.end());  // CLI11 takes them in reverse
+  app.parse(args);
+  return {};
+}
+
+TEST(ConversionOptions, EveryJsonKeyIsAFlagWithTheSameDefault) {
+  CLI::App app;
+  FlagValues v;
+  AddFlags(app, &v);
+  ParseArgs(app, {});
+  auto from_flags = FromFlags(v);
+  ASSERT_TRUE(from_flags.ok()) << from_flags.status().ToString();
+  auto from_json = SettingsFromJson(json::object());
+  ASSERT_TRUE(from_json.ok()) << from_json.status().ToString();
+  EXPECT_EQ(SettingsToJson(*from_flags), SettingsToJson(*from_json));
+  json keys = SettingsToJson(*from_json);
+  ASSERT_EQ(keys.size(), SettingsKeys().size());
+  for (const auto& [key, flag] : SettingsKeys()) {
+    EXPECT_TRUE(keys.contains(key)) << key;
+    EXPECT_NO_THROW(app.get_option(flag)) << flag << " (for " << key << ") is not a flag";
+  }
+  // The documented defaults.
+  EXPECT_EQ(keys["platform"], "linux/amd64");
+  EXPECT_EQ(keys["cert_key_type"], "ec-p256");
+  EXPECT_EQ(keys["heartbeat_interval"], 30);
+  EXPECT_EQ(keys["max_layer_size"], "16G");
+  EXPECT_EQ(keys["max_content_size"], "64G");
+  EXPECT_EQ(keys["agent_socket"], "/run/vouch/agent.sock");
+  EXPECT_EQ(keys["key_path"], "/run/vouch/certs/key.pem");
+}
+
+TEST(ConversionOptions, FlagsAndJsonGiveTheSameSettings) {
+  CLI::App app;
+  FlagValues v;
+  AddFlags(app, &v);
+  ParseArgs(app, {"--entrypoint", "[\"/bin/sh\",\"-c\"]", "--args", "serve", "--allow-cmdline-args", "--env", "A=1",
+                  "--env", "B=2", "--mutable-env", "PORT", "--mem-size", "2048M", "--threads", "8", "--isvprodid", "7",
+                  "--isvsvn", "3", "--debug", "--cert-subject", "CN=web", "--cert-dns", "web.example", "--cert-key-type",
+                  "rsa-3072", "--key-path", "/k/key.pem", "--cert-path", "/k/cert.pem", "--ca-path", "/k/ca.pem",
+                  "--no-certificate", "--no-heartbeat", "--heartbeat-interval", "60", "--ro-dir", "/app", "--rw-dir",
+                  "/data", "--agent-socket", "/run/a.sock", "--platform", "linux/arm64/v8", "--max-layer-size", "1G",
+                  "--max-content-size", "2G"});
+  auto from_flags = FromFlags(v);
+  ASSERT_TRUE(from_flags.ok()) << from_flags.status().ToString();
+  json body = {{"entrypoint", {"/bin/sh", "-c"}}, {"args", "serve"}, {"allow_cmdline_args", true},
+               {"env", {"A=1", "B=2"}}, {"mutable_env", {"PORT"}}, {"mem_size", "2048M"}, {"threads", 8},
+               {"isvprodid", 7}, {"isvsvn", 3}, {"debug", true}, {"cert_subject", "CN=web"},
+               {"cert_dns", {"web.example"}}, {"cert_key_type", "rsa-3072"}, {"key_path", "/k/key.pem"},
+               {"cert_path", "/k/cert.pem"}, {"ca_path", "/k/ca.pem"}, {"no_certificate", true},
+               {"no_heartbeat", true}, {"heartbeat_interval", 60}, {"ro_dirs", {"/app"}}, {"rw_dirs", {"/data"}},
+               {"agent_socket", "/run/a.sock"}, {"platform", "linux/arm64/v8"}, {"max_layer_size", "1G"},
+               {"max_content_size", "2G"}};
+  auto from_json = SettingsFromJson(body);
+  ASSERT_TRUE(from_json.ok()) << from_json.status().ToString();
+  EXPECT_EQ(SettingsToJson(*from_flags), SettingsToJson(*from_json));
+  // Every key was set to a non-default value above: the JSON round-trips.
+  EXPECT_EQ(SettingsToJson(*SettingsFromJson(SettingsToJson(*from_json))), SettingsToJson(*from_json));
+  for (const auto& [key, flag] : SettingsKeys()) EXPECT_TRUE(body.contains(key)) << key << " not exercised";
+
+  ConvertOptions o;
+  ASSERT_TRUE(ApplyTo(*from_json, &o).ok());
+  EXPECT_EQ(o.input_transport.platform.ToString(), "linux/arm64/v8");
+  EXPECT_EQ(o.output_transport.max_blob_bytes, 1ull << 30);
+  EXPECT_EQ(o.limits.max_total_bytes, 2ull << 30);
+  EXPECT_EQ(*o.entrypoint, (std::vector<std::string>{"/bin/sh", "-c"}));
+  EXPECT_EQ(*o.args, (std::vector<std::string>{"serve"}));
+  EXPECT_EQ(o.base.memory_size_bytes, 2048ull << 20);
+  EXPECT_EQ(o.base.isvprodid, 7u);
+  EXPECT_TRUE(o.base.debug);
+  EXPECT_TRUE(o.base.certificates.empty());
+  EXPECT_FALSE(o.base.heartbeat);
+  EXPECT_EQ(o.base.rw_dirs, (std::vector<std::string>{"/data"}));
+  ConvertOptions d;
+  ASSERT_TRUE(ApplyTo(ConversionSettings{}, &d).ok());
+  EXPECT_EQ(d.base.rw_dirs, DefaultRwDirs());
+  ASSERT_EQ(d.base.certificates.size(), 1u);
+  EXPECT_EQ(d.base.certificates[0].key_type, "ec-p256");
+}
+
+TEST(ConversionOptions, JsonIsCheckedStrictly) {
+  auto reason = [](const json& j) { return SettingsFromJson(j).status().reason(); };
+  EXPECT_EQ(reason(json::array()), kInvalidOptions);
+  EXPECT_EQ(reason({{"entrypont", "/x"}}), "unknown_field");
+  EXPECT_EQ(reason({{"isvsvn", 65536}}), kInvalidOptions);
+  EXPECT_EQ(reason({{"isvsvn", -1}}), kInvalidOptions);
+  EXPECT_EQ(reason({{"isvsvn", "1"}}), kInvalidOptions);
+  EXPECT_EQ(reason({{"debug", 1}}), kInvalidOptions);
+  EXPECT_EQ(reason({{"heartbeat_interval", 0}}), kInvalidOptions);
+  EXPECT_EQ(reason({{"max_layer_size", "12Q"}}), kInvalidOptions);
+  EXPECT_EQ(reason({{"max_layer_size", "0"}}), kInvalidOptions);
+  EXPECT_EQ(reason({{"mem_size", "99999999999999999999G"}}), kInvalidOptions);
+  EXPECT_EQ(reason({{"platform", "linux"}}), kInvalidOptions);
+  EXPECT_EQ(reason({{"cert_key_type", "dsa"}}), kInvalidOptions);
+  EXPECT_EQ(reason({{"env", {"NOEQUALS"}}}), kInvalidOptions);
+  EXPECT_EQ(reason({{"ro_dirs", {"relative"}}}), kInvalidOptions);
+  EXPECT_EQ(reason({{"rw_dirs", {"/a/../b"}}}), kInvalidOptions);
+  EXPECT_EQ(reason({{"entrypoint", "[1,2]"}}), kInvalidOptions);
+  EXPECT_EQ(reason({{"env", json::array({1})}}), kInvalidOptions);
+  EXPECT_EQ(reason({{"cert_dns", std::vector<std::string>(300, "a.example")}}), kInvalidOptions);
+  EXPECT_EQ(reason({{"cert_subject", std::string(5000, 'x')}}), kInvalidOptions);
+  EXPECT_TRUE(SettingsFromJson(nullptr).ok());
+  EXPECT_TRUE(SettingsFromJson({{"isvsvn", nullptr}}).ok());  // null: the default
+  auto msg = SettingsFromJson({{"isvsvn", 70000}}).status().message();
+  EXPECT_NE(msg.find("options.isvsvn"), std::string::npos) << msg;
 }
 
 }  // namespace

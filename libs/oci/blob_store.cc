@@ -11,11 +11,19 @@
 #include "base/encoding.h"
 #include "base/file.h"
 #include "oci/image.h"
+#include "oci/reasons.h"
 
 namespace vouch::oci {
 namespace {
 
-Status Errno(const std::string& what) { return Unavailable(what + ": " + std::strerror(errno), "io_error"); }
+Status Errno(const std::string& what) {
+  // A full scratch file system is the user's to fix (a limit or more space), not an I/O fault.
+  if (errno == ENOSPC || errno == EDQUOT) {
+    return ResourceExhausted(what + ": " + std::strerror(errno) + " (scratch space is full)",
+                             std::string(kScratchExhausted));
+  }
+  return Unavailable(what + ": " + std::strerror(errno), "io_error");
+}
 
 }  // namespace
 

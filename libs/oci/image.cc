@@ -1,5 +1,7 @@
 #include "oci/image.h"
 
+#include "oci/reasons.h"
+
 #include <algorithm>
 
 #include <nlohmann/json.hpp>
@@ -216,7 +218,7 @@ Result<Descriptor> SelectPlatform(const ImageIndex& index, const Platform& want)
   }
   return NotFound("image index has no manifest for platform " + want.ToString() + " (it offers: " +
                       (offered.empty() ? std::string("none") : offered) + "); pick one with --platform",
-                  "platform_not_found");
+                  std::string(kPlatformNotFound));
 }
 
 Result<ImageLocation> ImageLocation::Parse(std::string_view text) {

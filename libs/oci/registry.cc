@@ -14,6 +14,7 @@
 
 #include "base/encoding.h"
 #include "base/http_response.h"
+#include "oci/reasons.h"
 
 namespace vouch::oci {
 namespace {
@@ -66,6 +67,7 @@ struct RegistryClient::Request {
   long status_seen = 0;
   bool overflow = false;
   int fd = -1;
+  const TransferHooks* hooks = nullptr;  // set by Perform
 };
 
 std::map<std::string, std::string> RegistryClient::ParseChallenge(std::string_view header, std::string* scheme) {
@@ -129,6 +131,17 @@ Result<RegistryClient::Response> RegistryClient::Perform(Request& req) {
   CURL* c = H(curl_);
   curl_easy_reset(c);
   Response resp;
+  req.hooks = &options_.hooks;
+  if (options_.hooks.Cancelled()) return CancelledStatus();
+  if (options_.hooks.cancelled) {
+    // Polled by curl about once a second even while nothing moves, so a stalled transfer stops too.
+    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(c, CURLOPT_XFERINFODATA, &options_.hooks);
+    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION,
+                     +[](void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) -> int {
+                       return static_cast<const TransferHooks*>(user)->Cancelled() ? 1 : 0;
+                     });
+  }
   struct Ctx {
     Request* req;
     Response* resp;
@@ -169,10 +182,12 @@ Result<RegistryClient::Response> RegistryClient::Perform(Request& req) {
       curl_easy_setopt(c, CURLOPT_READDATA, &req);
       curl_easy_setopt(c, CURLOPT_READFUNCTION, +[](char* buf, size_t sz, size_t n, void* user) -> size_t {
         auto* r = static_cast<Request*>(user);
+        if (r->hooks->Cancelled()) return CURL_READFUNC_ABORT;
         ssize_t got;
         do {
           got = ::read(r->fd, buf, sz * n);
         } while (got < 0 && errno == EINTR);
+        if (got > 0) r->hooks->Bytes(static_cast<uint64_t>(got));
         return got < 0 ? CURL_READFUNC_ABORT : static_cast<size_t>(got);
       });
       add_header("Content-Type: application/octet-stream");
@@ -213,6 +228,7 @@ Result<RegistryClient::Response> RegistryClient::Perform(Request& req) {
         x->req->sink_status = st;
         return 0;
       }
+      x->req->hooks->Bytes(len);
       return len;
     }
     const size_t max = ok_status ? x->req->max_body : 64 * 1024;
@@ -229,13 +245,14 @@ Result<RegistryClient::Response> RegistryClient::Perform(Request& req) {
     req.fd = -1;
   }
   if (!req.sink_status.ok()) return req.sink_status;
+  if (rc != CURLE_OK && options_.hooks.Cancelled()) return CancelledStatus();
   if (req.overflow) {
     return InvalidArgument("registry response to " + req.method + " " + req.url + " is larger than " +
                                std::to_string(req.max_body) + " bytes",
                            "image_too_large");
   }
   if (rc != CURLE_OK) {
-    return Unavailable("registry " + location_.registry + ": " + curl_easy_strerror(rc), "registry_unreachable");
+    return Unavailable("registry " + location_.registry + ": " + curl_easy_strerror(rc), std::string(kRegistryUnreachable));
   }
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp.status);
   return resp;
@@ -253,22 +270,22 @@ Result<RegistryClient::Response> RegistryClient::Do(Request& req) {
   if (authorization_.rfind("Basic ", 0) == 0) {
     return Unauthenticated("registry " + location_.registry + " refused the credentials of user \"" +
                                cred.username.substr(0, 100) + "\"",
-                           "registry_auth");
+                           std::string(kRegistryAuthFailed));
   }
   if (cred.empty()) {
     return Unauthenticated("registry " + location_.registry + " needs credentials for " + location_.repository +
                                " (an anonymous token was refused; --input-user/--output-user or --authfile)",
-                           "registry_auth");
+                           std::string(kRegistryAuthFailed));
   }
   return Unauthenticated("registry " + location_.registry + " refused user \"" + cred.username.substr(0, 100) +
                              "\" access to " + location_.repository + (req.push ? " (push)" : " (pull)"),
-                         "registry_auth");
+                         std::string(kRegistryAuthFailed));
 }
 
 Status RegistryClient::Authenticate(const Response& unauthorized, bool push) {
   auto it = unauthorized.headers.find("www-authenticate");
   if (it == unauthorized.headers.end()) {
-    return Unauthenticated("registry " + location_.registry + " answered 401 without a challenge", "registry_auth");
+    return Unauthenticated("registry " + location_.registry + " answered 401 without a challenge", std::string(kRegistryAuthFailed));
   }
   std::string scheme;
   auto params = ParseChallenge(it->second, &scheme);
@@ -278,21 +295,21 @@ Status RegistryClient::Authenticate(const Response& unauthorized, bool push) {
   if (scheme == "basic") {
     if (cred.empty()) {
       return Unauthenticated("registry " + location_.registry + " needs credentials (--*-user/--*-password-file or --authfile)",
-                             "registry_auth");
+                             std::string(kRegistryAuthFailed));
     }
     if (authorization_ == basic) {
-      return Unauthenticated("registry " + location_.registry + " refused the credentials", "registry_auth");
+      return Unauthenticated("registry " + location_.registry + " refused the credentials", std::string(kRegistryAuthFailed));
     }
     authorization_ = basic;
     return Status::Ok();
   }
   if (scheme != "bearer") {
     return Unauthenticated("registry " + location_.registry + " asks for unsupported auth scheme " + scheme,
-                           "registry_auth");
+                           std::string(kRegistryAuthFailed));
   }
   std::string realm = params["realm"];
   if (realm.rfind("https://", 0) != 0 && !(realm.rfind("http://", 0) == 0 && base_.rfind("http://", 0) == 0)) {
-    return Unauthenticated("registry token realm \"" + realm.substr(0, 200) + "\" is not an https URL", "registry_auth");
+    return Unauthenticated("registry token realm \"" + realm.substr(0, 200) + "\" is not an https URL", std::string(kRegistryAuthFailed));
   }
   std::string scope = params.count("scope") ? params["scope"]
                                             : "repository:" + location_.repository + (push ? ":pull,push" : ":pull");
@@ -313,12 +330,12 @@ Status RegistryClient::Authenticate(const Response& unauthorized, bool push) {
   if (tr->status == 401 && !cred.empty()) {
     return Unauthenticated("token service " + realm.substr(0, 200) + " refused the credentials of user \"" +
                                cred.username.substr(0, 100) + "\"",
-                           "registry_auth");
+                           std::string(kRegistryAuthFailed));
   }
   if (tr->status != 200) {
     return Unauthenticated("token service " + realm.substr(0, 200) + " answered " + std::to_string(tr->status) +
                                (cred.empty() ? " (no credentials given)" : ""),
-                           "registry_auth");
+                           std::string(kRegistryAuthFailed));
   }
   json tj = json::parse(tr->body, nullptr, false);
   std::string token;
@@ -327,16 +344,16 @@ Status RegistryClient::Authenticate(const Response& unauthorized, bool push) {
     if (token.empty()) token = tj.value("access_token", std::string());
   }
   if (token.empty() || token.find_first_of("\r\n") != std::string::npos) {
-    return Unauthenticated("token service " + realm.substr(0, 200) + " returned no token", "registry_auth");
+    return Unauthenticated("token service " + realm.substr(0, 200) + " returned no token", std::string(kRegistryAuthFailed));
   }
   if (authorization_ == "Bearer " + token) {
-    return Unauthenticated("registry " + location_.registry + " refused the token for " + scope, "registry_auth");
+    return Unauthenticated("registry " + location_.registry + " refused the token for " + scope, std::string(kRegistryAuthFailed));
   }
   authorization_ = "Bearer " + token;
   return Status::Ok();
 }
 
-Status RegistryClient::ErrorFor(const Response& r, const std::string& what) const {
+Status RegistryClient::ErrorFor(const Response& r, const std::string& what, bool push) const {
   std::string detail;
   json j = json::parse(r.body, nullptr, false);
   if (j.is_object() && j.contains("errors") && j["errors"].is_array() && !j["errors"].empty() &&
@@ -345,10 +362,13 @@ Status RegistryClient::ErrorFor(const Response& r, const std::string& what) cons
   }
   std::string msg = what + ": registry " + location_.registry + " answered HTTP " + std::to_string(r.status) +
                     (detail.empty() ? "" : " (" + detail.substr(0, 300) + ")");
-  if (r.status == 401) return Unauthenticated(msg, "registry_auth");
-  if (r.status == 403) return PermissionDenied(msg, "registry_denied");
-  if (r.status == 404) return NotFound(msg, "image_not_found");
-  return Unavailable(msg, "registry_error");
+  if (r.status == 401) return Unauthenticated(msg, std::string(kRegistryAuthFailed));
+  // Writing: whatever else the registry answers (403 denied, 405 read-only, 400 invalid, 5xx) is
+  // a refusal of the push.
+  if (push) return PermissionDenied(msg, std::string(kPushRefused));
+  if (r.status == 403) return PermissionDenied(msg, std::string(kRegistryAuthFailed));
+  if (r.status == 404) return NotFound(msg, std::string(kImageNotFound));
+  return Unavailable(msg, std::string(kRegistryUnreachable));
 }
 
 Result<std::string> RegistryClient::FetchManifest(const std::string& reference, const std::string& expected_digest,
@@ -357,7 +377,7 @@ Result<std::string> RegistryClient::FetchManifest(const std::string& reference, 
   req.url = base_ + "/manifests/" + reference;
   req.headers = {kManifestAccept};
   VOUCH_ASSIGN_OR_RETURN(Response r, Do(req));
-  if (r.status != 200) return ErrorFor(r, "fetching manifest " + reference);
+  if (r.status != 200) return ErrorFor(r, "fetching manifest " + reference, false);
   if (!expected_digest.empty() && Sha256Digest(r.body) != expected_digest) {
     return DataLoss("manifest " + reference + " hashes to " + Sha256Digest(r.body) + ", expected " + expected_digest,
                     "digest_mismatch");
@@ -381,9 +401,9 @@ Status RegistryClient::FetchBlob(const Descriptor& d, BlobStore& store) {
   head.method = "HEAD";
   head.url = req.url;
   VOUCH_ASSIGN_OR_RETURN(Response hr, Do(head));
-  if (hr.status != 200 && hr.status != 307 && hr.status != 302) return ErrorFor(hr, "blob " + d.digest);
+  if (hr.status != 200 && hr.status != 307 && hr.status != 302) return ErrorFor(hr, "blob " + d.digest, false);
   VOUCH_ASSIGN_OR_RETURN(Response r, Perform(req));
-  if (r.status != 200) return ErrorFor(r, "downloading blob " + d.digest);
+  if (r.status != 200) return ErrorFor(r, "downloading blob " + d.digest, false);
   auto committed = w->Commit();
   if (!committed.ok()) return committed.status();
   return Status::Ok();
@@ -398,19 +418,31 @@ Result<PulledImage> RegistryClient::Pull(BlobStore& store) {
     return FetchManifest(d.digest, d.digest, &t);
   };
   VOUCH_ASSIGN_OR_RETURN(PulledImage img, ResolveManifest(std::move(top), type, options_.platform, fetch));
+  const TransferHooks& hooks = options_.hooks;
+  if (hooks.on_manifest) hooks.on_manifest(img.manifest);
   VOUCH_RETURN_IF_ERROR(FetchBlob(img.manifest.config, store));
+  if (hooks.on_blob) hooks.on_blob(img.manifest.config);
   VOUCH_ASSIGN_OR_RETURN(img.config_bytes, store.ReadSmall(img.manifest.config.digest, kMaxConfigBytes));
-  for (const Descriptor& l : img.manifest.layers) VOUCH_RETURN_IF_ERROR(FetchBlob(l, store));
+  for (const Descriptor& l : img.manifest.layers) {
+    if (hooks.Cancelled()) return CancelledStatus();
+    VOUCH_RETURN_IF_ERROR(FetchBlob(l, store));
+    if (hooks.on_blob) hooks.on_blob(l);
+  }
   return img;
 }
 
-Status RegistryClient::UploadBlob(const std::string& digest, BlobStore& store) {
+Status RegistryClient::UploadBlob(const Descriptor& d, BlobStore& store) {
+  const std::string& digest = d.digest;
+  if (options_.hooks.Cancelled()) return CancelledStatus();
   Request head;
   head.method = "HEAD";
   head.push = true;
   head.url = base_ + "/blobs/" + digest;
   VOUCH_ASSIGN_OR_RETURN(Response hr, Do(head));
-  if (hr.status == 200) return Status::Ok();
+  if (hr.status == 200) {
+    options_.hooks.Bytes(d.size);  // already there: counts as moved
+    return Status::Ok();
+  }
   Request start;
   start.method = "POST";
   start.push = true;
@@ -418,15 +450,15 @@ Status RegistryClient::UploadBlob(const std::string& digest, BlobStore& store) {
   std::string empty;
   start.body = &empty;
   VOUCH_ASSIGN_OR_RETURN(Response sr, Do(start));
-  if (sr.status != 202) return ErrorFor(sr, "starting upload of " + digest);
+  if (sr.status != 202) return ErrorFor(sr, "starting upload of " + digest, true);
   std::string location = sr.headers["location"];
-  if (location.empty()) return Unavailable("registry gave no upload location", "registry_error");
+  if (location.empty()) return PermissionDenied("registry gave no upload location", std::string(kPushRefused));
   if (location.front() == '/') {
     // Relative to the registry root.
     size_t scheme_end = base_.find("://") + 3;
     location = base_.substr(0, base_.find('/', scheme_end)) + location;
   } else if (location.rfind("http://", 0) != 0 && location.rfind("https://", 0) != 0) {
-    return Unavailable("registry gave an unusable upload location", "registry_error");
+    return PermissionDenied("registry gave an unusable upload location", std::string(kPushRefused));
   }
   Request put;
   put.method = "PUT";
@@ -435,13 +467,19 @@ Status RegistryClient::UploadBlob(const std::string& digest, BlobStore& store) {
   put.upload_file = store.PathOf(digest);
   if (put.upload_file.empty()) return Internal("blob " + digest + " missing from the store");
   VOUCH_ASSIGN_OR_RETURN(Response pr, Do(put));
-  if (pr.status != 201) return ErrorFor(pr, "uploading blob " + digest);
+  if (pr.status != 201) return ErrorFor(pr, "uploading blob " + digest, true);
   return Status::Ok();
 }
 
 Result<std::string> RegistryClient::Push(const ImageToPush& image, BlobStore& store) {
-  for (const Descriptor& l : image.manifest.layers) VOUCH_RETURN_IF_ERROR(UploadBlob(l.digest, store));
-  VOUCH_RETURN_IF_ERROR(UploadBlob(image.manifest.config.digest, store));
+  const TransferHooks& hooks = options_.hooks;
+  for (const Descriptor& l : image.manifest.layers) {
+    VOUCH_RETURN_IF_ERROR(UploadBlob(l, store));
+    if (hooks.on_blob) hooks.on_blob(l);
+  }
+  VOUCH_RETURN_IF_ERROR(UploadBlob(image.manifest.config, store));
+  if (hooks.on_blob) hooks.on_blob(image.manifest.config);
+  if (hooks.Cancelled()) return CancelledStatus();
   const std::string digest = Sha256Digest(image.manifest_bytes);
   Request put;
   put.method = "PUT";
@@ -450,7 +488,7 @@ Result<std::string> RegistryClient::Push(const ImageToPush& image, BlobStore& st
   put.headers = {"Content-Type: " + image.manifest_media_type};
   put.body = &image.manifest_bytes;
   VOUCH_ASSIGN_OR_RETURN(Response r, Do(put));
-  if (r.status != 201) return ErrorFor(r, "pushing manifest");
+  if (r.status != 201) return ErrorFor(r, "pushing manifest", true);
   auto dc = r.headers.find("docker-content-digest");
   if (dc != r.headers.end() && !dc->second.empty() && dc->second != digest) {
     return DataLoss("registry stored the manifest as " + dc->second.substr(0, 80) + ", expected " + digest,

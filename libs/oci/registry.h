@@ -47,11 +47,12 @@ class RegistryClient {
   Result<Response> Do(Request& request);
   Result<Response> Perform(Request& request);
   Status Authenticate(const Response& unauthorized, bool push);
-  Status ErrorFor(const Response& r, const std::string& what) const;
+  // The Status for an unexpected answer; `push`: while writing (anything but 401 is push_refused).
+  Status ErrorFor(const Response& r, const std::string& what, bool push) const;
   Result<std::string> FetchManifest(const std::string& reference, const std::string& expected_digest,
                                     std::string* content_type);
   Status FetchBlob(const Descriptor& d, BlobStore& store);
-  Status UploadBlob(const std::string& digest, BlobStore& store);
+  Status UploadBlob(const Descriptor& blob, BlobStore& store);
 
   ImageLocation location_;
   TransportOptions options_;

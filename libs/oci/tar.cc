@@ -282,6 +282,8 @@ class BackgroundSha256 {
 // byte it hands over for hashing: the parse and the diff_id share one decompression.
 struct HashingSource {
   archive* outer = nullptr;
+  const TarLimits* limits = nullptr;
+  Status stop;  // what TarLimits::on_progress answered when it stopped the read
   BackgroundSha256 hash;
   uint64_t bytes = 0;
   bool at_end = false;
@@ -302,6 +304,14 @@ la_ssize_t ReadDecompressed(archive* /*inner*/, void* user, const void** out) {
   s->hash.Submit(static_cast<size_t>(n));
   s->bytes += static_cast<uint64_t>(n);
   *out = buf.data();
+  if (s->limits != nullptr && s->limits->on_progress) {
+    const la_int64_t consumed = archive_filter_bytes(s->outer, -1);
+    Status st = s->limits->on_progress(consumed > 0 ? static_cast<uint64_t>(consumed) : 0);
+    if (!st.ok()) {
+      s->stop = std::move(st);
+      return ARCHIVE_FATAL;
+    }
+  }
   return n;
 }
 
@@ -309,6 +319,7 @@ la_ssize_t ReadDecompressed(archive* /*inner*/, void* user, const void** out) {
 Status ReadEntriesHashing(archive* outer, const TarLimits& limits, const TarEntryFn& fn, std::string* diff_id) {
   HashingSource src;
   src.outer = outer;
+  src.limits = &limits;
   archive_entry* raw_entry = nullptr;
   int r = archive_read_next_header(outer, &raw_entry);
   if (r == ARCHIVE_EOF) {
@@ -320,10 +331,12 @@ Status ReadEntriesHashing(archive* outer, const TarLimits& limits, const TarEntr
   archive_read_support_filter_none(inner.get());
   archive_read_support_format_tar(inner.get());
   if (archive_read_open(inner.get(), &src, nullptr, ReadDecompressed, nullptr) != ARCHIVE_OK) {
+    if (!src.stop.ok()) return src.stop;
     if (!src.error.empty()) return DataLoss("decompressing layer: " + src.error, "corrupt_layer");
     return ArchiveError(inner.get(), "opening tar stream");
   }
   Status st = ReadEntries(inner.get(), limits, fn);
+  if (!src.stop.ok()) return src.stop;
   if (!src.error.empty()) return DataLoss("decompressing layer: " + src.error, "corrupt_layer");
   VOUCH_RETURN_IF_ERROR(st);
   // What the tar reader did not consume (end-of-archive blocks, record padding) is part of the
@@ -333,6 +346,7 @@ Status ReadEntriesHashing(archive* outer, const TarLimits& limits, const TarEntr
   while (!src.at_end) {
     const void* unused = nullptr;
     if (ReadDecompressed(nullptr, &src, &unused) < 0) {
+      if (!src.stop.ok()) return src.stop;
       return DataLoss("decompressing layer: " + src.error, "corrupt_layer");
     }
     if (src.bytes > tar_end && src.bytes - tar_end > kMaxTrailingBytes) {

@@ -40,6 +40,9 @@ struct TarLimits {
   uint64_t max_entries = 2'000'000;
   size_t max_path_bytes = 4096;
   uint64_t counted_before = 0;  // file bytes of earlier layers of the same image
+  // Progress and cancellation (with a diff_id only): called about every MiB of decompressed
+  // stream with the compressed bytes consumed so far; a non-ok Status stops the read with it.
+  std::function<Status(uint64_t compressed_bytes)> on_progress;
 };
 
 // Reads the content of the current entry (kFile only).

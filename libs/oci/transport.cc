@@ -12,6 +12,7 @@
 
 #include "base/encoding.h"
 #include "base/file.h"
+#include "oci/reasons.h"
 #include "oci/registry.h"
 #include "oci/tar.h"
 
@@ -22,8 +23,12 @@ using json = nlohmann::json;
 
 constexpr std::string_view kRefNameAnnotation = "org.opencontainers.image.ref.name";
 
-Status CopyFile(const std::string& from, const std::string& to) {
-  if (::link(from.c_str(), to.c_str()) == 0) return Status::Ok();
+Status CopyFile(const std::string& from, const std::string& to, const TransferHooks& hooks) {
+  if (::link(from.c_str(), to.c_str()) == 0) {
+    struct stat st {};
+    if (::stat(to.c_str(), &st) == 0) hooks.Bytes(static_cast<uint64_t>(st.st_size));
+    return Status::Ok();
+  }
   int in = ::open(from.c_str(), O_RDONLY | O_CLOEXEC);
   if (in < 0) return Unavailable("opening " + from + ": " + std::strerror(errno), "io_error");
   std::string tmp = to + ".tmp";
@@ -39,6 +44,8 @@ Status CopyFile(const std::string& from, const std::string& to) {
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) { st = Unavailable("reading " + from, "io_error"); break; }
     if (n == 0) break;
+    if (hooks.Cancelled()) { st = CancelledStatus(); break; }
+    hooks.Bytes(static_cast<uint64_t>(n));
     ssize_t off = 0;
     while (off < n) {
       ssize_t w = ::write(out, buf.data() + off, static_cast<size_t>(n - off));
@@ -63,6 +70,8 @@ Result<std::string> FetchLayoutBlob(const std::string& dir, const Descriptor& d,
 }
 
 }  // namespace
+
+Status CancelledStatus() { return Aborted("cancelled", std::string(kCancelled)); }
 
 Result<PulledImage> ResolveManifest(std::string bytes, std::string media_type_hint, const Platform& platform,
                                     const std::function<Result<std::string>(const Descriptor&)>& fetch) {
@@ -101,7 +110,7 @@ Result<std::string> PushImage(const ImageLocation& location, const ImageToPush& 
                               BlobStore& store) {
   switch (location.kind) {
     case ImageLocation::Kind::kOciLayout:
-      return PushOciLayout(location, image, store);
+      return PushOciLayout(location, image, store, options.hooks);
     case ImageLocation::Kind::kDockerArchive:
       return PushDockerArchive(location, image, store);
     case ImageLocation::Kind::kRegistry:
@@ -172,7 +181,7 @@ Result<PulledImage> PullOciLayout(const ImageLocation& location, const Transport
   if (chosen == nullptr) {
     return NotFound(dir + " has no image tagged \"" + location.layout_tag + "\" (it has: " +
                         (tags.empty() ? std::string("none") : tags) + ")",
-                    "image_not_found");
+                    std::string(kImageNotFound));
   }
   if (chosen->size > kMaxManifestBytes) return InvalidArgument("manifest too large", "image_too_large");
   auto fetch = [&](const Descriptor& d) -> Result<std::string> {
@@ -181,26 +190,41 @@ Result<PulledImage> PullOciLayout(const ImageLocation& location, const Transport
   };
   VOUCH_ASSIGN_OR_RETURN(std::string top, fetch(*chosen));
   VOUCH_ASSIGN_OR_RETURN(PulledImage img, ResolveManifest(std::move(top), chosen->media_type, options.platform, fetch));
+  const TransferHooks& hooks = options.hooks;
+  if (hooks.on_manifest) hooks.on_manifest(img.manifest);
   VOUCH_ASSIGN_OR_RETURN(img.config_bytes, FetchLayoutBlob(dir, img.manifest.config, store, kMaxConfigBytes));
+  hooks.Bytes(img.manifest.config.size);
+  if (hooks.on_blob) hooks.on_blob(img.manifest.config);
   for (const Descriptor& l : img.manifest.layers) {
+    if (hooks.Cancelled()) return CancelledStatus();
     if (l.size > options.max_blob_bytes) return InvalidArgument("layer " + l.digest + " is too large", "layer_too_large");
     VOUCH_RETURN_IF_ERROR(store.AddExternal(dir + "/blobs/sha256/" + DigestHex(l.digest), l.digest, l.size));
+    hooks.Bytes(l.size);
+    if (hooks.on_blob) hooks.on_blob(l);
   }
   return img;
 }
 
-Result<std::string> PushOciLayout(const ImageLocation& location, const ImageToPush& image, BlobStore& store) {
+Result<std::string> PushOciLayout(const ImageLocation& location, const ImageToPush& image, BlobStore& store,
+                                  const TransferHooks& hooks) {
   const std::string& dir = location.path;
   VOUCH_RETURN_IF_ERROR(MakeDirs(dir + "/blobs/sha256", 0755));
-  std::vector<std::string> digests = {image.manifest.config.digest};
-  for (const Descriptor& l : image.manifest.layers) digests.push_back(l.digest);
-  for (const std::string& d : digests) {
-    const std::string to = dir + "/blobs/sha256/" + DigestHex(d);
-    if (FileExists(to)) continue;
-    std::string from = store.PathOf(d);
-    if (from.empty()) return Internal("blob " + d + " missing from the store");
-    VOUCH_RETURN_IF_ERROR(CopyFile(from, to));
+  std::vector<const Descriptor*> blobs;
+  for (const Descriptor& l : image.manifest.layers) blobs.push_back(&l);
+  blobs.push_back(&image.manifest.config);
+  for (const Descriptor* d : blobs) {
+    if (hooks.Cancelled()) return CancelledStatus();
+    const std::string to = dir + "/blobs/sha256/" + DigestHex(d->digest);
+    if (FileExists(to)) {
+      hooks.Bytes(d->size);
+    } else {
+      std::string from = store.PathOf(d->digest);
+      if (from.empty()) return Internal("blob " + d->digest + " missing from the store");
+      VOUCH_RETURN_IF_ERROR(CopyFile(from, to, hooks));
+    }
+    if (hooks.on_blob) hooks.on_blob(*d);
   }
+  if (hooks.Cancelled()) return CancelledStatus();
   const std::string manifest_digest = Sha256Digest(image.manifest_bytes);
   VOUCH_RETURN_IF_ERROR(
       WriteFileAtomic(dir + "/blobs/sha256/" + DigestHex(manifest_digest), image.manifest_bytes, 0644));

@@ -24,6 +24,28 @@ struct Credentials {
   bool empty() const { return username.empty() && password.empty(); }
 };
 
+// Progress and cancellation of one pull or push (vouchd's conversion jobs; docs/convert.md
+// "Server-side conversion"). Every hook is optional and must be cheap: on_bytes runs for every
+// chunk a transfer moves (about every 16 KiB to 1 MiB).
+struct TransferHooks {
+  // Pull: the resolved image manifest, before any of its blobs is read.
+  std::function<void(const ImageManifest&)> on_manifest;
+  // A layer or config blob is complete (read and verified, or written, or found present).
+  std::function<void(const Descriptor&)> on_blob;
+  // Blob content moved (downloaded, uploaded, copied or hashed in place), in bytes since the last call.
+  std::function<void(uint64_t bytes)> on_bytes;
+  // Polled between blobs and during transfers; true stops the pull or push with kAborted
+  // "cancelled" (oci/reasons.h kCancelled).
+  std::function<bool()> cancelled;
+  bool Cancelled() const { return cancelled && cancelled(); }
+  void Bytes(uint64_t n) const {
+    if (on_bytes && n != 0) on_bytes(n);
+  }
+};
+
+// kAborted "cancelled".
+Status CancelledStatus();
+
 struct TransportOptions {
   Platform platform;                          // for multi-arch indexes; default linux/amd64
   Credentials credentials;                    // from flags; else from `auth_file`
@@ -31,6 +53,7 @@ struct TransportOptions {
   std::vector<std::string> insecure_registries;  // host[:port] spoken to over plain HTTP
   std::string ca_file;                        // extra trust for HTTPS registries; empty: system store
   uint64_t max_blob_bytes = 64ull << 30;
+  TransferHooks hooks;
 };
 
 // A fully read image: metadata in memory, config and layers in the BlobStore (verified).
@@ -60,7 +83,8 @@ Result<Credentials> CredentialsFromAuthFile(const std::string& path, const std::
 
 // Internal transports (exposed for tests).
 Result<PulledImage> PullOciLayout(const ImageLocation& location, const TransportOptions& options, BlobStore& store);
-Result<std::string> PushOciLayout(const ImageLocation& location, const ImageToPush& image, BlobStore& store);
+Result<std::string> PushOciLayout(const ImageLocation& location, const ImageToPush& image, BlobStore& store,
+                                  const TransferHooks& hooks = {});
 Result<PulledImage> PullDockerArchive(const ImageLocation& location, BlobStore& store);
 Result<std::string> PushDockerArchive(const ImageLocation& location, const ImageToPush& image, BlobStore& store);
 
