@@ -5,6 +5,7 @@
 
 #include "base/encoding.h"
 #include "crypto/digest.h"
+#include "store/audit_internal.h"
 
 namespace vouch::store {
 namespace {
@@ -31,27 +32,57 @@ std::string AuditHash(const AuditEntry& e) {
 
 Status AppendAudit(Transaction& tx, TimePoint now, std::string actor, std::string action, std::string target,
                    std::string outcome, const nlohmann::json& detail) {
-  VOUCH_ASSIGN_OR_RETURN(Rows last, tx.Query("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1"));
   AuditEntry e;
-  e.seq = last.empty() ? 1 : last[0].Int(0) + 1;
-  e.prev_hash = last.empty() ? kAuditGenesis : last[0].Str(1);
   e.at = ToUnixSeconds(now);
   e.actor = std::move(actor);
   e.action = std::move(action);
   e.target = std::move(target);
   e.outcome = std::move(outcome);
   e.detail = detail.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  e.hash = AuditHash(e);
-  VOUCH_RETURN_IF_ERROR(
-      tx.Exec("INSERT INTO audit (seq, at, actor, action, target, outcome, detail, prev_hash, hash) "
-              "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-              {e.seq, e.at, e.actor, e.action, e.target, e.outcome, e.detail, e.prev_hash, e.hash})
-          .status());
+  // The backends' write transactions chain a group's entries once, at its end (audit_internal.h).
+  if (auto* sink = dynamic_cast<internal::AuditSink*>(&tx); sink != nullptr && sink->DefersAudit()) {
+    sink->DeferAudit(std::move(e));
+    return Status::Ok();
+  }
+  std::vector<AuditEntry> one;
+  one.push_back(std::move(e));
+  return internal::WriteAuditEntries(tx, one);
+}
+
+namespace internal {
+
+Status WriteAuditEntries(Transaction& tx, std::vector<AuditEntry>& entries) {
+  if (entries.empty()) return Status::Ok();
+  VOUCH_ASSIGN_OR_RETURN(Rows last, tx.Query("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1"));
+  int64_t seq = last.empty() ? 0 : last[0].Int(0);
+  std::string prev = last.empty() ? std::string(kAuditGenesis) : last[0].Str(1);
+  for (AuditEntry& e : entries) {
+    e.seq = ++seq;
+    e.prev_hash = prev;
+    e.hash = AuditHash(e);
+    prev = e.hash;
+  }
+  // Multi-row INSERTs of at most kChunk rows: one prepared statement per chunk size.
+  constexpr size_t kChunk = 64;
+  for (size_t i = 0; i < entries.size(); i += kChunk) {
+    size_t n = std::min(kChunk, entries.size() - i);
+    std::string sql = "INSERT INTO audit (seq, at, actor, action, target, outcome, detail, prev_hash, hash) VALUES ";
+    std::vector<Value> params;
+    params.reserve(n * 9);
+    for (size_t k = 0; k < n; ++k) {
+      const AuditEntry& e = entries[i + k];
+      sql += k == 0 ? "(?, ?, ?, ?, ?, ?, ?, ?, ?)" : ", (?, ?, ?, ?, ?, ?, ?, ?, ?)";
+      params.insert(params.end(), {e.seq, e.at, e.actor, e.action, e.target, e.outcome, e.detail, e.prev_hash, e.hash});
+    }
+    VOUCH_RETURN_IF_ERROR(tx.Exec(sql, params).status());
+  }
   return tx.Exec("INSERT INTO settings (key, value) VALUES ('audit_head', ?) "
                  "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                 {e.hash})
+                 {prev})
       .status();
 }
+
+}  // namespace internal
 
 AuditEntry AuditEntryFromRow(const Row& row) {
   AuditEntry e;

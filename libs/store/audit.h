@@ -32,7 +32,10 @@ inline constexpr char kAuditGenesis[] =
 std::string AuditHash(const AuditEntry& e);
 
 // Appends an entry inside `tx` (the same transaction as the change it records), chaining it to
-// the previous one. Writers are serialised by the Database, so the chain never forks.
+// the previous one. In a Database::Write the entry is chained at the end of the write group, in
+// the order the group's members appended (so it is not visible to queries of the same callback),
+// under the lock that makes one group at a time the appender: the chain never forks and its order
+// is the commit order (store/audit_internal.h, docs/cluster.md).
 Status AppendAudit(Transaction& tx, TimePoint now, std::string actor, std::string action, std::string target,
                    std::string outcome, const nlohmann::json& detail = nlohmann::json::object());
 

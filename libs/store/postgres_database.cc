@@ -1,14 +1,19 @@
 // The PostgreSQL backend of store::Database (libpq).
 //
 // Concurrency model (docs/cluster.md): several vouchd instances may share one PostgreSQL. Every
-// read-write transaction first takes one transaction-scoped advisory lock, so writers are
-// serialised across all instances exactly as SQLite serialises them within one process: a
-// read-modify-write (approval counts, CRL numbers, audit sequence numbers, join token uses) can
-// never interleave with another instance's. Statements run at READ COMMITTED, so each one sees
-// everything committed before the lock was granted. Read-only transactions run at REPEATABLE READ
-// (one snapshot) and take no lock. Serialisation failures, deadlocks and lost connections before
-// COMMIT are retried (the callback runs again on a fresh transaction); a connection lost during
-// COMMIT is reported as Unavailable, because its outcome is unknown.
+// read-write transaction first takes one transaction-scoped advisory lock, the cluster writer
+// lock: exclusively for a serial group (store::WriteMode::kSerial), so that a read-modify-write
+// (approval counts, CRL numbers, join token uses, nonces, settings) never interleaves with another
+// writer's, or shared for a row-keyed group (kRowKeyed: certificate issuance, instance creation,
+// heartbeats), which runs concurrently with other row-keyed groups of every instance and relies on
+// its rows' own keys and row locks. Audit entries are chained at the end of the group under a
+// second advisory lock, the audit lock, held until COMMIT (store/audit_internal.h). Statements run
+// at READ COMMITTED, so each one sees everything committed before it. Read-only transactions run
+// at REPEATABLE READ (one snapshot) and take no lock. Commands whose answer is only "ok" (BEGIN,
+// the locks, savepoints) are sent in one libpq pipeline with the next statement, so they cost no
+// round trip of their own. Serialisation failures, deadlocks and lost connections before COMMIT
+// are retried (the callback runs again on a fresh transaction); a connection lost during COMMIT is
+// reported as Unavailable, because its outcome is unknown.
 #include <libpq-fe.h>
 
 #include <algorithm>
@@ -20,6 +25,7 @@
 #include <mutex>
 #include <thread>
 
+#include "store/audit_internal.h"
 #include "store/database.h"
 #include "store/postgres_sql.h"
 #include "store/reasons.h"
@@ -28,8 +34,11 @@
 namespace vouch::store {
 namespace {
 
-// Any key: all vouchd instances use the same one. ASCII "vouchwr".
+// Any keys: all vouchd instances use the same ones. ASCII "vouchwr" and "vouchau".
 constexpr int64_t kWriterLockKey = 0x766f7563687772;
+constexpr int64_t kAuditLockKey = 0x766f7563686175;
+// Row-keyed groups of one instance that may run at once (each on its own connection).
+constexpr size_t kMaxRowKeyedLeaders = 3;
 constexpr Oid kBoolOid = 16, kByteaOid = 17, kInt8Oid = 20, kInt2Oid = 21, kInt4Oid = 23, kOidOid = 26,
               kNumericOid = 1700;
 // How long a transaction keeps trying to reach the server (e.g. across a PostgreSQL restart).
@@ -77,7 +86,14 @@ class PgConnection {
     if (conn_ != nullptr) PQfinish(conn_);
     conn_ = nullptr;
     statements_.clear();
+    pending_.clear();
   }
+
+  // Queues a command without parameters whose answer is only "ok" (BEGIN, a lock, a savepoint):
+  // it is sent in one pipeline with the next statement or command, and its failure is reported
+  // as that statement's.
+  void Defer(std::string sql) { pending_.push_back(std::move(sql)); }
+  void ClearDeferred() { pending_.clear(); }
 
   // Runs one statement; `last_error` tells the caller whether a retry may help.
   Result<PgResultPtr> Run(std::string_view sql, const std::vector<Value>& params, ErrorClass* last_error) {
@@ -87,17 +103,16 @@ class PgConnection {
       return Unavailable("not connected to PostgreSQL", std::string(kStoreUnavailable));
     }
     auto it = statements_.find(sql);
-    if (it == statements_.end()) {
-      std::string name = "s" + std::to_string(statements_.size());
-      std::string translated = TranslateSqlForPostgres(sql);
-      std::vector<Oid> types = ParamTypes(params);
-      PgResultPtr prepared(PQprepare(conn_, name.c_str(), translated.c_str(), static_cast<int>(types.size()),
-                                     types.data()),
-                           &PQclear);
-      if (PQresultStatus(prepared.get()) != PGRES_COMMAND_OK) {
-        return ErrorFor(prepared.get(), std::string(sql).substr(0, 120), last_error);
-      }
-      it = statements_.emplace(std::string(sql), Prepared{name, std::move(types)}).first;
+    const bool prepare = it == statements_.end();
+    std::string name, translated;
+    std::vector<Oid> types;
+    if (prepare) {
+      name = "s" + std::to_string(statements_.size());
+      translated = TranslateSqlForPostgres(sql);
+      types = ParamTypes(params);
+    } else {
+      name = it->second.name;
+      types = it->second.types;
     }
     // A parameter whose kind differs from the prepared one (e.g. NULL first, then a string) is
     // sent as text and coerced by the server; blobs are always sent in binary.
@@ -113,7 +128,7 @@ class PgConnection {
         text[i] = *s;
       } else {
         const Blob& b = std::get<Blob>(v);
-        if (it->second.types[i] == kByteaOid) {
+        if (i < types.size() && types[i] == kByteaOid) {
           values[i] = reinterpret_cast<const char*>(b.data());
           lengths[i] = static_cast<int>(b.size());
           formats[i] = 1;
@@ -125,13 +140,34 @@ class PgConnection {
       values[i] = text[i].c_str();
       lengths[i] = static_cast<int>(text[i].size());
     }
-    PgResultPtr res(PQexecPrepared(conn_, it->second.name.c_str(), static_cast<int>(params.size()), values.data(),
-                                   lengths.data(), formats.data(), 0),
+    Step exec;
+    exec.exec_name = &name;
+    exec.nparams = static_cast<int>(params.size());
+    exec.values = values.data();
+    exec.lengths = lengths.data();
+    exec.formats = formats.data();
+    const std::string what(std::string(sql).substr(0, 120));
+    if (!pending_.empty()) {
+      Step prep;
+      prep.prepare_name = &name;
+      prep.prepare_sql = &translated;
+      prep.types = &types;
+      bool prepared = false;
+      auto res = Pipeline(prepare ? &prep : nullptr, exec, what, last_error, &prepared);
+      if (prepare && prepared) statements_.emplace(std::string(sql), Prepared{name, std::move(types)});
+      return res;
+    }
+    if (prepare) {
+      PgResultPtr prepared(PQprepare(conn_, name.c_str(), translated.c_str(), static_cast<int>(types.size()),
+                                     types.data()),
+                           &PQclear);
+      if (PQresultStatus(prepared.get()) != PGRES_COMMAND_OK) return ErrorFor(prepared.get(), what, last_error);
+      statements_.emplace(std::string(sql), Prepared{name, types});
+    }
+    PgResultPtr res(PQexecPrepared(conn_, name.c_str(), exec.nparams, exec.values, exec.lengths, exec.formats, 0),
                     &PQclear);
     ExecStatusType st = PQresultStatus(res.get());
-    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-      return ErrorFor(res.get(), std::string(sql).substr(0, 120), last_error);
-    }
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) return ErrorFor(res.get(), what, last_error);
     return res;
   }
 
@@ -141,6 +177,11 @@ class PgConnection {
     if (!connected()) {
       *last_error = ErrorClass::kConnection;
       return Unavailable("not connected to PostgreSQL", std::string(kStoreUnavailable));
+    }
+    if (!pending_.empty()) {
+      Step plain;
+      plain.plain = sql;
+      return Pipeline(nullptr, plain, sql, last_error, nullptr).status();
     }
     PgResultPtr res(PQexec(conn_, sql), &PQclear);
     ExecStatusType st = PQresultStatus(res.get());
@@ -153,6 +194,92 @@ class PgConnection {
     std::string name;
     std::vector<Oid> types;
   };
+
+  // One query of a pipeline: a plain command, a prepare or a prepared statement's execution.
+  struct Step {
+    const char* plain = nullptr;
+    const std::string* prepare_name = nullptr;
+    const std::string* prepare_sql = nullptr;
+    const std::vector<Oid>* types = nullptr;
+    const std::string* exec_name = nullptr;
+    int nparams = 0;
+    const char* const* values = nullptr;
+    const int* lengths = nullptr;
+    const int* formats = nullptr;
+  };
+
+  bool Send(const Step& q) {
+    if (q.plain != nullptr) return PQsendQueryParams(conn_, q.plain, 0, nullptr, nullptr, nullptr, nullptr, 0) == 1;
+    if (q.prepare_name != nullptr) {
+      return PQsendPrepare(conn_, q.prepare_name->c_str(), q.prepare_sql->c_str(), static_cast<int>(q.types->size()),
+                           q.types->data()) == 1;
+    }
+    return PQsendQueryPrepared(conn_, q.exec_name->c_str(), q.nparams, q.values, q.lengths, q.formats, 0) == 1;
+  }
+
+  Status Lost(ErrorClass* last_error) {
+    std::string msg = conn_ != nullptr ? Trimmed(PQerrorMessage(conn_)) : "";
+    *last_error = ErrorClass::kConnection;
+    Close();
+    return Unavailable("PostgreSQL connection lost: " + msg, std::string(kStoreUnavailable));
+  }
+
+  // Sends the deferred commands, then `prepare` (if any) and `last`, in one pipeline (one round
+  // trip) and returns the result of `last`. The first query that failed decides the error (later
+  // ones are skipped by the server). `prepared` tells whether `prepare` succeeded.
+  Result<PgResultPtr> Pipeline(const Step* prepare, const Step& last, const std::string& what, ErrorClass* last_error,
+                               bool* prepared) {
+    std::vector<std::string> commands;
+    commands.swap(pending_);
+    if (PQenterPipelineMode(conn_) != 1) return Lost(last_error);
+    bool sent = true;
+    for (const std::string& c : commands) {
+      Step q;
+      q.plain = c.c_str();
+      sent = sent && Send(q);
+    }
+    if (prepare != nullptr) sent = sent && Send(*prepare);
+    sent = sent && Send(last) && PQpipelineSync(conn_) == 1;
+    if (!sent) return Lost(last_error);
+    const size_t expected = commands.size() + (prepare != nullptr ? 1 : 0) + 1;
+    std::vector<PgResultPtr> results;
+    bool synced = false;
+    int nulls = 0;
+    while (true) {
+      PGresult* r = PQgetResult(conn_);
+      if (r == nullptr) {
+        // One null ends each query's results; two in a row, or a broken connection, end it all.
+        if (PQstatus(conn_) != CONNECTION_OK || ++nulls > 1) break;
+        continue;
+      }
+      nulls = 0;
+      if (PQresultStatus(r) == PGRES_PIPELINE_SYNC) {
+        PQclear(r);
+        synced = true;
+        break;
+      }
+      results.emplace_back(r, &PQclear);
+    }
+    if (!synced || results.size() != expected || PQexitPipelineMode(conn_) != 1) {
+      // The connection broke (or the protocol went astray): it is closed and re-opened later.
+      return Lost(last_error);
+    }
+    for (size_t i = 0; i < results.size(); ++i) {
+      ExecStatusType st = PQresultStatus(results[i].get());
+      if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+        if (prepare != nullptr && i == commands.size() && prepared != nullptr) *prepared = true;
+        continue;
+      }
+      if (st == PGRES_PIPELINE_ABORTED) continue;  // after the failure reported below
+      const std::string& name = i < commands.size() ? commands[i] : what;
+      return ErrorFor(results[i].get(), name, last_error);
+    }
+    if (PQresultStatus(results.back().get()) == PGRES_PIPELINE_ABORTED) {
+      *last_error = ErrorClass::kOther;
+      return Aborted("a pipelined statement was skipped", std::string(kStoreTxAborted));
+    }
+    return std::move(results.back());
+  }
 
   static std::string HexEncode(const Blob& b) {
     static const char* kDigits = "0123456789abcdef";
@@ -211,6 +338,7 @@ class PgConnection {
   std::string conninfo_;
   PGconn* conn_ = nullptr;
   std::map<std::string, Prepared, std::less<>> statements_;
+  std::vector<std::string> pending_;
 };
 
 Value DecodeText(Oid type, const char* p, int len) {
@@ -247,9 +375,10 @@ Value DecodeText(Oid type, const char* p, int len) {
   }
 }
 
-class PgTransaction final : public Transaction {
+class PgTransaction final : public Transaction, public internal::AuditSink {
  public:
-  explicit PgTransaction(PgConnection* conn) : conn_(conn) {}
+  // `audit`: where a write transaction defers its audit entries (null for reads).
+  explicit PgTransaction(PgConnection* conn, internal::DeferredAudit* audit = nullptr) : conn_(conn), audit_(audit) {}
 
   Result<int64_t> Exec(std::string_view sql, const std::vector<Value>& params) override {
     VOUCH_ASSIGN_OR_RETURN(PgResultPtr res, Run(sql, params));
@@ -285,15 +414,40 @@ class PgTransaction final : public Transaction {
     return rows;
   }
 
+  bool DefersAudit() const override { return audit_ != nullptr && defer_; }
+  void DeferAudit(AuditEntry e) override { audit_->Add(std::move(e)); }
+  internal::DeferredAudit* audit() { return audit_; }
+
+  // Chains the group's deferred audit entries under the audit lock, which is then held until
+  // COMMIT: groups append one at a time and the chain's order is their commit order.
+  Status FlushAudit() {
+    if (audit_ == nullptr || audit_->empty()) return Status::Ok();
+    if (failure_ != ErrorClass::kNone) {
+      return Aborted("an earlier statement of this transaction failed", std::string(kStoreTxAborted));
+    }
+    conn_->Defer("SELECT pg_advisory_xact_lock(" + std::to_string(kAuditLockKey) + ")");
+    defer_ = false;
+    Status st = internal::WriteAuditEntries(*this, audit_->entries());
+    defer_ = true;
+    return st;
+  }
+
   // The class of the first failure inside the callback: the transaction is then unusable
   // (PostgreSQL aborts it), so the caller decides between retry and rollback from this.
   ErrorClass failure() const { return failure_; }
 
   // Group commit (store/write_group.h): a savepoint per member. Rolling back to it makes the
   // transaction usable again after a member's failed statement (failure class kOther only).
-  Status Savepoint() { return Command("SAVEPOINT vouch_group_member"); }
-  Status ReleaseSavepoint() { return Command("RELEASE SAVEPOINT vouch_group_member"); }
+  // SAVEPOINT and RELEASE travel in the pipeline of the next statement.
+  void Savepoint() {
+    if (audit_ != nullptr) audit_->BeginMember();
+    if (failure_ == ErrorClass::kNone) conn_->Defer("SAVEPOINT vouch_group_member");
+  }
+  void ReleaseSavepoint() {
+    if (failure_ == ErrorClass::kNone) conn_->Defer("RELEASE SAVEPOINT vouch_group_member");
+  }
   Status RollbackToSavepoint() {
+    if (audit_ != nullptr) audit_->DropMember();
     if (failure_ == ErrorClass::kConflict || failure_ == ErrorClass::kConnection) {
       return Aborted("the transaction cannot continue", std::string(kStoreBusy));
     }
@@ -301,24 +455,13 @@ class PgTransaction final : public Transaction {
     Status st = conn_->Command("ROLLBACK TO SAVEPOINT vouch_group_member", &e);
     if (st.ok()) {
       failure_ = ErrorClass::kNone;
-    } else if (failure_ == ErrorClass::kNone) {
+    } else {
       failure_ = e;
     }
     return st;
   }
 
  private:
-  Status Command(const char* sql) {
-    if (failure_ != ErrorClass::kNone) {
-      return Aborted("an earlier statement of this transaction failed",
-                     std::string(kStoreTxAborted));
-    }
-    ErrorClass e;
-    Status st = conn_->Command(sql, &e);
-    if (!st.ok()) failure_ = e;
-    return st;
-  }
-
   Result<PgResultPtr> Run(std::string_view sql, const std::vector<Value>& params) {
     if (failure_ != ErrorClass::kNone) {
       return Aborted("an earlier statement of this transaction failed",
@@ -331,6 +474,8 @@ class PgTransaction final : public Transaction {
   }
 
   PgConnection* conn_;
+  internal::DeferredAudit* audit_;
+  bool defer_ = true;
   ErrorClass failure_ = ErrorClass::kNone;
 };
 
@@ -344,11 +489,14 @@ class PostgresDatabase final : public Database {
   }
 
   // Group commit (store/write_group.h): concurrent writers of this instance share one
-  // transaction, one cluster writer lock and one commit.
-  Status Write(const std::function<Status(Transaction&)>& fn) override {
-    return groups_.Submit(fn, [this](const std::vector<internal::GroupMember*>& group) { RunGroup(group); });
+  // transaction, one cluster writer lock and one commit. Serial and row-keyed writers queue
+  // apart, so a group never mixes modes; row-keyed groups run a few at once.
+  Status Write(const std::function<Status(Transaction&)>& fn) override { return Write(fn, WriteMode::kSerial); }
+  Status Write(const std::function<Status(Transaction&)>& fn, WriteMode mode) override {
+    internal::WriteGroups& groups = mode == WriteMode::kRowKeyed ? row_keyed_ : serial_;
+    return groups.Submit(fn, [this, mode](const std::vector<internal::GroupMember*>& group) { RunGroup(group, mode); });
   }
-  Status Read(const std::function<Status(Transaction&)>& fn) override { return Run(fn, false); }
+  Status Read(const std::function<Status(Transaction&)>& fn) override { return Run(fn, false, WriteMode::kSerial); }
 
   std::string_view backend() const override { return "postgres"; }
 
@@ -374,7 +522,7 @@ class PostgresDatabase final : public Database {
     PgConnection* c_;
   };
 
-  Status Run(const std::function<Status(Transaction&)>& fn, bool write) {
+  Status Run(const std::function<Status(Transaction&)>& fn, bool write, WriteMode mode) {
     auto deadline = std::chrono::steady_clock::now() + kReconnectBudget;
     auto backoff = std::chrono::milliseconds(20);
     int conflicts = 0;
@@ -386,7 +534,7 @@ class PostgresDatabase final : public Database {
         PgConnection* conn = lease.get();
         Status st = conn->connected() ? Status::Ok() : conn->Connect();
         if (st.ok()) {
-          st = Attempt(conn, fn, write, &failure);
+          st = Attempt(conn, fn, write, mode, &failure);
           if (st.ok() || failure == ErrorClass::kNone || failure == ErrorClass::kOther) return st;
         } else {
           failure = ErrorClass::kConnection;
@@ -406,21 +554,20 @@ class PostgresDatabase final : public Database {
   }
 
   // One try. `failure` is kConflict or kConnection when another try may succeed.
-  Status Attempt(PgConnection* conn, const std::function<Status(Transaction&)>& fn, bool write,
+  Status Attempt(PgConnection* conn, const std::function<Status(Transaction&)>& fn, bool write, WriteMode mode,
                  ErrorClass* failure) {
     ErrorClass e;
-    Status st = conn->Command(write ? "BEGIN ISOLATION LEVEL READ COMMITTED"
-                                    : "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
-                              &e);
-    if (!st.ok()) {
-      *failure = e;
-      return st;
-    }
-    PgTransaction tx(conn);
+    // BEGIN and the writer lock travel with the first statement (one pipeline).
+    conn->ClearDeferred();
+    conn->Defer(write ? "BEGIN ISOLATION LEVEL READ COMMITTED" : "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
     if (write) {
-      st = tx.Exec("SELECT pg_advisory_xact_lock(?)", {kWriterLockKey}).status();
+      conn->Defer(std::string(mode == WriteMode::kRowKeyed ? "SELECT pg_advisory_xact_lock_shared("
+                                                           : "SELECT pg_advisory_xact_lock(") +
+                  std::to_string(kWriterLockKey) + ")");
     }
-    if (st.ok()) st = fn(tx);
+    internal::DeferredAudit audit;
+    PgTransaction tx(conn, write ? &audit : nullptr);
+    Status st = fn(tx);
     if (tx.failure() == ErrorClass::kConflict || tx.failure() == ErrorClass::kConnection) {
       *failure = tx.failure();
       if (conn->connected()) (void)conn->Command("ROLLBACK", &e);
@@ -450,11 +597,8 @@ class PostgresDatabase final : public Database {
     return st;
   }
 
-  void RunGroup(const std::vector<internal::GroupMember*>& group) {
-    if (group.size() == 1) {
-      group[0]->result = Run([&](Transaction& tx) { return internal::CallMember(*group[0]->fn, tx); }, true);
-      return;
-    }
+  void RunGroup(const std::vector<internal::GroupMember*>& group, WriteMode mode) {
+    const bool single = group.size() == 1;
     // Run() may call this more than once (conflicts, a connection lost before COMMIT): every
     // member starts again from a clean result each time.
     Status st = Run(
@@ -463,7 +607,7 @@ class PostgresDatabase final : public Database {
           for (internal::GroupMember* m : group) m->result = Status::Ok();
           bool any_ok = false;
           for (internal::GroupMember* m : group) {
-            VOUCH_RETURN_IF_ERROR(tx.Savepoint());
+            if (!single) tx.Savepoint();
             m->result = internal::CallMember(*m->fn, tx);
             if (tx.failure() == ErrorClass::kConflict || tx.failure() == ErrorClass::kConnection) {
               // The whole transaction is lost; Run() retries the group or reports this.
@@ -476,17 +620,19 @@ class PostgresDatabase final : public Database {
                                   std::string(kStoreTxAborted));
             }
             if (m->result.ok()) {
-              VOUCH_RETURN_IF_ERROR(tx.ReleaseSavepoint());
+              if (!single) tx.ReleaseSavepoint();
               any_ok = true;
+            } else if (single) {
+              return m->result;  // rolled back by Attempt
             } else {
               VOUCH_RETURN_IF_ERROR(tx.RollbackToSavepoint());
             }
           }
-          return any_ok
-                     ? Status::Ok()
-                     : Aborted("every write of the group failed", std::string(kStoreGroupFailed));
+          if (!any_ok) return Aborted("every write of the group failed", std::string(kStoreGroupFailed));
+          // The audit entries of the members that succeeded, in the order they ran.
+          return tx.FlushAudit();
         },
-        true);
+        true, mode);
     if (st.ok()) return;
     for (internal::GroupMember* m : group) {
       if (m->result.ok()) m->result = st;  // the group did not commit: nobody's changes are there
@@ -512,7 +658,8 @@ class PostgresDatabase final : public Database {
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<PgConnection*> free_;
-  internal::WriteGroups groups_;
+  internal::WriteGroups serial_;
+  internal::WriteGroups row_keyed_{512, kMaxRowKeyedLeaders};
 };
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <map>
 #include <mutex>
 
+#include "store/audit_internal.h"
 #include "store/database.h"
 #include "store/reasons.h"
 #include "store/write_group.h"
@@ -174,18 +175,31 @@ class Connection {
   std::map<std::string, sqlite3_stmt*, std::less<>> cache_;
 };
 
-class SqliteTransaction final : public Transaction {
+class SqliteTransaction final : public Transaction, public internal::AuditSink {
  public:
-  explicit SqliteTransaction(Connection* conn) : conn_(conn) {}
+  // `audit`: where a write transaction defers its audit entries (null for reads).
+  SqliteTransaction(Connection* conn, internal::DeferredAudit* audit = nullptr) : conn_(conn), audit_(audit) {}
   Result<int64_t> Exec(std::string_view sql, const std::vector<Value>& params) override {
     return conn_->Exec(sql, params);
   }
   Result<Rows> Query(std::string_view sql, const std::vector<Value>& params) override {
     return conn_->Query(sql, params);
   }
+  bool DefersAudit() const override { return audit_ != nullptr && defer_; }
+  void DeferAudit(AuditEntry e) override { audit_->Add(std::move(e)); }
+  // Writes the group's deferred entries (the single writer is the only appender).
+  Status FlushAudit() {
+    if (audit_ == nullptr || audit_->empty()) return Status::Ok();
+    defer_ = false;
+    Status st = internal::WriteAuditEntries(*this, audit_->entries());
+    defer_ = true;
+    return st;
+  }
 
  private:
   Connection* conn_;
+  internal::DeferredAudit* audit_;
+  bool defer_ = true;
 };
 
 class SqliteDatabase final : public Database {
@@ -196,6 +210,8 @@ class SqliteDatabase final : public Database {
   }
 
   // Group commit (store/write_group.h): concurrent writers share one transaction and one fsync.
+  // One writer: both write modes queue alike.
+  using Database::Write;
   Status Write(const std::function<Status(Transaction&)>& fn) override {
     return groups_.Submit(fn, [this](const std::vector<internal::GroupMember*>& group) { RunGroup(group); });
   }
@@ -225,15 +241,18 @@ class SqliteDatabase final : public Database {
     };
     Status begin = writer_->ExecScript("BEGIN IMMEDIATE");
     if (!begin.ok()) return fail_all(begin);
-    SqliteTransaction tx(writer_.get());
+    internal::DeferredAudit audit;
+    SqliteTransaction tx(writer_.get(), &audit);
     if (group.size() == 1) {
       group[0]->result = internal::CallMember(*group[0]->fn, tx);
     } else {
       for (internal::GroupMember* p : group) {
+        audit.BeginMember();
         Status sp = writer_->ExecScript("SAVEPOINT vouch_group_member");
         if (sp.ok()) p->result = internal::CallMember(*p->fn, tx);
         const bool ok = sp.ok() && p->result.ok();
         if (!ok) {
+          audit.DropMember();
           if (p->result.ok()) p->result = sp;
           sp = writer_->ExecScript("ROLLBACK TO vouch_group_member");
         }
@@ -259,7 +278,9 @@ class SqliteDatabase final : public Database {
       (void)writer_->ExecScript("ROLLBACK");
       return;
     }
-    Status commit = writer_->ExecScript("COMMIT");
+    // The audit entries of the members that succeeded, chained in the order they ran.
+    Status commit = tx.FlushAudit();
+    if (commit.ok()) commit = writer_->ExecScript("COMMIT");
     if (!commit.ok()) {
       (void)writer_->ExecScript("ROLLBACK");
       for (internal::GroupMember* p : group) {

@@ -434,6 +434,166 @@ TEST_P(StoreTest, TwoInstancesOnOneStoreStayConsistent) {
   }
 }
 
+// Row-keyed groups (WriteMode::kRowKeyed) of two instances, and of one instance, run at the same
+// time on PostgreSQL: each callback waits inside its transaction until the other one is inside
+// its own, which the exclusive writer lock would never allow. They hold the writer lock shared.
+TEST_P(StoreTest, RowKeyedGroupsRunConcurrentlyWithoutTheExclusiveLock) {
+  if (!postgres()) GTEST_SKIP() << "SQLite has one writer";
+  auto other = OpenDatabase(url_);
+  ASSERT_TRUE(other.ok()) << other.status().ToString();
+  for (Database* second : {other->get(), db_.get()}) {
+    std::atomic<int> inside{0};
+    std::atomic<int> met{0};
+    auto writer = [&](Database* db, const std::string& key) {
+      Status st = db->Write(
+          [&](Transaction& tx) -> Status {
+            VOUCH_RETURN_IF_ERROR(tx.Exec("INSERT INTO settings (key, value) VALUES (?, 'v')", {key}).status());
+            VOUCH_ASSIGN_OR_RETURN(Rows locks, tx.Query("SELECT mode FROM pg_locks WHERE locktype = 'advisory' AND "
+                                                        "pid = pg_backend_pid() AND granted"));
+            EXPECT_EQ(locks.size(), 1u);
+            if (!locks.empty()) {
+              EXPECT_EQ(locks[0].Str(0), "ShareLock");
+            }
+            ++inside;
+            auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+            while (inside.load() < 2 && std::chrono::steady_clock::now() < deadline) {
+              std::this_thread::sleep_for(std::chrono::milliseconds(2));
+            }
+            if (inside.load() >= 2) ++met;
+            return Status::Ok();
+          },
+          WriteMode::kRowKeyed);
+      EXPECT_TRUE(st.ok()) << st.ToString();
+    };
+    std::string suffix = second == db_.get() ? "same" : "other";
+    std::thread a(writer, db_.get(), "a_" + suffix);
+    // The second starts once the first is inside its transaction (else one group could take both).
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (inside.load() < 1 && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    std::thread b(writer, second, "b_" + suffix);
+    a.join();
+    b.join();
+    EXPECT_EQ(met.load(), 2) << "the row-keyed groups (" << suffix << " instance) did not overlap";
+  }
+  EXPECT_EQ(Count("settings"), 4);
+}
+
+// A serial group holds the writer lock exclusively: a row-keyed group of another instance waits
+// for it (seen as an ungranted advisory lock in pg_locks while the serial group is still open),
+// then commits after it.
+TEST_P(StoreTest, SerialGroupsExcludeRowKeyedGroups) {
+  if (!postgres()) GTEST_SKIP() << "SQLite has one writer";
+  auto other = OpenDatabase(url_);
+  ASSERT_TRUE(other.ok()) << other.status().ToString();
+  std::atomic<bool> serial_inside{false}, row_keyed_done{false};
+  bool saw_waiter = false;
+  std::thread serial([&] {
+    Status st = db_->Write([&](Transaction& tx) -> Status {
+      VOUCH_RETURN_IF_ERROR(tx.Exec("INSERT INTO settings (key, value) VALUES ('s', '1')").status());
+      serial_inside = true;
+      auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+      while (!saw_waiter && std::chrono::steady_clock::now() < deadline) {
+        VOUCH_ASSIGN_OR_RETURN(Rows w, tx.Query("SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"));
+        saw_waiter = !w.empty();
+        if (!saw_waiter) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
+      EXPECT_FALSE(row_keyed_done.load());
+      return Status::Ok();
+    });
+    EXPECT_TRUE(st.ok()) << st.ToString();
+  });
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!serial_inside.load() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  ASSERT_TRUE(serial_inside.load());
+  Status st = (*other)->Write(
+      [&](Transaction& tx) -> Status {
+        // Runs only after the serial group committed: its row is visible.
+        VOUCH_ASSIGN_OR_RETURN(Rows s, tx.Query("SELECT value FROM settings WHERE key = 's'"));
+        EXPECT_EQ(s.size(), 1u);
+        return tx.Exec("INSERT INTO settings (key, value) VALUES ('r', '1')").status();
+      },
+      WriteMode::kRowKeyed);
+  row_keyed_done = true;
+  serial.join();
+  EXPECT_TRUE(st.ok()) << st.ToString();
+  EXPECT_TRUE(saw_waiter) << "the row-keyed group never waited for the serial one";
+}
+
+// Serial and row-keyed groups of two instances append to the audit chain at once: the chain
+// stays one valid chain holding every committed entry exactly once, a group's entries are
+// contiguous (chained at the group's end, under the audit lock, in commit order), and the entries
+// of a member that failed are not there.
+TEST_P(StoreTest, AuditChainStaysOneChainUnderConcurrentMixedGroups) {
+  auto other = OpenDatabase(url_);
+  ASSERT_TRUE(other.ok()) << other.status().ToString();
+  std::vector<Database*> instances = {db_.get(), other->get()};
+  constexpr int kThreads = 6, kEach = 30;
+  std::atomic<int> committed{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      Database* db = instances[static_cast<size_t>(t % 2)];
+      for (int i = 0; i < kEach; ++i) {
+        const std::string key = "t" + std::to_string(t) + "_" + std::to_string(i);
+        const WriteMode mode = (t + i) % 3 == 0 ? WriteMode::kSerial : WriteMode::kRowKeyed;
+        Status st = db->Write(
+            [&](Transaction& tx) -> Status {
+              VOUCH_RETURN_IF_ERROR(tx.Exec("INSERT INTO settings (key, value) VALUES (?, 'v')", {key}).status());
+              VOUCH_RETURN_IF_ERROR(AppendAudit(tx, FromUnixSeconds(1700000000), "system", "first", key, "ok"));
+              VOUCH_RETURN_IF_ERROR(AppendAudit(tx, FromUnixSeconds(1700000000), "system", "second", key, "ok"));
+              if (i % 7 == 3) return InvalidArgument("abort on purpose");
+              return Status::Ok();
+            },
+            mode);
+        if (st.ok()) {
+          ++committed;
+        } else if (st.code() != StatusCode::kInvalidArgument) {
+          ADD_FAILURE() << st.ToString();
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  auto v = VerifyAuditChain(*db_, 50);
+  ASSERT_TRUE(v.ok()) << v.status().ToString();
+  EXPECT_TRUE(v->ok) << v->message;
+  EXPECT_EQ(v->entries, 2 * committed.load());
+  EXPECT_EQ(Count("settings"), committed.load() + 1);  // and audit_head
+  ASSERT_TRUE(db_->Read([&](Transaction& tx) -> Status {
+                   VOUCH_ASSIGN_OR_RETURN(Rows rows, tx.Query("SELECT seq, action, target FROM audit ORDER BY seq"));
+                   for (size_t i = 0; i + 1 < rows.size(); i += 2) {
+                     EXPECT_EQ(rows[i].Str(1), "first");
+                     EXPECT_EQ(rows[i + 1].Str(1), "second");
+                     EXPECT_EQ(rows[i].Str(2), rows[i + 1].Str(2)) << "entries of one write interleaved";
+                     int i_of = std::stoi(rows[i].Str(2).substr(rows[i].Str(2).find('_') + 1));
+                     EXPECT_NE(i_of % 7, 3) << "a failed write's entry was chained";
+                   }
+                   return Status::Ok();
+                 }).ok());
+}
+
+// An audit entry appended in a write is chained when the write's group ends: not visible to the
+// callback itself, visible (and chained) once the write returns.
+TEST_P(StoreTest, AuditEntriesAreChainedAtTheEndOfTheGroup) {
+  FixedClock clock(FromUnixSeconds(1700000000));
+  int64_t seen_inside = -1;
+  ASSERT_TRUE(db_->Write([&](Transaction& tx) -> Status {
+                   VOUCH_RETURN_IF_ERROR(AppendAudit(tx, clock.Now(), "system", "x", "t", "ok"));
+                   VOUCH_ASSIGN_OR_RETURN(Row r, tx.QueryOne("SELECT COUNT(*) FROM audit", {}, "count"));
+                   seen_inside = r.Int(0);
+                   return Status::Ok();
+                 }).ok());
+  EXPECT_EQ(seen_inside, 0);
+  EXPECT_EQ(Count("audit"), 1);
+  auto v = VerifyAuditChain(*db_);
+  ASSERT_TRUE(v.ok());
+  EXPECT_TRUE(v->ok) << v->message;
+}
+
 // PostgreSQL restarted under a writer: the pool reconnects by itself; every acknowledged commit
 // is there, and a failure is only ever "unavailable" (a commit whose outcome was unknown).
 TEST_P(StoreTest, ReconnectsAfterAServerRestart) {

@@ -44,7 +44,10 @@ inline Status CallMember(const std::function<Status(Transaction&)>& fn, Transact
 
 class WriteGroups {
  public:
-  explicit WriteGroups(size_t max_group = 512) : max_group_(max_group) {}
+  // `max_leaders`: how many groups may run at once (1: one after another, the serial order;
+  // PostgreSQL's row-keyed groups run a few at once on separate connections).
+  explicit WriteGroups(size_t max_group = 512, size_t max_leaders = 1)
+      : max_group_(max_group), max_leaders_(max_leaders < 1 ? 1 : max_leaders) {}
 
   // Queues `fn` and returns its outcome once its group has committed (or failed). The calling
   // thread either waits for the current leader or becomes the leader and calls `run` with a
@@ -55,11 +58,11 @@ class WriteGroups {
     std::unique_lock<std::mutex> lock(mu_);
     queue_.push_back(&me);
     while (!me.done) {
-      if (leader_active_) {
-        me.cv.wait(lock);  // woken when done, or when first in the queue and no leader is running
+      if (leaders_ >= max_leaders_) {
+        me.cv.wait(lock);  // woken when done, or when first in the queue and a leader slot is free
         continue;
       }
-      leader_active_ = true;
+      ++leaders_;
       std::vector<GroupMember*> group;
       while (!queue_.empty() && group.size() < max_group_) {
         group.push_back(queue_.front());
@@ -72,7 +75,7 @@ class WriteGroups {
         m->done = true;
         if (m != &me) m->cv.notify_one();
       }
-      leader_active_ = false;
+      --leaders_;
       if (!queue_.empty()) queue_.front()->cv.notify_one();  // the next leader
     }
     return me.result;
@@ -80,9 +83,10 @@ class WriteGroups {
 
  private:
   const size_t max_group_;
+  const size_t max_leaders_;
   std::mutex mu_;
   std::deque<GroupMember*> queue_;
-  bool leader_active_ = false;
+  size_t leaders_ = 0;
 };
 
 }  // namespace vouch::store::internal
