@@ -64,11 +64,13 @@ class WorkloadLink final : public AgentLink {
     out.ca_pem = std::move(c.ca_pem);
     out.instance_id = std::move(c.instance_id);
     out.not_after = std::move(c.not_after);
+    out.heartbeat_key = std::move(c.heartbeat_key);
     return out;
   }
 
-  Status SendHeartbeat(EVP_PKEY* key, const std::string& instance_id, int64_t seq, const std::string& status) override {
-    return client_->SendHeartbeat(key, instance_id, seq, status);
+  Status SendHeartbeat(EVP_PKEY* key, std::span<const uint8_t> mac_key, const std::string& instance_id, int64_t seq,
+                       const std::string& status) override {
+    return client_->SendHeartbeat(key, mac_key, instance_id, seq, status);
   }
 
   Status ReportRefusal(const std::string& code, const std::string& path, const std::string& message,

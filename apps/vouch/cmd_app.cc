@@ -1,4 +1,4 @@
-// vouch app create | list | get | delete | add-domain | remove-domain
+// vouch app create | list | get | update | delete | add-domain | remove-domain | signing-key rotate
 #include "cmd_common.h"
 
 namespace vouch::cli {
@@ -6,7 +6,7 @@ namespace {
 
 const std::vector<client::Column> kAppColumns = {
     {"NAME", "/name"},       {"ZONE", "/zone"},          {"DOMAINS", "/domains"},
-    {"PENDING", "/pending_domains"}, {"ID", "/id"}, {"CREATED", "/created_at"},
+    {"PENDING", "/pending_domains"}, {"MRSIGNER", "/mrsigner"}, {"ID", "/id"}, {"CREATED", "/created_at"},
 };
 
 struct AppArgs {
@@ -14,6 +14,8 @@ struct AppArgs {
   std::string zone;
   std::vector<std::string> domains;
   std::string domain;
+  std::string input_registry, output_registry;
+  bool no_input_registry = false, no_output_registry = false;
   size_t limit = 0;
 };
 
@@ -44,6 +46,35 @@ void Register(CLI::App& root, GlobalOptions& global) {
   get->callback([&global, a] {
     Session s = Connect(global);
     PrintObject(global, Check(s.api->Get(ApiPath({"apps", a->name}))));
+  });
+
+  CLI::App* update = app->add_subcommand("update", "Set an app's default registries for server-side conversion (member)");
+  update->add_option("name", a->name, "App name or id")->required();
+  update->add_option("--input-registry", a->input_registry, "Registry (name or id) the app's input images come from");
+  update->add_option("--output-registry", a->output_registry, "Registry (name or id) the app's converted images go to");
+  update->add_flag("--no-input-registry", a->no_input_registry, "Clear the default input registry");
+  update->add_flag("--no-output-registry", a->no_output_registry, "Clear the default output registry");
+  update->callback([&global, a] {
+    json body = json::object();
+    if (!a->input_registry.empty() && a->no_input_registry) UsageError("--input-registry and --no-input-registry contradict");
+    if (!a->output_registry.empty() && a->no_output_registry) UsageError("--output-registry and --no-output-registry contradict");
+    if (!a->input_registry.empty()) body["input_registry"] = a->input_registry;
+    if (!a->output_registry.empty()) body["output_registry"] = a->output_registry;
+    if (a->no_input_registry) body["input_registry"] = nullptr;
+    if (a->no_output_registry) body["output_registry"] = nullptr;
+    if (body.empty()) UsageError("app update: nothing to change");
+    Session s = Connect(global);
+    PrintObject(global, Check(s.api->Patch(ApiPath({"apps", a->name}), body)));
+  });
+
+  CLI::App* signing_key = app->add_subcommand("signing-key", "The app's image signing key, kept sealed by vouchd");
+  signing_key->require_subcommand(1);
+  CLI::App* rotate = signing_key->add_subcommand(
+      "rotate", "Make a new signing key; it replaces the current one (new mrsigner) once its task is approved (admin)");
+  rotate->add_option("name", a->name, "App name or id")->required();
+  rotate->callback([&global, a] {
+    Session s = Connect(global);
+    PrintObject(global, Check(s.api->Post(ApiPath({"apps", a->name, "signing-key", "rotate"}), json::object())));
   });
 
   CLI::App* del = app->add_subcommand("delete", "Delete an app; revokes its builds and certificates (admin)");

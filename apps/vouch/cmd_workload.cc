@@ -12,7 +12,9 @@
 #include "base/file.h"
 #include "command_registry.h"
 #include "crypto/digest.h"
+#include "crypto/heartbeat_key.h"
 #include "crypto/keys.h"
+#include "workload/heartbeat_mac.h"
 #include "workload/workload_client.h"
 
 namespace vouch::cli {
@@ -99,6 +101,11 @@ void RunCert(const CertArgs& a, const GlobalOptions& global) {
                          {"key", a.out + "/key.pem"},
                          {"cert", a.out + "/cert.pem"},
                          {"ca", a.out + "/ca.pem"}};
+  // MAC heartbeats (docs/formats/heartbeat-key.md): the zone's heartbeat public key; K is derived
+  // again from key.pem and the serial when heartbeats are sent, never written down.
+  if (!creds->heartbeat_public_pem.empty()) {
+    info["heartbeat_key"] = {{"version", crypto::kHeartbeatKeyVersion}, {"public_key_pem", creds->heartbeat_public_pem}};
+  }
   if (a.renew) {
     auto old = nlohmann::json::parse(ReadWholeFile(a.out + "/instance.json").value_or("{}"), nullptr, false);
     if (old.is_object()) info["last_seq"] = old.value("last_seq", 0);
@@ -125,11 +132,20 @@ void RunHeartbeat(const HeartbeatArgs& a, const GlobalOptions& global) {
   if (!key.ok()) throw CliError(key.status().message(), 1);
   std::string instance = info.value("instance_id", "");
   int64_t seq = info.value("last_seq", int64_t{0});
+  // With a heartbeat key from the issuance (an EC P-256 key): MAC'd; else ECDSA-signed.
+  crypto::SecretBytes mac_key;
+  if (info.contains("heartbeat_key") && info["heartbeat_key"].is_object() &&
+      info["heartbeat_key"].value("version", 0) == crypto::kHeartbeatKeyVersion) {
+    auto k = workload::DeriveHeartbeatKey(key->get(), info["heartbeat_key"].value("public_key_pem", ""),
+                                          info.value("serial", ""));
+    if (!k.ok()) throw CliError(a.dir + "/instance.json: heartbeat key: " + k.status().message(), 1);
+    mac_key = std::move(*k);
+  }
   auto client = Connect(a.socket);
   int sent = 0;
   Status failure;
   for (int i = 0; i < a.count; ++i) {
-    Status st = client->SendHeartbeat(key->get(), instance, seq + 1, a.status);
+    Status st = client->SendHeartbeat(key->get(), mac_key.span(), instance, seq + 1, a.status);
     if (!st.ok()) {
       failure = st;
       break;
@@ -171,7 +187,7 @@ void Register(CLI::App& root, GlobalOptions& global) {
   c->callback([cert, &global] { RunCert(*cert, global); });
 
   auto hb = std::make_shared<HeartbeatArgs>();
-  auto* h = group->add_subcommand("heartbeat", "Send signed heartbeats for the instance in DIR through the agent");
+  auto* h = group->add_subcommand("heartbeat", "Send heartbeats (MAC'd, or signed) for the instance in DIR through the agent");
   h->add_option("--socket", hb->socket, "The agent's Unix socket")->required();
   h->add_option("--dir", hb->dir, "Folder written by `vouch workload cert`")->required();
   h->add_option("--count", hb->count, "How many")->capture_default_str()->check(CLI::Range(1, 1000000));

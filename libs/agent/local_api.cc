@@ -274,14 +274,31 @@ http::Router Agent::BuildLocalRouter() {
       VOUCH_ASSIGN_OR_RETURN(int64_t seq, b.RequiredInt("seq", 1));
       VOUCH_ASSIGN_OR_RETURN(int64_t ts, b.RequiredInt("timestamp", 0));
       VOUCH_ASSIGN_OR_RETURN(std::string status, b.RequiredString("status", 16));
-      VOUCH_ASSIGN_OR_RETURN(std::string sig, b.RequiredString("signature", 512));
+      // Authenticated by the workload with exactly one of an ECDSA "signature" or a "mac" under
+      // its heartbeat key (docs/formats/heartbeat-key.md). Relayed unchanged: the agent cannot
+      // check either (it has no key for that), vouchd does.
+      VOUCH_ASSIGN_OR_RETURN(std::optional<std::string> sig, b.OptionalString("signature", 512));
+      VOUCH_ASSIGN_OR_RETURN(std::optional<std::string> mac, b.OptionalString("mac", 64));
       VOUCH_RETURN_IF_ERROR(b.Finish());
+      if (sig.has_value() == mac.has_value()) {
+        return InvalidArgument("a heartbeat carries exactly one of signature and mac", "invalid_heartbeat");
+      }
       if (!workload::IsValidWireId(instance)) return InvalidArgument("invalid instance_id", "invalid_instance_id");
       if (status != "running" && status != "stopping") {
         return InvalidArgument("status must be running or stopping", "invalid_status");
       }
-      if (!Base64Decode(sig).ok()) return InvalidArgument("signature is not base64", "invalid_base64");
-      json rec = {{"instance_id", instance}, {"seq", seq}, {"timestamp", ts}, {"status", status}, {"signature", sig}};
+      json rec = {{"instance_id", instance}, {"seq", seq}, {"timestamp", ts}, {"status", status}};
+      if (sig) {
+        if (!Base64Decode(*sig).ok()) return InvalidArgument("signature is not base64", "invalid_base64");
+        rec["signature"] = *sig;
+      } else {
+        auto raw = Base64Decode(*mac);
+        if (!raw.ok()) return InvalidArgument("mac is not base64", "invalid_base64");
+        if (raw->size() != workload::kHeartbeatMacSize) {
+          return InvalidArgument("mac must be 32 bytes (HMAC-SHA256)", "invalid_heartbeat");
+        }
+        rec["mac"] = *mac;
+      }
       VOUCH_RETURN_IF_ERROR(queue_->Push(rec.dump()));
       if (queue_->size() >= options_.batch_max) {
         std::lock_guard<std::mutex> lock(loop_mu_);

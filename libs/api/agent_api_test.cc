@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <set>
 
 #include "api/manager.h"
 #include "api/routes.h"
@@ -16,11 +17,13 @@
 #include "crypto/random.h"
 #include "crypto/signature.h"
 #include "crypto/x509.h"
+#include "http/metrics.h"
 #include "store/database.h"
 #include "store/migrations.h"
 #include "testing/csr.h"
 #include "testing/request.h"
 #include "testing/temp_dir.h"
+#include "workload/heartbeat_mac.h"
 #include "workload/wire.h"
 
 #include <openssl/pem.h>
@@ -390,6 +393,162 @@ TEST_F(AgentApiTest, HeartbeatsAreVerifiedReplayProtectedAndTracked) {
   r = Call("POST", "/api/v1/heartbeats", json{{"heartbeats", {hb(4, "running", wkey->get())}}}.dump(), "", &n.cert_der);
   ASSERT_EQ(r.status, 200u) << r.body;
   EXPECT_EQ(json::parse(r.body)["rejected"][0]["code"], "instance_stopped");
+}
+
+// MAC heartbeats (docs/agent.md "Heartbeats", docs/formats/heartbeat-key.md): the issuance
+// answer names the zone's heartbeat key; the workload derives K from its own private key; vouchd
+// derives the same K from the zone's private key. The agent, which relays the heartbeat and knows
+// both public keys but neither private key, can neither forge nor alter one.
+TEST_F(AgentApiTest, MacHeartbeatsAreVerifiedCountedAndTheAgentCannotForgeThem) {
+  http::Metrics metrics;
+  router_ = std::make_unique<http::Router>(BuildRouter(*manager_, &metrics));
+  Node n = Provision();
+  Build("a");
+  struct Inst {
+    crypto::EvpPkeyPtr key;
+    std::string id, serial, hb_pem;
+    crypto::SecretBytes k;
+  };
+  auto issue = [&](crypto::EvpPkeyPtr key) {
+    Inst i;
+    i.key = std::move(key);
+    Response r = Call("POST", "/api/v1/certificates", CertBody(CsrFor(i.key.get(), {}), i.key.get(), "a").dump(), "",
+                      &n.cert_der);
+    EXPECT_EQ(r.status, 201u) << r.body;
+    json j = json::parse(r.body);
+    i.id = j["instance_id"];
+    i.serial = j["serial"];
+    if (j.contains("heartbeat_key")) {
+      EXPECT_EQ(j["heartbeat_key"]["version"], 1);
+      i.hb_pem = j["heartbeat_key"]["public_key_pem"];
+      auto k = workload::DeriveHeartbeatKey(i.key.get(), i.hb_pem, i.serial);
+      EXPECT_TRUE(k.ok()) << k.status().message();
+      if (k.ok()) i.k = std::move(*k);
+    }
+    return i;
+  };
+  Inst a = issue(crypto::GenerateP256().value());
+  Inst b = issue(crypto::GenerateP256().value());
+  Inst rsa = issue(crypto::GenerateKey(crypto::KeyType::kRsa2048).value());
+  ASSERT_FALSE(a.hb_pem.empty());
+  EXPECT_EQ(a.hb_pem, b.hb_pem);  // one heartbeat key per zone, made on first need
+  EXPECT_TRUE(rsa.hb_pem.empty());  // an RSA key cannot do ECDH: it signs its heartbeats
+  EXPECT_NE(HexEncode(a.k.span()), HexEncode(b.k.span()));
+  // Never in the store in the clear; the public half as answered.
+  ASSERT_TRUE(db_->Read([&](store::Transaction& tx) -> Status {
+                   VOUCH_ASSIGN_OR_RETURN(store::Row z, tx.QueryOne("SELECT heartbeat_key_sealed, heartbeat_pub_pem FROM "
+                                                                    "zones WHERE name = ?", {"dev"}, "zone"));
+                   EXPECT_EQ(z.Str(1), a.hb_pem);
+                   EXPECT_FALSE(z.IsNull(0));
+                   return Status::Ok();
+                 }).ok());
+
+  const int64_t ts = ToUnixSeconds(clock_.Now());
+  auto mac_hb = [&](const Inst& i, int64_t seq, const std::string& status, std::span<const uint8_t> key) {
+    return json{{"instance_id", i.id}, {"seq", seq}, {"timestamp", ts}, {"status", status},
+                {"mac", workload::HeartbeatMacBase64(key, i.id, seq, ts, status)}};
+  };
+  auto sig_hb = [&](const Inst& i, int64_t seq) {
+    auto sig = crypto::Sign(i.key.get(), AsBytes(workload::HeartbeatMessage(i.id, seq, ts, "running")));
+    return json{{"instance_id", i.id}, {"seq", seq}, {"timestamp", ts}, {"status", "running"}, {"signature", Base64Encode(*sig)}};
+  };
+  // What a relaying agent could try: alter a field under the workload's MAC, or MAC with a key
+  // it derived from what it knows (the zone's public key and a key of its own).
+  json altered_status = mac_hb(a, 3, "running", a.k.span());
+  altered_status["status"] = "stopping";
+  json altered_seq = mac_hb(a, 4, "running", a.k.span());
+  altered_seq["seq"] = 5;
+  auto agent_key = crypto::GenerateP256().value();
+  auto agent_k = workload::DeriveHeartbeatKey(agent_key.get(), a.hb_pem, a.serial).value();
+  json wrong_mac = mac_hb(a, 6, "running", a.k.span());
+  {
+    auto raw = Base64Decode(wrong_mac["mac"].get<std::string>()).value();
+    raw[0] ^= 1;
+    wrong_mac["mac"] = Base64Encode(raw);
+  }
+  json batch = {{"heartbeats",
+                 {mac_hb(a, 1, "running", a.k.span()), mac_hb(a, 1, "running", a.k.span()) /* replayed */,
+                  mac_hb(a, 2, "running", b.k.span()) /* another instance's key */, altered_status, altered_seq,
+                  mac_hb(a, 7, "running", agent_k.span()), wrong_mac, sig_hb(b, 1) /* ECDSA still taken */,
+                  mac_hb(b, 2, "running", b.k.span()), mac_hb(rsa, 1, "running", a.k.span()) /* no MAC key */,
+                  sig_hb(rsa, 2)}}};
+  Response r = Call("POST", "/api/v1/heartbeats", batch.dump(), "", &n.cert_der);
+  ASSERT_EQ(r.status, 200u) << r.body;
+  json res = json::parse(r.body);
+  EXPECT_EQ(res["accepted"], 4) << r.body;  // a 1, b 1 and 2, rsa 2
+  std::multiset<std::string> codes;
+  for (const auto& x : res["rejected"]) codes.insert(x["code"]);
+  EXPECT_EQ(codes, (std::multiset<std::string>{"replayed", "bad_mac", "bad_mac", "bad_mac", "bad_mac", "bad_mac",
+                                               "bad_mac"}))
+      << r.body;
+  json listed = Admin("GET", "/api/v1/instances?limit=100", nullptr, 200);
+  for (const auto& item : listed["items"]) {
+    if (item["id"] == a.id) {
+      EXPECT_EQ(item["last_seq"], 1);
+    }
+    if (item["id"] == b.id) {
+      EXPECT_EQ(item["last_seq"], 2);
+    }
+  }
+  EXPECT_EQ(manager_->HeartbeatKeysCached(), 2);  // derived once per instance
+  // Counted by reason.
+  EXPECT_EQ(metrics.Value("vouch_heartbeats_rejected_total", {{"reason", "bad_mac"}}), 6);
+  EXPECT_EQ(metrics.Value("vouch_heartbeats_rejected_total", {{"reason", "replayed"}}), 1);
+  EXPECT_EQ(metrics.Value("vouch_heartbeats_accepted_total"), 4);
+  // A replayed seq in a later batch, and a heartbeat for a revoked certificate.
+  Admin("POST", "/api/v1/certificates/" + b.serial + "/revoke", {{"reason", "test"}}, 200);
+  r = Call("POST", "/api/v1/heartbeats", json{{"heartbeats", {mac_hb(a, 1, "running", a.k.span()),
+                                                              mac_hb(b, 3, "running", b.k.span())}}}.dump(),
+           "", &n.cert_der);
+  ASSERT_EQ(r.status, 200u) << r.body;
+  res = json::parse(r.body);
+  EXPECT_EQ(res["accepted"], 0);
+  codes.clear();
+  for (const auto& x : res["rejected"]) codes.insert(x["code"]);
+  EXPECT_EQ(codes, (std::multiset<std::string>{"replayed", "certificate_revoked"})) << r.body;
+  EXPECT_EQ(metrics.Value("vouch_heartbeats_rejected_total", {{"reason", "replayed"}}), 2);
+  EXPECT_EQ(metrics.Value("vouch_heartbeats_rejected_total", {{"reason", "certificate_revoked"}}), 1);
+  const std::string text = metrics.Render();
+  EXPECT_NE(text.find("vouch_heartbeats_rejected_total{reason=\"unknown_instance\"} 0"), std::string::npos) << text;
+  EXPECT_NE(text.find("vouch_heartbeat_key_cache_entries 2"), std::string::npos);
+  // Malformed MACs are refused as a batch: not base64, not 32 bytes, or both forms at once.
+  std::vector<json> malformed(3, mac_hb(a, 9, "running", a.k.span()));
+  malformed[0]["mac"] = "!!";
+  malformed[1]["mac"] = Base64Encode(std::vector<uint8_t>(31, 1));
+  malformed[2]["signature"] = malformed[2]["mac"];
+  for (const json& bad : malformed) {
+    r = Call("POST", "/api/v1/heartbeats", json{{"heartbeats", {bad}}}.dump(), "", &n.cert_der);
+    EXPECT_EQ(r.status, 400u) << bad.dump();
+    EXPECT_EQ(Code(r), "invalid_heartbeat");
+  }
+  router_.reset();
+}
+
+// docs/formats/heartbeat-key.md: the workload library's derivation and MAC, pinned (fixed keys
+// with private scalars 0x11..11 and 0x22..22; values computed independently in Python).
+TEST(HeartbeatMac, FixedVector) {
+  constexpr std::string_view kInstanceKey =
+      "-----BEGIN PRIVATE KEY-----\n"
+      "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgERERERERERERERER\n"
+      "ERERERERERERERERERERERERERGhRANCAAQCF+YX8LZEOSgnj5aZnmmiOk8sFSvf\n"
+      "bWzfZuW4AoLU7RlKfevLl3EtLdo8qFqodlpW9F/HWFmWUvKJfGUwbleU\n"
+      "-----END PRIVATE KEY-----\n";
+  constexpr std::string_view kZonePublic =
+      "-----BEGIN PUBLIC KEY-----\n"
+      "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE1lqTl3yqPRsIGFL/V6eeRl8WYFdz\n"
+      "BLrq1QXdOkhYnPNQGF6JU3LfYiHqOhN1V+Rz/dtnVfBb1QfDxTP86ckShQ==\n"
+      "-----END PUBLIC KEY-----\n";
+  auto inst = crypto::PrivateKeyFromPem(kInstanceKey).value();
+  auto k = workload::DeriveHeartbeatKey(inst.get(), kZonePublic, "0123456789abcdef0123456789abcdef");
+  ASSERT_TRUE(k.ok()) << k.status().message();
+  EXPECT_EQ(HexEncode(k->span()), "60e7b38125f991a20ad21fcb044c80396b757ed2a84b22e447df8f17c7282b17");
+  EXPECT_EQ(workload::HeartbeatMacMessage("inst_abc", 7, 1700000000, "running"),
+            "vouch-heartbeat-mac-v1\ninst_abc\n7\n1700000000\nrunning");
+  EXPECT_EQ(HexEncode(workload::HeartbeatMac(k->span(), "inst_abc", 7, 1700000000, "running")),
+            "403f66d6a7c4efd859a4a5a9c7ebc95c85e9d4ef701ad37ca9a6fa04d09a9bf4");
+  EXPECT_EQ(workload::HeartbeatMacBase64(k->span(), "inst_abc", 7, 1700000000, "running"),
+            "QD9m1qfE79hZpKWpx+vJXIXp1O9wGtN8qab6BNCam/Q=");
+  EXPECT_EQ(workload::DeriveHeartbeatKey(inst.get(), "not a pem", "01").status().reason(), "invalid_key");
 }
 
 TEST_F(AgentApiTest, LocalRefusalsReportedAtCheckInAreAudited) {

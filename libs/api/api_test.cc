@@ -219,6 +219,15 @@ const std::map<std::string, std::string>& RouteRoles() {
       // issue 18: backups taken by the server into its backup folder.
       {"POST /api/v1/backups", "admin"},
       {"GET /api/v1/backups", "admin"},
+      // issue 15: registries (GET: members and approvers; the Manager refuses viewers, registries_test)
+      // and app settings and signing keys.
+      {"POST /api/v1/registries", "admin"},
+      {"GET /api/v1/registries", "any"},
+      {"GET /api/v1/registries/{id}", "any"},
+      {"PATCH /api/v1/registries/{id}", "admin"},
+      {"DELETE /api/v1/registries/{id}", "admin"},
+      {"PATCH /api/v1/apps/{id}", "member"},
+      {"POST /api/v1/apps/{id}/signing-key/rotate", "admin"},
       {"GET /sgx/certification/v4/tcb", "public"},
       {"GET /tdx/certification/v4/tcb", "public"},
       {"GET /sgx/certification/v4/qe/identity", "public"},

@@ -193,7 +193,10 @@ struct Heartbeat {
   int64_t seq = 0;
   int64_t timestamp = 0;  // Unix seconds, as the workload signed it
   std::string status;     // "running" or "stopping"
-  std::vector<uint8_t> signature;  // DER ECDSA by the instance's certificate key
+  std::vector<uint8_t> signature;  // DER ECDSA by the instance's certificate key (empty when `mac` is set)
+  // HMAC-SHA256 (32 bytes) under the instance's heartbeat key (docs/formats/heartbeat-key.md);
+  // empty when signed.
+  std::vector<uint8_t> mac;
 };
 
 // The manager core: every operation of the REST API as a typed, authorised, audited call.
@@ -403,6 +406,8 @@ class Manager {
     int64_t pending_tasks = 0;
   };
   Stats GetStats();
+  // Instances whose heartbeat MAC key is cached (vouch_heartbeat_key_cache_entries).
+  int64_t HeartbeatKeysCached() const;
 
  private:
   Manager(store::Database* db, crypto::SecretBytes master_key, const Clock* clock, ManagerOptions options);
@@ -455,8 +460,15 @@ class Manager {
   std::shared_ptr<const Verifiers> CurrentVerifiers();  // the snapshot requests use
   std::string collateral_fingerprint_;  // of the last load or failed attempt (ReloadCollateral)
   std::mutex reload_mu_;                // one reload at a time
-  std::mutex keys_mu_;
-  std::map<std::string, std::shared_ptr<EVP_PKEY>> heartbeat_keys_;  // certificate serial -> key
+  // Heartbeat authentication state (api/heartbeat_keys.h): the zones' heartbeat keys, the
+  // compact per-instance MAC key cache, the bounded ECDSA key cache, the counters.
+  struct HeartbeatState;
+  static std::shared_ptr<HeartbeatState> NewHeartbeatState();
+  std::shared_ptr<HeartbeatState> heartbeats_ = NewHeartbeatState();
+  // The zone's heartbeat public key (PEM), made and sealed on first need (write transaction).
+  Result<std::string> EnsureZoneHeartbeatKey(store::Transaction& tx, const std::string& zone_id);
+  // The zone's heartbeat private key, unsealed once and kept; nullptr if the zone has none yet.
+  Result<std::shared_ptr<EVP_PKEY>> ZoneHeartbeatPrivateKey(store::Transaction& tx, const std::string& zone_id);
   // Refusals of a node's own identity (deactivated, certificate revoked) are audited once per
   // (node, certificate, code) and hour per instance: a refused agent keeps retrying.
   std::mutex node_refusals_mu_;

@@ -5,6 +5,7 @@
 #include "api/manager_internal.h"
 #include "api/manager_nodes_internal.h"
 #include "api/reasons.h"
+#include "api/registry_access.h"
 #include "base/encoding.h"
 #include "pki/names.h"
 
@@ -16,7 +17,11 @@ namespace {
 
 constexpr char kAppSelect[] =
     "SELECT a.id AS id, a.name AS name, a.domains AS domains, a.created_at AS created_at, a.created_by AS created_by, "
-    "a.zone_id AS zone_id, z.name AS zone_name FROM apps a JOIN zones z ON z.id = a.zone_id";
+    "a.zone_id AS zone_id, z.name AS zone_name, ri.name AS input_registry, ro.name AS output_registry, "
+    "(SELECT k.mrsigner FROM app_signing_keys k WHERE k.app_id = a.id AND k.status = 'active' "
+    "ORDER BY k.activated_at DESC, k.id LIMIT 1) AS mrsigner "
+    "FROM apps a JOIN zones z ON z.id = a.zone_id LEFT JOIN registries ri ON ri.id = a.input_registry_id "
+    "LEFT JOIN registries ro ON ro.id = a.output_registry_id";
 
 // The allowed names of an app as stored (a JSON array of lower-case names).
 std::vector<std::string> DomainList(const std::string& column) {
@@ -51,6 +56,9 @@ Result<json> AppJson(Transaction& tx, const Row& r) {
               {"pending_domains", pending_domains},
               {"domain_tasks", domain_tasks},
               {"spiffe_id", "spiffe://" + r.Str("zone_name") + "/app/" + r.Str("name")},
+              {"mrsigner", r.IsNull("mrsigner") ? json(nullptr) : json(r.Str("mrsigner"))},
+              {"input_registry", r.IsNull("input_registry") ? json(nullptr) : json(r.Str("input_registry"))},
+              {"output_registry", r.IsNull("output_registry") ? json(nullptr) : json(r.Str("output_registry"))},
               {"created_at", TimeJson(r.Int("created_at"))},
               {"created_by", r.Str("created_by")}};
 }
@@ -122,6 +130,7 @@ Result<json> TaskJson(Transaction& tx, const Row& r) {
   if (!r.IsNull("build_id")) j["build_id"] = r.Str("build_id");
   if (!r.IsNull("domain")) j["domain"] = r.Str("domain");
   if (!r.IsNull("node_identity_id")) j["node_identity_id"] = r.Str("node_identity_id");
+  if (!r.IsNull("subject_id")) j["subject_id"] = r.Str("subject_id");
   // What an approver decides about: the names the app's certificates may carry now (approved)
   // and those waiting for approval. A build's certificates are issued for the approved ones only.
   if (!r.IsNull("app_domains")) {
@@ -231,11 +240,15 @@ Result<json> Manager::CreateApp(const Principal& p, const std::string& name, con
       VOUCH_RETURN_IF_ERROR(Audit(tx, *this, p, "app.domain.request", name, {{"domain", d}, {"task", task_id}}));
       tasks.push_back(task_id);
     }
+    VOUCH_RETURN_IF_ERROR(Audit(tx, *this, p, "app.create", name,
+                                {{"zone", z.Str("name")},
+                                 {"pending_domains", json(std::vector<std::string>(unique.begin(), unique.end()))},
+                                 {"tasks", tasks}}));
+    // The app's image signing key, made and sealed now (audited as app.signing_key.create).
+    VOUCH_RETURN_IF_ERROR(ActiveAppSigningKey(tx, *this, id).status());
     VOUCH_ASSIGN_OR_RETURN(Row r, FindApp(tx, id));
     VOUCH_ASSIGN_OR_RETURN(out, AppJson(tx, r));
-    return Audit(tx, *this, p, "app.create", name,
-                 {{"zone", z.Str("name")}, {"pending_domains", json(std::vector<std::string>(unique.begin(), unique.end()))},
-                  {"tasks", tasks}});
+    return Status::Ok();
   }));
   return out;
 }
@@ -291,8 +304,53 @@ Status Manager::DeleteApp(const Principal& p, const std::string& key) {
                                   {now, id})
                               .status());
     VOUCH_RETURN_IF_ERROR(RevokeCertsWhere(tx, "app_id = ?", {id}, "app deleted", &zones));
+    // Its signing keys leave use: nothing signs for a deleted app again (the sealed bytes are wiped).
+    VOUCH_RETURN_IF_ERROR(tx.Exec("UPDATE app_signing_keys SET status = 'denied', key_sealed = substr(key_sealed, 1, 0) "
+                                  "WHERE app_id = ? AND status = 'pending'",
+                                  {id})
+                              .status());
+    VOUCH_RETURN_IF_ERROR(tx.Exec("UPDATE app_signing_keys SET status = 'retired', key_sealed = substr(key_sealed, 1, 0) "
+                                  "WHERE app_id = ? AND status = 'active'",
+                                  {id})
+                              .status());
     return Audit(tx, *this, p, "app.delete", r.Str("name"));
   });
+}
+
+Result<json> Manager::UpdateApp(const Principal& p, const std::string& key, const AppUpdate& update) {
+  VOUCH_RETURN_IF_ERROR(Authorize(p, Permission::kWrite));
+  json out;
+  VOUCH_RETURN_IF_ERROR(db_->Write([&](Transaction& tx) -> Status {
+    VOUCH_ASSIGN_OR_RETURN(Row a, FindApp(tx, key));
+    const std::string id = a.Str("id");
+    json detail = json::object();
+    auto apply = [&](const std::optional<std::optional<std::string>>& field, const char* column,
+                     const char* name) -> Status {
+      if (!field) return Status::Ok();
+      Value v(nullptr);
+      json shown(nullptr);
+      if (field->has_value()) {
+        VOUCH_ASSIGN_OR_RETURN(Rows regs, tx.Query("SELECT id, name FROM registries WHERE id = ? OR name = ?",
+                                                   {**field, **field}));
+        if (regs.empty()) {
+          return NotFound("registry '" + (**field).substr(0, 80) + "' not found", std::string(kRegistryNotFound));
+        }
+        v = regs[0].Str("id");
+        shown = regs[0].Str("name");
+      }
+      VOUCH_RETURN_IF_ERROR(tx.Exec(std::string("UPDATE apps SET ") + column + " = ? WHERE id = ?", {v, id}).status());
+      detail[name] = shown;
+      detail[std::string("previous_") + name] = a.IsNull(name) ? json(nullptr) : json(a.Str(name));
+      return Status::Ok();
+    };
+    VOUCH_RETURN_IF_ERROR(apply(update.input_registry, "input_registry_id", "input_registry"));
+    VOUCH_RETURN_IF_ERROR(apply(update.output_registry, "output_registry_id", "output_registry"));
+    VOUCH_ASSIGN_OR_RETURN(Row r, FindApp(tx, id));
+    VOUCH_ASSIGN_OR_RETURN(out, AppJson(tx, r));
+    if (detail.empty()) return Status::Ok();  // nothing asked: nothing changed, nothing audited
+    return Audit(tx, *this, p, "app.update", a.Str("name"), detail);
+  }));
+  return out;
 }
 
 Result<json> Manager::AddAppDomain(const Principal& p, const std::string& app, const std::string& requested) {
@@ -582,6 +640,8 @@ Result<json> Manager::DecideTask(Transaction& tx, const Principal& p, const Row&
                                   .status());
       } else if (kind == "node_identity") {
         VOUCH_RETURN_IF_ERROR(DecideNodeIdentityTask(tx, t, true));  // manager_node_identities.cc
+      } else if (kind == "signing_key") {
+        VOUCH_RETURN_IF_ERROR(DecideSigningKeyTask(tx, *this, t, true));  // manager_signing_keys.cc
       } else {
         // Checked again now: another app may have been granted an overlapping name since the
         // request (two pending requests for one name: the second approval fails).
@@ -606,6 +666,7 @@ Result<json> Manager::DecideTask(Transaction& tx, const Principal& p, const Row&
                                 .status());
     }
     if (kind == "node_identity") VOUCH_RETURN_IF_ERROR(DecideNodeIdentityTask(tx, t, false));
+    if (kind == "signing_key") VOUCH_RETURN_IF_ERROR(DecideSigningKeyTask(tx, *this, t, false));
     detail["decision"] = "denied";
     detail["reason"] = reason;
   }

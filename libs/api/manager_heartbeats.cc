@@ -1,11 +1,20 @@
 // Signed workload heartbeats, node check-ins and the status they imply (docs/agent.md).
+#include <openssl/crypto.h>
+
 #include <algorithm>
+#include <map>
 #include <unordered_map>
 
+#include "api/heartbeat_keys.h"
 #include "api/manager.h"
 #include "api/manager_internal.h"
+#include "api/master_key.h"
 #include "api/reasons.h"
 #include "base/encoding.h"
+#include "crypto/aead.h"
+#include "crypto/digest.h"
+#include "crypto/heartbeat_key.h"
+#include "crypto/keys.h"
 #include "crypto/signature.h"
 #include "crypto/x509.h"
 #include "workload/wire.h"
@@ -13,6 +22,65 @@
 namespace vouch::api {
 
 using namespace internal;  // NOLINT(google-build-using-namespace)
+
+namespace {
+constexpr size_t kIdsPerQuery = 500;       // instance ids (or serials) per IN list
+constexpr size_t kEcdsaKeysMax = 100'000;  // decoded certificate keys kept for signed heartbeats
+}  // namespace
+
+// ---------------------------------------------------------------- heartbeat keys
+
+struct Manager::HeartbeatState {
+  HeartbeatMacKeyCache mac_keys;  // certificate serial -> K (docs/formats/heartbeat-key.md)
+  std::mutex mu;                  // guards the two maps below
+  // Signed (ECDSA) heartbeats: the certificate's public key. Bounded: an arbitrary entry goes
+  // when full (decoding a certificate again costs far less than a verification).
+  std::unordered_map<std::string, std::shared_ptr<EVP_PKEY>> ecdsa_keys;
+  std::map<std::string, std::shared_ptr<EVP_PKEY>> zone_keys;  // zone id -> heartbeat private key
+};
+
+std::shared_ptr<Manager::HeartbeatState> Manager::NewHeartbeatState() { return std::make_shared<HeartbeatState>(); }
+
+int64_t Manager::HeartbeatKeysCached() const { return static_cast<int64_t>(heartbeats_->mac_keys.size()); }
+
+Result<std::string> Manager::EnsureZoneHeartbeatKey(Transaction& tx, const std::string& zone_id) {
+  // Not cached here: what this transaction writes may still roll back.
+  VOUCH_ASSIGN_OR_RETURN(Row z, tx.QueryOne("SELECT heartbeat_pub_pem FROM zones WHERE id = ?", {zone_id}, "zone"));
+  if (!z.IsNull(0) && !z.Str(0).empty()) return z.Str(0);
+  VOUCH_ASSIGN_OR_RETURN(crypto::EvpPkeyPtr key, crypto::GenerateP256());
+  VOUCH_ASSIGN_OR_RETURN(crypto::SecretBytes der, crypto::PrivateKeyToDer(key.get()));
+  VOUCH_ASSIGN_OR_RETURN(auto sealed,
+                         crypto::Aes256GcmSeal(master_key_.span(), der.span(), AsBytes(ZoneHeartbeatKeyAad(zone_id))));
+  VOUCH_ASSIGN_OR_RETURN(std::string pub, crypto::PublicKeyToPem(key.get()));
+  // Only if still unset: of two members making it at once, one key wins and both answer it.
+  VOUCH_ASSIGN_OR_RETURN(int64_t n, tx.Exec("UPDATE zones SET heartbeat_key_sealed = ?, heartbeat_pub_pem = ? "
+                                            "WHERE id = ? AND heartbeat_pub_pem IS NULL",
+                                            {store::Blob(sealed), pub, zone_id}));
+  if (n == 1) return pub;
+  VOUCH_ASSIGN_OR_RETURN(Row again, tx.QueryOne("SELECT heartbeat_pub_pem FROM zones WHERE id = ?", {zone_id}, "zone"));
+  return again.Str(0);
+}
+
+Result<std::shared_ptr<EVP_PKEY>> Manager::ZoneHeartbeatPrivateKey(Transaction& tx, const std::string& zone_id) {
+  HeartbeatState& hs = *heartbeats_;
+  {
+    std::lock_guard<std::mutex> lock(hs.mu);
+    auto k = hs.zone_keys.find(zone_id);
+    if (k != hs.zone_keys.end()) return k->second;
+  }
+  VOUCH_ASSIGN_OR_RETURN(Rows rows, tx.Query("SELECT heartbeat_key_sealed FROM zones WHERE id = ?", {zone_id}));
+  if (rows.empty() || rows[0].IsNull(0)) return std::shared_ptr<EVP_PKEY>();  // none yet: no MAC verifies
+  auto der = crypto::Aes256GcmOpen(master_key_.span(), rows[0].Bytes(0), AsBytes(ZoneHeartbeatKeyAad(zone_id)));
+  if (!der.ok()) {
+    return DataLoss("zone " + zone_id + "'s heartbeat key does not open with the master key",
+                    std::string(kSealedValueUnreadable));
+  }
+  VOUCH_ASSIGN_OR_RETURN(crypto::EvpPkeyPtr key, crypto::PrivateKeyFromDer(der->span()));
+  std::shared_ptr<EVP_PKEY> shared(key.release(), EVP_PKEY_free);
+  std::lock_guard<std::mutex> lock(hs.mu);
+  hs.zone_keys[zone_id] = shared;
+  return shared;
+}
 
 // ---------------------------------------------------------------- heartbeats
 
@@ -28,70 +96,171 @@ Result<json> Manager::IngestHeartbeats(const Principal& node, const json& node_i
   items.reserve(hbs.size());
   for (const Heartbeat& h : hbs) items.push_back({&h});
 
-  // 1. Look up each instance's current certificate (serial and status); the certificate itself
-  //    is read and its key decoded only for a serial whose key is not cached yet.
+  // 1. Each instance's current certificate (serial, status, zone), one query per batch (the
+  //    ids in chunks of kIdsPerQuery). The certificate itself is read, and its key decoded or the
+  //    instance's MAC key derived, only for a serial whose key is not cached yet; that work runs
+  //    outside the read transaction.
+  HeartbeatState& hs = *heartbeats_;
   struct Cert {
-    std::string serial;
+    std::string serial, zone_id;
     bool valid = false;
-    std::shared_ptr<EVP_PKEY> key;
+    bool wants_mac = false, wants_signature = false;
+    bool has_mac_key = false;
+    HeartbeatMacKeyCache::Tag tag{};
+    HeartbeatMacKeyCache::Key mac_key{};  // wiped below
+    std::shared_ptr<EVP_PKEY> key;        // ECDSA public key
+    std::string pem;                      // read when a key is missing
   };
   std::unordered_map<std::string, Cert> inst;  // instance id -> its certificate
-  VOUCH_RETURN_IF_ERROR(db_->Read([&](Transaction& tx) -> Status {
-    inst.clear();
-    for (Item& it : items) {
-      if (inst.count(it.hb->instance_id)) continue;
-      VOUCH_ASSIGN_OR_RETURN(Rows rows, tx.Query("SELECT i.serial, c.status FROM instances i JOIN certificates c ON "
-                                                 "c.serial = i.serial WHERE i.id = ? AND i.node_id = ?",
-                                                 {it.hb->instance_id, node.id}));
-      if (rows.empty()) continue;
-      Cert c;
-      c.serial = rows[0].Str(0);
-      c.valid = rows[0].Str(1) == "valid";
-      if (c.valid) {
-        {
-          std::lock_guard<std::mutex> lock(keys_mu_);
-          auto k = heartbeat_keys_.find(c.serial);
-          if (k != heartbeat_keys_.end()) c.key = k->second;
+  struct WipeKeys {
+    std::unordered_map<std::string, Cert>* m;
+    ~WipeKeys() {
+      for (auto& [id, c] : *m) OPENSSL_cleanse(c.mac_key.data(), c.mac_key.size());
+    }
+  } wipe_keys{&inst};
+  std::vector<std::string> ids;
+  {
+    std::unordered_map<std::string, std::pair<bool, bool>> wanted;  // id -> (mac, signature)
+    for (const Item& it : items) {
+      auto [pos, added] = wanted.try_emplace(it.hb->instance_id, false, false);
+      (it.hb->mac.empty() ? pos->second.second : pos->second.first) = true;
+      if (added) ids.push_back(it.hb->instance_id);
+    }
+    inst.reserve(ids.size());
+    std::map<std::string, std::shared_ptr<EVP_PKEY>> zone_keys;  // zone id -> heartbeat private key
+    VOUCH_RETURN_IF_ERROR(db_->Read([&](Transaction& tx) -> Status {
+      inst.clear();
+      zone_keys.clear();
+      for (size_t at = 0; at < ids.size(); at += kIdsPerQuery) {
+        const size_t n = std::min(kIdsPerQuery, ids.size() - at);
+        std::string sql =
+            "SELECT i.id, i.serial, c.status, c.zone_id FROM instances i JOIN certificates c ON c.serial = i.serial "
+            "WHERE i.node_id = ? AND i.id IN (?";
+        for (size_t k = 1; k < n; ++k) sql += ", ?";
+        sql += ")";
+        std::vector<store::Value> params;
+        params.reserve(n + 1);
+        params.emplace_back(node.id);
+        for (size_t k = 0; k < n; ++k) params.emplace_back(ids[at + k]);
+        VOUCH_ASSIGN_OR_RETURN(Rows rows, tx.Query(sql, params));
+        for (const Row& r : rows) {
+          Cert c;
+          c.serial = r.Str(1);
+          c.valid = r.Str(2) == "valid";
+          c.zone_id = r.Str(3);
+          const auto& w = wanted[r.Str(0)];
+          c.wants_mac = w.first;
+          c.wants_signature = w.second;
+          inst.emplace(r.Str(0), std::move(c));
         }
-        if (!c.key) {
-          VOUCH_ASSIGN_OR_RETURN(Rows pem, tx.Query("SELECT pem FROM certificates WHERE serial = ?", {c.serial}));
-          auto cert = pem.empty() ? Result<crypto::X509Ptr>(NotFound("gone")) : crypto::CertFromPem(pem[0].Str(0));
-          if (cert.ok()) {
-            c.key = std::shared_ptr<EVP_PKEY>(X509_get_pubkey(cert->get()), EVP_PKEY_free);  // new reference
-            if (c.key) {
-              std::lock_guard<std::mutex> lock(keys_mu_);
-              if (heartbeat_keys_.size() > 500000) heartbeat_keys_.clear();
-              heartbeat_keys_[c.serial] = c.key;
-            }
+      }
+      // The keys not cached: their certificates, in chunks too.
+      std::vector<Cert*> missing;
+      for (auto& [id, c] : inst) {
+        if (!c.valid) continue;
+        bool need = false;
+        if (c.wants_mac) {
+          c.tag = HeartbeatMacKeyCache::TagOf(c.serial);
+          c.has_mac_key = hs.mac_keys.Find(c.tag, &c.mac_key);
+          need = !c.has_mac_key;
+          if (need && !zone_keys.count(c.zone_id)) {
+            VOUCH_ASSIGN_OR_RETURN(zone_keys[c.zone_id], ZoneHeartbeatPrivateKey(tx, c.zone_id));
+          }
+        }
+        if (c.wants_signature) {
+          std::lock_guard<std::mutex> lock(hs.mu);
+          auto k = hs.ecdsa_keys.find(c.serial);
+          if (k != hs.ecdsa_keys.end()) c.key = k->second;
+          need = need || !c.key;
+        }
+        if (need) missing.push_back(&c);
+      }
+      for (size_t at = 0; at < missing.size(); at += kIdsPerQuery) {
+        const size_t n = std::min(kIdsPerQuery, missing.size() - at);
+        std::string sql = "SELECT serial, pem FROM certificates WHERE serial IN (?";
+        for (size_t k = 1; k < n; ++k) sql += ", ?";
+        sql += ")";
+        std::vector<store::Value> params;
+        params.reserve(n);
+        std::unordered_map<std::string, Cert*> by_serial;
+        for (size_t k = 0; k < n; ++k) {
+          params.emplace_back(missing[at + k]->serial);
+          by_serial[missing[at + k]->serial] = missing[at + k];
+        }
+        VOUCH_ASSIGN_OR_RETURN(Rows rows, tx.Query(sql, params));
+        for (const Row& r : rows) {
+          auto c = by_serial.find(r.Str(0));
+          if (c != by_serial.end()) c->second->pem = r.Str(1);
+        }
+      }
+      return Status::Ok();
+    }));
+    // Decode and derive outside the transaction: once per certificate, then cached.
+    for (auto& [id, c] : inst) {
+      if (c.pem.empty()) continue;
+      auto cert = crypto::CertFromPem(c.pem);
+      c.pem.clear();
+      if (!cert.ok()) continue;
+      std::shared_ptr<EVP_PKEY> pub(X509_get_pubkey(cert->get()), EVP_PKEY_free);  // new reference
+      if (!pub) continue;
+      if (c.wants_mac && !c.has_mac_key) {
+        auto zk = zone_keys.find(c.zone_id);
+        if (zk != zone_keys.end() && zk->second) {
+          // Fails for a key that is not P-256 (an RSA instance signs instead): bad_mac below.
+          auto k = crypto::DeriveHeartbeatKey(zk->second.get(), pub.get(), c.serial);
+          if (k.ok() && k->size() == c.mac_key.size()) {
+            std::copy(k->data(), k->data() + k->size(), c.mac_key.begin());
+            c.has_mac_key = true;
+            hs.mac_keys.Insert(c.tag, k->span());
           }
         }
       }
-      inst.emplace(it.hb->instance_id, std::move(c));
+      if (c.wants_signature && !c.key) {
+        c.key = pub;
+        std::lock_guard<std::mutex> lock(hs.mu);
+        if (hs.ecdsa_keys.size() >= kEcdsaKeysMax) hs.ecdsa_keys.erase(hs.ecdsa_keys.begin());
+        hs.ecdsa_keys[c.serial] = pub;
+      }
     }
-    return Status::Ok();
-  }));
-  // 2. Verify signatures outside any transaction.
+  }
+  // 2. Verify MACs and signatures outside any transaction.
   for (Item& it : items) {
     const Heartbeat& h = *it.hb;
     auto found = inst.find(h.instance_id);
-    if (found == inst.end() || (found->second.valid && !found->second.key)) {
-      it.result = "unknown_instance";
+    const bool has_mac = !h.mac.empty();
+    if (found == inst.end() || (found->second.valid && !has_mac && !found->second.key)) {
+      it.result = std::string(kHeartbeatUnknownInstance);
       continue;
     }
-    if (!found->second.valid) {
-      it.result = "certificate_revoked";
+    const Cert& c = found->second;
+    if (!c.valid) {
+      it.result = std::string(kHeartbeatCertificateRevoked);
       continue;
     }
     if (h.status != "running" && h.status != "stopping") {
-      it.result = "invalid_status";
+      it.result = std::string(kHeartbeatInvalidStatus);
       continue;
     }
     if (h.timestamp > now + 300) {
-      it.result = "bad_timestamp";
+      it.result = std::string(kHeartbeatBadTimestamp);
+      continue;
+    }
+    if (has_mac) {
+      // No MAC key (the certificate's key cannot do ECDH with the zone's: RSA, P-384) is a MAC
+      // that cannot verify.
+      if (!c.has_mac_key || h.mac.size() != workload::kHeartbeatMacSize) {
+        it.result = std::string(kHeartbeatBadMac);
+        continue;
+      }
+      const std::string msg = workload::HeartbeatMacMessage(h.instance_id, h.seq, h.timestamp, h.status);
+      auto mac = crypto::HmacSha256(c.mac_key, AsBytes(msg));
+      const bool equal = CRYPTO_memcmp(mac.data(), h.mac.data(), mac.size()) == 0;
+      OPENSSL_cleanse(mac.data(), mac.size());
+      if (!equal) it.result = std::string(kHeartbeatBadMac);
       continue;
     }
     std::string msg = workload::HeartbeatMessage(h.instance_id, h.seq, h.timestamp, h.status);
-    if (!crypto::Verify(found->second.key.get(), AsBytes(msg), h.signature)) it.result = "bad_signature";
+    if (!crypto::Verify(c.key.get(), AsBytes(msg), h.signature)) it.result = std::string(kHeartbeatBadSignature);
   }
   // 3. Record, in sequence order per instance; a sequence number not above the last is a replay.
   std::vector<size_t> order(items.size());

@@ -6,8 +6,10 @@
 #include "api/reasons.h"
 #include "base/encoding.h"
 #include "crypto/digest.h"
+#include "crypto/heartbeat_key.h"
 #include "evidence/sgx_report.h"
 #include "pki/ca.h"
+#include "pki/csr.h"
 #include "pki/names.h"
 #include "policy/policy.h"
 #include "workload/wire.h"
@@ -152,8 +154,16 @@ Result<json> Manager::IssueForWorkload(const Principal& node, std::string_view c
   sans.push_back(req.spiffe_uri);
 
   // 2. Record it (SQLite commits concurrent requests in groups: one fsync for many), checking
-  //    again first. The answer goes out only after this commit.
+  //    again first. The answer goes out only after this commit. An EC P-256 instance key also
+  //    gets the zone's heartbeat public key (made and sealed here on the zone's first need), from
+  //    which the workload derives its heartbeat MAC key (docs/formats/heartbeat-key.md).
+  const bool mac_heartbeats = checked->csr->key_type == pki::PublicKeyType::kEcP256;
+  std::string heartbeat_pub_pem;
   st = db_->Write([&](Transaction& tx) -> Status {
+    heartbeat_pub_pem.clear();
+    if (mac_heartbeats) {
+      VOUCH_ASSIGN_OR_RETURN(heartbeat_pub_pem, EnsureZoneHeartbeatKey(tx, zone_id));
+    }
     Decision now;
     VOUCH_RETURN_IF_ERROR(decide(tx, &now));
     if (now.build.Str("id") != b.Str("id") || now.names != d.names || now.node.Str("zone_id") != zone_id) {
@@ -183,7 +193,7 @@ Result<json> Manager::IssueForWorkload(const Principal& node, std::string_view c
   });
   if (!st.ok()) return st.code() == StatusCode::kPermissionDenied ? refuse(st) : st;
   issued_.fetch_add(1);
-  return json{{"serial", cert.serial_hex},
+  json answer{{"serial", cert.serial_hex},
               {"instance_id", inst},
               {"app", b.Str("app_name")},
               {"build_id", b.Str("id")},
@@ -191,6 +201,10 @@ Result<json> Manager::IssueForWorkload(const Principal& node, std::string_view c
               {"chain_pem", cert.pem},  // the zone CA signs leaves directly: no intermediates
               {"ca_pem", ca_pem},
               {"not_after", TimeJson(ToUnixSeconds(cert.not_after))}};
+  if (!heartbeat_pub_pem.empty()) {
+    answer["heartbeat_key"] = {{"version", crypto::kHeartbeatKeyVersion}, {"public_key_pem", heartbeat_pub_pem}};
+  }
+  return answer;
 }
 
 }  // namespace vouch::api

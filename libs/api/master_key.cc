@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "api/bootstrap.h"
+#include "api/heartbeat_keys.h"
 #include "api/reasons.h"
 #include "base/encoding.h"
 #include "base/file.h"
@@ -138,6 +139,13 @@ Status CheckMasterKeyOpensStore(store::Database& db, const crypto::SecretBytes& 
         return Rotated("zone " + z.Str(0) + "'s CA key");
       }
     }
+    VOUCH_ASSIGN_OR_RETURN(store::Rows hb_zones,
+                           tx.Query("SELECT id, heartbeat_key_sealed FROM zones WHERE heartbeat_key_sealed IS NOT NULL"));
+    for (const store::Row& z : hb_zones) {
+      if (!crypto::Aes256GcmOpen(master_key.span(), z.Bytes(1), AsBytes(ZoneHeartbeatKeyAad(z.Str(0)))).ok()) {
+        return Rotated("zone " + z.Str(0) + "'s heartbeat key");
+      }
+    }
     VOUCH_ASSIGN_OR_RETURN(std::string node_b64, ReadSetting(tx, kNodeCaKeySetting));
     if (!node_b64.empty()) {
       auto sealed = Base64Decode(node_b64);
@@ -234,6 +242,21 @@ Result<RotationReport> RotateMasterKey(const std::string& dir, const Clock& cloc
       VOUCH_RETURN_IF_ERROR(
           tx.Exec("UPDATE zones SET ca_key_sealed = ? WHERE id = ?", {store::Blob(sealed), id}).status());
       ++report.zone_ca_keys;
+    }
+    // The zones' heartbeat keys (api/heartbeat_keys.h; made on a zone's first MAC-capable issuance).
+    VOUCH_ASSIGN_OR_RETURN(
+        store::Rows hb_zones,
+        tx.Query("SELECT id, heartbeat_key_sealed FROM zones WHERE heartbeat_key_sealed IS NOT NULL ORDER BY id"));
+    for (const store::Row& z : hb_zones) {
+      const std::string id = z.Str(0);
+      auto key = crypto::Aes256GcmOpen(d.master_key.span(), z.Bytes(1), AsBytes(ZoneHeartbeatKeyAad(id)));
+      if (!key.ok()) {
+        return DataLoss("zone " + id + "'s heartbeat key does not open with master.key: nothing rotated",
+                        std::string(kSealedValueUnreadable));
+      }
+      VOUCH_ASSIGN_OR_RETURN(auto sealed, crypto::Aes256GcmSeal(next.span(), key->span(), AsBytes(ZoneHeartbeatKeyAad(id))));
+      VOUCH_RETURN_IF_ERROR(
+          tx.Exec("UPDATE zones SET heartbeat_key_sealed = ? WHERE id = ?", {store::Blob(sealed), id}).status());
     }
     VOUCH_ASSIGN_OR_RETURN(std::string node_b64, ReadSetting(tx, kNodeCaKeySetting));
     if (!node_b64.empty()) {

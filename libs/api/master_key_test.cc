@@ -6,10 +6,12 @@
 #include <cstdlib>
 
 #include "api/bootstrap.h"
+#include "api/heartbeat_keys.h"
 #include "api/manager.h"
 #include "base/encoding.h"
 #include "base/file.h"
 #include "crypto/aead.h"
+#include "crypto/keys.h"
 #include "pgtest/test_postgres.h"
 #include "store/audit.h"
 #include "testing/temp_dir.h"
@@ -145,6 +147,64 @@ TEST_F(MasterKeyRotation, EverySealedValueOpensWithTheNewKeyOnly) {
   // Twice in a row works (the canary of the first rotation is rotated too).
   ASSERT_TRUE(RotateMasterKey(dir_, clock_).ok());
   ExpectWhollyUnder(KeyOf(dir_), new_key);
+}
+
+TEST_F(MasterKeyRotation, ZoneHeartbeatKeysAreResealedAndStillOpen) {
+  // A zone's heartbeat key as the Manager seals it on first need (manager_heartbeats.cc): PKCS#8
+  // DER under the master key, AAD naming table, column and zone (api/heartbeat_keys.h).
+  auto key = crypto::GenerateP256();
+  ASSERT_TRUE(key.ok());
+  auto der = crypto::PrivateKeyToDer(key->get());
+  ASSERT_TRUE(der.ok());
+  const std::string pub = crypto::PublicKeyToPem(key->get()).value();
+  std::string zone_id;
+  {
+    auto d = OpenDataDir(dir_);
+    ASSERT_TRUE(d.ok());
+    auto db = store::OpenDatabase(d->store_url);
+    ASSERT_TRUE(db.ok());
+    ASSERT_TRUE((*db)->Write([&](store::Transaction& tx) -> Status {
+                     VOUCH_ASSIGN_OR_RETURN(store::Row z, tx.QueryOne("SELECT id FROM zones WHERE name = ?", {"prod"}, "zone"));
+                     zone_id = z.Str(0);
+                     VOUCH_ASSIGN_OR_RETURN(auto sealed, crypto::Aes256GcmSeal(d->master_key.span(), der->span(),
+                                                                               AsBytes(ZoneHeartbeatKeyAad(zone_id))));
+                     return tx.Exec("UPDATE zones SET heartbeat_key_sealed = ?, heartbeat_pub_pem = ? WHERE id = ?",
+                                    {store::Blob(sealed), pub, zone_id})
+                         .status();
+                   }).ok());
+  }
+  auto r = RotateMasterKey(dir_, clock_);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  const std::string new_key = KeyOf(dir_);
+  ExpectWhollyUnder(new_key, old_key_);
+  ExpectEverythingOpens();
+  auto d = OpenDataDir(dir_);
+  ASSERT_TRUE(d.ok());
+  auto db = store::OpenDatabase(d->store_url);
+  ASSERT_TRUE(db.ok());
+  ASSERT_TRUE((*db)->Read([&](store::Transaction& tx) -> Status {
+                   VOUCH_ASSIGN_OR_RETURN(store::Row z, tx.QueryOne("SELECT heartbeat_key_sealed, heartbeat_pub_pem FROM zones "
+                                                                    "WHERE id = ?", {zone_id}, "zone"));
+                   const std::string aad = ZoneHeartbeatKeyAad(zone_id);
+                   EXPECT_FALSE(crypto::Aes256GcmOpen(AsBytes(old_key_), z.Bytes(0), AsBytes(aad)).ok());
+                   auto opened = crypto::Aes256GcmOpen(AsBytes(new_key), z.Bytes(0), AsBytes(aad));
+                   EXPECT_TRUE(opened.ok());
+                   if (opened.ok()) {
+                     EXPECT_EQ(HexEncode(opened->span()), HexEncode(der->span()));  // the same key
+                   }
+                   EXPECT_EQ(z.Str(1), pub);
+                   return Status::Ok();
+                 }).ok());
+  // A heartbeat key that does not open stops a rotation before any change.
+  ASSERT_TRUE((*db)->Write([&](store::Transaction& tx) -> Status {
+                   return tx.Exec("UPDATE zones SET heartbeat_key_sealed = ? WHERE id = ?",
+                                  {store::Blob(std::vector<uint8_t>(60, 7)), zone_id})
+                       .status();
+                 }).ok());
+  auto refused = RotateMasterKey(dir_, clock_);
+  EXPECT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().reason(), kSealedValueUnreadable);
+  EXPECT_EQ(KeyOf(dir_), new_key);
 }
 
 TEST_F(MasterKeyRotation, InterruptedAtAnyStepLeavesTheOldOrTheNewKeyNeverAMix) {

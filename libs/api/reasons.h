@@ -134,6 +134,7 @@ inline constexpr std::string_view kNotReady = "not_ready";
 // manager_signing_keys.cc).
 inline constexpr std::string_view kInvalidUrl = "invalid_url";                  // 400
 inline constexpr std::string_view kInvalidSecret = "invalid_secret";            // 400
+inline constexpr std::string_view kRegistryHostMismatch = "registry_host_mismatch";  // 400
 inline constexpr std::string_view kRegistryNotFound = "registry_not_found";     // 404
 inline constexpr std::string_view kRegistryExists = "registry_exists";          // 409
 inline constexpr std::string_view kRegistryInUse = "registry_in_use";           // 409

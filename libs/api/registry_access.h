@@ -50,8 +50,10 @@ Result<RegistryAccess> LoadRegistryAccess(store::Transaction& tx, const Manager&
 // `explicit_name` (id or name) if not empty, else the app's default (output_registry when
 // `output`, else input_registry), else the registry whose URL host[:port] equals the reference's
 // (case-insensitive; the oldest if several); nullopt if none applies (anonymous access).
-// `app_id` is an app id (empty: no app default). NotFound kRegistryNotFound for an explicit name
-// that does not exist.
+// The app default applies only to references on its own host (its credentials never go to another
+// host); otherwise host matching decides. `app_id` is an app id (empty: no app default). NotFound
+// kRegistryNotFound for an explicit name that does not exist; InvalidArgument
+// kRegistryHostMismatch when the reference's host is not the explicit registry's.
 Result<std::optional<RegistryAccess>> RegistryForImage(store::Transaction& tx, const Manager& m, std::string_view app_id,
                                                        std::string_view image_ref, std::string_view explicit_name,
                                                        bool output);

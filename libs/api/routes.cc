@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 
+#include "api/heartbeat_keys.h"
 #include "api/openapi_embedded.h"
 #include "api/reasons.h"
 #include "api/session_cookie.h"
@@ -424,6 +425,16 @@ http::Router BuildRouter(Manager& m, http::Metrics* metrics, const RouterOptions
                               [&m] { return static_cast<double>(m.GetStats().certificates_issued); });
     metrics->AddGaugeCallback("vouch_tasks_pending", "Approval tasks waiting for a decision", {},
                               [&m] { return static_cast<double>(m.GetStats().pending_tasks); });
+    // Heartbeats (docs/agent.md "Heartbeats"): every rejection reason listed from the start.
+    metrics->DeclareCounter("vouch_heartbeats_accepted_total", "Workload heartbeats recorded");
+    metrics->Increment("vouch_heartbeats_accepted_total", {}, 0);
+    metrics->DeclareCounter("vouch_heartbeats_rejected_total",
+                            "Workload heartbeats refused, by reason (bad_mac, bad_signature, replayed, ...)");
+    for (std::string_view reason : kHeartbeatRejections) {
+      metrics->Increment("vouch_heartbeats_rejected_total", {{"reason", std::string(reason)}}, 0);
+    }
+    metrics->AddGaugeCallback("vouch_heartbeat_key_cache_entries", "Instances whose heartbeat MAC key is cached", {},
+                              [&m] { return static_cast<double>(m.HeartbeatKeysCached()); });
     if (m.BackupsEnabled()) {
       // docs/operations.md "Backups taken by the server": -1 while no verified backup is known.
       metrics->AddGaugeCallback("vouch_backup_newest_age_seconds",
@@ -787,7 +798,7 @@ http::Router BuildRouter(Manager& m, http::Metrics* metrics, const RouterOptions
           VOUCH_ASSIGN_OR_RETURN(NodeEnrollment e, EnrollmentFrom(b, false));
           return JsonOr(m.EnrollNode(&p, e), 201);
         }));
-  r.Add("POST", "/api/v1/heartbeats", NodeAuthed(m, [&m](const Principal& p, Request& req) -> Result<Response> {
+  r.Add("POST", "/api/v1/heartbeats", NodeAuthed(m, [&m, metrics](const Principal& p, Request& req) -> Result<Response> {
           // Depth- and size-limited like every body; the fields are then checked by hand (a batch
           // of up to 5000 heartbeats is validated without a JsonBody per item).
           VOUCH_ASSIGN_OR_RETURN(JsonBody body, JsonBody::Parse(req.body));
@@ -809,12 +820,16 @@ http::Router BuildRouter(Manager& m, http::Metrics* metrics, const RouterOptions
               }
               hbs.reserve(v.size());
               for (const auto& h : v) {
+                // Authenticated by exactly one of "signature" (ECDSA) or "mac" (HMAC-SHA256 under
+                // the instance's heartbeat key, 32 bytes; docs/formats/heartbeat-key.md).
+                const bool has_mac = h.is_object() && h.contains("mac");
+                const char* auth = has_mac ? "mac" : "signature";
                 if (!h.is_object() || !h.contains("instance_id") || !h["instance_id"].is_string() || !h.contains("seq") ||
                     !h["seq"].is_number_integer() || !h.contains("timestamp") || !h["timestamp"].is_number_integer() ||
-                    !h.contains("status") || !h["status"].is_string() || !h.contains("signature") ||
-                    !h["signature"].is_string() || h.size() != 5) {
+                    !h.contains("status") || !h["status"].is_string() || !h.contains(auth) ||
+                    !h[auth].is_string() || h.size() != 5) {
                   return InvalidArgument(
-                      "each heartbeat is {instance_id, seq, timestamp, status, signature}",
+                      "each heartbeat is {instance_id, seq, timestamp, status, signature|mac}",
                       std::string(kInvalidHeartbeat));
                 }
                 Heartbeat hb;
@@ -822,12 +837,12 @@ http::Router BuildRouter(Manager& m, http::Metrics* metrics, const RouterOptions
                 hb.seq = h["seq"].get<int64_t>();
                 hb.timestamp = h["timestamp"].get<int64_t>();
                 hb.status = h["status"].get<std::string>();
-                auto sig = Base64Decode(h["signature"].get<std::string>());
+                auto sig = Base64Decode(h[auth].get<std::string>());
                 if (!workload::IsValidWireId(hb.instance_id) || hb.seq < 1 || !sig.ok() || sig->size() > 256 ||
-                    hb.status.size() > 16) {
+                    (has_mac && sig->size() != workload::kHeartbeatMacSize) || hb.status.size() > 16) {
                   return InvalidArgument("malformed heartbeat", std::string(kInvalidHeartbeat));
                 }
-                hb.signature = std::move(*sig);
+                (has_mac ? hb.mac : hb.signature) = std::move(*sig);
                 hbs.push_back(std::move(hb));
               }
             } else if (k == "refusals") {
@@ -867,6 +882,13 @@ http::Router BuildRouter(Manager& m, http::Metrics* metrics, const RouterOptions
             }
           }
           VOUCH_ASSIGN_OR_RETURN(json answer, m.IngestHeartbeats(p, node_info, hbs));
+          if (metrics != nullptr) {
+            // Each heartbeat counted once, by its final result (docs/agent.md "Heartbeats").
+            metrics->Increment("vouch_heartbeats_accepted_total", {}, static_cast<double>(answer.value("accepted", int64_t{0})));
+            for (const json& rj : answer.value("rejected", json::array())) {
+              metrics->Increment("vouch_heartbeats_rejected_total", {{"reason", rj.value("code", std::string())}});
+            }
+          }
           VOUCH_RETURN_IF_ERROR(m.RecordAgentRefusals(p, refusals));
           return Response::Json(answer);
         }));

@@ -272,7 +272,9 @@ class RecordingLink final : public AgentLink {
                                                const std::string&) override {
     return PermissionDenied("not in this test", "build_not_approved");
   }
-  Status SendHeartbeat(EVP_PKEY*, const std::string&, int64_t, const std::string&) override { return Status::Ok(); }
+  Status SendHeartbeat(EVP_PKEY*, std::span<const uint8_t>, const std::string&, int64_t, const std::string&) override {
+    return Status::Ok();
+  }
   Status ReportRefusal(const std::string& code, const std::string& path, const std::string&,
                        const std::string& mrenclave) override {
     log_->push_back(code + " " + path + " " + mrenclave.substr(0, 8));

@@ -146,7 +146,7 @@ int Run(const RuntimeOptions& o) {
     if (first.ok()) {
       // Issued for a start that is refused: the key is dropped here, never written; tell the
       // manager the instance stopped so it is not shown as running.
-      (void)agent->SendHeartbeat(first->key.get(), first->instance_id, 1, "stopping");
+      (void)agent->SendHeartbeat(first->key.get(), first->heartbeat_key.span(), first->instance_id, 1, "stopping");
     }
     return 1;
   }
@@ -225,7 +225,7 @@ int Run(const RuntimeOptions& o) {
         auto now = std::chrono::steady_clock::now();
         if (m.heartbeat && now >= next_beat) {
           lock.unlock();
-          Status hb = agent->SendHeartbeat(creds.key.get(), creds.instance_id, ++seq, "running");
+          Status hb = agent->SendHeartbeat(creds.key.get(), creds.heartbeat_key.span(), creds.instance_id, ++seq, "running");
           if (!hb.ok()) Log("heartbeat failed: " + hb.message());
           lock.lock();
           next_beat = now + interval;
@@ -240,6 +240,9 @@ int Run(const RuntimeOptions& o) {
               creds.cert_pem = r->cert_pem;
               creds.not_after = r->not_after;
               if (!r->instance_id.empty()) creds.instance_id = r->instance_id;
+              // A new serial, so a new heartbeat key (this thread sends the heartbeats: none is
+              // MAC'd under the old one after this).
+              creds.heartbeat_key = std::move(r->heartbeat_key);
               renew_at = RenewAt(creds.not_after);
             } else {
               Log("cannot write the renewed certificate: " + w.message());
@@ -265,7 +268,7 @@ int Run(const RuntimeOptions& o) {
   cv.notify_all();
   if (worker.joinable()) worker.join();
   if (agent && cert_req != nullptr && m.heartbeat) {
-    Status hb = agent->SendHeartbeat(creds.key.get(), creds.instance_id, ++seq, "stopping");
+    Status hb = agent->SendHeartbeat(creds.key.get(), creds.heartbeat_key.span(), creds.instance_id, ++seq, "stopping");
     if (!hb.ok()) Log("final heartbeat failed: " + hb.message());
   }
   Log("application exited with status " + std::to_string(code));

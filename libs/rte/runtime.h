@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -38,6 +39,9 @@ struct IssuedCredentials {
   std::string ca_pem;
   std::string instance_id;
   std::string not_after;  // RFC 3339
+  // The heartbeat MAC key K of this certificate (docs/formats/heartbeat-key.md); empty when the
+  // manager named no heartbeat key or the key cannot do ECDH with it (heartbeats are signed).
+  crypto::SecretBytes heartbeat_key;
 };
 
 class AgentLink {
@@ -47,8 +51,9 @@ class AgentLink {
   virtual Result<IssuedCredentials> RequestCertificate(const manifest::CertificateRequest& request,
                                                        const Identity& identity, EVP_PKEY* key,
                                                        const std::string& instance_id) = 0;
-  virtual Status SendHeartbeat(EVP_PKEY* key, const std::string& instance_id, int64_t seq,
-                               const std::string& status) = 0;
+  // MAC'd under `mac_key` (K) when it is not empty, else signed by `key`.
+  virtual Status SendHeartbeat(EVP_PKEY* key, std::span<const uint8_t> mac_key, const std::string& instance_id,
+                               int64_t seq, const std::string& status) = 0;
   // Tells the agent this start was refused (POST /v1/refusal): `code` a snake_case reason,
   // `path` the offending path (may be empty), `mrenclave` hex (may be empty). The agent queues
   // it for vouchd's audit log.

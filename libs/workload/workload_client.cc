@@ -7,8 +7,10 @@
 
 #include "base/encoding.h"
 #include "crypto/digest.h"
+#include "crypto/heartbeat_key.h"
 #include "crypto/keys.h"
 #include "crypto/signature.h"
+#include "workload/heartbeat_mac.h"
 #include "workload/wire.h"
 
 namespace vouch::workload {
@@ -152,7 +154,30 @@ Result<Credentials> WorkloadClient::RequestCertificate(const ReportSource& repor
   c.instance_id = answer.value("instance_id", std::string());
   c.serial = answer.value("serial", std::string());
   c.not_after = answer.value("not_after", std::string());
+  // MAC heartbeats when the manager named a heartbeat key of a version this client knows and the
+  // key can do ECDH with it; otherwise (older manager, RSA or P-384 key) ECDSA signatures.
+  const auto hk = answer.find("heartbeat_key");
+  if (hk != answer.end() && hk->is_object() && hk->value("version", 0) == crypto::kHeartbeatKeyVersion &&
+      hk->contains("public_key_pem") && (*hk)["public_key_pem"].is_string() && crypto::IsP256Key(c.key.get())) {
+    auto k = DeriveHeartbeatKey(c.key.get(), (*hk)["public_key_pem"].get<std::string>(), c.serial);
+    if (k.ok()) {
+      c.heartbeat_public_pem = (*hk)["public_key_pem"].get<std::string>();
+      c.heartbeat_key = std::move(*k);
+    }
+  }
   return c;
+}
+
+Status WorkloadClient::SendHeartbeat(EVP_PKEY* key, std::span<const uint8_t> mac_key, const std::string& instance_id,
+                                     int64_t seq, const std::string& status) {
+  if (mac_key.empty()) return SendHeartbeat(key, instance_id, seq, status);
+  int64_t ts = ToUnixSeconds(SystemClock::Get().Now());
+  return http_->Post("/v1/heartbeat", {{"instance_id", instance_id},
+                                       {"seq", seq},
+                                       {"timestamp", ts},
+                                       {"status", status},
+                                       {"mac", HeartbeatMacBase64(mac_key, instance_id, seq, ts, status)}})
+      .status();
 }
 
 Status WorkloadClient::SendHeartbeat(EVP_PKEY* key, const std::string& instance_id, int64_t seq,

@@ -18,6 +18,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -56,6 +57,11 @@ struct Credentials {
   std::string instance_id;
   std::string serial;
   std::string not_after;        // RFC 3339, as the manager said
+  // MAC heartbeats (docs/formats/heartbeat-key.md): the zone's heartbeat public key when the
+  // answer named one (EC P-256 instance keys), and K derived from it; both empty otherwise
+  // (heartbeats are then signed with ECDSA).
+  std::string heartbeat_public_pem;
+  crypto::SecretBytes heartbeat_key;
 };
 
 class WorkloadClient {
@@ -82,6 +88,10 @@ class WorkloadClient {
 
   // Signs and sends one heartbeat (the agent queues it durably before it answers).
   Status SendHeartbeat(EVP_PKEY* key, const std::string& instance_id, int64_t seq, const std::string& status = "running");
+  // Sends one heartbeat MAC'd under `mac_key` (K, 32 bytes) when it is not empty, else signed
+  // by `key` (ECDSA).
+  Status SendHeartbeat(EVP_PKEY* key, std::span<const uint8_t> mac_key, const std::string& instance_id, int64_t seq,
+                       const std::string& status = "running");
 
  private:
   explicit WorkloadClient(std::unique_ptr<LocalHttp> http) : http_(std::move(http)) {}
