@@ -12,6 +12,7 @@
 #include "api/bootstrap.h"
 #include "api/heartbeat_keys.h"
 #include "api/reasons.h"
+#include "api/registry_access.h"
 #include "base/encoding.h"
 #include "base/file.h"
 #include "crypto/aead.h"
@@ -257,6 +258,33 @@ Result<RotationReport> RotateMasterKey(const std::string& dir, const Clock& cloc
       VOUCH_ASSIGN_OR_RETURN(auto sealed, crypto::Aes256GcmSeal(next.span(), key->span(), AsBytes(ZoneHeartbeatKeyAad(id))));
       VOUCH_RETURN_IF_ERROR(
           tx.Exec("UPDATE zones SET heartbeat_key_sealed = ? WHERE id = ?", {store::Blob(sealed), id}).status());
+    }
+    // Registry secrets and app signing keys (api/registry_access.h). An empty blob is a wiped key
+    // (retired or denied) and a NULL secret an anonymous registry: nothing to re-seal.
+    struct SealedColumn {
+      const char* table;
+      const char* column;
+      std::string (*aad)(std::string_view id);
+    };
+    for (const SealedColumn& c : {SealedColumn{"registries", "secret_sealed", &RegistrySecretAad},
+                                  SealedColumn{"app_signing_keys", "key_sealed", &AppSigningKeyAad}}) {
+      VOUCH_ASSIGN_OR_RETURN(store::Rows rows, tx.Query(std::string("SELECT id, ") + c.column + " FROM " + c.table +
+                                                        " WHERE " + c.column + " IS NOT NULL ORDER BY id"));
+      for (const store::Row& r : rows) {
+        const std::string id = r.Str(0);
+        const store::Blob old = r.Bytes(1);
+        if (old.empty()) continue;
+        auto value = crypto::Aes256GcmOpen(d.master_key.span(), old, AsBytes(c.aad(id)));
+        if (!value.ok()) {
+          return DataLoss(std::string(c.table) + " " + id + "'s " + c.column +
+                              " does not open with master.key: nothing rotated",
+                          std::string(kSealedValueUnreadable));
+        }
+        VOUCH_ASSIGN_OR_RETURN(auto sealed, crypto::Aes256GcmSeal(next.span(), value->span(), AsBytes(c.aad(id))));
+        VOUCH_RETURN_IF_ERROR(tx.Exec(std::string("UPDATE ") + c.table + " SET " + c.column + " = ? WHERE id = ?",
+                                      {store::Blob(sealed), id})
+                                  .status());
+      }
     }
     VOUCH_ASSIGN_OR_RETURN(std::string node_b64, ReadSetting(tx, kNodeCaKeySetting));
     if (!node_b64.empty()) {

@@ -409,6 +409,36 @@ Result<VerifyRequest> VerifyRequestFrom(JsonBody& b) {
   return v;
 }
 
+// A string field that may also be null (PATCH: absent = unchanged, null = clear): the outer
+// optional says whether it was given, the inner one holds the string or nothing (null).
+Result<std::optional<std::optional<std::string>>> NullableString(JsonBody& b, const char* key, size_t max_len) {
+  const bool is_null = b.json().contains(key) && b.json().at(key).is_null();
+  VOUCH_ASSIGN_OR_RETURN(auto v, b.OptionalString(key, max_len));
+  using Out = std::optional<std::optional<std::string>>;
+  if (is_null) return Out(std::optional<std::string>());
+  if (!v) return Out();
+  return Out(std::move(v));
+}
+
+// POST and PATCH /api/v1/registries: the secret travels in the body only (never in a URL).
+Result<RegistrySpec> RegistrySpecFrom(JsonBody& b, bool create) {
+  RegistrySpec s;
+  if (create) {
+    VOUCH_ASSIGN_OR_RETURN(s.name, b.RequiredString("name", 63));
+    VOUCH_ASSIGN_OR_RETURN(s.url, b.RequiredString("url", 2048));
+  } else {
+    VOUCH_ASSIGN_OR_RETURN(s.name, b.OptionalString("name", 63));
+    VOUCH_ASSIGN_OR_RETURN(s.url, b.OptionalString("url", 2048));
+  }
+  VOUCH_ASSIGN_OR_RETURN(s.ca_pem, NullableString(b, "ca_pem", 256 * 1024));
+  VOUCH_ASSIGN_OR_RETURN(s.username, NullableString(b, "username", 256));
+  VOUCH_ASSIGN_OR_RETURN(s.password, NullableString(b, "password", 8192));
+  VOUCH_ASSIGN_OR_RETURN(s.token, NullableString(b, "token", 8192));
+  VOUCH_ASSIGN_OR_RETURN(s.insecure, b.OptionalBool("insecure"));
+  VOUCH_RETURN_IF_ERROR(b.Finish());
+  return s;
+}
+
 }  // namespace
 
 std::string_view OpenApiDocument() { return kOpenApiJson; }
@@ -679,6 +709,43 @@ http::Router BuildRouter(Manager& m, http::Metrics* metrics, const RouterOptions
   r.Add("DELETE", "/api/v1/apps/{id}/domains/{domain}", Authed(m, Permission::kWrite, [&m](const Principal& p, Request& req) -> Result<Response> {
           return JsonOr(m.RemoveAppDomain(p, Param(req, "id"), Param(req, "domain")));
         }));
+  r.Add("PATCH", "/api/v1/apps/{id}", Authed(m, Permission::kWrite, [&m](const Principal& p, Request& req) -> Result<Response> {
+          VOUCH_ASSIGN_OR_RETURN(JsonBody b, JsonBody::Parse(req.body));
+          AppUpdate u;
+          VOUCH_ASSIGN_OR_RETURN(u.input_registry, NullableString(b, "input_registry", 128));
+          VOUCH_ASSIGN_OR_RETURN(u.output_registry, NullableString(b, "output_registry", 128));
+          VOUCH_RETURN_IF_ERROR(b.Finish());
+          return JsonOr(m.UpdateApp(p, Param(req, "id"), u));
+        }));
+  r.Add("POST", "/api/v1/apps/{id}/signing-key/rotate", Authed(m, Permission::kAdmin, [&m](const Principal& p, Request& req) -> Result<Response> {
+          VOUCH_ASSIGN_OR_RETURN(JsonBody b, Body(req));
+          VOUCH_RETURN_IF_ERROR(b.Finish());
+          return JsonOr(m.RotateAppSigningKey(p, Param(req, "id")), 202);
+        }));
+
+  // ---- registries (admin manages; members and approvers read: the Manager refuses viewers)
+  r.Add("POST", "/api/v1/registries", Authed(m, Permission::kAdmin, [&m](const Principal& p, Request& req) -> Result<Response> {
+          VOUCH_ASSIGN_OR_RETURN(JsonBody b, JsonBody::Parse(req.body));
+          VOUCH_ASSIGN_OR_RETURN(RegistrySpec spec, RegistrySpecFrom(b, true));
+          return JsonOr(m.CreateRegistry(p, spec), 201);
+        }));
+  r.Add("GET", "/api/v1/registries", Authed(m, Permission::kRead, [&m](const Principal& p, Request& req) -> Result<Response> {
+          VOUCH_ASSIGN_OR_RETURN(ListQuery q, ListParams(req, {}));
+          return JsonOr(m.ListRegistries(p, q));
+        }));
+  r.Add("GET", "/api/v1/registries/{id}", Authed(m, Permission::kRead, [&m](const Principal& p, Request& req) -> Result<Response> {
+          return JsonOr(m.GetRegistry(p, Param(req, "id")));
+        }));
+  r.Add("PATCH", "/api/v1/registries/{id}", Authed(m, Permission::kAdmin, [&m](const Principal& p, Request& req) -> Result<Response> {
+          VOUCH_ASSIGN_OR_RETURN(JsonBody b, JsonBody::Parse(req.body));
+          VOUCH_ASSIGN_OR_RETURN(RegistrySpec spec, RegistrySpecFrom(b, false));
+          return JsonOr(m.UpdateRegistry(p, Param(req, "id"), spec));
+        }));
+  r.Add("DELETE", "/api/v1/registries/{id}", Authed(m, Permission::kAdmin, [&m](const Principal& p, Request& req) -> Result<Response> {
+          VOUCH_RETURN_IF_ERROR(m.DeleteRegistry(p, Param(req, "id")));
+          return Response::NoContent();
+        }));
+
 
   // ---- builds and tasks
   r.Add("POST", "/api/v1/builds", Authed(m, Permission::kWrite, [&m](const Principal& p, Request& req) -> Result<Response> {
