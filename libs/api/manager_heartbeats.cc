@@ -6,6 +6,7 @@
 #include <unordered_map>
 
 #include "api/heartbeat_keys.h"
+#include "api/heartbeat_store.h"
 #include "api/manager.h"
 #include "api/manager_internal.h"
 #include "api/master_key.h"
@@ -262,36 +263,22 @@ Result<json> Manager::IngestHeartbeats(const Principal& node, const json& node_i
     std::string msg = workload::HeartbeatMessage(h.instance_id, h.seq, h.timestamp, h.status);
     if (!crypto::Verify(c.key.get(), AsBytes(msg), h.signature)) it.result = std::string(kHeartbeatBadSignature);
   }
-  // 3. Record, in sequence order per instance; a sequence number not above the last is a replay.
-  std::vector<size_t> order(items.size());
-  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return items[a].hb->seq < items[b].hb->seq; });
+  // 3. Record, in sequence order per instance (a sequence number not above the last is a
+  //    replay), with one statement per table for the whole batch (api/heartbeat_store.h); a
+  //    row-keyed write, concurrent with other nodes' batches on PostgreSQL (docs/cluster.md).
+  std::vector<HeartbeatWrite> writes;
+  std::vector<size_t> write_item;
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (items[i].result != "ok") continue;
+    const Heartbeat& h = *items[i].hb;
+    writes.push_back({h.instance_id, h.seq, std::min(h.timestamp, now), h.status == "stopping", {}});
+    write_item.push_back(i);
+  }
   int64_t accepted = 0;
   json rejected = json::array();
   VOUCH_RETURN_IF_ERROR(db_->Write([&](Transaction& tx) -> Status {
-    accepted = 0;
-    for (size_t idx : order) {
-      Item& it = items[idx];
-      if (it.result != "ok" && it.result != "replayed" && it.result != "instance_stopped") continue;
-      it.result = "ok";
-      const Heartbeat& h = *it.hb;
-      int64_t seen = std::min(h.timestamp, now);
-      VOUCH_ASSIGN_OR_RETURN(int64_t n, tx.Exec("UPDATE instances SET last_seq = ?, last_heartbeat = ?, status = ? "
-                                                "WHERE id = ? AND node_id = ? AND last_seq < ? AND status <> 'stopped'",
-                                                {h.seq, seen, std::string(h.status == "stopping" ? "stopped" : "running"),
-                                                 h.instance_id, node.id, h.seq}));
-      if (n == 1) {
-        ++accepted;
-      } else {
-        // Not recorded: a stopped instance takes no more heartbeats; otherwise the seq was seen.
-        VOUCH_ASSIGN_OR_RETURN(Rows cur, tx.Query("SELECT status FROM instances WHERE id = ? AND node_id = ?",
-                                                  {h.instance_id, node.id}));
-        it.result = !cur.empty() && cur[0].Str(0) == "stopped" ? "instance_stopped" : "replayed";
-      }
-    }
-    json info = node_info.is_object() ? node_info : json::object();
-    VOUCH_RETURN_IF_ERROR(
-        tx.Exec("UPDATE nodes SET last_seen = ?, info = ? WHERE id = ?", {now, info.dump(), node.id}).status());
+    VOUCH_ASSIGN_OR_RETURN(accepted, RecordHeartbeats(tx, db_->backend(), node.id, now, node_info, writes));
+    for (size_t k = 0; k < writes.size(); ++k) items[write_item[k]].result = std::string(writes[k].result);
     rejected = json::array();
     for (const Item& it : items) {
       if (it.result != "ok") {
@@ -305,7 +292,7 @@ Result<json> Manager::IngestHeartbeats(const Principal& node, const json& node_i
                                   {{"rejected", rejected.size()}, {"sample", sample}}));
     }
     return Status::Ok();
-  }));
+  }, store::WriteMode::kRowKeyed));
   return json{{"accepted", accepted}, {"rejected", rejected}};
 }
 

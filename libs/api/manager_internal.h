@@ -51,6 +51,13 @@ Result<json> GetOne(store::Database& db, std::string_view select, std::string_vi
 Status Audit(Transaction& tx, const Manager& m, const Principal& p, std::string action, std::string target,
              const json& detail = json::object());
 
+// A row-keyed write (store::WriteMode::kRowKeyed; docs/cluster.md): for writes whose correctness
+// rests on their rows' own keys and row locks (workload issuance and instance creation,
+// heartbeats). On PostgreSQL they run concurrently with each other, never with a serial write.
+inline Status WriteRowKeyed(store::Database& db, const std::function<Status(Transaction&)>& fn) {
+  return db.Write(fn, store::WriteMode::kRowKeyed);
+}
+
 std::string Filter(const ListQuery& q, const std::string& key);
 
 // manager_collateral.cc: name, size and mtime of every file in the collateral folders (what

@@ -159,7 +159,7 @@ Result<json> Manager::IssueForWorkload(const Principal& node, std::string_view c
   //    which the workload derives its heartbeat MAC key (docs/formats/heartbeat-key.md).
   const bool mac_heartbeats = checked->csr->key_type == pki::PublicKeyType::kEcP256;
   std::string heartbeat_pub_pem;
-  st = db_->Write([&](Transaction& tx) -> Status {
+  st = WriteRowKeyed(*db_, [&](Transaction& tx) -> Status {
     heartbeat_pub_pem.clear();
     if (mac_heartbeats) {
       VOUCH_ASSIGN_OR_RETURN(heartbeat_pub_pem, EnsureZoneHeartbeatKey(tx, zone_id));

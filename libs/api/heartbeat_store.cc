@@ -1,0 +1,194 @@
+// Coalesced heartbeat writes (api/heartbeat_store.h).
+#include "api/heartbeat_store.h"
+
+#include <algorithm>
+#include <optional>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "api/reasons.h"
+
+namespace vouch::api {
+namespace {
+
+using json = nlohmann::json;
+using store::Row;
+using store::Rows;
+using store::Value;
+
+constexpr std::string_view kOk = "ok";
+constexpr std::string_view kReplayed = "replayed";
+constexpr std::string_view kStopped = "instance_stopped";
+
+std::string PgIntArray(const std::vector<int64_t>& items) {
+  std::string out = "{";
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (i > 0) out += ',';
+    out += std::to_string(items[i]);
+  }
+  return out + "}";
+}
+
+// The instances `ids` of the node, as id -> row (columns per `columns`), in one query.
+Result<std::unordered_map<std::string, Row>> LoadInstances(store::Transaction& tx, bool pg, const std::string& node_id,
+                                                          const std::vector<std::string_view>& ids, bool lock) {
+  Rows rows;
+  if (pg) {
+    // FOR UPDATE: the rows stay as read until COMMIT (row-keyed groups run concurrently).
+    VOUCH_ASSIGN_OR_RETURN(rows, tx.Query(lock ? "SELECT id, last_seq, status FROM instances WHERE node_id = ? AND "
+                                                 "id = ANY(?::text[]) ORDER BY id FOR UPDATE"
+                                               : "SELECT id, last_seq, status FROM instances WHERE node_id = ? AND "
+                                                 "id = ANY(?::text[])",
+                                          {node_id, PgTextArray(ids)}));
+  } else {
+    json list = json::array();
+    for (std::string_view id : ids) list.push_back(std::string(id));
+    VOUCH_ASSIGN_OR_RETURN(rows, tx.Query("SELECT id, last_seq, status FROM instances WHERE node_id = ? AND "
+                                          "id IN (SELECT value FROM json_each(?))",
+                                          {node_id, list.dump()}));
+  }
+  std::unordered_map<std::string, Row> out;
+  for (Row& r : rows) {
+    std::string id = r.Str(0);
+    out.emplace(std::move(id), std::move(r));
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string PgTextArray(const std::vector<std::string_view>& items) {
+  std::string out = "{";
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (i > 0) out += ',';
+    out += '"';
+    for (char c : items[i]) {
+      if (c == '"' || c == '\\') out += '\\';
+      out += c;
+    }
+    out += '"';
+  }
+  return out + "}";
+}
+
+Result<int64_t> RecordHeartbeats(store::Transaction& tx, std::string_view backend, const std::string& node_id,
+                                 int64_t now, const json& node_info, std::vector<HeartbeatWrite>& hbs) {
+  const bool pg = backend == "postgres";
+  // Each instance's heartbeats in sequence order (equal seqs as the batch had them).
+  std::vector<std::string_view> instances;
+  std::unordered_map<std::string_view, std::vector<size_t>> of;
+  for (size_t i = 0; i < hbs.size(); ++i) {
+    auto [it, fresh] = of.try_emplace(hbs[i].instance_id);
+    if (fresh) instances.push_back(hbs[i].instance_id);
+    it->second.push_back(i);
+  }
+  for (auto& [id, idx] : of) {
+    std::stable_sort(idx.begin(), idx.end(), [&](size_t a, size_t b) { return hbs[a].seq < hbs[b].seq; });
+  }
+
+  // What each instance's row becomes: the heartbeat of an instance that appears once, as is
+  // (the UPDATE's condition decides); for one that appears more often, the last heartbeat the
+  // sequential rule accepts, decided on its row read and locked first.
+  struct Update {
+    size_t hb;        // index into hbs
+    bool single;      // the instance's only heartbeat in this batch
+  };
+  std::vector<Update> updates;
+  std::vector<std::string_view> repeated;
+  for (std::string_view id : instances) {
+    const std::vector<size_t>& idx = of[id];
+    if (idx.size() == 1) {
+      updates.push_back({idx[0], true});
+    } else {
+      repeated.push_back(id);
+    }
+  }
+  if (!repeated.empty()) {
+    VOUCH_ASSIGN_OR_RETURN(auto rows, LoadInstances(tx, pg, node_id, repeated, true));
+    for (std::string_view id : repeated) {
+      auto row = rows.find(std::string(id));
+      bool exists = row != rows.end();
+      int64_t last = exists ? row->second.Int(1) : 0;
+      std::string status = exists ? row->second.Str(2) : "";
+      std::optional<size_t> final_hb;
+      for (size_t i : of[id]) {
+        HeartbeatWrite& h = hbs[i];
+        if (exists && last < h.seq && status != "stopped") {
+          h.result = kOk;
+          last = h.seq;
+          status = h.stopping ? "stopped" : "running";
+          final_hb = i;
+        } else {
+          h.result = exists && status == "stopped" ? kStopped : kReplayed;
+        }
+      }
+      if (final_hb) updates.push_back({*final_hb, false});
+    }
+  }
+
+  // One statement for every instance's row.
+  std::unordered_set<std::string> updated;
+  if (!updates.empty()) {
+    if (pg) {
+      std::vector<std::string_view> ids, statuses;
+      std::vector<int64_t> seqs, seens;
+      for (const Update& u : updates) {
+        const HeartbeatWrite& h = hbs[u.hb];
+        ids.push_back(h.instance_id);
+        seqs.push_back(h.seq);
+        seens.push_back(std::min(h.seen, now));
+        statuses.push_back(h.stopping ? "stopped" : "running");
+      }
+      VOUCH_ASSIGN_OR_RETURN(
+          Rows rows,
+          tx.Query("UPDATE instances AS i SET last_seq = u.seq, last_heartbeat = u.seen, status = u.status "
+                   "FROM unnest(?::text[], ?::bigint[], ?::bigint[], ?::text[]) AS u(id, seq, seen, status) "
+                   "WHERE i.id = u.id AND i.node_id = ? AND i.last_seq < u.seq AND i.status <> 'stopped' "
+                   "RETURNING i.id",
+                   {PgTextArray(ids), PgIntArray(seqs), PgIntArray(seens), PgTextArray(statuses), node_id}));
+      for (const Row& r : rows) updated.insert(r.Str(0));
+    } else {
+      // One writer: a prepared statement run per instance costs no round trip.
+      for (const Update& u : updates) {
+        const HeartbeatWrite& h = hbs[u.hb];
+        VOUCH_ASSIGN_OR_RETURN(int64_t n,
+                               tx.Exec("UPDATE instances SET last_seq = ?, last_heartbeat = ?, status = ? "
+                                       "WHERE id = ? AND node_id = ? AND last_seq < ? AND status <> 'stopped'",
+                                       {h.seq, std::min(h.seen, now), std::string(h.stopping ? "stopped" : "running"),
+                                        h.instance_id, node_id, h.seq}));
+        if (n == 1) updated.insert(h.instance_id);
+      }
+    }
+  }
+  // Those not updated: a stopped instance takes no more heartbeats; otherwise the seq was seen.
+  std::vector<std::string_view> missed;
+  for (const Update& u : updates) {
+    HeartbeatWrite& h = hbs[u.hb];
+    if (updated.count(h.instance_id)) {
+      h.result = kOk;
+    } else if (u.single) {
+      missed.push_back(h.instance_id);
+    } else {
+      // Decided on the row as locked above: nothing else may have changed it.
+      return Aborted("instance " + h.instance_id + " changed under its row lock", std::string(kConflictRetry));
+    }
+  }
+  if (!missed.empty()) {
+    VOUCH_ASSIGN_OR_RETURN(auto rows, LoadInstances(tx, pg, node_id, missed, false));
+    for (const Update& u : updates) {
+      HeartbeatWrite& h = hbs[u.hb];
+      if (!u.single || updated.count(h.instance_id)) continue;
+      auto row = rows.find(h.instance_id);
+      h.result = row != rows.end() && row->second.Str(2) == "stopped" ? kStopped : kReplayed;
+    }
+  }
+
+  json info = node_info.is_object() ? node_info : json::object();
+  VOUCH_RETURN_IF_ERROR(tx.Exec("UPDATE nodes SET last_seen = ?, info = ? WHERE id = ?", {now, info.dump(), node_id})
+                            .status());
+  int64_t accepted = 0;
+  for (const HeartbeatWrite& h : hbs) accepted += h.result == kOk ? 1 : 0;
+  return accepted;
+}
+
+}  // namespace vouch::api
