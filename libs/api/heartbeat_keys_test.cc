@@ -1,0 +1,112 @@
+// The compact per-instance heartbeat MAC key cache (api/heartbeat_keys.h).
+#include "api/heartbeat_keys.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace vouch::api {
+namespace {
+
+HeartbeatMacKeyCache::Key KeyFor(int i) {
+  HeartbeatMacKeyCache::Key k{};
+  for (size_t b = 0; b < k.size(); ++b) k[b] = static_cast<uint8_t>((i * 31 + static_cast<int>(b)) & 0xff);
+  return k;
+}
+
+std::string Serial(int i) {
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%032x", i);
+  return buf;
+}
+
+TEST(HeartbeatMacKeyCache, FindsWhatWasInsertedAndCostsUnder120BytesAnInstance) {
+  constexpr int kN = 200'000;
+  HeartbeatMacKeyCache cache(1'000'000);
+  for (int i = 0; i < kN; ++i) {
+    auto k = KeyFor(i);
+    cache.Insert(HeartbeatMacKeyCache::TagOf(Serial(i)), k);
+  }
+  EXPECT_EQ(cache.size(), static_cast<size_t>(kN));
+  for (int i = 0; i < kN; i += 7) {
+    HeartbeatMacKeyCache::Key got{};
+    ASSERT_TRUE(cache.Find(HeartbeatMacKeyCache::TagOf(Serial(i)), &got)) << i;
+    EXPECT_EQ(got, KeyFor(i));
+  }
+  HeartbeatMacKeyCache::Key none{};
+  EXPECT_FALSE(cache.Find(HeartbeatMacKeyCache::TagOf(Serial(kN + 1)), &none));
+  // The budget: at most ~120 bytes per cached instance (slots grow by half at 80 %).
+  const double per_instance = static_cast<double>(cache.MemoryBytes()) / kN;
+  EXPECT_LE(per_instance, 120.0) << per_instance;
+  // Replacing a key keeps one entry; erasing removes it and the rest of its probe run stays found.
+  auto other = KeyFor(-1);
+  cache.Insert(HeartbeatMacKeyCache::TagOf(Serial(5)), other);
+  EXPECT_EQ(cache.size(), static_cast<size_t>(kN));
+  HeartbeatMacKeyCache::Key got{};
+  ASSERT_TRUE(cache.Find(HeartbeatMacKeyCache::TagOf(Serial(5)), &got));
+  EXPECT_EQ(got, other);
+  for (int i = 0; i < kN; i += 2) cache.Erase(HeartbeatMacKeyCache::TagOf(Serial(i)));
+  EXPECT_EQ(cache.size(), static_cast<size_t>(kN / 2));
+  for (int i = 1; i < kN; i += 2) {
+    ASSERT_TRUE(cache.Find(HeartbeatMacKeyCache::TagOf(Serial(i)), &got)) << i;
+    ASSERT_EQ(got, i == 5 ? other : KeyFor(i)) << i;
+  }
+  EXPECT_FALSE(cache.Find(HeartbeatMacKeyCache::TagOf(Serial(2)), &got));
+}
+
+TEST(HeartbeatMacKeyCache, IsBoundedAndKeepsRecentlyUsedKeysOverOthers) {
+  constexpr int kMax = 16 * 100;
+  HeartbeatMacKeyCache cache(kMax);
+  for (int i = 0; i < kMax; ++i) cache.Insert(HeartbeatMacKeyCache::TagOf(Serial(i)), KeyFor(i));
+  EXPECT_LE(cache.size(), static_cast<size_t>(kMax));
+  EXPECT_GE(cache.size(), static_cast<size_t>(kMax) * 9 / 10);
+  // Use the first 200 that are there (their reference bits), then insert 400 newcomers.
+  HeartbeatMacKeyCache::Key got{};
+  std::vector<int> hot;
+  for (int i = 0; i < 200; ++i) {
+    if (cache.Find(HeartbeatMacKeyCache::TagOf(Serial(i)), &got)) hot.push_back(i);
+  }
+  ASSERT_GE(hot.size(), 150u);
+  for (int i = kMax; i < kMax + 400; ++i) cache.Insert(HeartbeatMacKeyCache::TagOf(Serial(i)), KeyFor(i));
+  EXPECT_LE(cache.size(), static_cast<size_t>(kMax));  // never past the bound
+  size_t hot_kept = 0;
+  for (int i : hot) hot_kept += cache.Find(HeartbeatMacKeyCache::TagOf(Serial(i)), &got) ? 1 : 0;
+  EXPECT_GE(hot_kept * 100, hot.size() * 95) << "recently used keys were evicted before unused ones";
+  // No growth once at the bound, however many come.
+  const size_t bytes = cache.MemoryBytes();
+  for (int i = kMax + 400; i < 10 * kMax; ++i) cache.Insert(HeartbeatMacKeyCache::TagOf(Serial(i)), KeyFor(i));
+  EXPECT_EQ(cache.MemoryBytes(), bytes);
+  EXPECT_LE(cache.size(), static_cast<size_t>(kMax));
+  // Whatever is found is the right key.
+  for (int i = 0; i < 10 * kMax; i += 13) {
+    if (cache.Find(HeartbeatMacKeyCache::TagOf(Serial(i)), &got)) {
+      ASSERT_EQ(got, KeyFor(i)) << i;
+    }
+  }
+}
+
+TEST(HeartbeatMacKeyCache, ConcurrentUseIsSafe) {
+  HeartbeatMacKeyCache cache(50'000);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&cache, t] {
+      HeartbeatMacKeyCache::Key got{};
+      for (int i = 0; i < 20'000; ++i) {
+        const int id = t * 20'000 + i;
+        cache.Insert(HeartbeatMacKeyCache::TagOf(Serial(id)), KeyFor(id));
+        if (cache.Find(HeartbeatMacKeyCache::TagOf(Serial(id)), &got)) {
+          EXPECT_EQ(got, KeyFor(id));
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_LE(cache.size(), 50'000u);
+  EXPECT_GT(cache.size(), 40'000u);
+}
+
+}  // namespace
+}  // namespace vouch::api
