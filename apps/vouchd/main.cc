@@ -276,6 +276,8 @@ struct ServeOptions {
   std::optional<double> unauth_burst;
   std::optional<size_t> max_connections_per_source;
   bool allow_cluster_join = false;
+  // Stopped instances older than this are pruned (docs/operations.md, "A million instances").
+  int instance_retention_days = 30;
 };
 
 int RunServe(const std::string& data_dir, std::string listen, std::string store_url, size_t threads,
@@ -314,6 +316,7 @@ int RunServe(const std::string& data_dir, std::string listen, std::string store_
   }
   manager_options.heartbeat_interval = std::chrono::seconds(serve.heartbeat_interval_seconds);
   manager_options.workload_cert_max_validity = std::chrono::seconds(serve.workload_cert_max_validity_seconds);
+  manager_options.instance_retention = std::chrono::seconds(int64_t{serve.instance_retention_days} * 86400);
   // The collateral service: the store's shared copy, fetched from PCS/PCCS and KDS when configured.
   CollateralSettings col = serve.collateral;
   if (auto st = LoadCollateralSettings(data_dir, &col); !st.ok()) return Fail(st.message());
@@ -514,6 +517,28 @@ int RunServe(const std::string& data_dir, std::string listen, std::string store_
       if (refresher_cv.wait_for(lock, std::chrono::seconds(60), [&] { return stopping; })) break;
     }
   });
+  // The pruning thread: stopped instances past --instance-retention-days are deleted in batches of
+  // 1000 (each its own write transaction), one audit entry per run; at start, then hourly.
+  std::thread pruner([&] {
+    if (serve.instance_retention_days <= 0) {
+      spdlog::info("stopped instances are kept forever (--instance-retention-days 0)");
+      return;
+    }
+    spdlog::info("stopped instances are pruned {} days after their last heartbeat", serve.instance_retention_days);
+    const vouch::api::Principal system = vouch::api::Principal::System();
+    std::unique_lock<std::mutex> lock(refresher_mu);
+    for (;;) {
+      lock.unlock();
+      auto pruned = (*manager)->PruneInstances(system);
+      if (!pruned.ok()) {
+        spdlog::error("pruning stopped instances failed (retried within the hour): {}", pruned.status().message());
+      } else if (*pruned > 0) {
+        spdlog::info("pruned {} stopped instances", *pruned);
+      }
+      lock.lock();
+      if (refresher_cv.wait_for(lock, std::chrono::hours(1), [&] { return stopping; })) break;
+    }
+  });
   // SIGHUP re-reads the collateral folders now; besides, they are checked for changed files
   // every --collateral-check-seconds (docs/agent.md "Collateral refresh").
   // Wakes at least every 10 s: counts of unauthenticated refusals are written once their minute
@@ -546,6 +571,7 @@ int RunServe(const std::string& data_dir, std::string listen, std::string store_
   refresher_cv.notify_all();
   refresher.join();
   backupper.join();
+  pruner.join();
   (*server)->Stop(std::chrono::seconds(10));
   (*manager)->FlushRefusalAggregates(/*all=*/true);
   spdlog::info("stopped");
@@ -639,6 +665,10 @@ int main(int argc, char** argv) {
                         "Take a backup when the newest good one is this old; 0: only on request (default 0; "
                         "backups.interval_hours)")
       ->check(CLI::Range(0, 24 * 365));
+  serve_cmd->add_option("--instance-retention-days", serve.instance_retention_days,
+                        "Delete stopped instances this many days after their last heartbeat, hourly, audited per run "
+                        "(default 30; 0: keep forever)")
+      ->check(CLI::Range(0, 36500));
   serve_cmd->add_flag("--allow-cluster-join", serve.allow_cluster_join,
                       "Let other instances join this cluster by attestation (docs/cluster.md); off by default, also "
                       "in --dev data directories");

@@ -199,6 +199,7 @@ const std::map<std::string, std::string>& RouteRoles() {
       {"POST /api/v1/certificates", "admin"},
       {"GET /api/v1/certificates", "any"},
       {"GET /api/v1/certificates/{serial}", "any"},
+      {"GET /api/v1/certificates/counts", "any"},  // issue 16: the dashboard's counts
       {"POST /api/v1/certificates/{serial}/revoke", "admin"},
       {"GET /api/v1/nodes", "any"},
       {"GET /api/v1/nodes/{id}", "any"},
@@ -208,6 +209,7 @@ const std::map<std::string, std::string>& RouteRoles() {
       {"POST /api/v1/nodes/renew", "node"},
       {"POST /api/v1/heartbeats", "node"},
       {"GET /api/v1/instances", "any"},
+      {"GET /api/v1/instances/counts", "any"},
       {"GET /api/v1/audit", "any"},
       {"GET /api/v1/audit/verify", "any"},
       // issue 14: the collateral service; the PCCS v4 read side is public like a PCCS.

@@ -173,6 +173,12 @@ struct ManagerOptions {
     // Checks an archive (vouchd backup --verify); answers the same fields.
     std::function<Result<json>(const std::string& path)> verify;
   } backups;
+  // Stopped instances whose last heartbeat is older than this are deleted by PruneInstances
+  // (vouchd serve --instance-retention-days); 0: kept forever.
+  std::chrono::seconds instance_retention{0};
+  // InstanceCounts / CertificateCounts answers are reused for this long (one count at 1,000,000
+  // rows reads an index range of that size; the dashboard asks every 5 s per open console).
+  std::chrono::milliseconds counts_max_age{2000};
 };
 
 // Node evidence for provisioning (with a join token) or renewal (by an authenticated node).
@@ -297,7 +303,19 @@ class Manager {
   Result<json> ListNodes(const Principal& p, const ListQuery& q);
   Result<json> GetNode(const Principal& p, const std::string& id);
   Result<json> DeactivateNode(const Principal& p, const std::string& id);
+  // Filters "app" (id or name), "node", "status" (running, stopped, unresponsive); pages in
+  // (first_seen, id) order (docs/api.md).
   Result<json> ListInstances(const Principal& p, const ListQuery& q);
+  // Viewer: {running, unresponsive, stopped, total} from index ranges (api/instance_counts.h).
+  Result<json> InstanceCounts(const Principal& p);
+  // Viewer: {valid, expiring, expiring_within_days}: unexpired valid certificates, and those of
+  // them expiring within `expiring_within_days`.
+  Result<json> CertificateCounts(const Principal& p, int64_t expiring_within_days);
+  // System (vouchd's pruning thread): deletes stopped instances older than
+  // options().instance_retention in bounded batches, one audit entry "instance.prune" with the
+  // count per run. Returns how many were deleted (0 when the retention is 0).
+  Result<int64_t> PruneInstances(const Principal& p);
+  int64_t InstancesPruned() const { return instances_pruned_.load(); }  // vouch_instances_pruned_total
 
   // --- node agents (docs/agent.md). Nodes authenticate with a certificate from the node CA
   // (one per installation, created on first use) over mutual TLS.
@@ -450,6 +468,10 @@ class Manager {
   std::mutex signers_mu_;
   std::map<std::string, std::shared_ptr<pki::CaSigner>> signers_;
   std::atomic<int64_t> issued_{0};
+  std::atomic<int64_t> instances_pruned_{0};
+  struct CountsCache;  // api/instance_counts.cc
+  static std::shared_ptr<CountsCache> NewCountsCache();
+  std::shared_ptr<CountsCache> counts_cache_ = NewCountsCache();
   struct ClusterJoinState;
   std::shared_ptr<ClusterJoinState> cluster_;
   std::mutex node_signer_mu_;

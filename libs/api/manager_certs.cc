@@ -14,7 +14,7 @@ using namespace internal;  // NOLINT(google-build-using-namespace)
 namespace {
 
 constexpr char kCertSelect[] =
-    "SELECT c.*, z.name AS zone_name, a.name AS app_name FROM certificates c JOIN zones z ON z.id = c.zone_id "
+    "SELECT c.*, z.name AS zone_name, a.name AS app_name FROM certificates c LEFT JOIN zones z ON z.id = c.zone_id "
     "LEFT JOIN apps a ON a.id = c.app_id";
 
 json CertJson(const Row& r, int64_t now) {

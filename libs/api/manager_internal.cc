@@ -44,8 +44,9 @@ Result<PageResult> QueryPage(Transaction& tx, const std::string& select_sql, std
     }
     std::string id = s.substr(bar + 1);
     const char* op = descending ? "<" : ">";
-    conditions.push_back("(" + sort_col + " " + op + " ? OR (" + sort_col + " = ? AND " + id_col + " " + op + " ?))");
-    params.emplace_back(sort_value);
+    // A row value: one index seek on (sort_col, id_col) in SQLite and PostgreSQL alike, however
+    // many rows share the sort value (an OR of the two cases scans them).
+    conditions.push_back("(" + sort_col + ", " + id_col + ") " + op + " (?, ?)");
     params.emplace_back(sort_value);
     params.emplace_back(id);
   }
@@ -59,7 +60,9 @@ Result<PageResult> QueryPage(Transaction& tx, const std::string& select_sql, std
   if (static_cast<int64_t>(rows.size()) > q.limit) {
     rows.erase(rows.begin() + q.limit, rows.end());
     const Row& last = rows.back();
-    std::string c = std::to_string(last.Int(sort_col)) + "|" + last.Str(id_col);
+    // A row's columns are named without the table alias ("i.first_seen" reads "first_seen").
+    auto bare = [](const std::string& col) { return col.substr(col.find('.') + 1); };
+    std::string c = std::to_string(last.Int(bare(sort_col))) + "|" + last.Str(bare(id_col));
     page.next_cursor = Base64UrlEncode(AsBytes(c));
   }
   page.rows = std::move(rows);

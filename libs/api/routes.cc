@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 
 #include "api/heartbeat_keys.h"
 #include "api/openapi_embedded.h"
@@ -453,6 +454,9 @@ http::Router BuildRouter(Manager& m, http::Metrics* metrics, const RouterOptions
                             "Requests to unauthenticated routes refused with 429 rate_limited, by route");
     metrics->AddCounterCallback("vouch_certificates_issued_total", "Certificates issued by this instance", {},
                               [&m] { return static_cast<double>(m.GetStats().certificates_issued); });
+    metrics->AddCounterCallback("vouch_instances_pruned_total",
+                                "Stopped instances deleted after the retention period by this process", {},
+                                [&m] { return static_cast<double>(m.InstancesPruned()); });
     metrics->AddGaugeCallback("vouch_tasks_pending", "Approval tasks waiting for a decision", {},
                               [&m] { return static_cast<double>(m.GetStats().pending_tasks); });
     // Heartbeats (docs/agent.md "Heartbeats"): every rejection reason listed from the start.
@@ -822,6 +826,17 @@ http::Router BuildRouter(Manager& m, http::Metrics* metrics, const RouterOptions
           VOUCH_ASSIGN_OR_RETURN(ListQuery q, ListParams(req, {"app", "zone", "status"}));
           return JsonOr(m.ListCertificates(p, q));
         }));
+  r.Add("GET", "/api/v1/certificates/counts", Authed(m, Permission::kRead, [&m](const Principal& p, Request& req) -> Result<Response> {
+          int64_t days = 7;
+          if (std::string d = req.Query("expiring_within_days"); !d.empty()) {
+            auto [end, ec] = std::from_chars(d.data(), d.data() + d.size(), days);
+            if (ec != std::errc() || end != d.data() + d.size()) {
+              return InvalidArgument("expiring_within_days must be an integer between 1 and 365",
+                                     std::string(kInvalidFilter));
+            }
+          }
+          return JsonOr(m.CertificateCounts(p, days));
+        }));
   r.Add("GET", "/api/v1/certificates/{serial}", Authed(m, Permission::kRead, [&m](const Principal& p, Request& req) -> Result<Response> {
           return JsonOr(m.GetCertificate(p, Param(req, "serial")));
         }));
@@ -960,8 +975,12 @@ http::Router BuildRouter(Manager& m, http::Metrics* metrics, const RouterOptions
           return Response::Json(answer);
         }));
   r.Add("GET", "/api/v1/instances", Authed(m, Permission::kRead, [&m](const Principal& p, Request& req) -> Result<Response> {
-          VOUCH_ASSIGN_OR_RETURN(ListQuery q, ListParams(req, {"app"}));
+          VOUCH_ASSIGN_OR_RETURN(ListQuery q, ListParams(req, {"app", "node", "status"}));
           return JsonOr(m.ListInstances(p, q));
+        }));
+  // The dashboard's counts (api/instance_counts.h): index ranges, reused for up to 2 s.
+  r.Add("GET", "/api/v1/instances/counts", Authed(m, Permission::kRead, [&m](const Principal& p, Request&) -> Result<Response> {
+          return JsonOr(m.InstanceCounts(p));
         }));
 
   // ---- audit

@@ -362,6 +362,26 @@ const std::vector<std::vector<std::string>>& Migrations() {
           "ALTER TABLE task_approvals_v5 RENAME TO task_approvals",
           "CREATE INDEX tasks_zone_status ON tasks (zone_id, status)",
       },
+      // 6: issue 16: instances at scale (docs/operations.md, "A million instances"). Lists are
+      // pages in (first_seen, id) order, alone or after an equality filter; `unresponsive` is
+      // `status = 'running' AND last_heartbeat < now - interval * missed`, a range of
+      // instances_status_heartbeat, which is also what the dashboard's counts and the pruning of
+      // stopped instances read. It is the only index holding last_heartbeat, so a heartbeat
+      // moves one index entry. libs/api/instance_counts_test.cc checks the plans.
+      {
+          // Every row has a last_heartbeat from now on (issuance sets it): the SQL conditions
+          // need no COALESCE with first_seen.
+          "UPDATE instances SET last_heartbeat = first_seen WHERE last_heartbeat IS NULL",
+          "CREATE INDEX instances_first_seen ON instances (first_seen, id)",
+          "CREATE INDEX instances_status_seen ON instances (status, first_seen, id)",
+          "CREATE INDEX instances_status_heartbeat ON instances (status, last_heartbeat)",
+          "CREATE INDEX instances_app_seen ON instances (app_id, first_seen, id)",
+          "DROP INDEX instances_node",
+          "CREATE INDEX instances_node_seen ON instances (node_id, first_seen, id)",
+          // Certificate pages (created_at, serial) and the valid / expiring counts.
+          "CREATE INDEX certificates_created ON certificates (created_at, serial)",
+          "CREATE INDEX certificates_status_expiry ON certificates (status, not_after)",
+      },
   };
   return kMigrations;
 }

@@ -1,0 +1,52 @@
+#pragma once
+
+// Instances at scale (issue 16; docs/operations.md, "A million instances"): the SQL that filters
+// and counts instances by their shown status on the indexes of migration 6, and the batched
+// pruning of stopped instances. No counters are kept: a count is an index range (measured in
+// BENCHMARKS.md), so the heartbeat and issuance paths update nothing besides the instance row.
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/clock.h"
+#include "base/result.h"
+#include "store/database.h"
+
+namespace vouch::api {
+
+// A status as the API shows it: "running" (status running, last heartbeat at or after `cutoff`),
+// "unresponsive" (status running, last heartbeat before `cutoff`), "stopped". `cutoff` is
+// now - heartbeat interval * missed intervals (Manager::EffectiveInstanceStatus).
+struct InstanceStatusFilter {
+  std::string sql;  // ANDed conditions on the instances alias `i`
+  std::vector<store::Value> params;
+};
+// On SQLite an "unresponsive" filter first counts its matches up to a bound (instance_counts.cc)
+// to choose the index. InvalidArgument kInvalidStatus for another status.
+Result<InstanceStatusFilter> InstanceStatusCondition(store::Transaction& tx, std::string_view backend,
+                                                     std::string_view status, int64_t cutoff);
+
+// The instances list's SELECT (alias `i`, app name as app_name); pages in (i.first_seen, i.id).
+inline constexpr char kInstanceListSelect[] =
+    "SELECT i.*, a.name AS app_name FROM instances i LEFT JOIN apps a ON a.id = i.app_id";
+
+struct InstanceCountValues {
+  int64_t running = 0;
+  int64_t unresponsive = 0;
+  int64_t stopped = 0;
+};
+// Three ranges of instances_status_heartbeat (covering: no table rows are read).
+Result<InstanceCountValues> CountInstances(store::Transaction& tx, int64_t cutoff);
+
+// Deletes stopped instances whose last heartbeat is before `before`, `batch` per write
+// transaction, until none is left. Each batch adds its count to the settings row
+// "instance_prune_pending" in its own transaction; the run ends with one audit entry
+// "instance.prune" (actor `actor`, target "instances", detail {count, before}) for the pending
+// total, written in the transaction that clears it. So a run cut short (crash, error) is audited
+// by the next one, and nothing deleted goes unaudited. Returns the count deleted by this run.
+Result<int64_t> PruneStoppedInstances(store::Database& db, const Clock& clock, const std::string& actor, int64_t before,
+                                      int64_t batch);
+
+}  // namespace vouch::api
