@@ -75,18 +75,34 @@ const kMaxThreads = 1 << 20;
 const absolute = p => p.startsWith('/');
 const normalisedDir = d => d.startsWith('/') && !d.includes('/../') && !d.includes('/./');
 
-// An image reference as the server takes it: a registry reference (host[:port]/repo[:tag|@digest]),
-// not a local path, no scheme, no white space. Returns an error text or ''.
-export function checkImage(ref) {
-  if (!ref) return 'is required';
-  if (ref.length > 1024) return 'is too long (at most 1024 characters)';
-  if (/\s/.test(ref)) return 'must not contain white space';
-  if (ref.startsWith('docker://')) ref = ref.slice(9);
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(ref)) return 'is a reference like registry.example.com/team/app:1, without a scheme';
-  if (/^(oci|oci-archive|docker-archive|dir|docker-daemon):/.test(ref)) return 'must name a registry: the server reads and writes registries only';
-  if (!/^[A-Za-z0-9][A-Za-z0-9._:\-/]*[A-Za-z0-9_](@sha256:[0-9a-f]{64})?$/.test(ref) && !/@sha256:[0-9a-f]{64}$/.test(ref)) {
-    return 'is not an image reference (host[:port]/repository[:tag|@sha256:digest])';
+// An image reference as the server takes it (libs/api/manager_conversions.cc CheckImageRef and
+// libs/oci/image.cc ImageLocation::Parse): 1 to 512 characters, a registry reference
+// ([docker://][host[:port]/]repo[:tag][@sha256:hex]), not a local oci:/docker-archive: path.
+// Returns an error text or ''.
+export function checkImage(text) {
+  if (!text) return 'is required';
+  if (text.length > 512) return 'is longer than 512 characters';
+  if (text.startsWith('oci:') || text.startsWith('docker-archive:')) {
+    return 'must name a registry image: the server does not read or write local paths (use vouch convert)';
   }
+  let ref = text.startsWith('docker://') ? text.slice(9) : text;
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(ref)) return 'is a reference like registry.example.com/team/app:1, without a scheme';
+  const at = ref.indexOf('@');
+  if (at >= 0) {
+    if (!/^sha256:[0-9a-f]{64}$/.test(ref.slice(at + 1))) return 'has a digest that is not sha256:<64 hex>';
+    ref = ref.slice(0, at);
+  }
+  const slash = ref.indexOf('/');
+  const first = slash < 0 ? '' : ref.slice(0, slash);
+  if (first && (first.includes('.') || first.includes(':') || first === 'localhost')) ref = ref.slice(slash + 1);
+  const colon = ref.lastIndexOf(':');
+  let tag = '';
+  if (colon >= 0 && colon > ref.lastIndexOf('/')) { tag = ref.slice(colon + 1); ref = ref.slice(0, colon); }
+  if (!ref || ref.length > 255) return 'has an empty or too long repository name';
+  if (!/^[a-z0-9._\/-]+$/.test(ref)) return 'has a repository name with other characters than a-z 0-9 . _ - /';
+  if (ref.startsWith('/') || ref.endsWith('/') || ref.includes('//') || ref.includes('..')) return 'has a malformed repository path';
+  if (tag.length > 128) return 'has a tag longer than 128 characters';
+  if (!/^[A-Za-z0-9._-]*$/.test(tag)) return 'has a tag with other characters than A-Z a-z 0-9 . _ -';
   return '';
 }
 
@@ -121,7 +137,6 @@ export function readConversionForm(f) {
   let e;
   if ((e = checkImage(body.input_image))) bad(f.input, 'Input image', e);
   if ((e = checkImage(body.output_image))) bad(f.output, 'Output image', e);
-  if (!e && body.output_image && body.output_image === body.input_image) bad(f.output, 'Output image', 'must differ from the input image');
   if (f.inputRegistry.value) body.input_registry = f.inputRegistry.value;
   if (f.outputRegistry.value) body.output_registry = f.outputRegistry.value;
   for (const [key, el, label] of [['entrypoint', f.entrypoint, 'Entrypoint'], ['args', f.args, 'Arguments']]) {
@@ -182,7 +197,7 @@ export function readConversionForm(f) {
 
 function registrySelect(name, label, registries, selected) {
   const el = h('select', {name},
-    h('option', {value: ''}, 'Automatic (by the image\'s host; anonymous if none)'),
+    h('option', {value: ''}, 'Automatic (the app\'s default, else by the image\'s host; anonymous if none)'),
     registries.map(r => h('option', {value: r.name, selected: r.name === selected}, `${r.name} (${r.url})`)));
   return el;
 }
@@ -373,7 +388,7 @@ async function conversionDetail(id) {
       ['App', link('#/apps/' + enc(job.app_name), job.app_name)],
       ['Input', h('span', {}, h('code', {}, job.input_image), job.input_registry ? ` via registry ${job.input_registry}` : '')],
       ['Output', h('span', {}, h('code', {}, job.output_image), job.output_registry ? ` via registry ${job.output_registry}` : '')],
-      job.options && Object.keys(job.options).length ? ['Options', h('code', {}, JSON.stringify(job.options))] : null,
+      ['Options', optionsText(job.options)],
       ['Created', h('span', {}, when(job.created_at), ' by ', job.created_by || '—')],
       ['Started', when(job.started_at)], ['Finished', when(job.finished_at)],
       job.attempts > 1 ? ['Attempts', String(job.attempts)] : null,
@@ -392,6 +407,7 @@ async function conversionDetail(id) {
       log.textContent = (job.log || []).join('\n') || '(no log yet)';
       if (atBottom) log.scrollTop = log.scrollHeight;
     }
+    cancelling = cancelling || !!job.cancel_requested;
     if (changed('toolbar', [kTerminal.has(job.state), cancelling])) updateToolbar();
     if (kTerminal.has(job.state) && shownOutcome !== job.state) {
       shownOutcome = job.state;
@@ -469,6 +485,19 @@ async function conversionDetail(id) {
     });
   }
   return root;
+}
+
+// The defaults of libs/convert/options.h ConversionSettings: the job page lists only what differs.
+const kDefaultOptions = {entrypoint: null, args: null, allow_cmdline_args: false, env: [], mutable_env: [], mem_size: '', threads: 0,
+  isvprodid: 0, isvsvn: 0, debug: false, cert_subject: '', cert_dns: [], cert_key_type: 'ec-p256', key_path: '/run/vouch/certs/key.pem',
+  cert_path: '/run/vouch/certs/cert.pem', ca_path: '/run/vouch/certs/ca.pem', no_certificate: false, no_heartbeat: false,
+  heartbeat_interval: 30, ro_dirs: [], rw_dirs: [], agent_socket: '/run/vouch/agent.sock', platform: 'linux/amd64',
+  max_layer_size: '16G', max_content_size: '64G'};
+
+function optionsText(options) {
+  const set = Object.entries(options || {}).filter(([k, v]) => JSON.stringify(v) !== JSON.stringify(kDefaultOptions[k]));
+  if (!set.length) return h('span', {class: 'muted'}, 'all defaults');
+  return h('span', {class: 'options'}, set.map(([k, v], i) => [i ? ', ' : '', h('code', {}, `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)]));
 }
 
 function stateBuild(status) {

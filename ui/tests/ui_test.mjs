@@ -395,7 +395,8 @@ try {
   const kViews = [['/', 'Dashboard'], ['/zones', 'Zones'], ['/zones/prod', 'Zone prod'], ['/apps', 'Apps'], ['/apps/web', 'App web'],
                   ['/builds', 'Builds'], ['/builds/' + build2.id, 'Build ' + build2.id], ['/tasks?status=', 'Tasks'],
                   ['/nodes', 'Nodes'], ['/instances', 'Instances'], ['/certificates', 'Certificates'], ['/users', 'Users'],
-                  ['/apikeys', 'API keys'], ['/audit', 'Audit log'], ['/collateral', 'Collateral']];
+                  ['/apikeys', 'API keys'], ['/audit', 'Audit log'], ['/collateral', 'Collateral'],
+                  ['/conversions', 'Conversions'], ['/conversions/new?app=web', 'Convert image']];
   for (const [hash, heading] of kViews) {
     await go(admin, hash, heading);
     const unnamed = await admin.evaluate(() => [...document.querySelectorAll('main input, main select, main textarea')]
