@@ -210,6 +210,8 @@ auth:
   // The console pulls through a proxy that sends answers at 3 MB/s: a pull of the ~10 MB image
   // takes seconds, so the progress bar is seen moving and Cancel lands mid-pull on any machine.
   const SLOW = `127.0.0.1:${await throttleProxy(regPort, 3 * 1000 * 1000)}`;
+  // Slower still (1 MB/s, a pull of about 10 s) for the job cancelled mid-pull.
+  const SLOWER = `127.0.0.1:${await throttleProxy(regPort, 1000 * 1000)}`;
   const status = url => new Promise(resolve => {
     const mod = url.startsWith('https') ? https : http;
     const req = mod.get(url, {ca: fs.readFileSync(path.join(tmp, 'tls-ca.pem'))}, res => { res.resume(); resolve(res.statusCode); });
@@ -267,6 +269,8 @@ auth:
   const reg = await api('POST', '/registries', registryBody);
   expect(reg.name === 'slow-hub' && reg.has_secret === true && !JSON.stringify(reg).includes(regPassword),
          'registry stored through POST /api/v1/registries (its password never answered)');
+  await api('POST', '/registries', {name: 'slower-hub', url: `http://${SLOWER}`, insecure: true, username: 'bob', password: regPassword,
+                                    ca_pem: fs.readFileSync(path.join(tmp, 'tls-ca.pem'), 'utf8')});
   await api('POST', '/registries', {name: 'direct', url: `http://${REG}`, insecure: true, username: 'bob', password: regPassword,
                                     ca_pem: fs.readFileSync(path.join(tmp, 'tls-ca.pem'), 'utf8')});
   await api('POST', '/registries', {name: 'soon-gone', url: 'https://registry.invalid', username: 'x', password: 'y'});
@@ -419,7 +423,8 @@ auth:
 
   // ---------------------------------------------------------------- cancel mid-pull; polling pauses while hidden
   await admin.goto('/#/conversions/new?app=web');
-  await form.getByLabel('Input image').fill(`${SLOW}/src/app:v1`);
+  await form.getByLabel('Input image').fill(`${SLOWER}/src/app:v1`);
+  await form.getByLabel('Input registry').selectOption('slower-hub');
   await form.getByLabel('Output image').fill(`${REG}/tee/app:v2`);
   await form.getByLabel('Entrypoint').fill('/usr/bin/openssl');
   await form.getByLabel('Environment').fill('GREETING=hi');
@@ -452,7 +457,8 @@ auth:
   await admin.getByRole('dialog').getByRole('button', {name: 'Cancel conversion'}).click();
   await admin.locator('#conversion-outcome').getByText('cancelled').waitFor();
   const cancelled = await api('GET', '/conversions/' + job2);
-  expect(cancelled.state === 'cancelled' && !cancelled.build_id, 'cancelled mid-pull from the job page; no build');
+  expect(cancelled.state === 'cancelled' && !cancelled.build_id && cancelled.input_registry === 'slower-hub',
+         'cancelled mid-pull from the job page (input registry picked in the form: slower-hub); no build');
   expect((await admin.locator('.badge[data-state]').first().textContent()) === 'cancelled' &&
          await admin.getByRole('button', {name: 'Cancel', exact: true}).count() === 0, 'the page shows cancelled and offers no Cancel any more');
 
