@@ -462,6 +462,21 @@ auth:
   expect((await admin.locator('.badge[data-state]').first().textContent()) === 'cancelled' &&
          await admin.getByRole('button', {name: 'Cancel', exact: true}).count() === 0, 'the page shows cancelled and offers no Cancel any more');
 
+  // ---------------------------------------------------------------- a failure: its code and message
+  await admin.goto('/#/conversions/new?app=web');
+  await form.getByLabel('Input image').fill(`${REG}/src/app:no-such-tag`);
+  await form.getByLabel('Input registry').selectOption('direct');
+  await form.getByLabel('Output image').fill(`${REG}/tee/app:v3`);
+  await form.getByRole('button', {name: 'Start conversion'}).click();
+  await admin.waitForURL(url => /#\/conversions\/cnv_/.test(url.href) && !url.href.includes(job2));
+  const job3 = decodeURIComponent(admin.url().split('#/conversions/')[1]);
+  const failure = admin.locator('#conversion-outcome [role=alert]');
+  await failure.waitFor({timeout: 60000});
+  const failed = await api('GET', '/conversions/' + job3);
+  const failureText = await failure.textContent();
+  expect(failed.state === 'failed' && failed.error && failureText.includes(failed.error.code) && failureText.includes(failed.error.message),
+         `a missing tag fails the job; the page shows its code (${failed.error?.code}) and message`, failureText);
+
   // ---------------------------------------------------------------- the list with filters
   await admin.getByRole('navigation').getByRole('link', {name: 'Conversions'}).click();
   await admin.getByRole('heading', {level: 1, name: 'Conversions'}).waitFor();
