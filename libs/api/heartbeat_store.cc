@@ -184,8 +184,19 @@ Result<int64_t> RecordHeartbeats(store::Transaction& tx, std::string_view backen
   }
 
   json info = node_info.is_object() ? node_info : json::object();
-  VOUCH_RETURN_IF_ERROR(tx.Exec("UPDATE nodes SET last_seen = ?, info = ? WHERE id = ?", {now, info.dump(), node_id})
-                            .status());
+  if (pg) {
+    // The node's row is shared by all of its batches: a concurrent group recording another batch
+    // of this node holds it until its COMMIT and sets the same last_seen, so this one does not
+    // wait for it (SKIP LOCKED). Waiting would order every batch of a node one after another and
+    // could deadlock two groups that each hold batches of the same nodes in opposite orders.
+    VOUCH_RETURN_IF_ERROR(tx.Exec("UPDATE nodes SET last_seen = ?, info = ? WHERE id IN "
+                                  "(SELECT id FROM nodes WHERE id = ? FOR UPDATE SKIP LOCKED)",
+                                  {now, info.dump(), node_id})
+                              .status());
+  } else {
+    VOUCH_RETURN_IF_ERROR(tx.Exec("UPDATE nodes SET last_seen = ?, info = ? WHERE id = ?", {now, info.dump(), node_id})
+                              .status());
+  }
   int64_t accepted = 0;
   for (const HeartbeatWrite& h : hbs) accepted += h.result == kOk ? 1 : 0;
   return accepted;

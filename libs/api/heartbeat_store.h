@@ -30,7 +30,9 @@ struct HeartbeatWrite {
 // seq is above the instance's last and the instance is not stopped; otherwise it is
 // "instance_stopped" (the instance is stopped) or "replayed" (the seq was seen, or no such
 // instance of this node). An instance may appear more than once in a batch. Then the node's
-// last_seen and info are updated. `backend` is Database::backend(). Returns how many were "ok".
+// last_seen and info are updated (on PostgreSQL not when a concurrent transaction recording
+// another batch of the node holds its row: that one sets them). `backend` is
+// Database::backend(). Returns how many were "ok".
 // Statements: PostgreSQL one UPDATE ... FROM unnest(arrays) RETURNING for all instances, one
 // SELECT to classify those not updated (only if any), one SELECT ... FOR UPDATE for instances
 // appearing more than once (only if any), one UPDATE of nodes; SQLite (one writer) the same with
