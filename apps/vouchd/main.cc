@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <condition_variable>
 #include <cstdio>
+#include <filesystem>
 #include <ctime>
 #include <map>
 #include <mutex>
@@ -18,6 +19,7 @@
 #include <vector>
 
 #include "api/bootstrap.h"
+#include "api/conversion_runner.h"
 #include "api/manager.h"
 #include "api/master_key.h"
 #include "api/reasons.h"
@@ -26,6 +28,8 @@
 #include "backup_cmd.h"
 #include "base/encoding.h"
 #include "base/file.h"
+#include "convert/options.h"
+#include "crypto/random.h"
 #include "cluster/join.h"
 #include "collateral/service.h"
 #include "http/server.h"
@@ -276,9 +280,42 @@ struct ServeOptions {
   std::optional<double> unauth_burst;
   std::optional<size_t> max_connections_per_source;
   bool allow_cluster_join = false;
+  // Server-side conversion (docs/convert.md "Server-side conversion").
+  int conversion_workers = 1;
+  std::string conversion_scratch_dir;        // default DATA/conversions
+  std::string conversion_scratch_limit = "20G";
+  std::string conversion_runtime;            // default: vouch-rte next to vouchd
+  std::string conversion_manager_url;        // default: https://LISTEN
+  int conversion_lease_seconds = 30;         // test knob (hidden)
   // Stopped instances older than this are pruned (docs/operations.md, "A million instances").
   int instance_retention_days = 30;
 };
+
+// The vouch-rte a conversion embeds: next to vouchd, or where the build tree and the packages put it.
+std::string DefaultRuntime() {
+  std::error_code ec;
+  const std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec) return {};
+  for (const auto& candidate : {self.parent_path() / "vouch-rte", self.parent_path() / "../vouch-rte/vouch-rte",
+                                self.parent_path() / "../libexec/vouch/vouch-rte"}) {
+    if (std::filesystem::exists(candidate, ec)) return std::filesystem::weakly_canonical(candidate, ec).string();
+  }
+  return {};
+}
+
+// This member's stable id (DATA/member-id, made once): the owner name of its conversion leases,
+// the same after a restart so it requeues its own interrupted jobs.
+vouch::Result<std::string> MemberId(const std::string& data_dir) {
+  const std::string path = data_dir + "/member-id";
+  if (vouch::FileExists(path)) {
+    VOUCH_ASSIGN_OR_RETURN(std::string id, vouch::ReadWholeFile(path, 256));
+    id = TrimNewline(id);
+    if (!id.empty() && id.find('/') == std::string::npos) return id;
+  }
+  const std::string id = "mbr_" + vouch::HexEncode(vouch::crypto::RandomBytes(8));
+  VOUCH_RETURN_IF_ERROR(vouch::WriteFileAtomic(path, id + "\n", 0600));
+  return id;
+}
 
 int RunServe(const std::string& data_dir, std::string listen, std::string store_url, size_t threads,
              const ServeOptions& serve) {
@@ -316,6 +353,8 @@ int RunServe(const std::string& data_dir, std::string listen, std::string store_
   }
   manager_options.heartbeat_interval = std::chrono::seconds(serve.heartbeat_interval_seconds);
   manager_options.workload_cert_max_validity = std::chrono::seconds(serve.workload_cert_max_validity_seconds);
+  manager_options.conversions.manager_url =
+      !serve.conversion_manager_url.empty() ? serve.conversion_manager_url : "https://" + listen;
   manager_options.instance_retention = std::chrono::seconds(int64_t{serve.instance_retention_days} * 86400);
   // The collateral service: the store's shared copy, fetched from PCS/PCCS and KDS when configured.
   CollateralSettings col = serve.collateral;
@@ -416,6 +455,34 @@ int RunServe(const std::string& data_dir, std::string listen, std::string store_
   router_options.unauth_burst = limits.unauth_burst;
   auto router = vouch::api::BuildRouter(**manager, &metrics, router_options);
   vouch::ui::AddRoutes(router);  // the web console at /
+  // Conversion workers (docs/convert.md "Server-side conversion"): jobs are rows of the store,
+  // claimed with a lease; this member's interrupted ones are queued again first.
+  vouch::api::ConversionRunnerOptions conv;
+  conv.workers = serve.conversion_workers;
+  conv.scratch_dir = serve.conversion_scratch_dir.empty() ? data_dir + "/conversions" : serve.conversion_scratch_dir;
+  auto scratch_limit = vouch::convert::ParseSize(serve.conversion_scratch_limit, "--conversion-scratch-limit");
+  if (!scratch_limit.ok() || *scratch_limit == 0) return Fail("--conversion-scratch-limit must be a size like 20G");
+  conv.scratch_limit = *scratch_limit;
+  conv.runtime_path = serve.conversion_runtime.empty() ? DefaultRuntime() : serve.conversion_runtime;
+  conv.lease = std::chrono::seconds(serve.conversion_lease_seconds);
+  conv.renew = std::chrono::seconds(std::max(1, serve.conversion_lease_seconds / 3));
+  auto member_id = MemberId(data_dir);
+  if (!member_id.ok()) return Fail("member id: " + member_id.status().message());
+  conv.member_id = *member_id;
+  if (conv.workers > 0 && (conv.runtime_path.empty() || !vouch::FileExists(conv.runtime_path))) {
+    spdlog::error("conversion disabled on this member: no vouch-rte at \"{}\" (--conversion-runtime); queued jobs "
+                  "wait for another member",
+                  conv.runtime_path);
+    conv.workers = 0;
+  }
+  if (conv.workers > 0 && !serve.conversion_scratch_dir.empty() && !vouch::FileExists(conv.scratch_dir)) {
+    return Fail("--conversion-scratch-dir " + conv.scratch_dir + " does not exist");
+  }
+  auto runner = vouch::api::ConversionRunner::Start(**manager, conv, &metrics);
+  if (!runner.ok()) return Fail("conversion workers: " + runner.status().message());
+  spdlog::info("conversions: {} worker(s) as member {}, scratch {} (limit {}), runtime {}", conv.workers,
+               conv.member_id, conv.scratch_dir, serve.conversion_scratch_limit,
+               conv.runtime_path.empty() ? std::string("(none)") : conv.runtime_path);
   auto server = vouch::http::Server::Create(options, std::move(router), &metrics);
   if (!server.ok()) return Fail(server.status().message());
   if (auto st = (*server)->Start(); !st.ok()) return Fail(st.message());
@@ -572,6 +639,7 @@ int RunServe(const std::string& data_dir, std::string listen, std::string store_
   refresher.join();
   backupper.join();
   pruner.join();
+  (*runner)->Stop();  // running conversions stay claimed: requeued at the next start
   (*server)->Stop(std::chrono::seconds(10));
   (*manager)->FlushRefusalAggregates(/*all=*/true);
   spdlog::info("stopped");
@@ -669,6 +737,24 @@ int main(int argc, char** argv) {
                         "Delete stopped instances this many days after their last heartbeat, hourly, audited per run "
                         "(default 30; 0: keep forever)")
       ->check(CLI::Range(0, 36500));
+  serve_cmd->add_option("--conversion-workers", serve.conversion_workers,
+                        "Conversion jobs this member runs at once; 0: none here (queued jobs wait for another member)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 64));
+  serve_cmd->add_option("--conversion-scratch-dir", serve.conversion_scratch_dir,
+                        "Where conversions keep image blobs while they run (default DATA/conversions)");
+  serve_cmd->add_option("--conversion-scratch-limit", serve.conversion_scratch_limit,
+                        "Scratch space all running conversions may hold (K, M, G); a job needing more fails "
+                        "scratch_exhausted")
+      ->capture_default_str();
+  serve_cmd->add_option("--conversion-runtime", serve.conversion_runtime,
+                        "The vouch-rte binary conversions embed (default: next to vouchd)");
+  serve_cmd->add_option("--conversion-manager-url", serve.conversion_manager_url,
+                        "Manager URL recorded in converted images (default https://LISTEN)");
+  // Test knob (hidden): short leases, so a takeover after a member dies happens in seconds.
+  serve_cmd->add_option("--conversion-lease-seconds", serve.conversion_lease_seconds)
+      ->check(CLI::Range(3, 3600))
+      ->group("");
   serve_cmd->add_flag("--allow-cluster-join", serve.allow_cluster_join,
                       "Let other instances join this cluster by attestation (docs/cluster.md); off by default, also "
                       "in --dev data directories");

@@ -119,6 +119,14 @@ struct AppUpdate {
   std::optional<std::optional<std::string>> output_registry;
 };
 
+// POST /api/v1/conversions (docs/convert.md "Server-side conversion"; manager_conversions.cc).
+struct ConversionSpec {
+  std::string app;  // id or name
+  std::string input_image, output_image;
+  std::string input_registry, output_registry;  // id or name; empty: the app's default, else by host
+  json options = json::object();                // `vouch convert`'s options (convert/options.h)
+};
+
 struct ListQuery {
   int64_t limit = 100;
   std::string cursor;
@@ -173,6 +181,13 @@ struct ManagerOptions {
     // Checks an archive (vouchd backup --verify); answers the same fields.
     std::function<Result<json>(const std::string& path)> verify;
   } backups;
+  // Server-side conversion (docs/convert.md "Server-side conversion").
+  struct Conversions {
+    std::string manager_url;  // recorded in converted manifests (`vouch convert --manager-url`); empty: none
+    // oci:DIR and docker-archive:FILE references. Tests only: a server must not read or write local
+    // paths a caller names; vouchd always leaves this off.
+    bool allow_local_images = false;
+  } conversions;
   // Stopped instances whose last heartbeat is older than this are deleted by PruneInstances
   // (vouchd serve --instance-retention-days); 0: kept forever.
   std::chrono::seconds instance_retention{0};
@@ -280,6 +295,20 @@ class Manager {
   // this library (registry_access.h): `aad` names the table, column and row. The key never leaves.
   Result<std::vector<uint8_t>> SealSecret(std::span<const uint8_t> plaintext, std::string_view aad) const;
   Result<crypto::SecretBytes> OpenSecret(std::span<const uint8_t> sealed, std::string_view aad) const;
+
+  // --- conversion jobs (manager_conversions.cc; run by ConversionRunner, conversion_runner.h).
+  // Member: validated up front (app, references, registries, options), then queued: 202 + the
+  // job record. Viewer: list (filters state, app) and get. Member: cancel a job that has not
+  // ended (409 conversion_finished otherwise); a running job stops at its next check.
+  Result<json> CreateConversion(const Principal& p, const ConversionSpec& spec);
+  Result<json> ListConversions(const Principal& p, const ListQuery& q);
+  Result<json> GetConversion(const Principal& p, const std::string& id);
+  Result<json> CancelConversion(const Principal& p, const std::string& id);
+  // Jobs per state (every state listed), for vouch_conversions (/metrics).
+  std::map<std::string, int64_t> ConversionStates();
+  // Called (without locks held) after a job is queued or cancelled: this member's runner looks
+  // at once instead of at its next poll. One listener; empty clears it.
+  void SetConversionListener(std::function<void()> fn);
 
   // --- builds and approval tasks
   Result<json> CreateBuild(const Principal& p, const BuildSpec& spec);
@@ -472,6 +501,12 @@ class Manager {
   struct CountsCache;  // api/instance_counts.cc
   static std::shared_ptr<CountsCache> NewCountsCache();
   std::shared_ptr<CountsCache> counts_cache_ = NewCountsCache();
+  // Conversion jobs: the runner claims, updates and finishes them through the Manager's store,
+  // clock and sealed keys (conversion_runner.cc).
+  friend class ConversionRunner;
+  struct ConversionState;  // manager_conversions.cc: the listener
+  static std::shared_ptr<ConversionState> NewConversionState();
+  std::shared_ptr<ConversionState> conversions_ = NewConversionState();
   struct ClusterJoinState;
   std::shared_ptr<ClusterJoinState> cluster_;
   std::mutex node_signer_mu_;

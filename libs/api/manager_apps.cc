@@ -444,6 +444,50 @@ Result<json> Manager::RemoveAppDomain(const Principal& p, const std::string& app
 
 // ---------------------------------------------------------------- builds
 
+namespace internal {
+
+Result<json> InsertBuild(Transaction& tx, const Manager& m, const std::string& actor, const Row& a,
+                         const BuildSpec& spec, int64_t now, std::string* existing_id) {
+  VOUCH_ASSIGN_OR_RETURN(Rows dup, tx.Query("SELECT id FROM builds WHERE app_id = ? AND mrenclave = ? AND mrsigner = ? "
+                                            "AND isvprodid = ? AND isvsvn = ? AND debug = ? AND status IN ('pending', 'approved')",
+                                            {a.Str("id"), spec.mrenclave, spec.mrsigner, spec.isvprodid, spec.isvsvn,
+                                             int64_t{spec.debug}}));
+  if (!dup.empty()) {
+    if (existing_id != nullptr) *existing_id = dup[0].Str("id");
+    return AlreadyExists(
+        "an identical build is already " + std::string("registered: ") + dup[0].Str("id"),
+        std::string(kBuildExists));
+  }
+  VOUCH_ASSIGN_OR_RETURN(ZonePolicy policy, LoadZonePolicy(tx, a.Str("zone_id")));
+  std::string id = NewId("build");
+  std::string task_id = NewId("task");
+  auto opt = [](const std::string& s) { return s.empty() ? Value(nullptr) : Value(s); };
+  VOUCH_RETURN_IF_ERROR(tx.Exec("INSERT INTO builds (id, app_id, platform, mrenclave, mrsigner, isvprodid, isvsvn, debug, "
+                                "image_ref, image_digest, status, task_id, created_at, created_by) "
+                                "VALUES (?, ?, 'sgx', ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
+                                {id, a.Str("id"), spec.mrenclave, spec.mrsigner, spec.isvprodid, spec.isvsvn,
+                                 int64_t{spec.debug}, opt(spec.image_ref), opt(spec.image_digest), task_id, now, actor})
+                            .status());
+  std::string summary = "approve build " + id + " of app " + a.Str("name") + " (mrenclave " +
+                        spec.mrenclave.substr(0, 16) + "…" + (spec.debug ? ", DEBUG" : "") + ")";
+  VOUCH_RETURN_IF_ERROR(tx.Exec("INSERT INTO tasks (id, kind, status, zone_id, app_id, build_id, summary, "
+                                "approvals_required, created_at, created_by) VALUES (?, 'build', 'pending', ?, ?, ?, ?, ?, ?, ?)",
+                                {task_id, a.Str("zone_id"), a.Str("id"), id, summary,
+                                 int64_t{policy.approvals_required}, now, actor})
+                            .status());
+  VOUCH_ASSIGN_OR_RETURN(Row b, tx.QueryOne(std::string(kBuildSelect) + " WHERE b.id = ?", {id}, "build"));
+  VOUCH_ASSIGN_OR_RETURN(json out, BuildJson(tx, b));
+  VOUCH_RETURN_IF_ERROR(store::AppendAudit(
+      tx, m.clock().Now(), actor, "build.create", id, "ok",
+      {{"app", a.Str("name")}, {"mrenclave", spec.mrenclave}, {"mrsigner", spec.mrsigner},
+       {"isvprodid", spec.isvprodid}, {"isvsvn", spec.isvsvn}, {"debug", spec.debug}, {"task", task_id}}));
+  return out;
+}
+
+Result<Row> FindAppRow(Transaction& tx, const std::string& id_or_name) { return FindApp(tx, id_or_name); }
+
+}  // namespace internal
+
 Result<json> Manager::CreateBuild(const Principal& p, const BuildSpec& in) {
   VOUCH_RETURN_IF_ERROR(Authorize(p, Permission::kWrite));
   BuildSpec spec = in;
@@ -465,38 +509,8 @@ Result<json> Manager::CreateBuild(const Principal& p, const BuildSpec& in) {
   json out;
   VOUCH_RETURN_IF_ERROR(db_->Write([&](Transaction& tx) -> Status {
     VOUCH_ASSIGN_OR_RETURN(Row a, FindApp(tx, spec.app));
-    VOUCH_ASSIGN_OR_RETURN(Rows dup, tx.Query("SELECT id FROM builds WHERE app_id = ? AND mrenclave = ? AND mrsigner = ? "
-                                              "AND isvprodid = ? AND isvsvn = ? AND debug = ? AND status IN ('pending', 'approved')",
-                                              {a.Str("id"), spec.mrenclave, spec.mrsigner, spec.isvprodid, spec.isvsvn,
-                                               int64_t{spec.debug}}));
-    if (!dup.empty()) {
-      return AlreadyExists(
-          "an identical build is already " + std::string("registered: ") + dup[0].Str("id"),
-          std::string(kBuildExists));
-    }
-    VOUCH_ASSIGN_OR_RETURN(ZonePolicy policy, LoadZonePolicy(tx, a.Str("zone_id")));
-    std::string id = NewId("build");
-    std::string task_id = NewId("task");
-    int64_t now = Now();
-    auto opt = [](const std::string& s) { return s.empty() ? Value(nullptr) : Value(s); };
-    VOUCH_RETURN_IF_ERROR(tx.Exec("INSERT INTO builds (id, app_id, platform, mrenclave, mrsigner, isvprodid, isvsvn, debug, "
-                                  "image_ref, image_digest, status, task_id, created_at, created_by) "
-                                  "VALUES (?, ?, 'sgx', ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
-                                  {id, a.Str("id"), spec.mrenclave, spec.mrsigner, spec.isvprodid, spec.isvsvn,
-                                   int64_t{spec.debug}, opt(spec.image_ref), opt(spec.image_digest), task_id, now, p.Actor()})
-                              .status());
-    std::string summary = "approve build " + id + " of app " + a.Str("name") + " (mrenclave " +
-                          spec.mrenclave.substr(0, 16) + "…" + (spec.debug ? ", DEBUG" : "") + ")";
-    VOUCH_RETURN_IF_ERROR(tx.Exec("INSERT INTO tasks (id, kind, status, zone_id, app_id, build_id, summary, "
-                                  "approvals_required, created_at, created_by) VALUES (?, 'build', 'pending', ?, ?, ?, ?, ?, ?, ?)",
-                                  {task_id, a.Str("zone_id"), a.Str("id"), id, summary,
-                                   int64_t{policy.approvals_required}, now, p.Actor()})
-                              .status());
-    VOUCH_ASSIGN_OR_RETURN(Row b, tx.QueryOne(std::string(kBuildSelect) + " WHERE b.id = ?", {id}, "build"));
-    VOUCH_ASSIGN_OR_RETURN(out, BuildJson(tx, b));
-    return Audit(tx, *this, p, "build.create", id,
-                 {{"app", a.Str("name")}, {"mrenclave", spec.mrenclave}, {"mrsigner", spec.mrsigner},
-                  {"isvprodid", spec.isvprodid}, {"isvsvn", spec.isvsvn}, {"debug", spec.debug}, {"task", task_id}});
+    VOUCH_ASSIGN_OR_RETURN(out, internal::InsertBuild(tx, *this, p.Actor(), a, spec, Now()));
+    return Status::Ok();
   }));
   return out;
 }

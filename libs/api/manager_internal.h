@@ -60,6 +60,15 @@ inline Status WriteRowKeyed(store::Database& db, const std::function<Status(Tran
 
 std::string Filter(const ListQuery& q, const std::string& key);
 
+// manager_apps.cc: CreateBuild's core, for a caller that validated `spec` and holds the app row
+// (kAppSelect): the pending build, its approval task and the "build.create" audit entry by
+// `actor`, in `tx`. AlreadyExists kBuildExists when an identical build is pending or approved
+// (its id in `*existing_id` when given). A finished conversion uses it in the transaction of the
+// job's final update.
+Result<json> InsertBuild(Transaction& tx, const Manager& m, const std::string& actor, const Row& app,
+                         const BuildSpec& spec, int64_t now, std::string* existing_id = nullptr);
+Result<Row> FindAppRow(Transaction& tx, const std::string& id_or_name);  // kAppSelect; NotFound kAppNotFound
+
 // manager_collateral.cc: name, size and mtime of every file in the collateral folders (what
 // ReloadCollateral compares), and loading them (`strict`: each must hold complete, correctly
 // signed collateral).

@@ -142,4 +142,10 @@ inline constexpr std::string_view kSigningKeyPending = "signing_key_pending";   
 inline constexpr std::string_view kRegistrySecretUnsealFailed = "registry_secret_unseal_failed";  // 500
 inline constexpr std::string_view kSigningKeyUnsealFailed = "signing_key_unseal_failed";          // 500
 
+// Issue 15: conversion jobs (manager_conversions.cc, conversion_runner.cc). A job's own failure
+// codes (its "error.code") are convert::FailureCode's (oci/reasons.h, convert.h) and these.
+inline constexpr std::string_view kConversionNotFound = "conversion_not_found";  // 404
+inline constexpr std::string_view kConversionFinished = "conversion_finished";   // 409: cancel of an ended job
+inline constexpr std::string_view kInterrupted = "interrupted";                  // job: gave up after restarts
+
 }  // namespace vouch::api

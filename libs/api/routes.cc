@@ -750,6 +750,34 @@ http::Router BuildRouter(Manager& m, http::Metrics* metrics, const RouterOptions
           return Response::NoContent();
         }));
 
+  // ---- conversion jobs (docs/convert.md "Server-side conversion"; members create and cancel)
+  r.Add("POST", "/api/v1/conversions", Authed(m, Permission::kWrite, [&m](const Principal& p, Request& req) -> Result<Response> {
+          VOUCH_ASSIGN_OR_RETURN(JsonBody b, JsonBody::Parse(req.body));
+          ConversionSpec s;
+          VOUCH_ASSIGN_OR_RETURN(s.app, b.RequiredString("app", 128));
+          VOUCH_ASSIGN_OR_RETURN(s.input_image, b.RequiredString("input_image", 512));
+          VOUCH_ASSIGN_OR_RETURN(s.output_image, b.RequiredString("output_image", 512));
+          VOUCH_ASSIGN_OR_RETURN(auto input_registry, b.OptionalString("input_registry", 128));
+          VOUCH_ASSIGN_OR_RETURN(auto output_registry, b.OptionalString("output_registry", 128));
+          const nlohmann::json* conversion_options = b.Raw("options");  // checked by convert::SettingsFromJson
+          VOUCH_RETURN_IF_ERROR(b.Finish());
+          s.input_registry = input_registry.value_or("");
+          s.output_registry = output_registry.value_or("");
+          if (conversion_options != nullptr) s.options = *conversion_options;
+          return JsonOr(m.CreateConversion(p, s), 202);
+        }));
+  r.Add("GET", "/api/v1/conversions", Authed(m, Permission::kRead, [&m](const Principal& p, Request& req) -> Result<Response> {
+          VOUCH_ASSIGN_OR_RETURN(ListQuery q, ListParams(req, {"state", "app"}));
+          return JsonOr(m.ListConversions(p, q));
+        }));
+  r.Add("GET", "/api/v1/conversions/{id}", Authed(m, Permission::kRead, [&m](const Principal& p, Request& req) -> Result<Response> {
+          return JsonOr(m.GetConversion(p, Param(req, "id")));
+        }));
+  r.Add("POST", "/api/v1/conversions/{id}/cancel", Authed(m, Permission::kWrite, [&m](const Principal& p, Request& req) -> Result<Response> {
+          VOUCH_ASSIGN_OR_RETURN(JsonBody b, Body(req));
+          VOUCH_RETURN_IF_ERROR(b.Finish());
+          return JsonOr(m.CancelConversion(p, Param(req, "id")), 202);
+        }));
 
   // ---- builds and tasks
   r.Add("POST", "/api/v1/builds", Authed(m, Permission::kWrite, [&m](const Principal& p, Request& req) -> Result<Response> {
