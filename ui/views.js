@@ -295,7 +295,9 @@ async function appDetail(name) {
   const root = section('App ' + a.name);
   root.appendChild(props([['ID', h('code', {}, a.id)], ['Zone', link('#/zones/' + enc(a.zone), a.zone)],
     ['SPIFFE ID', h('code', {}, a.spiffe_id)], ['Created', h('span', {}, when(a.created_at), ' by ', a.created_by || '—')],
-    ['Pending domains', (a.pending_domains || []).join(', ') || 'none']]));
+    ['Pending domains', (a.pending_domains || []).join(', ') || 'none'],
+    ['Signer (mrsigner)', a.mrsigner ? h('code', {}, a.mrsigner) : 'none yet'],
+    ['Registries', `input ${a.input_registry || '—'}, output ${a.output_registry || '—'}`]]));
   // Approved names, then the requests waiting for approval (an app's initial names too).
   root.appendChild(h('h2', {}, 'Domains'));
   const rows = a.domains.map(d => ({d, status: 'approved'}))
@@ -607,6 +609,56 @@ async function apikeys() {
   return root;
 }
 
+// ------------------------------------------------------------------ registries (issue 15)
+
+// Registries whose credentials vouchd keeps for server-side conversion. Admins manage them;
+// members and approvers read them; the password or token is write-only (never shown again).
+async function registries() {
+  const root = section('Registries');
+  if (!can('write') && !can('approve')) {
+    root.appendChild(h('p', {class: 'muted'}, 'Only members, approvers and admins see registries.'));
+    return root;
+  }
+  if (can('admin')) {
+    const name = h('input', {name: 'name', required: true, pattern: kNamePattern});
+    const url = h('input', {name: 'url', required: true, placeholder: 'https scheme, host and port', title: 'https, or http only with the insecure box'});
+    const user = h('input', {name: 'username', autocomplete: 'off'});
+    const kind = h('select', {name: 'secret_kind'}, ['password', 'token'].map(k => h('option', {value: k}, k)));
+    const secret = h('input', {name: 'secret', type: 'password', autocomplete: 'new-password'});
+    const insecure = h('input', {name: 'insecure', type: 'checkbox'});
+    const ca = h('textarea', {name: 'ca_pem', rows: '3', placeholder: '-----BEGIN CERTIFICATE-----'});
+    const form = h('form', {class: 'inline', 'aria-label': 'Create registry'}, field('Name', name), field('URL', url),
+      field('User', user), field('Secret', kind), field('Password or token', secret), field('Plain HTTP (insecure)', insecure),
+      field('CA bundle (PEM)', ca), h('button', {type: 'submit'}, 'Create registry'));
+    form.addEventListener('submit', e => {
+      e.preventDefault();
+      const body = {name: name.value.trim(), url: url.value.trim()};
+      if (user.value.trim()) body.username = user.value.trim();
+      if (secret.value) body[kind.value] = secret.value;
+      if (insecure.checked) body.insecure = true;
+      if (ca.value.trim()) body.ca_pem = ca.value;
+      secret.value = '';
+      act(() => post('/registries', body), 'Registry created.');
+    });
+    root.appendChild(form);
+  }
+  root.appendChild(await pagedTable('/registries', {}, [
+    {title: 'Name', cell: r => r.name},
+    {title: 'URL', cell: r => h('code', {}, r.url)},
+    {title: 'User', cell: r => r.username || '—'},
+    {title: 'Secret', cell: r => r.has_secret ? badge(r.secret_kind) : 'anonymous'},
+    {title: 'CA', cell: r => r.has_ca ? 'own bundle' : 'system', class: 'hide-narrow'},
+    {title: 'Transport', cell: r => r.insecure ? h('span', {class: 'badge warn'}, 'plain http') : 'https'},
+    {title: 'Updated', cell: r => when(r.updated_at), class: 'hide-narrow'},
+    can('admin') ? {title: 'Actions', class: 'actions', cell: r => h('button', {type: 'button', class: 'danger', onclick: async () => {
+      const q = await ask({title: `Delete registry ${r.name}?`, message: 'Refused while an app uses it as a default registry.',
+        confirm: 'Delete', danger: true});
+      if (q.ok) act(() => api('DELETE', '/registries/' + enc(r.name)), 'Registry deleted.');
+    }}, 'Delete')} : null,
+  ].filter(Boolean), {label: 'Registries', empty: 'No registries. Conversions then pull and push anonymously.'}));
+  return root;
+}
+
 // ------------------------------------------------------------------ audit
 
 async function audit() {
@@ -673,5 +725,5 @@ async function collateral() {
 
 export const routes = {
   '': dashboard, zones, apps, builds, tasks, nodes, instances, certificates, users, apikeys, audit, collateral,
-  conversions,
+  conversions, registries,
 };
