@@ -1,10 +1,9 @@
 #include "api/heartbeat_keys.h"
 
-#include <openssl/crypto.h>
-
 #include <algorithm>
 #include <cstring>
 
+#include "crypto/cleanse.h"
 #include "crypto/digest.h"
 
 namespace vouch::api {
@@ -25,7 +24,7 @@ HeartbeatMacKeyCache::HeartbeatMacKeyCache(size_t max_entries) {
 
 HeartbeatMacKeyCache::~HeartbeatMacKeyCache() {
   for (Shard& s : shards_) {
-    if (!s.slots.empty()) OPENSSL_cleanse(s.slots.data(), s.slots.size() * sizeof(Slot));
+    if (!s.slots.empty()) crypto::Cleanse(s.slots.data(), s.slots.size() * sizeof(Slot));
   }
 }
 
@@ -70,7 +69,7 @@ void HeartbeatMacKeyCache::RemoveAt(Shard& s, size_t i) {
     s.used[i] = s.used[j];
     i = j;
   }
-  OPENSSL_cleanse(&s.slots[i], sizeof(Slot));
+  crypto::Cleanse(&s.slots[i], sizeof(Slot));
   s.used[i] = 0;
   --s.count;
 }
@@ -88,7 +87,7 @@ void HeartbeatMacKeyCache::Grow(Shard& s, size_t capacity) {
     s.slots[i] = old[o];
     s.used[i] = old_used[o];
   }
-  if (!old.empty()) OPENSSL_cleanse(old.data(), old.size() * sizeof(Slot));
+  if (!old.empty()) crypto::Cleanse(old.data(), old.size() * sizeof(Slot));
 }
 
 bool HeartbeatMacKeyCache::Find(const Tag& tag, Key* key) {

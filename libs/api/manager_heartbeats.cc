@@ -1,6 +1,4 @@
 // Signed workload heartbeats, node check-ins and the status they imply (docs/agent.md).
-#include <openssl/crypto.h>
-
 #include <algorithm>
 #include <map>
 #include <unordered_map>
@@ -13,9 +11,11 @@
 #include "api/reasons.h"
 #include "base/encoding.h"
 #include "crypto/aead.h"
+#include "crypto/cleanse.h"
 #include "crypto/digest.h"
 #include "crypto/heartbeat_key.h"
 #include "crypto/keys.h"
+#include "crypto/secret.h"
 #include "crypto/signature.h"
 #include "crypto/x509.h"
 #include "workload/wire.h"
@@ -116,7 +116,7 @@ Result<json> Manager::IngestHeartbeats(const Principal& node, const json& node_i
   struct WipeKeys {
     std::unordered_map<std::string, Cert>* m;
     ~WipeKeys() {
-      for (auto& [id, c] : *m) OPENSSL_cleanse(c.mac_key.data(), c.mac_key.size());
+      for (auto& [id, c] : *m) crypto::Cleanse(c.mac_key.data(), c.mac_key.size());
     }
   } wipe_keys{&inst};
   std::vector<std::string> ids;
@@ -255,8 +255,8 @@ Result<json> Manager::IngestHeartbeats(const Principal& node, const json& node_i
       }
       const std::string msg = workload::HeartbeatMacMessage(h.instance_id, h.seq, h.timestamp, h.status);
       auto mac = crypto::HmacSha256(c.mac_key, AsBytes(msg));
-      const bool equal = CRYPTO_memcmp(mac.data(), h.mac.data(), mac.size()) == 0;
-      OPENSSL_cleanse(mac.data(), mac.size());
+      const bool equal = crypto::ConstantTimeEquals(mac, h.mac);  // CRYPTO_memcmp
+      crypto::Cleanse(mac.data(), mac.size());
       if (!equal) it.result = std::string(kHeartbeatBadMac);
       continue;
     }
