@@ -7,7 +7,10 @@
 // cluster writer lock (PostgreSQL) for the whole group. Every writer returns only once the COMMIT
 // holding its changes has returned, so an ok Write is still a durable one. Callbacks of a group
 // run one after another on the leader's thread, in arrival order, each seeing the effects of
-// those before it: the same serial order as before, only the commits are shared.
+// those before it: the same serial order as before, only the commits are shared. A queue may let
+// several leaders run groups at once (PostgreSQL's row-keyed writes, each group on its own
+// connection); the serial queues have one. Audit entries of a group are chained at its end
+// (store/audit_internal.h).
 
 #include <condition_variable>
 #include <deque>
