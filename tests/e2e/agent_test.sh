@@ -239,6 +239,19 @@ wait_until "at least 20 heartbeat records are queued on disk" 50 at_least_20_que
 queued=$(queue_len)
 [[ "$queued" -ge 20 ]] || fail "expected >= 20 queued records on disk, saw $queued"
 ok "heartbeats are queued on disk ($queued)"
+# MAC heartbeats (docs/formats/heartbeat-key.md): the P-256 workload got the zone's heartbeat key
+# at issuance and MACs its heartbeats; the agent queues them as they came.
+expect_eq "instance.json names the zone's heartbeat key (version 1)" 1 "$(jq_get '["heartbeat_key"]["version"]' <"$W/instance.json")"
+queued_forms() {
+  cat "$A"/queue/* | python3 -c "
+import json, sys
+forms = set()
+for line in sys.stdin.read().replace('}{', '}\n{').splitlines():
+    r = json.loads(line)
+    forms.add(('mac' if 'mac' in r else '') + ('signature' if 'signature' in r else ''))
+print(' '.join(sorted(forms)))"
+}
+expect_eq "the queued heartbeats carry a MAC, not a signature" mac "$(queued_forms)"
 out=$("$VOUCH" workload heartbeat --socket "$SOCK" --dir "$W" --count 5 -o json 2>/dev/null) \
   && fail "heartbeats past the queue bound were acknowledged"
 expect_eq "past the bound (22): 2 more acknowledged, then refused with queue_full" "2 queue_full 27" \
@@ -250,6 +263,10 @@ curl -s -D "$E2E_TMP/hdr" -o "$E2E_TMP/body" --unix-socket "$SOCK" -H 'Content-T
 expect_eq "the workload API answers 503 past the bound" 503 "$(head -1 "$E2E_TMP/hdr" | cut -d' ' -f2)"
 expect_contains "with Retry-After" "retry-after: 5" "$(tr 'A-Z' 'a-z' <"$E2E_TMP/hdr")"
 expect_eq "and a JSON error queue_full" queue_full "$(jq_get '["error"]["code"]' <"$E2E_TMP/body")"
+hb='{"instance_id":"'$INST'","seq":28,"timestamp":'$(date +%s)',"status":"running","mac":"AAAA"}'
+code=$(curl -s -o "$E2E_TMP/body" -w '%{http_code}' --unix-socket "$SOCK" -H 'Content-Type: application/json' -d "$hb" \
+  http://agent/v1/heartbeat)
+expect_eq "the agent refuses a MAC that is not 32 bytes: 400" 400 "$code"
 refused "certificate request while the manager is down" manager_unavailable wcert "$E2E_TMP/r5" a
 # A local refusal while the manager is down survives an agent kill -9 (and the queued heartbeats too).
 local_request "$E2E_TMP/k1.spki" 1
@@ -268,6 +285,12 @@ mac_refusals_audited() {
 }
 wait_until "vouchd has every acknowledged heartbeat (last_seq 27)" 100 output_is 27 last_seq
 expect_eq "every acknowledged heartbeat arrived, across the agent's kill -9 (last_seq)" 27 "$(last_seq)"
+heartbeats_accepted() {
+  curl -fsS --cacert "$D/service-ca.pem" "$URL/metrics" | sed -n 's/^vouch_heartbeats_accepted_total //p'
+}
+wait_until "vouchd counted the 22 queued MAC heartbeats" 50 output_is 22 heartbeats_accepted
+metrics=$(curl -fsS --cacert "$D/service-ca.pem" "$URL/metrics") || fail "metrics"
+expect_contains "/metrics: no MAC heartbeat refused" 'vouch_heartbeats_rejected_total{reason="bad_mac"} 0' "$metrics"
 expect_eq "queue drained" 0 "$(find "$A/queue" -type f | wc -l)"
 wait_until "vouchd audited the second report_mac_invalid refusal" 50 output_is 2 mac_refusals_audited
 expect_eq "the refusal made while the manager was down reached vouchd's audit log after the agent's kill -9" 2 "$(mac_refusals_audited)"
