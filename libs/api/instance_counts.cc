@@ -18,55 +18,37 @@ namespace {
 
 // The settings row holding instances deleted by pruning but not audited yet.
 constexpr char kPrunePendingSetting[] = "instance_prune_pending";
-// Below this many unresponsive instances, SQLite reads them by instances_status_heartbeat and
-// sorts them; at or above it, they are common enough to be met soon along (status, first_seen).
-constexpr int64_t kSparseUnresponsive = 2000;
 
 }  // namespace
 
-// On SQLite (no column statistics) the planner prefers the range of instances_status_heartbeat
-// whenever a last_heartbeat bound is given, and would then sort every match for the page: a
-// unary + hides the bound from it where the ordered walk of instances_status_seen is the faster
-// plan. PostgreSQL decides from its statistics.
-Result<InstanceStatusFilter> InstanceStatusCondition(Transaction& tx, std::string_view backend, std::string_view status,
-                                                     int64_t cutoff) {
-  const bool sqlite = backend == "sqlite";
+Result<InstanceStatusFilter> InstanceStatusCondition(std::string_view status, int64_t cutoff) {
   InstanceStatusFilter f;
   if (status == "stopped") {
     f.sql = "i.status = 'stopped'";
-    return f;
-  }
-  if (status == "running") {
-    f.sql = sqlite ? "i.status = 'running' AND +i.last_heartbeat >= ?" : "i.status = 'running' AND i.last_heartbeat >= ?";
+  } else if (status == "running" || status == "unresponsive") {
+    f.sql = status == "running" ? "i.status = 'running' AND i.last_heartbeat >= ?"
+                                : "i.status = 'running' AND i.last_heartbeat < ?";
     f.params = {cutoff};
-    return f;
+    f.windowed = true;
+  } else {
+    return InvalidArgument("status must be running, stopped or unresponsive", std::string(kInvalidStatus));
   }
-  if (status == "unresponsive") {
-    bool sparse = true;
-    if (sqlite) {
-      VOUCH_ASSIGN_OR_RETURN(Rows probe, tx.Query("SELECT count(*) FROM (SELECT 1 FROM instances WHERE status = 'running' "
-                                                  "AND last_heartbeat < ? LIMIT ?) AS u",
-                                                  {cutoff, kSparseUnresponsive}));
-      sparse = probe.empty() || probe[0].Int(0) < kSparseUnresponsive;
-    }
-    f.sql = sparse ? "i.status = 'running' AND i.last_heartbeat < ?" : "i.status = 'running' AND +i.last_heartbeat < ?";
-    f.params = {cutoff};
-    return f;
-  }
-  return InvalidArgument("status must be running, stopped or unresponsive", std::string(kInvalidStatus));
+  return f;
 }
 
-Result<InstanceCountValues> CountInstances(Transaction& tx, int64_t cutoff) {
+Result<InstanceCountValues> CountInstances(Transaction& tx, std::string_view backend, int64_t cutoff) {
+  // SQLite would otherwise walk instances_status_seen and read each running row through it.
+  const std::string table = backend == "sqlite" ? "instances NOT INDEXED" : "instances";
   VOUCH_ASSIGN_OR_RETURN(
       Rows rows,
-      tx.Query("SELECT (SELECT count(*) FROM instances WHERE status = 'running' AND last_heartbeat >= ?), "
-               "(SELECT count(*) FROM instances WHERE status = 'running' AND last_heartbeat < ?), "
+      tx.Query("SELECT (SELECT count(*) FROM instances WHERE status = 'running'), "
+               "(SELECT count(*) FROM " + table + " WHERE status = 'running' AND last_heartbeat < ?), "
                "(SELECT count(*) FROM instances WHERE status = 'stopped')",
-               {cutoff, cutoff}));
+               {cutoff}));
   InstanceCountValues v;
   if (!rows.empty()) {
-    v.running = rows[0].Int(0);
     v.unresponsive = rows[0].Int(1);
+    v.running = rows[0].Int(0) - v.unresponsive;
     v.stopped = rows[0].Int(2);
   }
   return v;
@@ -128,7 +110,7 @@ Result<json> Manager::InstanceCounts(const Principal& p) {
   const int64_t cutoff = Now() - options_.heartbeat_interval.count() * options_.missed_intervals;
   InstanceCountValues v;
   VOUCH_RETURN_IF_ERROR(db_->Read([&](Transaction& tx) -> Status {
-    VOUCH_ASSIGN_OR_RETURN(v, CountInstances(tx, cutoff));
+    VOUCH_ASSIGN_OR_RETURN(v, CountInstances(tx, db_->backend(), cutoff));
     return Status::Ok();
   }));
   json out{{"running", v.running},

@@ -1,8 +1,12 @@
 // Node reads and deactivation, and the workload instances the agents report.
+#include <charconv>
+#include <optional>
+
 #include "api/instance_counts.h"
 #include "api/manager.h"
 #include "api/manager_internal.h"
 #include "api/reasons.h"
+#include "base/encoding.h"
 
 namespace vouch::api {
 
@@ -107,12 +111,49 @@ Result<json> Manager::ListInstances(const Principal& p, const ListQuery& q) {
       cond.push_back("i.node_id = ?");
       params.emplace_back(node);
     }
+    // running / unresponsive: the window of kInstanceScanWindow running instances after the
+    // cursor (api/instance_counts.h), ended by its last row's (first_seen, id).
+    std::optional<std::pair<int64_t, std::string>> window_end;
     if (!status.empty()) {
-      VOUCH_ASSIGN_OR_RETURN(InstanceStatusFilter f, InstanceStatusCondition(tx, db_->backend(), status, cutoff));
+      VOUCH_ASSIGN_OR_RETURN(InstanceStatusFilter f, InstanceStatusCondition(status, cutoff));
+      if (f.windowed) {
+        std::vector<std::string> wcond = cond;
+        std::vector<Value> wparams = params;
+        wcond.push_back("i.status = 'running'");
+        if (!q.cursor.empty()) {
+          auto raw = Base64UrlDecode(q.cursor);
+          std::string c = raw.ok() ? std::string(raw->begin(), raw->end()) : std::string();
+          const size_t bar = c.find('|');
+          int64_t seen = 0;
+          if (bar == std::string::npos || std::from_chars(c.data(), c.data() + bar, seen).ec != std::errc() ||
+              bar + 1 >= c.size()) {
+            return InvalidArgument("invalid cursor", std::string(kInvalidCursor));
+          }
+          wcond.push_back("(i.first_seen, i.id) > (?, ?)");
+          wparams.emplace_back(seen);
+          wparams.emplace_back(c.substr(bar + 1));
+        }
+        std::string sql = "SELECT i.first_seen, i.id FROM instances i";
+        for (size_t k = 0; k < wcond.size(); ++k) sql += (k == 0 ? " WHERE " : " AND ") + wcond[k];
+        sql += " ORDER BY i.first_seen, i.id LIMIT 1 OFFSET ?";
+        wparams.emplace_back(kInstanceScanWindow - 1);
+        VOUCH_ASSIGN_OR_RETURN(Rows end, tx.Query(sql, wparams));
+        if (!end.empty()) {
+          window_end.emplace(end[0].Int(0), end[0].Str(1));
+          cond.push_back("(i.first_seen, i.id) <= (?, ?)");
+          params.emplace_back(window_end->first);
+          params.emplace_back(window_end->second);
+        }
+      }
       cond.push_back(f.sql);
       params.insert(params.end(), f.params.begin(), f.params.end());
     }
     VOUCH_ASSIGN_OR_RETURN(PageResult page, QueryPage(tx, kInstanceListSelect, cond, params, q, "i.first_seen", false, "i.id"));
+    if (page.next_cursor.empty() && window_end) {
+      // Fewer matches than asked for in a full window: the next page starts after it.
+      const std::string c = std::to_string(window_end->first) + "|" + window_end->second;
+      page.next_cursor = Base64UrlEncode(AsBytes(c));
+    }
     // The status shown, with the same cutoff as the filter (EffectiveInstanceStatus's rule).
     auto status_of = [cutoff](const Row& r) {
       std::string s = r.Str("status");

@@ -1006,7 +1006,7 @@ http::Router BuildRouter(Manager& m, http::Metrics* metrics, const RouterOptions
           VOUCH_ASSIGN_OR_RETURN(ListQuery q, ListParams(req, {"app", "node", "status"}));
           return JsonOr(m.ListInstances(p, q));
         }));
-  // The dashboard's counts (api/instance_counts.h): index ranges, reused for up to 2 s.
+  // The dashboard's counts (api/instance_counts.h), reused for up to 5 s.
   r.Add("GET", "/api/v1/instances/counts", Authed(m, Permission::kRead, [&m](const Principal& p, Request&) -> Result<Response> {
           return JsonOr(m.InstanceCounts(p));
         }));
