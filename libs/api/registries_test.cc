@@ -4,6 +4,7 @@
 
 #include <cstdlib>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "api/bootstrap.h"
@@ -447,6 +448,31 @@ TEST_F(RegistriesTest, SigningKeyMadeOnceAndStable) {
                    EXPECT_EQ(ActiveAppSigningKey(tx, *manager_, "app_nope").status().reason(), kAppNotFound);
                    return Status::Ok();
                  }).ok());
+}
+
+// Several first needs at once (conversion workers, two members on PostgreSQL) make one key.
+TEST_F(RegistriesTest, ConcurrentFirstNeedsMakeOneSigningKey) {
+  MakeZoneAndApp();
+  const std::string app_id = AppId("web");
+  ASSERT_TRUE(db_->Write([&](store::Transaction& tx) -> Status {
+                   return tx.Exec("DELETE FROM app_signing_keys WHERE app_id = ?", {app_id}).status();
+                 }).ok());
+  constexpr int kThreads = 4;
+  std::vector<std::string> ids(kThreads);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&, i] {
+      Status st = db_->Write([&](store::Transaction& tx) -> Status {
+        VOUCH_ASSIGN_OR_RETURN(AppSigningKey k, ActiveAppSigningKey(tx, *manager_, app_id));
+        ids[i] = k.id;
+        return Status::Ok();
+      });
+      EXPECT_TRUE(st.ok()) << st.ToString();
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (const auto& id : ids) EXPECT_EQ(id, ids[0]);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM app_signing_keys WHERE app_id = ?", {app_id}), 1);
 }
 
 TEST_F(RegistriesTest, SigningKeyRotationNeedsQuorumApproval) {
