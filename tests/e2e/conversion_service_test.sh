@@ -22,7 +22,7 @@ VOUCHD=$3
 # shellcheck disable=SC2034  # start_sim_agent (lib.sh) runs it
 AGENT=$4
 HERE=$(cd "$(dirname "$0")" && pwd)
-require_tools docker-registry umoci skopeo runc busybox openssl curl python3
+require_tools docker-registry umoci skopeo runc busybox openssl curl python3 script
 BUSYBOX=$(command -v busybox)
 file -L "$BUSYBOX" 2>/dev/null | grep -q 'statically linked' || BUSYBOX=/bin/busybox
 cd "$E2E_TMP" || fail "cd $E2E_TMP"
@@ -155,7 +155,7 @@ ok "vouchd and vouch-agent (sim) running"
 
 "$VOUCH" registry create main --url "https://$REG" --ca-file tls-ca.pem --user conv --password-file conv.pw \
   -o json >reg-main.json || fail "vouch registry create main: $(cat reg-main.json)"
-expect_eq "the stored registry says it has a secret" True "$(jq_get '["has_secret"]' <reg-main.json)"
+expect_eq "the stored registry says it has a secret" true "$(jq_get '["has_secret"]' <reg-main.json)"
 "$VOUCH" registry create slow --url "https://$SLOW" --ca-file tls-ca.pem --user conv --password-file conv.pw \
   >/dev/null || fail "vouch registry create slow"
 "$VOUCH" registry create wrong --url "https://$REG" --ca-file tls-ca.pem --user conv --password-file wrong.pw \
@@ -193,6 +193,10 @@ expect_eq "the build has the job's mrenclave" "$MRENCLAVE" "$(jq_get '["measurem
 inspect=$(skopeo inspect --cert-dir certs.d --creds "conv:$PASSWORD" "docker://$REG/tee/tls:v1") ||
   fail "skopeo inspect of the output"
 expect_eq "the registry holds the output digest" "$DIGEST" "$(jq_get '["Digest"]' <<<"$inspect")"
+# On a terminal: one line redrawn (carriage return, bar, percentage), then the record.
+tty_out=$(script -qec "$VOUCH conversion get $JOB --wait" /dev/null) || fail "conversion get --wait on a terminal"
+[[ $tty_out == *$'\r'"$JOB  ["*"] 100%"* ]] || fail "no progress bar on a terminal: ${tty_out:0:300}"
+ok "on a terminal, the progress is one line redrawn with a bar and a percentage"
 expect_contains "the job is listed as done" "$JOB" "$("$VOUCH" conversion list --state "done" --app svc -o json)"
 expect_contains "the table view lists it" "$JOB" "$("$VOUCH" conversion list)"
 
