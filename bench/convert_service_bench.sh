@@ -115,7 +115,7 @@ for r in $(seq 1 "$RUNS"); do
   load_server=$(loadavg)
   python3 - "$r" "$floor" "$cli" "$total" "$first" "$claimed" "$mb" "$load_floor" "$load_server" <<'PY'
 import sys
-r, floor, cli, total, first, claimed, mb = sys.argv[1], *map(float, sys.argv[2:7])
+r, floor, cli, total, first, claimed, mb = sys.argv[1], *map(float, sys.argv[2:8])
 print(f"run {r}: {mb:.0f} MB uncompressed | floor {floor:.2f} s ({mb / floor:.0f} MB/s) [load {sys.argv[8]}] | "
       f"CLI layout->layout {cli:.2f} s (ratio {cli / floor:.2f}) | server-side {total:.2f} s ({mb / total:.0f} MB/s, "
       f"ratio {total / floor:.2f}) [load {sys.argv[9]}] | first progress update {first:.3f} s (claimed {claimed:.3f} s)")
