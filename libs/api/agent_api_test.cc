@@ -511,6 +511,33 @@ TEST_F(AgentApiTest, MacHeartbeatsAreVerifiedCountedAndTheAgentCannotForgeThem) 
   const std::string text = metrics.Render();
   EXPECT_NE(text.find("vouch_heartbeats_rejected_total{reason=\"unknown_instance\"} 0"), std::string::npos) << text;
   EXPECT_NE(text.find("vouch_heartbeat_key_cache_entries 2"), std::string::npos);
+  // Across a renewal (same key, new serial, new K): a heartbeat MAC'd under the previous
+  // certificate's K and delivered after the renewal is still taken while that certificate is
+  // valid; once it is revoked, only the new K works.
+  json renew_body = CertBody(CsrFor(a.key.get(), {}), a.key.get(), "a");
+  renew_body["instance_id"] = a.id;
+  r = Call("POST", "/api/v1/certificates", renew_body.dump(), "", &n.cert_der);
+  ASSERT_EQ(r.status, 201u) << r.body;
+  const std::string serial2 = json::parse(r.body)["serial"];
+  ASSERT_NE(serial2, a.serial);
+  auto k2 = workload::DeriveHeartbeatKey(a.key.get(), json::parse(r.body)["heartbeat_key"]["public_key_pem"].get<std::string>(),
+                                         serial2);
+  ASSERT_TRUE(k2.ok());
+  r = Call("POST", "/api/v1/heartbeats",
+           json{{"heartbeats", {mac_hb(a, 10, "running", a.k.span()), mac_hb(a, 11, "running", k2->span())}}}.dump(), "",
+           &n.cert_der);
+  ASSERT_EQ(r.status, 200u) << r.body;
+  EXPECT_EQ(json::parse(r.body)["accepted"], 2) << r.body;
+  Admin("POST", "/api/v1/certificates/" + a.serial + "/revoke", {{"reason", "test"}}, 200);
+  r = Call("POST", "/api/v1/heartbeats",
+           json{{"heartbeats", {mac_hb(a, 12, "running", a.k.span()), mac_hb(a, 13, "running", k2->span())}}}.dump(), "",
+           &n.cert_der);
+  ASSERT_EQ(r.status, 200u) << r.body;
+  res = json::parse(r.body);
+  EXPECT_EQ(res["accepted"], 1) << r.body;
+  ASSERT_EQ(res["rejected"].size(), 1u) << r.body;
+  EXPECT_EQ(res["rejected"][0]["seq"], 12);
+  EXPECT_EQ(res["rejected"][0]["code"], "bad_mac");
   // Malformed MACs are refused as a batch: not base64, not 32 bytes, or both forms at once.
   std::vector<json> malformed(3, mac_hb(a, 9, "running", a.k.span()));
   malformed[0]["mac"] = "!!";

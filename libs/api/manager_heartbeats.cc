@@ -263,6 +263,92 @@ Result<json> Manager::IngestHeartbeats(const Principal& node, const json& node_i
     std::string msg = workload::HeartbeatMessage(h.instance_id, h.seq, h.timestamp, h.status);
     if (!crypto::Verify(c.key.get(), AsBytes(msg), h.signature)) it.result = std::string(kHeartbeatBadSignature);
   }
+  // 2b. A MAC that fails under the current certificate's K may be under the previous one's: the
+  //     agent queued the heartbeat before a renewal and delivered it after (a renewal keeps the
+  //     key, so signed heartbeats verify across it; MAC'd ones need the old serial's K). The
+  //     instance's newest other certificate that is still valid and unexpired is tried, one query
+  //     per batch and only when a MAC failed; its K is cached like any other.
+  std::vector<Item*> retry;
+  for (Item& it : items) {
+    if (it.result != kHeartbeatBadMac) continue;
+    auto found = inst.find(it.hb->instance_id);
+    if (found != inst.end() && found->second.valid) retry.push_back(&it);
+  }
+  if (!retry.empty()) {
+    struct Prev {
+      std::string serial, zone_id, pem;
+      HeartbeatMacKeyCache::Tag tag{};
+      HeartbeatMacKeyCache::Key key{};
+      bool has_key = false;
+      std::shared_ptr<EVP_PKEY> zone_key;
+    };
+    std::unordered_map<std::string, Prev> prev;  // instance id -> its previous certificate
+    struct WipePrev {
+      std::unordered_map<std::string, Prev>* m;
+      ~WipePrev() {
+        for (auto& [id, p] : *m) crypto::Cleanse(p.key.data(), p.key.size());
+      }
+    } wipe_prev{&prev};
+    std::vector<std::string> rids;
+    for (Item* it : retry) {
+      if (std::find(rids.begin(), rids.end(), it->hb->instance_id) == rids.end()) rids.push_back(it->hb->instance_id);
+    }
+    VOUCH_RETURN_IF_ERROR(db_->Read([&](Transaction& tx) -> Status {
+      prev.clear();
+      for (size_t at = 0; at < rids.size(); at += kIdsPerQuery) {
+        const size_t n = std::min(kIdsPerQuery, rids.size() - at);
+        std::string sql =
+            "SELECT instance_id, serial, zone_id FROM certificates WHERE node_id = ? AND status = 'valid' AND "
+            "not_after > ? AND instance_id IN (?";
+        for (size_t k = 1; k < n; ++k) sql += ", ?";
+        sql += ") ORDER BY not_after DESC";
+        std::vector<store::Value> params;
+        params.reserve(n + 2);
+        params.emplace_back(node.id);
+        params.emplace_back(now);
+        for (size_t k = 0; k < n; ++k) params.emplace_back(rids[at + k]);
+        VOUCH_ASSIGN_OR_RETURN(Rows rows, tx.Query(sql, params));
+        for (const Row& r : rows) {
+          const std::string id = r.Str(0);
+          if (r.Str(1) == inst[id].serial || prev.count(id)) continue;  // the newest other one
+          Prev pv;
+          pv.serial = r.Str(1);
+          pv.zone_id = r.Str(2);
+          pv.tag = HeartbeatMacKeyCache::TagOf(pv.serial);
+          pv.has_key = hs.mac_keys.Find(pv.tag, &pv.key);
+          prev.emplace(id, std::move(pv));
+        }
+      }
+      for (auto& [id, pv] : prev) {
+        if (pv.has_key) continue;
+        VOUCH_ASSIGN_OR_RETURN(pv.zone_key, ZoneHeartbeatPrivateKey(tx, pv.zone_id));
+        VOUCH_ASSIGN_OR_RETURN(Rows pem, tx.Query("SELECT pem FROM certificates WHERE serial = ?", {pv.serial}));
+        if (!pem.empty()) pv.pem = pem[0].Str(0);
+      }
+      return Status::Ok();
+    }));
+    for (auto& [id, pv] : prev) {
+      if (pv.has_key || pv.pem.empty() || !pv.zone_key) continue;
+      auto cert = crypto::CertFromPem(pv.pem);
+      if (!cert.ok()) continue;
+      std::shared_ptr<EVP_PKEY> pub(X509_get_pubkey(cert->get()), EVP_PKEY_free);  // new reference
+      if (!pub) continue;
+      auto k = crypto::DeriveHeartbeatKey(pv.zone_key.get(), pub.get(), pv.serial);
+      if (!k.ok() || k->size() != pv.key.size()) continue;
+      std::copy(k->data(), k->data() + k->size(), pv.key.begin());
+      pv.has_key = true;
+      hs.mac_keys.Insert(pv.tag, k->span());
+    }
+    for (Item* it : retry) {
+      auto pv = prev.find(it->hb->instance_id);
+      if (pv == prev.end() || !pv->second.has_key) continue;
+      const Heartbeat& h = *it->hb;
+      const std::string msg = workload::HeartbeatMacMessage(h.instance_id, h.seq, h.timestamp, h.status);
+      auto mac = crypto::HmacSha256(pv->second.key, AsBytes(msg));
+      if (crypto::ConstantTimeEquals(mac, h.mac)) it->result = std::string(kHeartbeatOk);
+      crypto::Cleanse(mac.data(), mac.size());
+    }
+  }
   // 3. Record, in sequence order per instance (a sequence number not above the last is a
   //    replay), with one statement per table for the whole batch (api/heartbeat_store.h); a
   //    row-keyed write, concurrent with other nodes' batches on PostgreSQL (docs/cluster.md).
