@@ -141,9 +141,24 @@ Result<std::unique_ptr<ConversionRunner>> ConversionRunner::Start(Manager& manag
   if (impl->o.workers > 0) VOUCH_RETURN_IF_ERROR(MakeDirs(impl->dir, 0700));
   VOUCH_RETURN_IF_ERROR(impl->Requeue());
   if (metrics != nullptr) {
+    // One count query per scrape for all states (the callbacks run one after the other).
+    struct Counts {
+      std::mutex mu;
+      std::chrono::steady_clock::time_point at;
+      std::map<std::string, int64_t> by_state;
+    };
+    auto counts = std::make_shared<Counts>();
     for (const std::string& state : ConversionStateNames()) {
       metrics->AddGaugeCallback("vouch_conversions", "Conversion jobs in the store, by state", {{"state", state}},
-                                [&manager, state] { return static_cast<double>(manager.ConversionStates()[state]); });
+                                [&manager, state, counts] {
+                                  std::lock_guard<std::mutex> lock(counts->mu);
+                                  const auto now = std::chrono::steady_clock::now();
+                                  if (counts->by_state.empty() || now - counts->at > std::chrono::milliseconds(500)) {
+                                    counts->by_state = manager.ConversionStates();
+                                    counts->at = now;
+                                  }
+                                  return static_cast<double>(counts->by_state[state]);
+                                });
     }
     metrics->DeclareHistogram("vouch_conversion_duration_seconds",
                               "Duration of conversion jobs run by this member, from claim to end, by result",
