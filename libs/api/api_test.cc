@@ -230,6 +230,11 @@ const std::map<std::string, std::string>& RouteRoles() {
       {"DELETE /api/v1/registries/{id}", "admin"},
       {"PATCH /api/v1/apps/{id}", "member"},
       {"POST /api/v1/apps/{id}/signing-key/rotate", "admin"},
+      // issue 15: conversion jobs (members create and cancel; conversions_test)
+      {"POST /api/v1/conversions", "member"},
+      {"GET /api/v1/conversions", "any"},
+      {"GET /api/v1/conversions/{id}", "any"},
+      {"POST /api/v1/conversions/{id}/cancel", "member"},
       {"GET /sgx/certification/v4/tcb", "public"},
       {"GET /tdx/certification/v4/tcb", "public"},
       {"GET /sgx/certification/v4/qe/identity", "public"},
