@@ -87,7 +87,7 @@ Result<json> Manager::IssueManual(const Principal& p, const std::string& build_i
     return InvalidArgument("CSR is larger than 64 KiB", std::string(kInvalidCsr));
   VOUCH_ASSIGN_OR_RETURN(CsrInfo csr, InspectCsr(csr_pem));
   json out;
-  VOUCH_RETURN_IF_ERROR(db_->Write([&](Transaction& tx) -> Status {
+  VOUCH_RETURN_IF_ERROR(WriteRowKeyed(*db_, [&](Transaction& tx) -> Status {
     VOUCH_ASSIGN_OR_RETURN(Rows rows, tx.Query("SELECT b.*, a.name AS app_name, a.domains AS domains, a.zone_id AS zone_id, "
                                                "z.name AS zone_name FROM builds b JOIN apps a ON a.id = b.app_id "
                                                "JOIN zones z ON z.id = a.zone_id WHERE b.id = ? AND a.deleted = 0",
