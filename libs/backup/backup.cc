@@ -129,6 +129,9 @@ Result<std::vector<FileEntry>> CollectDataFiles(const std::string& data_dir, con
     // The server's backup folder (default DATA/backups, docs/operations.md): earlier archives are
     // not data, and archiving them would make each backup hold all the previous ones.
     if (rel.rfind("backups/", 0) == 0) continue;
+    // Conversion scratch (vouchd serve --conversion-scratch-dir, default DATA/conversions; docs/convert.md
+    // "Server-side conversion"): image blobs of running jobs, deleted when they end; not state.
+    if (rel.rfind("conversions/", 0) == 0) continue;
     if (name.rfind("vouch-backup-", 0) == 0 && name.size() > 4 && name.compare(name.size() - 4, 4, ".vbk") == 0) continue;
     // A master-key rotation's next TLS key (api/master_key.h): its key is master.key.next, which
     // is never archived, so the file would only be debris in a restore.
