@@ -153,6 +153,15 @@ wait_until "a heartbeat after the renewal arrives (last_seq above $seq1)" 50 seq
 seq2=$(inst_field last_seq)
 [[ $seq2 -gt $seq1 ]] || fail "heartbeats stopped after renewal (last_seq $seq1 -> $seq2)"
 ok "heartbeats continue after renewals (last_seq $seq1 -> $seq2)"
+# vouch-rte MACs its heartbeats (docs/formats/heartbeat-key.md) with K of the current certificate,
+# derived again at each renewal; none was refused, also around the renewals.
+metrics=$(curl -fsS --cacert "$D/service-ca.pem" "$URL/metrics") || fail "metrics"
+expect_contains "MAC'd heartbeats taken: none refused bad_mac" 'vouch_heartbeats_rejected_total{reason="bad_mac"} 0' "$metrics"
+expect_contains "no heartbeat refused bad_signature" 'vouch_heartbeats_rejected_total{reason="bad_signature"} 0' "$metrics"
+expect_contains "the zone has a heartbeat key cached for its instance" 'vouch_heartbeat_key_cache_entries' "$metrics"
+[[ $(sed -n 's/^vouch_heartbeat_key_cache_entries //p' <<<"$metrics") -ge 1 ]] \
+  || fail "no heartbeat MAC key cached: vouch-rte did not send MAC heartbeats"
+ok "vouchd derived and cached the instance's heartbeat MAC key (the heartbeats were MAC'd)"
 expect_eq "instance running" running "$(inst_field status)"
 runc --root "$RUNC_ROOT" kill renew1 TERM
 wait $runpid
