@@ -514,7 +514,9 @@ auth:
   ok('the conversion pages fit a 390 px phone screen');
 
   // ---------------------------------------------------------------- the console-made image runs (runc, sim agent)
-  if (AGENT && process.getuid && process.getuid() === 0 && fs.existsSync('/usr/sbin/runc')) {
+  let haveRunc = false;
+  try { execFileSync('runc', ['--version'], {stdio: 'ignore'}); haveRunc = true; } catch {}
+  if (AGENT && process.getuid && process.getuid() === 0 && haveRunc) {
     const zoneCa = path.join(tmp, 'zone-ca.pem');
     fs.writeFileSync(zoneCa, (await apiRaw('GET', `/api/v1/zones/${zone}/ca`, {token: adminToken})).text);
     const tok = await api('POST', `/zones/${zone}/join-tokens`, {ttl_seconds: 600, uses: 1});
