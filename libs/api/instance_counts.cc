@@ -93,6 +93,7 @@ Result<int64_t> PruneStoppedInstances(store::Database& db, const Clock& clock, c
 
 struct Manager::CountsCache {
   std::mutex mu;
+  std::mutex computing;  // one count at a time: consoles asking at once share its answer
   std::chrono::steady_clock::time_point instances_at;
   json instances;  // null: none yet
   std::map<int64_t, std::pair<std::chrono::steady_clock::time_point, json>> certificates;  // by days (1..365)
@@ -103,6 +104,7 @@ std::shared_ptr<Manager::CountsCache> Manager::NewCountsCache() { return std::ma
 Result<json> Manager::InstanceCounts(const Principal& p) {
   VOUCH_RETURN_IF_ERROR(Authorize(p, Permission::kRead));
   const auto fresh = std::chrono::steady_clock::now() - options_.counts_max_age;
+  std::lock_guard<std::mutex> one(counts_cache_->computing);
   {
     std::lock_guard<std::mutex> lock(counts_cache_->mu);
     if (!counts_cache_->instances.is_null() && counts_cache_->instances_at > fresh) return counts_cache_->instances;
@@ -129,6 +131,7 @@ Result<json> Manager::CertificateCounts(const Principal& p, int64_t expiring_wit
     return InvalidArgument("expiring_within_days must be an integer between 1 and 365", std::string(kInvalidFilter));
   }
   const auto fresh = std::chrono::steady_clock::now() - options_.counts_max_age;
+  std::lock_guard<std::mutex> one(counts_cache_->computing);
   {
     std::lock_guard<std::mutex> lock(counts_cache_->mu);
     auto it = counts_cache_->certificates.find(expiring_within_days);
