@@ -305,6 +305,14 @@ void ConversionRunner::Impl::Run(const Job& job) {
   const std::string job_dir = dir + "/" + job.id;
   std::error_code ec;
   std::filesystem::remove_all(job_dir, ec);
+  // Whatever way this ends, the job's scratch (blobs, CA files) goes.
+  struct ScratchGuard {
+    const std::string& path;
+    ~ScratchGuard() {
+      std::error_code e;
+      std::filesystem::remove_all(path, e);
+    }
+  } scratch_guard{job_dir};
 
   // The lease-conditional final update of the row: `fn` adds what it changes (build, audit);
   // nothing happens when another member holds the job now.

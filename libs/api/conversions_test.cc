@@ -243,6 +243,28 @@ TEST_F(ConversionsTest, BadInputIsRefusedUpFrontAndMakesNoJob) {
   EXPECT_EQ(Count("SELECT COUNT(*) FROM conversions"), 0);
 }
 
+TEST_F(ConversionsTest, StoredRegistriesAreResolvedByNameOrHostAndTheirSecretsNeverShow) {
+  const std::string secret = "pw-conv-Sup3rS3cret-41";
+  CallJson("POST", "/api/v1/registries",
+           {{"name", "corp"}, {"url", "https://registry.example.com:5000"}, {"username", "ci"}, {"password", secret}},
+           "admin", 201);
+  json body = {{"app", "web"},
+               {"input_image", "registry.example.com:5000/team/web:1"},
+               {"output_image", "registry.example.com:5000/team/web:1-tee"}};
+  json j = CallJson("POST", "/api/v1/conversions", body, "member", 202);
+  EXPECT_EQ(j["input_registry"], "corp");  // by host
+  EXPECT_EQ(j["output_registry"], "corp");
+  body["input_image"] = "elsewhere.example/team/web:1";
+  body["input_registry"] = "corp";  // its credentials never go to another host
+  EXPECT_EQ(Code(CallJson("POST", "/api/v1/conversions", body, "member", 400)), "registry_host_mismatch");
+  body.erase("input_registry");
+  json anon = CallJson("POST", "/api/v1/conversions", body, "member", 202);
+  EXPECT_TRUE(anon["input_registry"].is_null());
+  std::string everything = CallJson("GET", "/api/v1/conversions", nullptr, "viewer", 200).dump();
+  EXPECT_EQ(everything.find(secret), std::string::npos);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM audit WHERE detail LIKE ?", {"%" + secret + "%"}), 0);
+}
+
 TEST_F(ConversionsTest, AJobIsQueuedWithItsRecordListedAndReadable) {
   json j = Create(In(), Out("o"), {{"isvsvn", 2}});
   const std::string id = j["id"];
