@@ -306,7 +306,16 @@ ok "the interrupted job counted its attempts ($(jq_get '["attempts"]' <<<"$out")
 
 # --- secrets: never in API answers, vouchd's log, the audit log, nor in clear in the store ---
 "$VOUCH" audit list -o json >audit.json || fail "audit list"
-expect_contains "the audit log has the conversion jobs" "$JOB" "$(cat audit.json)"
+# audit_actions ID: the job's audit actions, oldest first.
+audit_actions() {
+  python3 -c 'import json,sys; print(" ".join(e["action"] for e in reversed(json.load(sys.stdin)["items"]) if e.get("target") == sys.argv[1]))' "$1" <audit.json
+}
+expect_eq "the done job's start and end are audited" "conversion.create conversion.start conversion.done" \
+  "$(audit_actions "$JOB")"
+expect_eq "the cancel and the job's end are audited" \
+  "conversion.create conversion.start conversion.cancel conversion.cancelled" "$(audit_actions "$CJOB")"
+expect_contains "the killed job's requeue, new start and end are audited" \
+  "conversion.start conversion.requeue conversion.start conversion.$state" "$(audit_actions "$KJOB")"
 for f in "$VOUCH_RECORD_API" "$E2E_TMP/vouchd.log" audit.json jobs.txt; do
   ! grep -qF -- "$PASSWORD" "$f" || fail "the registry password is in $f"
   ! grep -q -- "not-the-password" "$f" || fail "the wrong password is in $f"
