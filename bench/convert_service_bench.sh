@@ -10,6 +10,8 @@
 #               output to the same repository under a new tag (the input layers are already there:
 #               only the runtime layer, config and manifest are uploaded) and records the build.
 #               Timed by the client, polling GET /api/v1/conversions/{id} every 20 ms;
+#               "worker": the workers' own time for it (vouch_conversion_duration_seconds, from
+#               the claim to the pushed output; without the POST, the claim and the final write);
 #   first update  POST until the first record whose progress shows bytes done (and until the job
 #               left "queued").
 # Prints the load average with each figure. The image is bench/make_big_image.sh's (made if DIR
@@ -82,6 +84,14 @@ def call(method, path, body=None):
                                  headers={"Authorization": "Bearer " + token, "Content-Type": "application/json"})
     with urllib.request.urlopen(req, context=ctx) as r:
         return json.load(r)
+def worker_seconds():  # vouch_conversion_duration_seconds_sum{result="done"}: the workers' own time
+    req = urllib.request.Request(url + "/metrics", headers={"Authorization": "Bearer " + token})
+    with urllib.request.urlopen(req, context=ctx) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith("vouch_conversion_duration_seconds_sum") and 'result="done"' in line:
+                return float(line.split()[-1])
+    return 0.0
+before = worker_seconds()
 t0 = time.monotonic()
 job = call("POST", "/api/v1/conversions", {"app": "bench", "input_image": src, "output_image": dst, "options": {}})
 first = claimed = None
@@ -99,8 +109,8 @@ while True:
 total = time.monotonic() - t0
 if job["state"] != "done":
     sys.exit("conversion %s: %s" % (job["state"], json.dumps(job.get("error"))))
-print("%.2f %.3f %.3f %s" % (total, first if first is not None else -1, claimed if claimed is not None else -1,
-                             (job.get("progress") or {}).get("bytes_total")))
+print("%.2f %.3f %.3f %.2f" % (total, first if first is not None else -1, claimed if claimed is not None else -1,
+                               worker_seconds() - before))
 PY
 }
 
@@ -111,13 +121,14 @@ for r in $(seq 1 "$RUNS"); do
   cli=$(sed -E 's/.*convert ([0-9.]+) s.*/\1/' <<<"$floor_line")
   mb=$(sed -E 's/.*compressed, ([0-9.]+) MB uncompressed.*/\1/' <<<"$floor_line")
   load_floor=$(loadavg)
-  read -r total first claimed _ < <(server_run "out$r")
+  read -r total first claimed worker < <(server_run "out$r")
   load_server=$(loadavg)
-  python3 - "$r" "$floor" "$cli" "$total" "$first" "$claimed" "$mb" "$load_floor" "$load_server" <<'PY'
+  python3 - "$r" "$floor" "$cli" "$total" "$first" "$claimed" "$mb" "$worker" "$load_floor" "$load_server" <<'PY'
 import sys
-r, floor, cli, total, first, claimed, mb = sys.argv[1], *map(float, sys.argv[2:8])
-print(f"run {r}: {mb:.0f} MB uncompressed | floor {floor:.2f} s ({mb / floor:.0f} MB/s) [load {sys.argv[8]}] | "
+r, floor, cli, total, first, claimed, mb, worker = sys.argv[1], *map(float, sys.argv[2:9])
+print(f"run {r}: {mb:.0f} MB uncompressed | floor {floor:.2f} s ({mb / floor:.0f} MB/s) [load {sys.argv[9]}] | "
       f"CLI layout->layout {cli:.2f} s (ratio {cli / floor:.2f}) | server-side {total:.2f} s ({mb / total:.0f} MB/s, "
-      f"ratio {total / floor:.2f}) [load {sys.argv[9]}] | first progress update {first:.3f} s (claimed {claimed:.3f} s)")
+      f"ratio {total / floor:.2f}; worker {worker:.2f} s) [load {sys.argv[10]}] | first progress update {first:.3f} s "
+      f"(claimed {claimed:.3f} s)")
 PY
 done
