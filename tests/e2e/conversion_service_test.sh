@@ -171,6 +171,16 @@ for app in svc crash; do
 done
 expect_eq "the app's default input registry" main "$("$VOUCH" app get svc -o json | jq_get '["input_registry"]')"
 
+# --- bad input: a usage error before any request, or the server's refusal; no job either way ---
+err=$("$VOUCH" conversion create --app svc --input "$REG/src/tls:v1" --output "$REG/tee/x:v1" --mem-size 12Q 2>&1)
+expect_eq "a bad option value is a usage error (exit 2)" 2 "$?"
+expect_contains "naming the flag" "--mem-size" "$err"
+err=$("$VOUCH" conversion create --app nosuchapp --input "$REG/src/tls:v1" --output "$REG/tee/x:v1" 2>&1)
+expect_eq "an unknown app is refused by the server (exit 1)" 1 "$?"
+[[ $(wc -l <<<"$err") -eq 1 && $err == "vouch: "*"(app_not_found)" ]] || fail "unknown app: expected one line ending (app_not_found), got: $err"
+ok "unknown app: one line naming app_not_found"
+expect_eq "no job was made" "[]" "$("$VOUCH" conversion list -o json | jq_get '["items"]')"
+
 # --- a conversion through the CLI: done, a pending build, the app's mrsigner ---
 jobs_log() { echo "$1" >>jobs.txt; }
 "$VOUCH" conversion create --app svc --input "$REG/src/tls:v1" --output "$REG/tee/tls:v1" \
