@@ -1,5 +1,5 @@
 // vouch conversion create | list | get | cancel: conversion jobs run by vouchd (issue 15,
-// docs/convert.md "Conversion as a service", docs/cli.md). `create --wait` follows the job until it
+// docs/convert.md "Server-side conversion", docs/cli.md). `create --wait` follows the job until it
 // ends: a progress bar redrawn on one line when stderr is a terminal, plain lines otherwise; the
 // exit status is non-zero when the job failed or was cancelled.
 #include <sys/ioctl.h>
@@ -70,12 +70,12 @@ bool Terminal(const json& job) {
 
 uint64_t Num(const json& obj, const char* key) {
   const json v = obj.is_object() ? obj.value(key, json()) : json();
-  return v.is_number_unsigned() || v.is_number_integer() ? v.get<uint64_t>() : 0;
+  return v.is_number_unsigned() ? v.get<uint64_t>() : 0;
 }
 
 std::string Bytes(uint64_t n) {
   char buf[32];
-  if (n >= (1ull << 30)) {
+  if (n >= 1000000000) {
     std::snprintf(buf, sizeof(buf), "%.2f GB", static_cast<double>(n) / 1e9);
   } else if (n >= 1000000) {
     std::snprintf(buf, sizeof(buf), "%.1f MB", static_cast<double>(n) / 1e6);
