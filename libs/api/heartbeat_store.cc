@@ -43,7 +43,9 @@ Result<std::unordered_map<std::string, Row>> LoadInstances(store::Transaction& t
   } else {
     json list = json::array();
     for (std::string_view id : ids) list.push_back(std::string(id));
-    VOUCH_ASSIGN_OR_RETURN(rows, tx.Query("SELECT id, last_seq, status FROM instances WHERE node_id = ? AND "
+    // `+node_id`: look the ids up by primary key, never by scanning the node's instances through
+    // an index on node_id (SQLite's planner would otherwise take it).
+    VOUCH_ASSIGN_OR_RETURN(rows, tx.Query("SELECT id, last_seq, status FROM instances WHERE +node_id = ? AND "
                                           "id IN (SELECT value FROM json_each(?))",
                                           {node_id, list.dump()}));
   }
@@ -148,14 +150,18 @@ Result<int64_t> RecordHeartbeats(store::Transaction& tx, std::string_view backen
                    {PgTextArray(ids), PgIntArray(seqs), PgIntArray(seens), PgTextArray(statuses), node_id}));
       for (const Row& r : rows) updated.insert(r.Str(0));
     } else {
-      // One writer: a prepared statement run per instance costs no round trip.
+      // One writer: a prepared statement run per instance costs no round trip. Only a stopping
+      // heartbeat names status: a row that is not stopped is running already, and SQLite rewrites
+      // the entries of every index on a column the SET names, changed or not.
       for (const Update& u : updates) {
         const HeartbeatWrite& h = hbs[u.hb];
-        VOUCH_ASSIGN_OR_RETURN(int64_t n,
-                               tx.Exec("UPDATE instances SET last_seq = ?, last_heartbeat = ?, status = ? "
-                                       "WHERE id = ? AND node_id = ? AND last_seq < ? AND status <> 'stopped'",
-                                       {h.seq, std::min(h.seen, now), std::string(h.stopping ? "stopped" : "running"),
-                                        h.instance_id, node_id, h.seq}));
+        VOUCH_ASSIGN_OR_RETURN(
+            int64_t n, h.stopping ? tx.Exec("UPDATE instances SET last_seq = ?, last_heartbeat = ?, status = 'stopped' "
+                                            "WHERE id = ? AND node_id = ? AND last_seq < ? AND status <> 'stopped'",
+                                            {h.seq, std::min(h.seen, now), h.instance_id, node_id, h.seq})
+                                  : tx.Exec("UPDATE instances SET last_seq = ?, last_heartbeat = ? "
+                                            "WHERE id = ? AND node_id = ? AND last_seq < ? AND status <> 'stopped'",
+                                            {h.seq, std::min(h.seen, now), h.instance_id, node_id, h.seq}));
         if (n == 1) updated.insert(h.instance_id);
       }
     }
