@@ -204,6 +204,17 @@ Status ConversionRunner::Impl::Requeue() {
 
 Result<std::optional<Job>> ConversionRunner::Impl::Claim() {
   std::optional<Job> claimed;
+  // Idle members only read (the index on state): no write transaction, which PostgreSQL
+  // serialises across members, unless there is something to claim.
+  bool any = false;
+  VOUCH_RETURN_IF_ERROR(m.db().Read([&](Transaction& tx) -> Status {
+    VOUCH_ASSIGN_OR_RETURN(Rows rows, tx.Query(std::string("SELECT id FROM conversions WHERE state = 'queued' OR (state IN ") +
+                                                   kRunningStates + " AND lease_expires_at < ?) LIMIT 1",
+                                               {NowOf(m)}));
+    any = !rows.empty();
+    return Status::Ok();
+  }));
+  if (!any) return claimed;
   VOUCH_RETURN_IF_ERROR(m.db().Write([&](Transaction& tx) -> Status {
     claimed.reset();
     const int64_t now = NowOf(m);
