@@ -4,6 +4,7 @@
 #include <unordered_map>
 
 #include "api/heartbeat_keys.h"
+#include "api/heartbeat_state.h"
 #include "api/heartbeat_store.h"
 #include "api/manager.h"
 #include "api/manager_internal.h"
@@ -26,19 +27,10 @@ using namespace internal;  // NOLINT(google-build-using-namespace)
 
 namespace {
 constexpr size_t kIdsPerQuery = 500;       // instance ids (or serials) per IN list
-constexpr size_t kEcdsaKeysMax = 100'000;  // decoded certificate keys kept for signed heartbeats
 }  // namespace
 
 // ---------------------------------------------------------------- heartbeat keys
 
-struct Manager::HeartbeatState {
-  HeartbeatMacKeyCache mac_keys;  // certificate serial -> K (docs/formats/heartbeat-key.md)
-  std::mutex mu;                  // guards the two maps below
-  // Signed (ECDSA) heartbeats: the certificate's public key. Bounded: an arbitrary entry goes
-  // when full (decoding a certificate again costs far less than a verification).
-  std::unordered_map<std::string, std::shared_ptr<EVP_PKEY>> ecdsa_keys;
-  std::map<std::string, std::shared_ptr<EVP_PKEY>> zone_keys;  // zone id -> heartbeat private key
-};
 
 std::shared_ptr<Manager::HeartbeatState> Manager::NewHeartbeatState() { return std::make_shared<HeartbeatState>(); }
 
@@ -219,7 +211,7 @@ Result<json> Manager::IngestHeartbeats(const Principal& node, const json& node_i
       if (c.wants_signature && !c.key) {
         c.key = pub;
         std::lock_guard<std::mutex> lock(hs.mu);
-        if (hs.ecdsa_keys.size() >= kEcdsaKeysMax) hs.ecdsa_keys.erase(hs.ecdsa_keys.begin());
+        if (hs.ecdsa_keys.size() >= HeartbeatState::kEcdsaKeysMax) hs.ecdsa_keys.erase(hs.ecdsa_keys.begin());
         hs.ecdsa_keys[c.serial] = pub;
       }
     }
@@ -266,8 +258,8 @@ Result<json> Manager::IngestHeartbeats(const Principal& node, const json& node_i
   // 2b. A MAC that fails under the current certificate's K may be under the previous one's: the
   //     agent queued the heartbeat before a renewal and delivered it after (a renewal keeps the
   //     key, so signed heartbeats verify across it; MAC'd ones need the old serial's K). The
-  //     instance's newest other certificate that is still valid and unexpired is tried, one query
-  //     per batch and only when a MAC failed; its K is cached like any other.
+  //     certificate the instance's last renewal replaced is tried while it is valid and unexpired
+  //     (a primary-key read per such instance, only when a MAC failed); its K is cached too.
   std::vector<Item*> retry;
   for (Item& it : items) {
     if (it.result != kHeartbeatBadMac) continue;
@@ -289,44 +281,40 @@ Result<json> Manager::IngestHeartbeats(const Principal& node, const json& node_i
         for (auto& [id, p] : *m) crypto::Cleanse(p.key.data(), p.key.size());
       }
     } wipe_prev{&prev};
-    std::vector<std::string> rids;
+    // The serial each renewal replaced (remembered by this process; a renewal through another
+    // cluster member is not known here, and such a heartbeat stays bad_mac). Checked against the
+    // store: still valid, unexpired, this instance's and this node's.
     for (Item* it : retry) {
-      if (std::find(rids.begin(), rids.end(), it->hb->instance_id) == rids.end()) rids.push_back(it->hb->instance_id);
+      const std::string& id = it->hb->instance_id;
+      if (prev.count(id)) continue;
+      std::string old = hs.ReplacedSerial(id);
+      if (old.empty() || old == inst[id].serial) continue;
+      Prev pv;
+      pv.serial = std::move(old);
+      prev.emplace(id, std::move(pv));
     }
-    VOUCH_RETURN_IF_ERROR(db_->Read([&](Transaction& tx) -> Status {
-      prev.clear();
-      for (size_t at = 0; at < rids.size(); at += kIdsPerQuery) {
-        const size_t n = std::min(kIdsPerQuery, rids.size() - at);
-        std::string sql =
-            "SELECT instance_id, serial, zone_id FROM certificates WHERE node_id = ? AND status = 'valid' AND "
-            "not_after > ? AND instance_id IN (?";
-        for (size_t k = 1; k < n; ++k) sql += ", ?";
-        sql += ") ORDER BY not_after DESC";
-        std::vector<store::Value> params;
-        params.reserve(n + 2);
-        params.emplace_back(node.id);
-        params.emplace_back(now);
-        for (size_t k = 0; k < n; ++k) params.emplace_back(rids[at + k]);
-        VOUCH_ASSIGN_OR_RETURN(Rows rows, tx.Query(sql, params));
-        for (const Row& r : rows) {
-          const std::string id = r.Str(0);
-          if (r.Str(1) == inst[id].serial || prev.count(id)) continue;  // the newest other one
-          Prev pv;
-          pv.serial = r.Str(1);
-          pv.zone_id = r.Str(2);
+    if (!prev.empty()) {
+      VOUCH_RETURN_IF_ERROR(db_->Read([&](Transaction& tx) -> Status {
+        for (auto& [id, pv] : prev) {
+          pv.zone_id.clear();
+          pv.pem.clear();
+          pv.has_key = false;
+          VOUCH_ASSIGN_OR_RETURN(Rows rows, tx.Query("SELECT zone_id, pem FROM certificates WHERE serial = ? AND "
+                                                     "instance_id = ? AND node_id = ? AND status = 'valid' AND "
+                                                     "not_after > ?",
+                                                     {pv.serial, id, node.id, now}));
+          if (rows.empty()) continue;
+          pv.zone_id = rows[0].Str(0);
           pv.tag = HeartbeatMacKeyCache::TagOf(pv.serial);
           pv.has_key = hs.mac_keys.Find(pv.tag, &pv.key);
-          prev.emplace(id, std::move(pv));
+          if (!pv.has_key) {
+            pv.pem = rows[0].Str(1);
+            VOUCH_ASSIGN_OR_RETURN(pv.zone_key, ZoneHeartbeatPrivateKey(tx, pv.zone_id));
+          }
         }
-      }
-      for (auto& [id, pv] : prev) {
-        if (pv.has_key) continue;
-        VOUCH_ASSIGN_OR_RETURN(pv.zone_key, ZoneHeartbeatPrivateKey(tx, pv.zone_id));
-        VOUCH_ASSIGN_OR_RETURN(Rows pem, tx.Query("SELECT pem FROM certificates WHERE serial = ?", {pv.serial}));
-        if (!pem.empty()) pv.pem = pem[0].Str(0);
-      }
-      return Status::Ok();
-    }));
+        return Status::Ok();
+      }));
+    }
     for (auto& [id, pv] : prev) {
       if (pv.has_key || pv.pem.empty() || !pv.zone_key) continue;
       auto cert = crypto::CertFromPem(pv.pem);

@@ -1,5 +1,6 @@
 // Workload certificates for reports that a node agent verified locally (docs/agent.md).
 #include "api/ca_adapter.h"
+#include "api/heartbeat_state.h"
 #include "api/manager.h"
 #include "api/manager_internal.h"
 #include "api/manager_nodes_internal.h"
@@ -63,6 +64,7 @@ Result<json> Manager::IssueForWorkload(const Principal& node, std::string_view c
     Row node, build;
     ZonePolicy zone_policy;
     std::vector<std::string> names;
+    std::string replaced_serial;  // a renewal: the instance's certificate until now
   };
   auto decide = [&](Transaction& tx, Decision* d) -> Status {
     VOUCH_ASSIGN_OR_RETURN(d->node, tx.QueryOne("SELECT * FROM nodes WHERE id = ?", {node.id}, "node"));
@@ -112,12 +114,13 @@ Result<json> Manager::IssueForWorkload(const Principal& node, std::string_view c
       }
     }
     if (!instance_id.empty()) {
-      VOUCH_ASSIGN_OR_RETURN(Rows i, tx.Query("SELECT id FROM instances WHERE id = ? AND node_id = ? AND build_id = ?",
+      VOUCH_ASSIGN_OR_RETURN(Rows i, tx.Query("SELECT id, serial FROM instances WHERE id = ? AND node_id = ? AND build_id = ?",
                                               {instance_id, node.id, b->Str("id")}));
       if (i.empty()) {
         return NotFound("instance '" + instance_id + "' of this build on this node not found",
                         std::string(kInstanceNotFound));
       }
+      d->replaced_serial = i[0].Str(1);
     }
     return Status::Ok();
   };
@@ -159,6 +162,7 @@ Result<json> Manager::IssueForWorkload(const Principal& node, std::string_view c
   //    which the workload derives its heartbeat MAC key (docs/formats/heartbeat-key.md).
   const bool mac_heartbeats = checked->csr->key_type == pki::PublicKeyType::kEcP256;
   std::string heartbeat_pub_pem;
+  std::string replaced_serial;
   st = WriteRowKeyed(*db_, [&](Transaction& tx) -> Status {
     heartbeat_pub_pem.clear();
     if (mac_heartbeats) {
@@ -170,6 +174,7 @@ Result<json> Manager::IssueForWorkload(const Principal& node, std::string_view c
       return Aborted("the app's builds or domains changed during the request; retry",
                      std::string(kConflictRetry));
     }
+    replaced_serial = now.replaced_serial;
     int64_t now_s = Now();
     VOUCH_RETURN_IF_ERROR(tx.Exec("INSERT INTO certificates (serial, zone_id, kind, app_id, build_id, node_id, instance_id, "
                                   "subject, sans, not_before, not_after, pem, status, issued_to, created_at) VALUES (?, ?, "
@@ -193,6 +198,8 @@ Result<json> Manager::IssueForWorkload(const Principal& node, std::string_view c
   });
   if (!st.ok()) return st.code() == StatusCode::kPermissionDenied ? refuse(st) : st;
   issued_.fetch_add(1);
+  // A heartbeat MAC'd under the replaced certificate's K may still be queued at the agent.
+  if (!replaced_serial.empty()) heartbeats_->NoteRenewal(inst, replaced_serial);
   json answer{{"serial", cert.serial_hex},
               {"instance_id", inst},
               {"app", b.Str("app_name")},
