@@ -603,7 +603,10 @@ int RunServe(const std::string& data_dir, std::string listen, std::string store_
         spdlog::info("pruned {} stopped instances", *pruned);
       }
       lock.lock();
-      if (refresher_cv.wait_for(lock, std::chrono::hours(1), [&] { return stopping; })) break;
+      // A run stops after Manager::kPruneMaxBatches batches: go on a second later if it did.
+      const bool more = pruned.ok() && *pruned >= vouch::api::Manager::kPruneBatch * vouch::api::Manager::kPruneMaxBatches;
+      if (refresher_cv.wait_for(lock, more ? std::chrono::seconds(1) : std::chrono::seconds(3600), [&] { return stopping; }))
+        break;
     }
   });
   // SIGHUP re-reads the collateral folders now; besides, they are checked for changed files

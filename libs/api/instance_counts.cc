@@ -55,9 +55,9 @@ Result<InstanceCountValues> CountInstances(Transaction& tx, std::string_view bac
 }
 
 Result<int64_t> PruneStoppedInstances(store::Database& db, const Clock& clock, const std::string& actor, int64_t before,
-                                      int64_t batch) {
+                                      int64_t batch, int64_t max_batches) {
   int64_t total = 0;
-  for (;;) {
+  for (int64_t round = 0; round < max_batches; ++round) {
     int64_t deleted = 0;
     VOUCH_RETURN_IF_ERROR(db.Write([&](Transaction& tx) -> Status {
       VOUCH_ASSIGN_OR_RETURN(deleted, tx.Exec("DELETE FROM instances WHERE id IN (SELECT id FROM instances WHERE "
@@ -159,7 +159,7 @@ Result<int64_t> Manager::PruneInstances(const Principal& p) {
   VOUCH_RETURN_IF_ERROR(Authorize(p, Permission::kAdmin));
   if (options_.instance_retention.count() <= 0) return int64_t{0};
   const int64_t before = Now() - options_.instance_retention.count();
-  VOUCH_ASSIGN_OR_RETURN(int64_t n, PruneStoppedInstances(*db_, *clock_, p.Actor(), before, 1000));
+  VOUCH_ASSIGN_OR_RETURN(int64_t n, PruneStoppedInstances(*db_, *clock_, p.Actor(), before, kPruneBatch, kPruneMaxBatches));
   instances_pruned_.fetch_add(n);
   return n;
 }

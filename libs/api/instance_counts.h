@@ -51,8 +51,10 @@ Result<InstanceCountValues> CountInstances(store::Transaction& tx, std::string_v
 // "instance_prune_pending" in its own transaction; the run ends with one audit entry
 // "instance.prune" (actor `actor`, target "instances", detail {count, before}) for the pending
 // total, written in the transaction that clears it. So a run cut short (crash, error) is audited
-// by the next one, and nothing deleted goes unaudited. Returns the count deleted by this run.
+// by the next one, and nothing deleted goes unaudited. At most `max_batches` batches per run (so
+// a run ends soon, e.g. at shutdown; the caller runs again when it deleted that many). Returns
+// the count deleted by this run.
 Result<int64_t> PruneStoppedInstances(store::Database& db, const Clock& clock, const std::string& actor, int64_t before,
-                                      int64_t batch);
+                                      int64_t batch, int64_t max_batches);
 
 }  // namespace vouch::api

@@ -342,7 +342,10 @@ class Manager {
   Result<json> CertificateCounts(const Principal& p, int64_t expiring_within_days);
   // System (vouchd's pruning thread): deletes stopped instances older than
   // options().instance_retention in bounded batches, one audit entry "instance.prune" with the
-  // count per run. Returns how many were deleted (0 when the retention is 0).
+  // count per run, at most kPruneBatch * kPruneMaxBatches per run (vouchd runs again at once
+  // when a run deleted that many). Returns how many were deleted (0 when the retention is 0).
+  static constexpr int64_t kPruneBatch = 1000;
+  static constexpr int64_t kPruneMaxBatches = 100;
   Result<int64_t> PruneInstances(const Principal& p);
   int64_t InstancesPruned() const { return instances_pruned_.load(); }  // vouch_instances_pruned_total
 
