@@ -1,4 +1,4 @@
-// vouch zone create | list | get | update | ca | crl | join-token | join-tokens | node-identity add|list|remove
+// vouch zone create | list | get | update | ca | ca-rotate | ca-activate | ca-bundle | crl | join-token | join-tokens | node-identity add|list|remove
 #include <iostream>
 
 #include "cmd_common.h"
@@ -111,6 +111,7 @@ struct ZoneArgs {
   PolicyArgs create_policy;
   PolicyArgs update_policy;
   std::string crl_out;
+  std::string crl_ca;  // zone CA id: a retired or next root's CRL
   std::string ca_out;
   int ttl = 3600;
   int uses = 1;
@@ -174,12 +175,45 @@ void Register(CLI::App& root, GlobalOptions& global) {
   CLI::App* crl = zone->add_subcommand("crl", "Print the zone's CRL as PEM, or write it as DER with --out");
   crl->add_option("name", a->name, "Zone name or id")->required();
   crl->add_option("--out", a->crl_out, "Write the CRL in DER form to FILE");
+  crl->add_option("--ca", a->crl_ca, "The CRL of this root (a zone CA id from ca-activate: a retired or next root)");
   crl->callback([&global, a] {
     Session s = Connect(global, /*need_token=*/false);
+    std::string path = ApiPath({"zones", a->name, "crl"});
+    if (!a->crl_ca.empty()) path = WithQuery(path, {{"ca", a->crl_ca}});
     if (a->crl_out.empty()) {
-      std::cout << Check(s.api->GetRaw(WithQuery(ApiPath({"zones", a->name, "crl"}), {{"format", "pem"}})));
+      path += (path.find('?') == std::string::npos ? "?" : "&") + std::string("format=pem");
+      std::cout << Check(s.api->GetRaw(path));
     } else {
-      WriteFileOrDie(a->crl_out, Check(s.api->GetRaw(ApiPath({"zones", a->name, "crl"}))), 0644);
+      WriteFileOrDie(a->crl_out, Check(s.api->GetRaw(path)), 0644);
+    }
+  });
+
+  // Zone CA rotation (docs/operations.md "Rotating a zone CA").
+  CLI::App* rotate = zone->add_subcommand("ca-rotate", "Make the zone's next root CA; pending until its approval task "
+                                                       "reaches the zone's quorum (admin)");
+  rotate->add_option("name", a->name, "Zone name or id")->required();
+  rotate->callback([&global, a] {
+    Session s = Connect(global);
+    PrintObject(global, Check(s.api->Post(ApiPath({"zones", a->name, "ca", "rotate"}), json::object())));
+  });
+  CLI::App* activate = zone->add_subcommand("ca-activate", "Make the approved next root CA the zone's issuer; the "
+                                                           "previous root stays trusted until its certificates expire (admin)");
+  activate->add_option("name", a->name, "Zone name or id")->required();
+  activate->callback([&global, a] {
+    Session s = Connect(global);
+    PrintObject(global, Check(s.api->Post(ApiPath({"zones", a->name, "ca", "activate"}), json::object())));
+  });
+  CLI::App* bundle = zone->add_subcommand("ca-bundle", "Print the roots to trust across a CA rotation (PEM: active, "
+                                                       "next, retired with unexpired certificates)");
+  bundle->add_option("name", a->name, "Zone name or id")->required();
+  bundle->add_option("--out", a->ca_out, "Write the PEM to FILE instead of stdout");
+  bundle->callback([&global, a] {
+    Session s = Connect(global, /*need_token=*/false);
+    const std::string pem = Check(s.api->GetRaw(ApiPath({"zones", a->name, "ca", "bundle"})));
+    if (a->ca_out.empty()) {
+      std::cout << pem;
+    } else {
+      WriteFileOrDie(a->ca_out, pem, 0644);
     }
   });
 

@@ -282,6 +282,16 @@ class Manager {
   // quorum) is approved (manager_signing_keys.cc). 409 signing_key_pending while one waits.
   Result<json> RotateAppSigningKey(const Principal& p, const std::string& id_or_name);
 
+  // --- zone CA rotation (manager_ca_rotation.cc, zone_ca_rotation.h; docs/api.md "Zone CA
+  // rotation"). Admin: rotate makes the next root pending under the zone's quorum (409
+  // ca_rotation_pending while one is pending or approved); activate swaps the approved one in
+  // (409 no_approved_ca) and retires the previous root. Public: the bundle (active, approved next,
+  // retired roots while a certificate they issued is unexpired) and a retired or next root's CRL.
+  Result<json> RotateZoneCa(const Principal& p, const std::string& zone);
+  Result<json> ActivateZoneCa(const Principal& p, const std::string& zone);
+  Result<std::string> ZoneCaBundlePem(const std::string& zone);
+  Result<std::vector<uint8_t>> ZoneCaCrl(const std::string& zone, const std::string& ca_id);
+
   // --- registries (manager_registries.cc, registry_access.h): admin manages, members and
   // approvers list and read; the secret is sealed and never returned.
   Result<json> CreateRegistry(const Principal& p, const RegistrySpec& spec);

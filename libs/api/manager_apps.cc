@@ -6,6 +6,7 @@
 #include "api/manager_nodes_internal.h"
 #include "api/reasons.h"
 #include "api/registry_access.h"
+#include "api/zone_ca_rotation.h"
 #include "base/encoding.h"
 #include "pki/names.h"
 
@@ -656,6 +657,8 @@ Result<json> Manager::DecideTask(Transaction& tx, const Principal& p, const Row&
         VOUCH_RETURN_IF_ERROR(DecideNodeIdentityTask(tx, t, true));  // manager_node_identities.cc
       } else if (kind == "signing_key") {
         VOUCH_RETURN_IF_ERROR(DecideSigningKeyTask(tx, *this, t, true));  // manager_signing_keys.cc
+      } else if (kind == "ca_rotation") {
+        VOUCH_RETURN_IF_ERROR(DecideCaRotationTask(tx, t, true));  // manager_ca_rotation.cc
       } else {
         // Checked again now: another app may have been granted an overlapping name since the
         // request (two pending requests for one name: the second approval fails).
@@ -681,6 +684,7 @@ Result<json> Manager::DecideTask(Transaction& tx, const Principal& p, const Row&
     }
     if (kind == "node_identity") VOUCH_RETURN_IF_ERROR(DecideNodeIdentityTask(tx, t, false));
     if (kind == "signing_key") VOUCH_RETURN_IF_ERROR(DecideSigningKeyTask(tx, *this, t, false));
+    if (kind == "ca_rotation") VOUCH_RETURN_IF_ERROR(DecideCaRotationTask(tx, t, false));
     detail["decision"] = "denied";
     detail["reason"] = reason;
   }

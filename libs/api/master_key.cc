@@ -13,6 +13,7 @@
 #include "api/heartbeat_keys.h"
 #include "api/reasons.h"
 #include "api/registry_access.h"
+#include "api/zone_ca_rotation.h"
 #include "base/encoding.h"
 #include "base/file.h"
 #include "crypto/aead.h"
@@ -267,7 +268,8 @@ Result<RotationReport> RotateMasterKey(const std::string& dir, const Clock& cloc
       std::string (*aad)(std::string_view id);
     };
     for (const SealedColumn& c : {SealedColumn{"registries", "secret_sealed", &RegistrySecretAad},
-                                  SealedColumn{"app_signing_keys", "key_sealed", &AppSigningKeyAad}}) {
+                                  SealedColumn{"app_signing_keys", "key_sealed", &AppSigningKeyAad},
+                                  SealedColumn{"zone_cas", "key_sealed", &ZoneCaRowKeyAad}}) {
       VOUCH_ASSIGN_OR_RETURN(store::Rows rows, tx.Query(std::string("SELECT id, ") + c.column + " FROM " + c.table +
                                                         " WHERE " + c.column + " IS NOT NULL ORDER BY id"));
       for (const store::Row& r : rows) {

@@ -148,4 +148,9 @@ inline constexpr std::string_view kConversionNotFound = "conversion_not_found"; 
 inline constexpr std::string_view kConversionFinished = "conversion_finished";   // 409: cancel of an ended job
 inline constexpr std::string_view kInterrupted = "interrupted";                  // job: gave up after restarts
 
+// Issue 18: zone CA rotation (manager_ca_rotation.cc).
+inline constexpr std::string_view kCaRotationPending = "ca_rotation_pending";  // 409: one pending or approved
+inline constexpr std::string_view kNoApprovedCa = "no_approved_ca";            // 409: activate with none approved
+inline constexpr std::string_view kZoneCaNotFound = "zone_ca_not_found";       // 404
+
 }  // namespace vouch::api

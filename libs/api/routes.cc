@@ -591,13 +591,36 @@ http::Router BuildRouter(Manager& m, http::Metrics* metrics, const RouterOptions
     resp.headers.emplace_back("Cache-Control", "public, max-age=300");
     return resp;
   });
+  // Zone CA rotation (manager_ca_rotation.cc): the bundle of roots to trust across a switch is
+  // public like the CA; ?ca=<zone CA id> on the CRL route serves that root's CRL (retired or next).
+  r.Add("GET", "/api/v1/zones/{id}/ca/bundle", [&m](Request& req) {
+    auto pem = m.ZoneCaBundlePem(Param(req, "id"));
+    if (!pem.ok()) return Response::Error(pem.status());
+    Response resp = Response::Text(*pem, "application/x-pem-file");
+    resp.headers.emplace_back("Cache-Control", "public, max-age=300");
+    return resp;
+  });
+  r.Add("POST", "/api/v1/zones/{id}/ca/rotate", Authed(m, Permission::kAdmin, [&m](const Principal& p, Request& req) -> Result<Response> {
+          VOUCH_ASSIGN_OR_RETURN(JsonBody b, Body(req));
+          VOUCH_RETURN_IF_ERROR(b.Finish());
+          return JsonOr(m.RotateZoneCa(p, Param(req, "id")), 202);
+        }));
+  r.Add("POST", "/api/v1/zones/{id}/ca/activate", Authed(m, Permission::kAdmin, [&m](const Principal& p, Request& req) -> Result<Response> {
+          VOUCH_ASSIGN_OR_RETURN(JsonBody b, Body(req));
+          VOUCH_RETURN_IF_ERROR(b.Finish());
+          return JsonOr(m.ActivateZoneCa(p, Param(req, "id")));
+        }));
   r.Add("GET", "/api/v1/zones/{id}/crl", [&m](Request& req) {
     std::string format = req.Query("format");
     if (!format.empty() && format != "der" && format != "pem") {
       return Response::Error(
           InvalidArgument("format must be der or pem", std::string(kInvalidFormat)));
     }
-    auto der = m.ZoneCrl(Param(req, "id"));
+    std::string ca = req.Query("ca");
+    if (ca.size() > 64) {
+      return Response::Error(InvalidArgument("ca must be a zone CA id", std::string(kInvalidFormat)));
+    }
+    auto der = ca.empty() ? m.ZoneCrl(Param(req, "id")) : m.ZoneCaCrl(Param(req, "id"), ca);
     if (!der.ok()) return Response::Error(der.status());
     Response resp;
     if (format == "pem") {
