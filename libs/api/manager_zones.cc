@@ -8,6 +8,7 @@
 #include "base/encoding.h"
 #include "crypto/aead.h"
 #include "crypto/random.h"
+#include "pki/ca.h"
 #include "store/reasons.h"
 
 namespace vouch::api {
@@ -250,10 +251,13 @@ Result<std::string> Manager::ZoneCaPem(const std::string& key) {
 }
 
 Result<std::shared_ptr<pki::CaSigner>> Manager::ZoneSigner(Transaction& tx, const std::string& zone_id) {
+  // The cached signer only while it is still the zone's CA: another member may have activated a
+  // rotated root (manager_ca_rotation.cc) since it was loaded.
+  VOUCH_ASSIGN_OR_RETURN(Row current, tx.QueryOne("SELECT ca_cert_pem FROM zones WHERE id = ?", {zone_id}, "zone"));
   {
     std::lock_guard<std::mutex> lock(signers_mu_);
     auto it = signers_.find(zone_id);
-    if (it != signers_.end()) return it->second;
+    if (it != signers_.end() && it->second->cert_pem() == current.Str(0)) return it->second;
   }
   VOUCH_ASSIGN_OR_RETURN(Row r, tx.QueryOne("SELECT ca_cert_pem, ca_key_sealed FROM zones WHERE id = ?", {zone_id}, "zone"));
   auto key = crypto::Aes256GcmOpen(master_key_.span(), r.Bytes("ca_key_sealed"), AsBytes(CaKeyAad(zone_id)));

@@ -102,7 +102,7 @@ class ZoneCaRotationTest : public ::testing::Test {
     ASSERT_TRUE(db_->Migrate().ok());
     ManagerOptions options;
     options.password_kdf = crypto::ScryptParams{1 << 10, 8, 1};
-    auto m = Manager::Create(db_.get(), crypto::RandomSecret(32), &clock_, options);
+    auto m = Manager::Create(db_.get(), crypto::SecretBytes(master_.span()), &clock_, options);
     ASSERT_TRUE(m.ok());
     manager_ = std::move(*m);
     router_ = std::make_unique<http::Router>(BuildRouter(*manager_, nullptr));
@@ -169,6 +169,7 @@ class ZoneCaRotationTest : public ::testing::Test {
   }
 
   FixedClock clock_{FromUnixSeconds(ToUnixSeconds(SystemClock::Get().Now()))};
+  crypto::SecretBytes master_ = crypto::RandomSecret(32);
   test::TempDir tmp_{"zoneca"};
   std::unique_ptr<store::Database> db_;
   std::unique_ptr<Manager> manager_;
@@ -258,6 +259,30 @@ TEST_F(ZoneCaRotationTest, RotateApproveActivateKeepsOldCertificatesTrustedAndRe
   EXPECT_TRUE(SignedByOneOf(Issue(build)["pem"], Call("GET", "/api/v1/zones/prod/ca").body));
   EXPECT_TRUE(CrlSerials(Call("GET", "/api/v1/zones/prod/crl?ca=" + act["ca_id"].get<std::string>()).body, new_root)
                   .has_value());
+}
+
+// Two members on one store (HA): the one that did not activate issues from the new root at once,
+// though it had the old root's signer cached.
+TEST_F(ZoneCaRotationTest, AnotherMemberIssuesFromTheActivatedRootWithoutARestart) {
+  const std::string build = ApprovedBuild();
+  ManagerOptions options;
+  options.password_kdf = crypto::ScryptParams{1 << 10, 8, 1};
+  auto other = Manager::Create(db_.get(), crypto::SecretBytes(master_.span()), &clock_, options);
+  ASSERT_TRUE(other.ok());
+  Principal admin = Principal::System();
+  const std::string csr = test::CsrPemFor(test::Key().get(), {"web.example.com"});
+  const std::string old_root = Call("GET", "/api/v1/zones/prod/ca").body;
+  auto before = (*other)->IssueManual(admin, build, csr);  // caches the old root's signer there
+  ASSERT_TRUE(before.ok()) << before.status().ToString();
+  ASSERT_TRUE(SignedByOneOf((*before)["pem"], old_root));
+  json rot = CallJson("POST", "/api/v1/zones/prod/ca/rotate", nullptr, "admin", 202);
+  CallJson("POST", "/api/v1/tasks/" + rot["task_id"].get<std::string>() + "/approve", nullptr, "approver1", 200);
+  CallJson("POST", "/api/v1/zones/prod/ca/activate", nullptr, "admin", 200);
+  const std::string new_root = Call("GET", "/api/v1/zones/prod/ca").body;
+  auto after = (*other)->IssueManual(admin, build, csr);
+  ASSERT_TRUE(after.ok()) << after.status().ToString();
+  EXPECT_TRUE(SignedByOneOf((*after)["pem"], new_root));
+  EXPECT_FALSE(SignedByOneOf((*after)["pem"], old_root));
 }
 
 TEST_F(ZoneCaRotationTest, OnlyAnAdminRotatesOrActivatesAndADeniedRootIsWiped) {
