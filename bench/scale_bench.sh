@@ -122,6 +122,9 @@ run_store() {
     ((LAST_ACCEPTED > cached)) && cached=$LAST_ACCEPTED
     shrink_count
   done
+  # vouchd's own count of what it accepted and refused (GET /metrics, loopback).
+  curl -fsS --cacert "$CA" "$U1/metrics" | grep -E '^vouch_heartbeat(s_accepted|s_rejected|_key_cache)' | grep -v ' 0$' \
+    | sed "s/^/[$STORE metrics] /"
   local rss_after
   rss_after=$(rss_kb "$v1")
   log "$STORE vouchd RSS parts (kB): $(rss_parts "$v1")"
@@ -159,6 +162,8 @@ run_store() {
       shrink_count
     done
     log "RESULT pg two vouchd: RSS $(rss_kb "$v1") + $(rss_kb "$v2") kB"
+    curl -fsS --cacert "$CA" "https://127.0.0.1:$p2/metrics" | grep -E '^vouch_heartbeat(s_accepted|s_rejected|_key_cache)' \
+      | grep -v ' 0$' | sed "s/^/[pg second vouchd metrics] /"
     stop_pids "$v2"
   fi
   stop_pids "$v1" "${APIDS[@]}"
