@@ -1,4 +1,4 @@
-// vouch zone create | list | get | update | ca | ca-rotate | ca-activate | ca-bundle | crl | join-token | join-tokens | node-identity add|list|remove
+// vouch zone create | list | get | update | ca | cas | ca-rotate | ca-activate | ca-bundle | crl | join-token | join-tokens | node-identity add|list|remove
 #include <iostream>
 
 #include "cmd_common.h"
@@ -67,6 +67,11 @@ const std::vector<client::Column> kZoneColumns = {
     {"APPROVALS", "/policy/approvals_required"},
     {"CERT_HOURS", "/policy/cert_validity_hours"},
     {"CREATED", "/created_at"},
+};
+
+const std::vector<client::Column> kZoneCaColumns = {
+    {"ID", "/id"},           {"STATUS", "/status"},         {"NOT_AFTER", "/ca/not_after"}, {"SHA256", "/ca/sha256"},
+    {"ACTIVATED", "/activated_at"}, {"RETIRED", "/retired_at"}, {"TASK", "/task_id"},
 };
 
 const std::vector<client::Column> kJoinTokenColumns = {
@@ -202,6 +207,12 @@ void Register(CLI::App& root, GlobalOptions& global) {
   activate->callback([&global, a] {
     Session s = Connect(global);
     PrintObject(global, Check(s.api->Post(ApiPath({"zones", a->name, "ca", "activate"}), json::object())));
+  });
+  CLI::App* cas = zone->add_subcommand("cas", "List the zone's root CAs (active, next, retired) with their ids and dates");
+  cas->add_option("name", a->name, "Zone name or id")->required();
+  cas->callback([&global, a] {
+    Session s = Connect(global);
+    PrintList(global, FetchList(s, ApiPath({"zones", a->name, "cas"}), 0), kZoneCaColumns);
   });
   CLI::App* bundle = zone->add_subcommand("ca-bundle", "Print the roots to trust across a CA rotation (PEM: active, "
                                                        "next, retired with unexpired certificates)");

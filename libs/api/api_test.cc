@@ -170,6 +170,7 @@ const std::map<std::string, std::string>& RouteRoles() {
       {"GET /api/v1/zones/{id}/ca", "public"},
       {"GET /api/v1/zones/{id}/crl", "public"},
       {"GET /api/v1/zones/{id}/ca/bundle", "public"},
+      {"GET /api/v1/zones/{id}/cas", "viewer"},
       {"POST /api/v1/zones/{id}/ca/rotate", "admin"},
       {"POST /api/v1/zones/{id}/ca/activate", "admin"},
       {"POST /api/v1/zones/{id}/join-tokens", "admin"},

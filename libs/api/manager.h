@@ -291,6 +291,8 @@ class Manager {
   Result<json> ActivateZoneCa(const Principal& p, const std::string& zone);
   Result<std::string> ZoneCaBundlePem(const std::string& zone);
   Result<std::vector<uint8_t>> ZoneCaCrl(const std::string& zone, const std::string& ca_id);
+  // Viewer: the zone's roots (active first, then next, retired, denied) with their dates and ids.
+  Result<json> ListZoneCas(const Principal& p, const std::string& zone);
 
   // --- registries (manager_registries.cc, registry_access.h): admin manages, members and
   // approvers list and read; the secret is sealed and never returned.

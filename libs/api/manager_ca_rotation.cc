@@ -189,6 +189,40 @@ Result<json> Manager::ActivateZoneCa(const Principal& p, const std::string& key)
   return out;
 }
 
+Result<json> Manager::ListZoneCas(const Principal& p, const std::string& key) {
+  VOUCH_RETURN_IF_ERROR(Authorize(p, Permission::kRead));
+  json out;
+  VOUCH_RETURN_IF_ERROR(db_->Read([&](Transaction& tx) -> Status {
+    VOUCH_ASSIGN_OR_RETURN(Row z, FindByIdOrName(tx, "zones", key, "zone"));
+    VOUCH_ASSIGN_OR_RETURN(Rows rows, tx.Query("SELECT id, cert_pem, status, task_id, created_at, created_by, activated_at, "
+                                               "retired_at FROM zone_cas WHERE zone_id = ? ORDER BY created_at DESC, id",
+                                               {z.Str("id")}));
+    auto nullable_time = [](const Row& r, const char* col) { return r.IsNull(col) ? json(nullptr) : json(TimeJson(r.Int(col))); };
+    json items = json::array();
+    bool has_active = false;
+    for (const Row& r : rows) has_active = has_active || r.Str("status") == "active";
+    if (!has_active) {  // the root CreateZone made, never rotated: no zone_cas row yet
+      items.push_back({{"id", nullptr}, {"status", "active"}, {"ca", CaJson(z.Str("ca_cert_pem"))},
+                       {"task_id", nullptr}, {"created_at", TimeJson(z.Int("created_at"))},
+                       {"created_by", z.Str("created_by")}, {"activated_at", TimeJson(z.Int("created_at"))},
+                       {"retired_at", nullptr}});
+    }
+    const char* order[] = {"active", "approved", "pending", "retired", "denied"};
+    for (const char* status : order) {
+      for (const Row& r : rows) {
+        if (r.Str("status") != status) continue;
+        items.push_back({{"id", r.Str("id")}, {"status", r.Str("status")}, {"ca", CaJson(r.Str("cert_pem"))},
+                         {"task_id", r.IsNull("task_id") ? json(nullptr) : json(r.Str("task_id"))},
+                         {"created_at", TimeJson(r.Int("created_at"))}, {"created_by", r.Str("created_by")},
+                         {"activated_at", nullable_time(r, "activated_at")}, {"retired_at", nullable_time(r, "retired_at")}});
+      }
+    }
+    out = PageJson(std::move(items), "");
+    return Status::Ok();
+  }));
+  return out;
+}
+
 Result<std::string> Manager::ZoneCaBundlePem(const std::string& key) {
   std::string pem;
   VOUCH_RETURN_IF_ERROR(db_->Read([&](Transaction& tx) -> Status {

@@ -600,6 +600,9 @@ http::Router BuildRouter(Manager& m, http::Metrics* metrics, const RouterOptions
     resp.headers.emplace_back("Cache-Control", "public, max-age=300");
     return resp;
   });
+  r.Add("GET", "/api/v1/zones/{id}/cas", Authed(m, Permission::kRead, [&m](const Principal& p, Request& req) -> Result<Response> {
+          return JsonOr(m.ListZoneCas(p, Param(req, "id")));
+        }));
   r.Add("POST", "/api/v1/zones/{id}/ca/rotate", Authed(m, Permission::kAdmin, [&m](const Principal& p, Request& req) -> Result<Response> {
           VOUCH_ASSIGN_OR_RETURN(JsonBody b, Body(req));
           VOUCH_RETURN_IF_ERROR(b.Finish());

@@ -186,6 +186,10 @@ TEST_F(ZoneCaRotationTest, RotateApproveActivateKeepsOldCertificatesTrustedAndRe
   ASSERT_EQ(PemCount(old_root), 1u);
   ASSERT_TRUE(SignedByOneOf(old_cert["pem"], old_root));
 
+  json cas = CallJson("GET", "/api/v1/zones/prod/cas", nullptr, "viewer", 200);
+  ASSERT_EQ(cas["items"].size(), 1u);
+  EXPECT_TRUE(cas["items"][0]["id"].is_null());
+  EXPECT_EQ(cas["items"][0]["status"], "active");
   // Rotate: a pending next root under the zone's quorum; nothing changes for relying parties yet.
   json rot = CallJson("POST", "/api/v1/zones/prod/ca/rotate", nullptr, "admin", 202);
   EXPECT_EQ(rot["status"], "pending");
@@ -226,6 +230,14 @@ TEST_F(ZoneCaRotationTest, RotateApproveActivateKeepsOldCertificatesTrustedAndRe
 
   // Revoking the old root's certificate: in the old root's CRL, signed by the old root.
   const std::string prev = act["previous_ca_id"];
+  cas = CallJson("GET", "/api/v1/zones/prod/cas", nullptr, "viewer", 200);
+  ASSERT_EQ(cas["items"].size(), 2u) << cas.dump();
+  EXPECT_EQ(cas["items"][0]["id"], act["ca_id"]);
+  EXPECT_EQ(cas["items"][0]["status"], "active");
+  EXPECT_EQ(cas["items"][1]["id"], prev);
+  EXPECT_EQ(cas["items"][1]["status"], "retired");
+  EXPECT_FALSE(cas["items"][1]["retired_at"].is_null());
+  EXPECT_EQ(cas.dump().find("key"), std::string::npos);
   auto before = CrlSerials(Call("GET", "/api/v1/zones/prod/crl?ca=" + prev).body, old_root);
   ASSERT_TRUE(before.has_value());
   EXPECT_TRUE(before->empty());

@@ -62,6 +62,8 @@ expect_eq "approved: the bundle holds two roots" 2 "$(grep -c 'BEGIN CERTIFICATE
 # ---- activate
 act=$("$VOUCH" zone ca-activate prod -o json) || fail "zone ca-activate"
 PREV=$(echo "$act" | jq_get '["previous_ca_id"]')
+expect_eq "zone cas lists the previous root as retired" retired \
+  "$("$VOUCH" zone cas prod -o json | python3 -c 'import json,sys; print({c["id"]: c["status"] for c in json.load(sys.stdin)["items"]}[sys.argv[1]])' "$PREV")"
 "$VOUCH" zone ca prod --out "$E2E_TMP/new-root.pem" || fail "zone ca after activation"
 cmp -s "$E2E_TMP/old-root.pem" "$E2E_TMP/new-root.pem" && fail "the zone CA did not change"
 ok "after activation the zone CA is the new root"
