@@ -229,11 +229,12 @@ Result<std::string> Manager::ZoneCaBundlePem(const std::string& key) {
     VOUCH_ASSIGN_OR_RETURN(Row z, FindByIdOrName(tx, "zones", key, "zone"));
     pem = z.Str("ca_cert_pem");
     // The approved next root, and each retired root while a certificate of the zone made before
-    // it was retired is unexpired.
+    // it was retired (or up to 5 minutes after: one signed from a snapshot taken before the
+    // activation committed, stored after) is unexpired.
     VOUCH_ASSIGN_OR_RETURN(
         Rows rows, tx.Query("SELECT c.cert_pem FROM zone_cas c WHERE c.zone_id = ? AND (c.status = 'approved' OR "
                             "(c.status = 'retired' AND EXISTS (SELECT 1 FROM certificates x WHERE x.zone_id = c.zone_id "
-                            "AND x.kind <> 'node' AND x.not_after > ? AND x.created_at <= c.retired_at))) "
+                            "AND x.kind <> 'node' AND x.not_after > ? AND x.created_at <= c.retired_at + 300))) "
                             "ORDER BY c.status, c.created_at, c.id",
                             {z.Str("id"), Now()}));
     for (const Row& r : rows) {
