@@ -1,4 +1,4 @@
-// vouch cert list | get | revoke | issue
+// vouch cert list | counts | get | revoke | issue
 #include <iostream>
 
 #include "cmd_common.h"
@@ -22,6 +22,7 @@ struct CertArgs {
   std::string out;
   bool pem = false;
   size_t limit = 0;
+  int expiring_days = 0;
 };
 
 // A certificate: its PEM alone with --pem, else the object (PEMs left out of the table view).
@@ -49,6 +50,16 @@ void Register(CLI::App& root, GlobalOptions& global) {
     const std::string path =
         WithQuery(ApiPath({"certificates"}), {{"app", a->app}, {"zone", a->zone}, {"status", a->status}});
     PrintList(global, FetchList(s, path, a->limit), kCertColumns);
+  });
+
+  CLI::App* counts = cert->add_subcommand("counts", "Count certificates by status, and those expiring soon");
+  counts->add_option("--expiring-within-days", a->expiring_days, "Window for the expiring count (days)")
+      ->check(CLI::Range(1, 3650));
+  counts->callback([&global, a] {
+    Session s = Connect(global);
+    const std::string days = a->expiring_days > 0 ? std::to_string(a->expiring_days) : std::string();
+    PrintObject(global,
+                Check(s.api->Get(WithQuery(ApiPath({"certificates", "counts"}), {{"expiring_within_days", days}}))));
   });
 
   CLI::App* get = cert->add_subcommand("get", "Show a certificate");
