@@ -2,15 +2,16 @@
 # Issue 16 soak (BENCHMARKS.md, "Scale (issue 16)"): heartbeats at a fixed rate (80 % of the
 # measured maximum) for DURATION seconds with issuance through the agent beside them, on vouchd
 # with INST seeded instances. Before the clock: one unpaced round, so that every instance's
-# heartbeat key is derived and cached. Reports per INTERVAL: heartbeats accepted/s, batch latency
+# heartbeat key is derived and cached (and a second one, the maximum, when RATE is not given). Reports per INTERVAL: heartbeats accepted/s, batch latency
 # p50/p99, certificates issued, vouchd's RSS and the load average; then the acceptance checks:
 # vouchd's RSS after the first interval grows by at most 5 %, every interval's p99 batch latency
 # is within 2x of the first's, nothing is dropped (accepted = sent; the store's SUM(last_seq)
 # equals the sum of the highest acknowledged seq of every instance; every certificate answered is
 # in the store).
 # Usage: bench/soak.sh BUILD_DIR
-# Environment (defaults): RATE (heartbeats/s; else 0.8 x MAX, MAX the measured maximum, e.g.
-#   bench/scale_bench.sh's best SQLite round) INST=1000000 BATCH=100 HB_CONNS=4 DURATION=600
+# Environment (defaults): RATE (heartbeats/s; else 0.8 x MAX, MAX a measured maximum, e.g.
+#   bench/scale_bench.sh's best SQLite round; with neither, 0.8 x a second unpaced round here,
+#   keys cached, measured right before the soak) INST=1000000 BATCH=100 HB_CONNS=4 DURATION=600
 #   INTERVAL=60 ISSUE_RATE=100 (certificates/s, 0: none) ISSUE_CONNS=4 AUTH=mac STORE=sqlite (or pg)
 #   OUT=DIR (kept: results.jsonl, soak.txt, rss.txt, logs; default /tmp/vouch-soak.<time>)
 set -uo pipefail
@@ -20,28 +21,36 @@ source "$E2E/pg.sh"
 B=$(cd "$1" && pwd)
 INST=${INST:-1000000} BATCH=${BATCH:-100} HB_CONNS=${HB_CONNS:-4} DURATION=${DURATION:-600} INTERVAL=${INTERVAL:-60}
 ISSUE_RATE=${ISSUE_RATE:-100} ISSUE_CONNS=${ISSUE_CONNS:-4} AUTH=${AUTH:-mac}
-if [[ -z ${RATE:-} ]]; then
-  [[ -n ${MAX:-} ]] || { echo "set RATE (heartbeats/s) or MAX (the measured maximum; RATE = 0.8 x MAX)" >&2; exit 2; }
-  RATE=$(python3 -c "print(int(0.8 * float('$MAX')))")
-fi
+if [[ -z ${RATE:-} && -n ${MAX:-} ]]; then RATE=$(python3 -c "print(int(0.8 * float('$MAX')))"); fi
 OUT=${OUT:-/tmp/vouch-soak.$(date -u +%Y%m%dT%H%M%S)}
 # shellcheck source=bench/scale_lib.sh
 source "$(dirname "$0")/scale_lib.sh"
 : >"$R"
-log "soak: ${STORE:-sqlite}, $INST instances, $RATE heartbeats/s in batches of $BATCH over $HB_CONNS connections," \
-  "issuance $ISSUE_RATE/s, ${DURATION} s in intervals of ${INTERVAL} s; load average $(load)"
+log "soak: ${STORE:-sqlite}, $INST instances, ${RATE:-0.8 x the measured maximum} heartbeats/s in batches of $BATCH" \
+  "over $HB_CONNS connections, issuance $ISSUE_RATE/s, ${DURATION} s in intervals of ${INTERVAL} s; load average $(load)"
 setup_manager "${STORE:-sqlite}" 1
 seed_instances "${NODES[0]}" "${NODES[0]}"
 certs_before=$(sql "SELECT COUNT(*) FROM certificates WHERE kind = 'workload'")
 
-# Unpaced round 1: every key derived and cached before the clock.
-log "warm-up round (seq 1): load average $(load)"
-"$GEN" heartbeats --server "$U1" --ca-file "$CA" --cert "$W/a0/node-cert.pem" --key "$W/a0/node-key.pem" \
-  --key-pem "$W/w/key.pem" --instances "$INST" --batch "$BATCH" --threads "$HB_CONNS" --seq 1 --auth "$AUTH" \
-  --hb-pub "$W/hb-pub.pem" >"$W/warm.out" 2>"$W/warm.err" || { cat "$W/warm.err"; fail "warm-up round"; }
-cat "$W/warm.out"
-rec warmup "$(cat "$W/warm.out")" "load=\"$(load)\""
-log "vouchd RSS after the warm-up round: $(rss_kb "$V1") kB"
+# Unpaced rounds before the clock: round 1 derives and caches every key; without RATE or MAX,
+# round 2 (keys cached) is the measured maximum of this configuration and RATE = 0.8 x it.
+seq_base=1
+unpaced() {  # SEQ LABEL
+  log "unpaced round $1 ($2): load average $(load)"
+  "$GEN" heartbeats --server "$U1" --ca-file "$CA" --cert "$W/a0/node-cert.pem" --key "$W/a0/node-key.pem" \
+    --key-pem "$W/w/key.pem" --instances "$INST" --batch "$BATCH" --threads "$HB_CONNS" --seq "$1" --auth "$AUTH" \
+    --hb-pub "$W/hb-pub.pem" >"$W/warm.out" 2>"$W/warm.err" || { cat "$W/warm.err"; fail "unpaced round $1"; }
+  cat "$W/warm.out"
+  rec "$2" "$(cat "$W/warm.out")" "load=\"$(load)\""
+}
+unpaced 1 warmup
+if [[ -z ${RATE:-} ]]; then
+  unpaced 2 max
+  seq_base=2
+  RATE=$(jq_get '["per_second"]' <"$W/warm.out" | python3 -c "import sys; print(int(0.8 * float(sys.stdin.read())))")
+  log "RESULT measured maximum $(jq_get '["per_second"]' <"$W/warm.out" | cut -d. -f1)/s (keys cached): the soak runs at $RATE/s"
+fi
+log "vouchd RSS after the unpaced rounds: $(rss_kb "$V1") kB"
 
 # vouchd's RSS and the load average every 5 s, from the soak's start.
 : >"$OUT/rss.txt"
@@ -58,7 +67,7 @@ log "soak starts: load average $(load)"
 v0=$(ticks "$V1")
 "$GEN" soak --server "$U1" --ca-file "$CA" --cert "$W/a0/node-cert.pem" --key "$W/a0/node-key.pem" \
   --key-pem "$W/w/key.pem" --instances "$INST" --batch "$BATCH" --threads "$HB_CONNS" --rate "$RATE" \
-  --duration "$DURATION" --interval "$INTERVAL" --seq-base 1 --auth "$AUTH" --hb-pub "$W/hb-pub.pem" \
+  --duration "$DURATION" --interval "$INTERVAL" --seq-base "$seq_base" --auth "$AUTH" --hb-pub "$W/hb-pub.pem" \
   --issue-socket "$W/a0.sock" --issue-rate "$ISSUE_RATE" --issue-threads "$ISSUE_CONNS" \
   --mrenclave "$MRE" --mrsigner "$MRS" --dns web.example.com >"$W/soak.out" 2>"$W/soak.err"
 soak_rc=$?
