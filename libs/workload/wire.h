@@ -10,14 +10,11 @@
 
 namespace vouch::workload {
 
-// What a workload signs for one heartbeat (ECDSA with SHA-256, DER signature, by the key of
-// its current certificate):
-//   "vouch-heartbeat-v1\n" instance_id "\n" seq "\n" timestamp "\n" status
-// seq and timestamp in decimal ASCII. Instance ids and statuses never contain '\n' (both are
-// validated as [A-Za-z0-9_-]+), so the encoding is unambiguous.
-inline std::string HeartbeatMessage(std::string_view instance_id, int64_t seq, int64_t timestamp,
-                                    std::string_view status) {
-  std::string m = "vouch-heartbeat-v1\n";
+// The canonical heartbeat fields under a label: label "\n" instance_id "\n" seq "\n" timestamp "\n" status.
+inline std::string LabelledHeartbeatFields(std::string_view label, std::string_view instance_id, int64_t seq,
+                                           int64_t timestamp, std::string_view status) {
+  std::string m(label);
+  m += '\n';
   m += instance_id;
   m += '\n';
   m += std::to_string(seq);
@@ -28,6 +25,16 @@ inline std::string HeartbeatMessage(std::string_view instance_id, int64_t seq, i
   return m;
 }
 
+// What a workload signs for one heartbeat (ECDSA with SHA-256, DER signature, by the key of
+// its current certificate):
+//   "vouch-heartbeat-v1\n" instance_id "\n" seq "\n" timestamp "\n" status
+// seq and timestamp in decimal ASCII. Instance ids and statuses never contain '\n' (both are
+// validated as [A-Za-z0-9_-]+), so the encoding is unambiguous.
+inline std::string HeartbeatMessage(std::string_view instance_id, int64_t seq, int64_t timestamp,
+                                    std::string_view status) {
+  return LabelledHeartbeatFields("vouch-heartbeat-v1", instance_id, seq, timestamp, status);
+}
+
 // What a workload MACs for one heartbeat (HMAC-SHA256 under its heartbeat key K,
 // docs/formats/heartbeat-key.md; the 32-byte MAC travels base64 in "mac"):
 //   "vouch-heartbeat-mac-v1\n" instance_id "\n" seq "\n" timestamp "\n" status
@@ -35,15 +42,7 @@ inline std::string HeartbeatMessage(std::string_view instance_id, int64_t seq, i
 // over the same bytes. K is bound to the certificate serial, so the serial need not be repeated.
 inline std::string HeartbeatMacMessage(std::string_view instance_id, int64_t seq, int64_t timestamp,
                                        std::string_view status) {
-  std::string m = "vouch-heartbeat-mac-v1\n";
-  m += instance_id;
-  m += '\n';
-  m += std::to_string(seq);
-  m += '\n';
-  m += std::to_string(timestamp);
-  m += '\n';
-  m += status;
-  return m;
+  return LabelledHeartbeatFields("vouch-heartbeat-mac-v1", instance_id, seq, timestamp, status);
 }
 
 // The size of a heartbeat MAC (HMAC-SHA256) on the wire, before base64.
