@@ -10,6 +10,10 @@
 //   settings 'node_ca_key_sealed'       the node CA key, base64 (aad "vouch:node-ca-key")
 //   settings 'master_key_check'         a canary written by rotation, base64 (aad "vouch:master-key-check")
 //   DATA/tls/server.key.sealed          the HTTPS key, a file  (aad "vouch:service-tls-key")
+//   zones.heartbeat_key_sealed          each zone's heartbeat key (aad "vouch:zones.heartbeat_key_sealed:<zone id>")
+//   zone_cas.key_sealed                 previous / next zone CA keys (aad "vouch:zone_cas.key_sealed:<ca id>")
+//   registries.secret_sealed            registry passwords / tokens (aad "vouch:registries.secret_sealed:<id>")
+//   app_signing_keys.key_sealed         app image signing keys (aad "vouch:app_signing_keys.key_sealed:<id>")
 // Node and cluster-join nonces are MAC'd with keys derived from the master key; they live five
 // minutes, so a rotation only makes outstanding ones fail (the caller asks again).
 //
