@@ -22,6 +22,8 @@
 #   the store still holds INST), to keep the PostgreSQL rounds short when they are slow
 #   HB_MAX_SECONDS=150: a round sends no batch after that long (the rest of the run then sends
 #   90 % of what that round got through, so a slow store cannot take the quiet window)
+#   SQLITE_ANALYZE=1: ANALYZE after seeding SQLite (vouchd never runs it, so by default its
+#   planner has no statistics; PostgreSQL's are made as autovacuum would)
 #   PERF_ROUNDS="STORE/LABEL ...": `perf record -g` of vouchd during those rounds (e.g. sqlite/hb1_r3)
 #   OUT=DIR (kept: results.jsonl, summary.txt, logs; default /tmp/vouch-scale.<time>)
 # Needs: sqlite3, curl, python3; PostgreSQL server binaries (Debian postgresql) for "pg".

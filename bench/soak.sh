@@ -12,7 +12,7 @@
 # Environment (defaults): RATE (heartbeats/s; else 0.8 x MAX, MAX a measured maximum, e.g.
 #   bench/scale_bench.sh's best SQLite round; with neither, 0.8 x a second unpaced round here,
 #   keys cached, measured right before the soak) INST=1000000 BATCH=100 HB_CONNS=4 DURATION=600
-#   INTERVAL=60 ISSUE_RATE=100 (certificates/s, 0: none) ISSUE_CONNS=4 AUTH=mac STORE=sqlite (or pg)
+#   INTERVAL=60 SQLITE_ANALYZE=0 (1: ANALYZE after seeding, see scale_bench.sh) ISSUE_RATE=100 (certificates/s, 0: none) ISSUE_CONNS=4 AUTH=mac STORE=sqlite (or pg)
 #   OUT=DIR (kept: results.jsonl, soak.txt, rss.txt, logs; default /tmp/vouch-soak.<time>)
 set -uo pipefail
 E2E=$(cd "$(dirname "$0")/../tests/e2e" && pwd)
