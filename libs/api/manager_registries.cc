@@ -498,7 +498,7 @@ Result<std::optional<RegistryAccess>> RegistryForImage(Transaction& tx, const Ma
       }
     }
   }
-  VOUCH_ASSIGN_OR_RETURN(Rows all, tx.Query("SELECT * FROM registries ORDER BY created_at, id"));
+  VOUCH_ASSIGN_OR_RETURN(Rows all, tx.Query("SELECT * FROM registries ORDER BY created_at, name"));
   for (const Row& r : all) {
     std::string url = r.Str("url");
     std::string rest = url.substr(url.find("://") + 3);
