@@ -92,7 +92,7 @@ json ZonePolicy::ToJson() const {
 }
 
 Manager::Manager(store::Database* db, crypto::SecretBytes master_key, const Clock* clock, ManagerOptions options)
-    : db_(db), master_key_(std::move(master_key)), clock_(clock), options_(options) {
+    : db_(db), keys_(NewMasterKeys(std::move(master_key))), clock_(clock), options_(options) {
   size_t slots = options_.password_hash_slots;
   if (slots == 0) slots = std::max<size_t>(2, std::thread::hardware_concurrency());
   kdf_slots_ = std::make_shared<http::BoundedSemaphore>(slots, options_.password_hash_queue, options_.password_hash_wait);

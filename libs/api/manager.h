@@ -188,6 +188,13 @@ struct ManagerOptions {
     // paths a caller names; vouchd always leaves this off.
     bool allow_local_images = false;
   } conversions;
+  // The data directory (vouchd serve; docs/custody.md "Online rotation"): online master-key
+  // rotation and AdoptMasterKey rewrite its master.key and tls/server.key.sealed under
+  // master.key.lock. Empty: the rotate route answers 409 rotation_unavailable.
+  std::string data_dir;
+  // Test hook of the online rotation (as RotateOptions::step_hook in api/master_key.h; vouchd
+  // serve's hidden --test-master-key-crash-at): an error stops the rotation there as a crash would.
+  std::function<Status(std::string_view step)> master_key_step_hook;
   // Stopped instances whose last heartbeat is older than this are deleted by PruneInstances
   // (vouchd serve --instance-retention-days); 0: kept forever.
   std::chrono::seconds instance_retention{0};
@@ -305,8 +312,12 @@ class Manager {
 
   // Sealing under the master key (AES-256-GCM) for the sealed columns kept by free functions of
   // this library (registry_access.h): `aad` names the table, column and row. The key never leaves.
-  Result<std::vector<uint8_t>> SealSecret(std::span<const uint8_t> plaintext, std::string_view aad) const;
-  Result<crypto::SecretBytes> OpenSecret(std::span<const uint8_t> sealed, std::string_view aad) const;
+  // Both run inside the caller's transaction `tx` and use the key the store is under as `tx` sees
+  // it (its master_key_check): 503 master_key_rotated when this process does not hold that key.
+  Result<std::vector<uint8_t>> SealSecret(store::Transaction& tx, std::span<const uint8_t> plaintext,
+                                          std::string_view aad) const;
+  Result<crypto::SecretBytes> OpenSecret(store::Transaction& tx, std::span<const uint8_t> sealed,
+                                         std::string_view aad) const;
 
   // --- conversion jobs (manager_conversions.cc; run by ConversionRunner, conversion_runner.h).
   // Member: validated up front (app, references, registries, options), then queued: 202 + the
@@ -462,6 +473,26 @@ class Manager {
   // identity. Every attempt is audited (outcome ok or denied).
   Result<json> ClusterJoin(const json& body, const std::string& remote);
 
+  // --- the master key (docs/custody.md "Online rotation"; master_key_online.cc)
+  // The master key id (docs/custody.md: HMAC-SHA256(key, "vouch-master-key-id-v1")[0..16], hex) of
+  // the key this process holds.
+  std::string MasterKeyId() const;
+  // Ok(true) when the store's sealed values are under this process's key (`settings`
+  // master_key_check opened in one read; no check yet: the key was never rotated); Ok(false) when
+  // another member rotated it (this member must obtain the new key; until then every operation that
+  // seals or unseals a stored secret answers 503 `master_key_rotated` with Retry-After, while
+  // issuance, heartbeats and reads that need no unsealing go on).
+  Result<bool> MasterKeyCurrent();
+  // Adopt `key` obtained from a member (the join protocol): refused unless it opens the store's key
+  // check; writes DATA/master.key and re-seals this member's DATA/tls/server.key.sealed under it
+  // (atomically, as rotation does), swaps it in memory, audits `master_key.adopt`.
+  Status AdoptMasterKey(const crypto::SecretBytes& key);
+  // Admin (POST /api/v1/master-key/rotate): re-seals every sealed value under a new key inside this
+  // serving process (options().data_dir's files written first, ONE serial store transaction, then
+  // the renames; DATA/master.key.lock held throughout), audited `master_key.rotate`. Answers
+  // {key_id, resealed: {column: count}, rotated_at}. 409 rotation_in_progress while one runs.
+  Result<json> RotateMasterKeyOnline(const Principal& p);
+
   // Counters for /metrics.
   struct Stats {
     int64_t certificates_issued = 0;
@@ -506,7 +537,16 @@ class Manager {
   std::string EffectiveNodeStatus(const store::Row& r) const;
 
   store::Database* db_;
-  crypto::SecretBytes master_key_;
+  // The master key ring (master_key_online.cc): the key this process holds, the one it rotates to
+  // while an online rotation runs, and the one before (read snapshots older than a rotation).
+  // Sealing and unsealing pick from it by the store's master_key_check as their transaction sees it.
+  struct MasterKeys;
+  static std::shared_ptr<MasterKeys> NewMasterKeys(crypto::SecretBytes key);
+  std::shared_ptr<MasterKeys> keys_;
+  // The key the store's sealed values are under as `tx` sees them; Unavailable kMasterKeyRotated
+  // (503, Retry-After) when this process does not hold it.
+  Result<crypto::SecretBytes> StoreKey(store::Transaction& tx) const;
+  crypto::SecretBytes HeldMasterKey() const;  // the key this process holds (nonces, cluster join)
   const Clock* clock_;
   ManagerOptions options_;
   std::mutex signers_mu_;
@@ -524,6 +564,10 @@ class Manager {
   std::shared_ptr<ConversionState> conversions_ = NewConversionState();
   struct ClusterJoinState;
   std::shared_ptr<ClusterJoinState> cluster_;
+  // manager_cluster.cc: the key a grant hands out (the one the store is under; 503
+  // master_key_rotated on a member left behind) and the service TLS key sealed under it.
+  Result<crypto::SecretBytes> ClusterKey() const;
+  Result<std::vector<uint8_t>> ClusterTlsKeySealed(const crypto::SecretBytes& key) const;
   std::mutex node_signer_mu_;
   std::shared_ptr<pki::CaSigner> node_signer_;
   using Verifiers = std::vector<std::unique_ptr<attest::DcapVerifier>>;

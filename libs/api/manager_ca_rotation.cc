@@ -69,9 +69,9 @@ Result<json> Manager::RotateZoneCa(const Principal& p, const std::string& key) {
   // Key generation outside the write transaction, as CreateZone does.
   VOUCH_ASSIGN_OR_RETURN(ZoneCaMaterial ca, CreateZoneCa(zone_name, clock_->Now()));
   const std::string ca_id = NewId("zca");
-  VOUCH_ASSIGN_OR_RETURN(auto sealed, SealSecret(ca.key_der.span(), ZoneCaRowKeyAad(ca_id)));
   json out;
   VOUCH_RETURN_IF_ERROR(db_->Write([&](Transaction& tx) -> Status {
+    VOUCH_ASSIGN_OR_RETURN(auto sealed, SealSecret(tx, ca.key_der.span(), ZoneCaRowKeyAad(ca_id)));
     VOUCH_ASSIGN_OR_RETURN(Row z, FindByIdOrName(tx, "zones", key, "zone"));
     const std::string zone_id = z.Str("id");
     VOUCH_RETURN_IF_ERROR(LockZone(tx, zone_id));
@@ -128,8 +128,9 @@ Result<json> Manager::ActivateZoneCa(const Principal& p, const std::string& key)
     }
     const Row& next = approved[0];
     const std::string next_id = next.Str("id");
-    auto next_key = OpenSecret(next.Bytes("key_sealed"), ZoneCaRowKeyAad(next_id));
-    auto cur_key = OpenSecret(z.Bytes("ca_key_sealed"), ZoneKeyAad(zone_id));
+    VOUCH_RETURN_IF_ERROR(StoreKey(tx).status());  // 503 master_key_rotated, not a DataLoss below
+    auto next_key = OpenSecret(tx, next.Bytes("key_sealed"), ZoneCaRowKeyAad(next_id));
+    auto cur_key = OpenSecret(tx, z.Bytes("ca_key_sealed"), ZoneKeyAad(zone_id));
     if (!next_key.ok() || !cur_key.ok()) {
       return DataLoss("a zone CA key cannot be unsealed with this master key", std::string(kCaKeyUnsealFailed));
     }
@@ -138,7 +139,7 @@ Result<json> Manager::ActivateZoneCa(const Principal& p, const std::string& key)
     // (the root CreateZone made), keeping the zone's CRL as its own.
     VOUCH_ASSIGN_OR_RETURN(Rows active, tx.Query("SELECT id FROM zone_cas WHERE zone_id = ? AND status = 'active'", {zone_id}));
     const std::string prev_id = active.empty() ? NewId("zca") : active[0].Str("id");
-    VOUCH_ASSIGN_OR_RETURN(auto prev_sealed, SealSecret(cur_key->span(), ZoneCaRowKeyAad(prev_id)));
+    VOUCH_ASSIGN_OR_RETURN(auto prev_sealed, SealSecret(tx, cur_key->span(), ZoneCaRowKeyAad(prev_id)));
     if (active.empty()) {
       VOUCH_RETURN_IF_ERROR(tx.Exec("INSERT INTO zone_cas (id, zone_id, cert_pem, key_sealed, status, crl_number, crl_der, "
                                     "crl_updated_at, created_at, created_by, activated_at, retired_at) "
@@ -157,7 +158,7 @@ Result<json> Manager::ActivateZoneCa(const Principal& p, const std::string& key)
                                      now, prev_id})
                                 .status());
     }
-    VOUCH_ASSIGN_OR_RETURN(auto zone_sealed, SealSecret(next_key->span(), ZoneKeyAad(zone_id)));
+    VOUCH_ASSIGN_OR_RETURN(auto zone_sealed, SealSecret(tx, next_key->span(), ZoneKeyAad(zone_id)));
     VOUCH_RETURN_IF_ERROR(tx.Exec("UPDATE zones SET ca_cert_pem = ?, ca_key_sealed = ? WHERE id = ?",
                                   {next.Str("cert_pem"), store::Blob(zone_sealed), zone_id})
                               .status());
@@ -280,7 +281,8 @@ Result<std::vector<uint8_t>> Manager::ZoneCaCrl(const std::string& key, const st
                                                "zone_id = ? AND status IN ('approved', 'retired')",
                                                {ca_id, zone_id}));
     if (rows.empty()) return not_found();  // activated meanwhile: the caller asks again
-    auto ca_key = OpenSecret(rows[0].Bytes("key_sealed"), ZoneCaRowKeyAad(ca_id));
+    VOUCH_RETURN_IF_ERROR(StoreKey(tx).status());  // 503 master_key_rotated, not a DataLoss below
+    auto ca_key = OpenSecret(tx, rows[0].Bytes("key_sealed"), ZoneCaRowKeyAad(ca_id));
     if (!ca_key.ok()) {
       return DataLoss("the zone CA key cannot be unsealed with this master key", std::string(kCaKeyUnsealFailed));
     }

@@ -23,7 +23,7 @@ Result<json> Manager::ClusterNonce() {
   if (!cluster_)
     return NotFound("this instance does not accept cluster joins",
                     std::string(kClusterJoinDisabled));
-  return json{{"nonce", cluster::MakeNonce(master_key_, clock_->Now())}, {"expires_in", 300}};
+  return json{{"nonce", cluster::MakeNonce(HeldMasterKey(), clock_->Now())}, {"expires_in", 300}};
 }
 
 Result<json> Manager::ClusterJoin(const json& body, const std::string& remote) {
@@ -31,7 +31,8 @@ Result<json> Manager::ClusterJoin(const json& body, const std::string& remote) {
     return NotFound("this instance does not accept cluster joins",
                     std::string(kClusterJoinDisabled));
   VOUCH_ASSIGN_OR_RETURN(cluster::JoinRequest req, cluster::JoinRequest::FromJson(body));
-  auto grant = cluster::GrantJoin(req, cluster_->config.policy, *cluster_->verifier, master_key_, master_key_.span(),
+  const crypto::SecretBytes master_key = HeldMasterKey();
+  auto grant = cluster::GrantJoin(req, cluster_->config.policy, *cluster_->verifier, master_key, master_key.span(),
                                   clock_->Now());
   json detail = {{"remote", remote}};
   if (grant.ok()) {

@@ -42,8 +42,7 @@ Result<std::string> Manager::EnsureZoneHeartbeatKey(Transaction& tx, const std::
   if (!z.IsNull(0) && !z.Str(0).empty()) return z.Str(0);
   VOUCH_ASSIGN_OR_RETURN(crypto::EvpPkeyPtr key, crypto::GenerateP256());
   VOUCH_ASSIGN_OR_RETURN(crypto::SecretBytes der, crypto::PrivateKeyToDer(key.get()));
-  VOUCH_ASSIGN_OR_RETURN(auto sealed,
-                         crypto::Aes256GcmSeal(master_key_.span(), der.span(), AsBytes(ZoneHeartbeatKeyAad(zone_id))));
+  VOUCH_ASSIGN_OR_RETURN(auto sealed, SealSecret(tx, der.span(), ZoneHeartbeatKeyAad(zone_id)));
   VOUCH_ASSIGN_OR_RETURN(std::string pub, crypto::PublicKeyToPem(key.get()));
   // Only if still unset: of two members making it at once, one key wins and both answer it.
   VOUCH_ASSIGN_OR_RETURN(int64_t n, tx.Exec("UPDATE zones SET heartbeat_key_sealed = ?, heartbeat_pub_pem = ? "
@@ -63,7 +62,8 @@ Result<std::shared_ptr<EVP_PKEY>> Manager::ZoneHeartbeatPrivateKey(Transaction& 
   }
   VOUCH_ASSIGN_OR_RETURN(Rows rows, tx.Query("SELECT heartbeat_key_sealed FROM zones WHERE id = ?", {zone_id}));
   if (rows.empty() || rows[0].IsNull(0)) return std::shared_ptr<EVP_PKEY>();  // none yet: no MAC verifies
-  auto der = crypto::Aes256GcmOpen(master_key_.span(), rows[0].Bytes(0), AsBytes(ZoneHeartbeatKeyAad(zone_id)));
+  VOUCH_ASSIGN_OR_RETURN(crypto::SecretBytes master, StoreKey(tx));
+  auto der = crypto::Aes256GcmOpen(master.span(), rows[0].Bytes(0), AsBytes(ZoneHeartbeatKeyAad(zone_id)));
   if (!der.ok()) {
     return DataLoss("zone " + zone_id + "'s heartbeat key does not open with the master key",
                     std::string(kSealedValueUnreadable));

@@ -8,6 +8,7 @@
 #include "api/manager.h"
 #include "api/manager_internal.h"
 #include "api/manager_nodes_internal.h"
+#include "api/master_key_ring.h"
 #include "api/reasons.h"
 #include "attest/dcap_verifier.h"
 #include "attest/snp_verifier.h"
@@ -75,7 +76,9 @@ Result<std::shared_ptr<pki::CaSigner>> Manager::NodeSigner() {
   if (node_signer_) return node_signer_;
   auto load = [&]() -> Result<std::shared_ptr<pki::CaSigner>> {
     std::string cert_pem, sealed_b64;
+    crypto::SecretBytes master;
     VOUCH_RETURN_IF_ERROR(db_->Read([&](Transaction& tx) -> Status {
+      VOUCH_ASSIGN_OR_RETURN(master, StoreKey(tx));  // the key of this snapshot (master_key_online.cc)
       VOUCH_ASSIGN_OR_RETURN(Rows rows, tx.Query("SELECT key, value FROM settings WHERE key IN (?, ?)",
                                                  {std::string(kNodeCaCertSetting), std::string(kNodeCaKeySetting)}));
       for (const Row& r : rows) {
@@ -87,7 +90,7 @@ Result<std::shared_ptr<pki::CaSigner>> Manager::NodeSigner() {
     if (cert_pem.empty() || sealed_b64.empty())
       return NotFound("no node CA yet", std::string(kNoNodeCa));
     VOUCH_ASSIGN_OR_RETURN(auto sealed, Base64Decode(sealed_b64));
-    auto key = crypto::Aes256GcmOpen(master_key_.span(), sealed, AsBytes(kNodeCaAad));
+    auto key = crypto::Aes256GcmOpen(master.span(), sealed, AsBytes(kNodeCaAad));
     if (!key.ok())
       return DataLoss("the node CA key cannot be unsealed with this master key",
                       std::string(kCaKeyUnsealFailed));
@@ -96,10 +99,10 @@ Result<std::shared_ptr<pki::CaSigner>> Manager::NodeSigner() {
   auto signer = load();
   if (!signer.ok() && signer.status().code() == StatusCode::kNotFound) {
     VOUCH_ASSIGN_OR_RETURN(ZoneCaMaterial ca, CreateNodeCa(clock_->Now()));
-    VOUCH_ASSIGN_OR_RETURN(auto sealed, crypto::Aes256GcmSeal(master_key_.span(), ca.key_der.span(), AsBytes(kNodeCaAad)));
     Status st = db_->Write([&](Transaction& tx) -> Status {
       VOUCH_ASSIGN_OR_RETURN(Rows rows, tx.Query("SELECT key FROM settings WHERE key = ?", {std::string(kNodeCaCertSetting)}));
       if (!rows.empty()) return Status::Ok();  // another instance made it first
+      VOUCH_ASSIGN_OR_RETURN(auto sealed, SealSecret(tx, ca.key_der.span(), kNodeCaAad));
       VOUCH_RETURN_IF_ERROR(tx.Exec("INSERT INTO settings (key, value) VALUES (?, ?)",
                                     {std::string(kNodeCaCertSetting), ca.cert_pem})
                                 .status());
@@ -127,7 +130,7 @@ Result<std::string> Manager::NodeCaPem() {
 // derived from the master key, with their issue time. Making one writes nothing, so no flood of
 // nonce requests can crowd out a real node; single use is enforced where a nonce is consumed.
 crypto::SecretBytes Manager::NodeNonceKey() const {
-  auto k = crypto::HmacSha256(master_key_.span(), AsBytes("vouch-node-nonce-key-v1"));
+  auto k = crypto::HmacSha256(HeldMasterKey().span(), AsBytes("vouch-node-nonce-key-v1"));
   crypto::SecretBytes key{std::span<const uint8_t>(k)};
   std::fill(k.begin(), k.end(), 0);
   return key;
@@ -221,6 +224,21 @@ Result<json> Manager::EnrollNode(const Principal* node, const NodeEnrollment& e)
   int64_t now = Now();
   auto issued = crypto::CheckTimedNonce(NodeNonceKey().span(), kNodeNonceLabel, *nonce, now,
                                         options_.nonce_ttl.count(), kNonceInvalid);
+  if (!issued.ok()) {
+    // Made before this process's last master-key rotation (master_key_ring.h): still good until it expires.
+    std::shared_ptr<const MasterKeys::Key> previous;
+    {
+      std::lock_guard<std::mutex> lock(keys_->mu);
+      previous = keys_->previous;
+    }
+    if (previous) {
+      auto k = crypto::HmacSha256(previous->bytes.span(), AsBytes("vouch-node-nonce-key-v1"));
+      crypto::SecretBytes previous_nonce_key{std::span<const uint8_t>(k)};
+      std::fill(k.begin(), k.end(), 0);
+      issued = crypto::CheckTimedNonce(previous_nonce_key.span(), kNodeNonceLabel, *nonce, now, options_.nonce_ttl.count(),
+                                       kNonceInvalid);
+    }
+  }
   if (!issued.ok())
     return refuse_anonymous(Refuse(kNonceInvalid, "the nonce is unknown, expired or already used"));
   int64_t consumed = 0;

@@ -8,6 +8,7 @@
 
 #include "api/manager.h"
 #include "api/manager_internal.h"
+#include "api/master_key.h"
 #include "api/reasons.h"
 #include "api/registry_access.h"
 #include "base/encoding.h"
@@ -241,7 +242,7 @@ Result<std::optional<SecretChange>> SecretFrom(const RegistrySpec& spec) {
   return std::optional<SecretChange>();
 }
 
-Result<RegistryAccess> AccessFrom(const Manager& m, const Row& r) {
+Result<RegistryAccess> AccessFrom(Transaction& tx, const Manager& m, const Row& r) {
   RegistryAccess a;
   a.id = r.Str("id");
   a.name = r.Str("name");
@@ -252,7 +253,8 @@ Result<RegistryAccess> AccessFrom(const Manager& m, const Row& r) {
   a.username = r.IsNull("username") ? "" : r.Str("username");
   a.insecure = r.Int("insecure") != 0;
   if (!r.IsNull("secret_sealed") && !r.Bytes("secret_sealed").empty()) {
-    auto secret = m.OpenSecret(r.Bytes("secret_sealed"), RegistrySecretAad(a.id));
+    auto secret = m.OpenSecret(tx, r.Bytes("secret_sealed"), RegistrySecretAad(a.id));
+    if (IsMasterKeyRotated(secret.status())) return secret.status();
     if (!secret.ok()) {
       return DataLoss("the secret of registry '" + a.name + "' does not open with the master key",
                       std::string(kRegistrySecretUnsealFailed));
@@ -264,16 +266,6 @@ Result<RegistryAccess> AccessFrom(const Manager& m, const Row& r) {
 }
 
 }  // namespace
-
-// ---------------------------------------------------------------- sealing
-
-Result<std::vector<uint8_t>> Manager::SealSecret(std::span<const uint8_t> plaintext, std::string_view aad) const {
-  return crypto::Aes256GcmSeal(master_key_.span(), plaintext, AsBytes(aad));
-}
-
-Result<crypto::SecretBytes> Manager::OpenSecret(std::span<const uint8_t> sealed, std::string_view aad) const {
-  return crypto::Aes256GcmOpen(master_key_.span(), sealed, AsBytes(aad));
-}
 
 // ---------------------------------------------------------------- routes' operations
 
@@ -305,7 +297,7 @@ Result<json> Manager::CreateRegistry(const Principal& p, const RegistrySpec& spe
     int64_t now = Now();
     Value sealed(nullptr), kind(nullptr);
     if (secret && !secret->kind.empty()) {
-      VOUCH_ASSIGN_OR_RETURN(auto s, SealSecret(AsBytes(secret->value), RegistrySecretAad(id)));
+      VOUCH_ASSIGN_OR_RETURN(auto s, SealSecret(tx, AsBytes(secret->value), RegistrySecretAad(id)));
       sealed = store::Blob(std::move(s));
       kind = secret->kind;
     }
@@ -391,7 +383,7 @@ Result<json> Manager::UpdateRegistry(const Principal& p, const std::string& key,
     if (secret) {
       Value sealed(nullptr);
       if (!secret->kind.empty()) {
-        VOUCH_ASSIGN_OR_RETURN(auto s, SealSecret(AsBytes(secret->value), RegistrySecretAad(id)));
+        VOUCH_ASSIGN_OR_RETURN(auto s, SealSecret(tx, AsBytes(secret->value), RegistrySecretAad(id)));
         sealed = store::Blob(std::move(s));
       }
       set("secret_sealed", std::move(sealed));
@@ -455,7 +447,7 @@ Status Manager::DeleteRegistry(const Principal& p, const std::string& key) {
 
 Result<RegistryAccess> LoadRegistryAccess(Transaction& tx, const Manager& m, std::string_view id_or_name) {
   VOUCH_ASSIGN_OR_RETURN(Row r, FindRegistry(tx, id_or_name));
-  return AccessFrom(m, r);
+  return AccessFrom(tx, m, r);
 }
 
 std::string ImageReferenceHost(std::string_view ref) {
@@ -493,7 +485,7 @@ Result<std::optional<RegistryAccess>> RegistryForImage(Transaction& tx, const Ma
       VOUCH_ASSIGN_OR_RETURN(Rows regs, tx.Query("SELECT * FROM registries WHERE id = ?", {apps[0].Str("registry_id")}));
       // The default applies to references on its own host: its credentials never go elsewhere.
       if (!regs.empty()) {
-        VOUCH_ASSIGN_OR_RETURN(RegistryAccess a, AccessFrom(m, regs[0]));
+        VOUCH_ASSIGN_OR_RETURN(RegistryAccess a, AccessFrom(tx, m, regs[0]));
         if (CanonicalHost(a.host) == host) return Out(std::move(a));
       }
     }
@@ -503,7 +495,7 @@ Result<std::optional<RegistryAccess>> RegistryForImage(Transaction& tx, const Ma
     std::string url = r.Str("url");
     std::string rest = url.substr(url.find("://") + 3);
     if (CanonicalHost(rest.substr(0, rest.find('/'))) == host) {
-      VOUCH_ASSIGN_OR_RETURN(RegistryAccess a, AccessFrom(m, r));
+      VOUCH_ASSIGN_OR_RETURN(RegistryAccess a, AccessFrom(tx, m, r));
       return Out(std::move(a));
     }
   }

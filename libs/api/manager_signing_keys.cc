@@ -7,6 +7,7 @@
 
 #include "api/manager.h"
 #include "api/manager_internal.h"
+#include "api/master_key.h"
 #include "api/reasons.h"
 #include "api/registry_access.h"
 #include "base/encoding.h"
@@ -26,7 +27,7 @@ struct NewKey {
   store::Blob sealed;
 };
 
-Result<NewKey> MakeKey(const Manager& m) {
+Result<NewKey> MakeKey(Transaction& tx, const Manager& m) {
   NewKey k;
   k.id = NewId("sk");
   VOUCH_ASSIGN_OR_RETURN(k.key, crypto::GenerateP256());
@@ -34,7 +35,7 @@ Result<NewKey> MakeKey(const Manager& m) {
   VOUCH_ASSIGN_OR_RETURN(crypto::Sha256Digest mrsigner, manifest::Mrsigner(k.key.get()));
   k.mrsigner = HexEncode(mrsigner);
   VOUCH_ASSIGN_OR_RETURN(crypto::SecretBytes der, crypto::PrivateKeyToDer(k.key.get()));
-  VOUCH_ASSIGN_OR_RETURN(k.sealed, m.SealSecret(der.span(), AppSigningKeyAad(k.id)));
+  VOUCH_ASSIGN_OR_RETURN(k.sealed, m.SealSecret(tx, der.span(), AppSigningKeyAad(k.id)));
   return k;
 }
 
@@ -72,7 +73,7 @@ Result<AppSigningKey> ActiveAppSigningKey(Transaction& tx, const Manager& m, std
     VOUCH_ASSIGN_OR_RETURN(rows, ActiveRows(tx, app_id));  // made meanwhile by another member
   }
   if (rows.empty()) {
-    VOUCH_ASSIGN_OR_RETURN(NewKey k, MakeKey(m));
+    VOUCH_ASSIGN_OR_RETURN(NewKey k, MakeKey(tx, m));
     const int64_t now = ToUnixSeconds(m.clock().Now());
     VOUCH_RETURN_IF_ERROR(tx.Exec("INSERT INTO app_signing_keys (id, app_id, key_sealed, mrsigner, status, created_at, "
                                   "created_by, activated_at) VALUES (?, ?, ?, ?, 'active', ?, ?, ?)",
@@ -84,7 +85,8 @@ Result<AppSigningKey> ActiveAppSigningKey(Transaction& tx, const Manager& m, std
     return AppSigningKey{std::move(k.id), std::move(k.mrsigner), std::move(k.key)};
   }
   const Row& r = rows[0];
-  auto der = m.OpenSecret(r.Bytes("key_sealed"), AppSigningKeyAad(r.Str("id")));
+  auto der = m.OpenSecret(tx, r.Bytes("key_sealed"), AppSigningKeyAad(r.Str("id")));
+  if (IsMasterKeyRotated(der.status())) return der.status();
   if (!der.ok()) {
     return DataLoss("the signing key " + r.Str("id") + " does not open with the master key",
                     std::string(kSigningKeyUnsealFailed));
@@ -136,7 +138,7 @@ Result<json> Manager::RotateAppSigningKey(const Principal& p, const std::string&
                                 std::string(kSigningKeyPending));
     }
     VOUCH_ASSIGN_OR_RETURN(AppSigningKey current, ActiveAppSigningKey(tx, *this, app_id));
-    VOUCH_ASSIGN_OR_RETURN(NewKey k, MakeKey(*this));
+    VOUCH_ASSIGN_OR_RETURN(NewKey k, MakeKey(tx, *this));
     VOUCH_ASSIGN_OR_RETURN(ZonePolicy policy, LoadZonePolicy(tx, a.Str("zone_id")));
     const std::string task_id = NewId("task");
     const int64_t now = Now();

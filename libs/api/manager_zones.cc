@@ -125,9 +125,9 @@ Result<json> Manager::CreateZone(const Principal& p, const ZoneSpec& spec) {
   // Key generation happens outside the write transaction so writers are not held up.
   VOUCH_ASSIGN_OR_RETURN(ZoneCaMaterial ca, CreateZoneCa(spec.name, clock_->Now()));
   std::string id = NewId("zone");
-  VOUCH_ASSIGN_OR_RETURN(auto sealed, crypto::Aes256GcmSeal(master_key_.span(), ca.key_der.span(), AsBytes(CaKeyAad(id))));
   json out;
   VOUCH_RETURN_IF_ERROR(db_->Write([&](Transaction& tx) -> Status {
+    VOUCH_ASSIGN_OR_RETURN(auto sealed, SealSecret(tx, ca.key_der.span(), CaKeyAad(id)));
     Status st = tx.Exec("INSERT INTO zones (id, name, created_at, created_by, policy, ca_cert_pem, ca_key_sealed) "
                         "VALUES (?, ?, ?, ?, ?, ?, ?)",
                         {id, spec.name, Now(), p.Actor(), policy.ToJson().dump(), ca.cert_pem, store::Blob(sealed)})
@@ -260,7 +260,8 @@ Result<std::shared_ptr<pki::CaSigner>> Manager::ZoneSigner(Transaction& tx, cons
     if (it != signers_.end() && it->second->cert_pem() == current.Str(0)) return it->second;
   }
   VOUCH_ASSIGN_OR_RETURN(Row r, tx.QueryOne("SELECT ca_cert_pem, ca_key_sealed FROM zones WHERE id = ?", {zone_id}, "zone"));
-  auto key = crypto::Aes256GcmOpen(master_key_.span(), r.Bytes("ca_key_sealed"), AsBytes(CaKeyAad(zone_id)));
+  VOUCH_ASSIGN_OR_RETURN(crypto::SecretBytes master, StoreKey(tx));
+  auto key = crypto::Aes256GcmOpen(master.span(), r.Bytes("ca_key_sealed"), AsBytes(CaKeyAad(zone_id)));
   if (!key.ok()) {
     return DataLoss("the zone CA key cannot be unsealed with this master key",
                     std::string(kCaKeyUnsealFailed));

@@ -17,6 +17,7 @@
 #include "base/encoding.h"
 #include "base/file.h"
 #include "crypto/aead.h"
+#include "crypto/digest.h"
 #include "crypto/random.h"
 #include "store/audit.h"
 
@@ -62,20 +63,6 @@ Status SyncDir(const std::string& path) {
   return Status::Ok();
 }
 
-Status RenameDurable(const std::string& from, const std::string& to) {
-  if (::rename(from.c_str(), to.c_str()) != 0) {
-    return Internal("renaming " + from + " to " + to + ": " + std::strerror(errno));
-  }
-  return SyncDir(to);
-}
-
-Status RemoveIfExists(const std::string& path) {
-  if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
-    return Internal("removing " + path + ": " + std::strerror(errno));
-  }
-  return Status::Ok();
-}
-
 Result<std::string> ReadSetting(store::Transaction& tx, const std::string& key) {
   VOUCH_ASSIGN_OR_RETURN(store::Rows rows, tx.Query("SELECT value FROM settings WHERE key = ?", {key}));
   if (rows.empty()) return std::string();
@@ -101,34 +88,104 @@ Status Rotated(const std::string& what) {
                             std::string(kMasterKeyRotated));
 }
 
+
+std::string ZoneCaKeyAadView(std::string_view id) { return ZoneCaKeyAad(std::string(id)); }
+
+// The sealed BLOB columns of the store (docs/custody.md "Rotation"), each row's AAD naming table,
+// column and row. An empty blob is a wiped key (retired or denied) and NULL an absent secret.
+struct SealedColumn {
+  const char* name;
+  const char* table;
+  const char* column;
+  std::string (*aad)(std::string_view id);
+};
+constexpr SealedColumn kSealedColumns[] = {
+    {"zones.ca_key_sealed", "zones", "ca_key_sealed", &ZoneCaKeyAadView},
+    {"zones.heartbeat_key_sealed", "zones", "heartbeat_key_sealed", &ZoneHeartbeatKeyAad},
+    {"zone_cas.key_sealed", "zone_cas", "key_sealed", &ZoneCaRowKeyAad},
+    {"registries.secret_sealed", "registries", "secret_sealed", &RegistrySecretAad},
+    {"app_signing_keys.key_sealed", "app_signing_keys", "key_sealed", &AppSigningKeyAad},
+};
+
+Result<store::Rows> SealedRows(store::Transaction& tx, const SealedColumn& c) {
+  return tx.Query(std::string("SELECT id, ") + c.column + " FROM " + c.table + " WHERE " + c.column +
+                  " IS NOT NULL ORDER BY id");
+}
+}  // namespace
+
+Status RenameDurable(const std::string& from, const std::string& to) {
+  if (::rename(from.c_str(), to.c_str()) != 0) {
+    return Internal("renaming " + from + " to " + to + ": " + std::strerror(errno));
+  }
+  return SyncDir(to);
+}
+
+Status RemoveIfExists(const std::string& path) {
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+    return Internal("removing " + path + ": " + std::strerror(errno));
+  }
+  return Status::Ok();
+}
+
 // DATA/master.key.lock, held (flock, exclusive) by a rotation from its first file to its last
 // rename and by a recovery, so that neither a second rotation nor a vouchd starting meanwhile
 // can roll back or overwrite a rotation in flight. Released when the process dies.
-class RotationLock {
- public:
-  static Result<std::unique_ptr<RotationLock>> Acquire(const std::string& dir) {
-    const std::string path = Join(dir, "master.key.lock");
-    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0) return Internal("opening " + path + ": " + std::strerror(errno));
-    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
-      ::close(fd);
-      return Unavailable("a master-key rotation of " + dir + " is in progress (" + path + " is locked)",
-                         std::string(kRotationInProgress));
-    }
-    return std::unique_ptr<RotationLock>(new RotationLock(fd));
+Result<std::unique_ptr<MasterKeyLock>> MasterKeyLock::Acquire(const std::string& dir) {
+  const std::string path = Join(dir, "master.key.lock");
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return Internal("opening " + path + ": " + std::strerror(errno));
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    ::close(fd);
+    return Unavailable("a master-key rotation of " + dir + " is in progress (" + path + " is locked)",
+                       std::string(kRotationInProgress));
   }
-  ~RotationLock() { ::close(fd_); }
-  RotationLock(const RotationLock&) = delete;
-  RotationLock& operator=(const RotationLock&) = delete;
+  return std::unique_ptr<MasterKeyLock>(new MasterKeyLock(fd));
+}
 
- private:
-  explicit RotationLock(int fd) : fd_(fd) {}
-  int fd_;
-};
+MasterKeyLock::~MasterKeyLock() { ::close(fd_); }
 
-Result<std::string> RecoverLocked(const std::string& dir);
+std::string MasterKeyIdHex(std::span<const uint8_t> key) {
+  auto mac = crypto::HmacSha256(key, AsBytes("vouch-master-key-id-v1"));
+  return HexEncode(std::span<const uint8_t>(mac.data(), 16));
+}
 
-}  // namespace
+Result<KeyCheck> CheckStoreKey(store::Transaction& tx, const crypto::SecretBytes& key) {
+  VOUCH_ASSIGN_OR_RETURN(Canary c, CheckCanary(tx, key));
+  return c == Canary::kAbsent ? KeyCheck::kAbsent : c == Canary::kOpens ? KeyCheck::kOpens : KeyCheck::kDoesNotOpen;
+}
+
+Result<std::string> ReadStoreKeyCheck(store::Transaction& tx) { return ReadSetting(tx, kCheckSetting); }
+
+bool StoreKeyCheckOpens(const std::string& check_b64, const crypto::SecretBytes& key) {
+  if (check_b64.empty()) return false;
+  auto sealed = Base64Decode(check_b64);
+  return sealed.ok() && crypto::Aes256GcmOpen(key.span(), *sealed, AsBytes(kCheckAad)).ok();
+}
+
+Status WriteNextKeyFiles(const MasterKeyFiles& files, const crypto::SecretBytes& current,
+                         const crypto::SecretBytes* fallback, const crypto::SecretBytes& next) {
+  VOUCH_ASSIGN_OR_RETURN(std::string sealed, ReadWholeFile(files.tls_key, 1 << 20));
+  auto pem = crypto::Aes256GcmOpen(current.span(), AsBytes(sealed), AsBytes(kTlsKeyAad));
+  if (!pem.ok() && fallback != nullptr) pem = crypto::Aes256GcmOpen(fallback->span(), AsBytes(sealed), AsBytes(kTlsKeyAad));
+  if (!pem.ok()) {
+    return DataLoss(files.tls_key + " does not open with this process's master key: nothing rotated",
+                    std::string(kSealedValueUnreadable));
+  }
+  VOUCH_ASSIGN_OR_RETURN(auto resealed, crypto::Aes256GcmSeal(next.span(), pem->span(), AsBytes(kTlsKeyAad)));
+  VOUCH_RETURN_IF_ERROR(WriteFileAtomic(files.tls_key_next, ToString(resealed), 0600));
+  return WriteFileAtomic(files.key_next, next.view(), 0600);
+}
+
+Result<MasterKeyFiles> MasterKeyFilesOf(const std::string& dir) {
+  VOUCH_ASSIGN_OR_RETURN(DirFiles d, ReadDirFiles(dir));
+  MasterKeyFiles f;
+  f.dir = dir;
+  f.key = Join(dir, "master.key");
+  f.key_next = Join(dir, "master.key.next");
+  f.tls_key = d.tls_key_path;
+  f.tls_key_next = d.tls_key_path + ".next";
+  return f;
+}
 
 Status CheckMasterKeyOpensStore(store::Database& db, const crypto::SecretBytes& master_key) {
   return db.Read([&](store::Transaction& tx) -> Status {
@@ -161,12 +218,11 @@ Status CheckMasterKeyOpensStore(store::Database& db, const crypto::SecretBytes& 
 
 Result<std::string> RecoverMasterKeyRotation(const std::string& dir) {
   if (!FileExists(Join(dir, "master.key.next"))) return std::string("none");
-  VOUCH_ASSIGN_OR_RETURN(auto lock, RotationLock::Acquire(dir));
-  return RecoverLocked(dir);
+  VOUCH_ASSIGN_OR_RETURN(auto lock, MasterKeyLock::Acquire(dir));
+  return RecoverMasterKeyRotationLocked(dir);
 }
 
-namespace {
-Result<std::string> RecoverLocked(const std::string& dir) {
+Result<std::string> RecoverMasterKeyRotationLocked(const std::string& dir) {
   const std::string next_path = Join(dir, "master.key.next");
   if (!FileExists(next_path)) return std::string("none");
   VOUCH_ASSIGN_OR_RETURN(DirFiles files, ReadDirFiles(dir));
@@ -196,14 +252,13 @@ Result<std::string> RecoverLocked(const std::string& dir) {
   VOUCH_RETURN_IF_ERROR(SyncDir(next_path));
   return std::string("rolled_back");
 }
-}  // namespace
 
 Result<RotationReport> RotateMasterKey(const std::string& dir, const Clock& clock, const RotateOptions& options) {
   auto hook = [&](std::string_view step) -> Status {
     return options.step_hook ? options.step_hook(step) : Status::Ok();
   };
-  VOUCH_ASSIGN_OR_RETURN(auto lock, RotationLock::Acquire(dir));
-  VOUCH_RETURN_IF_ERROR(RecoverLocked(dir).status());
+  VOUCH_ASSIGN_OR_RETURN(auto lock, MasterKeyLock::Acquire(dir));
+  VOUCH_RETURN_IF_ERROR(RecoverMasterKeyRotationLocked(dir).status());
   VOUCH_ASSIGN_OR_RETURN(DataDir d, OpenDataDir(dir));  // no master.key.next now: no recovery, no lock
   VOUCH_ASSIGN_OR_RETURN(DirFiles files, ReadDirFiles(dir));
   VOUCH_ASSIGN_OR_RETURN(auto db, store::OpenDatabase(d.store_url));
@@ -229,89 +284,18 @@ Result<RotationReport> RotateMasterKey(const std::string& dir, const Clock& cloc
   // 2. Every sealed value, the canary and the audit entry in one transaction.
   RotationReport report;
   report.tls_key = true;
+  report.key_id = MasterKeyIdHex(next.span());
   Status written = db->Write([&](store::Transaction& tx) -> Status {
-    report.zone_ca_keys = 0;
-    report.node_ca_key = false;
-    VOUCH_ASSIGN_OR_RETURN(store::Rows zones, tx.Query("SELECT id, ca_key_sealed FROM zones ORDER BY id"));
-    for (const store::Row& z : zones) {
-      const std::string id = z.Str(0);
-      auto key = crypto::Aes256GcmOpen(d.master_key.span(), z.Bytes(1), AsBytes(ZoneCaKeyAad(id)));
-      if (!key.ok()) {
-        return DataLoss("zone " + id + "'s CA key does not open with master.key: nothing rotated",
-                        std::string(kSealedValueUnreadable));
-      }
-      VOUCH_ASSIGN_OR_RETURN(auto sealed, crypto::Aes256GcmSeal(next.span(), key->span(), AsBytes(ZoneCaKeyAad(id))));
-      VOUCH_RETURN_IF_ERROR(
-          tx.Exec("UPDATE zones SET ca_key_sealed = ? WHERE id = ?", {store::Blob(sealed), id}).status());
-      ++report.zone_ca_keys;
-    }
-    // The zones' heartbeat keys (api/heartbeat_keys.h; made on a zone's first MAC-capable issuance).
-    VOUCH_ASSIGN_OR_RETURN(
-        store::Rows hb_zones,
-        tx.Query("SELECT id, heartbeat_key_sealed FROM zones WHERE heartbeat_key_sealed IS NOT NULL ORDER BY id"));
-    for (const store::Row& z : hb_zones) {
-      const std::string id = z.Str(0);
-      auto key = crypto::Aes256GcmOpen(d.master_key.span(), z.Bytes(1), AsBytes(ZoneHeartbeatKeyAad(id)));
-      if (!key.ok()) {
-        return DataLoss("zone " + id + "'s heartbeat key does not open with master.key: nothing rotated",
-                        std::string(kSealedValueUnreadable));
-      }
-      VOUCH_ASSIGN_OR_RETURN(auto sealed, crypto::Aes256GcmSeal(next.span(), key->span(), AsBytes(ZoneHeartbeatKeyAad(id))));
-      VOUCH_RETURN_IF_ERROR(
-          tx.Exec("UPDATE zones SET heartbeat_key_sealed = ? WHERE id = ?", {store::Blob(sealed), id}).status());
-    }
-    // Registry secrets and app signing keys (api/registry_access.h). An empty blob is a wiped key
-    // (retired or denied) and a NULL secret an anonymous registry: nothing to re-seal.
-    struct SealedColumn {
-      const char* table;
-      const char* column;
-      std::string (*aad)(std::string_view id);
-    };
-    for (const SealedColumn& c : {SealedColumn{"registries", "secret_sealed", &RegistrySecretAad},
-                                  SealedColumn{"app_signing_keys", "key_sealed", &AppSigningKeyAad},
-                                  SealedColumn{"zone_cas", "key_sealed", &ZoneCaRowKeyAad}}) {
-      VOUCH_ASSIGN_OR_RETURN(store::Rows rows, tx.Query(std::string("SELECT id, ") + c.column + " FROM " + c.table +
-                                                        " WHERE " + c.column + " IS NOT NULL ORDER BY id"));
-      for (const store::Row& r : rows) {
-        const std::string id = r.Str(0);
-        const store::Blob old = r.Bytes(1);
-        if (old.empty()) continue;
-        auto value = crypto::Aes256GcmOpen(d.master_key.span(), old, AsBytes(c.aad(id)));
-        if (!value.ok()) {
-          return DataLoss(std::string(c.table) + " " + id + "'s " + c.column +
-                              " does not open with master.key: nothing rotated",
-                          std::string(kSealedValueUnreadable));
-        }
-        VOUCH_ASSIGN_OR_RETURN(auto sealed, crypto::Aes256GcmSeal(next.span(), value->span(), AsBytes(c.aad(id))));
-        VOUCH_RETURN_IF_ERROR(tx.Exec(std::string("UPDATE ") + c.table + " SET " + c.column + " = ? WHERE id = ?",
-                                      {store::Blob(sealed), id})
-                                  .status());
-      }
-    }
-    VOUCH_ASSIGN_OR_RETURN(std::string node_b64, ReadSetting(tx, kNodeCaKeySetting));
-    if (!node_b64.empty()) {
-      auto sealed = Base64Decode(node_b64);
-      auto key = sealed.ok() ? crypto::Aes256GcmOpen(d.master_key.span(), *sealed, AsBytes(kNodeCaAad))
-                             : Result<crypto::SecretBytes>(sealed.status());
-      if (!key.ok()) {
-        return DataLoss("the node CA key does not open with master.key: nothing rotated",
-                        std::string(kSealedValueUnreadable));
-      }
-      VOUCH_ASSIGN_OR_RETURN(auto resealed, crypto::Aes256GcmSeal(next.span(), key->span(), AsBytes(kNodeCaAad)));
-      VOUCH_RETURN_IF_ERROR(tx.Exec("UPDATE settings SET value = ? WHERE key = ?",
-                                    {Base64Encode(resealed), std::string(kNodeCaKeySetting)})
-                                .status());
-      report.node_ca_key = true;
-    }
-    VOUCH_ASSIGN_OR_RETURN(auto check, crypto::Aes256GcmSeal(next.span(), AsBytes(kCheckPlaintext), AsBytes(kCheckAad)));
-    VOUCH_RETURN_IF_ERROR(tx.Exec("DELETE FROM settings WHERE key = ?", {std::string(kCheckSetting)}).status());
-    VOUCH_RETURN_IF_ERROR(tx.Exec("INSERT INTO settings (key, value) VALUES (?, ?)",
-                                  {std::string(kCheckSetting), Base64Encode(check)})
-                              .status());
+    VOUCH_ASSIGN_OR_RETURN(report.resealed, ResealStore(tx, d.master_key, next));
+    report.zone_ca_keys = static_cast<int>(report.resealed["zones.ca_key_sealed"]);
+    report.node_ca_key = report.resealed["settings.node_ca_key_sealed"] > 0;
     VOUCH_RETURN_IF_ERROR(store::AppendAudit(tx, clock.Now(), options.actor, report.audit_action, "master-key", "ok",
                                              {{"zone_ca_keys", report.zone_ca_keys},
                                               {"node_ca_key", report.node_ca_key},
-                                              {"tls_key", report.tls_key}}));
+                                              {"tls_key", report.tls_key},
+                                              {"resealed", report.resealed},
+                                              {"key_id", report.key_id},
+                                              {"online", false}}));
     return step("in_transaction");
   });
   if (!written.ok()) {
@@ -328,7 +312,100 @@ Result<RotationReport> RotateMasterKey(const std::string& dir, const Clock& cloc
   VOUCH_RETURN_IF_ERROR(RenameDurable(files.tls_key_path + ".next", files.tls_key_path));
   VOUCH_RETURN_IF_ERROR(step("tls_renamed"));
   VOUCH_RETURN_IF_ERROR(RenameDurable(next_path, Join(dir, "master.key")));
+  report.resealed["tls/server.key.sealed"] = 1;
   return report;
+}
+
+Result<std::map<std::string, int64_t>> ResealStore(store::Transaction& tx, const crypto::SecretBytes& from,
+                                                   const crypto::SecretBytes& to) {
+  std::map<std::string, int64_t> counts;
+  for (const SealedColumn& c : kSealedColumns) {
+    counts[c.name] = 0;
+    VOUCH_ASSIGN_OR_RETURN(store::Rows rows, SealedRows(tx, c));
+    for (const store::Row& r : rows) {
+      const std::string id = r.Str(0);
+      const store::Blob old = r.Bytes(1);
+      if (old.empty()) continue;
+      auto value = crypto::Aes256GcmOpen(from.span(), old, AsBytes(c.aad(id)));
+      if (!value.ok()) {
+        return DataLoss(std::string(c.table) + " " + id + "'s " + c.column +
+                            " does not open with the current master key: nothing rotated",
+                        std::string(kSealedValueUnreadable));
+      }
+      VOUCH_ASSIGN_OR_RETURN(auto sealed, crypto::Aes256GcmSeal(to.span(), value->span(), AsBytes(c.aad(id))));
+      VOUCH_RETURN_IF_ERROR(tx.Exec(std::string("UPDATE ") + c.table + " SET " + c.column + " = ? WHERE id = ?",
+                                    {store::Blob(sealed), id})
+                                .status());
+      ++counts[c.name];
+    }
+  }
+  counts["settings.node_ca_key_sealed"] = 0;
+  VOUCH_ASSIGN_OR_RETURN(std::string node_b64, ReadSetting(tx, kNodeCaKeySetting));
+  if (!node_b64.empty()) {
+    auto sealed = Base64Decode(node_b64);
+    auto key = sealed.ok() ? crypto::Aes256GcmOpen(from.span(), *sealed, AsBytes(kNodeCaAad))
+                           : Result<crypto::SecretBytes>(sealed.status());
+    if (!key.ok()) {
+      return DataLoss("the node CA key does not open with the current master key: nothing rotated",
+                      std::string(kSealedValueUnreadable));
+    }
+    VOUCH_ASSIGN_OR_RETURN(auto resealed, crypto::Aes256GcmSeal(to.span(), key->span(), AsBytes(kNodeCaAad)));
+    VOUCH_RETURN_IF_ERROR(tx.Exec("UPDATE settings SET value = ? WHERE key = ?",
+                                  {Base64Encode(resealed), std::string(kNodeCaKeySetting)})
+                              .status());
+    counts["settings.node_ca_key_sealed"] = 1;
+  }
+  VOUCH_ASSIGN_OR_RETURN(auto check, crypto::Aes256GcmSeal(to.span(), AsBytes(kCheckPlaintext), AsBytes(kCheckAad)));
+  VOUCH_RETURN_IF_ERROR(tx.Exec("DELETE FROM settings WHERE key = ?", {std::string(kCheckSetting)}).status());
+  VOUCH_RETURN_IF_ERROR(
+      tx.Exec("INSERT INTO settings (key, value) VALUES (?, ?)", {std::string(kCheckSetting), Base64Encode(check)})
+          .status());
+  return counts;
+}
+
+int64_t SealedCensus::Opened() const {
+  int64_t n = 0;
+  for (const auto& [k, v] : opens) n += v;
+  return n;
+}
+
+int64_t SealedCensus::Failed() const {
+  int64_t n = 0;
+  for (const auto& [k, v] : fails) n += v;
+  return n;
+}
+
+Result<SealedCensus> CensusSealedValues(store::Database& db, const crypto::SecretBytes& key) {
+  SealedCensus census;
+  VOUCH_RETURN_IF_ERROR(db.Read([&](store::Transaction& tx) -> Status {
+    census = SealedCensus{};
+    auto count = [&](const std::string& column, bool opens) {
+      census.opens[column] += opens ? 1 : 0;
+      census.fails[column] += opens ? 0 : 1;
+    };
+    for (const SealedColumn& c : kSealedColumns) {
+      census.opens[c.name] += 0;  // every column listed, also when it holds nothing
+      census.fails[c.name] += 0;
+      VOUCH_ASSIGN_OR_RETURN(store::Rows rows, SealedRows(tx, c));
+      for (const store::Row& r : rows) {
+        const store::Blob sealed = r.Bytes(1);
+        if (sealed.empty()) continue;
+        count(c.name, crypto::Aes256GcmOpen(key.span(), sealed, AsBytes(c.aad(r.Str(0)))).ok());
+      }
+    }
+    for (const auto& [setting, aad] : {std::pair<const char*, const char*>{kNodeCaKeySetting, kNodeCaAad},
+                                       std::pair<const char*, const char*>{kCheckSetting, kCheckAad}}) {
+      VOUCH_ASSIGN_OR_RETURN(std::string b64, ReadSetting(tx, setting));
+      const std::string column = std::string("settings.") + setting;
+      census.opens[column] += 0;
+      census.fails[column] += 0;
+      if (b64.empty()) continue;
+      auto sealed = Base64Decode(b64);
+      count(column, sealed.ok() && crypto::Aes256GcmOpen(key.span(), *sealed, AsBytes(aad)).ok());
+    }
+    return Status::Ok();
+  }));
+  return census;
 }
 
 }  // namespace vouch::api

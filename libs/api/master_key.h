@@ -28,6 +28,9 @@
 // Both hold DATA/master.key.lock (flock) throughout: a recovery (a vouchd starting) during a
 // rotation, or a second rotation, is refused with kRotationInProgress instead of racing it.
 #include <functional>
+#include <map>
+#include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -44,12 +47,19 @@ inline constexpr std::string_view kMasterKeyRotated = "master_key_rotated";
 inline constexpr std::string_view kSealedValueUnreadable = "sealed_value_unreadable";
 // Another process holds DATA/master.key.lock: a rotation (or its recovery) is running.
 inline constexpr std::string_view kRotationInProgress = "rotation_in_progress";
+// POST /api/v1/master-key/rotate on a Manager without a data directory (ManagerOptions::data_dir).
+inline constexpr std::string_view kRotationUnavailable = "rotation_unavailable";
+// AdoptMasterKey: the offered key does not open the store's key check.
+inline constexpr std::string_view kMasterKeyMismatch = "master_key_mismatch";
 
 struct RotationReport {
   int zone_ca_keys = 0;
   bool node_ca_key = false;
   bool tls_key = false;
   std::string audit_action = "master_key.rotate";
+  // Values re-sealed per column ("zones.ca_key_sealed", ..., "tls/server.key.sealed").
+  std::map<std::string, int64_t> resealed;
+  std::string key_id;  // of the new key
 };
 
 struct RotateOptions {
@@ -73,5 +83,74 @@ Result<std::string> RecoverMasterKeyRotation(const std::string& data_dir);
 // CA keys and the node CA key); FailedPrecondition kMasterKeyRotated otherwise. vouchd serve
 // calls it at start, so a member left with an old key is told to re-join.
 Status CheckMasterKeyOpensStore(store::Database& db, const crypto::SecretBytes& master_key);
+
+// --- pieces shared by the offline rotation above and the online one (master_key_online.cc)
+
+// HMAC-SHA256(key, "vouch-master-key-id-v1")[0..16] in hex: names a key without revealing it
+// (the same as custody::SecretKeyId).
+std::string MasterKeyIdHex(std::span<const uint8_t> key);
+
+// The store's key check (settings master_key_check) as `tx` sees it, against `key`.
+enum class KeyCheck { kAbsent, kOpens, kDoesNotOpen };
+Result<KeyCheck> CheckStoreKey(store::Transaction& tx, const crypto::SecretBytes& key);
+// The key check itself (base64; "" when no rotation ever wrote one), and whether `key` opens it.
+Result<std::string> ReadStoreKeyCheck(store::Transaction& tx);
+bool StoreKeyCheckOpens(const std::string& check_b64, const crypto::SecretBytes& key);
+// True for the refusal of a member whose key the store is no longer under (kMasterKeyRotated):
+// callers that turn an unsealing failure into DataLoss pass this one through as it is (503).
+inline bool IsMasterKeyRotated(const Status& st) { return !st.ok() && st.reason() == kMasterKeyRotated; }
+
+// Inside `tx`: every sealed column re-sealed from `from` to `to` and the key check written under
+// `to`. Counts per column. DataLoss kSealedValueUnreadable (nothing must be committed) when a
+// value does not open with `from`.
+Result<std::map<std::string, int64_t>> ResealStore(store::Transaction& tx, const crypto::SecretBytes& from,
+                                                   const crypto::SecretBytes& to);
+
+// Every sealed value of the store opened with `key`: per column, how many open and how many do
+// not (the key check included as "settings.master_key_check"). `vouchd master-key check` and the
+// tests use it to show a store wholly under one key.
+struct SealedCensus {
+  std::map<std::string, int64_t> opens;
+  std::map<std::string, int64_t> fails;
+  int64_t Opened() const;
+  int64_t Failed() const;
+};
+Result<SealedCensus> CensusSealedValues(store::Database& db, const crypto::SecretBytes& key);
+
+// The files of a data directory that a rotation rewrites.
+struct MasterKeyFiles {
+  std::string dir;
+  std::string key;           // DATA/master.key
+  std::string key_next;      // DATA/master.key.next
+  std::string tls_key;       // DATA/tls/server.key.sealed (config.json tls_key_sealed)
+  std::string tls_key_next;  // its .next
+};
+Result<MasterKeyFiles> MasterKeyFilesOf(const std::string& data_dir);
+// DATA/tls/server.key.sealed opened with `current` (or, failing that, `fallback` when given)
+// and sealed under `next` into tls_key_next, then `next` into master.key.next; both atomically
+// and durably (step 1 of a rotation).
+Status WriteNextKeyFiles(const MasterKeyFiles& files, const crypto::SecretBytes& current,
+                         const crypto::SecretBytes* fallback, const crypto::SecretBytes& next);
+
+// DATA/master.key.lock held (flock, exclusive, non-blocking) until destroyed; Unavailable
+// kRotationInProgress when another holder has it (another process, or another open in this one).
+class MasterKeyLock {
+ public:
+  static Result<std::unique_ptr<MasterKeyLock>> Acquire(const std::string& data_dir);
+  ~MasterKeyLock();
+  MasterKeyLock(const MasterKeyLock&) = delete;
+  MasterKeyLock& operator=(const MasterKeyLock&) = delete;
+
+ private:
+  explicit MasterKeyLock(int fd) : fd_(fd) {}
+  int fd_;
+};
+
+// Finishes or rolls back an interrupted rotation with DATA/master.key.lock already held.
+Result<std::string> RecoverMasterKeyRotationLocked(const std::string& data_dir);
+
+// Durable file steps: rename + fsync of the folder; unlink if present.
+Status RenameDurable(const std::string& from, const std::string& to);
+Status RemoveIfExists(const std::string& path);
 
 }  // namespace vouch::api

@@ -307,7 +307,7 @@ TEST_F(RegistriesTest, SecretNeverInAnswersAuditOrStoreInClear) {
                    EXPECT_EQ(a.secret_kind, "token");
                    VOUCH_ASSIGN_OR_RETURN(store::Row r, tx.QueryOne("SELECT secret_sealed FROM registries WHERE name = 'hub'",
                                                                     {}, "registry"));
-                   EXPECT_FALSE(manager_->OpenSecret(r.Bytes(0), RegistrySecretAad("reg_other")).ok());
+                   EXPECT_FALSE(manager_->OpenSecret(tx, r.Bytes(0), RegistrySecretAad("reg_other")).ok());
                    return Status::Ok();
                  }).ok());
 }

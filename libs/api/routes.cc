@@ -5,6 +5,7 @@
 #include <charconv>
 
 #include "api/heartbeat_keys.h"
+#include "api/master_key.h"
 #include "api/openapi_embedded.h"
 #include "api/reasons.h"
 #include "api/session_cookie.h"
@@ -510,6 +511,13 @@ http::Router BuildRouter(Manager& m, http::Metrics* metrics, const RouterOptions
     if (!st.ok())
       return Response::Error(
           Unavailable("store not ready: " + st.message(), std::string(kNotReady)));
+    // Another member rotated the master key and this one does not hold the new key yet
+    // (docs/custody.md "Online rotation"): sealing and unsealing answer 503 until it does.
+    auto current = m.MasterKeyCurrent();
+    if (current.ok() && !*current) {
+      return ErrorResponse(Unavailable("this member does not hold the store's master key (rotated by another member)",
+                                       std::string(kMasterKeyRotated)));
+    }
     return Response::Text("ready\n");
   });
   r.Add("GET", "/metrics", [&m, metrics](Request& req) {
@@ -1076,6 +1084,14 @@ http::Router BuildRouter(Manager& m, http::Metrics* metrics, const RouterOptions
         }));
   r.Add("GET", "/api/v1/backups", Authed(m, Permission::kAdmin, [&m](const Principal& p, Request&) -> Result<Response> {
           return JsonOr(m.ListBackups(p));
+        }));
+
+  // ---- online master-key rotation (issue 18; docs/custody.md "Online rotation")
+  r.Add("POST", "/api/v1/master-key/rotate",
+        Authed(m, Permission::kAdmin, [&m](const Principal& p, Request& req) -> Result<Response> {
+          VOUCH_ASSIGN_OR_RETURN(JsonBody b, Body(req));
+          VOUCH_RETURN_IF_ERROR(b.Finish());
+          return JsonOr(m.RotateMasterKeyOnline(p));
         }));
 
   // ---- collateral service (issue 14; docs/collateral.md)
