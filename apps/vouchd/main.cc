@@ -30,6 +30,7 @@
 #include "base/file.h"
 #include "convert/options.h"
 #include "crypto/random.h"
+#include "custody/share.h"
 #include "cluster/join.h"
 #include "collateral/service.h"
 #include "http/server.h"
@@ -50,8 +51,35 @@ std::string TrimNewline(std::string s) {
   return s;
 }
 
-int RunInit(const vouch::api::InitOptions& base, const std::string& password_file) {
+// `vouchd init --split-threshold M --split-shares N --shares-out DIR [--custodian-key PEM ...]`:
+// the new master key split at once, as `vouchd master-key split` does it (docs/custody.md).
+struct InitSplit {
+  int threshold = 0;
+  int shares = 0;
+  std::string out_dir;
+  std::vector<std::string> custodian_keys;
+  bool requested() const { return threshold != 0 || shares != 0 || !out_dir.empty() || !custodian_keys.empty(); }
+};
+
+// Every refusal of the split flags, before init creates anything.
+vouch::Status CheckInitSplit(const InitSplit& s) {
+  if (s.threshold == 0 || s.shares == 0 || s.out_dir.empty()) {
+    return vouch::InvalidArgument("--split-threshold, --split-shares and --shares-out go together",
+                                  std::string(vouch::api::kInvalidArgument));
+  }
+  std::error_code ec;
+  if (std::filesystem::exists(std::filesystem::symlink_status(s.out_dir, ec))) {
+    return vouch::AlreadyExists("--shares-out " + s.out_dir + " exists: init writes the shares into a new folder",
+                                std::string(vouch::custody::kShareFileExists));
+  }
+  return vouchd::CheckSplitArgs(s.threshold, s.shares, s.custodian_keys);
+}
+
+int RunInit(const vouch::api::InitOptions& base, const std::string& password_file, const InitSplit& split = {}) {
   vouch::api::InitOptions o = base;
+  if (split.requested()) {
+    if (auto st = CheckInitSplit(split); !st.ok()) return Fail(st.message() + " [" + st.reason() + "]; nothing was created");
+  }
   auto password = vouch::ReadWholeFile(password_file, 4096);
   if (!password.ok()) return Fail(password.status().message());
   o.admin_password = TrimNewline(*password);
@@ -62,6 +90,13 @@ int RunInit(const vouch::api::InitOptions& base, const std::string& password_fil
   std::printf("  store:           %s\n", r->store_url.c_str());
   std::printf("  default zone CA: %s\n", r->default_zone_ca_path.c_str());
   std::printf("  admin user:      %s\n", o.admin_user.c_str());
+  if (split.requested()) {
+    std::fflush(stdout);
+    if (int rc = vouchd::SplitMasterKey(o.data_dir, split.threshold, split.shares, split.out_dir, split.custodian_keys);
+        rc != 0) {
+      return Fail("the data directory is initialised but its master key was not split: run vouchd master-key split");
+    }
+  }
   return 0;
 }
 
@@ -669,6 +704,14 @@ int main(int argc, char** argv) {
   init_cmd->add_option("--tls-key", init.tls_key_file, "Private key for --tls-cert (sealed into the data dir)");
   init_cmd->add_option("--tls-san", init.tls_dns_names, "DNS names for the generated server certificate")
       ->capture_default_str();
+  InitSplit init_split;  // docs/custody.md: split the new master key at once
+  init_cmd->add_option("--split-threshold", init_split.threshold,
+                       "Split the new master key: shares needed to recover it (m, 2..255; with --split-shares and "
+                       "--shares-out, as vouchd master-key split)");
+  init_cmd->add_option("--split-shares", init_split.shares, "Shares to make (n, m..255)");
+  init_cmd->add_option("--shares-out", init_split.out_dir, "New folder for the share files (must not exist; 0700)");
+  init_cmd->add_option("--custodian-key", init_split.custodian_keys,
+                       "A custodian's EC P-256 public key (PEM); one per share, in order: each share encrypted to it");
 
   std::string data_dir, listen, store;
   size_t threads = 0;
@@ -790,7 +833,7 @@ int main(int argc, char** argv) {
   }
   if (init_cmd->parsed()) {
     if (store.empty() && init.store_url == "sqlite") init.store_url.clear();
-    return RunInit(init, password_file);
+    return RunInit(init, password_file, init_split);
   }
   return RunServe(data_dir, listen, store, threads, serve);
 }

@@ -194,4 +194,42 @@ void RegisterMasterKeyCommands(CLI::App& app) {
   rotate_cmd->callback([rotate_dir, crash_at] { Finish(RunRotate(*rotate_dir, *crash_at)); });
 }
 
+vouch::Status CheckSplitArgs(int threshold, int shares, const std::vector<std::string>& custodian_key_files) {
+  // The ranges `split` gives CLI11 (--threshold and --shares: 2..255); M <= N and the custodian
+  // keys as custody::WriteShareFiles checks them, on a throw-away secret so nothing is written.
+  for (const auto& [flag, v] : {std::pair<const char*, int>{"--split-threshold", threshold}, {"--split-shares", shares}}) {
+    if (v < 2 || v > 255) {
+      return vouch::InvalidArgument(std::string(flag) + ": " + std::to_string(v) + " is not in [2 - 255]",
+                                    std::string(vouch::custody::kInvalidSplit));
+    }
+  }
+  if (!custodian_key_files.empty() && custodian_key_files.size() != static_cast<size_t>(shares)) {
+    return vouch::InvalidArgument("give one custodian key per share: " + std::to_string(custodian_key_files.size()) +
+                                      " keys for " + std::to_string(shares) + " shares",
+                                  std::string(vouch::custody::kInvalidSplit));
+  }
+  const std::vector<uint8_t> probe(32, 0);
+  VOUCH_ASSIGN_OR_RETURN(auto split, vouch::custody::Split(probe, threshold, shares));
+  for (size_t i = 0; i < custodian_key_files.size(); ++i) {
+    VOUCH_ASSIGN_OR_RETURN(std::string pem, vouch::ReadWholeFile(custodian_key_files[i], 1 << 16));
+    auto text = vouch::custody::EncryptedShareFileText(split[i], pem);
+    if (!text.ok()) {
+      return vouch::Status(text.status().code(), custodian_key_files[i] + ": " + text.status().message(),
+                           text.status().reason());
+    }
+  }
+  return vouch::Status::Ok();
+}
+
+int SplitMasterKey(const std::string& data_dir, int threshold, int shares, const std::string& out_dir,
+                   const std::vector<std::string>& custodian_key_files) {
+  SplitArgs a;
+  a.data_dir = data_dir;
+  a.threshold = threshold;
+  a.shares = shares;
+  a.out_dir = out_dir;
+  a.custodian_keys = custodian_key_files;
+  return RunSplit(a);
+}
+
 }  // namespace vouchd
