@@ -25,6 +25,7 @@
 #   SQLITE_ANALYZE=1: ANALYZE after seeding SQLite (vouchd never runs it, so by default its
 #   planner has no statistics; PostgreSQL's are made as autovacuum would)
 #   PERF_ROUNDS="STORE/LABEL ...": `perf record -g` of vouchd during those rounds (e.g. sqlite/hb1_r3)
+#   PERF_OPTS="-F 499 -g": perf record's options (e.g. "-F 2000 --call-graph dwarf,16384")
 #   OUT=DIR (kept: results.jsonl, summary.txt, logs; default /tmp/vouch-scale.<time>)
 # Needs: sqlite3, curl, python3; PostgreSQL server binaries (Debian postgresql) for "pg".
 set -uo pipefail
@@ -59,7 +60,8 @@ hb_round() {
   [[ $STORE == pg ]] && p0=$(pg_ticks)
   local perf=""
   if [[ " ${PERF_ROUNDS:-} " == *" $STORE/$label "* ]]; then  # e.g. PERF_ROUNDS="sqlite/hb1_r3 pg/hb1_r2"
-    perf record -F 499 -g -o "$OUT/perf-$STORE-$label.data" -p "$(IFS=,; echo "${pids[*]}")" 2>/dev/null &
+    # shellcheck disable=SC2086  # PERF_OPTS is a list of options
+    perf record ${PERF_OPTS:--F 499 -g} -o "$OUT/perf-$STORE-$label.data" -p "$(IFS=,; echo "${pids[*]}")" 2>/dev/null &
     perf=$!
   fi
   wait "$gen" || { cat "$W/hb.err"; fail "heartbeat round $label"; }

@@ -3,6 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include "crypto/digest.h"
+#include "workload/heartbeat_mac.h"
+
 #include <cstdio>
 #include <string>
 #include <thread>
@@ -21,6 +24,26 @@ std::string Serial(int i) {
   char buf[40];
   std::snprintf(buf, sizeof buf, "%032x", i);
   return buf;
+}
+
+// The per-thread HMAC and SHA-256 vouchd checks heartbeats with give OpenSSL's one-shot bytes,
+// for every key length up to a block and past it (the fallback), short and long messages, and
+// from several threads at once (one context each).
+TEST(HeartbeatMac, FastHmacAndSha256AreOpenSslsOnEveryThread) {
+  auto check = [](int salt) {
+    for (size_t klen : {1, 31, 32, 33, 63, 64, 65, 100}) {
+      for (size_t dlen : {0, 1, 55, 56, 63, 64, 65, 200, 1000}) {
+        std::vector<uint8_t> key(klen), data(dlen);
+        for (size_t i = 0; i < klen; ++i) key[i] = static_cast<uint8_t>(i * 7 + salt);
+        for (size_t i = 0; i < dlen; ++i) data[i] = static_cast<uint8_t>(i * 13 + klen + salt);
+        EXPECT_EQ(workload::HmacSha256Fast(key, data), crypto::HmacSha256(key, data)) << klen << " " << dlen;
+        EXPECT_EQ(workload::Sha256Fast(data), crypto::Sha256(data)) << dlen;
+      }
+    }
+  };
+  std::vector<std::thread> ts;
+  for (int t = 0; t < 4; ++t) ts.emplace_back([&, t] { check(t); });
+  for (auto& t : ts) t.join();
 }
 
 TEST(HeartbeatMacKeyCache, FindsWhatWasInsertedAndCostsUnder120BytesAnInstance) {

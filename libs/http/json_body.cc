@@ -70,19 +70,73 @@ Status Missing(const std::string& field) {
 
 Status Range(std::string message) { return OutOfRange(std::move(message), "out_of_range"); }
 
-}  // namespace
-
-Result<JsonBody> JsonBody::Parse(std::string_view body) {
+Status CheckText(std::string_view body) {
   if (body.find_first_not_of(" \t\r\n") == std::string_view::npos) {
     return InvalidArgument("request body is empty; expected a JSON object", "invalid_json");
   }
-  if (body.size() > kMaxBodyBytes) {
-    return PayloadTooLarge(fmt::format("request body exceeds {} bytes", kMaxBodyBytes), std::string(kBodyTooLarge));
+  if (body.size() > JsonBody::kMaxBodyBytes) {
+    return PayloadTooLarge(fmt::format("request body exceeds {} bytes", JsonBody::kMaxBodyBytes), std::string(kBodyTooLarge));
   }
   if (!DepthWithinLimit(body)) {
     return InvalidArgument(fmt::format("JSON nested deeper than {} levels", kMaxDepth),
                            "invalid_json");
   }
+  return Status::Ok();
+}
+
+// Forwards every event to `inner` and notes the type of the top-level value (its first event).
+class TopLevelSax final : public nlohmann::json_sax<nlohmann::json> {
+ public:
+  explicit TopLevelSax(nlohmann::json_sax<nlohmann::json>* inner) : inner_(inner) {}
+  // The type name TypeName() gives, of the first value; "" until there is one.
+  const char* top() const { return top_; }
+
+  bool null() override { return Note("null") && inner_->null(); }
+  bool boolean(bool v) override { return Note("a boolean") && inner_->boolean(v); }
+  bool number_integer(number_integer_t v) override { return Note("an integer") && inner_->number_integer(v); }
+  bool number_unsigned(number_unsigned_t v) override { return Note("an integer") && inner_->number_unsigned(v); }
+  bool number_float(number_float_t v, const string_t& s) override {
+    return Note("a number") && inner_->number_float(v, s);
+  }
+  bool string(string_t& v) override { return Note("a string") && inner_->string(v); }
+  bool binary(binary_t& v) override { return Note("an unsupported value") && inner_->binary(v); }
+  bool start_object(std::size_t n) override { return Note("an object") && inner_->start_object(n); }
+  bool key(string_t& v) override { return inner_->key(v); }
+  bool end_object() override { return inner_->end_object(); }
+  bool start_array(std::size_t n) override { return Note("an array") && inner_->start_array(n); }
+  bool end_array() override { return inner_->end_array(); }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override {
+    return false;
+  }
+
+ private:
+  bool Note(const char* type) {
+    if (*top_ == '\0') top_ = type;
+    return true;
+  }
+  nlohmann::json_sax<nlohmann::json>* inner_;
+  const char* top_ = "";
+};
+
+}  // namespace
+
+Status JsonBody::ParseSax(std::string_view body, nlohmann::json_sax<nlohmann::json>* sax) {
+  VOUCH_RETURN_IF_ERROR(CheckText(body));
+  TopLevelSax top(sax);
+  // As Parse: strict (nothing after the value), no comments.
+  if (!nlohmann::json::sax_parse(body.begin(), body.end(), &top, nlohmann::json::input_format_t::json,
+                                 /*strict=*/true, /*ignore_comments=*/false)) {
+    return InvalidArgument("request body is not valid JSON", "invalid_json");
+  }
+  if (std::string_view(top.top()) != "an object") {
+    return InvalidArgument(fmt::format("request body must be a JSON object, got {}", top.top()),
+                           "invalid_json");
+  }
+  return Status::Ok();
+}
+
+Result<JsonBody> JsonBody::Parse(std::string_view body) {
+  VOUCH_RETURN_IF_ERROR(CheckText(body));
   nlohmann::json j = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) {
     return InvalidArgument("request body is not valid JSON", "invalid_json");

@@ -40,6 +40,12 @@ class JsonBody {
   static constexpr size_t kMaxBodyBytes = 1 << 20;
 
   static Result<JsonBody> Parse(std::string_view body);
+  // For a large body read without building it (e.g. a batch of heartbeats): the same checks and
+  // answers as Parse (empty, too large, nested too deep, not JSON, not a JSON object), with the
+  // parser's events handed to `sax` (nlohmann's SAX interface; its parse_error is not called,
+  // and it should return true from every event: a false stops the parse as "not valid JSON").
+  // Ok when the body is a JSON object; `sax` then saw all of it and does its own field checks.
+  static Status ParseSax(std::string_view body, nlohmann::json_sax<nlohmann::json>* sax);
   // Wraps an already parsed value (e.g. a nested object); fails unless it is an object.
   // `path` prefixes field names in messages ("policy.min_tcb").
   static Result<JsonBody> FromJson(nlohmann::json value, std::string path = {});

@@ -29,6 +29,16 @@ Result<crypto::SecretBytes> DeriveHeartbeatKey(EVP_PKEY* instance_key, std::stri
 std::array<uint8_t, 32> HeartbeatMac(std::span<const uint8_t> key, std::string_view instance_id, int64_t seq,
                                      int64_t timestamp, std::string_view status);
 
+// HMAC-SHA256(key, data) (RFC 2104, the same bytes as crypto::HmacSha256) for vouchd's per-heartbeat
+// check: SHA-256 fetched from the provider once per process and one digest context per thread,
+// where HMAC() fetches the algorithm and builds a MAC context on every call (BENCHMARKS.md,
+// "Scale (issue 16)": most of a heartbeat's MAC cost). The padded key blocks and the inner hash
+// are wiped before returning. `key` at most 64 bytes (K is 32); a longer one falls back to
+// crypto::HmacSha256.
+std::array<uint8_t, 32> HmacSha256Fast(std::span<const uint8_t> key, std::span<const uint8_t> data);
+// SHA-256(data), the same way (one fetch per process, one context per thread).
+std::array<uint8_t, 32> Sha256Fast(std::span<const uint8_t> data);
+
 // The same, base64 (standard alphabet, padded): the heartbeat's "mac" field.
 std::string HeartbeatMacBase64(std::span<const uint8_t> key, std::string_view instance_id, int64_t seq,
                                int64_t timestamp, std::string_view status);
