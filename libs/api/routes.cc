@@ -4,6 +4,7 @@
 #include <cctype>
 #include <charconv>
 
+#include "api/heartbeat_batch.h"
 #include "api/heartbeat_keys.h"
 #include "api/master_key.h"
 #include "api/openapi_embedded.h"
@@ -943,88 +944,12 @@ http::Router BuildRouter(Manager& m, http::Metrics* metrics, const RouterOptions
           return JsonOr(m.EnrollNode(&p, e), 201);
         }));
   r.Add("POST", "/api/v1/heartbeats", NodeAuthed(m, [&m, metrics](const Principal& p, Request& req) -> Result<Response> {
-          // Depth- and size-limited like every body; the fields are then checked by hand (a batch
-          // of up to 5000 heartbeats is validated without a JsonBody per item).
-          VOUCH_ASSIGN_OR_RETURN(JsonBody body, JsonBody::Parse(req.body));
-          const json& j = body.json();
-          std::vector<Heartbeat> hbs;
-          json node_info = json::object();
-          json refusals = json::array();
-          for (const auto& [k, v] : j.items()) {
-            if (k == "node") {
-              if (!v.is_object() || v.dump().size() > 4096) {
-                return InvalidArgument("node must be an object of at most 4 KiB",
-                                       std::string(kInvalidInfo));
-              }
-              node_info = v;
-            } else if (k == "heartbeats") {
-              if (!v.is_array() || v.size() > 5000) {
-                return InvalidArgument("heartbeats must be an array of at most 5000",
-                                       std::string(kInvalidHeartbeats));
-              }
-              hbs.reserve(v.size());
-              for (const auto& h : v) {
-                // Authenticated by exactly one of "signature" (ECDSA) or "mac" (HMAC-SHA256 under
-                // the instance's heartbeat key, 32 bytes; docs/formats/heartbeat-key.md).
-                const bool has_mac = h.is_object() && h.contains("mac");
-                const char* auth = has_mac ? "mac" : "signature";
-                if (!h.is_object() || !h.contains("instance_id") || !h["instance_id"].is_string() || !h.contains("seq") ||
-                    !h["seq"].is_number_integer() || !h.contains("timestamp") || !h["timestamp"].is_number_integer() ||
-                    !h.contains("status") || !h["status"].is_string() || !h.contains(auth) ||
-                    !h[auth].is_string() || h.size() != 5) {
-                  return InvalidArgument(
-                      "each heartbeat is {instance_id, seq, timestamp, status, signature|mac}",
-                      std::string(kInvalidHeartbeat));
-                }
-                Heartbeat hb;
-                hb.instance_id = h["instance_id"].get<std::string>();
-                hb.seq = h["seq"].get<int64_t>();
-                hb.timestamp = h["timestamp"].get<int64_t>();
-                hb.status = h["status"].get<std::string>();
-                auto sig = Base64Decode(h[auth].get<std::string>());
-                if (!workload::IsValidWireId(hb.instance_id) || hb.seq < 1 || !sig.ok() || sig->size() > 256 ||
-                    (has_mac && sig->size() != workload::kHeartbeatMacSize) || hb.status.size() > 16) {
-                  return InvalidArgument("malformed heartbeat", std::string(kInvalidHeartbeat));
-                }
-                (has_mac ? hb.mac : hb.signature) = std::move(*sig);
-                hbs.push_back(std::move(hb));
-              }
-            } else if (k == "refusals") {
-              // Local refusals of the agent, to be audited (docs/agent.md).
-              if (!v.is_array() || v.size() > 100) {
-                return InvalidArgument("refusals must be an array of at most 100",
-                                       std::string(kInvalidRefusals));
-              }
-              for (const auto& ref : v) {
-                bool valid = ref.is_object() && ref.contains("code") && ref["code"].is_string() && ref.contains("at") &&
-                             ref["at"].is_number_integer();
-                if (!valid)
-                  return InvalidArgument("each refusal is {at, code, message?, mrenclave?}",
-                                         std::string(kInvalidRefusals));
-                for (const auto& [rk, rv] : ref.items()) {
-                  if (rk == "code") {
-                    const std::string c = rv.get<std::string>();
-                    valid = valid && !c.empty() && c.size() <= 64 &&
-                            std::all_of(c.begin(), c.end(), [](char ch) { return (ch >= 'a' && ch <= 'z') || ch == '_'; });
-                  } else if (rk == "mrenclave") {
-                    valid = valid && rv.is_string() && rv.get<std::string>().size() == 64 && HexDecode(rv.get<std::string>()).ok();
-                  } else if (rk == "message") {
-                    valid = valid && rv.is_string() && rv.get<std::string>().size() <= 300;
-                  } else if (rk != "at") {
-                    valid = false;
-                  }
-                }
-                if (!valid) {
-                  return InvalidArgument("each refusal is {at, code, message?, mrenclave?}",
-                                         std::string(kInvalidRefusals));
-                }
-              }
-              refusals = v;
-            } else {
-              return InvalidArgument("unknown field '" + k.substr(0, 64) + "'",
-                                     std::string(kUnknownField));
-            }
-          }
+          // Depth- and size-limited like every body, read from the parser's events straight into
+          // heartbeats (api/heartbeat_batch.h: the same checks and answers as the document's).
+          VOUCH_ASSIGN_OR_RETURN(HeartbeatBatch batch, ParseHeartbeatBatch(req.body));
+          const json& node_info = batch.node_info;
+          const json& refusals = batch.refusals;
+          const std::vector<Heartbeat>& hbs = batch.heartbeats;
           VOUCH_ASSIGN_OR_RETURN(json answer, m.IngestHeartbeats(p, node_info, hbs));
           if (metrics != nullptr) {
             // Each heartbeat counted once, by its final result (docs/agent.md "Heartbeats").
