@@ -4,6 +4,8 @@ import {api, get, post, page, all, enc} from './api.js';
 import {h, clear, table, props, badge, when, ago, short, link, copyButton, ask, field} from './dom.js';
 import {can, every, rerender, say, session} from './shell.js';
 import {conversions, convertAction} from './conversions.js';
+import {zoneCaSection} from './zone_cas.js';
+import {backups} from './backups.js';
 
 // Names as the API accepts them (the pattern attribute is compiled with the v flag: escape '-').
 const kNamePattern = '[a-z0-9][a-z0-9\\-]{0,62}';
@@ -198,6 +200,7 @@ async function zoneDetail(name) {
     ['Downloads', h('span', {}, h('a', {href: `/api/v1/zones/${enc(z.name)}/ca`, download: `${z.name}-ca.pem`}, 'Root CA (PEM)'),
       ' · ', h('a', {href: `/api/v1/zones/${enc(z.name)}/crl?format=pem`, download: `${z.name}-crl.pem`}, 'CRL (PEM)'))],
   ]));
+  root.appendChild(await zoneCaSection(z));  // issue 18: roots, rotation, bundle (zone_cas.js)
   root.appendChild(h('h2', {}, 'Policy'));
   if (can('admin')) {
     root.appendChild(zoneForm(z, body => act(() => api('PATCH', '/zones/' + enc(z.name), body), 'Policy saved.')));
@@ -372,7 +375,7 @@ async function decideButtons(task, after) {
 // approver of a build sees: its certificates will carry (some of) the approved names only.
 function namesCell(t) {
   if (t.kind === 'domain') return h('span', {}, 'requests ', h('code', {}, t.domain));
-  if (t.kind === 'node_identity') return '—';
+  if (t.kind === 'node_identity' || t.kind === 'ca_rotation') return '—';
   const approved = t.domains || [];
   const pending = t.pending_domains || [];
   return h('span', {class: 'names'}, approved.length ? approved.map((d, i) => [i ? ', ' : '', h('code', {}, d)]) : 'no approved names',
@@ -725,5 +728,5 @@ async function collateral() {
 
 export const routes = {
   '': dashboard, zones, apps, builds, tasks, nodes, instances, certificates, users, apikeys, audit, collateral,
-  conversions, registries,
+  conversions, registries, backups,
 };
