@@ -52,27 +52,71 @@ if [[ -z ${RATE:-} ]]; then
 fi
 log "vouchd RSS after the unpaced rounds: $(rss_kb "$V1") kB"
 
-# vouchd's RSS and the load average every 5 s, from the soak's start.
+# Every 5 s from the soak's start, one line of rss.txt: seconds, vouchd's RSS (kB), the load
+# average (3 fields), then vouchd's RssAnon, RssFile, RssShmem (kB), the CPU ticks (user + system)
+# of vouchd, of the generator and of the agent (issuance), the sizes of the store's WAL, its
+# wal-index (-shm) and its database file (bytes; 0 on PostgreSQL), vouchd's thread count, and the
+# WAL's frames written and checkpointed since its last restart (mxFrame, nBackfill), vouchd's
+# rchar, wchar and write_bytes (/proc/PID/io), the disk's sectors written and ms busy (DISK=vda).
+# Builtins and stat only, so that sampling costs the machine next to nothing.
+sample() {  # T0
+  local now anon=0 file=0 shmem=0 th=0 k v rest wal=0 shm=0 db=0 mx=0 bf=0 rch=0 wch=0 wb=0 dk=()
+  while read -r k v rest; do
+    case $k in RssAnon:) anon=$v ;; RssFile:) file=$v ;; RssShmem:) shmem=$v ;; Threads:) th=$v ;; esac
+  done <"/proc/$V1/status"
+  if [[ $STORE == sqlite ]]; then
+    wal=$(stat -c %s "$DB-wal" 2>/dev/null || echo 0) shm=$(stat -c %s "$DB-shm" 2>/dev/null || echo 0)
+    db=$(stat -c %s "$DB" 2>/dev/null || echo 0)
+    # The wal-index header (native order): mxFrame, the WAL's last valid frame, at byte 16;
+    # nBackfill, the frames a checkpoint has copied into the database, at byte 96.
+    read -r mx < <(od -An -tu4 -j16 -N4 "$DB-shm" 2>/dev/null)
+    read -r bf < <(od -An -tu4 -j96 -N4 "$DB-shm" 2>/dev/null)
+  fi
+  # vouchd's file I/O (bytes read and written through system calls, bytes written to the disk) and
+  # the disk's sectors written and milliseconds busy (/proc/diskstats, the store's device).
+  while read -r k v rest; do
+    case $k in rchar:) rch=$v ;; wchar:) wch=$v ;; write_bytes:) wb=$v ;; esac
+  done <"/proc/$V1/io"
+  read -r -a dk < <(grep -w "${DISK:-vda}" /proc/diskstats)
+  now=$(date +%s.%N)
+  echo "$(awk -v a="$now" -v b="$1" 'BEGIN {printf "%.1f", a - b}') $(rss_kb "$V1") $(load) $anon $file $shmem" \
+    "$(ticks "$V1") $(if [[ -e /proc/$GP/stat ]]; then ticks "$GP"; else echo "${GEN_TICKS:-0}"; fi)" \
+    "$(ticks "${APIDS[0]}") $wal $shm $db $th ${mx:-0} ${bf:-0}" \
+    "$rch $wch $wb ${dk[9]:-0} ${dk[12]:-0}" >>"$OUT/rss.txt"
+}
 : >"$OUT/rss.txt"
-(
-  t0=$(date +%s.%N)
-  while kill -0 "$V1" 2>/dev/null; do
-    echo "$(python3 -c "import time; print(round(time.time() - $t0, 1))") $(rss_kb "$V1") $(load)" >>"$OUT/rss.txt"
-    sleep 5
-  done
-) &
-sampler=$!
-E2E_PIDS+=("$sampler")
 log "soak starts: load average $(load)"
 v0=$(ticks "$V1")
 "$GEN" soak --server "$U1" --ca-file "$CA" --cert "$W/a0/node-cert.pem" --key "$W/a0/node-key.pem" \
   --key-pem "$W/w/key.pem" --instances "$INST" --batch "$BATCH" --threads "$HB_CONNS" --rate "$RATE" \
   --duration "$DURATION" --interval "$INTERVAL" --seq-base "$seq_base" --auth "$AUTH" --hb-pub "$W/hb-pub.pem" \
   --issue-socket "$W/a0.sock" --issue-rate "$ISSUE_RATE" --issue-threads "$ISSUE_CONNS" \
-  --mrenclave "$MRE" --mrsigner "$MRS" --dns web.example.com >"$W/soak.out" 2>"$W/soak.err"
+  --mrenclave "$MRE" --mrsigner "$MRS" --dns web.example.com >"$W/soak.out" 2>"$W/soak.err" &
+GP=$!
+E2E_PIDS+=("$GP")
+(
+  t0=$(date +%s.%N)
+  while kill -0 "$GP" 2>/dev/null; do
+    GEN_TICKS=$(ticks "$GP")  # the generator's last reading, for the sample after it exits
+    sample "$t0"
+    sleep 5
+  done
+  sample "$t0"
+) &
+sampler=$!
+E2E_PIDS+=("$sampler")
+wait "$GP"
 soak_rc=$?
 v1=$(ticks "$V1")
-kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null
+wait "$sampler" 2>/dev/null
+if [[ ${MALLOC_PROBE:-1} == 1 ]] && command -v gdb >/dev/null; then
+  # After the clock: glibc's own account of vouchd's heap (malloc_stats, per arena, into vouchd's
+  # log), then what malloc_trim(0) gives back: free memory held by the arenas, not live data.
+  before=$(rss_parts "$V1")
+  timeout 60 gdb -p "$V1" -batch -ex 'call (void)malloc_stats()' -ex 'call (int)malloc_trim(0)' >"$OUT/gdb.txt" 2>&1
+  log "RESULT vouchd after the soak: $before; after malloc_trim(0): $(rss_parts "$V1")"
+  log "vouchd's arenas (malloc_stats): $(grep -c '^Arena' "$VLOG") arenas, totals: $(grep -A2 '^Total' "$VLOG" | tr '\n' ' ')"
+fi
 cat "$W/soak.out"
 [[ -s $W/soak.err ]] && { echo "generator stderr:"; head -5 "$W/soak.err"; }
 while read -r line; do rec soak_interval "$line"; done < <(grep '"interval"' "$W/soak.out")
@@ -82,24 +126,37 @@ sum_store=$(sql "SELECT COALESCE(SUM(last_seq), 0) FROM instances WHERE id LIKE 
 certs_after=$(sql "SELECT COUNT(*) FROM certificates WHERE kind = 'workload'")
 rec soak "$summary" "rate_target=$RATE" "sum_last_seq_store=$sum_store" "certificates_recorded=$((certs_after - certs_before))" \
   "vouchd_cpu_s=$(( (v1 - v0) / HZ ))" "load_end=\"$(load)\""
-python3 - "$R" "$OUT/rss.txt" "$INTERVAL" <<'PY' | tee "$OUT/soak.txt"
+python3 - "$R" "$OUT/rss.txt" "$INTERVAL" "$HZ" <<'PY' | tee "$OUT/soak.txt"
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 rss = [l.split() for l in open(sys.argv[2]) if l.strip()]
 interval = float(sys.argv[3])
 ivs = [r for r in rows if r["label"] == "soak_interval"]
 s = next(r for r in rows if r["label"] == "soak")
-def rss_at(t):  # the last sample at or before t
+def at(t):  # the last sample at or before t
     c = [x for x in rss if float(x[0]) <= t]
-    return int((c or rss[:1])[-1][1])
-print("| interval | heartbeats/s | batch p50 ms | batch p99 ms | max ms | issued | issue p99 ms | vouchd RSS MB (end) | load average (end) |")
-print("|---|---|---|---|---|---|---|---|---|")
+    return (c or rss[:1])[-1]
+def rss_at(t):
+    return int(at(t)[1])
+def extra(x, i):  # a field added with the CPU and WAL columns (0 in an older rss.txt)
+    return int(x[i]) if len(x) > i else 0
+HZ = float(sys.argv[4])
+print("| interval | heartbeats/s | batch p50 ms | batch p99 ms | max ms | issued | issue p99 ms | vouchd RSS MB (end) "
+      "| RssAnon MB | vouchd CPU us/heartbeat | generator CPU % | agent CPU % | WAL MB (end) | DB MB (end) "
+      "| vouchd file reads MB/s | disk writes MB/s, busy % | load average (end) |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 for r in ivs:
     end = r["interval"] * interval
-    c = [x for x in rss if float(x[0]) <= end] or rss[:1]
+    a, b = at(end - interval), at(end)
+    dt = max(float(b[0]) - float(a[0]), 1e-9)
+    vus = (extra(b, 8) - extra(a, 8)) / HZ * 1e6 / max(r["accepted"], 1) * (interval / dt)
+    gen = 100 * (extra(b, 9) - extra(a, 9)) / HZ / dt
+    agt = 100 * (extra(b, 10) - extra(a, 10)) / HZ / dt
     print(f"| {r['interval']} | {r['per_second']:,.0f} | {r['batch_latency_ms']['p50']:.1f} | {r['batch_latency_ms']['p99']:.1f} "
           f"| {r['batch_latency_ms']['max']:.1f} | {r['issued']} | {r['issue_latency_ms']['p99']:.1f} | {rss_at(end) / 1024:.1f} "
-          f"| {' '.join(c[-1][2:5])} |")
+          f"| {extra(b, 5) / 1024:.1f} | {vus:.1f} | {gen:.0f} | {agt:.0f} | {extra(b, 11) / 2**20:.0f} | {extra(b, 13) / 2**20:,.0f} "
+          f"| {(extra(b, 17) - extra(a, 17)) / 2**20 / dt:.0f} | {(extra(b, 20) - extra(a, 20)) * 512 / 2**20 / dt:.0f}, "
+          f"{100 * (extra(b, 21) - extra(a, 21)) / 1000 / dt:.0f} | {' '.join(b[2:5])} |")
 full = [r for r in ivs if r["interval"] * interval <= s["seconds"] + 1]
 first = full[0] if full else None
 after_first = rss_at(interval)
