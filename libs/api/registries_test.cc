@@ -13,87 +13,32 @@
 #include "api/reasons.h"
 #include "api/registry_access.h"
 #include "api/routes.h"
+#include "api/test_util.h"
 #include "base/encoding.h"
 #include "base/file.h"
 #include "crypto/aead.h"
 #include "crypto/keys.h"
 #include "crypto/random.h"
 #include "manifest/manifest.h"
-#include "pgtest/test_postgres.h"
 #include "store/database.h"
-#include "testing/request.h"
 #include "testing/temp_dir.h"
 
 namespace vouch::api {
 namespace {
 
-using http::Request;
 using http::Response;
 
 // Distinctive secrets: no answer, audit row or stored column may ever contain them in clear.
 constexpr char kPassword[] = "pw-Sup3rS3cret-registry-9f1c";
 constexpr char kToken[] = "tok-Sup3rS3cret-registry-77ab";
 
-class RegistriesTest : public ::testing::Test {
+class RegistriesTest : public ManagerFixture {
  protected:
-  static constexpr char kUserPassword[] = "correct-horse-battery";
-
-  void SetUp() override {
-    std::string url = "sqlite:" + tmp_.path() + "/vouch.db";
-    if (const char* store = std::getenv("VOUCH_TEST_STORE"); store && std::string(store) == "postgres") {
-      auto pg = pgtest::FreshTestDatabase();
-      if (!pg.ok() && pgtest::PostgresRequired()) FAIL() << "PostgreSQL is required: " << pg.status().ToString();
-      if (!pg.ok()) GTEST_SKIP() << "no PostgreSQL server: " << pg.status().ToString();
-      url = *pg;
-    }
-    auto db = store::OpenDatabase(url);
-    ASSERT_TRUE(db.ok()) << db.status().ToString();
-    db_ = std::move(*db);
-    ASSERT_TRUE(db_->Migrate().ok());
-    ManagerOptions options;
-    options.password_kdf = crypto::ScryptParams{1 << 10, 8, 1};
-    auto m = Manager::Create(db_.get(), crypto::RandomSecret(32), &clock_, options);
-    ASSERT_TRUE(m.ok());
-    manager_ = std::move(*m);
-    router_ = std::make_unique<http::Router>(BuildRouter(*manager_, nullptr));
-    for (auto [name, role] : std::vector<std::pair<std::string, std::string>>{
-             {"admin", "admin"}, {"approver1", "approver"}, {"approver2", "approver"}, {"member", "member"},
-             {"viewer", "viewer"}}) {
-      ASSERT_TRUE(manager_->CreateUser(Principal::System(), name, role, kUserPassword).ok());
-      Response r = Call("POST", "/api/v1/sys/auth", json{{"username", name}, {"password", kUserPassword}}.dump());
-      ASSERT_EQ(r.status, 200u) << r.body;
-      tokens_[name] = json::parse(r.body)["token"];
-    }
-  }
-  void TearDown() override {
-    router_.reset();
-    manager_.reset();
-    db_.reset();
-  }
-
-  Response Call(const std::string& method, const std::string& target, const std::string& body = "",
-                const std::string& user = "") {
-    test::RequestBuilder builder(method, target);
-    builder.Body(body);
-    if (!user.empty()) builder.Header("Authorization", "Bearer " + tokens_[user]);
-    bool parsed = false;
-    Request req = builder.Build(&parsed);
-    EXPECT_TRUE(parsed) << target;
-    Response r = router_->Dispatch(req);
-    answers_ += r.body + "\n";
-    return r;
-  }
-  json CallJson(const std::string& method, const std::string& target, const json& body, const std::string& user,
-                unsigned want_status) {
-    Response r = Call(method, target, body.is_null() ? "" : body.dump(), user);
-    EXPECT_EQ(r.status, want_status) << method << " " << target << ": " << r.body;
-    return json::parse(r.body, nullptr, false);
-  }
-  std::string ErrorCode(const json& j) { return j.is_object() ? j["error"].value("code", "") : ""; }
+  RegistriesTest() : ManagerFixture("registries") { record_answers_ = true; }
 
   void MakeZoneAndApp(int approvals = 1) {
-    CallJson("POST", "/api/v1/zones", {{"name", "prod"}, {"approvals_required", approvals}}, "admin", 201);
-    CallJson("POST", "/api/v1/apps", {{"name", "web"}, {"zone", "prod"}}, "member", 201);
+    MakeZone("prod", approvals);
+    MakeApp("web", "prod");
   }
   std::string AppId(const std::string& name) {
     return CallJson("GET", "/api/v1/apps/" + name, nullptr, "viewer", 200)["id"].get<std::string>();
@@ -115,23 +60,6 @@ class RegistriesTest : public ::testing::Test {
                    }).ok());
     return out;
   }
-  int64_t Count(const std::string& sql, const std::vector<store::Value>& params = {}) {
-    int64_t n = -1;
-    EXPECT_TRUE(db_->Read([&](store::Transaction& tx) -> Status {
-                     VOUCH_ASSIGN_OR_RETURN(store::Row r, tx.QueryOne(sql, params, "count"));
-                     n = r.Int(0);
-                     return Status::Ok();
-                   }).ok());
-    return n;
-  }
-
-  FixedClock clock_{FromUnixSeconds(ToUnixSeconds(SystemClock::Get().Now()))};
-  test::TempDir tmp_{"registries"};
-  std::unique_ptr<store::Database> db_;
-  std::unique_ptr<Manager> manager_;
-  std::unique_ptr<http::Router> router_;
-  std::map<std::string, std::string> tokens_;
-  std::string answers_;  // every answer body of the test
 };
 
 TEST_F(RegistriesTest, CreateListGetPatchDelete) {
@@ -540,15 +468,7 @@ TEST(RegistriesMasterKey, RotationResealsRegistrySecretsAndSigningKeys) {
   test::TempDir tmp("registries-rotate");
   FixedClock clock(std::chrono::system_clock::now());
   InitOptions o;
-  o.data_dir = tmp.File("data");
-  o.admin_user = "admin";
-  o.admin_password = "correct horse battery";
-  if (const char* store = std::getenv("VOUCH_TEST_STORE"); store && std::string(store) == "postgres") {
-    auto pg = pgtest::FreshTestDatabase();
-    if (!pg.ok() && pgtest::PostgresRequired()) FAIL() << "PostgreSQL is required: " << pg.status().ToString();
-    if (!pg.ok()) GTEST_SKIP() << "no PostgreSQL server: " << pg.status().ToString();
-    o.store_url = *pg;
-  }
+  if (!TestDataDirOptions(tmp.File("data"), &o)) return;
   ASSERT_TRUE(InitDataDir(o, clock).ok());
   const Principal admin = Principal::System();
   std::string mrsigner, app_id;
