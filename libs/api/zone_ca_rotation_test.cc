@@ -15,20 +15,18 @@
 #include "api/master_key.h"
 #include "api/reasons.h"
 #include "api/routes.h"
+#include "api/test_util.h"
 #include "api/zone_ca_rotation.h"
 #include "base/encoding.h"
 #include "crypto/aead.h"
 #include "crypto/random.h"
-#include "pgtest/test_postgres.h"
 #include "store/database.h"
 #include "testing/csr.h"
-#include "testing/request.h"
 #include "testing/temp_dir.h"
 
 namespace vouch::api {
 namespace {
 
-using http::Request;
 using http::Response;
 
 struct X509Free {
@@ -84,73 +82,22 @@ std::string Lower(std::string s) {
   return s;
 }
 
-class ZoneCaRotationTest : public ::testing::Test {
+class ZoneCaRotationTest : public ManagerFixture {
  protected:
-  static constexpr char kUserPassword[] = "correct-horse-battery";
-
+  ZoneCaRotationTest() : ManagerFixture("zoneca") {
+    users_ = {{"admin", "admin"}, {"approver1", "approver"}, {"member", "member"}, {"viewer", "viewer"}};
+  }
   void SetUp() override {
-    std::string url = "sqlite:" + tmp_.path() + "/vouch.db";
-    if (const char* store = std::getenv("VOUCH_TEST_STORE"); store && std::string(store) == "postgres") {
-      auto pg = pgtest::FreshTestDatabase();
-      if (!pg.ok() && pgtest::PostgresRequired()) FAIL() << "PostgreSQL is required: " << pg.status().ToString();
-      if (!pg.ok()) GTEST_SKIP() << "no PostgreSQL server: " << pg.status().ToString();
-      url = *pg;
-    }
-    auto db = store::OpenDatabase(url);
-    ASSERT_TRUE(db.ok()) << db.status().ToString();
-    db_ = std::move(*db);
-    ASSERT_TRUE(db_->Migrate().ok());
-    ManagerOptions options;
-    options.password_kdf = crypto::ScryptParams{1 << 10, 8, 1};
-    auto m = Manager::Create(db_.get(), crypto::SecretBytes(master_.span()), &clock_, options);
-    ASSERT_TRUE(m.ok());
-    manager_ = std::move(*m);
-    router_ = std::make_unique<http::Router>(BuildRouter(*manager_, nullptr));
-    for (auto [name, role] : std::vector<std::pair<std::string, std::string>>{
-             {"admin", "admin"}, {"approver1", "approver"}, {"member", "member"}, {"viewer", "viewer"}}) {
-      ASSERT_TRUE(manager_->CreateUser(Principal::System(), name, role, kUserPassword).ok());
-      Response r = Call("POST", "/api/v1/sys/auth", json{{"username", name}, {"password", kUserPassword}}.dump());
-      ASSERT_EQ(r.status, 200u) << r.body;
-      tokens_[name] = json::parse(r.body)["token"];
-    }
-    CallJson("POST", "/api/v1/zones", {{"name", "prod"}}, "admin", 201);
+    ManagerFixture::SetUp();
+    if (!Ready()) return;
+    MakeZone("prod");
   }
-  void TearDown() override {
-    router_.reset();
-    manager_.reset();
-    db_.reset();
-  }
-
-  Response Call(const std::string& method, const std::string& target, const std::string& body = "",
-                const std::string& user = "") {
-    test::RequestBuilder builder(method, target);
-    builder.Body(body);
-    if (!user.empty()) builder.Header("Authorization", "Bearer " + tokens_[user]);
-    bool parsed = false;
-    Request req = builder.Build(&parsed);
-    EXPECT_TRUE(parsed) << target;
-    return router_->Dispatch(req);
-  }
-  json CallJson(const std::string& method, const std::string& target, const json& body, const std::string& user,
-                unsigned want_status) {
-    Response r = Call(method, target, body.is_null() ? "" : body.dump(), user);
-    EXPECT_EQ(r.status, want_status) << method << " " << target << ": " << r.body;
-    return json::parse(r.body, nullptr, false);
-  }
-  static std::string ErrorCode(const json& j) { return j.is_object() ? j["error"].value("code", "") : ""; }
 
   // An app with web.example.com approved and an approved build: returns the build id.
   std::string ApprovedBuild() {
-    json app = CallJson("POST", "/api/v1/apps", {{"name", "web"}, {"zone", "prod"}, {"domains", {"web.example.com"}}},
-                        "member", 201);
-    for (const auto& t : app["domain_tasks"]) {
-      CallJson("POST", "/api/v1/tasks/" + t["task_id"].get<std::string>() + "/approve", nullptr, "approver1", 200);
-    }
-    json build = CallJson("POST", "/api/v1/builds",
-                          {{"app", "web"}, {"mrenclave", std::string(64, 'a')}, {"mrsigner", std::string(64, 'b')},
-                           {"isvprodid", 1}, {"isvsvn", 2}},
-                          "member", 201);
-    CallJson("POST", "/api/v1/tasks/" + build["task_id"].get<std::string>() + "/approve", nullptr, "approver1", 200);
+    ApproveDomainTasks(MakeApp("web", "prod", json::array({"web.example.com"})));
+    json build = MakeBuild();
+    Approve(build["task_id"].get<std::string>());
     return build["id"];
   }
   json Issue(const std::string& build_id) {
@@ -158,23 +105,6 @@ class ZoneCaRotationTest : public ::testing::Test {
                     {{"build_id", build_id}, {"csr", test::CsrPemFor(test::Key().get(), {"web.example.com"})}}, "admin",
                     201);
   }
-  int64_t Count(const std::string& sql, const std::vector<store::Value>& params = {}) {
-    int64_t n = -1;
-    EXPECT_TRUE(db_->Read([&](store::Transaction& tx) -> Status {
-                     VOUCH_ASSIGN_OR_RETURN(store::Row r, tx.QueryOne(sql, params, "count"));
-                     n = r.Int(0);
-                     return Status::Ok();
-                   }).ok());
-    return n;
-  }
-
-  FixedClock clock_{FromUnixSeconds(ToUnixSeconds(SystemClock::Get().Now()))};
-  crypto::SecretBytes master_ = crypto::RandomSecret(32);
-  test::TempDir tmp_{"zoneca"};
-  std::unique_ptr<store::Database> db_;
-  std::unique_ptr<Manager> manager_;
-  std::unique_ptr<http::Router> router_;
-  std::map<std::string, std::string> tokens_;
 };
 
 size_t PemCount(const std::string& pem) { return ParsePems(pem).size(); }
@@ -325,15 +255,7 @@ TEST(ZoneCaMasterKey, RetiredRootKeysAreResealedByMasterKeyRotation) {
   test::TempDir tmp{"zoneca-mk"};
   FixedClock clock{FromUnixSeconds(ToUnixSeconds(SystemClock::Get().Now()))};
   InitOptions o;
-  o.data_dir = tmp.File("data");
-  o.admin_user = "admin";
-  o.admin_password = "correct horse battery";
-  if (const char* store = std::getenv("VOUCH_TEST_STORE"); store && std::string(store) == "postgres") {
-    auto pg = pgtest::FreshTestDatabase();
-    if (!pg.ok() && pgtest::PostgresRequired()) FAIL() << "PostgreSQL is required: " << pg.status().ToString();
-    if (!pg.ok()) GTEST_SKIP() << "no PostgreSQL server: " << pg.status().ToString();
-    o.store_url = *pg;
-  }
+  if (!TestDataDirOptions(tmp.File("data"), &o)) return;
   ASSERT_TRUE(InitDataDir(o, clock).ok());
   std::string retired, pending;
   {
