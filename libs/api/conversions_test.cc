@@ -16,83 +16,42 @@
 #include "api/manager.h"
 #include "api/reasons.h"
 #include "api/routes.h"
+#include "api/test_util.h"
 #include "base/file.h"
 #include "crypto/random.h"
 #include "http/metrics.h"
 #include "oci/blob_store.h"
 #include "oci/tar.h"
 #include "oci/transport.h"
-#include "pgtest/test_postgres.h"
 #include "store/database.h"
-#include "testing/request.h"
 #include "testing/temp_dir.h"
 
 namespace vouch::api {
 namespace {
 
-using http::Request;
 using http::Response;
 
-class ConversionsTest : public ::testing::Test {
+class ConversionsTest : public ManagerFixture {
  protected:
-  static constexpr char kUserPassword[] = "correct-horse-battery";
-
-  void SetUp() override {
-    std::string url = "sqlite:" + dir_ + "/vouch.db";
-    if (const char* store = std::getenv("VOUCH_TEST_STORE"); store && std::string(store) == "postgres") {
-      auto pg = pgtest::FreshTestDatabase();
-      if (!pg.ok() && pgtest::PostgresRequired()) FAIL() << "PostgreSQL is required: " << pg.status().ToString();
-      if (!pg.ok()) GTEST_SKIP() << "no PostgreSQL server: " << pg.status().ToString();
-      url = *pg;
-    }
-    auto db = store::OpenDatabase(url);
-    ASSERT_TRUE(db.ok()) << db.status().ToString();
-    db_ = std::move(*db);
-    ASSERT_TRUE(db_->Migrate().ok());
-    ManagerOptions options;
-    options.password_kdf = crypto::ScryptParams{1 << 10, 8, 1};
+  ConversionsTest() : ManagerFixture("conversions") {
+    users_ = {{"admin", "admin"}, {"member", "member"}, {"viewer", "viewer"}};
+  }
+  void Configure(ManagerOptions& options) override {
     options.conversions.allow_local_images = true;
     options.conversions.manager_url = "https://vouchd.test:8443";
-    auto m = Manager::Create(db_.get(), crypto::RandomSecret(32), &clock_, options);
-    ASSERT_TRUE(m.ok());
-    manager_ = std::move(*m);
-    router_ = std::make_unique<http::Router>(BuildRouter(*manager_, &metrics_));
-    for (auto [name, role] : std::vector<std::pair<std::string, std::string>>{
-             {"admin", "admin"}, {"member", "member"}, {"viewer", "viewer"}}) {
-      ASSERT_TRUE(manager_->CreateUser(Principal::System(), name, role, kUserPassword).ok());
-      Response r = Call("POST", "/api/v1/sys/auth", json{{"username", name}, {"password", kUserPassword}}.dump());
-      ASSERT_EQ(r.status, 200u) << r.body;
-      tokens_[name] = json::parse(r.body)["token"];
-    }
-    CallJson("POST", "/api/v1/zones", {{"name", "prod"}}, "admin", 201);
-    CallJson("POST", "/api/v1/apps", {{"name", "web"}, {"zone", "prod"}}, "member", 201);
+  }
+  void SetUp() override {
+    ManagerFixture::SetUp();
+    if (!Ready()) return;
+    MakeZone("prod");
+    MakeApp("web", "prod");
     ASSERT_TRUE(WriteFileAtomic(dir_ + "/rte", "#!/bin/sh\necho fake runtime\n", 0755).ok());
     WriteImage("in", "v1", {{"bin", ""}, {"bin/app", "application"}});
   }
   void TearDown() override {
     runner_.reset();
-    router_.reset();
-    manager_.reset();
-    db_.reset();
+    ManagerFixture::TearDown();
   }
-
-  Response Call(const std::string& method, const std::string& target, const std::string& body = "",
-                const std::string& user = "") {
-    test::RequestBuilder builder(method, target);
-    builder.Body(body);
-    if (!user.empty()) builder.Header("Authorization", "Bearer " + tokens_[user]);
-    bool parsed = false;
-    Request req = builder.Build(&parsed);
-    EXPECT_TRUE(parsed) << target;
-    return router_->Dispatch(req);
-  }
-  json CallJson(const std::string& method, const std::string& target, const json& body, const std::string& user,
-                unsigned want_status) {
-    Response r = Call(method, target, body.is_null() ? "" : body.dump(), user);
-    EXPECT_EQ(r.status, want_status) << method << " " << target << ": " << r.body;
-    return json::parse(r.body, nullptr, false);
-  }
-  static std::string Code(const json& j) { return j.is_object() && j.contains("error") ? j["error"].value("code", "") : ""; }
 
   // An OCI layout at dir_/<name> holding one image tagged `tag` with one layer of `files`
   // (content "" for a directory) and Cmd /bin/app.
@@ -170,58 +129,38 @@ class ConversionsTest : public ::testing::Test {
         id, [](const json& j) { return j["state"] == "done" || j["state"] == "failed" || j["state"] == "cancelled"; },
         "the job to end");
   }
-  int64_t Count(const std::string& sql, const std::vector<store::Value>& params = {}) {
-    int64_t n = -1;
-    EXPECT_TRUE(db_->Read([&](store::Transaction& tx) -> Status {
-                     VOUCH_ASSIGN_OR_RETURN(store::Row r, tx.QueryOne(sql, params, "count"));
-                     n = r.Int(0);
-                     return Status::Ok();
-                   }).ok());
-    return n;
-  }
-  void Exec(const std::string& sql, const std::vector<store::Value>& params) {
-    ASSERT_TRUE(db_->Write([&](store::Transaction& tx) { return tx.Exec(sql, params).status(); }).ok());
-  }
 
-  test::TempDir tmp_{"conversions"};
-  std::string dir_ = tmp_.path();
-  FixedClock clock_{FromUnixSeconds(ToUnixSeconds(SystemClock::Get().Now()))};
-  std::unique_ptr<store::Database> db_;
-  std::unique_ptr<Manager> manager_;
-  http::Metrics metrics_;
-  std::unique_ptr<http::Router> router_;
   std::unique_ptr<ConversionRunner> runner_;
   std::function<void(std::string_view, const convert::CancelToken&)> on_phase_;
-  std::map<std::string, std::string> tokens_;
 };
 
 TEST_F(ConversionsTest, BadInputIsRefusedUpFrontAndMakesNoJob) {
   const json body = {{"app", "web"}, {"input_image", In()}, {"output_image", Out("o")}};
-  EXPECT_EQ(Code(CallJson("POST", "/api/v1/conversions", body, "viewer", 403)), "forbidden");
+  EXPECT_EQ(ErrorCode(CallJson("POST", "/api/v1/conversions", body, "viewer", 403)), "forbidden");
   json b = body;
   b["app"] = "nope";
-  EXPECT_EQ(Code(CallJson("POST", "/api/v1/conversions", b, "member", 404)), "app_not_found");
+  EXPECT_EQ(ErrorCode(CallJson("POST", "/api/v1/conversions", b, "member", 404)), "app_not_found");
   b = body;
   b["input_image"] = "Not A Reference!";
-  EXPECT_EQ(Code(CallJson("POST", "/api/v1/conversions", b, "member", 400)), "invalid_image_ref");
+  EXPECT_EQ(ErrorCode(CallJson("POST", "/api/v1/conversions", b, "member", 400)), "invalid_image_ref");
   b = body;
   b.erase("output_image");
-  EXPECT_EQ(Code(CallJson("POST", "/api/v1/conversions", b, "member", 400)), "missing_field");
+  EXPECT_EQ(ErrorCode(CallJson("POST", "/api/v1/conversions", b, "member", 400)), "missing_field");
   b = body;
   b["options"] = {{"entrypont", "/x"}};
-  EXPECT_EQ(Code(CallJson("POST", "/api/v1/conversions", b, "member", 400)), "unknown_field");
+  EXPECT_EQ(ErrorCode(CallJson("POST", "/api/v1/conversions", b, "member", 400)), "unknown_field");
   b["options"] = {{"isvsvn", 70000}};
   json err = CallJson("POST", "/api/v1/conversions", b, "member", 400);
-  EXPECT_EQ(Code(err), "invalid_options");
+  EXPECT_EQ(ErrorCode(err), "invalid_options");
   EXPECT_NE(err["error"]["message"].get<std::string>().find("options.isvsvn"), std::string::npos) << err;
   b["options"] = "verbose";
-  EXPECT_EQ(Code(CallJson("POST", "/api/v1/conversions", b, "member", 400)), "invalid_options");
+  EXPECT_EQ(ErrorCode(CallJson("POST", "/api/v1/conversions", b, "member", 400)), "invalid_options");
   b = body;
   b["input_registry"] = "nope";
-  EXPECT_EQ(Code(CallJson("POST", "/api/v1/conversions", b, "member", 404)), "registry_not_found");
+  EXPECT_EQ(ErrorCode(CallJson("POST", "/api/v1/conversions", b, "member", 404)), "registry_not_found");
   b = body;
   b["colour"] = "blue";
-  EXPECT_EQ(Code(CallJson("POST", "/api/v1/conversions", b, "member", 400)), "unknown_field");
+  EXPECT_EQ(ErrorCode(CallJson("POST", "/api/v1/conversions", b, "member", 400)), "unknown_field");
   EXPECT_EQ(Count("SELECT COUNT(*) FROM conversions"), 0);
 
   // A server that is not a test refuses local paths: it would read and write them for callers.
@@ -256,7 +195,7 @@ TEST_F(ConversionsTest, StoredRegistriesAreResolvedByNameOrHostAndTheirSecretsNe
   EXPECT_EQ(j["output_registry"], "corp");
   body["input_image"] = "elsewhere.example/team/web:1";
   body["input_registry"] = "corp";  // its credentials never go to another host
-  EXPECT_EQ(Code(CallJson("POST", "/api/v1/conversions", body, "member", 400)), "registry_host_mismatch");
+  EXPECT_EQ(ErrorCode(CallJson("POST", "/api/v1/conversions", body, "member", 400)), "registry_host_mismatch");
   body.erase("input_registry");
   json anon = CallJson("POST", "/api/v1/conversions", body, "member", 202);
   EXPECT_TRUE(anon["input_registry"].is_null());
@@ -282,7 +221,7 @@ TEST_F(ConversionsTest, AJobIsQueuedWithItsRecordListedAndReadable) {
   EXPECT_EQ(j["attempts"], 0);
   EXPECT_EQ(j["created_by"], "user:member");
   EXPECT_EQ(CallJson("GET", "/api/v1/conversions/" + id, nullptr, "viewer", 200), j);
-  EXPECT_EQ(Code(CallJson("GET", "/api/v1/conversions/cnv_nope", nullptr, "viewer", 404)), "conversion_not_found");
+  EXPECT_EQ(ErrorCode(CallJson("GET", "/api/v1/conversions/cnv_nope", nullptr, "viewer", 404)), "conversion_not_found");
   clock_.Advance(std::chrono::seconds(1));
   Create(In(), Out("o2"));
   json list = CallJson("GET", "/api/v1/conversions?app=web&state=queued&limit=1", nullptr, "viewer", 200);
@@ -295,7 +234,7 @@ TEST_F(ConversionsTest, AJobIsQueuedWithItsRecordListedAndReadable) {
   ASSERT_EQ(next["items"].size(), 1u);
   EXPECT_EQ(next["items"][0]["id"], id);
   EXPECT_EQ(CallJson("GET", "/api/v1/conversions?state=done", nullptr, "viewer", 200)["items"].size(), 0u);
-  EXPECT_EQ(Code(CallJson("GET", "/api/v1/conversions?state=bogus", nullptr, "viewer", 400)), "invalid_filter");
+  EXPECT_EQ(ErrorCode(CallJson("GET", "/api/v1/conversions?state=bogus", nullptr, "viewer", 400)), "invalid_filter");
   EXPECT_EQ(Count("SELECT COUNT(*) FROM audit WHERE action = 'conversion.create' AND target = ?", {id}), 1);
 }
 
@@ -374,11 +313,11 @@ TEST_F(ConversionsTest, CancelEndsAQueuedJobAtOnceAndStopsARunningOne) {
   json c = CallJson("POST", "/api/v1/conversions/" + q["id"].get<std::string>() + "/cancel", nullptr, "member", 202);
   EXPECT_EQ(c["state"], "cancelled");
   EXPECT_EQ(c["error"]["code"], "cancelled");
-  EXPECT_EQ(Code(CallJson("POST", "/api/v1/conversions/" + q["id"].get<std::string>() + "/cancel", nullptr, "member",
+  EXPECT_EQ(ErrorCode(CallJson("POST", "/api/v1/conversions/" + q["id"].get<std::string>() + "/cancel", nullptr, "member",
                           409)),
             "conversion_finished");
-  EXPECT_EQ(Code(CallJson("POST", "/api/v1/conversions/cnv_nope/cancel", nullptr, "member", 404)), "conversion_not_found");
-  EXPECT_EQ(Code(CallJson("POST", "/api/v1/conversions/" + q["id"].get<std::string>() + "/cancel", nullptr, "viewer",
+  EXPECT_EQ(ErrorCode(CallJson("POST", "/api/v1/conversions/cnv_nope/cancel", nullptr, "member", 404)), "conversion_not_found");
+  EXPECT_EQ(ErrorCode(CallJson("POST", "/api/v1/conversions/" + q["id"].get<std::string>() + "/cancel", nullptr, "viewer",
                           403)),
             "forbidden");
 
