@@ -13,6 +13,7 @@
 
 #include "api/manager.h"
 #include "api/routes.h"
+#include "api/test_util.h"
 #include "base/encoding.h"
 #include "base/file.h"
 #include "crypto/digest.h"
@@ -20,7 +21,6 @@
 #include "crypto/ossl.h"
 #include "crypto/random.h"
 #include "crypto/x509.h"
-#include "pgtest/test_postgres.h"
 #include "store/database.h"
 #include "testing/csr.h"
 #include "testing/request.h"
@@ -36,68 +36,8 @@ using http::Response;
 // A CSR made with OpenSSL directly (libs/testing), so that the manager's parser is tested against real input.
 std::string MakeCsr(const std::vector<std::string>& dns) { return test::CsrPemFor(test::Key().get(), dns); }
 
-class ApiTest : public ::testing::Test {
+class ApiTest : public ManagerFixture {
  protected:
-  static constexpr char kPassword[] = "correct-horse-battery";
-
-  void SetUp() override {
-    std::string url = "sqlite:" + dir_ + "/vouch.db";
-    if (const char* store = std::getenv("VOUCH_TEST_STORE"); store && std::string(store) == "postgres") {
-      auto pg = pgtest::FreshTestDatabase();
-      if (!pg.ok() && pgtest::PostgresRequired()) FAIL() << "PostgreSQL is required: " << pg.status().ToString();
-      if (!pg.ok()) GTEST_SKIP() << "no PostgreSQL server: " << pg.status().ToString();
-      url = *pg;
-    }
-    auto db = store::OpenDatabase(url);
-    ASSERT_TRUE(db.ok()) << db.status().ToString();
-    db_ = std::move(*db);
-    ASSERT_TRUE(db_->Migrate().ok());
-    ManagerOptions options;
-    options.password_kdf = crypto::ScryptParams{1 << 10, 8, 1};  // fast for tests; default 2^15
-    Configure(options);
-    auto m = Manager::Create(db_.get(), crypto::RandomSecret(32), &clock_, options);
-    ASSERT_TRUE(m.ok());
-    manager_ = std::move(*m);
-    router_ = std::make_unique<http::Router>(BuildRouter(*manager_, &metrics_));
-    Principal sys = Principal::System();
-    for (auto [name, role] : std::vector<std::pair<std::string, std::string>>{{"admin", "admin"},
-                                                                           {"approver1", "approver"},
-                                                                           {"approver2", "approver"},
-                                                                           {"member", "member"},
-                                                                           {"viewer", "viewer"}}) {
-      ASSERT_TRUE(manager_->CreateUser(sys, name, role, kPassword).ok());
-      Response r = Call("POST", "/api/v1/sys/auth", json{{"username", name}, {"password", kPassword}}.dump());
-      ASSERT_EQ(r.status, 200u) << r.body;
-      tokens_[name] = json::parse(r.body)["token"];
-    }
-  }
-  void TearDown() override {
-    router_.reset();
-    manager_.reset();
-    db_.reset();
-  }
-
-  // A fixture's own ManagerOptions (e.g. BackupApiTest's backup hooks).
-  virtual void Configure(ManagerOptions&) {}
-
-  Response Call(const std::string& method, const std::string& target, const std::string& body = "",
-                const std::string& user = "") {
-    test::RequestBuilder builder(method, target);
-    builder.Body(body);
-    if (!user.empty()) builder.Header("Authorization", "Bearer " + tokens_[user]);
-    bool parsed = false;
-    Request req = builder.Build(&parsed);
-    EXPECT_TRUE(parsed) << target;
-    return router_->Dispatch(req);
-  }
-  json CallJson(const std::string& method, const std::string& target, const json& body, const std::string& user,
-                unsigned want_status) {
-    Response r = Call(method, target, body.is_null() ? "" : body.dump(), user);
-    EXPECT_EQ(r.status, want_status) << method << " " << target << ": " << r.body;
-    auto j = json::parse(r.body, nullptr, false);
-    return j;
-  }
-
   // Every row of every table except the audit log and sessions: the "store unchanged" check.
   std::string Snapshot() {
     std::string out;
@@ -116,37 +56,9 @@ class ApiTest : public ::testing::Test {
   }
 
   void MakeZoneAndApp(int approvals = 1) {
-    CallJson("POST", "/api/v1/zones", {{"name", "prod"}, {"approvals_required", approvals}}, "admin", 201);
-    json app = CallJson("POST", "/api/v1/apps",
-                        {{"name", "web"}, {"zone", "prod"}, {"domains", {"web.example.com", "*.svc.example.com"}}}, "member", 201);
-    ApproveDomainTasks(app, approvals);
+    MakeZone("prod", approvals);
+    ApproveDomainTasks(MakeApp("web", "prod", json::array({"web.example.com", "*.svc.example.com"})), approvals);
   }
-  // Initial domains are pending domain tasks: approve them all (with `approvals` approvers).
-  void ApproveDomainTasks(const json& app, int approvals = 1) {
-    for (const auto& t : app["domain_tasks"]) {
-      for (int i = 1; i <= approvals; ++i) {
-        CallJson("POST", "/api/v1/tasks/" + t["task_id"].get<std::string>() + "/approve", nullptr,
-                 "approver" + std::to_string(i), 200);
-      }
-    }
-  }
-  json MakeBuild(const std::string& mrenclave_byte = "aa") {
-    std::string mre;
-    for (int i = 0; i < 32; ++i) mre += mrenclave_byte;
-    return CallJson("POST", "/api/v1/builds",
-                    {{"app", "web"}, {"mrenclave", mre}, {"mrsigner", std::string(64, 'b')}, {"isvprodid", 1}, {"isvsvn", 2}},
-                    "member", 201);
-  }
-
-  // Real time (fixed during the test), since certificates are checked by the openssl binary.
-  FixedClock clock_{FromUnixSeconds(ToUnixSeconds(SystemClock::Get().Now()))};
-  test::TempDir tmp_{"api"};
-  std::string dir_ = tmp_.path();
-  std::unique_ptr<store::Database> db_;
-  std::unique_ptr<Manager> manager_;
-  http::Metrics metrics_;
-  std::unique_ptr<http::Router> router_;
-  std::map<std::string, std::string> tokens_;
 };
 
 // ------------------------------------------------------------------ authorisation
