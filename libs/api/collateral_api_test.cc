@@ -9,6 +9,7 @@
 
 #include "api/manager.h"
 #include "api/routes.h"
+#include "api/test_util.h"
 #include "attest/sim_vendor.h"
 #include "base/encoding.h"
 #include "base/file.h"
@@ -16,59 +17,31 @@
 #include "crypto/random.h"
 #include "http/metrics.h"
 #include "store/database.h"
-#include "testing/request.h"
 #include "testing/temp_dir.h"
 
 namespace vouch::api {
 namespace {
 
-using http::Request;
 using http::Response;
 
-class CollateralApiTest : public ::testing::Test {
+class CollateralApiTest : public ManagerFixture {
  protected:
-  static constexpr char kPassword[] = "correct-horse-battery";
-
-  void SetUp() override {
-    auto db = store::OpenDatabase("sqlite:" + tmp_.path() + "/vouch.db");
-    ASSERT_TRUE(db.ok()) << db.status().ToString();
-    db_ = std::move(*db);
-    ASSERT_TRUE(db_->Migrate().ok());
+  CollateralApiTest() : ManagerFixture("colapi") {
+    users_ = {{"admin", "admin"}, {"viewer", "viewer"}};
+    postgres_ = false;  // SQLite also on the pg.<test> run
+  }
+  void Configure(ManagerOptions& options) override {
     collateral::ServiceOptions so;  // no sources: imports only, nothing is fetched
     auto svc = collateral::Service::Create(db_.get(), &clock_, so);
     ASSERT_TRUE(svc.ok()) << svc.status().ToString();
-    ManagerOptions options;
-    options.password_kdf = crypto::ScryptParams{1 << 10, 8, 1};
     options.collateral = std::shared_ptr<collateral::Service>(std::move(*svc));
-    auto m = Manager::Create(db_.get(), crypto::RandomSecret(32), &clock_, options);
-    ASSERT_TRUE(m.ok());
-    manager_ = std::move(*m);
-    router_ = std::make_unique<http::Router>(BuildRouter(*manager_, &metrics_));
-    for (auto [name, role] : std::vector<std::pair<std::string, std::string>>{{"admin", "admin"}, {"viewer", "viewer"}}) {
-      ASSERT_TRUE(manager_->CreateUser(Principal::System(), name, role, kPassword).ok());
-      Response r = Call("POST", "/api/v1/sys/auth", json{{"username", name}, {"password", kPassword}}.dump());
-      ASSERT_EQ(r.status, 200u) << r.body;
-      tokens_[name] = json::parse(r.body)["token"];
-    }
+  }
+  void SetUp() override {
+    ManagerFixture::SetUp();
+    if (!Ready()) return;
     auto vendor = attest::SimVendor::Create(sim_.path() + "/sgx");
     ASSERT_TRUE(vendor.ok()) << vendor.status().ToString();
     vendor_ = std::move(*vendor);
-  }
-  void TearDown() override {
-    router_.reset();
-    manager_.reset();
-    db_.reset();
-  }
-
-  Response Call(const std::string& method, const std::string& target, const std::string& body = "",
-                const std::string& user = "") {
-    test::RequestBuilder builder(method, target);
-    builder.Body(body);
-    if (!user.empty()) builder.Header("Authorization", "Bearer " + tokens_[user]);
-    bool parsed = false;
-    Request req = builder.Build(&parsed);
-    EXPECT_TRUE(parsed) << target;
-    return router_->Dispatch(req);
   }
 
   // The public files of the sim folder, as `vouch collateral import DIR` sends them.
@@ -88,14 +61,7 @@ class CollateralApiTest : public ::testing::Test {
     return json::parse(*text)["tcbInfo"]["fmspc"].get<std::string>();
   }
 
-  FixedClock clock_{FromUnixSeconds(ToUnixSeconds(SystemClock::Get().Now()))};
-  test::TempDir tmp_{"colapi"};
   test::TempDir sim_{"colsim"};
-  std::unique_ptr<store::Database> db_;
-  std::unique_ptr<Manager> manager_;
-  http::Metrics metrics_;
-  std::unique_ptr<http::Router> router_;
-  std::map<std::string, std::string> tokens_;
   std::unique_ptr<attest::SimVendor> vendor_;
 };
 
