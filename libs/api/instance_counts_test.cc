@@ -12,16 +12,14 @@
 #include "api/instance_counts.h"
 #include "api/manager.h"
 #include "api/routes.h"
+#include "api/test_util.h"
 #include "crypto/random.h"
-#include "pgtest/test_postgres.h"
 #include "store/database.h"
-#include "testing/request.h"
 #include "testing/temp_dir.h"
 
 namespace vouch::api {
 namespace {
 
-using http::Request;
 using http::Response;
 using store::Rows;
 using store::Transaction;
@@ -29,32 +27,21 @@ using store::Value;
 
 constexpr int64_t kDay = 86400;
 
-class InstanceScaleTest : public ::testing::Test {
+class InstanceScaleTest : public ManagerFixture {
  protected:
-  void SetUp() override {
-    std::string url = "sqlite:" + dir_.path() + "/vouch.db";
-    if (const char* store = std::getenv("VOUCH_TEST_STORE"); store && std::string(store) == "postgres") {
-      auto pg = pgtest::FreshTestDatabase();
-      if (!pg.ok() && pgtest::PostgresRequired()) FAIL() << "PostgreSQL is required: " << pg.status().ToString();
-      if (!pg.ok()) GTEST_SKIP() << "no PostgreSQL server: " << pg.status().ToString();
-      url = *pg;
-    }
-    auto db = store::OpenDatabase(url);
-    ASSERT_TRUE(db.ok()) << db.status().ToString();
-    db_ = std::move(*db);
-    ASSERT_TRUE(db_->Migrate().ok());
-    ManagerOptions options;
-    options.password_kdf = crypto::ScryptParams{1 << 10, 8, 1};
+  InstanceScaleTest() {
+    users_ = {{"viewer", "viewer"}};
+    clock_.Set(FromUnixSeconds(now_));
+  }
+  void Configure(ManagerOptions& options) override {
     options.heartbeat_interval = std::chrono::seconds(10);
     options.missed_intervals = 3;  // unresponsive: last heartbeat more than 30 s ago
     options.counts_max_age = std::chrono::milliseconds(0);
     options.instance_retention = std::chrono::seconds(30 * kDay);
-    auto m = Manager::Create(db_.get(), crypto::RandomSecret(32), &clock_, options);
-    ASSERT_TRUE(m.ok()) << m.status().ToString();
-    manager_ = std::move(*m);
-    router_ = std::make_unique<http::Router>(BuildRouter(*manager_, nullptr));
-    ASSERT_TRUE(manager_->CreateUser(Principal::System(), "viewer", "viewer", "correct-horse-battery").ok());
-    SignIn();
+  }
+  void SetUp() override {
+    ManagerFixture::SetUp();
+    if (!Ready()) return;
     ASSERT_TRUE(Exec("INSERT INTO zones (id, name, created_at, created_by, policy, ca_cert_pem, ca_key_sealed) "
                      "VALUES ('zone_t', 't', ?, 'test', '{}', 'pem', ?)",
                      {now_, store::Blob{1}}));
@@ -73,23 +60,9 @@ class InstanceScaleTest : public ::testing::Test {
                        {std::string(node), now_}));
     }
   }
-  void TearDown() override {
-    router_.reset();
-    manager_.reset();
-    db_.reset();
-  }
 
   // A fresh session for the viewer (sessions expire when a test moves the clock by days).
-  void SignIn() {
-    Response r = Call("POST", "/api/v1/sys/auth", json{{"username", "viewer"}, {"password", "correct-horse-battery"}}.dump());
-    ASSERT_EQ(r.status, 200u) << r.body;
-    token_ = json::parse(r.body)["token"];
-  }
-  bool Exec(const std::string& sql, const std::vector<Value>& params) {
-    Status st = db_->Write([&](Transaction& tx) { return tx.Exec(sql, params).status(); });
-    EXPECT_TRUE(st.ok()) << st.ToString() << ": " << sql;
-    return st.ok();
-  }
+  void SignIn() { ManagerFixture::SignIn("viewer"); }
 
   struct Seed {
     std::string id, app = "a1", node = "node_1", status = "running";
@@ -123,13 +96,9 @@ class InstanceScaleTest : public ::testing::Test {
     ASSERT_TRUE(st.ok()) << st.ToString();
   }
 
+  // Requests as the viewer.
   Response Call(const std::string& method, const std::string& target, const std::string& body = "") {
-    test::RequestBuilder builder(method, target);
-    builder.Body(body).Bearer(token_);
-    bool parsed = false;
-    Request req = builder.Build(&parsed);
-    EXPECT_TRUE(parsed);
-    return router_->Dispatch(req);
+    return ManagerFixture::Call(method, target, body, "viewer");
   }
   json Get(const std::string& target, unsigned want = 200) {
     Response r = Call("GET", target);
@@ -157,13 +126,7 @@ class InstanceScaleTest : public ::testing::Test {
     return ids;
   }
 
-  test::TempDir dir_;
-  FixedClock clock_{FromUnixSeconds(1'800'000'000)};
   const int64_t now_ = 1'800'000'000;
-  std::unique_ptr<store::Database> db_;
-  std::unique_ptr<Manager> manager_;
-  std::unique_ptr<http::Router> router_;
-  std::string token_;
 };
 
 TEST_F(InstanceScaleTest, PagesWalkEveryInstanceOnceWhileOthersAreInserted) {
@@ -369,7 +332,7 @@ TEST_F(InstanceScaleTest, PruningDeletesOldStoppedInstancesAndAuditsOnce) {
                    return Status::Ok();
                  }).ok());
   // A viewer may not prune.
-  auto viewer = manager_->Authenticate(token_);
+  auto viewer = manager_->Authenticate(tokens_["viewer"]);
   ASSERT_TRUE(viewer.ok());
   EXPECT_FALSE(manager_->PruneInstances(*viewer).ok());
 }
