@@ -150,3 +150,121 @@ tsm_cleanup() {
   for m in "$E2E_TMP"/tsm-*; do mountpoint -q "$m" 2>/dev/null && umount -l "$m"; done
   return 0
 }
+# A busybox that runs inside an image (statically linked: /bin/busybox, Debian's busybox-static,
+# when the one on PATH is not). Prints its path.
+static_busybox() {
+  local b
+  b=$(command -v busybox)
+  file -L "$b" 2>/dev/null | grep -q 'statically linked' || b=/bin/busybox
+  echo "$b"
+}
+# OCI images built with umoci in a layout under the current directory: image_begin LAYOUT:TAG makes
+# the layout (when new) and the image and unpacks it, the caller adds files under $IMAGE_ROOT (or
+# with image_add_busybox / image_add_openssl), image_end LAYOUT:TAG repacks it. Its config (`umoci
+# config`) is the caller's. One image at a time.
+image_begin() {  # LAYOUT:TAG
+  local layout=${1%%:*}
+  [[ -d "$layout" ]] || umoci init --layout "$layout" >/dev/null || fail "umoci init --layout $layout"
+  umoci new --image "$1" >/dev/null || fail "umoci new --image $1"
+  IMAGE_BUNDLE=$E2E_TMP/image-bundle
+  umoci unpack --image "$1" "$IMAGE_BUNDLE" >/dev/null || fail "umoci unpack --image $1"
+  IMAGE_ROOT=$IMAGE_BUNDLE/rootfs
+}
+image_end() {  # LAYOUT:TAG
+  umoci repack --image "$1" "$IMAGE_BUNDLE" >/dev/null || fail "umoci repack --image $1"
+  rm -rf "$IMAGE_BUNDLE"
+}
+# A static busybox at /bin/busybox with /bin/APPLET links to it.
+image_add_busybox() {  # [APPLET...]
+  local a
+  mkdir -p "$IMAGE_ROOT/bin"
+  cp "$(static_busybox)" "$IMAGE_ROOT/bin/busybox" || fail "copy busybox into the image"
+  for a in "$@"; do ln -s busybox "$IMAGE_ROOT/bin/$a"; done
+}
+# The host's /usr/bin/openssl at the same path, with the shared libraries it loads.
+image_add_openssl() {
+  local lib
+  mkdir -p "$IMAGE_ROOT/usr/bin"
+  cp /usr/bin/openssl "$IMAGE_ROOT/usr/bin/openssl" || fail "copy openssl into the image"
+  for lib in $(ldd /usr/bin/openssl | grep -oE '/[^ ]+'); do
+    mkdir -p "$IMAGE_ROOT$(dirname "$lib")"
+    cp -L "$lib" "$IMAGE_ROOT$lib" || fail "copy $lib into the image"
+  done
+}
+# An image LAYOUT:TAG holding a static busybox (with /bin/APPLET links) and openssl.
+openssl_image() {  # LAYOUT:TAG [APPLET...]
+  image_begin "$1"
+  image_add_busybox "${@:2}"
+  image_add_openssl
+  image_end "$1"
+}
+# Approves the build a `vouch convert -o json` made (its answer in CONV_JSON).
+approve_converted_build() {  # CONV_JSON
+  local build
+  build=$("$VOUCH" build get "$(jq_get '["build_id"]' <<<"$1")" -o json) || fail "vouch build get"
+  "$VOUCH" task approve "$(jq_get '["task_id"]' <<<"$build")" >/dev/null || fail "approve the build"
+}
+# Registry test PKI in the current directory, made with openssl: make_ca NAME CN writes a CA
+# NAME.pem/NAME.key, make_cert NAME CA KEYSPEC SUBJECT EXT a certificate NAME.pem/NAME.key issued by
+# CA with the extensions EXT (lines of an openssl extfile).
+make_ca() {  # NAME CN
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$1.key" -out "$1.pem" \
+    -days 2 -subj "/CN=$2" -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign \
+    2>/dev/null || fail "openssl: CA $1"
+}
+make_cert() {  # NAME CA KEYSPEC SUBJECT EXT
+  openssl req -new -newkey "$3" -nodes -keyout "$1.key" -out "$1.csr" -subj "$4" 2>/dev/null || fail "csr $1"
+  printf '%s\n' "$5" >"$1.ext"
+  openssl x509 -req -in "$1.csr" -CA "$2.pem" -CAkey "$2.key" -CAcreateserial -days 2 -out "$1.pem" \
+    -extfile "$1.ext" 2>/dev/null || fail "openssl: cert $1"
+}
+# What the registries of the conversion tests use: a TLS CA tls-ca with a server certificate tls for
+# 127.0.0.2 and 127.0.0.1, and a token-signing CA token-ca with the signer's chain signer-chain.pem
+# (signer.key signs the tokens of registry_token_server.py).
+make_registry_pki() {
+  make_ca tls-ca "vouch e2e TLS CA"
+  make_cert tls tls-ca ec:<(openssl ecparam -name prime256v1) "/CN=127.0.0.2" \
+    "subjectAltName=IP:127.0.0.2,IP:127.0.0.1
+extendedKeyUsage=serverAuth"
+  make_ca token-ca "vouch e2e token CA"
+  make_cert signer token-ca rsa:2048 "/CN=token signer" "keyUsage=critical,digitalSignature"
+  cat signer.pem token-ca.pem >signer-chain.pem
+}
+# registry_token_server.py on 127.0.0.1:PORT (HTTPS with make_registry_pki's tls, tokens signed by
+# its signer) for the users of USERS_FILE ("user:password" lines); it logs the scopes it granted to
+# $E2E_TMP/token.log.
+start_token_server() {  # PORT USERS_FILE
+  python3 "$E2E_SRC/tests/e2e/registry_token_server.py" "$1" tls.pem tls.key signer.key signer-chain.pem \
+    vouch-e2e-issuer "$2" "$E2E_TMP/token.log" >token-server.log 2>&1 &
+  E2E_PIDS+=($!)
+}
+# A docker-registry on ADDR (config NAME.yml, log NAME.log, storage $E2E_TMP/store-NAME):
+# anonymous plain HTTP unless told: --tls serves HTTPS with make_registry_pki's tls certificate,
+# --htpasswd FILE asks for Basic auth, --token PORT for tokens of start_token_server's server on
+# 127.0.0.1:PORT, --readonly refuses every push.
+start_registry() {  # NAME ADDR [--tls] [--htpasswd FILE] [--token PORT] [--readonly]
+  local name=$1 addr=$2 tls="" auth="" storage=""
+  shift 2
+  while (($#)); do
+    case $1 in
+      --tls) tls=", tls: {certificate: $E2E_TMP/tls.pem, key: $E2E_TMP/tls.key}" ;;
+      --htpasswd) auth="auth: {htpasswd: {realm: vouch-e2e, path: $2}}"; shift ;;
+      --token)
+        auth="auth: {token: {realm: \"https://127.0.0.1:$2/token\", service: vouch-e2e-registry, issuer: vouch-e2e-issuer, rootcertbundle: $E2E_TMP/token-ca.pem}}"
+        shift ;;
+      --readonly) storage=", maintenance: {readonly: {enabled: true}}" ;;
+      *) fail "start_registry: unknown option $1" ;;
+    esac
+    shift
+  done
+  printf '%s\n' "version: 0.1" "log: {level: error}" \
+    "storage: {filesystem: {rootdirectory: $E2E_TMP/store-$name}$storage}" "http: {addr: \"$addr\"$tls}" \
+    "$auth" >"$name.yml"
+  docker-registry serve "$name.yml" >"$name.log" 2>&1 &
+  E2E_PIDS+=($!)
+}
+# throttle_proxy.py on LISTEN forwarding to TARGET, its answers sent at BYTES_PER_SECOND.
+start_throttle_proxy() {  # LISTEN TARGET BYTES_PER_SECOND
+  python3 "$E2E_SRC/tests/e2e/throttle_proxy.py" "$1" "$2" "$3" >"proxy-$1.log" 2>&1 &
+  E2E_PIDS+=($!)
+}

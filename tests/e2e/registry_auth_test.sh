@@ -11,12 +11,7 @@
 source "$(dirname "$0")/lib.sh"
 VOUCH=$1
 RTE=$2
-HERE=$(cd "$(dirname "$0")" && pwd)
-for tool in docker-registry umoci skopeo htpasswd openssl busybox; do
-  command -v "$tool" >/dev/null || fail "$tool is not installed (scripts/setup.d/convert.list)"
-done
-BUSYBOX=$(command -v busybox)
-file -L "$BUSYBOX" 2>/dev/null | grep -q 'statically linked' || BUSYBOX=/bin/busybox
+require_tools docker-registry umoci skopeo htpasswd openssl busybox
 cd "$E2E_TMP" || fail "cd $E2E_TMP"
 export VOUCH_CONFIG=$E2E_TMP/cli/config.json
 unset DOCKER_CONFIG
@@ -24,24 +19,7 @@ export HOME=$E2E_TMP/home
 mkdir -p "$HOME"
 
 # --- PKI: a TLS CA (registry A, token server) and a token-signing CA (registry B's rootcertbundle) ---
-mkca() {  # NAME CN
-  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$1.key" -out "$1.pem" \
-    -days 2 -subj "/CN=$2" -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign \
-    2>/dev/null || fail "openssl: CA $1"
-}
-mkcert() {  # NAME CA KEYSPEC SUBJECT EXT
-  openssl req -new -newkey "$3" -nodes -keyout "$1.key" -out "$1.csr" -subj "$4" 2>/dev/null || fail "csr $1"
-  printf '%s\n' "$5" > "$1.ext"
-  openssl x509 -req -in "$1.csr" -CA "$2.pem" -CAkey "$2.key" -CAcreateserial -days 2 -out "$1.pem" \
-    -extfile "$1.ext" 2>/dev/null || fail "openssl: cert $1"
-}
-mkca tls-ca "vouch e2e TLS CA"
-mkcert tls tls-ca ec:<(openssl ecparam -name prime256v1) "/CN=127.0.0.2" \
-  "subjectAltName=IP:127.0.0.2,IP:127.0.0.1
-extendedKeyUsage=serverAuth"
-mkca token-ca "vouch e2e token CA"
-mkcert signer token-ca rsa:2048 "/CN=token signer" "keyUsage=critical,digitalSignature"
-cat signer.pem token-ca.pem > signer-chain.pem
+make_registry_pki
 ok "test CAs and certificates made with openssl"
 
 # --- registry A: htpasswd (bcrypt) over TLS on 127.0.0.2 ---
@@ -51,38 +29,15 @@ printf 'wrong-password\n' > wrong.pw
 htpasswd -B -b -c htpasswd alice alice-secret-1 >/dev/null 2>&1 || fail "htpasswd -B"
 PA=$(free_port)
 REGA=127.0.0.2:$PA
-cat > reg-a.yml <<YML
-version: 0.1
-log: {level: error}
-storage: {filesystem: {rootdirectory: $E2E_TMP/store-a}}
-http: {addr: "$REGA", tls: {certificate: $E2E_TMP/tls.pem, key: $E2E_TMP/tls.key}}
-auth: {htpasswd: {realm: vouch-e2e, path: $E2E_TMP/htpasswd}}
-YML
-docker-registry serve reg-a.yml > reg-a.log 2>&1 &
-E2E_PIDS+=($!)
+start_registry a "$REGA" --tls --htpasswd "$E2E_TMP/htpasswd"
 
 # --- token server + registry B: token auth over HTTP on 127.0.0.1 ---
 printf 'bob:bob-secret-2\nalice:alice-secret-1\n' > token-users
 PT=$(free_port)
-python3 "$HERE/registry_token_server.py" "$PT" tls.pem tls.key signer.key signer-chain.pem vouch-e2e-issuer \
-  token-users "$E2E_TMP/token.log" > token-server.log 2>&1 &
-E2E_PIDS+=($!)
+start_token_server "$PT" token-users
 PB=$(free_port)
 REGB=127.0.0.1:$PB
-cat > reg-b.yml <<YML
-version: 0.1
-log: {level: error}
-storage: {filesystem: {rootdirectory: $E2E_TMP/store-b}}
-http: {addr: "$REGB"}
-auth:
-  token:
-    realm: https://127.0.0.1:$PT/token
-    service: vouch-e2e-registry
-    issuer: vouch-e2e-issuer
-    rootcertbundle: $E2E_TMP/token-ca.pem
-YML
-docker-registry serve reg-b.yml > reg-b.log 2>&1 &
-E2E_PIDS+=($!)
+start_registry b "$REGB" --token "$PT"
 touch token.log
 # registry A, registry B and the token server answer (401, 401, 200)
 servers_up() {
@@ -90,7 +45,7 @@ servers_up() {
   a=$(curl -s -o /dev/null -w '%{http_code}' --cacert tls-ca.pem "https://$REGA/v2/")
   b=$(curl -s -o /dev/null -w '%{http_code}' "http://$REGB/v2/")
   t=$(curl -s -o /dev/null -w '%{http_code}' --cacert tls-ca.pem "https://127.0.0.1:$PT/token?service=x")
-  echo "$a $b $t: $(tail -c 300 reg-a.log reg-b.log token-server.log 2>/dev/null)"
+  echo "$a $b $t: $(tail -c 300 a.log b.log token-server.log 2>/dev/null)"
   [[ $a == 401 && $b == 401 && $t == 200 ]]
 }
 wait_until "both registries and the token server answer (401 401 200)" 100 servers_up
@@ -100,16 +55,12 @@ expect_contains "registry B asks for a Bearer token" "Bearer realm=\"https://127
   "$(curl -s -D - -o /dev/null "http://$REGB/v2/")"
 
 # --- a busybox image, pushed with skopeo to both registries ---
-umoci init --layout img >/dev/null
-umoci new --image img:v1 >/dev/null
-umoci unpack --image img:v1 b >/dev/null
-mkdir -p b/rootfs/bin b/rootfs/etc
-cp "$BUSYBOX" b/rootfs/bin/busybox
-ln -s busybox b/rootfs/bin/sh
-echo "hello" > b/rootfs/etc/motd
-umoci repack --image img:v1 b >/dev/null
+image_begin img:v1
+image_add_busybox sh
+mkdir -p "$IMAGE_ROOT/etc"
+echo "hello" > "$IMAGE_ROOT/etc/motd"
+image_end img:v1
 umoci config --image img:v1 --config.cmd /bin/sh >/dev/null
-rm -rf b
 mkdir certs.d && cp tls-ca.pem certs.d/ca.crt
 skopeo copy -q --dest-cert-dir certs.d --dest-creds alice:alice-secret-1 oci:img:v1 "docker://$REGA/src/app:v1" \
   || fail "skopeo push to the htpasswd registry"
