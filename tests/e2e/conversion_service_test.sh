@@ -23,8 +23,6 @@ VOUCHD=$3
 AGENT=$4
 HERE=$(cd "$(dirname "$0")" && pwd)
 require_tools docker-registry umoci skopeo runc busybox openssl curl python3 script
-BUSYBOX=$(command -v busybox)
-file -L "$BUSYBOX" 2>/dev/null | grep -q 'statically linked' || BUSYBOX=/bin/busybox
 cd "$E2E_TMP" || fail "cd $E2E_TMP"
 RUNC_ROOT=$E2E_TMP/runc
 trap 'runc_cleanup; e2e_cleanup' EXIT
@@ -32,24 +30,7 @@ export HOME=$E2E_TMP/home DOCKER_CONFIG=$E2E_TMP/no-docker-config
 mkdir -p "$HOME"
 
 # --- PKI: a TLS CA (registry, token server) and a token-signing CA (the registry's rootcertbundle) ---
-mkca() {  # NAME CN
-  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$1.key" -out "$1.pem" \
-    -days 2 -subj "/CN=$2" -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign \
-    2>/dev/null || fail "openssl: CA $1"
-}
-mkcert() {  # NAME CA KEYSPEC SUBJECT EXT
-  openssl req -new -newkey "$3" -nodes -keyout "$1.key" -out "$1.csr" -subj "$4" 2>/dev/null || fail "csr $1"
-  printf '%s\n' "$5" >"$1.ext"
-  openssl x509 -req -in "$1.csr" -CA "$2.pem" -CAkey "$2.key" -CAcreateserial -days 2 -out "$1.pem" \
-    -extfile "$1.ext" 2>/dev/null || fail "openssl: cert $1"
-}
-mkca tls-ca "vouch e2e TLS CA"
-mkcert tls tls-ca ec:<(openssl ecparam -name prime256v1) "/CN=127.0.0.2" \
-  "subjectAltName=IP:127.0.0.2,IP:127.0.0.1
-extendedKeyUsage=serverAuth"
-mkca token-ca "vouch e2e token CA"
-mkcert signer token-ca rsa:2048 "/CN=token signer" "keyUsage=critical,digitalSignature"
-cat signer.pem token-ca.pem >signer-chain.pem
+make_registry_pki
 
 # --- the token server and the registry (token auth, HTTPS on 127.0.0.2) ---
 PASSWORD=conv-secret-pw-4711
@@ -57,41 +38,18 @@ printf 'conv:%s\n' "$PASSWORD" >token-users
 printf '%s\n' "$PASSWORD" >conv.pw
 printf 'not-the-password\n' >wrong.pw
 PT=$(free_port)
-python3 "$HERE/registry_token_server.py" "$PT" tls.pem tls.key signer.key signer-chain.pem vouch-e2e-issuer \
-  token-users "$E2E_TMP/token.log" >token-server.log 2>&1 &
-E2E_PIDS+=($!)
+start_token_server "$PT" token-users
 PB=$(free_port)
 REG=127.0.0.2:$PB
-cat >reg.yml <<YML
-version: 0.1
-log: {level: error}
-storage: {filesystem: {rootdirectory: $E2E_TMP/store}}
-http: {addr: "$REG", tls: {certificate: $E2E_TMP/tls.pem, key: $E2E_TMP/tls.key}}
-auth:
-  token:
-    realm: https://127.0.0.1:$PT/token
-    service: vouch-e2e-registry
-    issuer: vouch-e2e-issuer
-    rootcertbundle: $E2E_TMP/token-ca.pem
-YML
-docker-registry serve reg.yml >reg.log 2>&1 &
-E2E_PIDS+=($!)
+start_registry reg "$REG" --tls --token "$PT"
 # A read-only registry (anonymous, plain HTTP on loopback): every push is refused.
 PR=$(free_port)
 RO=127.0.0.1:$PR
-cat >ro.yml <<YML
-version: 0.1
-log: {level: error}
-storage: {filesystem: {rootdirectory: $E2E_TMP/store-ro}, maintenance: {readonly: {enabled: true}}}
-http: {addr: "$RO"}
-YML
-docker-registry serve ro.yml >ro.log 2>&1 &
-E2E_PIDS+=($!)
+start_registry ro "$RO" --readonly
 # The same registry behind a proxy that sends its answers at 1 MB/s: a pull that takes seconds.
 PX=$(free_port)
 SLOW=127.0.0.2:$PX
-python3 "$HERE/throttle_proxy.py" "$SLOW" "$REG" 1000000 >proxy.log 2>&1 &
-E2E_PIDS+=($!)
+start_throttle_proxy "$SLOW" "$REG" 1000000
 touch token.log
 servers_up() {
   local r t o p
@@ -106,30 +64,19 @@ wait_until "the registry, its token server, the read-only registry and the proxy
 ok "docker-registry behind token auth on $REG, a read-only registry on $RO, a 1 MB/s proxy on $SLOW"
 
 # --- images: an openssl server, a hostile layer, a slow one (4 MB of random bytes) ---
-umoci init --layout img >/dev/null
-umoci new --image img:tls >/dev/null
-umoci unpack --image img:tls b >/dev/null
-mkdir -p b/rootfs/bin b/rootfs/usr/bin b/rootfs/tmp
-cp "$BUSYBOX" b/rootfs/bin/busybox
-for l in sh echo sleep cat; do ln -s busybox "b/rootfs/bin/$l"; done
-cp /usr/bin/openssl b/rootfs/usr/bin/openssl
-for lib in $(ldd /usr/bin/openssl | grep -oE '/[^ ]+'); do
-  mkdir -p "b/rootfs$(dirname "$lib")"
-  cp -L "$lib" "b/rootfs$lib"
-done
-umoci repack --image img:tls b >/dev/null
-rm -rf b
+image_begin img:tls
+mkdir -p "$IMAGE_ROOT/tmp"
+image_add_busybox sh echo sleep cat
+image_add_openssl
+image_end img:tls
 TPORT=$(free_port)
 umoci config --image img:tls --config.entrypoint /usr/bin/openssl --config.cmd s_server --config.cmd -accept \
   --config.cmd "$TPORT" --config.cmd -cert --config.cmd /run/vouch/certs/cert.pem --config.cmd -key \
   --config.cmd /run/vouch/certs/key.pem --config.cmd -www >/dev/null
-umoci new --image img:big >/dev/null
-umoci unpack --image img:big b >/dev/null
-mkdir -p b/rootfs/bin
-cp "$BUSYBOX" b/rootfs/bin/busybox
-head -c 4000000 /dev/urandom >b/rootfs/noise
-umoci repack --image img:big b >/dev/null
-rm -rf b
+image_begin img:big
+image_add_busybox
+head -c 4000000 /dev/urandom >"$IMAGE_ROOT/noise"
+image_end img:big
 umoci config --image img:big --config.cmd /bin/busybox --config.cmd true >/dev/null
 python3 "$HERE/make_image.py" dotdot dotdot
 mkdir certs.d && cp tls-ca.pem certs.d/ca.crt
@@ -260,7 +207,7 @@ refused "wrong credentials" registry_auth_failed --input "$REG/src/tls:v1" --inp
   --output "$REG/tee/wrong:v1"
 refused "missing tag" image_not_found --input "$REG/src/tls:nope" --output "$REG/tee/nope:v1"
 refused "a layer with a '..' entry" image_rejected --input "$REG/src/dotdot:t" --output "$REG/tee/dotdot:t"
-[[ ! -e store/docker/registry/v2/repositories/tee/dotdot ]] || fail "the hostile image was pushed"
+[[ ! -e store-reg/docker/registry/v2/repositories/tee/dotdot ]] || fail "the hostile image was pushed"
 ok "nothing was pushed for the hostile image"
 refused "read-only output registry" push_refused --input "$REG/src/tls:v1" --output "$RO/tee/ro:v1"
 
@@ -285,7 +232,7 @@ jobs_log "$out"
 expect_eq "cancel mid-pull: the job ends cancelled" cancelled "$(jq_get '["state"]' <<<"$out")"
 expect_eq "cancel mid-pull: error code cancelled" cancelled "$(jq_get '["error"]["code"]' <<<"$out")"
 expect_contains "cancel mid-pull: one line on stderr" "(cancelled)" "$(cat cancel.err)"
-[[ ! -e store/docker/registry/v2/repositories/tee/cancelled ]] || fail "the cancelled job pushed something"
+[[ ! -e store-reg/docker/registry/v2/repositories/tee/cancelled ]] || fail "the cancelled job pushed something"
 ok "cancel mid-pull: nothing pushed"
 
 # --- kill -9 of vouchd mid-pull, restart: done or failed, never stuck, one build at most ---
