@@ -10,10 +10,7 @@ source "$(dirname "$0")/pg.sh"
 VOUCHD=$1
 VOUCH=$2
 RTE=$3  # the converters embed it (--conversion-runtime)
-HERE=$(cd "$(dirname "$0")" && pwd)
 require_tools docker-registry umoci skopeo busybox curl python3
-BUSYBOX=$(command -v busybox)
-file -L "$BUSYBOX" 2>/dev/null | grep -q 'statically linked' || BUSYBOX=/bin/busybox
 cd "$E2E_TMP" || fail "cd $E2E_TMP"
 export VOUCH_CONFIG=$E2E_TMP/cli.json HOME=$E2E_TMP/home DOCKER_CONFIG=$E2E_TMP/no-docker-config
 mkdir -p "$HOME"
@@ -22,28 +19,16 @@ printf 'admin-password-123\n' >admin.pw
 # --- an anonymous registry on loopback, and the same behind a 1 MB/s proxy ---
 PR=$(free_port)
 REG=127.0.0.1:$PR
-cat >reg.yml <<YML
-version: 0.1
-log: {level: error}
-storage: {filesystem: {rootdirectory: $E2E_TMP/store}}
-http: {addr: "$REG"}
-YML
-docker-registry serve reg.yml >reg.log 2>&1 &
-E2E_PIDS+=($!)
+start_registry reg "$REG"
 PX=$(free_port)
 SLOW=127.0.0.1:$PX
-python3 "$HERE/throttle_proxy.py" "$SLOW" "$REG" 1000000 >proxy.log 2>&1 &
-E2E_PIDS+=($!)
+start_throttle_proxy "$SLOW" "$REG" 1000000
 wait_until "the registry answers, directly and through the proxy" 100 \
   bash -c "curl -fsS http://$REG/v2/ && curl -fsS http://$SLOW/v2/"
-umoci init --layout img >/dev/null
-umoci new --image img:big >/dev/null
-umoci unpack --image img:big b >/dev/null
-mkdir -p b/rootfs/bin
-cp "$BUSYBOX" b/rootfs/bin/busybox
-head -c 4000000 /dev/urandom >b/rootfs/noise
-umoci repack --image img:big b >/dev/null
-rm -rf b
+image_begin img:big
+image_add_busybox
+head -c 4000000 /dev/urandom >"$IMAGE_ROOT/noise"
+image_end img:big
 umoci config --image img:big --config.cmd /bin/busybox --config.cmd true >/dev/null
 skopeo copy -q --dest-tls-verify=false oci:img:big "docker://$REG/src/big:v1" || fail "skopeo push"
 ok "registry on $REG, a 1 MB/s proxy on $SLOW, an image with a 4 MB layer of random bytes"
