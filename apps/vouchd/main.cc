@@ -2,6 +2,7 @@
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
@@ -325,6 +326,9 @@ struct ServeOptions {
   int conversion_lease_seconds = 30;         // test knob (hidden)
   // Stopped instances older than this are pruned (docs/operations.md, "A million instances").
   int instance_retention_days = 30;
+  // Test knob (hidden; tests/e2e/master_key_online_test.sh): die as kill -9 would at this step of
+  // an online master-key rotation (docs/custody.md "Online rotation").
+  std::string test_master_key_crash_at;
 };
 
 // The vouch-rte a conversion embeds: next to vouchd, or where the build tree and the packages put it.
@@ -396,6 +400,18 @@ int RunServe(const std::string& data_dir, std::string listen, std::string store_
   manager_options.conversions.manager_url =
       !serve.conversion_manager_url.empty() ? serve.conversion_manager_url : "https://" + listen;
   manager_options.instance_retention = std::chrono::seconds(int64_t{serve.instance_retention_days} * 86400);
+  // Online master-key rotation rewrites this data directory's key files (docs/custody.md).
+  manager_options.data_dir = data_dir;
+  if (!serve.test_master_key_crash_at.empty()) {
+    manager_options.master_key_step_hook = [crash_at = serve.test_master_key_crash_at](std::string_view step) {
+      if (step == crash_at) {
+        std::fprintf(stderr, "vouchd: --test-master-key-crash-at %s: exiting now\n", crash_at.c_str());
+        std::fflush(stderr);
+        ::_exit(137);
+      }
+      return vouch::Status::Ok();
+    };
+  }
   // The collateral service: the store's shared copy, fetched from PCS/PCCS and KDS when configured.
   CollateralSettings col = serve.collateral;
   if (auto st = LoadCollateralSettings(data_dir, &col); !st.ok()) return Fail(st.message());
@@ -784,6 +800,9 @@ int main(int argc, char** argv) {
                         "Take a backup when the newest good one is this old; 0: only on request (default 0; "
                         "backups.interval_hours)")
       ->check(CLI::Range(0, 24 * 365));
+  serve_cmd->add_option("--test-master-key-crash-at", serve.test_master_key_crash_at)
+      ->check(CLI::IsMember({"next_written", "in_transaction", "committed", "tls_renamed"}))
+      ->group("");  // hidden: tests/e2e/master_key_online_test.sh
   serve_cmd->add_option("--instance-retention-days", serve.instance_retention_days,
                         "Delete stopped instances this many days after their last heartbeat, hourly, audited per run "
                         "(default 30; 0: keep forever)")

@@ -137,6 +137,7 @@ const std::map<std::string, std::string>& RouteRoles() {
       // issue 18: backups taken by the server into its backup folder.
       {"POST /api/v1/backups", "admin"},
       {"GET /api/v1/backups", "admin"},
+      {"POST /api/v1/master-key/rotate", "admin"},
       // issue 15: registries (GET: members and approvers; the Manager refuses viewers, registries_test)
       // and app settings and signing keys.
       {"POST /api/v1/registries", "admin"},
