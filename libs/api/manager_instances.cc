@@ -28,6 +28,17 @@ json NodeJson(const Row& r) {
           {"info", r.IsNull("info") ? json::object() : ParseJsonColumn(r.Str("info"), json::object())},
           {"created_at", TimeJson(r.Int("created_at"))}};
 }
+// The last row, (first_seen, id), of a full window of kInstanceScanWindow running instances
+// (`where`: the window's conditions on alias i); none when fewer are left.
+using WindowEnd = std::pair<int64_t, std::string>;
+Result<std::optional<WindowEnd>> FindWindowEnd(Transaction& tx, const std::string& where, std::vector<Value> params) {
+  params.emplace_back(kInstanceScanWindow - 1);
+  VOUCH_ASSIGN_OR_RETURN(Rows end, tx.Query("SELECT i.first_seen, i.id FROM instances i" + where +
+                                                " ORDER BY i.first_seen, i.id LIMIT 1 OFFSET ?",
+                                            params));
+  if (end.empty()) return std::optional<WindowEnd>();
+  return std::optional<WindowEnd>(WindowEnd(end[0].Int(0), end[0].Str(1)));
+}
 }  // namespace
 
 Result<json> Manager::ListNodes(const Principal& p, const ListQuery& q) {
@@ -113,12 +124,16 @@ Result<json> Manager::ListInstances(const Principal& p, const ListQuery& q) {
     }
     // running / unresponsive: the window of kInstanceScanWindow running instances after the
     // cursor (api/instance_counts.h), ended by its last row's (first_seen, id).
-    std::optional<std::pair<int64_t, std::string>> window_end;
+    std::optional<WindowEnd> window_end;
+    std::string select = kInstanceListSelect;
+    std::string window_where;          // the window's conditions (alias i), when windowed
+    std::vector<Value> window_params;  // their parameters
+    const bool lazy_window = db_->backend() == "postgres";
     if (!status.empty()) {
       VOUCH_ASSIGN_OR_RETURN(InstanceStatusFilter f, InstanceStatusCondition(status, cutoff));
       if (f.windowed) {
         std::vector<std::string> wcond = cond;
-        std::vector<Value> wparams = params;
+        window_params = params;
         wcond.push_back("i.status = 'running'");
         if (!q.cursor.empty()) {
           auto raw = Base64UrlDecode(q.cursor);
@@ -130,25 +145,38 @@ Result<json> Manager::ListInstances(const Principal& p, const ListQuery& q) {
             return InvalidArgument("invalid cursor", std::string(kInvalidCursor));
           }
           wcond.push_back("(i.first_seen, i.id) > (?, ?)");
-          wparams.emplace_back(seen);
-          wparams.emplace_back(c.substr(bar + 1));
+          window_params.emplace_back(seen);
+          window_params.emplace_back(c.substr(bar + 1));
         }
-        std::string sql = "SELECT i.first_seen, i.id FROM instances i";
-        for (size_t k = 0; k < wcond.size(); ++k) sql += (k == 0 ? " WHERE " : " AND ") + wcond[k];
-        sql += " ORDER BY i.first_seen, i.id LIMIT 1 OFFSET ?";
-        wparams.emplace_back(kInstanceScanWindow - 1);
-        VOUCH_ASSIGN_OR_RETURN(Rows end, tx.Query(sql, wparams));
-        if (!end.empty()) {
-          window_end.emplace(end[0].Int(0), end[0].Str(1));
-          cond.push_back("(i.first_seen, i.id) <= (?, ?)");
-          params.emplace_back(window_end->first);
-          params.emplace_back(window_end->second);
+        for (size_t k = 0; k < wcond.size(); ++k) window_where += (k == 0 ? " WHERE " : " AND ") + wcond[k];
+        if (lazy_window) {
+          // PostgreSQL reads the window lazily inside the page query (a subquery with its LIMIT,
+          // in index order, no sort): a page stops after its limit + 1 matches instead of walking
+          // the whole window first, and the window's end is looked up only when the page comes
+          // out short (BENCHMARKS.md, "PostgreSQL costs (issue 16)"). SQLite would sort the
+          // subquery's rows again for the outer ORDER BY, so it finds the window's end first.
+          select = "SELECT i.*, a.name AS app_name FROM (SELECT * FROM instances i" + window_where +
+                   " ORDER BY i.first_seen, i.id LIMIT ?) i LEFT JOIN apps a ON a.id = i.app_id";
+          cond.clear();
+          params = window_params;
+          params.emplace_back(kInstanceScanWindow);
+        } else {
+          VOUCH_ASSIGN_OR_RETURN(std::optional<WindowEnd> end, FindWindowEnd(tx, window_where, window_params));
+          window_end = end;
+          if (window_end) {
+            cond.push_back("(i.first_seen, i.id) <= (?, ?)");
+            params.emplace_back(window_end->first);
+            params.emplace_back(window_end->second);
+          }
         }
       }
       cond.push_back(f.sql);
       params.insert(params.end(), f.params.begin(), f.params.end());
     }
-    VOUCH_ASSIGN_OR_RETURN(PageResult page, QueryPage(tx, kInstanceListSelect, cond, params, q, "i.first_seen", false, "i.id"));
+    VOUCH_ASSIGN_OR_RETURN(PageResult page, QueryPage(tx, select, cond, params, q, "i.first_seen", false, "i.id"));
+    if (page.next_cursor.empty() && lazy_window && !window_where.empty()) {
+      VOUCH_ASSIGN_OR_RETURN(window_end, FindWindowEnd(tx, window_where, window_params));
+    }
     if (page.next_cursor.empty() && window_end) {
       // Fewer matches than asked for in a full window: the next page starts after it.
       const std::string c = std::to_string(window_end->first) + "|" + window_end->second;

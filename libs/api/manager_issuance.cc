@@ -63,12 +63,31 @@ Result<json> Manager::IssueForWorkload(const Principal& node, std::string_view c
   struct Decision {
     Row node, build;
     ZonePolicy zone_policy;
+    std::string zone_ca_pem, zone_heartbeat_pub_pem;  // the zone's, as read with the node
     std::vector<std::string> names;
     std::string replaced_serial;  // a renewal: the instance's certificate until now
   };
+  // The node, its zone's CA and heartbeat public key, and the builds of the zone with this
+  // measurement, in one query (each statement is a round trip to PostgreSQL, whose CPU per
+  // certificate bounds issuance on a shared machine: BENCHMARKS.md, "PostgreSQL costs (issue 16)").
+  // The builds' columns carry a prefix so that they never shadow the node's.
+  static constexpr char kDecideSql[] =
+      "SELECT n.*, z.ca_cert_pem AS zone_ca_cert_pem, z.heartbeat_pub_pem AS zone_heartbeat_pub_pem, "
+      "z.name AS zone_name, b.id AS b_id, b.app_id AS b_app_id, b.mrenclave AS b_mrenclave, "
+      "b.mrsigner AS b_mrsigner, b.isvprodid AS b_isvprodid, b.isvsvn AS b_isvsvn, b.status AS b_status, "
+      "b.debug AS b_debug, a.name AS b_app_name, a.domains AS b_domains "
+      "FROM nodes n JOIN zones z ON z.id = n.zone_id "
+      "LEFT JOIN (builds b JOIN apps a ON a.id = b.app_id AND a.deleted = 0) ON a.zone_id = n.zone_id AND "
+      "b.mrenclave = ? AND b.mrsigner = ? AND b.isvprodid = ? AND b.isvsvn = ? "
+      "WHERE n.id = ? ORDER BY b.created_at, b.id";
   auto decide = [&](Transaction& tx, Decision* d) -> Status {
-    VOUCH_ASSIGN_OR_RETURN(d->node, tx.QueryOne("SELECT * FROM nodes WHERE id = ?", {node.id}, "node"));
+    VOUCH_ASSIGN_OR_RETURN(Rows joined, tx.Query(kDecideSql, {mrenclave, mrsigner, int64_t{body->isv_prod_id},
+                                                              int64_t{body->isv_svn}, node.id}));
+    if (joined.empty()) return NotFound("node not found");
+    d->node = joined[0];
     const Row& n = d->node;
+    d->zone_ca_pem = n.Str("zone_ca_cert_pem");
+    d->zone_heartbeat_pub_pem = n.IsNull("zone_heartbeat_pub_pem") ? "" : n.Str("zone_heartbeat_pub_pem");
     if (n.Str("status") != "active")
       return Refuse(kNodeDeactivated, "node " + node.id + " is deactivated");
     VOUCH_ASSIGN_OR_RETURN(d->zone_policy, LoadZonePolicy(tx, n.Str("zone_id")));
@@ -79,13 +98,18 @@ Result<json> Manager::IssueForWorkload(const Principal& node, std::string_view c
     if (!standing.accepted()) {
       return Refuse(standing.status.reason(), "node " + node.id + ": " + standing.status.message());
     }
-    VOUCH_ASSIGN_OR_RETURN(Rows builds,
-                           tx.Query("SELECT b.*, a.name AS app_name, a.domains AS domains, z.name AS zone_name "
-                                    "FROM builds b JOIN apps a ON a.id = b.app_id JOIN zones z ON z.id = a.zone_id "
-                                    "WHERE a.zone_id = ? AND a.deleted = 0 AND b.mrenclave = ? AND b.mrsigner = ? AND "
-                                    "b.isvprodid = ? AND b.isvsvn = ? ORDER BY b.created_at",
-                                    {n.Str("zone_id"), mrenclave, mrsigner, int64_t{body->isv_prod_id},
-                                     int64_t{body->isv_svn}}));
+    // The matching builds as rows of their own (the columns below are all that is read of them).
+    Rows builds;
+    static const auto kBuildColumns = std::make_shared<const std::vector<std::string>>(std::vector<std::string>{
+        "id", "app_id", "mrenclave", "mrsigner", "isvprodid", "isvsvn", "status", "debug", "app_name", "domains",
+        "zone_name"});
+    for (const Row& r : joined) {
+      if (r.IsNull("b_id")) continue;
+      builds.emplace_back(kBuildColumns,
+                          std::vector<Value>{r.Str("b_id"), r.Str("b_app_id"), r.Str("b_mrenclave"), r.Str("b_mrsigner"),
+                                             r.Int("b_isvprodid"), r.Int("b_isvsvn"), r.Str("b_status"), r.Int("b_debug"),
+                                             r.Str("b_app_name"), r.Str("b_domains"), r.Str("zone_name")});
+    }
     std::vector<policy::BuildRule> rules;
     for (const Row& r : builds) {
       policy::SgxMeasurementRule m;
@@ -131,9 +155,18 @@ Result<json> Manager::IssueForWorkload(const Principal& node, std::string_view c
   std::string ca_pem;
   Status st = db_->Read([&](Transaction& tx) -> Status {
     VOUCH_RETURN_IF_ERROR(decide(tx, &d));
-    VOUCH_ASSIGN_OR_RETURN(signer, ZoneSigner(tx, d.node.Str("zone_id")));
-    VOUCH_ASSIGN_OR_RETURN(Row z, tx.QueryOne("SELECT ca_cert_pem FROM zones WHERE id = ?", {d.node.Str("zone_id")}, "zone"));
-    ca_pem = z.Str("ca_cert_pem");
+    ca_pem = d.zone_ca_pem;
+    signer.reset();
+    {
+      // ZoneSigner's rule without its query: the cached signer while it is still the zone's CA
+      // as this snapshot has it (decide read ca_cert_pem).
+      std::lock_guard<std::mutex> lock(signers_mu_);
+      auto it = signers_.find(d.node.Str("zone_id"));
+      if (it != signers_.end() && it->second->cert_pem() == ca_pem) signer = it->second;
+    }
+    if (signer == nullptr) {
+      VOUCH_ASSIGN_OR_RETURN(signer, ZoneSigner(tx, d.node.Str("zone_id")));
+    }
     return Status::Ok();
   });
   if (!st.ok()) return st.code() == StatusCode::kPermissionDenied ? refuse(st) : st;
@@ -163,35 +196,50 @@ Result<json> Manager::IssueForWorkload(const Principal& node, std::string_view c
   const bool mac_heartbeats = checked->csr->key_type == pki::PublicKeyType::kEcP256;
   std::string heartbeat_pub_pem;
   std::string replaced_serial;
+  const bool pg = db_->backend() == "postgres";
   st = WriteRowKeyed(*db_, [&](Transaction& tx) -> Status {
     heartbeat_pub_pem.clear();
-    if (mac_heartbeats) {
-      VOUCH_ASSIGN_OR_RETURN(heartbeat_pub_pem, EnsureZoneHeartbeatKey(tx, zone_id));
-    }
     Decision now;
     VOUCH_RETURN_IF_ERROR(decide(tx, &now));
     if (now.build.Str("id") != b.Str("id") || now.names != d.names || now.node.Str("zone_id") != zone_id) {
       return Aborted("the app's builds or domains changed during the request; retry",
                      std::string(kConflictRetry));
     }
+    if (mac_heartbeats) {
+      // A zone's heartbeat public key is only ever set from NULL (EnsureZoneHeartbeatKey): one
+      // read with the node is current; only a zone without one yet goes to make it.
+      heartbeat_pub_pem = now.zone_heartbeat_pub_pem;
+      if (heartbeat_pub_pem.empty()) {
+        VOUCH_ASSIGN_OR_RETURN(heartbeat_pub_pem, EnsureZoneHeartbeatKey(tx, zone_id));
+      }
+    }
     replaced_serial = now.replaced_serial;
     int64_t now_s = Now();
-    VOUCH_RETURN_IF_ERROR(tx.Exec("INSERT INTO certificates (serial, zone_id, kind, app_id, build_id, node_id, instance_id, "
-                                  "subject, sans, not_before, not_after, pem, status, issued_to, created_at) VALUES (?, ?, "
-                                  "'workload', ?, ?, ?, ?, ?, ?, ?, ?, ?, 'valid', ?, ?)",
-                                  {cert.serial_hex, zone_id, b.Str("app_id"), b.Str("id"), node.id, inst,
+    static constexpr char kInsertCert[] =
+        "INSERT INTO certificates (serial, zone_id, kind, app_id, build_id, node_id, instance_id, subject, sans, "
+        "not_before, not_after, pem, status, issued_to, created_at) VALUES (?, ?, 'workload', ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+        "'valid', ?, ?)";
+    static constexpr char kInsertInstance[] =
+        "INSERT INTO instances (id, app_id, build_id, node_id, serial, status, last_seq, first_seen, last_heartbeat) "
+        "VALUES (?, ?, ?, ?, ?, 'running', 0, ?, ?)";
+    static constexpr char kRenewInstance[] =
+        "UPDATE instances SET serial = ?, status = 'running', last_heartbeat = ? WHERE id = ?";
+    std::vector<Value> cert_params{cert.serial_hex, zone_id, b.Str("app_id"), b.Str("id"), node.id, inst,
                                    "CN=" + req.common_name, sans.dump(), ToUnixSeconds(cert.not_before),
-                                   ToUnixSeconds(cert.not_after), cert.pem, node.Actor(), now_s})
-                              .status());
-    if (instance_id.empty()) {
-      VOUCH_RETURN_IF_ERROR(tx.Exec("INSERT INTO instances (id, app_id, build_id, node_id, serial, status, last_seq, "
-                                    "first_seen, last_heartbeat) VALUES (?, ?, ?, ?, ?, 'running', 0, ?, ?)",
-                                    {inst, b.Str("app_id"), b.Str("id"), node.id, cert.serial_hex, now_s, now_s})
-                                .status());
+                                   ToUnixSeconds(cert.not_after), cert.pem, node.Actor(), now_s};
+    std::vector<Value> inst_params =
+        instance_id.empty() ? std::vector<Value>{inst, b.Str("app_id"), b.Str("id"), node.id, cert.serial_hex, now_s, now_s}
+                            : std::vector<Value>{cert.serial_hex, now_s, inst};
+    const char* inst_sql = instance_id.empty() ? kInsertInstance : kRenewInstance;
+    if (pg) {
+      // Both rows in one statement (one round trip): the certificate's INSERT as a
+      // data-modifying WITH, which PostgreSQL runs exactly once, with the instance's statement.
+      cert_params.insert(cert_params.end(), inst_params.begin(), inst_params.end());
+      VOUCH_RETURN_IF_ERROR(
+          tx.Exec(std::string("WITH cert AS (") + kInsertCert + ") " + inst_sql, cert_params).status());
     } else {
-      VOUCH_RETURN_IF_ERROR(tx.Exec("UPDATE instances SET serial = ?, status = 'running', last_heartbeat = ? WHERE id = ?",
-                                    {cert.serial_hex, now_s, inst})
-                                .status());
+      VOUCH_RETURN_IF_ERROR(tx.Exec(kInsertCert, cert_params).status());
+      VOUCH_RETURN_IF_ERROR(tx.Exec(inst_sql, inst_params).status());
     }
     return Audit(tx, *this, node, "certificate.issue", cert.serial_hex,
                  {{"build", b.Str("id")}, {"app", b.Str("app_name")}, {"instance", inst}, {"node", node.id}, {"sans", sans}});

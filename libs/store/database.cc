@@ -64,6 +64,13 @@ Result<int> Database::Migrate() {
     // Each migration is a list of statements applied in this one transaction.
     for (size_t i = static_cast<size_t>(version); i < migrations.size(); ++i) {
       for (const std::string& stmt : migrations[i]) {
+        // A statement for one backend only (migrations.h): run where the marker names this one.
+        if (stmt.rfind(kMigrationOnlyPrefix, 0) == 0) {
+          const size_t end = stmt.find("*/");
+          if (end == std::string::npos) return Internal("malformed migration statement", std::string(kStoreError));
+          const std::string_view only(stmt.data() + kMigrationOnlyPrefix.size(), end - kMigrationOnlyPrefix.size());
+          if (only != backend()) continue;
+        }
         Status s = tx.Exec(stmt).status();
         if (!s.ok()) return s.WithContext("migration " + std::to_string(i + 1));
       }

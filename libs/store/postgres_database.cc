@@ -427,7 +427,7 @@ class PgTransaction final : public Transaction, public internal::AuditSink {
     }
     conn_->Defer("SELECT pg_advisory_xact_lock(" + std::to_string(kAuditLockKey) + ")");
     defer_ = false;
-    Status st = internal::WriteAuditEntries(*this, audit_->entries());
+    Status st = WriteAuditEntries(audit_->entries());
     defer_ = true;
     return st;
   }
@@ -471,6 +471,62 @@ class PgTransaction final : public Transaction, public internal::AuditSink {
     auto res = conn_->Run(sql, params, &e);
     if (!res.ok()) failure_ = e;
     return res;
+  }
+
+  // internal::WriteAuditEntries in two round trips whatever the count: the head (its query
+  // travels with the audit lock), then every entry and the head's move in one statement (the
+  // entries as arrays, one prepared statement for any number of them).
+  Status WriteAuditEntries(std::vector<AuditEntry>& entries) {
+    VOUCH_ASSIGN_OR_RETURN(Rows last, Query("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", {}));
+    int64_t seq = last.empty() ? 0 : last[0].Int(0);
+    std::string prev = last.empty() ? std::string(kAuditGenesis) : last[0].Str(1);
+    std::vector<std::string> seqs, ats;
+    std::vector<std::string_view> actors, actions, targets, outcomes, details, prevs, hashes;
+    for (AuditEntry& e : entries) {
+      e.seq = ++seq;
+      e.prev_hash = prev;
+      e.hash = AuditHash(e);
+      prev = e.hash;
+    }
+    for (const AuditEntry& e : entries) {
+      seqs.push_back(std::to_string(e.seq));
+      ats.push_back(std::to_string(e.at));
+      actors.push_back(e.actor);
+      actions.push_back(e.action);
+      targets.push_back(e.target);
+      outcomes.push_back(e.outcome);
+      details.push_back(e.detail);
+      prevs.push_back(e.prev_hash);
+      hashes.push_back(e.hash);
+    }
+    auto ints = [](const std::vector<std::string>& v) {
+      std::string out = "{";
+      for (size_t i = 0; i < v.size(); ++i) out += (i > 0 ? "," : "") + v[i];
+      return out + "}";
+    };
+    return Exec("WITH entries AS (INSERT INTO audit (seq, at, actor, action, target, outcome, detail, prev_hash, hash) "
+                "SELECT * FROM unnest(?::bigint[], ?::bigint[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], "
+                "?::text[], ?::text[])) "
+                "INSERT INTO settings (key, value) VALUES ('audit_head', ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                {ints(seqs), ints(ats), TextArray(actors), TextArray(actions), TextArray(targets), TextArray(outcomes),
+                 TextArray(details), TextArray(prevs), TextArray(hashes), prev})
+        .status();
+  }
+
+  // A PostgreSQL array literal of text values (each quoted; quotes and backslashes escaped).
+  static std::string TextArray(const std::vector<std::string_view>& items) {
+    std::string out = "{";
+    for (size_t i = 0; i < items.size(); ++i) {
+      if (i > 0) out += ',';
+      out += '"';
+      for (char c : items[i]) {
+        if (c == '"' || c == '\\') out += '\\';
+        out += c;
+      }
+      out += '"';
+    }
+    return out + "}";
   }
 
   PgConnection* conn_;

@@ -654,6 +654,32 @@ TEST(OpenDatabase, RejectsUnknownBackendsClearly) {
   EXPECT_FALSE(OpenDatabase("/nonexistent-dir/x/y.db").ok());
 }
 
+// Migration 7 (issue 16): instances leave room on each page for heartbeat versions on
+// PostgreSQL (fillfactor 70, so that a heartbeat is a HOT update); SQLite skips the statement
+// (its kMigrationOnlyPrefix names PostgreSQL) and its table is unchanged.
+TEST_P(StoreTest, MigrationSevenSetsInstancesFillfactorOnPostgresOnly) {
+  const auto& m = Migrations();
+  ASSERT_GE(m.size(), 7u);
+  for (const std::string& stmt : m[6]) EXPECT_EQ(stmt.rfind(std::string(kMigrationOnlyPrefix) + "postgres*/", 0), 0u);
+  Status st = db_->Read([&](Transaction& tx) -> Status {
+    VOUCH_ASSIGN_OR_RETURN(Rows v, tx.Query("SELECT version FROM schema_version"));
+    EXPECT_EQ(v.size(), 1u);
+    if (!v.empty()) { EXPECT_EQ(v[0].Int(0), static_cast<int64_t>(m.size())); }
+    if (postgres()) {
+      VOUCH_ASSIGN_OR_RETURN(Rows r, tx.Query("SELECT array_to_string(c.reloptions, ',') FROM pg_class c "
+                                              "WHERE c.oid = to_regclass('instances')"));
+      EXPECT_EQ(r.size(), 1u);
+      if (!r.empty()) { EXPECT_EQ(r[0].Str(0), "fillfactor=70"); }
+    } else {
+      VOUCH_ASSIGN_OR_RETURN(Rows r, tx.Query("SELECT COUNT(*) FROM pragma_table_info('instances')"));
+      EXPECT_EQ(r.size(), 1u);
+      if (!r.empty()) { EXPECT_EQ(r[0].Int(0), 9); }
+    }
+    return Status::Ok();
+  });
+  EXPECT_TRUE(st.ok()) << st.ToString();
+}
+
 // Migration 3 (issue 13) on a store with data, as an upgrade meets it: tasks are rebuilt (a new
 // kind, app_id optional) keeping their approvals and the approvals' foreign key; zones that
 // allow sim get the shipped sim agent's node identity, other zones none.
