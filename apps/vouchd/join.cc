@@ -1,12 +1,17 @@
 // `vouchd join`: become a member of an existing cluster by attesting to one of its members
-// (docs/cluster.md). Wiring only: the protocol is libs/cluster, the data dir libs/api/bootstrap.
+// (docs/cluster.md). Wiring only: the protocol is libs/cluster (join_client.h), the data dir
+// libs/api/bootstrap.
 #include "join.h"
 
 #include <cstdio>
+#include <filesystem>
+
+#include <nlohmann/json.hpp>
 
 #include "api/bootstrap.h"
 #include "attest/sim_vendor.h"
 #include "base/encoding.h"
+#include "base/file.h"
 #include "client/api_client.h"
 #include "cluster/join.h"
 #include "store/reasons.h"
@@ -17,9 +22,58 @@ using namespace vouch;
 
 namespace {
 // Reason codes of `vouchd join` (the joining side; the peer's own are cluster/reasons.h).
-constexpr std::string_view kInvalidTee = "invalid_tee";             // InvalidArgument
-constexpr std::string_view kBadPeerResponse = "bad_peer_response";  // Internal
+constexpr std::string_view kInvalidTee = "invalid_tee";  // InvalidArgument
+
+// Records in DATA/config.json what a later pickup of a rotated master key needs (docs/cluster.md,
+// "Picking up a rotated master key"): the peers and the evidence source. Written after the data
+// dir is complete; a failure here leaves a working member that must be given --peer and --sim.
+Status RecordJoin(const JoinArgs& a) {
+  const std::string path = a.data_dir + "/config.json";
+  VOUCH_ASSIGN_OR_RETURN(std::string text, ReadWholeFile(path, 1 << 20));
+  auto config = nlohmann::json::parse(text, nullptr, false);
+  if (!config.is_object() || !config["cluster"].is_object()) return DataLoss(path + " is not what vouchd join wrote");
+  std::error_code ec;
+  const std::string sim = std::filesystem::absolute(a.sim_dir, ec).lexically_normal().string();
+  config["cluster"][kConfigPeers] = a.peers;
+  config["cluster"][kConfigTee] = a.tee;
+  config["cluster"][kConfigSim] = ec ? a.sim_dir : sim;
+  return WriteFileAtomic(path, config.dump(2) + "\n", 0600);
+}
 }  // namespace
+
+Result<JoinedThrough> JoinThroughPeers(const std::vector<std::string>& peers, const std::string& ca_file,
+                                       const cluster::EvidenceSource& source,
+                                       const std::function<Status(const cluster::JoinResult&)>& accept) {
+  if (peers.empty()) return InvalidArgument("no peer to join through");
+  Status last = Status::Ok();
+  for (const std::string& peer : peers) {
+    client::ClientOptions o;
+    o.base_urls = {peer};
+    o.ca_file = ca_file;
+    o.request_timeout = std::chrono::seconds(20);
+    auto api = client::ApiClient::Create(o);
+    if (!api.ok()) {
+      last = api.status().WithContext(peer);
+      continue;
+    }
+    cluster::JoinTransport post = [&](const std::string& path, const nlohmann::json& body) {
+      return (*api)->Post(path, body);
+    };
+    auto joined = cluster::RunJoinClient(post, source);
+    if (!joined.ok()) {
+      last = joined.status().WithContext(peer);
+      continue;
+    }
+    if (accept) {
+      if (Status st = accept(*joined); !st.ok()) {
+        last = st.WithContext(peer);
+        continue;
+      }
+    }
+    return JoinedThrough{std::move(*joined), peer};
+  }
+  return last;
+}
 
 Status RunJoin(const JoinArgs& a) {
   if (a.tee != "sim")
@@ -31,43 +85,29 @@ Status RunJoin(const JoinArgs& a) {
                            std::string(store::kInvalidStoreUrl));
   }
   VOUCH_ASSIGN_OR_RETURN(auto sim, attest::SimVendor::Load(a.sim_dir));
-  client::ClientOptions o;
-  o.base_urls = a.peers;
-  o.ca_file = a.ca_file;
-  VOUCH_ASSIGN_OR_RETURN(auto api, client::ApiClient::Create(o));
+  cluster::EvidenceSource source;
+  source.sim = sim.get();
+  VOUCH_ASSIGN_OR_RETURN(source.measurement, cluster::SelfMeasurement());
+  auto joined = JoinThroughPeers(a.peers, a.ca_file, source);
+  if (!joined.ok()) return joined.status();
 
-  VOUCH_ASSIGN_OR_RETURN(client::json nonce, api->Post("/api/v1/cluster/nonce"));
-  if (!nonce.contains("nonce") || !nonce["nonce"].is_string()) {
-    return Internal("the peer answered without a nonce", std::string(kBadPeerResponse));
-  }
-  VOUCH_ASSIGN_OR_RETURN(cluster::Measurement self, cluster::SelfMeasurement());
-  VOUCH_ASSIGN_OR_RETURN(auto joiner, cluster::Joiner::Create());
-  VOUCH_ASSIGN_OR_RETURN(cluster::JoinRequest req, joiner->SimRequest(*sim, self, nonce["nonce"].get<std::string>()));
-  auto grant = api->Post("/api/v1/cluster/join", req.ToJson());
-  if (!grant.ok()) return grant.status().WithContext("the peer refused the join");
-
-  auto field = [&](const char* name) -> Result<std::vector<uint8_t>> {
-    if (!grant->contains(name) || !(*grant)[name].is_string()) {
-      return Internal(std::string("the peer's answer lacks ") + name,
-                      std::string(kBadPeerResponse));
-    }
-    return Base64Decode((*grant)[name].get<std::string>());
-  };
-  VOUCH_ASSIGN_OR_RETURN(auto peer_key, field("peer_public_key"));
-  VOUCH_ASSIGN_OR_RETURN(auto wrapped, field("wrapped_master_key"));
   api::JoinedDataDir j;
-  VOUCH_ASSIGN_OR_RETURN(j.master_key, joiner->Open(req, peer_key, wrapped));
-  VOUCH_ASSIGN_OR_RETURN(j.tls_key_sealed, field("tls_key_sealed"));
-  j.tls_chain_pem = grant->value("tls_chain_pem", "");
-  j.service_ca_pem = grant->value("service_ca_pem", "");
+  j.master_key = std::move(joined->result.master_key);
+  j.tls_key_sealed = std::move(joined->result.tls_key_sealed);
+  j.tls_chain_pem = std::move(joined->result.tls_chain_pem);
+  j.service_ca_pem = std::move(joined->result.service_ca_pem);
   j.data_dir = a.data_dir;
   j.store_url = a.store_url;
   j.listen = a.listen;
-  j.allow_sim = grant->value("insecure_sim", false);
+  j.allow_sim = joined->result.insecure_sim;
   j.collateral_dir = a.sim_dir;
   VOUCH_RETURN_IF_ERROR(api::WriteJoinedDataDir(j));
+  if (Status st = RecordJoin(a); !st.ok()) {
+    std::fprintf(stderr, "vouchd: warning: the peers were not recorded in config.json (%s): give vouchd serve "
+                 "--peer and --sim to pick up a rotated master key\n", st.message().c_str());
+  }
   std::printf("joined the cluster through %s\n  data dir:    %s\n  measurement: %s%s\n  store:       %s\n",
-              a.peers.front().c_str(), a.data_dir.c_str(), HexEncode(self).c_str(),
+              joined->peer.c_str(), a.data_dir.c_str(), HexEncode(source.measurement).c_str(),
               j.allow_sim ? " (INSECURE sim evidence)" : "", a.store_url.c_str());
   return Status::Ok();
 }

@@ -36,8 +36,9 @@
 #include "collateral/service.h"
 #include "http/server.h"
 #include "join.h"
-#include "master_key_cmd.h"
 #include "malloc_tuning.h"
+#include "master_key_cmd.h"
+#include "pickup.h"
 #include "store/database.h"
 #include "ui/ui.h"
 
@@ -317,6 +318,11 @@ struct ServeOptions {
   std::optional<double> unauth_burst;
   std::optional<size_t> max_connections_per_source;
   bool allow_cluster_join = false;
+  // Picking up a master key another member rotated to (docs/cluster.md): peers and evidence
+  // source; default: config.json cluster.peers / cluster.sim, recorded by vouchd join.
+  std::vector<std::string> peers;
+  std::string sim_dir;
+  int master_key_check_ms = 2000;  // test knob (hidden): how often the store's key is checked
   // Server-side conversion (docs/convert.md "Server-side conversion").
   int conversion_workers = 1;
   std::string conversion_scratch_dir;        // default DATA/conversions
@@ -367,7 +373,11 @@ int RunServe(const std::string& data_dir, std::string listen, std::string store_
   sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
+  // Before any thread starts: one malloc arena per core (glibc's default is 8), so that memory
+  // freed by the many I/O threads is reused rather than held by idle arenas (malloc_tuning.h).
+  const int malloc_arenas = vouchd::LimitMallocArenas(static_cast<int>(std::max(2u, std::thread::hardware_concurrency())));
   const rlim_t file_limit = RaiseFileLimit();
+  spdlog::info("malloc arenas: {}", malloc_arenas > 0 ? std::to_string(malloc_arenas) : std::string("as set by the environment"));
 
   auto dir = vouch::api::OpenDataDir(data_dir);
   if (!dir.ok()) return Fail(dir.status().message());
@@ -377,16 +387,24 @@ int RunServe(const std::string& data_dir, std::string listen, std::string store_
   uint16_t port = 0;
   if (auto st = vouch::api::ParseListen(listen, &host, &port); !st.ok()) return Fail(st.message());
 
-  // Before any thread starts: one malloc arena per core (glibc's default is 8), so that memory
-  // freed by the many I/O threads is reused rather than held by idle arenas (malloc_tuning.h).
-  const int malloc_arenas = vouchd::LimitMallocArenas(static_cast<int>(std::max(2u, std::thread::hardware_concurrency())));
   auto db = vouch::store::OpenDatabase(store_url);
-  spdlog::info("malloc arenas: {}", malloc_arenas > 0 ? std::to_string(malloc_arenas) : std::string("as set by the environment"));
   if (!db.ok()) return Fail(db.status().message());
   auto version = (*db)->Migrate();
   if (!version.ok()) return Fail("migrating the store: " + version.status().message());
-  // A member left with the key from before a rotation is told to re-join (docs/custody.md).
-  if (auto st = vouch::api::CheckMasterKeyOpensStore(**db, dir->master_key); !st.ok()) return Fail(st.message());
+  // A member left with the key from before a rotation picks the new one up through the attested
+  // join path when it has a peer to ask (docs/cluster.md); without one it is told to re-join.
+  auto pickup_options = vouchd::LoadPickupOptions(data_dir, serve.peers, serve.sim_dir);
+  if (!pickup_options.ok()) return Fail(pickup_options.status().message());
+  // Checked every 2 s; a failed pickup is retried after 1 s, doubling up to 30 s.
+  pickup_options->check_interval = std::chrono::milliseconds(serve.master_key_check_ms);
+  pickup_options->min_backoff = pickup_options->check_interval / 2;
+  pickup_options->max_backoff = pickup_options->check_interval * 15;
+  bool stale_master_key = false;
+  if (auto st = vouch::api::CheckMasterKeyOpensStore(**db, dir->master_key); !st.ok()) {
+    if (!vouch::api::IsMasterKeyRotated(st) || !pickup_options->unavailable.empty()) return Fail(st.message());
+    spdlog::warn("master key: {}; obtaining the new key from the configured peers before serving", st.message());
+    stale_master_key = true;
+  }
   vouch::api::ManagerOptions manager_options;
   manager_options.collateral_dirs = serve.collateral_dirs;
   // A dev data directory's sim vendor: its collateral verifies sim nodes (zones allowing sim only).
@@ -466,6 +484,18 @@ int RunServe(const std::string& data_dir, std::string listen, std::string store_
   auto manager = vouch::api::Manager::Create(db->get(), std::move(dir->master_key), &vouch::SystemClock::Get(),
                                              manager_options);
   if (!manager.ok()) return Fail(manager.status().message());
+  if (stale_master_key) {
+    // Stopped during a rotation: the key is obtained through the attested join path before
+    // anything is served (the node CA, needed for mutual TLS, opens only with it).
+    std::string peer;
+    if (auto st = vouchd::PickUpMasterKey(**manager, *pickup_options, &peer); !st.ok()) {
+      return Fail("this member's master key was rotated away and it could not obtain the new one (" + st.message() +
+                  "): enable joining on a member (vouchd serve --allow-cluster-join), or re-join this member "
+                  "(vouchd join)");
+    }
+    spdlog::info("master key: picked up the rotated key {} from {} through the attested join path",
+                 (*manager)->MasterKeyId(), peer);
+  }
   Limits limits;
   if (auto st = LoadLimits(data_dir, &limits); !st.ok()) return Fail(st.message());
   if (serve.unauth_rate) limits.unauth_rate = *serve.unauth_rate;
@@ -544,6 +574,7 @@ int RunServe(const std::string& data_dir, std::string listen, std::string store_
   if (auto st = (*server)->Start(); !st.ok()) return Fail(st.message());
   spdlog::info("vouchd listening on https://{}:{} (store: {}, schema v{})", host, (*server)->port(),
                (*db)->backend(), *version);
+  auto key_pickup = vouchd::KeyPickup::Start(**manager, &metrics, std::move(*pickup_options));
   std::printf("vouchd: listening on https://%s:%u\n", host.find(':') != std::string::npos ? ("[" + host + "]").c_str() : host.c_str(),
               (*server)->port());
   std::fflush(stdout);
@@ -698,6 +729,7 @@ int RunServe(const std::string& data_dir, std::string listen, std::string store_
   refresher.join();
   backupper.join();
   pruner.join();
+  key_pickup.reset();
   (*runner)->Stop();  // running conversions stay claimed: requeued at the next start
   (*server)->Stop(std::chrono::seconds(10));
   (*manager)->FlushRefusalAggregates(/*all=*/true);
@@ -828,6 +860,14 @@ int main(int argc, char** argv) {
   serve_cmd->add_flag("--allow-cluster-join", serve.allow_cluster_join,
                       "Let other instances join this cluster by attestation (docs/cluster.md); off by default, also "
                       "in --dev data directories");
+
+  serve_cmd->add_option("--peer", serve.peers,
+                        "A member to obtain the master key from when another member rotated it, by attestation "
+                        "(repeatable; default: config.json cluster.peers, recorded by vouchd join; docs/cluster.md)");
+  serve_cmd->add_option("--sim", serve.sim_dir,
+                        "Sim vendor folder producing this member's evidence for that (default: config.json "
+                        "cluster.sim, recorded by vouchd join --sim)");
+  serve_cmd->add_option("--master-key-check-ms", serve.master_key_check_ms)->check(CLI::Range(100, 600000))->group("");
 
   vouchd::JoinArgs join;
   auto* join_cmd = app.add_subcommand("join", "Join an existing cluster: attest to a member and receive the cluster key");

@@ -12,5 +12,7 @@ inline constexpr std::string_view kInvalidNonce = "invalid_nonce";  // Permissio
 inline constexpr std::string_view kUnwrapFailed = "unwrap_failed";  // PermissionDenied
 inline constexpr std::string_view kMeasurementUnreadable = "measurement_unreadable";  // NotFound
 inline constexpr std::string_view kNoCollateral = "no_collateral";  // FailedPrecondition
+// The joining side (join_client.h): a member's answer without the protocol's fields.
+inline constexpr std::string_view kBadPeerResponse = "bad_peer_response";  // Internal
 
 }  // namespace vouch::cluster
