@@ -20,6 +20,7 @@ VOUCH=$2
 AGENT=$3
 LOAD="python3 $(dirname "$0")/ha_load.py"
 export VOUCH_CONFIG=$E2E_TMP/cli.json
+record_api  # every answer the CLI receives is checked against docs/api/openapi.json at the end
 printf 'admin-password-123\n' >"$E2E_TMP/admin.pw"
 
 start_postgres
@@ -111,7 +112,7 @@ for m in a b; do
   LOADERS+=("$!")
 done
 sleep 2  # on purpose: the load runs a while before the rotation (a fixed time, nothing to poll for)
-rotated=$(api -X POST "$UA/api/v1/master-key/rotate" -d '{}') || fail "rotate on A"
+rotated=$("$VOUCH" master-key rotate -o json) || fail "vouch master-key rotate (on A): $rotated"
 KEY1=$(echo "$rotated" | jq_get '["key_id"]')
 [[ -n "$KEY1" && "$KEY1" != "$KEY0" ]] || fail "the rotation answered no new key id: ${rotated:0:300}"
 expect_eq "A's master.key is the new key" "$KEY1" "$(key_id "$A/master.key")"
@@ -219,4 +220,5 @@ same_key || fail "B restarted with the old key did not pick up the new one at st
 ok "B restarted with the old key picks up the new one at start, before serving"
 expect_eq "and is ready" ready "$(curl -fsS --cacert "$CA" "$UB/readyz")"
 expect_eq "the audit chain is one valid chain" true "$(api "$UA/api/v1/audit/verify" | jq_get '["ok"]')"
+validate_recorded_api
 echo "passed $E2E_PASSED checks"
