@@ -268,3 +268,29 @@ start_throttle_proxy() {  # LISTEN TARGET BYTES_PER_SECOND
   python3 "$E2E_SRC/tests/e2e/throttle_proxy.py" "$1" "$2" "$3" >"proxy-$1.log" 2>&1 &
   E2E_PIDS+=($!)
 }
+# Unpacks LAYOUT:TAG (an image converted with vouch-rte) into the runc bundle DIR: no terminal, the
+# agent socket SOCKET bind-mounted at /run/vouch/agent.sock; --host-network shares the host's
+# network namespace, --env NAME=VALUE adds to the process environment.
+unpack_for_runc() {  # LAYOUT:TAG DIR SOCKET [--host-network] [--env NAME=VALUE]...
+  local image=$1 dir=$2 sock=$3 host_net=0 env=()
+  shift 3
+  while (($#)); do
+    case $1 in
+      --host-network) host_net=1 ;;
+      --env) env+=("$2"); shift ;;
+      *) fail "unpack_for_runc: unknown option $1" ;;
+    esac
+    shift
+  done
+  umoci unpack --image "$image" "$dir" >/dev/null || fail "umoci unpack --image $image $dir"
+  python3 - "$dir/config.json" "$sock" "$host_net" "${env[@]}" <<'PY' || fail "cannot write the runc config of $dir"
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["process"]["terminal"] = False
+c["process"]["env"].extend(sys.argv[4:])
+c["mounts"].append({"destination": "/run/vouch/agent.sock", "type": "bind", "source": sys.argv[2], "options": ["bind"]})
+if sys.argv[3] == "1":
+    c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "network"]
+json.dump(c, open(sys.argv[1], "w"))
+PY
+}

@@ -10,33 +10,18 @@
 source "$(dirname "$0")/lib.sh"
 VOUCH=$1
 RTE=$2
+# shellcheck disable=SC2034  # start_dev_manager (lib.sh) runs it
 VOUCHD=$3
 # shellcheck disable=SC2034  # start_sim_agent (lib.sh) runs it
 AGENT=$4
 VALIDITY=15
-for tool in umoci runc busybox openssl; do
-  command -v "$tool" >/dev/null || fail "$tool is not installed (scripts/setup.d/convert.list)"
-done
-BUSYBOX=$(command -v busybox)
-file -L "$BUSYBOX" 2>/dev/null | grep -q 'statically linked' || BUSYBOX=/bin/busybox
+require_tools umoci runc busybox openssl
 cd "$E2E_TMP" || fail "cd $E2E_TMP"
-export VOUCH_CONFIG=$E2E_TMP/cli/config.json
 RUNC_ROOT=$E2E_TMP/runc
 trap 'runc_cleanup; e2e_cleanup' EXIT
 
 # --- manager and agent ---
-D=$E2E_TMP/manager
-MPORT=$(free_port)
-URL=https://127.0.0.1:$MPORT
-printf 'admin-password-123\n' > admin.pw
-"$VOUCHD" init --dev --data-dir "$D" --admin-user admin --admin-password-file admin.pw --listen "127.0.0.1:$MPORT" \
-  >/dev/null || fail "vouchd init"
-"$VOUCHD" serve --data-dir "$D" --heartbeat-interval 1 --workload-cert-max-validity-seconds "$VALIDITY" \
-  > vouchd.log 2>&1 &
-E2E_PIDS+=($!)
-wait_healthy "$URL" "$D/service-ca.pem" "${E2E_PIDS[-1]}" || fail "vouchd did not start: $(cat vouchd.log)"
-"$VOUCH" login --server "$URL" --ca-file "$D/service-ca.pem" --user admin --password-file admin.pw >/dev/null \
-  || fail "login"
+start_dev_manager --heartbeat-interval 1 --workload-cert-max-validity-seconds "$VALIDITY"
 "$VOUCH" app create renew --zone default --domain renew.example.com >/dev/null || fail "app create"
 approve_domains "$VOUCH" renew
 A=$E2E_TMP/agent
@@ -44,34 +29,14 @@ start_sim_agent "$A" agent.log --batch-interval-ms 200
 ok "vouchd (workload certificates at most ${VALIDITY}s) and vouch-agent (sim) running"
 
 # --- the image: an application that prints the serial of the certificate at the fixed path ---
-umoci init --layout img >/dev/null
-umoci new --image img:v1 >/dev/null
-umoci unpack --image img:v1 b >/dev/null
-mkdir -p b/rootfs/bin b/rootfs/usr/bin
-cp "$BUSYBOX" b/rootfs/bin/busybox
-for l in sh echo sleep; do ln -s busybox "b/rootfs/bin/$l"; done
-cp /usr/bin/openssl b/rootfs/usr/bin/openssl
-for lib in $(ldd /usr/bin/openssl | grep -oE '/[^ ]+'); do
-  mkdir -p "b/rootfs$(dirname "$lib")"
-  cp -L "$lib" "b/rootfs$lib"
-done
-umoci repack --image img:v1 b >/dev/null
-rm -rf b
+openssl_image img:v1 sh echo sleep
 umoci config --image img:v1 --config.entrypoint /bin/sh --config.cmd -c --config.cmd \
   'while :; do echo "app-sees $(openssl x509 -in /run/vouch/certs/cert.pem -noout -serial 2>&1)"; sleep 0.5; done' \
   >/dev/null
 conv=$("$VOUCH" convert --input oci:img:v1 --output oci:out:v1 --runtime "$RTE" --app renew \
        --cert-dns renew.example.com --heartbeat-interval 1 -o json) || fail "convert"
-"$VOUCH" task approve "$("$VOUCH" build get "$(jq_get '["build_id"]' <<<"$conv")" -o json | jq_get '["task_id"]')" \
-  >/dev/null || fail "approve"
-umoci unpack --image out:v1 run >/dev/null || fail "umoci unpack"
-python3 - run/config.json "$SOCK" <<'PY'
-import json, sys
-c = json.load(open(sys.argv[1]))
-c["process"]["terminal"] = False
-c["mounts"].append({"destination": "/run/vouch/agent.sock", "type": "bind", "source": sys.argv[2], "options": ["bind"]})
-json.dump(c, open(sys.argv[1], "w"))
-PY
+approve_converted_build "$conv"
+unpack_for_runc out:v1 run "$SOCK"
 
 # --- run it, watching the certificate file from the host ---
 CERT=run/rootfs/run/vouch/certs/cert.pem
