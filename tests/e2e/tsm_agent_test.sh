@@ -17,8 +17,6 @@ VOUCHD=$3
 AGENT=$4
 require_tools umoci runc busybox openssl curl sha256sum
 [[ -r /dev/fuse && -w /dev/fuse ]] || fail "/dev/fuse is not usable (scripts/setup installs fuse3)"
-BUSYBOX=$(command -v busybox)
-file -L "$BUSYBOX" 2>/dev/null | grep -q 'statically linked' || BUSYBOX=/bin/busybox
 cd "$E2E_TMP" || fail "cd $E2E_TMP"
 RUNC_ROOT=$E2E_TMP/runc
 stop_all() {
@@ -101,19 +99,7 @@ expect_eq "the TDX agent tells workloads to send their identity (peer auth)" "td
 # --- the image: busybox and openssl, converted with vouch-rte, its build approved ---
 "$VOUCH" app create cvm --zone default --domain cvm.example.com >/dev/null || fail "app create"
 approve_domains "$VOUCH" cvm
-umoci init --layout img >/dev/null
-umoci new --image img:v1 >/dev/null
-umoci unpack --image img:v1 b >/dev/null
-mkdir -p b/rootfs/bin b/rootfs/usr/bin
-cp "$BUSYBOX" b/rootfs/bin/busybox
-for l in sh echo sleep; do ln -s busybox "b/rootfs/bin/$l"; done
-cp /usr/bin/openssl b/rootfs/usr/bin/openssl
-for lib in $(ldd /usr/bin/openssl | grep -oE '/[^ ]+'); do
-  mkdir -p "b/rootfs$(dirname "$lib")"
-  cp -L "$lib" "b/rootfs$lib"
-done
-umoci repack --image img:v1 b >/dev/null
-rm -rf b
+openssl_image img:v1 sh echo sleep
 umoci config --image img:v1 --config.entrypoint /bin/sh --config.cmd -c --config.cmd \
   'openssl x509 -in /run/vouch/certs/cert.pem -noout -subject; sleep 600' >/dev/null
 conv=$("$VOUCH" convert --input oci:img:v1 --output oci:out:v1 --runtime "$RTE" --app cvm \
@@ -134,14 +120,7 @@ wait_until "vouchd audits the agent's refusal" 150 audited
 ok "the refusal reaches vouchd's audit log (denied:peer_not_vouch_rte)"
 
 # --- vouch-rte under runc: recognised, certified for its build ---
-umoci unpack --image out:v1 run >/dev/null || fail "umoci unpack"
-python3 - run/config.json "$TDX_SOCK" <<'PY'
-import json, sys
-c = json.load(open(sys.argv[1]))
-c["process"]["terminal"] = False
-c["mounts"].append({"destination": "/run/vouch/agent.sock", "type": "bind", "source": sys.argv[2], "options": ["bind"]})
-json.dump(c, open(sys.argv[1], "w"))
-PY
+unpack_for_runc out:v1 run "$TDX_SOCK"
 (cd run && exec runc --root "$RUNC_ROOT" run cvm1 > ../app.log 2>&1) &
 CERT=run/rootfs/run/vouch/certs/cert.pem
 cert_written() { [[ -s $CERT ]] || { tail -3 app.log; return 1; }; }
