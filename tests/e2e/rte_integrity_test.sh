@@ -17,8 +17,6 @@ VOUCHD=$3
 # shellcheck disable=SC2034  # start_sim_agent (lib.sh) runs it
 AGENT=$4
 require_tools umoci runc busybox openssl
-BUSYBOX=$(command -v busybox)
-file -L "$BUSYBOX" 2>/dev/null | grep -q 'statically linked' || BUSYBOX=/bin/busybox
 cd "$E2E_TMP" || fail "cd $E2E_TMP"
 RUNC_ROOT=$E2E_TMP/runc
 trap 'runc_cleanup; e2e_cleanup' EXIT
@@ -33,19 +31,11 @@ start_sim_agent "$A" agent.log --batch-interval-ms 200
 ok "vouchd and vouch-agent (sim) running"
 
 # --- the image: busybox, openssl and its libraries; /usr/local/bin exists and is empty ---
-umoci init --layout img >/dev/null
-umoci new --image img:v1 >/dev/null
-umoci unpack --image img:v1 b >/dev/null
-mkdir -p b/rootfs/bin b/rootfs/usr/bin b/rootfs/usr/local/bin b/rootfs/etc b/rootfs/tmp
-cp "$BUSYBOX" b/rootfs/bin/busybox
-for l in sh echo sleep cat; do ln -s busybox "b/rootfs/bin/$l"; done
-cp /usr/bin/openssl b/rootfs/usr/bin/openssl
-for lib in $(ldd /usr/bin/openssl | grep -oE '/[^ ]+'); do
-  mkdir -p "b/rootfs$(dirname "$lib")"
-  cp -L "$lib" "b/rootfs$lib"
-done
-umoci repack --image img:v1 b >/dev/null
-rm -rf b
+image_begin img:v1
+mkdir -p "$IMAGE_ROOT/usr/local/bin" "$IMAGE_ROOT/etc" "$IMAGE_ROOT/tmp"
+image_add_busybox sh echo sleep cat
+image_add_openssl
+image_end img:v1
 TPORT=$(free_port)
 # `openssl`, not a path: the converter resolves it through the image's PATH.
 umoci config --image img:v1 --config.env PATH=/usr/local/bin:/usr/bin:/bin --config.entrypoint openssl \
@@ -55,8 +45,7 @@ umoci config --image img:v1 --config.env PATH=/usr/local/bin:/usr/bin:/bin --con
 conv=$("$VOUCH" convert --input oci:img:v1 --output oci:out:clean --runtime "$RTE" --app integ \
        --cert-dns integ.example.com --heartbeat-interval 1 --rw-dir /tmp -o json) || fail "convert"
 MRENCLAVE=$(jq_get '["mrenclave"]' <<<"$conv")
-"$VOUCH" task approve "$("$VOUCH" build get "$(jq_get '["build_id"]' <<<"$conv")" -o json | jq_get '["task_id"]')" \
-  >/dev/null || fail "approve the build"
+approve_converted_build "$conv"
 ok "openssl image converted (entrypoint resolved through PATH) and its build approved"
 
 # A converter without a resolvable program fails with a clear message.
@@ -89,17 +78,7 @@ SH
   || fail "the hostile images were not written"
 ok "three hostile layers added on top of the converted image (manifest and signature unchanged)"
 
-runc_bundle() {  # TAG DIR: unpack, agent socket bind-mounted, host network
-  umoci unpack --image "out:$1" "$2" >/dev/null || fail "umoci unpack out:$1"
-  python3 - "$2/config.json" "$SOCK" <<'PY'
-import json, sys
-c = json.load(open(sys.argv[1]))
-c["process"]["terminal"] = False
-c["mounts"].append({"destination": "/run/vouch/agent.sock", "type": "bind", "source": sys.argv[2], "options": ["bind"]})
-c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "network"]
-json.dump(c, open(sys.argv[1], "w"))
-PY
-}
+runc_bundle() { unpack_for_runc "out:$1" "$2" "$SOCK" --host-network; }  # TAG DIR
 audit_json() { "$VOUCH" audit list -o json; }
 refused() {  # TAG CODE PATH
   runc_bundle "$1" "run-$1"
