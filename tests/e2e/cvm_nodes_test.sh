@@ -19,8 +19,6 @@ AGENT=$4
 record_api  # every API answer the CLI gets is checked against docs/api/openapi.json at the end
 require_tools umoci runc busybox openssl curl sha256sum sha384sum python3
 [[ -r /dev/fuse && -w /dev/fuse ]] || fail "/dev/fuse is not usable (scripts/setup installs fuse3)"
-BUSYBOX=$(command -v busybox)
-file -L "$BUSYBOX" 2>/dev/null | grep -q 'statically linked' || BUSYBOX=/bin/busybox
 # PostgreSQL runs as another user, which cannot enter $E2E_TMP: started from /.
 cd / && start_postgres
 cd "$E2E_TMP" || fail "cd $E2E_TMP"
@@ -149,37 +147,15 @@ expect_eq "the emulator was asked nothing for it" "$COUNTS" "$(counts)"
 "$VOUCH" app create cvm --zone default --domain cvm.example.com >/dev/null || fail "app create"
 approve_domains "$VOUCH" cvm
 "$VOUCH" zone ca default >zone-ca.pem || fail "vouch zone ca default"
-umoci init --layout img >/dev/null
-umoci new --image img:v1 >/dev/null
-umoci unpack --image img:v1 bundle >/dev/null
-mkdir -p bundle/rootfs/bin bundle/rootfs/usr/bin
-cp "$BUSYBOX" bundle/rootfs/bin/busybox
-ln -s busybox bundle/rootfs/bin/sh
-cp /usr/bin/openssl bundle/rootfs/usr/bin/openssl
-for lib in $(ldd /usr/bin/openssl | grep -oE '/[^ ]+'); do
-  mkdir -p "bundle/rootfs$(dirname "$lib")"
-  cp -L "$lib" "bundle/rootfs$lib"
-done
-umoci repack --image img:v1 bundle >/dev/null
-rm -rf bundle
+openssl_image img:v1 sh
 # shellcheck disable=SC2016  # expanded by the image's shell
 umoci config --image img:v1 --config.entrypoint /bin/sh --config.cmd -c --config.cmd \
   'exec openssl s_server -accept "$PORT" -cert /run/vouch/certs/cert.pem -key /run/vouch/certs/key.pem -www' >/dev/null
 conv=$("$VOUCH" convert --input oci:img:v1 --output oci:out:v1 --runtime "$RTE" --app cvm \
        --cert-dns cvm.example.com --mutable-env PORT -o json) || fail "convert"
-"$VOUCH" task approve "$("$VOUCH" build get "$(jq_get '["build_id"]' <<<"$conv")" -o json | jq_get '["task_id"]')" \
-  >/dev/null || fail "approve the build"
+approve_converted_build "$conv"
 run_app() {  # NAME AGENT_SOCKET PORT: the image under runc on the host network, the socket bind-mounted
-  umoci unpack --image out:v1 "run-$1" >/dev/null || fail "umoci unpack"
-  python3 - "run-$1/config.json" "$2" "$3" <<'PY'
-import json, sys
-c = json.load(open(sys.argv[1]))
-c["process"]["terminal"] = False
-c["process"]["env"].append("PORT=" + sys.argv[3])
-c["mounts"].append({"destination": "/run/vouch/agent.sock", "type": "bind", "source": sys.argv[2], "options": ["bind"]})
-c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "network"]
-json.dump(c, open(sys.argv[1], "w"))
-PY
+  unpack_for_runc out:v1 "run-$1" "$2" --host-network --env "PORT=$3"
   (cd "run-$1" && exec runc --root "$RUNC_ROOT" run "$1" >"../app-$1.log" 2>&1) &
 }
 serves_tls() {  # PORT: a handshake verified under the zone CA for cvm.example.com
