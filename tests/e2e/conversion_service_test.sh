@@ -168,15 +168,7 @@ expect_contains "the table view lists it" "$JOB" "$("$VOUCH" conversion list)"
 "$VOUCH" task approve "$(jq_get '["task_id"]' <<<"$build")" >/dev/null || fail "approve the build"
 skopeo copy -q --src-cert-dir certs.d --src-creds "conv:$PASSWORD" "docker://$REG/tee/tls:v1" oci:pulled:v1 ||
   fail "skopeo pull of the output"
-umoci unpack --image pulled:v1 run-tls >/dev/null || fail "umoci unpack of the output"
-python3 - run-tls/config.json "$SOCK" <<'PY'
-import json, sys
-c = json.load(open(sys.argv[1]))
-c["process"]["terminal"] = False
-c["mounts"].append({"destination": "/run/vouch/agent.sock", "type": "bind", "source": sys.argv[2], "options": ["bind"]})
-c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "network"]
-json.dump(c, open(sys.argv[1], "w"))
-PY
+unpack_for_runc pulled:v1 run-tls "$SOCK" --host-network
 (cd run-tls && exec runc --root "$RUNC_ROOT" run conv-tls >../tls.log 2>&1) &
 tlspid=$!
 tls_up_or_gone() { tcp_open "$TPORT" || ! kill -0 "$tlspid" 2>/dev/null; }
