@@ -473,27 +473,24 @@ TEST(RegistriesMasterKey, RotationResealsRegistrySecretsAndSigningKeys) {
   const Principal admin = Principal::System();
   std::string mrsigner, app_id;
   {
-    auto d = OpenDataDir(o.data_dir);
-    ASSERT_TRUE(d.ok());
-    auto db = store::OpenDatabase(d->store_url);
-    ASSERT_TRUE(db.ok());
-    auto m = Manager::Create(db->get(), std::move(d->master_key), &clock);
-    ASSERT_TRUE(m.ok());
+    auto opened = OpenDataDirManager(o.data_dir, &clock);
+    ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+    Manager* m = opened->manager.get();
     RegistrySpec spec;
     spec.name = "corp";
     spec.url = "https://registry.example";
     spec.username = std::optional<std::string>("ci");
     spec.password = std::optional<std::string>(kPassword);
-    ASSERT_TRUE((*m)->CreateRegistry(admin, spec).ok());
+    ASSERT_TRUE(m->CreateRegistry(admin, spec).ok());
     RegistrySpec anon;
     anon.name = "anon";
     anon.url = "https://anon.example";
-    ASSERT_TRUE((*m)->CreateRegistry(admin, anon).ok());
-    auto app = (*m)->CreateApp(admin, "web", "default", {});
+    ASSERT_TRUE(m->CreateRegistry(admin, anon).ok());
+    auto app = m->CreateApp(admin, "web", "default", {});
     ASSERT_TRUE(app.ok()) << app.status().message();
     mrsigner = (*app)["mrsigner"];
     app_id = (*app)["id"];
-    auto rot = (*m)->RotateAppSigningKey(admin, "web");  // a pending key: sealed too
+    auto rot = m->RotateAppSigningKey(admin, "web");  // a pending key: sealed too
     ASSERT_TRUE(rot.ok());
   }
   const std::string old_key = *ReadWholeFile(o.data_dir + "/master.key");

@@ -68,6 +68,20 @@ inline bool TestDataDirOptions(const std::string& data_dir, InitOptions* o) {
   return UseTestStore(&o->store_url);
 }
 
+// A Manager over the store of a data directory made by InitDataDir (OpenDataDir: its store URL and
+// master key). The Manager uses `db` and `clock`, which must outlive it.
+struct DataDirManager {
+  std::unique_ptr<store::Database> db;
+  std::unique_ptr<Manager> manager;
+};
+inline Result<DataDirManager> OpenDataDirManager(const std::string& data_dir, const Clock* clock) {
+  VOUCH_ASSIGN_OR_RETURN(DataDir d, OpenDataDir(data_dir));
+  DataDirManager out;
+  VOUCH_ASSIGN_OR_RETURN(out.db, store::OpenDatabase(d.store_url));
+  VOUCH_ASSIGN_OR_RETURN(out.manager, Manager::Create(out.db.get(), std::move(d.master_key), clock));
+  return out;
+}
+
 // A Manager over a migrated test store with the REST router and users signed in, for tests that
 // call the API as the UI and CLI do. SetUp() builds it in this order: the store, ManagerOptions
 // (fast password hashing, then Configure()), the Manager (under master_), the router (with
