@@ -259,26 +259,24 @@ TEST(ZoneCaMasterKey, RetiredRootKeysAreResealedByMasterKeyRotation) {
   ASSERT_TRUE(InitDataDir(o, clock).ok());
   std::string retired, pending;
   {
-    auto d = OpenDataDir(o.data_dir);
-    ASSERT_TRUE(d.ok());
-    auto db = store::OpenDatabase(d->store_url);
-    ASSERT_TRUE(db.ok());
-    auto m = Manager::Create(db->get(), std::move(d->master_key), &clock);
-    ASSERT_TRUE(m.ok());
+    auto opened = OpenDataDirManager(o.data_dir, &clock);
+    ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+    Manager* m = opened->manager.get();
+    store::Database* db = opened->db.get();
     ZoneSpec z;
     z.name = "prod";
-    ASSERT_TRUE((*m)->CreateZone(Principal::System(), z).ok());
+    ASSERT_TRUE(m->CreateZone(Principal::System(), z).ok());
     Principal admin = Principal::System();
-    auto rot = (*m)->RotateZoneCa(admin, "prod");
+    auto rot = m->RotateZoneCa(admin, "prod");
     ASSERT_TRUE(rot.ok()) << rot.status().ToString();
-    ASSERT_TRUE((*db)->Write([&](store::Transaction& tx) -> Status {
+    ASSERT_TRUE(db->Write([&](store::Transaction& tx) -> Status {
                       return tx.Exec("UPDATE zone_cas SET status = 'approved' WHERE id = ?", {(*rot)["ca_id"].get<std::string>()})
                           .status();
                     }).ok());
-    auto act = (*m)->ActivateZoneCa(admin, "prod");
+    auto act = m->ActivateZoneCa(admin, "prod");
     ASSERT_TRUE(act.ok()) << act.status().ToString();
     retired = (*act)["previous_ca_id"];
-    auto rot2 = (*m)->RotateZoneCa(admin, "prod");  // a pending one too
+    auto rot2 = m->RotateZoneCa(admin, "prod");  // a pending one too
     ASSERT_TRUE(rot2.ok());
     pending = (*rot2)["ca_id"];
   }
