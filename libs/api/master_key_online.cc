@@ -57,6 +57,13 @@ Status RotatedHere() {
       std::string(kMasterKeyRotated));
 }
 
+// A sealed value that does not open stops a rotation before anything changes: a conflict with the
+// store's state (409), not a server error.
+Status Unreadable(const Status& st) {
+  if (st.reason() != kSealedValueUnreadable) return st;
+  return FailedPrecondition(st.message(), std::string(kSealedValueUnreadable));
+}
+
 }  // namespace
 
 crypto::SecretBytes Manager::HeldMasterKey() const { return crypto::SecretBytes(keys_->Current()->bytes.span()); }
@@ -173,7 +180,11 @@ Result<json> Manager::RotateMasterKeyOnline(const Principal& p) {
   // 1. The new key and the TLS key under it, beside the current files; the ring holds the new key
   // as `next` before the transaction can be seen by anyone.
   auto next = MasterKeys::Make(crypto::RandomSecret(32));
-  VOUCH_RETURN_IF_ERROR(WriteNextKeyFiles(files, held->bytes, nullptr, next->bytes));
+  if (Status st = WriteNextKeyFiles(files, held->bytes, nullptr, next->bytes); !st.ok()) {
+    (void)RemoveIfExists(files.tls_key_next);
+    (void)RemoveIfExists(files.key_next);
+    return Unreadable(st);
+  }
   {
     std::lock_guard<std::mutex> l(keys_->mu);
     keys_->next = next;
@@ -213,7 +224,7 @@ Result<json> Manager::RotateMasterKeyOnline(const Principal& p) {
       (void)RemoveIfExists(files.tls_key_next);
       (void)RemoveIfExists(files.key_next);
     }
-    return written;
+    return Unreadable(written);
   }
   VOUCH_RETURN_IF_ERROR(step("committed"));
   // The swap, before DATA/master.key.lock is released.

@@ -266,6 +266,26 @@ TEST_F(MasterKeyOnline, OnlyAnAdminRotatesAndAManagerWithoutADataDirectoryRefuse
   EXPECT_EQ(FileOf(dir_ + "/master.key"), old_key_);
   CallJson("POST", "/api/v1/master-key/rotate", json{{"unexpected", 1}}, "admin", 400);
   EXPECT_EQ(FileOf(dir_ + "/master.key"), old_key_);
+  // A sealed value that does not open: 409 sealed_value_unreadable, nothing changed.
+  std::string saved;
+  ASSERT_TRUE(db_->Write([&](store::Transaction& tx) -> Status {
+                   VOUCH_ASSIGN_OR_RETURN(store::Row r, tx.QueryOne("SELECT secret_sealed FROM registries WHERE name = ?",
+                                                                    {"hub"}, "registry"));
+                   saved = ToString(r.Bytes(0));
+                   return tx.Exec("UPDATE registries SET secret_sealed = ? WHERE name = ?",
+                                  {store::Blob(60, 7), std::string("hub")})
+                       .status();
+                 }).ok());
+  json unreadable = CallJson("POST", "/api/v1/master-key/rotate", nullptr, "admin", 409);
+  EXPECT_EQ(unreadable["error"]["code"], "sealed_value_unreadable");
+  EXPECT_EQ(FileOf(dir_ + "/master.key"), old_key_);
+  EXPECT_FALSE(FileExists(dir_ + "/master.key.next"));
+  EXPECT_FALSE(FileExists(dir_ + "/tls/server.key.sealed.next"));
+  ASSERT_TRUE(db_->Write([&](store::Transaction& tx) -> Status {
+                   return tx.Exec("UPDATE registries SET secret_sealed = ? WHERE name = ?",
+                                  {store::Blob(AsBytes(saved).begin(), AsBytes(saved).end()), std::string("hub")})
+                       .status();
+                 }).ok());
   auto bare = NewManager(db_.get(), crypto::SecretBytes(AsBytes(old_key_)), "");
   ASSERT_NE(bare, nullptr);
   auto r = bare->RotateMasterKeyOnline(Principal::System());
