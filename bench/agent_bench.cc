@@ -646,6 +646,13 @@ int Soak(const std::map<std::string, std::string>& f) {
     std::sort(v.begin(), v.end());
     return v[std::min(v.size() - 1, static_cast<size_t>(static_cast<double>(v.size()) * q))];
   };
+  // The mean answers how many batches --threads connections can carry: threads x batch / mean
+  // (each connection waits for its answer), whatever the schedule asks.
+  auto mean = [](const std::vector<double>& v) {
+    double t = 0;
+    for (double x : v) t += x;
+    return v.empty() ? 0.0 : t / static_cast<double>(v.size());
+  };
   auto report = [&](size_t i) {
     Slot& sl = slots[i];
     std::lock_guard<std::mutex> lock(sl.mu);
@@ -654,7 +661,8 @@ int Soak(const std::map<std::string, std::string>& f) {
            {"accepted", sl.accepted},
            {"per_second", static_cast<double>(sl.accepted) / interval},
            {"failed_batches", sl.failed_batches},
-           {"batch_latency_ms", {{"p50", pct(sl.lat, 0.5)}, {"p99", pct(sl.lat, 0.99)}, {"max", pct(sl.lat, 1.0)}}},
+           {"batch_latency_ms", {{"p50", pct(sl.lat, 0.5)}, {"p99", pct(sl.lat, 0.99)}, {"max", pct(sl.lat, 1.0)},
+                                 {"mean", mean(sl.lat)}}},
            {"issued", sl.issued},
            {"issue_failed", sl.issue_failed},
            {"issue_latency_ms", {{"p50", pct(sl.ilat, 0.5)}, {"p99", pct(sl.ilat, 0.99)}}},

@@ -11,7 +11,10 @@
 # Usage: bench/soak.sh BUILD_DIR
 # Environment (defaults): RATE (heartbeats/s; else 0.8 x MAX, MAX a measured maximum, e.g.
 #   bench/scale_bench.sh's best SQLite round; with neither, 0.8 x a second unpaced round here,
-#   keys cached, measured right before the soak) INST=1000000 BATCH=100 HB_CONNS=4 DURATION=600
+#   keys cached, measured right before the soak) INST=1000000 BATCH=100 HB_CONNS=4 (connections of
+#   the unpaced rounds, as in scale_bench.sh) SOAK_CONNS=8 (connections of the fixed-rate part: each
+#   waits for its answer, so they carry at most SOAK_CONNS x BATCH / mean batch latency per second;
+#   4 carried 77,000/s only while the mean stayed under 5.2 ms, BENCHMARKS.md "Soak") DURATION=600
 #   INTERVAL=60 SQLITE_ANALYZE=0 (1: ANALYZE after seeding, see scale_bench.sh) ISSUE_RATE=100 (certificates/s, 0: none) ISSUE_CONNS=4 AUTH=mac STORE=sqlite (or pg)
 #   OUT=DIR (kept: results.jsonl, soak.txt, rss.txt, logs; default /tmp/vouch-soak.<time>)
 set -uo pipefail
@@ -19,7 +22,7 @@ E2E=$(cd "$(dirname "$0")/../tests/e2e" && pwd)
 source "$E2E/lib.sh"
 source "$E2E/pg.sh"
 B=$(cd "$1" && pwd)
-INST=${INST:-1000000} BATCH=${BATCH:-100} HB_CONNS=${HB_CONNS:-4} DURATION=${DURATION:-600} INTERVAL=${INTERVAL:-60}
+INST=${INST:-1000000} BATCH=${BATCH:-100} HB_CONNS=${HB_CONNS:-4} SOAK_CONNS=${SOAK_CONNS:-8} DURATION=${DURATION:-600} INTERVAL=${INTERVAL:-60}
 ISSUE_RATE=${ISSUE_RATE:-100} ISSUE_CONNS=${ISSUE_CONNS:-4} AUTH=${AUTH:-mac}
 if [[ -z ${RATE:-} && -n ${MAX:-} ]]; then RATE=$(python3 -c "print(int(0.8 * float('$MAX')))"); fi
 OUT=${OUT:-/tmp/vouch-soak.$(date -u +%Y%m%dT%H%M%S)}
@@ -27,7 +30,7 @@ OUT=${OUT:-/tmp/vouch-soak.$(date -u +%Y%m%dT%H%M%S)}
 source "$(dirname "$0")/scale_lib.sh"
 : >"$R"
 log "soak: ${STORE:-sqlite}, $INST instances, ${RATE:-0.8 x the measured maximum} heartbeats/s in batches of $BATCH" \
-  "over $HB_CONNS connections, issuance $ISSUE_RATE/s, ${DURATION} s in intervals of ${INTERVAL} s; load average $(load)"
+  "over $SOAK_CONNS connections (unpaced rounds: $HB_CONNS), issuance $ISSUE_RATE/s, ${DURATION} s in intervals of ${INTERVAL} s; load average $(load)"
 setup_manager "${STORE:-sqlite}" 1
 seed_instances "${NODES[0]}" "${NODES[0]}"
 certs_before=$(sql "SELECT COUNT(*) FROM certificates WHERE kind = 'workload'")
@@ -88,7 +91,7 @@ sample() {  # T0
 log "soak starts: load average $(load)"
 v0=$(ticks "$V1")
 "$GEN" soak --server "$U1" --ca-file "$CA" --cert "$W/a0/node-cert.pem" --key "$W/a0/node-key.pem" \
-  --key-pem "$W/w/key.pem" --instances "$INST" --batch "$BATCH" --threads "$HB_CONNS" --rate "$RATE" \
+  --key-pem "$W/w/key.pem" --instances "$INST" --batch "$BATCH" --threads "$SOAK_CONNS" --rate "$RATE" \
   --duration "$DURATION" --interval "$INTERVAL" --seq-base "$seq_base" --auth "$AUTH" --hb-pub "$W/hb-pub.pem" \
   --issue-socket "$W/a0.sock" --issue-rate "$ISSUE_RATE" --issue-threads "$ISSUE_CONNS" \
   --mrenclave "$MRE" --mrsigner "$MRS" --dns web.example.com >"$W/soak.out" 2>"$W/soak.err" &
@@ -113,7 +116,7 @@ if [[ ${MALLOC_PROBE:-1} == 1 ]] && command -v gdb >/dev/null; then
   # After the clock: glibc's own account of vouchd's heap (malloc_stats, per arena, into vouchd's
   # log), then what malloc_trim(0) gives back: free memory held by the arenas, not live data.
   before=$(rss_parts "$V1")
-  timeout 60 gdb -p "$V1" -batch -ex 'call (void)malloc_stats()' -ex 'call (int)malloc_trim(0)' >"$OUT/gdb.txt" 2>&1
+  timeout 60 gdb "/proc/$V1/exe" -p "$V1" -batch -ex 'call (void)malloc_stats()' -ex 'call (int)malloc_trim(0)' >"$OUT/gdb.txt" 2>&1
   log "RESULT vouchd after the soak: $before; after malloc_trim(0): $(rss_parts "$V1")"
   log "vouchd's arenas (malloc_stats): $(grep -c '^Arena' "$VLOG") arenas, totals: $(grep -A2 '^Total' "$VLOG" | tr '\n' ' ')"
 fi
@@ -126,7 +129,7 @@ sum_store=$(sql "SELECT COALESCE(SUM(last_seq), 0) FROM instances WHERE id LIKE 
 certs_after=$(sql "SELECT COUNT(*) FROM certificates WHERE kind = 'workload'")
 rec soak "$summary" "rate_target=$RATE" "sum_last_seq_store=$sum_store" "certificates_recorded=$((certs_after - certs_before))" \
   "vouchd_cpu_s=$(( (v1 - v0) / HZ ))" "load_end=\"$(load)\""
-python3 - "$R" "$OUT/rss.txt" "$INTERVAL" "$HZ" <<'PY' | tee "$OUT/soak.txt"
+python3 - "$R" "$OUT/rss.txt" "$INTERVAL" "$HZ" "$SOAK_CONNS" "$BATCH" <<'PY' | tee "$OUT/soak.txt"
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 rss = [l.split() for l in open(sys.argv[2]) if l.strip()]
@@ -141,10 +144,14 @@ def rss_at(t):
 def extra(x, i):  # a field added with the CPU and WAL columns (0 in an older rss.txt)
     return int(x[i]) if len(x) > i else 0
 HZ = float(sys.argv[4])
-print("| interval | heartbeats/s | batch p50 ms | batch p99 ms | max ms | issued | issue p99 ms | vouchd RSS MB (end) "
+conns = int(sys.argv[5])
+batch = int(sys.argv[6])
+# The connections wait for each answer: they carry at most conns x batch / mean latency per second.
+print("| interval | heartbeats/s | batch p50 ms | batch mean ms | batch p99 ms | max ms | connections carry at most /s "
+      "| issued | issue p99 ms | vouchd RSS MB (end) "
       "| RssAnon MB | vouchd CPU us/heartbeat | generator CPU % | agent CPU % | WAL MB (end) | DB MB (end) "
       "| vouchd file reads MB/s | disk writes MB/s, busy % | load average (end) |")
-print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 for r in ivs:
     end = r["interval"] * interval
     a, b = at(end - interval), at(end)
@@ -152,8 +159,10 @@ for r in ivs:
     vus = (extra(b, 8) - extra(a, 8)) / HZ * 1e6 / max(r["accepted"], 1) * (interval / dt)
     gen = 100 * (extra(b, 9) - extra(a, 9)) / HZ / dt
     agt = 100 * (extra(b, 10) - extra(a, 10)) / HZ / dt
-    print(f"| {r['interval']} | {r['per_second']:,.0f} | {r['batch_latency_ms']['p50']:.1f} | {r['batch_latency_ms']['p99']:.1f} "
-          f"| {r['batch_latency_ms']['max']:.1f} | {r['issued']} | {r['issue_latency_ms']['p99']:.1f} | {rss_at(end) / 1024:.1f} "
+    mean = r["batch_latency_ms"].get("mean", 0)
+    carry = f"{conns * batch / mean * 1000:,.0f}" if mean else ""
+    print(f"| {r['interval']} | {r['per_second']:,.0f} | {r['batch_latency_ms']['p50']:.1f} | {mean:.2f} | {r['batch_latency_ms']['p99']:.1f} "
+          f"| {r['batch_latency_ms']['max']:.1f} | {carry} | {r['issued']} | {r['issue_latency_ms']['p99']:.1f} | {rss_at(end) / 1024:.1f} "
           f"| {extra(b, 5) / 1024:.1f} | {vus:.1f} | {gen:.0f} | {agt:.0f} | {extra(b, 11) / 2**20:.0f} | {extra(b, 13) / 2**20:,.0f} "
           f"| {(extra(b, 17) - extra(a, 17)) / 2**20 / dt:.0f} | {(extra(b, 20) - extra(a, 20)) * 512 / 2**20 / dt:.0f}, "
           f"{100 * (extra(b, 21) - extra(a, 21)) / 1000 / dt:.0f} | {' '.join(b[2:5])} |")
