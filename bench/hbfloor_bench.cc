@@ -1,9 +1,10 @@
 // The floor for MAC heartbeat ingest (BENCHMARKS.md, "Scale (issue 16)"): the work no
-// implementation of POST /api/v1/heartbeats can skip, and nothing else. Per batch: the body
-// parsed by the parser vouchd's route uses (http::JsonBody::Parse, then the route's field
-// checks, base64 of the MAC), and per heartbeat: the instance's cached key found by instance id
-// in a hash map, the canonical message built (workload::HeartbeatMacMessage), HMAC-SHA256 computed
-// (crypto::HmacSha256) and compared in constant time. No TLS, no HTTP, no store, no key derivation.
+// implementation of POST /api/v1/heartbeats can skip, and nothing else. Per batch: the body read
+// and checked as vouchd's route does it (api::ParseHeartbeatBatch: the field checks, base64 of
+// the MAC), and per heartbeat: the instance's cached key found by instance id in a hash map, the
+// canonical message built (workload::HeartbeatMacMessage), HMAC-SHA256 computed as vouchd does
+// (workload::HmacSha256Fast) and compared in constant time. No TLS, no HTTP, no store, no key
+// derivation.
 //
 //   bench_hbfloor [--instances N] [--batch B] [--threads T] [--seconds S]
 //
@@ -25,10 +26,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include "api/heartbeat_batch.h"
 #include "base/encoding.h"
 #include "crypto/digest.h"
 #include "hb_common.h"
-#include "http/json_body.h"
+#include "workload/heartbeat_mac.h"
 #include "workload/wire.h"
 
 namespace {
@@ -51,34 +53,20 @@ void ParallelFor(size_t n, size_t threads, const std::function<void(size_t)>& fn
   for (auto& t : ts) t.join();
 }
 
-// What the route does with one body, then the MAC check per heartbeat. Returns the number of
-// heartbeats whose MAC matched, or -1 on a body the route would refuse.
+// What the route does with one body (api::ParseHeartbeatBatch: its checks and answers), then the
+// MAC check per heartbeat as IngestHeartbeats makes it. Returns the number of heartbeats whose
+// MAC matched, or -1 on a body the route would refuse.
 long Ingest(const std::string& body, const std::unordered_map<std::string, vouch::bench::MacKey>& keys) {
-  auto parsed = vouch::http::JsonBody::Parse(body);
-  if (!parsed.ok()) return -1;
-  const json& j = parsed->json();
+  auto batch = vouch::api::ParseHeartbeatBatch(body);
+  if (!batch.ok()) return -1;
   long good = 0;
-  for (const auto& [k, v] : j.items()) {
-    if (k != "heartbeats") continue;
-    if (!v.is_array() || v.size() > 5000) return -1;
-    for (const auto& h : v) {
-      if (!h.is_object() || !h.contains("instance_id") || !h["instance_id"].is_string() || !h.contains("seq") ||
-          !h["seq"].is_number_integer() || !h.contains("timestamp") || !h["timestamp"].is_number_integer() ||
-          !h.contains("status") || !h["status"].is_string() || !h.contains("mac") || !h["mac"].is_string() ||
-          h.size() != 5) {
-        return -1;
-      }
-      std::string id = h["instance_id"].get<std::string>(), status = h["status"].get<std::string>();
-      int64_t seq = h["seq"].get<int64_t>(), ts = h["timestamp"].get<int64_t>();
-      auto mac = vouch::Base64Decode(h["mac"].get<std::string>());
-      if (!vouch::workload::IsValidWireId(id) || seq < 1 || !mac.ok() || mac->size() != 32 || status.size() > 16) return -1;
-      auto key = keys.find(id);
-      if (key == keys.end()) continue;
-      // As vouchd's IngestHeartbeats does it.
-      std::string msg = vouch::workload::HeartbeatMacMessage(id, seq, ts, status);
-      auto want = vouch::crypto::HmacSha256(key->second, vouch::AsBytes(msg));
-      if (CRYPTO_memcmp(want.data(), mac->data(), 32) == 0) ++good;
-    }
+  for (const vouch::api::Heartbeat& h : batch->heartbeats) {
+    auto key = keys.find(h.instance_id);
+    if (key == keys.end() || h.mac.size() != 32) continue;
+    // As vouchd's IngestHeartbeats does it.
+    const std::string msg = vouch::workload::HeartbeatMacMessage(h.instance_id, h.seq, h.timestamp, h.status);
+    auto want = vouch::workload::HmacSha256Fast(key->second, vouch::AsBytes(msg));
+    if (CRYPTO_memcmp(want.data(), h.mac.data(), 32) == 0) ++good;
   }
   return good;
 }
@@ -139,7 +127,7 @@ int main(int argc, char** argv) {
   double secs = std::chrono::duration<double>(Clock::now() - t0).count();
   if (bad) Die("a heartbeat did not verify");
   json out{{"mode", "floor"},
-           {"what", "JsonBody::Parse + route field checks + HMAC-SHA256 per heartbeat"},
+           {"what", "ParseHeartbeatBatch (the route's reading and checks) + HMAC-SHA256 per heartbeat"},
            {"instances", n},
            {"batch", batch},
            {"threads", threads},

@@ -6,7 +6,10 @@
 // of a batch of 100, and destroying it, cost vouchd more than the heartbeats' MACs). The answers
 // are those of parsing the document and checking its fields: the same checks, the same first
 // error (fields in key order, a repeated key's last value counts, heartbeats in array order),
-// the same codes and messages. Used by the route and by the floor (bench/hbfloor_bench.cc).
+// the same codes and messages. A body of the shape agents send (plain strings, plain integers,
+// "heartbeats" and "node") is read by a scanner of its own, without the parser; any other body,
+// and every body with an error, by the parser's events. Used by the route and by the floor
+// (bench/hbfloor_bench.cc).
 
 #include <string_view>
 #include <vector>

@@ -179,6 +179,28 @@ TEST(HeartbeatBatch, HandPickedBodiesGetTheDocumentsAnswers) {
       "{\"heartbeats\":[" + Hb("inst_\\u00e9") + "]}",
       "{\"heartbeats\":[" + Hb("inst_\xff") + "]}",
       std::string(70, '[') + std::string(70, ']'),
+      // The shapes the fast reading takes, and its edges (it hands anything else to the general one).
+      "{\"heartbeats\":[" + Hb() + "],\"node\":{\"version\":\"bench\"}}",
+      "{\"node\":{\"version\":\"bench\"},\"heartbeats\":[" + Hb() + "," + Hb("inst_2") + "]}",
+      "{\"node\":{\"v\":\"a\\\"b\\\\\",\"n\":[1,-2,3.5e3,true,false,null,{\"x\":[]}],\"e\":{}}}",
+      "{\"node\":{\"v\":\"\\u00e9\\n\"}}", "{\"node\":{\"v\":\"\xc3\xa9\"}}", "{\"node\":{\"v\":tru}}",
+      "{\"node\":{\"v\":1} }", "{\"node\":{\"v\":01}}", "{\"node\":{\"v\":\"x}}", "{\"node\":{\"v\":\"x\\",
+      "{\"node\":" + std::string(62, '[') + std::string(62, ']') + "}",
+      "{\"node\":{\"a\":" + std::string(61, '[') + std::string(61, ']') + "}}",
+      "{\"node\":{\"a\":" + std::string(62, '[') + std::string(62, ']') + "}}",
+      "{\"node\":{\"a\":" + std::string(63, '[') + std::string(63, ']') + "}}",
+      " \t\r\n{ \"heartbeats\" : [ \n" + Hb() + " , " + Hb("inst_2") + " ] , \"node\" : { } } \n",
+      R"({"heartbeats":[{ "status" : "running", "mac":")" + kMac +
+          R"(", "timestamp" : -0, "seq" : 123456789012345678 , "instance_id" : "inst_1" }]})",
+      R"({"heartbeats":[{"status":"running","mac":")" + kMac + R"(","timestamp":1,"seq":1234567890123456789,"instance_id":"i"}]})",
+      R"({"heartbeats":[{"status":"running","mac":")" + kMac + R"(","timestamp":1e3,"seq":1,"instance_id":"i"}]})",
+      R"({"heartbeats":[{"status":"running","mac":")" + kMac + R"(","timestamp":1,"seq":-5,"instance_id":"i"}]})",
+      R"({"heartbeats":[{"status":"running","mac":")" + kMac + R"(","timestamp":1,"seq":5,"instance_id":"i"}]})",
+      R"({"heartbeats":[{"status":"running","mac":")" + kMac + R"(","timestamp":1,"seq":5,"seq":6,"instance_id":"i"}]})",
+      R"({"heartbeats":[{"status":"running","mac":")" + kMac + R"(","signature":")" + kSig + R"(","seq":5,"instance_id":"i"}]})",
+      "{\"heartbeats\":[" + Hb() + "],\"refusals\":[]}",
+      "{\"heartbeats\":[" + Hb() + "],\"heartbeats\":[]}",
+      "{\"heartbeats\":[" + Hb() + ",]}", "{\"heartbeats\":[," + Hb() + "]}", "{\"heartbeats\":[" + Hb() + "],}",
       "{\"a\":" + std::string(70, '[') + std::string(70, ']') + "}",
   };
   for (const std::string& b : bodies) ExpectSame(b);
@@ -244,6 +266,9 @@ TEST(HeartbeatBatch, GeneratedBodiesGetTheDocumentsAnswers) {
     body += "}";
     if (rng() % 10 == 0 && !body.empty()) body.erase(rng() % body.size(), 1);  // broken JSON, sometimes
     ExpectSame(body);
+    // The same body laid out with whitespace, when it is JSON at all.
+    json doc = json::parse(body, nullptr, false);
+    if (!doc.is_discarded()) ExpectSame(doc.dump(2));
     if (::testing::Test::HasFailure()) break;
     auto r = ParseHeartbeatBatch(body);
     ++outcomes[r.ok() ? std::string() : r.status().reason()];

@@ -102,6 +102,41 @@ bool HeartbeatMacKeyCache::Find(const Tag& tag, Key* key) {
   return true;
 }
 
+void HeartbeatMacKeyCache::FindMany(std::span<const Tag> tags, std::span<Key> keys, std::span<uint8_t> found) {
+  const size_t n = std::min({tags.size(), keys.size(), found.size()});
+  // The tags' indices grouped by shard (counting sort).
+  std::array<uint32_t, kShards + 1> start{};
+  for (size_t i = 0; i < n; ++i) ++start[(tags[i][1] & 15) + 1];
+  for (size_t k = 0; k < kShards; ++k) start[k + 1] += start[k];
+  std::vector<uint32_t> order(n);
+  std::array<uint32_t, kShards> at{};
+  std::copy(start.begin(), start.begin() + kShards, at.begin());
+  for (size_t i = 0; i < n; ++i) order[at[tags[i][1] & 15]++] = static_cast<uint32_t>(i);
+  for (size_t k = 0; k < kShards; ++k) {
+    if (start[k] == start[k + 1]) continue;
+    Shard& s = shards_[k];
+    std::lock_guard<std::mutex> lock(s.mu);
+    const size_t cap = s.slots.size();
+    if (cap != 0) {
+      for (uint32_t j = start[k]; j < start[k + 1]; ++j) {
+        const size_t home = Home(tags[order[j]], cap);
+        __builtin_prefetch(&s.slots[home]);
+        __builtin_prefetch(reinterpret_cast<const char*>(&s.slots[home]) + sizeof(Slot) - 1);
+        __builtin_prefetch(&s.used[home], 1);
+      }
+    }
+    for (uint32_t j = start[k]; j < start[k + 1]; ++j) {
+      const uint32_t i = order[j];
+      const long slot = Probe(s, tags[i]);
+      found[i] = slot >= 0 ? 1 : 0;
+      if (slot < 0) continue;
+      keys[i] = s.slots[static_cast<size_t>(slot)].key;
+      s.used[static_cast<size_t>(slot)] = 1;
+    }
+  }
+  for (size_t i = n; i < found.size(); ++i) found[i] = 0;
+}
+
 void HeartbeatMacKeyCache::Insert(const Tag& tag, std::span<const uint8_t> key) {
   if (key.size() != sizeof(Key) || IsFree(tag)) return;
   Shard& s = ShardOf(tag);

@@ -59,6 +59,10 @@ class HeartbeatMacKeyCache {
   static Tag TagOf(std::string_view serial);
   // Copies the key for `tag` into `*key` (wipe it after use) and marks it used.
   bool Find(const Tag& tag, Key* key);
+  // Find for a batch: found[i] = Find(tags[i], &keys[i]), each shard locked once, the slots of
+  // its tags fetched from memory together before they are probed (a cache of a million keys
+  // does not fit the CPU caches: one miss per key, overlapped).
+  void FindMany(std::span<const Tag> tags, std::span<Key> keys, std::span<uint8_t> found);
   void Insert(const Tag& tag, std::span<const uint8_t> key);  // key: 32 bytes
   void Erase(const Tag& tag);
   size_t size() const;

@@ -84,7 +84,7 @@ Result<json> Manager::IngestHeartbeats(const Principal& node, const json& node_i
   int64_t now = Now();
   struct Item {
     const Heartbeat* hb;
-    std::string result = "ok";
+    std::string_view result = kHeartbeatOk;  // one of the constants of api/heartbeat_keys.h
   };
   std::vector<Item> items;
   items.reserve(hbs.size());
@@ -105,16 +105,19 @@ Result<json> Manager::IngestHeartbeats(const Principal& node, const json& node_i
     std::shared_ptr<EVP_PKEY> key;        // ECDSA public key
     std::string pem;                      // read when a key is missing
   };
-  std::unordered_map<std::string, Cert> inst;  // instance id -> its certificate
+  // Instance id (viewing the batch's own string) -> its certificate.
+  std::unordered_map<std::string_view, Cert> inst;
   struct WipeKeys {
-    std::unordered_map<std::string, Cert>* m;
+    std::unordered_map<std::string_view, Cert>* m;
     ~WipeKeys() {
       for (auto& [id, c] : *m) crypto::Cleanse(c.mac_key.data(), c.mac_key.size());
     }
   } wipe_keys{&inst};
-  std::vector<std::string> ids;
+  std::vector<std::string_view> ids;
   {
-    std::unordered_map<std::string, std::pair<bool, bool>> wanted;  // id -> (mac, signature)
+    std::unordered_map<std::string_view, std::pair<bool, bool>> wanted;  // id -> (mac, signature)
+    wanted.reserve(items.size());
+    ids.reserve(items.size());
     for (const Item& it : items) {
       auto [pos, added] = wanted.try_emplace(it.hb->instance_id, false, false);
       (it.hb->mac.empty() ? pos->second.second : pos->second.first) = true;
@@ -137,18 +140,39 @@ Result<json> Manager::IngestHeartbeats(const Principal& node, const json& node_i
         std::vector<store::Value> params;
         params.reserve(n + 1);
         params.emplace_back(node.id);
-        for (size_t k = 0; k < n; ++k) params.emplace_back(ids[at + k]);
+        for (size_t k = 0; k < n; ++k) params.emplace_back(std::string(ids[at + k]));
         VOUCH_ASSIGN_OR_RETURN(Rows rows, tx.Query(sql, params));
         for (const Row& r : rows) {
-          Cert c;
+          auto w = wanted.find(r.Str(0));
+          if (w == wanted.end()) continue;  // not asked for (cannot happen: the IN list)
+          Cert& c = inst[w->first];
           c.serial = r.Str(1);
           c.valid = r.Str(2) == "valid";
           c.zone_id = r.Str(3);
-          const auto& w = wanted[r.Str(0)];
-          c.wants_mac = w.first;
-          c.wants_signature = w.second;
-          inst.emplace(r.Str(0), std::move(c));
+          c.wants_mac = w->second.first;
+          c.wants_signature = w->second.second;
         }
+      }
+      // The cached MAC keys, looked up together (HeartbeatMacKeyCache::FindMany).
+      {
+        std::vector<Cert*> macs;
+        std::vector<HeartbeatMacKeyCache::Tag> tags;
+        macs.reserve(inst.size());
+        tags.reserve(inst.size());
+        for (auto& [id, c] : inst) {
+          if (!c.valid || !c.wants_mac) continue;
+          c.tag = HeartbeatMacKeyCache::TagOf(c.serial);
+          macs.push_back(&c);
+          tags.push_back(c.tag);
+        }
+        std::vector<HeartbeatMacKeyCache::Key> keys(macs.size());
+        std::vector<uint8_t> found(macs.size());
+        hs.mac_keys.FindMany(tags, keys, found);
+        for (size_t k = 0; k < macs.size(); ++k) {
+          macs[k]->has_mac_key = found[k] != 0;
+          if (found[k] != 0) macs[k]->mac_key = keys[k];
+        }
+        if (!keys.empty()) crypto::Cleanse(keys.data(), keys.size() * sizeof(keys[0]));
       }
       // The keys not cached: their certificates, in chunks too.
       std::vector<Cert*> missing;
@@ -156,8 +180,6 @@ Result<json> Manager::IngestHeartbeats(const Principal& node, const json& node_i
         if (!c.valid) continue;
         bool need = false;
         if (c.wants_mac) {
-          c.tag = HeartbeatMacKeyCache::TagOf(c.serial);
-          c.has_mac_key = hs.mac_keys.Find(c.tag, &c.mac_key);
           need = !c.has_mac_key;
           if (need && !zone_keys.count(c.zone_id)) {
             VOUCH_ASSIGN_OR_RETURN(zone_keys[c.zone_id], ZoneHeartbeatPrivateKey(tx, c.zone_id));
@@ -225,38 +247,38 @@ Result<json> Manager::IngestHeartbeats(const Principal& node, const json& node_i
     auto found = inst.find(h.instance_id);
     const bool has_mac = !h.mac.empty();
     if (found == inst.end() || (found->second.valid && !has_mac && !found->second.key)) {
-      it.result = std::string(kHeartbeatUnknownInstance);
+      it.result = kHeartbeatUnknownInstance;
       continue;
     }
     const Cert& c = found->second;
     if (!c.valid) {
-      it.result = std::string(kHeartbeatCertificateRevoked);
+      it.result = kHeartbeatCertificateRevoked;
       continue;
     }
     if (h.status != "running" && h.status != "stopping") {
-      it.result = std::string(kHeartbeatInvalidStatus);
+      it.result = kHeartbeatInvalidStatus;
       continue;
     }
     if (h.timestamp > now + 300) {
-      it.result = std::string(kHeartbeatBadTimestamp);
+      it.result = kHeartbeatBadTimestamp;
       continue;
     }
     if (has_mac) {
       // No MAC key (the certificate's key cannot do ECDH with the zone's: RSA, P-384) is a MAC
       // that cannot verify.
       if (!c.has_mac_key || h.mac.size() != workload::kHeartbeatMacSize) {
-        it.result = std::string(kHeartbeatBadMac);
+        it.result = kHeartbeatBadMac;
         continue;
       }
       const std::string msg = workload::HeartbeatMacMessage(h.instance_id, h.seq, h.timestamp, h.status);
       auto mac = workload::HmacSha256Fast(c.mac_key, AsBytes(msg));
       const bool equal = crypto::ConstantTimeEquals(mac, h.mac);  // CRYPTO_memcmp
       crypto::Cleanse(mac.data(), mac.size());
-      if (!equal) it.result = std::string(kHeartbeatBadMac);
+      if (!equal) it.result = kHeartbeatBadMac;
       continue;
     }
     std::string msg = workload::HeartbeatMessage(h.instance_id, h.seq, h.timestamp, h.status);
-    if (!crypto::Verify(c.key.get(), AsBytes(msg), h.signature)) it.result = std::string(kHeartbeatBadSignature);
+    if (!crypto::Verify(c.key.get(), AsBytes(msg), h.signature)) it.result = kHeartbeatBadSignature;
   }
   // 2b. A MAC that fails under the current certificate's K may be under the previous one's: the
   //     agent queued the heartbeat before a renewal and delivered it after (a renewal keeps the
@@ -336,7 +358,7 @@ Result<json> Manager::IngestHeartbeats(const Principal& node, const json& node_i
       const Heartbeat& h = *it->hb;
       const std::string msg = workload::HeartbeatMacMessage(h.instance_id, h.seq, h.timestamp, h.status);
       auto mac = workload::HmacSha256Fast(pv->second.key, AsBytes(msg));
-      if (crypto::ConstantTimeEquals(mac, h.mac)) it->result = std::string(kHeartbeatOk);
+      if (crypto::ConstantTimeEquals(mac, h.mac)) it->result = kHeartbeatOk;
       crypto::Cleanse(mac.data(), mac.size());
     }
   }
@@ -345,8 +367,10 @@ Result<json> Manager::IngestHeartbeats(const Principal& node, const json& node_i
   //    row-keyed write, concurrent with other nodes' batches on PostgreSQL (docs/cluster.md).
   std::vector<HeartbeatWrite> writes;
   std::vector<size_t> write_item;
+  writes.reserve(items.size());
+  write_item.reserve(items.size());
   for (size_t i = 0; i < items.size(); ++i) {
-    if (items[i].result != "ok") continue;
+    if (items[i].result != kHeartbeatOk) continue;
     const Heartbeat& h = *items[i].hb;
     writes.push_back({h.instance_id, h.seq, std::min(h.timestamp, now), h.status == "stopping", {}});
     write_item.push_back(i);
@@ -355,10 +379,11 @@ Result<json> Manager::IngestHeartbeats(const Principal& node, const json& node_i
   json rejected = json::array();
   VOUCH_RETURN_IF_ERROR(db_->Write([&](Transaction& tx) -> Status {
     VOUCH_ASSIGN_OR_RETURN(accepted, RecordHeartbeats(tx, db_->backend(), node.id, now, node_info, writes));
-    for (size_t k = 0; k < writes.size(); ++k) items[write_item[k]].result = std::string(writes[k].result);
+    // RecordHeartbeats' results view string literals (api/heartbeat_store.h), as ours do.
+    for (size_t k = 0; k < writes.size(); ++k) items[write_item[k]].result = writes[k].result;
     rejected = json::array();
     for (const Item& it : items) {
-      if (it.result != "ok") {
+      if (it.result != kHeartbeatOk) {
         rejected.push_back({{"instance_id", it.hb->instance_id}, {"seq", it.hb->seq}, {"code", it.result}});
       }
     }
