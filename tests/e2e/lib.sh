@@ -294,3 +294,12 @@ if sys.argv[3] == "1":
 json.dump(c, open(sys.argv[1], "w"))
 PY
 }
+# For the EXIT trap of a test with containers and emulated configfs-tsm kernels, before
+# e2e_cleanup (or pg.sh's pg_cleanup): the containers deleted, every process of E2E_PIDS sent
+# SIGTERM, the emulators stopped and unmounted (tsm_cleanup).
+stop_containers_and_tsm() {
+  local p
+  runc_cleanup
+  for p in "${E2E_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
+  tsm_cleanup
+}

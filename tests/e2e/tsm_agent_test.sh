@@ -19,14 +19,7 @@ require_tools umoci runc busybox openssl curl sha256sum
 [[ -r /dev/fuse && -w /dev/fuse ]] || fail "/dev/fuse is not usable (scripts/setup installs fuse3)"
 cd "$E2E_TMP" || fail "cd $E2E_TMP"
 RUNC_ROOT=$E2E_TMP/runc
-stop_all() {
-  local p
-  runc_cleanup
-  for p in "${E2E_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
-  tsm_cleanup
-  e2e_cleanup
-}
-trap stop_all EXIT
+trap 'stop_containers_and_tsm; e2e_cleanup' EXIT
 
 # --- the emulated kernels ---
 "$VOUCH" sim init --platform tdx sim-tdx >/dev/null || fail "sim init tdx"
