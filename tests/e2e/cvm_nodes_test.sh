@@ -23,14 +23,7 @@ require_tools umoci runc busybox openssl curl sha256sum sha384sum python3
 cd / && start_postgres
 cd "$E2E_TMP" || fail "cd $E2E_TMP"
 RUNC_ROOT=$E2E_TMP/runc
-stop_all() {
-  local p
-  runc_cleanup
-  for p in "${E2E_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
-  tsm_cleanup
-  cd / && pg_cleanup
-}
-trap stop_all EXIT
+trap 'stop_containers_and_tsm; cd / && pg_cleanup' EXIT
 
 # ---- 1. the sim platforms, their emulated kernels, one PCS/KDS emulator over both
 "$VOUCH" sim init --platform tdx sim-tdx >/dev/null || fail "sim init tdx"
