@@ -541,6 +541,9 @@ int RunServe(const std::string& data_dir, std::string listen, std::string store_
   router_options.unauth_burst = limits.unauth_burst;
   auto router = vouch::api::BuildRouter(**manager, &metrics, router_options);
   vouch::ui::AddRoutes(router);  // the web console at /
+  // An answer 503 master_key_rotated wakes the key pickup at once (pickup.h).
+  auto pickup_signal = std::make_shared<vouchd::PickupSignal>();
+  router = vouchd::PokeOnRotatedKey(std::move(router), pickup_signal);
   // Conversion workers (docs/convert.md "Server-side conversion"): jobs are rows of the store,
   // claimed with a lease; this member's interrupted ones are queued again first.
   vouch::api::ConversionRunnerOptions conv;
@@ -575,6 +578,7 @@ int RunServe(const std::string& data_dir, std::string listen, std::string store_
   spdlog::info("vouchd listening on https://{}:{} (store: {}, schema v{})", host, (*server)->port(),
                (*db)->backend(), *version);
   auto key_pickup = vouchd::KeyPickup::Start(**manager, &metrics, std::move(*pickup_options));
+  pickup_signal->Attach(key_pickup.get());
   std::printf("vouchd: listening on https://%s:%u\n", host.find(':') != std::string::npos ? ("[" + host + "]").c_str() : host.c_str(),
               (*server)->port());
   std::fflush(stdout);
@@ -729,6 +733,7 @@ int RunServe(const std::string& data_dir, std::string listen, std::string store_
   refresher.join();
   backupper.join();
   pruner.join();
+  pickup_signal->Attach(nullptr);
   key_pickup.reset();
   (*runner)->Stop();  // running conversions stay claimed: requeued at the next start
   (*server)->Stop(std::chrono::seconds(10));

@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 
 #include "api/master_key.h"
 #include "api/reasons.h"
@@ -140,6 +141,7 @@ void KeyPickup::Run() {
   std::unique_lock<std::mutex> lock(mu_);
   while (!stopping_) {
     lock.unlock();
+    const auto checked_at = Clock::now();
     auto current = manager_.MasterKeyCurrent();
     if (!current.ok()) {
       // The store is unreachable: nothing to decide; the gauge keeps its last value.
@@ -199,8 +201,35 @@ void KeyPickup::Run() {
     }
     lock.lock();
     cv_.wait_for(lock, options_.check_interval, [&] { return stopping_ || poked_; });
+    // Poked (a request answered master_key_rotated): check now, but not more than every 250 ms.
+    if (poked_) cv_.wait_until(lock, checked_at + std::chrono::milliseconds(250), [&] { return stopping_; });
     poked_ = false;
   }
+}
+
+void PickupSignal::Attach(KeyPickup* pickup) {
+  std::lock_guard<std::mutex> lock(mu_);
+  pickup_ = pickup;
+}
+
+void PickupSignal::Poke() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (pickup_ != nullptr) pickup_->Poke();
+}
+
+http::Router PokeOnRotatedKey(http::Router inner, std::shared_ptr<PickupSignal> signal) {
+  std::set<std::string> methods;
+  for (const auto& r : inner.Routes()) methods.insert(r.method);
+  auto shared = std::make_shared<const http::Router>(std::move(inner));
+  http::Router outer;
+  for (const std::string& method : methods) {
+    outer.Add(method, "/{path...}", [shared, signal](http::Request& req) {
+      http::Response res = shared->Dispatch(req);
+      if (res.status == 503 && res.body.find(api::kMasterKeyRotated) != std::string::npos) signal->Poke();
+      return res;
+    });
+  }
+  return outer;
 }
 
 }  // namespace vouchd

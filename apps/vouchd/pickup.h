@@ -20,6 +20,7 @@
 #include "api/manager.h"
 #include "base/result.h"
 #include "http/metrics.h"
+#include "http/router.h"
 
 namespace vouchd {
 
@@ -58,7 +59,8 @@ class KeyPickup {
   KeyPickup(const KeyPickup&) = delete;
   KeyPickup& operator=(const KeyPickup&) = delete;
 
-  // Check now (an operation was refused with master_key_rotated). Never blocks.
+  // Check now (an operation was refused with master_key_rotated). Never blocks; checks come at
+  // most every 250 ms however often it is poked.
   void Poke();
 
  private:
@@ -74,5 +76,22 @@ class KeyPickup {
   bool poked_ = false;
   std::thread thread_;
 };
+
+// Lets request handlers wake the watcher, which is made after the router: pokes go nowhere until
+// Attach and after Attach(nullptr).
+class PickupSignal {
+ public:
+  void Attach(KeyPickup* pickup);
+  void Poke();
+
+ private:
+  std::mutex mu_;
+  KeyPickup* pickup_ = nullptr;
+};
+
+// `inner` behind one catch-all route ("/{path...}") per method it serves: every answer 503
+// master_key_rotated pokes `signal`, so the watcher checks at once instead of at its next tick.
+// The answer is inner's, unchanged, and so is the route label (inner's dispatch sets req.route).
+vouch::http::Router PokeOnRotatedKey(vouch::http::Router inner, std::shared_ptr<PickupSignal> signal);
 
 }  // namespace vouchd

@@ -10,8 +10,10 @@
 #     ready, reports vouch_master_key_current 0, refuses a sealing operation with 503
 #     master_key_rotated and writes nothing, keeps its old key, and logs that it must re-join; once
 #     A allows joins again B picks the key up by itself
-#   - B restarted as a modified binary after a third rotation: A refuses its evidence (audited), B
-#     gets nothing; restarted as the approved binary it starts stale and picks the key up at start
+#   - B stopped during a third rotation, started as a modified binary: A refuses its evidence
+#     (audited), it gets nothing and does not start; as the approved binary it picks the key up at
+#     start, before serving
+#   - B checking only every 60 s: a request it answers 503 master_key_rotated wakes its pickup
 # Usage: master_key_ha_test.sh VOUCHD VOUCH VOUCH_AGENT
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/pg.sh"
@@ -33,8 +35,8 @@ UA=https://127.0.0.1:$PA; UB=https://127.0.0.1:$PB
 CA=$A/service-ca.pem
 [[ -e "$A/sim/sim-secrets.json" ]] || "$VOUCH" sim init "$A/sim" >/dev/null || fail "sim init"
 declare -A PID
-serve() {  # serve DIR URL NAME BINARY [FLAGS...]: sets PID[NAME]
-  "$4" serve --data-dir "$1" --master-key-check-ms 500 "${@:5}" >>"$E2E_TMP/$3.log" 2>&1 &
+serve() {  # serve DIR URL NAME BINARY [FLAGS...]: sets PID[NAME]; checks the key every CHECK_MS (500) ms
+  "$4" serve --data-dir "$1" --master-key-check-ms "${CHECK_MS:-500}" "${@:5}" >>"$E2E_TMP/$3.log" 2>&1 &
   local pid=$!
   E2E_PIDS+=("$pid")
   PID[$3]=$pid
@@ -215,10 +217,17 @@ expect_eq "A refuses the modified binary's evidence (audited)" "$((denied + 1)) 
   "$(psql_q "SELECT COUNT(*) FROM audit WHERE action = 'cluster.join' AND outcome = 'denied'") $(psql_q \
     "SELECT detail::json->>'reason' FROM audit WHERE action = 'cluster.join' AND outcome = 'denied' ORDER BY seq DESC LIMIT 1")"
 same_key >/dev/null && fail "the modified binary obtained the key"
-serve "$B" "$UB" b "$VOUCHD"
+CHECK_MS=60000 serve "$B" "$UB" b "$VOUCHD"
 same_key || fail "B restarted with the old key did not pick up the new one at start"
 ok "B restarted with the old key picks up the new one at start, before serving"
 expect_eq "and is ready" ready "$(curl -fsS --cacert "$CA" "$UB/readyz")"
+
+# ---- 4. B checks only every 60 s: a request answered 503 master_key_rotated makes it check at once
+"$VOUCH" master-key rotate >/dev/null || fail "fourth rotation on A"
+out=$(api -X POST "$UB/api/v1/zones" -d '{"name":"poke"}')
+expect_contains "a sealing operation on B right after the rotation is refused" '"code":"master_key_rotated"' "$out"
+wait_until "that refusal wakes B's pickup (long before its 60 s check)" 100 same_key
+ok "B picked up the key within 10 s of the refusal"
 expect_eq "the audit chain is one valid chain" true "$(api "$UA/api/v1/audit/verify" | jq_get '["ok"]')"
 validate_recorded_api
 echo "passed $E2E_PASSED checks"
