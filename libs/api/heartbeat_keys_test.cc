@@ -3,13 +3,14 @@
 
 #include <gtest/gtest.h>
 
-#include "crypto/digest.h"
-#include "workload/heartbeat_mac.h"
-
+#include <algorithm>
 #include <cstdio>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "crypto/digest.h"
+#include "workload/heartbeat_mac.h"
 
 namespace vouch::api {
 namespace {
@@ -78,6 +79,36 @@ TEST(HeartbeatMacKeyCache, FindsWhatWasInsertedAndCostsUnder120BytesAnInstance) 
     ASSERT_EQ(got, i == 5 ? other : KeyFor(i)) << i;
   }
   EXPECT_FALSE(cache.Find(HeartbeatMacKeyCache::TagOf(Serial(2)), &got));
+}
+
+// The batch lookup gives what one Find per tag gives, present and absent tags mixed, in order.
+TEST(HeartbeatMacKeyCache, FindManyIsFindForEachTag) {
+  HeartbeatMacKeyCache cache(10'000);
+  for (int i = 0; i < 5000; i += 2) cache.Insert(HeartbeatMacKeyCache::TagOf(Serial(i)), KeyFor(i));
+  std::vector<HeartbeatMacKeyCache::Tag> tags;
+  for (int i = 0; i < 300; ++i) tags.push_back(HeartbeatMacKeyCache::TagOf(Serial((i * 37) % 5000)));
+  std::vector<HeartbeatMacKeyCache::Key> keys(tags.size());
+  std::vector<uint8_t> found(tags.size(), 7);
+  cache.FindMany(tags, keys, found);
+  int present = 0;
+  for (size_t i = 0; i < tags.size(); ++i) {
+    const int n = (static_cast<int>(i) * 37) % 5000;
+    HeartbeatMacKeyCache::Key one{};
+    ASSERT_EQ(found[i] != 0, cache.Find(tags[i], &one)) << i;
+    ASSERT_EQ(found[i] != 0, n % 2 == 0) << i;
+    if (found[i] != 0) {
+      EXPECT_EQ(keys[i], KeyFor(n)) << i;
+      ++present;
+    }
+  }
+  EXPECT_GT(present, 100);
+  std::vector<HeartbeatMacKeyCache::Key> none;
+  std::vector<uint8_t> none_found;
+  cache.FindMany({}, none, none_found);  // an empty batch is fine
+  HeartbeatMacKeyCache empty;
+  found.assign(tags.size(), 7);
+  empty.FindMany(tags, keys, found);
+  EXPECT_TRUE(std::all_of(found.begin(), found.end(), [](uint8_t f) { return f == 0; }));
 }
 
 TEST(HeartbeatMacKeyCache, IsBoundedAndKeepsRecentlyUsedKeysOverOthers) {
