@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <filesystem>
 #include <future>
 #include <memory>
 #include <string>
@@ -426,6 +427,39 @@ TEST_F(MasterKeyOnline, AStaleMemberNeverSealsUnderTheOldKeyButKeepsIssuingUntil
                    return Status::Ok();
                  }).ok());
   EXPECT_EQ(adopted, 1);
+}
+
+TEST_F(MasterKeyOnline, AdoptionRewritesTheMembersKeyFilesAsARotationDoes) {
+  // Member B: its own data directory on the same store (config.json names the store's URL).
+  const std::string member = tmp_.path() + "/member";
+  std::filesystem::copy(dir_, member, std::filesystem::copy_options::recursive);
+  for (const char* f : {"/vouch.db", "/vouch.db-wal", "/vouch.db-shm"}) std::filesystem::remove(member + f);
+  auto b = NewManager(db_.get(), crypto::SecretBytes(AsBytes(old_key_)), member);
+  ASSERT_NE(b, nullptr);
+  json out = CallJson("POST", "/api/v1/master-key/rotate", nullptr, "admin", 200);
+  const std::string new_key = FileOf(dir_ + "/master.key");
+  EXPECT_EQ(FileOf(member + "/master.key"), old_key_);
+  // B cannot rotate: it is not under the store's key.
+  auto refused = b->RotateMasterKeyOnline(Principal::System());
+  EXPECT_EQ(refused.status().reason(), kMasterKeyRotated);
+  EXPECT_EQ(FileOf(member + "/master.key"), old_key_);
+  ASSERT_TRUE(b->AdoptMasterKey(crypto::SecretBytes(AsBytes(new_key))).ok());
+  EXPECT_EQ(FileOf(member + "/master.key"), new_key);
+  const std::string tls = FileOf(member + "/tls/server.key.sealed");
+  EXPECT_TRUE(crypto::Aes256GcmOpen(AsBytes(new_key), AsBytes(tls), AsBytes("vouch:service-tls-key")).ok());
+  EXPECT_FALSE(crypto::Aes256GcmOpen(AsBytes(old_key_), AsBytes(tls), AsBytes("vouch:service-tls-key")).ok());
+  EXPECT_FALSE(FileExists(member + "/master.key.next"));
+  EXPECT_FALSE(FileExists(member + "/tls/server.key.sealed.next"));
+  // B's restart opens its data directory with the adopted key; adopting it again changes nothing.
+  auto d = OpenDataDir(member);
+  ASSERT_TRUE(d.ok()) << d.status().message();
+  ASSERT_TRUE(CheckMasterKeyOpensStore(*db_, d->master_key).ok());
+  ASSERT_TRUE(b->AdoptMasterKey(crypto::SecretBytes(AsBytes(new_key))).ok());
+  EXPECT_EQ(b->MasterKeyId(), out["key_id"]);
+  // And B can now rotate for the cluster.
+  auto again = b->RotateMasterKeyOnline(Principal::System());
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ((*again)["key_id"], MasterKeyIdHex(AsBytes(FileOf(member + "/master.key"))));
 }
 
 TEST_F(MasterKeyOnline, ASecondRotationWhileOneRunsIsRefusedWith409) {
