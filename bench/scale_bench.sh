@@ -74,10 +74,14 @@ hb_round() {
   local n
   n=$(echo "$line" | jq_get '["accepted"]')
   LAST_ACCEPTED=$n LAST_TRUNCATED=$(echo "$line" | jq_get '["truncated"]')
-  rec "$label" "$line" "store=\"$STORE\"" "round_seq=$seq" "vouchd_us=$(( (v1 - v0) * 1000000 / HZ / (n > 0 ? n : 1) ))" \
-    "vouchd_sys_us=$(( (s1 - s0) * 1000000 / HZ / (n > 0 ? n : 1) ))" \
-    "pg_us=$(( (p1 - p0) * 1000000 / HZ / (n > 0 ? n : 1) ))" "load_before=\"$l0\"" "load_after=\"$(load)\""
-  log "RESULT $STORE $label: $(echo "$line" | jq_get '["per_second"]' | cut -d. -f1)/s, vouchd $(( (v1 - v0) * 1000000 / HZ / (n > 0 ? n : 1) )) us and PostgreSQL $(( (p1 - p0) * 1000000 / HZ / (n > 0 ? n : 1) )) us of CPU per heartbeat; load average $(load)"
+  # CPU per heartbeat to 0.1 us (a round of 200,000 heartbeats at 10 us is 200 ticks of 10 ms).
+  local vus sus pus
+  vus=$(awk -v t=$((v1 - v0)) -v hz="$HZ" -v n="$n" 'BEGIN { printf "%.1f", t * 1e6 / hz / (n > 0 ? n : 1) }')
+  sus=$(awk -v t=$((s1 - s0)) -v hz="$HZ" -v n="$n" 'BEGIN { printf "%.1f", t * 1e6 / hz / (n > 0 ? n : 1) }')
+  pus=$(awk -v t=$((p1 - p0)) -v hz="$HZ" -v n="$n" 'BEGIN { printf "%.1f", t * 1e6 / hz / (n > 0 ? n : 1) }')
+  rec "$label" "$line" "store=\"$STORE\"" "round_seq=$seq" "vouchd_us=$vus" "vouchd_sys_us=$sus" "pg_us=$pus" \
+    "load_before=\"$l0\"" "load_after=\"$(load)\""
+  log "RESULT $STORE $label: $(echo "$line" | jq_get '["per_second"]' | cut -d. -f1)/s, vouchd $vus us and PostgreSQL $pus us of CPU per heartbeat; load average $(load)"
 }
 
 # After a round cut short by HB_MAX_SECONDS: later rounds send 90 % of what it got through (per
