@@ -159,6 +159,42 @@ TEST_P(StoreTest, AuditChainDetectsEditsDeletionsAndTruncation) {
   EXPECT_EQ(v.first_bad_seq, 2);
 }
 
+// A group's audit entries are written by one statement on PostgreSQL (arrays through unnest):
+// text that array literals quote or escape comes back exactly, in chain order, and the chain
+// verifies; more entries than one multi-row INSERT takes (64) go in the same way.
+TEST_P(StoreTest, AuditEntriesWithAwkwardTextRoundTripInOneWrite) {
+  FixedClock clock(FromUnixSeconds(1700000000));
+  const std::vector<std::string> texts = {"",         "NULL",        "a,b",    "{x}",     "say \"hi\"", "back\\slash",
+                                          "new\nline", "tab\tend",    " lead",  "trail ",  "caf\u00e9 \u2713", "\"",
+                                          "\\",       "{\"k\":[1,2]}", "'quote'", "$1 ?"};
+  const int n = 70;
+  ASSERT_TRUE(db_->Write([&](Transaction& tx) -> Status {
+                   for (int i = 0; i < n; ++i) {
+                     const std::string& t = texts[static_cast<size_t>(i) % texts.size()];
+                     VOUCH_RETURN_IF_ERROR(AppendAudit(tx, clock.Now(), "user:" + t, "act" + t, t, "ok", {{"t", t}, {"i", i}}));
+                   }
+                   return Status::Ok();
+                 }).ok());
+  Status st = db_->Read([&](Transaction& tx) -> Status {
+    VOUCH_ASSIGN_OR_RETURN(Rows rows, tx.Query("SELECT seq, actor, action, target, detail FROM audit ORDER BY seq"));
+    EXPECT_EQ(rows.size(), static_cast<size_t>(n));
+    for (size_t i = 0; i < rows.size(); ++i) {
+      const std::string& t = texts[i % texts.size()];
+      EXPECT_EQ(rows[i].Int(0), static_cast<int64_t>(i + 1));
+      EXPECT_EQ(rows[i].Str(1), "user:" + t);
+      EXPECT_EQ(rows[i].Str(2), "act" + t);
+      EXPECT_EQ(rows[i].Str(3), t);
+      auto detail = nlohmann::json::parse(rows[i].Str(4), nullptr, false);
+      EXPECT_EQ(detail, (nlohmann::json{{"t", t}, {"i", static_cast<int>(i)}})) << rows[i].Str(4);
+    }
+    VOUCH_ASSIGN_OR_RETURN(AuditVerification v, VerifyAuditChain(tx));
+    EXPECT_TRUE(v.ok) << v.message;
+    EXPECT_EQ(v.entries, n);
+    return Status::Ok();
+  });
+  EXPECT_TRUE(st.ok()) << st.ToString();
+}
+
 TEST_P(StoreTest, AuditTailTruncationIsDetected) {
   FixedClock clock(FromUnixSeconds(1700000000));
   for (int i = 0; i < 3; ++i) {
