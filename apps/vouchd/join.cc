@@ -50,7 +50,9 @@ Result<JoinedThrough> JoinThroughPeers(const std::vector<std::string>& peers, co
     client::ClientOptions o;
     o.base_urls = {peer};
     o.ca_file = ca_file;
-    o.request_timeout = std::chrono::seconds(20);
+    // Bounded, so that a serving member's pickup (pickup.h) never holds up its shutdown for long.
+    o.connect_timeout = std::chrono::seconds(3);
+    o.request_timeout = std::chrono::seconds(15);
     auto api = client::ApiClient::Create(o);
     if (!api.ok()) {
       last = api.status().WithContext(peer);
