@@ -2,13 +2,17 @@
 
 #include <fcntl.h>
 #include <spawn.h>
-#include <sys/wait.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
+#include <utility>
 #include <nlohmann/json.hpp>
 
 #include "base/encoding.h"
@@ -320,8 +324,40 @@ Result<size_t> CheckSealedSecrets(const std::string& staged, const std::string& 
 }
 }  // namespace
 
+namespace {
+// DATA/master.key.lock, taken shared for the whole backup: a master-key rotation (offline, or
+// online inside a serving vouchd) holds it exclusively from its first file to its last rename
+// (libs/api/master_key.cc), so a backup never pairs a store copy under one key with
+// tls/server.key.sealed under the other. Backups do not exclude each other.
+class RotationGuard {
+ public:
+  static Result<RotationGuard> Acquire(const std::string& dir) {
+    const std::string path = dir + "/master.key.lock";
+    int fd = ::open(path.c_str(), O_RDONLY | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0 && errno != ENOENT) return Internal("opening " + path + ": " + std::strerror(errno));
+    if (fd >= 0 && ::flock(fd, LOCK_SH | LOCK_NB) != 0) {
+      ::close(fd);
+      return FailedPrecondition("a master-key rotation of " + dir + " is in progress: back up after it",
+                                std::string(kRotationInProgress));
+    }
+    return RotationGuard(fd);
+  }
+  RotationGuard(RotationGuard&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+  RotationGuard& operator=(RotationGuard&&) = delete;
+  ~RotationGuard() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+
+ private:
+  explicit RotationGuard(int fd) : fd_(fd) {}
+  int fd_;
+};
+}  // namespace
+
 Result<Manifest> CreateBackup(const BackupOptions& o, const Clock& clock) {
   if (o.data_dir.empty() || o.out.empty()) return InvalidArgument("--data-dir and --out are required");
+  VOUCH_ASSIGN_OR_RETURN(RotationGuard rotation_guard, RotationGuard::Acquire(o.data_dir));
   // An interrupted master-key rotation (docs/custody.md) may have re-sealed the store but not yet
   // renamed the TLS key file: archiving now could pair a store under the new key with the old
   // file. vouchd (OpenDataDir) finishes or rolls it back at its next start.

@@ -1,5 +1,8 @@
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -211,6 +214,25 @@ TEST_F(BackupRestore, RefusesWhileAMasterKeyRotationIsUnfinished) {
   ASSERT_FALSE(m.ok());
   EXPECT_EQ(m.status().reason(), kRotationInProgress);
   EXPECT_FALSE(FileExists(tmp_.File("backup.vbk")));
+}
+
+TEST_F(BackupRestore, RefusesWhileAMasterKeyRotationHoldsItsLock) {
+  // An online rotation inside vouchd holds DATA/master.key.lock exclusively until its last rename.
+  const std::string lock = tmp_.File("data") + "/master.key.lock";
+  int fd = ::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::flock(fd, LOCK_EX | LOCK_NB), 0);
+  auto m = Backup();
+  ASSERT_FALSE(m.ok());
+  EXPECT_EQ(m.status().reason(), kRotationInProgress);
+  EXPECT_FALSE(FileExists(tmp_.File("backup.vbk")));
+  ::close(fd);  // the rotation ended: a backup goes through, and does not block a later rotation
+  auto again = Backup();
+  ASSERT_TRUE(again.ok()) << again.status().message();
+  fd = ::open(lock.c_str(), O_RDWR | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  EXPECT_EQ(::flock(fd, LOCK_EX | LOCK_NB), 0);
+  ::close(fd);
 }
 
 TEST_F(BackupRestore, RestoresIntoANewDirectory) {
