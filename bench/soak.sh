@@ -60,10 +60,11 @@ log "vouchd RSS after the unpaced rounds: $(rss_kb "$V1") kB"
 # of vouchd, of the generator and of the agent (issuance), the sizes of the store's WAL, its
 # wal-index (-shm) and its database file (bytes; 0 on PostgreSQL), vouchd's thread count, and the
 # WAL's frames written and checkpointed since its last restart (mxFrame, nBackfill), vouchd's
-# rchar, wchar and write_bytes (/proc/PID/io), the disk's sectors written and ms busy (DISK=vda).
+# rchar, wchar and write_bytes (/proc/PID/io), the disk's sectors written and ms busy (DISK=vda),
+# vouchd's read_bytes (what its reads took from the disk rather than the page cache).
 # Builtins and stat only, so that sampling costs the machine next to nothing.
 sample() {  # T0
-  local now anon=0 file=0 shmem=0 th=0 k v rest wal=0 shm=0 db=0 mx=0 bf=0 rch=0 wch=0 wb=0 dk=()
+  local now anon=0 file=0 shmem=0 th=0 k v rest wal=0 shm=0 db=0 mx=0 bf=0 rch=0 wch=0 wb=0 rb=0 dk=()
   while read -r k v rest; do
     case $k in RssAnon:) anon=$v ;; RssFile:) file=$v ;; RssShmem:) shmem=$v ;; Threads:) th=$v ;; esac
   done <"/proc/$V1/status"
@@ -78,14 +79,14 @@ sample() {  # T0
   # vouchd's file I/O (bytes read and written through system calls, bytes written to the disk) and
   # the disk's sectors written and milliseconds busy (/proc/diskstats, the store's device).
   while read -r k v rest; do
-    case $k in rchar:) rch=$v ;; wchar:) wch=$v ;; write_bytes:) wb=$v ;; esac
+    case $k in rchar:) rch=$v ;; wchar:) wch=$v ;; read_bytes:) rb=$v ;; write_bytes:) wb=$v ;; esac
   done <"/proc/$V1/io"
   read -r -a dk < <(grep -w "${DISK:-vda}" /proc/diskstats)
   now=$(date +%s.%N)
   echo "$(awk -v a="$now" -v b="$1" 'BEGIN {printf "%.1f", a - b}') $(rss_kb "$V1") $(load) $anon $file $shmem" \
     "$(ticks "$V1") $(if [[ -e /proc/$GP/stat ]]; then ticks "$GP"; else echo "${GEN_TICKS:-0}"; fi)" \
     "$(ticks "${APIDS[0]}") $wal $shm $db $th ${mx:-0} ${bf:-0}" \
-    "$rch $wch $wb ${dk[9]:-0} ${dk[12]:-0}" >>"$OUT/rss.txt"
+    "$rch $wch $wb ${dk[9]:-0} ${dk[12]:-0} $rb" >>"$OUT/rss.txt"
 }
 : >"$OUT/rss.txt"
 log "soak starts: load average $(load)"
@@ -186,6 +187,11 @@ print(f"heartbeats: sent {s['sent']:,}, accepted {s['accepted']:,}, dropped {dro
       f"({'equal' if s['sum_last_seq_store'] == s['sum_acked_seq'] else 'DIFFERENT'})")
 print(f"issuance: {s['issued']:,} certificates answered, {s['certificates_recorded']:,} recorded, {s['issue_failed']} failed")
 print(f"vouchd CPU during the soak: {s['vouchd_cpu_s']} s; load average at the end {s['load_end']}")
+if rss and len(rss[-1]) > 22:
+    f = lambda i: int(rss[-1][i]) - int(rss[0][i])
+    print(f"store: WAL at most {max(extra(x, 11) for x in rss) / 2**20:.1f} MB, mxFrame at most {max(extra(x, 15) for x in rss)}; "
+          f"database {extra(rss[0], 13) / 2**20:,.0f} -> {extra(rss[-1], 13) / 2**20:,.0f} MB; vouchd read {f(17) / 2**20:,.0f} MB "
+          f"through system calls, {f(22) / 2**20:,.0f} MB of it from the disk; the disk wrote {f(20) * 512 / 2**20:,.0f} MB (every process)")
 ok = growth <= 0.05 and p99_ratio <= 2 and dropped == 0 and s["failed_batches"] == 0 and \
     s["sum_last_seq_store"] == s["sum_acked_seq"] and s["certificates_recorded"] == s["issued"]
 print("soak acceptance: " + ("met" if ok else "NOT met"))
