@@ -907,7 +907,10 @@ TEST_F(BackupApiTest, BadInputAndFailuresAreRefusedCleanly) {
   EXPECT_EQ(made_.load(), 0);
   // A failed backup: the error is answered, counted, audited; nothing is left in the folder.
   fail_create_ = true;
-  json e = CallJson("POST", "/api/v1/backups", nullptr, "admin", 503);
+  http::Response unavailable = Call("POST", "/api/v1/backups", "", "admin");
+  EXPECT_EQ(unavailable.status, 503u);
+  EXPECT_EQ(unavailable.Header("Retry-After"), "1");  // every 503 of the API says when to come back
+  json e = json::parse(unavailable.body, nullptr, false);
   EXPECT_EQ(e["error"]["code"], "backup_store_tool_failed");
   EXPECT_NE(metrics_.Render().find("vouch_backups_total{result=\"failed\"} 1"), std::string::npos);
   fail_create_ = false;

@@ -28,6 +28,15 @@ using http::JsonBody;
 using http::Request;
 using http::Response;
 
+// An error answer; every 503 (e.g. "busy": password hashing saturated, master_key_rotated on a
+// member whose key was rotated by another) says when to come back. Every error answer of the API
+// goes through here.
+Response ErrorResponse(const Status& st) {
+  Response resp = Response::Error(st);
+  if (st.code() == StatusCode::kUnavailable) resp.AddHeader("Retry-After", "1");
+  return resp;
+}
+
 using AuthedFn = std::function<Result<Response>(const Principal&, Request&)>;
 
 // The caller's session token or API key: the Authorization bearer token, else the web UI's
@@ -86,18 +95,18 @@ Result<Principal> AuthenticateRequest(Manager& m, const Request& req, std::strin
 http::Handler Authed(Manager& m, Permission perm, AuthedFn fn) {
   return [&m, perm, fn = std::move(fn)](Request& req) -> Response {
     auto p = AuthenticateRequest(m, req);
-    if (!p.ok()) return Response::Error(p.status());
+    if (!p.ok()) return ErrorResponse(p.status());
     Status allowed = Authorize(*p, perm);
     if (!allowed.ok()) {
       if (req.method != "GET") m.AuditRefusal(*p, req.method + " " + req.route, req.path.substr(0, 200), allowed);
-      return Response::Error(allowed);
+      return ErrorResponse(allowed);
     }
     auto r = fn(*p, req);
     if (!r.ok()) {
       if (r.status().code() == StatusCode::kPermissionDenied && req.method != "GET") {
         m.AuditRefusal(*p, req.method + " " + req.route, req.path, r.status());
       }
-      return Response::Error(r.status());
+      return ErrorResponse(r.status());
     }
     return std::move(*r);
   };
@@ -111,20 +120,20 @@ http::Handler NodeAuthed(Manager& m, NodeFn fn) {
     if (req.peer_cert_chain_der.empty()) {
       if (!req.Header("Authorization").empty()) {
         auto p = AuthenticateRequest(m, req);
-        if (!p.ok()) return Response::Error(p.status());
+        if (!p.ok()) return ErrorResponse(p.status());
         Status st =
             PermissionDenied("only node agents (mutual TLS with a node certificate) may call this",
                              std::string(kNodeIdentityRequired));
         m.AuditRefusal(*p, req.method + " " + req.route, req.path.substr(0, 200), st);
-        return Response::Error(st);
+        return ErrorResponse(st);
       }
-      return Response::Error(
+      return ErrorResponse(
           Unauthenticated("a node client certificate is required", std::string(kUnauthenticated)));
     }
     auto p = m.AuthenticateNode(req.peer_cert_chain_der.front());
-    if (!p.ok()) return Response::Error(p.status());
+    if (!p.ok()) return ErrorResponse(p.status());
     auto r = fn(*p, req);
-    if (!r.ok()) return Response::Error(r.status());
+    if (!r.ok()) return ErrorResponse(r.status());
     return std::move(*r);
   };
 }
@@ -158,12 +167,6 @@ Result<NodeEnrollment> EnrollmentFrom(JsonBody& b, bool with_token) {
   return e;
 }
 
-// An error answer; a 503 (e.g. "busy": password hashing saturated) says when to come back.
-Response ErrorResponse(const Status& st) {
-  Response resp = Response::Error(st);
-  if (st.code() == StatusCode::kUnavailable) resp.AddHeader("Retry-After", "1");
-  return resp;
-}
 
 // Routes callers reach without credentials: rate limited per source before anything else runs,
 // and the source is known to the Manager for auditing refusals (ScopedRequestSource).
@@ -178,7 +181,7 @@ http::Handler Unauthenticated(Manager& m, std::shared_ptr<http::RateLimiter> lim
                                     std::string(http::kRateLimited));
       m.AuditUnauthenticated(source, req.method + " " + req.route, "", st);
       if (metrics != nullptr) metrics->Increment("vouch_unauth_rate_limited_total", {{"route", req.route}});
-      Response resp = Response::Error(st);
+      Response resp = ErrorResponse(st);
       resp.AddHeader("Retry-After", std::to_string(d.retry_after.count()));
       return resp;
     }
@@ -256,11 +259,11 @@ Response PccsAnswer(Manager& m, std::string_view kind, const std::string& key, c
                     bool crl_as_pem = false) {
   collateral::Service* svc = m.collateral_service();
   if (svc == nullptr) {
-    return Response::Error(NotFound("the collateral service is not enabled on this manager",
+    return ErrorResponse(NotFound("the collateral service is not enabled on this manager",
                                     std::string(kCollateralDisabled)));
   }
   auto item = svc->GetForServing(kind, key, /*fetch=*/true);
-  if (!item.ok()) return Response::Error(item.status());
+  if (!item.ok()) return ErrorResponse(item.status());
   Response r;
   r.content_type = item->content_type;
   r.body = std::move(item->body);
@@ -268,7 +271,7 @@ Response PccsAnswer(Manager& m, std::string_view kind, const std::string& key, c
     auto crl = crypto::CrlFromDerOrPem(AsBytes(r.body));
     auto pem = crl.ok() ? crypto::CrlToPem(crl->get()) : Result<std::string>(crl.status());
     if (!pem.ok())
-      return Response::Error(Internal("stored CRL cannot be re-encoded", std::string(kInternal)));
+      return ErrorResponse(Internal("stored CRL cannot be re-encoded", std::string(kInternal)));
     r.body = std::move(*pem);
     r.content_type = "application/x-pem-file";
   }
@@ -510,7 +513,7 @@ http::Router BuildRouter(Manager& m, http::Metrics* metrics, const RouterOptions
   r.Add("GET", "/readyz", [&m](Request&) {
     Status st = m.db().Ping();
     if (!st.ok())
-      return Response::Error(
+      return ErrorResponse(
           Unavailable("store not ready: " + st.message(), std::string(kNotReady)));
     // Another member rotated the master key and this one does not hold the new key yet
     // (docs/custody.md "Online rotation"): sealing and unsealing answer 503 until it does.
@@ -524,7 +527,7 @@ http::Router BuildRouter(Manager& m, http::Metrics* metrics, const RouterOptions
   r.Add("GET", "/metrics", [&m, metrics](Request& req) {
     if (!IsLoopback(req.remote_address)) {
       auto p = AuthenticateRequest(m, req);
-      if (!p.ok()) return Response::Error(p.status());
+      if (!p.ok()) return ErrorResponse(p.status());
     }
     if (metrics == nullptr) return Response::Text("");
     return Response::Text(metrics->Render(), std::string(http::Metrics::kContentType));
@@ -557,9 +560,9 @@ http::Router BuildRouter(Manager& m, http::Metrics* metrics, const RouterOptions
   r.Add("DELETE", "/api/v1/sys/auth", [&m](Request& req) -> Response {
     std::string token;
     auto p = AuthenticateRequest(m, req, &token);
-    if (!p.ok()) return Response::Error(p.status());
+    if (!p.ok()) return ErrorResponse(p.status());
     Status st = m.Logout(*p, token);
-    if (!st.ok()) return Response::Error(st);
+    if (!st.ok()) return ErrorResponse(st);
     Response resp = Response::NoContent();
     if (!req.HasHeader("Authorization")) resp.AddHeader("Set-Cookie", ClearSessionSetCookie());
     return resp;
@@ -567,7 +570,7 @@ http::Router BuildRouter(Manager& m, http::Metrics* metrics, const RouterOptions
   r.Add("GET", "/api/v1/sys/whoami", [&m](Request& req) -> Response {
     std::string token;
     auto p = AuthenticateRequest(m, req, &token);
-    if (!p.ok()) return Response::Error(p.status());
+    if (!p.ok()) return ErrorResponse(p.status());
     json who = m.WhoAmI(*p);
     // A reloaded UI page gets its CSRF token back here (same-origin reads only: no CORS).
     if (!req.HasHeader("Authorization")) who["csrf_token"] = CsrfTokenFor(token);
@@ -595,7 +598,7 @@ http::Router BuildRouter(Manager& m, http::Metrics* metrics, const RouterOptions
   // The CA certificate and CRL are public: relying parties fetch them without credentials.
   r.Add("GET", "/api/v1/zones/{id}/ca", [&m](Request& req) {
     auto pem = m.ZoneCaPem(Param(req, "id"));
-    if (!pem.ok()) return Response::Error(pem.status());
+    if (!pem.ok()) return ErrorResponse(pem.status());
     Response resp = Response::Text(*pem, "application/x-pem-file");
     resp.headers.emplace_back("Cache-Control", "public, max-age=300");
     return resp;
@@ -604,7 +607,7 @@ http::Router BuildRouter(Manager& m, http::Metrics* metrics, const RouterOptions
   // public like the CA; ?ca=<zone CA id> on the CRL route serves that root's CRL (retired or next).
   r.Add("GET", "/api/v1/zones/{id}/ca/bundle", [&m](Request& req) {
     auto pem = m.ZoneCaBundlePem(Param(req, "id"));
-    if (!pem.ok()) return Response::Error(pem.status());
+    if (!pem.ok()) return ErrorResponse(pem.status());
     Response resp = Response::Text(*pem, "application/x-pem-file");
     resp.headers.emplace_back("Cache-Control", "public, max-age=300");
     return resp;
@@ -625,15 +628,15 @@ http::Router BuildRouter(Manager& m, http::Metrics* metrics, const RouterOptions
   r.Add("GET", "/api/v1/zones/{id}/crl", [&m](Request& req) {
     std::string format = req.Query("format");
     if (!format.empty() && format != "der" && format != "pem") {
-      return Response::Error(
+      return ErrorResponse(
           InvalidArgument("format must be der or pem", std::string(kInvalidFormat)));
     }
     std::string ca = req.Query("ca");
     if (ca.size() > 64) {
-      return Response::Error(InvalidArgument("ca must be a zone CA id", std::string(kInvalidFormat)));
+      return ErrorResponse(InvalidArgument("ca must be a zone CA id", std::string(kInvalidFormat)));
     }
     auto der = ca.empty() ? m.ZoneCrl(Param(req, "id")) : m.ZoneCaCrl(Param(req, "id"), ca);
-    if (!der.ok()) return Response::Error(der.status());
+    if (!der.ok()) return ErrorResponse(der.status());
     Response resp;
     if (format == "pem") {
       resp = Response::Text(pki::DerToPem("X509 CRL", *der), "application/x-pem-file");
@@ -926,7 +929,7 @@ http::Router BuildRouter(Manager& m, http::Metrics* metrics, const RouterOptions
   // Node provisioning: a fresh nonce, then evidence bound to the node key and that nonce.
   r.Add("POST", "/api/v1/nodes/nonce", limited([&m](Request&) -> Response {
     auto n = m.CreateNodeNonce();
-    if (!n.ok()) return Response::Error(n.status());
+    if (!n.ok()) return ErrorResponse(n.status());
     return Response::Json(*n, 201);
   }));
   r.Add("POST", "/api/v1/nodes", limited([&m](Request& req) -> Response {
@@ -936,7 +939,7 @@ http::Router BuildRouter(Manager& m, http::Metrics* metrics, const RouterOptions
       return JsonOr(m.EnrollNode(nullptr, e), 201);
     };
     auto res = run();
-    return res.ok() ? std::move(*res) : Response::Error(res.status());
+    return res.ok() ? std::move(*res) : ErrorResponse(res.status());
   }));
   r.Add("POST", "/api/v1/nodes/renew", NodeAuthed(m, [&m](const Principal& p, Request& req) -> Result<Response> {
           VOUCH_ASSIGN_OR_RETURN(JsonBody b, JsonBody::Parse(req.body));
@@ -982,20 +985,20 @@ http::Router BuildRouter(Manager& m, http::Metrics* metrics, const RouterOptions
   // ---- cluster join (docs/cluster.md): public, the joiner's TEE evidence is its credential
   // Refused before the body is read unless joining was enabled (vouchd serve --allow-cluster-join).
   auto join_disabled = [] {
-    return Response::Error(
+    return ErrorResponse(
         NotFound("this instance does not accept cluster joins", std::string(kClusterJoinDisabled)));
   };
   r.Add("POST", "/api/v1/cluster/nonce", limited([&m, join_disabled](Request&) {
     if (!m.ClusterJoinEnabled()) return join_disabled();
     auto res = JsonOr(m.ClusterNonce());
-    return res.ok() ? std::move(*res) : Response::Error(res.status());
+    return res.ok() ? std::move(*res) : ErrorResponse(res.status());
   }));
   r.Add("POST", "/api/v1/cluster/join", limited([&m, join_disabled](Request& req) {
     if (!m.ClusterJoinEnabled()) return join_disabled();
     auto body = JsonBody::Parse(req.body);
-    if (!body.ok()) return Response::Error(body.status());
+    if (!body.ok()) return ErrorResponse(body.status());
     auto res = JsonOr(m.ClusterJoin(body->json(), req.remote_address));
-    return res.ok() ? std::move(*res) : Response::Error(res.status());
+    return res.ok() ? std::move(*res) : ErrorResponse(res.status());
   }));
 
   // ---- backups taken by the server (issue 18; docs/operations.md)
@@ -1056,11 +1059,11 @@ http::Router BuildRouter(Manager& m, http::Metrics* metrics, const RouterOptions
     const bool tdx = std::string_view(tee) == "tdx";
     r.Add("GET", base + "/tcb", pccs([&m, tdx](Request& req) -> Response {
             auto fmspc = PccsFmspc(req);
-            if (!fmspc.ok()) return Response::Error(fmspc.status());
+            if (!fmspc.ok()) return ErrorResponse(fmspc.status());
             return PccsAnswer(m, tdx ? collateral::kTdxTcbInfo : collateral::kSgxTcbInfo, *fmspc, "TCB-Info-Issuer-Chain");
           }));
     r.Add("GET", base + "/qe/identity", pccs([&m, tdx](Request& req) -> Response {
-            if (Status st = CheckPccsUpdate(req); !st.ok()) return Response::Error(st);
+            if (Status st = CheckPccsUpdate(req); !st.ok()) return ErrorResponse(st);
             return PccsAnswer(m, tdx ? collateral::kTdQeIdentity : collateral::kQeIdentity, tdx ? "TD_QE" : "QE",
                               "SGX-Enclave-Identity-Issuer-Chain");
           }));
@@ -1069,13 +1072,13 @@ http::Router BuildRouter(Manager& m, http::Metrics* metrics, const RouterOptions
           std::string ca = req.Query("ca");
           std::transform(ca.begin(), ca.end(), ca.begin(), [](unsigned char c) { return std::tolower(c); });
           if (ca != "processor" && ca != "platform") {
-            return Response::Error(
+            return ErrorResponse(
                 InvalidArgument("ca must be processor or platform", std::string(kInvalidCa)));
           }
           std::string encoding = req.Query("encoding");
           std::transform(encoding.begin(), encoding.end(), encoding.begin(), [](unsigned char c) { return std::tolower(c); });
           if (!encoding.empty() && encoding != "der" && encoding != "pem") {
-            return Response::Error(
+            return ErrorResponse(
                 InvalidArgument("encoding must be der or pem", std::string(kInvalidEncoding)));
           }
           return PccsAnswer(m, collateral::kPckCrl, ca, "SGX-PCK-CRL-Issuer-Chain", encoding != "der");
@@ -1093,7 +1096,7 @@ http::Router BuildRouter(Manager& m, http::Metrics* metrics, const RouterOptions
   r.Add("GET", "/sgx/certification/v4/crl", pccs([&m](Request& req) -> Response {
           auto target = PccsCrlUriTarget(req.Query("uri"));
           if (!target) {
-            return Response::Error(InvalidArgument(
+            return ErrorResponse(InvalidArgument(
                 "uri must be Intel's root CA CRL "
                 "(https://certificates.trustedservices.intel.com/IntelSGXRootCA.der) "
                 "or a PCS pckcrl URL",
