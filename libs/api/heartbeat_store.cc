@@ -153,15 +153,21 @@ Result<int64_t> RecordHeartbeats(store::Transaction& tx, std::string_view backen
       // One writer: a prepared statement run per instance costs no round trip. Only a stopping
       // heartbeat names status: a row that is not stopped is running already, and SQLite rewrites
       // the entries of every index on a column the SET names, changed or not.
+      // The parameters' storage is reused from row to row (no allocation per heartbeat).
+      std::vector<Value> params = {int64_t{0}, int64_t{0}, std::string(), node_id, int64_t{0}};
       for (const Update& u : updates) {
         const HeartbeatWrite& h = hbs[u.hb];
+        params[0] = h.seq;
+        params[1] = std::min(h.seen, now);
+        std::get<std::string>(params[2]).assign(h.instance_id);
+        params[4] = h.seq;
         VOUCH_ASSIGN_OR_RETURN(
             int64_t n, h.stopping ? tx.Exec("UPDATE instances SET last_seq = ?, last_heartbeat = ?, status = 'stopped' "
                                             "WHERE id = ? AND node_id = ? AND last_seq < ? AND status <> 'stopped'",
-                                            {h.seq, std::min(h.seen, now), h.instance_id, node_id, h.seq})
+                                            params)
                                   : tx.Exec("UPDATE instances SET last_seq = ?, last_heartbeat = ? "
                                             "WHERE id = ? AND node_id = ? AND last_seq < ? AND status <> 'stopped'",
-                                            {h.seq, std::min(h.seen, now), h.instance_id, node_id, h.seq}));
+                                            params));
         if (n == 1) updated.insert(h.instance_id);
       }
     }
