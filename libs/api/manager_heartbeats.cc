@@ -128,19 +128,29 @@ Result<json> Manager::IngestHeartbeats(const Principal& node, const json& node_i
     VOUCH_RETURN_IF_ERROR(db_->Read([&](Transaction& tx) -> Status {
       inst.clear();
       zone_keys.clear();
+      const bool pg = db_->backend() == "postgres";
       for (size_t at = 0; at < ids.size(); at += kIdsPerQuery) {
         const size_t n = std::min(kIdsPerQuery, ids.size() - at);
         std::string sql =
             "SELECT i.id, i.serial, c.status, c.zone_id FROM instances i JOIN certificates c ON c.serial = i.serial "
             // `(i.node_id || '')`: found by primary key, never through the node's index (without
             // planner statistics SQLite would walk every instance of the node per batch; BENCHMARKS.md).
-            "WHERE (i.node_id || '') = ? AND i.id IN (?";
-        for (size_t k = 1; k < n; ++k) sql += ", ?";
-        sql += ")";
+            "WHERE (i.node_id || '') = ? AND i.id ";
         std::vector<store::Value> params;
         params.reserve(n + 1);
         params.emplace_back(node.id);
-        for (size_t k = 0; k < n; ++k) params.emplace_back(std::string(ids[at + k]));
+        if (pg) {
+          // One array parameter: one statement text for every batch size, so PostgreSQL keeps one
+          // generic plan instead of planning each batch's 100-parameter IN list (BENCHMARKS.md,
+          // "PostgreSQL costs (issue 16)").
+          sql += "= ANY(?::text[])";
+          params.emplace_back(PgTextArray(std::vector<std::string_view>(ids.begin() + at, ids.begin() + at + n)));
+        } else {
+          sql += "IN (?";
+          for (size_t k = 1; k < n; ++k) sql += ", ?";
+          sql += ")";
+          for (size_t k = 0; k < n; ++k) params.emplace_back(std::string(ids[at + k]));
+        }
         VOUCH_ASSIGN_OR_RETURN(Rows rows, tx.Query(sql, params));
         for (const Row& r : rows) {
           auto w = wanted.find(r.Str(0));
