@@ -469,9 +469,12 @@ class FastBatch {
     const bool neg = Eat('-');
     const char* start = p_;
     int64_t v = 0;
-    while (p_ < end_ && *p_ >= '0' && *p_ <= '9') v = v * 10 + (*p_++ - '0');
+    while (p_ < end_ && *p_ >= '0' && *p_ <= '9') {
+      if (p_ - start >= 18) return false;  // 19 digits or more: the general reading (no overflow here)
+      v = v * 10 + (*p_++ - '0');
+    }
     const size_t digits = static_cast<size_t>(p_ - start);
-    if (digits == 0 || digits > 18 || (digits > 1 && *start == '0')) return false;
+    if (digits == 0 || (digits > 1 && *start == '0')) return false;
     if (p_ < end_ && (*p_ == '.' || *p_ == 'e' || *p_ == 'E')) return false;
     *out = neg ? -v : v;
     return true;
