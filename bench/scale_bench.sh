@@ -44,6 +44,19 @@ log "scale bench: stores '$STORES', $INST instances, batches of $BATCH over $HB_
 rec run "" "inst=$INST" "batch=$BATCH" "hb_conns=$HB_CONNS" "auth=\"$AUTH\"" "requests=$REQUESTS" "conns=$CONNS" \
   "load=\"$(load)\"" "started=\"$(date -u +%FT%TZ)\"" "commit=\"$(git -C "$E2E/../.." rev-parse --short HEAD 2>/dev/null)\""
 
+# Context switches (voluntary and not) of every thread of processes.
+ctxsw() {
+  local t=0 p f k v
+  for p in "$@"; do
+    for f in /proc/"$p"/task/*/status; do
+      while read -r k v _; do
+        [[ $k == voluntary_ctxt_switches: || $k == nonvoluntary_ctxt_switches: ]] && t=$((t + v))
+      done <"$f" 2>/dev/null
+    done
+  done
+  echo "$t"
+}
+
 # One heartbeat round: LABEL SEQ COUNT SERVERS(comma) CERTS KEYS VOUCHD_PIDS...
 hb_round() {
   local label=$1 seq=$2 count=$3 servers=$4 cert=$5 key=$6; shift 6
@@ -58,6 +71,8 @@ hb_round() {
   until grep -q "clock started" "$W/hb.err" 2>/dev/null || ! kill -0 "$gen" 2>/dev/null; do sleep 0.02; done
   v0=$(ticks "${pids[@]}") s0=$(SYS_ONLY=1 ticks "${pids[@]}")
   [[ $STORE == pg ]] && p0=$(pg_ticks)
+  local c0 c1
+  c0=$(ctxsw "${pids[@]}")
   local perf=""
   if [[ " ${PERF_ROUNDS:-} " == *" $STORE/$label "* ]]; then  # e.g. PERF_ROUNDS="sqlite/hb1_r3 pg/hb1_r2"
     # shellcheck disable=SC2086  # PERF_OPTS is a list of options
@@ -68,6 +83,7 @@ hb_round() {
   [[ -n $perf ]] && { kill -INT "$perf"; wait "$perf"; }
   v1=$(ticks "${pids[@]}") s1=$(SYS_ONLY=1 ticks "${pids[@]}")
   [[ $STORE == pg ]] && p1=$(pg_ticks)
+  c1=$(ctxsw "${pids[@]}")
   local line
   line=$(grep '^{' "$W/hb.out")
   cat "$W/hb.out"
@@ -80,6 +96,7 @@ hb_round() {
   sus=$(awk -v t=$((s1 - s0)) -v hz="$HZ" -v n="$n" 'BEGIN { printf "%.1f", t * 1e6 / hz / (n > 0 ? n : 1) }')
   pus=$(awk -v t=$((p1 - p0)) -v hz="$HZ" -v n="$n" 'BEGIN { printf "%.1f", t * 1e6 / hz / (n > 0 ? n : 1) }')
   rec "$label" "$line" "store=\"$STORE\"" "round_seq=$seq" "vouchd_us=$vus" "vouchd_sys_us=$sus" "pg_us=$pus" \
+    "vouchd_ctxsw_per_batch=$(awk -v c=$((c1 - c0)) -v n="$n" -v b="$BATCH" 'BEGIN { printf "%.1f", c * b / (n > 0 ? n : 1) }')" \
     "load_before=\"$l0\"" "load_after=\"$(load)\""
   log "RESULT $STORE $label: $(echo "$line" | jq_get '["per_second"]' | cut -d. -f1)/s, vouchd $vus us and PostgreSQL $pus us of CPU per heartbeat; load average $(load)"
 }
