@@ -92,7 +92,7 @@ def main(path):
     for name, rs in (("SQLite", sq), ("PostgreSQL, one vouchd", pg1), ("PostgreSQL, two vouchd (sum)", pg2)):
         for r in rs:
             p(f"  {name}, seq {r['round_seq']} ({r.get('sent', r['instances']):,} heartbeats): {fmt(r['per_second'])}/s, vouchd {r['vouchd_us']} us ({r.get('vouchd_sys_us', '?')} in the kernel), PostgreSQL "
-              f"{r['pg_us']} us, generator {per_hb_gen(r):.1f} us")
+              f"{r['pg_us']} us, generator {per_hb_gen(r):.1f} us, vouchd context switches per batch {r.get('vouchd_ctxsw_per_batch', '?')}")
     for s, r in iss.items():
         p(f"  issuance {s}: vouchd {r['vouchd_us']} us, agent {r['agent_us']} us, PostgreSQL {r['pg_us']} us per certificate")
     # Model: N members, each on its own 2-core machine, one PostgreSQL on its own 2-core machine.
