@@ -20,15 +20,6 @@ constexpr std::string_view kOk = "ok";
 constexpr std::string_view kReplayed = "replayed";
 constexpr std::string_view kStopped = "instance_stopped";
 
-std::string PgIntArray(const std::vector<int64_t>& items) {
-  std::string out = "{";
-  for (size_t i = 0; i < items.size(); ++i) {
-    if (i > 0) out += ',';
-    out += std::to_string(items[i]);
-  }
-  return out + "}";
-}
-
 // The instances `ids` of the node, as id -> row (columns per `columns`), in one query.
 Result<std::unordered_map<std::string, Row>> LoadInstances(store::Transaction& tx, bool pg, const std::string& node_id,
                                                           const std::vector<std::string_view>& ids, bool lock) {
@@ -58,20 +49,6 @@ Result<std::unordered_map<std::string, Row>> LoadInstances(store::Transaction& t
 }
 
 }  // namespace
-
-std::string PgTextArray(const std::vector<std::string_view>& items) {
-  std::string out = "{";
-  for (size_t i = 0; i < items.size(); ++i) {
-    if (i > 0) out += ',';
-    out += '"';
-    for (char c : items[i]) {
-      if (c == '"' || c == '\\') out += '\\';
-      out += c;
-    }
-    out += '"';
-  }
-  return out + "}";
-}
 
 Result<int64_t> RecordHeartbeats(store::Transaction& tx, std::string_view backend, const std::string& node_id,
                                  int64_t now, const json& node_info, std::vector<HeartbeatWrite>& hbs) {

@@ -12,6 +12,7 @@
 
 #include "base/result.h"
 #include "store/database.h"
+#include "store/postgres_sql.h"
 
 namespace vouch::api {
 
@@ -40,8 +41,8 @@ struct HeartbeatWrite {
 Result<int64_t> RecordHeartbeats(store::Transaction& tx, std::string_view backend, const std::string& node_id,
                                  int64_t now, const nlohmann::json& node_info, std::vector<HeartbeatWrite>& hbs);
 
-// A PostgreSQL array literal ("{...}") of `items`, each element quoted and escaped: bound as a
-// parameter and cast (`?::text[]`), never spliced into SQL. Exposed for tests.
-std::string PgTextArray(const std::vector<std::string_view>& items);
+// PostgreSQL array literals (bound as one parameter, never spliced into SQL): store/postgres_sql.h.
+using store::PgIntArray;
+using store::PgTextArray;
 
 }  // namespace vouch::api

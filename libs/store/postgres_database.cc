@@ -509,24 +509,9 @@ class PgTransaction final : public Transaction, public internal::AuditSink {
                 "?::text[], ?::text[])) "
                 "INSERT INTO settings (key, value) VALUES ('audit_head', ?) "
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                {ints(seqs), ints(ats), TextArray(actors), TextArray(actions), TextArray(targets), TextArray(outcomes),
-                 TextArray(details), TextArray(prevs), TextArray(hashes), prev})
+                {ints(seqs), ints(ats), PgTextArray(actors), PgTextArray(actions), PgTextArray(targets), PgTextArray(outcomes),
+                 PgTextArray(details), PgTextArray(prevs), PgTextArray(hashes), prev})
         .status();
-  }
-
-  // A PostgreSQL array literal of text values (each quoted; quotes and backslashes escaped).
-  static std::string TextArray(const std::vector<std::string_view>& items) {
-    std::string out = "{";
-    for (size_t i = 0; i < items.size(); ++i) {
-      if (i > 0) out += ',';
-      out += '"';
-      for (char c : items[i]) {
-        if (c == '"' || c == '\\') out += '\\';
-        out += c;
-      }
-      out += '"';
-    }
-    return out + "}";
   }
 
   PgConnection* conn_;
