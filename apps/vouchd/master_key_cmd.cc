@@ -4,6 +4,7 @@
 #include <netdb.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -131,12 +132,14 @@ int RunRotate(const std::string& data_dir, const std::string& crash_at) {
   }
   vouch::api::RotateOptions options;
   if (!crash_at.empty()) {
-    // Test knob: die at that step as kill -9 would (no clean-up, no destructors).
+    // Test knob: a real SIGKILL from the kernel at that step (no clean-up, no destructors), what
+    // `kill -9` does, timed to the step.
     options.step_hook = [crash_at](std::string_view step) -> vouch::Status {
       if (step == crash_at) {
-        std::fprintf(stderr, "vouchd: --test-crash-at %s: exiting now\n", crash_at.c_str());
+        std::fprintf(stderr, "vouchd: --test-crash-at %s: SIGKILL now\n", crash_at.c_str());
         std::fflush(stderr);
-        ::_exit(137);
+        ::kill(::getpid(), SIGKILL);
+        ::_exit(137);  // not reached
       }
       return vouch::Status::Ok();
     };

@@ -4,7 +4,7 @@
 # heartbeat_load.py, with the agent's node certificate) keep coming while `vouch master-key rotate`
 # runs in the middle: no load request fails and every one is answered. After a restart vouchd
 # serves with the new key (master.key changed, its id is the one answered) and an offline check
-# (`vouchd master-key check`) opens every sealed value with it. vouchd killed (exit 137, as kill -9)
+# (`vouchd master-key check`) opens every sealed value with it. vouchd killed by SIGKILL (137)
 # inside the rotation's transaction and after its commit: each restart serves wholly under the old
 # or wholly under the new key.
 # Usage: master_key_online_test.sh VOUCHD VOUCH VOUCH_AGENT

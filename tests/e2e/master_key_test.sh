@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Master-key custody and rotation (issue 18, docs/custody.md): split 2-of-3 while serving, combine
 # (too few, flipped digit, mixed splits refused), rotation refused while vouchd serves, rotation
-# killed (exit 137, as kill -9) inside its transaction and after its commit: each restart serves
+# killed by SIGKILL (137, sent by the process to itself at the step) inside its transaction and after its commit: each restart serves
 # with wholly the old or wholly the new key, and a later rotation opens every sealed value.
 # Usage: master_key_test.sh VOUCHD VOUCH
 # shellcheck source=tests/e2e/lib.sh
