@@ -43,6 +43,28 @@ Result<Row> Transaction::QueryOne(std::string_view sql, const std::vector<Value>
   return std::move(rows.front());
 }
 
+bool IsSelectStatement(std::string_view sql) {
+  size_t i = 0;
+  while (i < sql.size() && (sql[i] == ' ' || sql[i] == '\n' || sql[i] == '\t' || sql[i] == '\r')) ++i;
+  static constexpr std::string_view kSelect = "select";
+  if (sql.size() - i <= kSelect.size()) return false;
+  for (size_t k = 0; k < kSelect.size(); ++k) {
+    if ((sql[i + k] | 0x20) != kSelect[k]) return false;
+  }
+  const char next = sql[i + kSelect.size()];
+  return next == ' ' || next == '\n' || next == '\t' || next == '\r' || next == '*' || next == '(';
+}
+
+Result<Rows> Database::QueryOnce(std::string_view sql, const std::vector<Value>& params) {
+  if (!IsSelectStatement(sql)) return InvalidArgument("QueryOnce runs a SELECT only", std::string(kStoreError));
+  Rows rows;
+  VOUCH_RETURN_IF_ERROR(Read([&](Transaction& tx) -> Status {
+    VOUCH_ASSIGN_OR_RETURN(rows, tx.Query(sql, params));
+    return Status::Ok();
+  }));
+  return rows;
+}
+
 Result<int> Database::Migrate() {
   const auto& migrations = Migrations();
   int version = 0;

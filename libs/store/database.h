@@ -80,6 +80,12 @@ class Database {
   }
   // Runs `fn` in a read-only snapshot transaction.
   virtual Status Read(const std::function<Status(Transaction&)>& fn) = 0;
+  // One SELECT on its own: the rows of a single statement, which sees one consistent snapshot by
+  // itself. Anything but a statement starting with SELECT is InvalidArgument. By default Read()
+  // around one Query (SQLite); PostgreSQL runs it without BEGIN/COMMIT (autocommit), one round
+  // trip instead of two, retried after a conflict or a lost connection as Read() is. For reads
+  // that are one statement only: several QueryOnce calls see several snapshots.
+  virtual Result<Rows> QueryOnce(std::string_view sql, const std::vector<Value>& params);
 
   // "sqlite" or "postgres".
   virtual std::string_view backend() const = 0;
@@ -89,6 +95,9 @@ class Database {
   // Applies pending schema migrations (idempotent). Returns the resulting version.
   Result<int> Migrate();
 };
+
+// QueryOnce's check: `sql` starts with the keyword SELECT (leading whitespace and case aside).
+bool IsSelectStatement(std::string_view sql);
 
 // Opens "sqlite:/path/to/file.db" or a plain path (SQLite), creating the file with mode 0600, or
 // "postgres://user[:password]@host[:port]/db[?sslmode=...]" (PostgreSQL; any libpq URI).

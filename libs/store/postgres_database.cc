@@ -66,6 +66,8 @@ class PgConnection {
   ~PgConnection() { Close(); }
 
   bool connected() const { return conn_ != nullptr && PQstatus(conn_) == CONNECTION_OK; }
+  // Outside any transaction block (what an autocommit statement needs).
+  bool idle() const { return conn_ != nullptr && PQtransactionStatus(conn_) == PQTRANS_IDLE; }
 
   Status Connect() {
     Close();
@@ -375,6 +377,33 @@ Value DecodeText(Oid type, const char* p, int len) {
   }
 }
 
+// The rows of a statement's result (column names shared by every row).
+Rows RowsOf(const PGresult* res) {
+  int ncol = PQnfields(res);
+  auto names = std::make_shared<std::vector<std::string>>();
+  std::vector<Oid> types;
+  for (int c = 0; c < ncol; ++c) {
+    names->push_back(PQfname(res, c));
+    types.push_back(PQftype(res, c));
+  }
+  Rows rows;
+  int nrow = PQntuples(res);
+  rows.reserve(static_cast<size_t>(nrow));
+  for (int r = 0; r < nrow; ++r) {
+    std::vector<Value> values;
+    values.reserve(static_cast<size_t>(ncol));
+    for (int c = 0; c < ncol; ++c) {
+      if (PQgetisnull(res, r, c)) {
+        values.emplace_back(nullptr);
+      } else {
+        values.push_back(DecodeText(types[static_cast<size_t>(c)], PQgetvalue(res, r, c), PQgetlength(res, r, c)));
+      }
+    }
+    rows.emplace_back(names, std::move(values));
+  }
+  return rows;
+}
+
 class PgTransaction final : public Transaction, public internal::AuditSink {
  public:
   // `audit`: where a write transaction defers its audit entries (null for reads).
@@ -388,30 +417,7 @@ class PgTransaction final : public Transaction, public internal::AuditSink {
 
   Result<Rows> Query(std::string_view sql, const std::vector<Value>& params) override {
     VOUCH_ASSIGN_OR_RETURN(PgResultPtr res, Run(sql, params));
-    int ncol = PQnfields(res.get());
-    auto names = std::make_shared<std::vector<std::string>>();
-    std::vector<Oid> types;
-    for (int c = 0; c < ncol; ++c) {
-      names->push_back(PQfname(res.get(), c));
-      types.push_back(PQftype(res.get(), c));
-    }
-    Rows rows;
-    int nrow = PQntuples(res.get());
-    rows.reserve(static_cast<size_t>(nrow));
-    for (int r = 0; r < nrow; ++r) {
-      std::vector<Value> values;
-      values.reserve(static_cast<size_t>(ncol));
-      for (int c = 0; c < ncol; ++c) {
-        if (PQgetisnull(res.get(), r, c)) {
-          values.emplace_back(nullptr);
-        } else {
-          values.push_back(DecodeText(types[static_cast<size_t>(c)], PQgetvalue(res.get(), r, c),
-                                      PQgetlength(res.get(), r, c)));
-        }
-      }
-      rows.emplace_back(names, std::move(values));
-    }
-    return rows;
+    return RowsOf(res.get());
   }
 
   bool DefersAudit() const override { return audit_ != nullptr && defer_; }
@@ -539,6 +545,31 @@ class PostgresDatabase final : public Database {
   }
   Status Read(const std::function<Status(Transaction&)>& fn) override { return Run(fn, false, WriteMode::kSerial); }
 
+  // One SELECT in autocommit: no BEGIN/COMMIT, one round trip (the statement is prepared once per
+  // connection, as in a transaction). A single statement sees one snapshot by itself, and a read
+  // commits nothing, so retrying it after a lost connection is as safe as retrying a Read().
+  Result<Rows> QueryOnce(std::string_view sql, const std::vector<Value>& params) override {
+    if (!IsSelectStatement(sql)) return InvalidArgument("QueryOnce runs a SELECT only", std::string(kStoreError));
+    Rows rows;
+    VOUCH_RETURN_IF_ERROR(Retrying([&](PgConnection* conn, ErrorClass* failure) -> Status {
+      conn->ClearDeferred();
+      if (!conn->idle()) {
+        // Never expected (every transaction ends in COMMIT or ROLLBACK); a fresh connection rather
+        // than a statement inside someone's transaction.
+        Status st = conn->Connect();
+        if (!st.ok()) {
+          *failure = ErrorClass::kConnection;
+          return st;
+        }
+      }
+      auto res = conn->Run(sql, params, failure);
+      if (!res.ok()) return res.status();
+      rows = RowsOf(res->get());
+      return Status::Ok();
+    }));
+    return rows;
+  }
+
   std::string_view backend() const override { return "postgres"; }
 
   Status Ping() override {
@@ -564,6 +595,12 @@ class PostgresDatabase final : public Database {
   };
 
   Status Run(const std::function<Status(Transaction&)>& fn, bool write, WriteMode mode) {
+    return Retrying([&](PgConnection* conn, ErrorClass* failure) { return Attempt(conn, fn, write, mode, failure); });
+  }
+
+  // Runs `attempt` on a pooled, connected connection; again after a conflict (a few times) or a
+  // lost connection (within kReconnectBudget), as `attempt`'s `failure` says.
+  Status Retrying(const std::function<Status(PgConnection*, ErrorClass*)>& attempt) {
     auto deadline = std::chrono::steady_clock::now() + kReconnectBudget;
     auto backoff = std::chrono::milliseconds(20);
     int conflicts = 0;
@@ -575,7 +612,7 @@ class PostgresDatabase final : public Database {
         PgConnection* conn = lease.get();
         Status st = conn->connected() ? Status::Ok() : conn->Connect();
         if (st.ok()) {
-          st = Attempt(conn, fn, write, mode, &failure);
+          st = attempt(conn, &failure);
           if (st.ok() || failure == ErrorClass::kNone || failure == ErrorClass::kOther) return st;
         } else {
           failure = ErrorClass::kConnection;

@@ -670,6 +670,110 @@ TEST_P(StoreTest, ReconnectsAfterAServerRestart) {
   EXPECT_TRUE(db_->Ping().ok());
 }
 
+// QueryOnce (a single SELECT, no transaction of its own on PostgreSQL): the same rows, types and
+// errors as the statement inside Read(), and nothing but a SELECT.
+TEST_P(StoreTest, QueryOnceReadsLikeOneQueryInARead) {
+  Blob blob = {0, 1, 0xff, '\\', 'x'};
+  ASSERT_TRUE(db_->Write([&](Transaction& tx) -> Status {
+                   for (int i = 0; i < 3; ++i) {
+                     VOUCH_RETURN_IF_ERROR(tx.Exec("INSERT INTO zones (id, name, created_at, created_by, policy, "
+                                                   "ca_cert_pem, ca_key_sealed, crl_number) VALUES (?, ?, ?, 'me', "
+                                                   "'{}', 'pem', ?, ?)",
+                                                   {"z" + std::to_string(i), "n" + std::to_string(i), int64_t{-7 + i},
+                                                    blob, int64_t{1} << 62})
+                                               .status());
+                   }
+                   return Status::Ok();
+                 }).ok());
+  const std::string sql = "SELECT id, name AS zone_name, created_at, ca_key_sealed, crl_der FROM zones "
+                          "WHERE created_at >= ? ORDER BY id";
+  for (int round = 0; round < 7; ++round) {  // PostgreSQL: prepared once, then generic plans
+    auto rows = db_->QueryOnce(sql, {int64_t{-6}});
+    ASSERT_TRUE(rows.ok()) << rows.status().ToString();
+    ASSERT_EQ(rows->size(), 2u);
+    EXPECT_EQ((*rows)[0].Str("id"), "z1");
+    EXPECT_EQ((*rows)[1].Str("zone_name"), "n2");
+    EXPECT_EQ((*rows)[0].Int("created_at"), -6);
+    EXPECT_EQ((*rows)[1].Bytes("ca_key_sealed"), blob);
+    EXPECT_TRUE((*rows)[0].IsNull("crl_der"));
+    Rows in_read;
+    ASSERT_TRUE(db_->Read([&](Transaction& tx) -> Status {
+                     VOUCH_ASSIGN_OR_RETURN(in_read, tx.Query(sql, {int64_t{-6}}));
+                     return Status::Ok();
+                   }).ok());
+    ASSERT_EQ(in_read.size(), rows->size());
+    for (size_t i = 0; i < in_read.size(); ++i) {
+      for (size_t c = 0; c < 5; ++c) {
+        EXPECT_EQ(in_read[i].IsNull(c), (*rows)[i].IsNull(c));
+        EXPECT_EQ(in_read[i].Str(c), (*rows)[i].Str(c));
+        EXPECT_EQ(in_read[i].Int(c), (*rows)[i].Int(c));
+      }
+    }
+  }
+  auto none = db_->QueryOnce("  select id FROM zones WHERE id = ?", {std::string("nope")});
+  ASSERT_TRUE(none.ok()) << none.status().ToString();
+  EXPECT_TRUE(none->empty());
+  auto bad = db_->QueryOnce("SELECT no_such_column FROM zones", {});
+  EXPECT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), StatusCode::kInternal) << bad.status().ToString();
+  // The pool is fine after the error.
+  EXPECT_TRUE(db_->QueryOnce(sql, {int64_t{-100}}).ok());
+  for (const char* write : {"DELETE FROM zones", "UPDATE zones SET name = 'x'", "WITH d AS (DELETE FROM zones "
+                            "RETURNING id) SELECT id FROM d", "SELECTED", "selection FROM zones"}) {
+    auto refused = db_->QueryOnce(write, {});
+    EXPECT_EQ(refused.status().code(), StatusCode::kInvalidArgument) << write;
+  }
+  EXPECT_EQ(Count("zones"), 3);
+}
+
+// PostgreSQL: QueryOnce sends no BEGIN (the statement runs in autocommit, at the server's default
+// READ COMMITTED, where a Read() is REPEATABLE READ READ ONLY), and it is retried on a fresh
+// connection when the server has closed the pooled one.
+TEST_P(StoreTest, QueryOnceRunsOutsideATransactionAndSurvivesALostConnection) {
+  if (!postgres()) GTEST_SKIP() << "PostgreSQL only";
+  const std::string isolation = "SELECT current_setting('transaction_isolation') AS iso, "
+                                "current_setting('transaction_read_only') AS ro";
+  auto once = db_->QueryOnce(isolation, {});
+  ASSERT_TRUE(once.ok()) << once.status().ToString();
+  EXPECT_EQ((*once)[0].Str("iso"), "read committed");
+  EXPECT_EQ((*once)[0].Str("ro"), "off");
+  ASSERT_TRUE(db_->Read([&](Transaction& tx) -> Status {
+                   VOUCH_ASSIGN_OR_RETURN(Row r, tx.QueryOne(isolation, {}, "setting"));
+                   EXPECT_EQ(r.Str("iso"), "repeatable read");
+                   EXPECT_EQ(r.Str("ro"), "on");
+                   return Status::Ok();
+                 }).ok());
+  auto other = OpenDatabase(url_);
+  ASSERT_TRUE(other.ok()) << other.status().ToString();
+  const std::string pid_sql = "SELECT pg_backend_pid() AS pid";
+  for (int kill = 0; kill < 3; ++kill) {
+    auto before = db_->QueryOnce(pid_sql, {});
+    ASSERT_TRUE(before.ok()) << before.status().ToString();
+    // Every backend of this database but the killer's: the pooled connections die under the pool.
+    ASSERT_TRUE((*other)->Read([&](Transaction& tx) -> Status {
+                          return tx.Query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+                                          "datname = current_database() AND pid <> pg_backend_pid()", {})
+                              .status();
+                        }).ok());
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    int64_t left = -1;
+    while (left != 0 && std::chrono::steady_clock::now() < deadline) {
+      auto n = (*other)->QueryOnce("SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND "
+                                   "pid <> pg_backend_pid()", {});
+      ASSERT_TRUE(n.ok()) << n.status().ToString();
+      left = (*n)[0].Int(0);
+      if (left != 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    ASSERT_EQ(left, 0);
+    auto after = db_->QueryOnce(pid_sql, {});
+    ASSERT_TRUE(after.ok()) << after.status().ToString();
+    EXPECT_NE((*after)[0].Int("pid"), (*before)[0].Int("pid"));
+    auto rows = db_->QueryOnce("SELECT COUNT(*) AS n FROM zones WHERE id <> ?", {std::string("x")});
+    ASSERT_TRUE(rows.ok()) << rows.status().ToString();
+    EXPECT_EQ((*rows)[0].Int("n"), 0);
+  }
+}
+
 TEST(TranslateSqlForPostgres, RewritesPlaceholdersAndTypesOutsideLiterals) {
   EXPECT_EQ(TranslateSqlForPostgres("SELECT a FROM t WHERE b = ? AND c = ?"), "SELECT a FROM t WHERE b = $1 AND c = $2");
   EXPECT_EQ(TranslateSqlForPostgres("CREATE TABLE t (a INTEGER NOT NULL, b BLOB, c integer, d TEXT)"),
