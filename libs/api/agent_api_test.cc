@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <functional>
 #include <set>
 
 #include "api/manager.h"
@@ -36,6 +37,33 @@ using http::Response;
 
 std::string CsrFor(EVP_PKEY* key, const std::vector<std::string>& dns) { return test::CsrPemFor(key, dns, "w"); }
 
+// The store, with a hook a test may have run once just before the next row-keyed write: between
+// an issuance's decision (and signing) and the write that records it.
+class HookedDatabase final : public store::Database {
+ public:
+  explicit HookedDatabase(std::unique_ptr<store::Database> db) : db_(std::move(db)) {}
+  std::function<void()> before_row_keyed_write;
+
+  Status Write(const std::function<Status(store::Transaction&)>& fn) override { return db_->Write(fn); }
+  Status Write(const std::function<Status(store::Transaction&)>& fn, store::WriteMode mode) override {
+    if (mode == store::WriteMode::kRowKeyed && before_row_keyed_write) {
+      auto hook = std::move(before_row_keyed_write);
+      before_row_keyed_write = nullptr;
+      hook();
+    }
+    return db_->Write(fn, mode);
+  }
+  Status Read(const std::function<Status(store::Transaction&)>& fn) override { return db_->Read(fn); }
+  Result<store::Rows> QueryOnce(std::string_view sql, const std::vector<store::Value>& params) override {
+    return db_->QueryOnce(sql, params);
+  }
+  std::string_view backend() const override { return db_->backend(); }
+  Status Ping() override { return db_->Ping(); }
+
+ private:
+  std::unique_ptr<store::Database> db_;
+};
+
 class AgentApiTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -49,7 +77,9 @@ class AgentApiTest : public ::testing::Test {
     sim_old_ = std::move(*old);
     auto db = store::OpenDatabase("sqlite:" + dir_ + "/vouch.db");
     ASSERT_TRUE(db.ok());
-    db_ = std::move(*db);
+    auto hooked = std::make_unique<HookedDatabase>(std::move(*db));
+    hooked_ = hooked.get();
+    db_ = std::move(hooked);
     ASSERT_TRUE(db_->Migrate().ok());
     ManagerOptions options;
     options.password_kdf = crypto::ScryptParams{1 << 10, 8, 1};
@@ -191,6 +221,7 @@ class AgentApiTest : public ::testing::Test {
   std::string dir_ = tmp_.path();
   std::unique_ptr<attest::SimVendor> sim_, sim_old_;
   std::unique_ptr<store::Database> db_;
+  HookedDatabase* hooked_ = nullptr;  // db_
   std::unique_ptr<Manager> manager_;
   std::unique_ptr<http::Router> router_;
   std::string admin_token_;
@@ -347,6 +378,42 @@ TEST_F(AgentApiTest, WorkloadCertificatesAndEveryRefusal) {
   r = Call("POST", "/api/v1/certificates", CertBody(csr, wkey->get(), "a").dump(), "", &n2.cert_der);
   EXPECT_EQ(Code(r), "node_cert_revoked") << r.body;
   EXPECT_EQ(Admin("GET", "/api/v1/certificates/" + serial2, nullptr, 200)["status"], "revoked");
+}
+
+// A zone CA activated between an issuance's decision (the old root's signer cached) and its write
+// refuses that certificate (409 conflict_retry, nothing recorded); the agent's retry is issued by
+// the new root. Without the write's check the answer would be a certificate of the retired root.
+TEST_F(AgentApiTest, AZoneCaActivatedDuringAnIssuanceRefusesItsCertificate) {
+  Node n = Provision();
+  Build("a");
+  auto wkey = crypto::GenerateP256();
+  const json body = CertBody(CsrFor(wkey->get(), {"web.example.com"}), wkey->get(), "a");
+  Response r = Call("POST", "/api/v1/certificates", body.dump(), "", &n.cert_der);  // caches the signer
+  ASSERT_EQ(r.status, 201u) << r.body;
+  const std::string old_root = json::parse(r.body)["ca_pem"];
+  json rot = Admin("POST", "/api/v1/zones/dev/ca/rotate", nullptr, 202);
+  Admin("POST", "/api/v1/tasks/" + rot["task_id"].get<std::string>() + "/approve", nullptr, 200);
+  const int64_t certs = CountRows("certificates"), instances = CountRows("instances");
+  bool activated = false;
+  hooked_->before_row_keyed_write = [&] {
+    Admin("POST", "/api/v1/zones/dev/ca/activate", nullptr, 200);
+    activated = true;
+  };
+  r = Call("POST", "/api/v1/certificates", body.dump(), "", &n.cert_der);
+  ASSERT_TRUE(activated);
+  EXPECT_EQ(r.status, 409u) << r.body;
+  EXPECT_EQ(Code(r), "conflict_retry") << r.body;
+  EXPECT_EQ(CountRows("certificates"), certs);
+  EXPECT_EQ(CountRows("instances"), instances);
+  r = Call("POST", "/api/v1/certificates", body.dump(), "", &n.cert_der);
+  ASSERT_EQ(r.status, 201u) << r.body;
+  json issued = json::parse(r.body);
+  const std::string new_root = issued["ca_pem"];
+  EXPECT_NE(new_root, old_root);
+  auto leaf = crypto::CertFromPem(issued["certificate_pem"].get<std::string>());
+  auto root = crypto::CertFromPem(new_root);
+  ASSERT_TRUE(leaf.ok() && root.ok());
+  EXPECT_EQ(X509_verify(leaf->get(), X509_get0_pubkey(root->get())), 1);
 }
 
 TEST_F(AgentApiTest, HeartbeatsAreVerifiedReplayProtectedAndTracked) {

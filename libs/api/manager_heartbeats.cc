@@ -125,9 +125,10 @@ Result<json> Manager::IngestHeartbeats(const Principal& node, const json& node_i
     }
     inst.reserve(ids.size());
     std::map<std::string, std::shared_ptr<EVP_PKEY>> zone_keys;  // zone id -> heartbeat private key
-    VOUCH_RETURN_IF_ERROR(db_->Read([&](Transaction& tx) -> Status {
+    // The lookup, through `query`: a read transaction's, or QueryOnce for a batch of one chunk.
+    using QueryFn = std::function<Result<Rows>(const std::string&, const std::vector<store::Value>&)>;
+    auto lookup = [&](const QueryFn& query) -> Status {
       inst.clear();
-      zone_keys.clear();
       const bool pg = db_->backend() == "postgres";
       for (size_t at = 0; at < ids.size(); at += kIdsPerQuery) {
         const size_t n = std::min(kIdsPerQuery, ids.size() - at);
@@ -151,7 +152,7 @@ Result<json> Manager::IngestHeartbeats(const Principal& node, const json& node_i
           sql += ")";
           for (size_t k = 0; k < n; ++k) params.emplace_back(std::string(ids[at + k]));
         }
-        VOUCH_ASSIGN_OR_RETURN(Rows rows, tx.Query(sql, params));
+        VOUCH_ASSIGN_OR_RETURN(Rows rows, query(sql, params));
         for (const Row& r : rows) {
           auto w = wanted.find(r.Str(0));
           if (w == wanted.end()) continue;  // not asked for (cannot happen: the IN list)
@@ -184,17 +185,15 @@ Result<json> Manager::IngestHeartbeats(const Principal& node, const json& node_i
         }
         if (!keys.empty()) crypto::Cleanse(keys.data(), keys.size() * sizeof(keys[0]));
       }
-      // The keys not cached: their certificates, in chunks too.
-      std::vector<Cert*> missing;
+      return Status::Ok();
+    };
+    // The keys not cached: their certificates, in chunks too, and the zones' heartbeat keys.
+    std::vector<Cert*> missing;
+    auto find_missing = [&] {
+      missing.clear();
       for (auto& [id, c] : inst) {
         if (!c.valid) continue;
-        bool need = false;
-        if (c.wants_mac) {
-          need = !c.has_mac_key;
-          if (need && !zone_keys.count(c.zone_id)) {
-            VOUCH_ASSIGN_OR_RETURN(zone_keys[c.zone_id], ZoneHeartbeatPrivateKey(tx, c.zone_id));
-          }
-        }
+        bool need = c.wants_mac && !c.has_mac_key;
         if (c.wants_signature) {
           std::lock_guard<std::mutex> lock(hs.mu);
           auto k = hs.ecdsa_keys.find(c.serial);
@@ -202,6 +201,14 @@ Result<json> Manager::IngestHeartbeats(const Principal& node, const json& node_i
           need = need || !c.key;
         }
         if (need) missing.push_back(&c);
+      }
+    };
+    auto fetch_missing = [&](Transaction& tx) -> Status {
+      zone_keys.clear();
+      for (Cert* c : missing) {
+        if (c->wants_mac && !c->has_mac_key && !zone_keys.count(c->zone_id)) {
+          VOUCH_ASSIGN_OR_RETURN(zone_keys[c->zone_id], ZoneHeartbeatPrivateKey(tx, c->zone_id));
+        }
       }
       for (size_t at = 0; at < missing.size(); at += kIdsPerQuery) {
         const size_t n = std::min(kIdsPerQuery, missing.size() - at);
@@ -222,7 +229,25 @@ Result<json> Manager::IngestHeartbeats(const Principal& node, const json& node_i
         }
       }
       return Status::Ok();
-    }));
+    };
+    if (ids.size() <= kIdsPerQuery) {
+      // One statement, its own snapshot (on PostgreSQL one round trip, no BEGIN/COMMIT); what it
+      // does not find cached comes from a second snapshot, which is as good: a certificate's PEM
+      // never changes, and a zone's heartbeat key is only ever set from NULL.
+      VOUCH_RETURN_IF_ERROR(lookup([&](const std::string& sql, const std::vector<store::Value>& params) {
+        return db_->QueryOnce(sql, params);
+      }));
+      find_missing();
+      if (!missing.empty()) VOUCH_RETURN_IF_ERROR(db_->Read(fetch_missing));
+    } else {
+      VOUCH_RETURN_IF_ERROR(db_->Read([&](Transaction& tx) -> Status {
+        VOUCH_RETURN_IF_ERROR(lookup([&](const std::string& sql, const std::vector<store::Value>& params) {
+          return tx.Query(sql, params);
+        }));
+        find_missing();
+        return fetch_missing(tx);
+      }));
+    }
     // Decode and derive outside the transaction: once per certificate, then cached.
     for (auto& [id, c] : inst) {
       if (c.pem.empty()) continue;

@@ -110,5 +110,7 @@ namespace vouch::api {
 
 // A zone's stored policy (manager_zones.cc); NotFound "zone" when there is no such zone.
 Result<ZonePolicy> LoadZonePolicy(store::Transaction& tx, const std::string& zone_id);
+// A zone's policy from its stored JSON (zones.policy); DataLoss kStoreCorrupt when unreadable.
+Result<ZonePolicy> PolicyFromJson(const std::string& text);
 
 }  // namespace vouch::api

@@ -69,22 +69,24 @@ Result<json> Manager::IssueForWorkload(const Principal& node, std::string_view c
     std::vector<std::string> names;
     std::string replaced_serial;  // a renewal: the instance's certificate until now
   };
-  // The node, its zone's CA and heartbeat public key, and the builds of the zone with this
+  // The node, its zone's CA, heartbeat public key and policy, and the builds of the zone with this
   // measurement, in one query (each statement is a round trip to PostgreSQL, whose CPU per
   // certificate bounds issuance on a shared machine: BENCHMARKS.md, "PostgreSQL costs (issue 16)").
   // The builds' columns carry a prefix so that they never shadow the node's.
   static constexpr char kDecideSql[] =
       "SELECT n.*, z.ca_cert_pem AS zone_ca_cert_pem, z.heartbeat_pub_pem AS zone_heartbeat_pub_pem, "
-      "z.name AS zone_name, b.id AS b_id, b.app_id AS b_app_id, b.mrenclave AS b_mrenclave, "
+      "z.policy AS zone_policy, z.name AS zone_name, b.id AS b_id, b.app_id AS b_app_id, b.mrenclave AS b_mrenclave, "
       "b.mrsigner AS b_mrsigner, b.isvprodid AS b_isvprodid, b.isvsvn AS b_isvsvn, b.status AS b_status, "
       "b.debug AS b_debug, b.created_at AS b_created_at, a.name AS b_app_name, a.domains AS b_domains "
       "FROM nodes n JOIN zones z ON z.id = n.zone_id "
       "LEFT JOIN (builds b JOIN apps a ON a.id = b.app_id AND a.deleted = 0) ON a.zone_id = n.zone_id AND "
       "b.mrenclave = ? AND b.mrsigner = ? AND b.isvprodid = ? AND b.isvsvn = ? "
       "WHERE n.id = ?";
-  auto decide = [&](Transaction& tx, Decision* d) -> Status {
-    VOUCH_ASSIGN_OR_RETURN(Rows joined, tx.Query(kDecideSql, {mrenclave, mrsigner, int64_t{body->isv_prod_id},
-                                                              int64_t{body->isv_svn}, node.id}));
+  const std::vector<Value> decide_params{mrenclave, mrsigner, int64_t{body->isv_prod_id}, int64_t{body->isv_svn},
+                                         node.id};
+  // The decision from kDecideSql's rows; `tx` (the same snapshot) only reads a renewed instance.
+  auto decide_rows = [&](const Rows& joined, Transaction* tx, Decision* d) -> Status {
+    *d = Decision{};
     if (joined.empty()) return NotFound("node not found");
     d->node = joined[0];
     const Row& n = d->node;
@@ -92,7 +94,7 @@ Result<json> Manager::IssueForWorkload(const Principal& node, std::string_view c
     d->zone_heartbeat_pub_pem = n.IsNull("zone_heartbeat_pub_pem") ? "" : n.Str("zone_heartbeat_pub_pem");
     if (n.Str("status") != "active")
       return Refuse(kNodeDeactivated, "node " + node.id + " is deactivated");
-    VOUCH_ASSIGN_OR_RETURN(d->zone_policy, LoadZonePolicy(tx, n.Str("zone_id")));
+    VOUCH_ASSIGN_OR_RETURN(d->zone_policy, PolicyFromJson(n.Str("zone_policy")));
     const policy::ZonePolicy& zp = d->zone_policy.rules;
     // One decision, libs/policy's (docs/policy.md): the node's standing, then the workload's
     // measurement against the zone's builds, their approval and debug.
@@ -149,7 +151,8 @@ Result<json> Manager::IssueForWorkload(const Principal& node, std::string_view c
       }
     }
     if (!instance_id.empty()) {
-      VOUCH_ASSIGN_OR_RETURN(Rows i, tx.Query("SELECT id, serial FROM instances WHERE id = ? AND node_id = ? AND build_id = ?",
+      if (tx == nullptr) return Internal("a renewal is decided in a transaction");
+      VOUCH_ASSIGN_OR_RETURN(Rows i, tx->Query("SELECT id, serial FROM instances WHERE id = ? AND node_id = ? AND build_id = ?",
                                               {instance_id, node.id, b->Str("id")}));
       if (i.empty()) {
         return NotFound("instance '" + instance_id + "' of this build on this node not found",
@@ -159,27 +162,42 @@ Result<json> Manager::IssueForWorkload(const Principal& node, std::string_view c
     }
     return Status::Ok();
   };
+  auto decide = [&](Transaction& tx, Decision* d) -> Status {
+    VOUCH_ASSIGN_OR_RETURN(Rows joined, tx.Query(kDecideSql, decide_params));
+    return decide_rows(joined, &tx, d);
+  };
+  // ZoneSigner's rule without its query: the cached signer while it is still the zone's CA as the
+  // decision's snapshot has it (kDecideSql reads ca_cert_pem); null when there is none.
+  auto cached_signer = [&](const Decision& dd) -> std::shared_ptr<pki::CaSigner> {
+    std::lock_guard<std::mutex> lock(signers_mu_);
+    auto it = signers_.find(dd.node.Str("zone_id"));
+    return it != signers_.end() && it->second->cert_pem() == dd.zone_ca_pem ? it->second : nullptr;
+  };
 
-  // 1. Decide on a snapshot, then sign outside any transaction.
+  // 1. Decide on a snapshot, then sign outside any transaction. A new instance with its zone's
+  //    signer cached needs kDecideSql only: one statement, its own snapshot (on PostgreSQL one
+  //    round trip, no BEGIN/COMMIT); otherwise a read transaction (the renewed instance, the signer).
   Decision d;
   std::shared_ptr<pki::CaSigner> signer;
-  std::string ca_pem;
-  Status st = db_->Read([&](Transaction& tx) -> Status {
-    VOUCH_RETURN_IF_ERROR(decide(tx, &d));
-    ca_pem = d.zone_ca_pem;
-    signer.reset();
-    {
-      // ZoneSigner's rule without its query: the cached signer while it is still the zone's CA
-      // as this snapshot has it (decide read ca_cert_pem).
-      std::lock_guard<std::mutex> lock(signers_mu_);
-      auto it = signers_.find(d.node.Str("zone_id"));
-      if (it != signers_.end() && it->second->cert_pem() == ca_pem) signer = it->second;
-    }
-    if (signer == nullptr) {
-      VOUCH_ASSIGN_OR_RETURN(signer, ZoneSigner(tx, d.node.Str("zone_id")));
-    }
-    return Status::Ok();
-  });
+  Status st = Status::Ok();
+  bool decided = false;
+  if (instance_id.empty()) {
+    auto joined = db_->QueryOnce(kDecideSql, decide_params);
+    st = joined.ok() ? decide_rows(*joined, nullptr, &d) : joined.status();
+    if (st.ok()) signer = cached_signer(d);
+    decided = !st.ok() || signer != nullptr;  // a refusal or a store error stands as it is
+  }
+  if (!decided) {
+    st = db_->Read([&](Transaction& tx) -> Status {
+      VOUCH_RETURN_IF_ERROR(decide(tx, &d));
+      signer = cached_signer(d);
+      if (signer == nullptr) {
+        VOUCH_ASSIGN_OR_RETURN(signer, ZoneSigner(tx, d.node.Str("zone_id")));
+      }
+      return Status::Ok();
+    });
+  }
+  const std::string ca_pem = d.zone_ca_pem;
   if (!st.ok()) return st.code() == StatusCode::kPermissionDenied ? refuse(st) : st;
   const Row& b = d.build;
   const std::string zone_id = d.node.Str("zone_id");
@@ -215,6 +233,11 @@ Result<json> Manager::IssueForWorkload(const Principal& node, std::string_view c
     if (now.build.Str("id") != b.Str("id") || now.names != d.names || now.node.Str("zone_id") != zone_id) {
       return Aborted("the app's builds or domains changed during the request; retry",
                      std::string(kConflictRetry));
+    }
+    // Signed by the zone's active root only: a root activated since the decision (another member
+    // may have, manager_ca_rotation.cc) refuses this certificate, signed by the one before.
+    if (now.zone_ca_pem != signer->cert_pem()) {
+      return Aborted("the zone's CA changed during the request; retry", std::string(kConflictRetry));
     }
     if (mac_heartbeats) {
       // A zone's heartbeat public key is only ever set from NULL (EnsureZoneHeartbeatKey): one

@@ -19,6 +19,8 @@ namespace {
 
 std::string CaKeyAad(const std::string& zone_id) { return "vouch:zone-ca-key:" + zone_id; }
 
+}  // namespace
+
 Result<ZonePolicy> PolicyFromJson(const std::string& text) {
   ZonePolicy p;
   auto j = json::parse(text, nullptr, false);
@@ -35,6 +37,8 @@ Result<ZonePolicy> PolicyFromJson(const std::string& text) {
   p.rules.allow_debug = j.value("allow_debug", false);
   return p;
 }
+
+namespace {
 
 Status ApplySpec(const ZoneSpec& spec, ZonePolicy* p) {
   if (spec.allow_sim) p->rules.allow_sim = *spec.allow_sim;
