@@ -2,7 +2,8 @@
 # Shared by bench/scale_bench.sh and bench/soak.sh (source after tests/e2e/lib.sh and pg.sh, with
 # B (the build dir) and OUT (the results dir) set): a dev vouchd on SQLite or a throwaway
 # PostgreSQL with sim agents, instances seeded in bulk, CPU and memory readings.
-VOUCHD=$B/apps/vouchd/vouchd AGENT=$B/apps/vouch-agent/vouch-agent GEN=$B/bench/bench_agent FLOOR=$B/bench/bench_hbfloor
+# VOUCHD_BIN: another vouchd binary (e.g. a saved copy of the one before a change) in the same run shape.
+VOUCHD=${VOUCHD_BIN:-$B/apps/vouchd/vouchd} AGENT=$B/apps/vouch-agent/vouch-agent GEN=$B/bench/bench_agent FLOOR=$B/bench/bench_hbfloor
 for x in "$VOUCHD" "$AGENT" "$GEN" "$FLOOR"; do [[ -x $x ]] || fail "missing $x (build it)"; done
 mkdir -p "$OUT"
 R=$OUT/results.jsonl

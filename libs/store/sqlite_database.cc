@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <condition_variable>
+#include <iterator>
 #include <map>
 #include <mutex>
 
@@ -38,6 +39,7 @@ class Connection {
   }
 
   ~Connection() {
+    for (sqlite3_stmt* stmt : control_) sqlite3_finalize(stmt);  // null is a no-op
     for (auto& [sql, stmt] : cache_) sqlite3_finalize(stmt);
     sqlite3_close_v2(db_);
   }
@@ -54,14 +56,43 @@ class Connection {
 
   bool autocommit() const { return sqlite3_get_autocommit(db_) != 0; }
 
+  // The transaction statements of the group commit and of reads, prepared once per connection:
+  // sqlite3_exec would parse them again every time (several per group, two per read).
+  enum class Control { kBegin, kBeginImmediate, kCommit, kRollback, kSavepoint, kRelease, kRollbackTo, kCount };
+  Status Run(Control c) {
+    static constexpr const char* kSql[] = {"BEGIN",
+                                           "BEGIN IMMEDIATE",
+                                           "COMMIT",
+                                           "ROLLBACK",
+                                           "SAVEPOINT vouch_group_member",
+                                           "RELEASE vouch_group_member",
+                                           "ROLLBACK TO vouch_group_member"};
+    static_assert(std::size(kSql) == static_cast<size_t>(Control::kCount));
+    sqlite3_stmt*& stmt = control_[static_cast<size_t>(c)];
+    if (stmt == nullptr &&
+        sqlite3_prepare_v3(db_, kSql[static_cast<size_t>(c)], -1, SQLITE_PREPARE_PERSISTENT, &stmt, nullptr) !=
+            SQLITE_OK) {
+      stmt = nullptr;
+      return ErrorFor(sqlite3_extended_errcode(db_), sqlite3_errmsg(db_));
+    }
+    int rc = sqlite3_step(stmt);
+    // The error of a failed step, read before reset (which returns it again, but may clear the message).
+    Status st = rc == SQLITE_DONE || rc == SQLITE_ROW ? Status::Ok()
+                                                      : ErrorFor(sqlite3_extended_errcode(db_), sqlite3_errmsg(db_));
+    sqlite3_reset(stmt);
+    return st;
+  }
+
   Result<sqlite3_stmt*> Prepare(std::string_view sql) {
-    std::string key(sql);
-    auto it = cache_.find(key);
+    // Found by the view itself (transparent comparator): no key string built per statement run.
+    auto it = cache_.find(sql);
     if (it != cache_.end()) {
+      // Every parameter is bound again before the next step (Bind checks the count): no
+      // sqlite3_clear_bindings needed.
       sqlite3_reset(it->second);
-      sqlite3_clear_bindings(it->second);
       return it->second;
     }
+    std::string key(sql);
     sqlite3_stmt* stmt = nullptr;
     if (sqlite3_prepare_v3(db_, sql.data(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT, &stmt,
                            nullptr) != SQLITE_OK) {
@@ -73,6 +104,9 @@ class Connection {
     return stmt;
   }
 
+  // Binds without copying (SQLITE_STATIC): `params` outlive every step of this run (Exec and
+  // Query step and reset before returning), and a cached statement is never stepped again before
+  // Bind has replaced every parameter.
   Status Bind(sqlite3_stmt* stmt, const std::vector<Value>& params) {
     if (static_cast<int>(params.size()) != sqlite3_bind_parameter_count(stmt)) {
       return Internal("SQL has " + std::to_string(sqlite3_bind_parameter_count(stmt)) +
@@ -89,9 +123,9 @@ class Connection {
             } else if constexpr (std::is_same_v<T, int64_t>) {
               return sqlite3_bind_int64(stmt, idx, v);
             } else if constexpr (std::is_same_v<T, std::string>) {
-              return sqlite3_bind_text64(stmt, idx, v.data(), v.size(), SQLITE_TRANSIENT, SQLITE_UTF8);
+              return sqlite3_bind_text64(stmt, idx, v.data(), v.size(), SQLITE_STATIC, SQLITE_UTF8);
             } else {
-              return sqlite3_bind_blob64(stmt, idx, v.data(), v.size(), SQLITE_TRANSIENT);
+              return sqlite3_bind_blob64(stmt, idx, v.data(), v.size(), SQLITE_STATIC);
             }
           },
           params[i]);
@@ -172,6 +206,7 @@ class Connection {
  private:
   explicit Connection(sqlite3* db) : db_(db) {}
   sqlite3* db_;
+  sqlite3_stmt* control_[static_cast<size_t>(Control::kCount)] = {};
   std::map<std::string, sqlite3_stmt*, std::less<>> cache_;
 };
 
@@ -218,11 +253,11 @@ class SqliteDatabase final : public Database {
 
   Status Read(const std::function<Status(Transaction&)>& fn) override {
     Connection* conn = AcquireReader();
-    Status st = writer_ ? conn->ExecScript("BEGIN") : Status::Ok();
+    Status st = writer_ ? conn->Run(Connection::Control::kBegin) : Status::Ok();
     if (st.ok()) {
       SqliteTransaction tx(conn);
       st = fn(tx);
-      (void)conn->ExecScript("COMMIT");
+      (void)conn->Run(Connection::Control::kCommit);
     }
     ReleaseReader(conn);
     return st;
@@ -239,7 +274,7 @@ class SqliteDatabase final : public Database {
     auto fail_all = [&](const Status& st) {
       for (internal::GroupMember* p : group) p->result = st;
     };
-    Status begin = writer_->ExecScript("BEGIN IMMEDIATE");
+    Status begin = writer_->Run(Connection::Control::kBeginImmediate);
     if (!begin.ok()) return fail_all(begin);
     internal::DeferredAudit audit;
     SqliteTransaction tx(writer_.get(), &audit);
@@ -248,19 +283,19 @@ class SqliteDatabase final : public Database {
     } else {
       for (internal::GroupMember* p : group) {
         audit.BeginMember();
-        Status sp = writer_->ExecScript("SAVEPOINT vouch_group_member");
+        Status sp = writer_->Run(Connection::Control::kSavepoint);
         if (sp.ok()) p->result = internal::CallMember(*p->fn, tx);
         const bool ok = sp.ok() && p->result.ok();
         if (!ok) {
           audit.DropMember();
           if (p->result.ok()) p->result = sp;
-          sp = writer_->ExecScript("ROLLBACK TO vouch_group_member");
+          sp = writer_->Run(Connection::Control::kRollbackTo);
         }
-        if (sp.ok()) sp = writer_->ExecScript("RELEASE vouch_group_member");
+        if (sp.ok()) sp = writer_->Run(Connection::Control::kRelease);
         if (!sp.ok() || writer_->autocommit()) {
           // The transaction itself is gone (SQLite rolls back the whole transaction on some
           // errors, e.g. I/O or a full disk): nobody in the group may be told "committed".
-          (void)writer_->ExecScript("ROLLBACK");
+          (void)writer_->Run(Connection::Control::kRollback);
           Status lost = sp.ok() ? Aborted("the group's transaction was rolled back by SQLite: " +
                                               p->result.message(),
                                           std::string(kStoreBusy))
@@ -275,14 +310,14 @@ class SqliteDatabase final : public Database {
     bool any_ok = false;
     for (internal::GroupMember* p : group) any_ok |= p->result.ok();
     if (!any_ok) {
-      (void)writer_->ExecScript("ROLLBACK");
+      (void)writer_->Run(Connection::Control::kRollback);
       return;
     }
     // The audit entries of the members that succeeded, chained in the order they ran.
     Status commit = tx.FlushAudit();
-    if (commit.ok()) commit = writer_->ExecScript("COMMIT");
+    if (commit.ok()) commit = writer_->Run(Connection::Control::kCommit);
     if (!commit.ok()) {
-      (void)writer_->ExecScript("ROLLBACK");
+      (void)writer_->Run(Connection::Control::kRollback);
       for (internal::GroupMember* p : group) {
         if (p->result.ok()) p->result = commit;
       }

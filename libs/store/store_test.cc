@@ -820,6 +820,69 @@ TEST_P(StoreTest, MigrationSevenSetsInstancesFillfactorOnPostgresOnly) {
   EXPECT_TRUE(st.ok()) << st.ToString();
 }
 
+// Migration 8 (issue 16): on SQLite the heartbeat batch lookup (the statement of
+// api/manager_heartbeats.cc, which names these indexes) reads the covering indexes only, never a
+// row of instances or certificates, and finds the same rows as through the primary keys;
+// PostgreSQL skips the statements and has neither index.
+TEST_P(StoreTest, MigrationEightHeartbeatLookupReadsCoveringIndexesOnSqliteOnly) {
+  const auto& m = Migrations();
+  ASSERT_GE(m.size(), 8u);
+  for (const std::string& stmt : m[7]) EXPECT_EQ(stmt.rfind(std::string(kMigrationOnlyPrefix) + "sqlite*/", 0), 0u);
+  if (postgres()) {
+    Status st = db_->Read([&](Transaction& tx) -> Status {
+      VOUCH_ASSIGN_OR_RETURN(Rows r, tx.Query("SELECT indexname FROM pg_indexes WHERE indexname LIKE '%heartbeat_lookup'"));
+      EXPECT_TRUE(r.empty());
+      return Status::Ok();
+    });
+    EXPECT_TRUE(st.ok()) << st.ToString();
+    return;
+  }
+  const std::string lookup =
+      "SELECT i.id, i.serial, c.status, c.zone_id FROM instances i INDEXED BY instances_heartbeat_lookup "
+      "JOIN certificates c INDEXED BY certificates_heartbeat_lookup ON c.serial = i.serial "
+      "WHERE (i.node_id || '') = ? AND i.id IN (?, ?, ?, ?) ORDER BY i.id";
+  const std::vector<Value> params = {std::string("node-a"), std::string("inst-0"), std::string("inst-1"),
+                                     std::string("inst-2"), std::string("inst-9")};
+  // Rows without their zones, apps, builds and nodes: the foreign keys are checked at COMMIT
+  // (deferred), and the transaction is rolled back after the checks.
+  Status st = db_->Write([&](Transaction& tx) -> Status {
+    VOUCH_RETURN_IF_ERROR(tx.Exec("PRAGMA defer_foreign_keys = ON").status());
+    for (int k = 0; k < 3; ++k) {
+      const std::string n = std::to_string(k);
+      VOUCH_RETURN_IF_ERROR(tx.Exec("INSERT INTO certificates (serial, zone_id, kind, subject, sans, not_before, "
+                                    "not_after, pem, status, issued_to, created_at) VALUES (?, ?, 'workload', 's', "
+                                    "'[]', 0, 9, 'PEM', ?, 'x', 0)",
+                                    {"serial-" + n, "zone-" + n, std::string(k == 1 ? "revoked" : "valid")})
+                                .status());
+      VOUCH_RETURN_IF_ERROR(tx.Exec("INSERT INTO instances (id, app_id, build_id, node_id, serial, status, first_seen) "
+                                    "VALUES (?, 'a', 'b', ?, ?, 'running', 0)",
+                                    {"inst-" + n, std::string(k == 2 ? "node-b" : "node-a"), "serial-" + n})
+                                .status());
+    }
+    std::string plan;
+    VOUCH_ASSIGN_OR_RETURN(Rows p, tx.Query("EXPLAIN QUERY PLAN " + lookup, params));
+    for (const Row& r : p) plan += r.Str(r.size() - 1) + "\n";
+    EXPECT_NE(plan.find("USING COVERING INDEX instances_heartbeat_lookup"), std::string::npos) << plan;
+    EXPECT_NE(plan.find("USING COVERING INDEX certificates_heartbeat_lookup"), std::string::npos) << plan;
+    VOUCH_ASSIGN_OR_RETURN(Rows got, tx.Query(lookup, params));
+    VOUCH_ASSIGN_OR_RETURN(Rows want, tx.Query("SELECT i.id, i.serial, c.status, c.zone_id FROM instances i "
+                                               "JOIN certificates c ON c.serial = i.serial WHERE i.node_id = ? AND "
+                                               "i.id IN (?, ?, ?, ?) ORDER BY i.id",
+                                               params));
+    EXPECT_EQ(got.size(), 2u);  // inst-2 is node-b's, inst-9 does not exist
+    EXPECT_EQ(got.size(), want.size());
+    for (size_t k = 0; k < got.size() && k < want.size(); ++k) {
+      for (size_t c = 0; c < 4; ++c) EXPECT_EQ(got[k].Str(c), want[k].Str(c)) << k << " " << c;
+    }
+    if (got.size() == 2) {
+      EXPECT_EQ(got[1].Str(2), "revoked");
+      EXPECT_EQ(got[1].Str(3), "zone-1");
+    }
+    return Aborted("checked; roll back");
+  });
+  EXPECT_EQ(st.message(), "checked; roll back") << st.ToString();
+}
+
 // Migration 3 (issue 13) on a store with data, as an upgrade meets it: tasks are rebuilt (a new
 // kind, app_id optional) keeping their approvals and the approvals' foreign key; zones that
 // allow sim get the shipped sim agent's node identity, other zones none.
