@@ -14,6 +14,16 @@
 // round trip of their own. Serialisation failures, deadlocks and lost connections before COMMIT
 // are retried (the callback runs again on a fresh transaction); a connection lost during COMMIT is
 // reported as Unavailable, because its outcome is unknown.
+//
+// A group's audit entries are its last statement, and COMMIT is sent in the same pipeline
+// (FlushAuditAndCommit). This keeps every guarantee: the server runs a pipeline's queries in
+// order and, after an error, skips the rest up to the sync, so COMMIT runs only after the entries'
+// statement succeeded; a failed statement leaves the transaction open and aborted, and Attempt
+// rolls it back (retrying a conflict) exactly as for any failed statement; an error answered by
+// COMMIT means the server rolled back, as for COMMIT sent alone; a connection lost at any point of
+// that pipeline is reported as a COMMIT of unknown outcome (never retried), because COMMIT may
+// have been sent and run. QueryOnce runs one SELECT in autocommit (no BEGIN/COMMIT): a single
+// statement sees one snapshot, and a read is safe to retry.
 #include <libpq-fe.h>
 
 #include <algorithm>
@@ -97,8 +107,13 @@ class PgConnection {
   void Defer(std::string sql) { pending_.push_back(std::move(sql)); }
   void ClearDeferred() { pending_.clear(); }
 
-  // Runs one statement; `last_error` tells the caller whether a retry may help.
-  Result<PgResultPtr> Run(std::string_view sql, const std::vector<Value>& params, ErrorClass* last_error) {
+  // Runs one statement; `last_error` tells the caller whether a retry may help. With `commit`,
+  // COMMIT follows the statement in the same pipeline (one round trip): ok means both succeeded
+  // (the transaction committed); a failed statement means the server skipped COMMIT (the
+  // transaction stays open and aborted, for the caller's ROLLBACK); kConnection means the outcome
+  // of COMMIT is unknown.
+  Result<PgResultPtr> Run(std::string_view sql, const std::vector<Value>& params, ErrorClass* last_error,
+                          bool commit = false) {
     *last_error = ErrorClass::kNone;
     if (!connected()) {
       *last_error = ErrorClass::kConnection;
@@ -149,13 +164,13 @@ class PgConnection {
     exec.lengths = lengths.data();
     exec.formats = formats.data();
     const std::string what(std::string(sql).substr(0, 120));
-    if (!pending_.empty()) {
+    if (!pending_.empty() || commit) {
       Step prep;
       prep.prepare_name = &name;
       prep.prepare_sql = &translated;
       prep.types = &types;
       bool prepared = false;
-      auto res = Pipeline(prepare ? &prep : nullptr, exec, what, last_error, &prepared);
+      auto res = Pipeline(prepare ? &prep : nullptr, exec, what, last_error, &prepared, commit);
       if (prepare && prepared) statements_.emplace(std::string(sql), Prepared{name, std::move(types)});
       return res;
     }
@@ -226,11 +241,12 @@ class PgConnection {
     return Unavailable("PostgreSQL connection lost: " + msg, std::string(kStoreUnavailable));
   }
 
-  // Sends the deferred commands, then `prepare` (if any) and `last`, in one pipeline (one round
-  // trip) and returns the result of `last`. The first query that failed decides the error (later
-  // ones are skipped by the server). `prepared` tells whether `prepare` succeeded.
+  // Sends the deferred commands, then `prepare` (if any) and `last`, and COMMIT after it when
+  // `commit`, in one pipeline (one round trip) and returns the result of `last`. The first query
+  // that failed decides the error (the server skips the later ones, COMMIT included, up to the
+  // pipeline's sync). `prepared` tells whether `prepare` succeeded.
   Result<PgResultPtr> Pipeline(const Step* prepare, const Step& last, const std::string& what, ErrorClass* last_error,
-                               bool* prepared) {
+                               bool* prepared, bool commit = false) {
     std::vector<std::string> commands;
     commands.swap(pending_);
     if (PQenterPipelineMode(conn_) != 1) return Lost(last_error);
@@ -241,9 +257,14 @@ class PgConnection {
       sent = sent && Send(q);
     }
     if (prepare != nullptr) sent = sent && Send(*prepare);
-    sent = sent && Send(last) && PQpipelineSync(conn_) == 1;
+    sent = sent && Send(last);
+    Step commit_step;
+    commit_step.plain = "COMMIT";
+    if (commit) sent = sent && Send(commit_step);
+    sent = sent && PQpipelineSync(conn_) == 1;
     if (!sent) return Lost(last_error);
-    const size_t expected = commands.size() + (prepare != nullptr ? 1 : 0) + 1;
+    const size_t last_index = commands.size() + (prepare != nullptr ? 1 : 0);
+    const size_t expected = last_index + 1 + (commit ? 1 : 0);
     std::vector<PgResultPtr> results;
     bool synced = false;
     int nulls = 0;
@@ -273,14 +294,20 @@ class PgConnection {
         continue;
       }
       if (st == PGRES_PIPELINE_ABORTED) continue;  // after the failure reported below
-      const std::string& name = i < commands.size() ? commands[i] : what;
+      const std::string name = i < commands.size() ? commands[i] : i > last_index ? "COMMIT" : what;
       return ErrorFor(results[i].get(), name, last_error);
     }
-    if (PQresultStatus(results.back().get()) == PGRES_PIPELINE_ABORTED) {
+    if (PQresultStatus(results[last_index].get()) == PGRES_PIPELINE_ABORTED) {
       *last_error = ErrorClass::kOther;
       return Aborted("a pipelined statement was skipped", std::string(kStoreTxAborted));
     }
-    return std::move(results.back());
+    // COMMIT of a transaction that had failed answers ROLLBACK (not expected here: a statement is
+    // only sent while the transaction is healthy, and a failed one skips COMMIT).
+    if (commit && std::string_view(PQcmdStatus(results.back().get())) != "COMMIT") {
+      *last_error = ErrorClass::kOther;
+      return Aborted("the transaction was rolled back at COMMIT", std::string(kStoreTxAborted));
+    }
+    return std::move(results[last_index]);
   }
 
   static std::string HexEncode(const Blob& b) {
@@ -425,8 +452,10 @@ class PgTransaction final : public Transaction, public internal::AuditSink {
   internal::DeferredAudit* audit() { return audit_; }
 
   // Chains the group's deferred audit entries under the audit lock, which is then held until
-  // COMMIT: groups append one at a time and the chain's order is their commit order.
-  Status FlushAudit() {
+  // COMMIT: groups append one at a time and the chain's order is their commit order. The entries'
+  // statement is the group's last, so COMMIT travels in its pipeline (commit_sent(): the caller
+  // must not send COMMIT again; see the header comment for why nothing else changes).
+  Status FlushAuditAndCommit() {
     if (audit_ == nullptr || audit_->empty()) return Status::Ok();
     if (failure_ != ErrorClass::kNone) {
       return Aborted("an earlier statement of this transaction failed", std::string(kStoreTxAborted));
@@ -437,6 +466,10 @@ class PgTransaction final : public Transaction, public internal::AuditSink {
     defer_ = true;
     return st;
   }
+  // True once a statement went out with COMMIT behind it (FlushAuditAndCommit): then ok and no
+  // failure() means committed, kConnection means unknown, any other failure means COMMIT was
+  // skipped and the transaction awaits ROLLBACK.
+  bool commit_sent() const { return commit_sent_; }
 
   // The class of the first failure inside the callback: the transaction is then unusable
   // (PostgreSQL aborts it), so the caller decides between retry and rollback from this.
@@ -468,13 +501,15 @@ class PgTransaction final : public Transaction, public internal::AuditSink {
   }
 
  private:
-  Result<PgResultPtr> Run(std::string_view sql, const std::vector<Value>& params) {
+  Result<PgResultPtr> Run(std::string_view sql, const std::vector<Value>& params, bool commit = false) {
     if (failure_ != ErrorClass::kNone) {
       return Aborted("an earlier statement of this transaction failed",
                      std::string(kStoreTxAborted));
     }
+    if (commit_sent_) return Aborted("the transaction has ended", std::string(kStoreTxAborted));
     ErrorClass e;
-    auto res = conn_->Run(sql, params, &e);
+    commit_sent_ = commit;
+    auto res = conn_->Run(sql, params, &e, commit);
     if (!res.ok()) failure_ = e;
     return res;
   }
@@ -510,19 +545,21 @@ class PgTransaction final : public Transaction, public internal::AuditSink {
       for (size_t i = 0; i < v.size(); ++i) out += (i > 0 ? "," : "") + v[i];
       return out + "}";
     };
-    return Exec("WITH entries AS (INSERT INTO audit (seq, at, actor, action, target, outcome, detail, prev_hash, hash) "
-                "SELECT * FROM unnest(?::bigint[], ?::bigint[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], "
-                "?::text[], ?::text[])) "
-                "INSERT INTO settings (key, value) VALUES ('audit_head', ?) "
-                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                {ints(seqs), ints(ats), PgTextArray(actors), PgTextArray(actions), PgTextArray(targets), PgTextArray(outcomes),
-                 PgTextArray(details), PgTextArray(prevs), PgTextArray(hashes), prev})
+    return Run("WITH entries AS (INSERT INTO audit (seq, at, actor, action, target, outcome, detail, prev_hash, hash) "
+               "SELECT * FROM unnest(?::bigint[], ?::bigint[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], "
+               "?::text[], ?::text[])) "
+               "INSERT INTO settings (key, value) VALUES ('audit_head', ?) "
+               "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+               {ints(seqs), ints(ats), PgTextArray(actors), PgTextArray(actions), PgTextArray(targets), PgTextArray(outcomes),
+                PgTextArray(details), PgTextArray(prevs), PgTextArray(hashes), prev},
+               /*commit=*/true)
         .status();
   }
 
   PgConnection* conn_;
   internal::DeferredAudit* audit_;
   bool defer_ = true;
+  bool commit_sent_ = false;
   ErrorClass failure_ = ErrorClass::kNone;
 };
 
@@ -646,6 +683,18 @@ class PostgresDatabase final : public Database {
     internal::DeferredAudit audit;
     PgTransaction tx(conn, write ? &audit : nullptr);
     Status st = fn(tx);
+    if (tx.commit_sent()) {
+      // COMMIT went out with the group's last statement (the audit entries).
+      if (tx.failure() == ErrorClass::kConnection) {
+        // As for a lost COMMIT below: it may have landed, so the group never runs again.
+        *failure = ErrorClass::kOther;
+        return Unavailable("PostgreSQL connection lost during COMMIT; the outcome is unknown",
+                           std::string(kStoreUnavailable));
+      }
+      if (st.ok() && tx.failure() == ErrorClass::kNone) return st;  // committed
+      // Otherwise the statement or COMMIT failed and nothing was committed: as any failed
+      // statement below (ROLLBACK; a conflict is retried).
+    }
     if (tx.failure() == ErrorClass::kConflict || tx.failure() == ErrorClass::kConnection) {
       *failure = tx.failure();
       if (conn->connected()) (void)conn->Command("ROLLBACK", &e);
@@ -708,7 +757,7 @@ class PostgresDatabase final : public Database {
           }
           if (!any_ok) return Aborted("every write of the group failed", std::string(kStoreGroupFailed));
           // The audit entries of the members that succeeded, in the order they ran.
-          return tx.FlushAudit();
+          return tx.FlushAuditAndCommit();
         },
         true, mode);
     if (st.ok()) return;

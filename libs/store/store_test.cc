@@ -774,6 +774,79 @@ TEST_P(StoreTest, QueryOnceRunsOutsideATransactionAndSurvivesALostConnection) {
   }
 }
 
+// PostgreSQL sends a group's audit entries and COMMIT in one pipeline. A trigger on `audit` makes
+// that statement fail: with an error (the group rolls back, COMMIT skipped), with a serialization
+// failure twice (the group runs again and commits once), or by ending its own connection (the
+// outcome is unknown: reported as unavailable, the callback never runs twice).
+TEST_P(StoreTest, AuditFlushAndCommitInOnePipelineKeepTheirGuarantees) {
+  if (!postgres()) GTEST_SKIP() << "PostgreSQL only";
+  ASSERT_TRUE(db_->Write([&](Transaction& tx) -> Status {
+                   VOUCH_RETURN_IF_ERROR(tx.Exec("CREATE SEQUENCE conflicts").status());
+                   VOUCH_RETURN_IF_ERROR(tx.Exec("CREATE SEQUENCE deaths").status());
+                   return tx.Exec(R"(CREATE FUNCTION audit_trap() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.action = 'boom' THEN RAISE EXCEPTION 'trapped'; END IF;
+  IF NEW.action = 'conflict' AND nextval('conflicts') <= 2 THEN
+    RAISE EXCEPTION 'conflict' USING ERRCODE = '40001';
+  END IF;
+  IF NEW.action = 'die' AND nextval('deaths') = 1 THEN PERFORM pg_terminate_backend(pg_backend_pid()); END IF;
+  RETURN NEW;
+END $$)")
+                       .status();
+                 }).ok());
+  ASSERT_TRUE(db_->Write([&](Transaction& tx) {
+                   return tx.Exec("CREATE TRIGGER audit_trap BEFORE INSERT ON audit FOR EACH ROW EXECUTE FUNCTION "
+                                  "audit_trap()")
+                       .status();
+                 }).ok());
+  FixedClock clock(FromUnixSeconds(1700000000));
+  auto write = [&](const std::string& key, const std::string& action, int* calls) {
+    return db_->Write([&](Transaction& tx) -> Status {
+      ++*calls;
+      VOUCH_RETURN_IF_ERROR(tx.Exec("INSERT INTO settings (key, value) VALUES (?, 'v')", {key}).status());
+      return AppendAudit(tx, clock.Now(), "system", action, key, "ok");
+    });
+  };
+  auto settings = [&](const std::string& key) {
+    auto r = db_->QueryOnce("SELECT COUNT(*) FROM settings WHERE key = ?", {key});
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? (*r)[0].Int(0) : -1;
+  };
+  int calls = 0;
+  ASSERT_TRUE(write("k-ok", "fine", &calls).ok());
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(settings("k-ok"), 1);
+
+  calls = 0;
+  Status st = write("k-boom", "boom", &calls);
+  EXPECT_EQ(st.code(), StatusCode::kInternal) << st.ToString();
+  EXPECT_NE(st.message().find("trapped"), std::string::npos) << st.ToString();
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(settings("k-boom"), 0);  // rolled back: the server skipped COMMIT
+
+  calls = 0;
+  ASSERT_TRUE(write("k-conflict", "conflict", &calls).ok());
+  EXPECT_EQ(calls, 3);  // two serialization failures, then committed
+  EXPECT_EQ(settings("k-conflict"), 1);
+
+  calls = 0;
+  st = write("k-die", "die", &calls);
+  EXPECT_EQ(st.code(), StatusCode::kUnavailable) << st.ToString();
+  EXPECT_NE(st.message().find("outcome is unknown"), std::string::npos) << st.ToString();
+  EXPECT_EQ(calls, 1);  // never retried: COMMIT had been sent
+  EXPECT_LE(settings("k-die"), 1);
+
+  calls = 0;
+  ASSERT_TRUE(write("k-after", "fine", &calls).ok());  // the pool reconnects
+  EXPECT_EQ(settings("k-after"), 1);
+  auto v = VerifyAuditChain(*db_);
+  ASSERT_TRUE(v.ok()) << v.status().ToString();
+  EXPECT_TRUE(v->ok) << v->message;
+  auto n = db_->QueryOnce("SELECT COUNT(*) FROM audit WHERE action IN ('fine', 'conflict')", {});
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ((*n)[0].Int(0), 3);
+}
+
 TEST(TranslateSqlForPostgres, RewritesPlaceholdersAndTypesOutsideLiterals) {
   EXPECT_EQ(TranslateSqlForPostgres("SELECT a FROM t WHERE b = ? AND c = ?"), "SELECT a FROM t WHERE b = $1 AND c = $2");
   EXPECT_EQ(TranslateSqlForPostgres("CREATE TABLE t (a INTEGER NOT NULL, b BLOB, c integer, d TEXT)"),
