@@ -182,6 +182,11 @@ seed_instances() {
     psql -q "$PG_URL" -v ON_ERROR_STOP=1 -f "$OUT/seed-$STORE.sql" >/dev/null || fail "seed"
   fi
   log "$STORE: seeded $INST instances in $((SECONDS - t0)) s"
+  if [[ $STORE == sqlite ]]; then  # the store's size and its indexes' (what each index costs on disk)
+    log "$STORE: database $(( $(stat -c %s "$DB") / 1048576 )) MiB; largest indexes (MiB):" \
+      "$(sqlite3 "$DB" "SELECT name, pgsize / 1048576 FROM (SELECT name, SUM(pgsize) AS pgsize FROM dbstat GROUP BY name) \
+         WHERE name NOT IN (SELECT name FROM sqlite_master WHERE type = 'table') ORDER BY pgsize DESC LIMIT 6" 2>/dev/null | tr '\n' ' ')"
+  fi
   stop_pids "$V1"
   start_vouchd "$D1" "$P1" "$VLOG"
   V1=$VP

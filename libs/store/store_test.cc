@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <sqlite3.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -891,6 +892,17 @@ TEST_P(StoreTest, MigrationSevenSetsInstancesFillfactorOnPostgresOnly) {
     return Status::Ok();
   });
   EXPECT_TRUE(st.ok()) << st.ToString();
+}
+
+// SQLite's memory statistics are off (store/sqlite_database.cc): with them every allocation of
+// every connection takes one process-wide mutex. Nothing counted after a store was used.
+TEST(SqliteSettings, MemoryStatisticsAreOff) {
+  test::TempDir tmp("sqlite_memstatus");
+  auto db = OpenSqlite(tmp.File("m.db"));
+  ASSERT_TRUE(db.ok()) << db.status().ToString();
+  ASSERT_TRUE((*db)->Migrate().ok());
+  ASSERT_TRUE((*db)->Write([](Transaction& tx) { return tx.Exec("CREATE TABLE t (x TEXT)").status(); }).ok());
+  EXPECT_EQ(sqlite3_memory_used(), 0);
 }
 
 // Migration 8 (issue 16): on SQLite the heartbeat batch lookup (the statement of
