@@ -18,21 +18,14 @@ namespace vouch::store {
 namespace {
 
 // Process-wide settings, before SQLite initialises (sqlite3_config fails, harmlessly, after).
-// - No memory statistics (nothing here reads sqlite3_memory_used): with them every allocation of
-//   every connection takes one global mutex, contended by the readers and the writer (seen as
-//   lock waits in a context-switch profile of heartbeat ingest).
-// - Each connection's page cache in one block of up to 2 MiB (SQLite caps it at the cache's own
-//   size, cache_size's default 2000 KiB), its pages on a free list of their own: in WAL mode a
-//   reader's cache is emptied at each read transaction once the writer has committed, i.e. at
-//   every heartbeat batch, and without the block each page came from malloc again (4 KiB chunks
-//   that consolidate malloc's fast bins: ~5 % of vouchd's CPU in heartbeat ingest). Memory is
-//   touched as pages are used, as before.
+// No memory statistics (nothing here reads sqlite3_memory_used): with them every allocation of
+// every connection takes one global mutex, contended by the readers and the writer (seen as
+// lock waits in a context-switch profile of heartbeat ingest). (A page cache in one block per
+// connection, SQLITE_CONFIG_PAGECACHE, was tried: +12 MB of RSS at start for no CPU gain that
+// could be told from the run-to-run noise, session 11.)
 void ConfigureSqliteOnce() {
   static std::once_flag once;
-  std::call_once(once, [] {
-    (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
-    (void)sqlite3_config(SQLITE_CONFIG_PAGECACHE, nullptr, 0, -2048);
-  });
+  std::call_once(once, [] { (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); });
 }
 
 // One SQLite connection with a prepared-statement cache. Used by one thread at a time.
