@@ -151,9 +151,12 @@ run_app() {  # NAME AGENT_SOCKET PORT: the image under runc on the host network,
   unpack_for_runc out:v1 "run-$1" "$2" --host-network --env "PORT=$3"
   (cd "run-$1" && exec runc --root "$RUNC_ROOT" run "$1" >"../app-$1.log" 2>&1) &
 }
-serves_tls() {  # PORT: a handshake verified under the zone CA for cvm.example.com
+serves_tls() {  # PORT NAME: a handshake verified under the zone CA for cvm.example.com
   echo | openssl s_client -connect "127.0.0.1:$1" -verify_return_error -CAfile zone-ca.pem \
-    -verify_hostname cvm.example.com 2>&1 | grep -q "Verification: OK"
+    -verify_hostname cvm.example.com 2>&1 | grep -q "Verification: OK" && return 0
+  # What wait_until shows if it never does: the runtime's and the agent's last words.
+  echo "app: $(tail -n 2 "app-app-$2.log" 2>/dev/null | tr '\n' ' ') agent: $(tail -n 2 "$2.log" 2>/dev/null | tr '\n' ' ')"
+  return 1
 }
 TDX_PORT=$(free_port)
 SNP_PORT=$(free_port)
@@ -161,7 +164,8 @@ run_app app-tdx "$TDX_SOCK" "$TDX_PORT"
 run_app app-snp "$SNP_SOCK" "$SNP_PORT"
 for n in tdx snp; do
   p=TDX_PORT; [[ $n == snp ]] && p=SNP_PORT
-  wait_until "the image on the $n node serves TLS on ${!p}" 200 serves_tls "${!p}"
+  # The runtime retries a refused or failed request after 1, 2, 4, 8 and 16 s: allow for a few.
+  wait_until "the image on the $n node serves TLS on ${!p}" 600 serves_tls "${!p}" "$n"
   ok "the image on the $n node serves TLS: openssl s_client -verify_return_error accepts it under the zone CA"
 done
 inst_platforms() {

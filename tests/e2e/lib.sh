@@ -35,7 +35,7 @@ wait_until() {  # DESCRIPTION TRIES CMD...
     out=$("$@" 2>&1) && return 0
     sleep 0.1
   done
-  fail "timed out after $((tries / 10)).$((tries % 10)) s waiting until $what; last output: '${out:0:400}'"
+  fail "timed out after $((tries / 10)).$((tries % 10)) s waiting until $what; last output: '${out:0:600}'"
 }
 # For wait_until: prints CMD's output and succeeds when it is WANT.
 output_is() {  # WANT CMD...
